@@ -1,0 +1,241 @@
+"""The `slo` command line (DESIGN §3): exit 0 ok, 1 bad input, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipelines import engine
+from pipelines.config import Settings
+from pipelines.errors import SloError, SpecError
+from pipelines.progress import Progress
+
+
+def _timestamp(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time; expected e.g. 2026-11-23T12:00:00Z"
+        ) from exc
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slo",
+        description="Error budgets, burn-rate alerts and policy states for every SLO.",
+        epilog="Settings come from the environment (SLO_DATA_DIR, SLO_SPECS_DIR, …) or a .env file.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="validate SLO specs (default: SLO_SPECS_DIR)")
+    p.add_argument("paths", nargs="*", help="spec files or directories")
+    p.add_argument("--json", action="store_true", help="print SLOs, warnings and problems as JSON")
+
+    p = sub.add_parser("demo", help="build the embedded demo and evaluate it (replaces the data dir's store)")
+    p.add_argument("--now", type=_timestamp, help="pretend it is this UTC time (default: now)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: fixed)")
+    p.add_argument("--json", action="store_true", help="print a run summary as JSON")
+
+    p = sub.add_parser("run", help="pull metrics and run every pipeline")
+    p.add_argument("--source", choices=["demo", "csv"], default="demo")
+    p.add_argument("--events", nargs="+", type=Path, default=[], metavar="FILE",
+                   help="CSV/Parquet files with columns slo,timestamp,good,valid (--source csv)")
+    p.add_argument("--from", dest="start", type=_timestamp, help="first minute to load (UTC)")
+    p.add_argument("--to", dest="end", type=_timestamp,
+                   help="evaluate up to this instant (UTC; default: the end of the data)")
+    p.add_argument("--json", action="store_true", help="print a run summary as JSON")
+
+    p = sub.add_parser("status", help="budget, burn rates, alerts and policy state of every SLO")
+    p.add_argument("--at", type=_timestamp, help="evaluate at this UTC instant (default: latest)")
+    p.add_argument("--service", help="only this service")
+    p.add_argument("--json", action="store_true", help="print JSON (DESIGN §3)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.load()
+    try:
+        handler = {"validate": cmd_validate, "demo": cmd_demo, "run": cmd_run, "status": cmd_status}
+        return handler[args.command](args, settings)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s); nothing was applied", file=sys.stderr)
+        return 1
+    except SloError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; the published snapshot is unchanged", file=sys.stderr)
+        return 130
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.specs import load_specs
+
+    paths = args.paths or [settings.specs_dir]
+    try:
+        slos, warnings = load_specs(paths)
+    except SpecError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "problems": [p.__dict__ for p in exc.problems]}, indent=2))
+            return 1
+        raise
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({
+            "ok": True,
+            "slos": [{"slo": s.id, "target": s.target, "window": s.window.text, "sli_kind": s.sli.kind,
+                      "alerts": len(s.alerts)} for s in slos],
+            "warnings": [w.__dict__ for w in warnings],
+        }, indent=2))
+    else:
+        for slo in slos:
+            print(f"ok  {slo.id:<40} {slo.target * 100:g}% over {slo.window.text} ({slo.sli.kind})")
+        print(f"{len(slos)} SLO(s) valid, {len(warnings)} warning(s)")
+    return 0
+
+
+def _summary(args: argparse.Namespace, report: Any, seconds: float) -> None:
+    summary = {
+        "slos": report.slos,
+        "buckets_written": report.buckets_written,
+        "minutes_evaluated": report.minutes_evaluated,
+        "evaluated_to": engine.datetime_of(report.end).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seconds": round(seconds, 2),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{summary['slos']} SLOs · {summary['buckets_written']:,} buckets written · "
+            f"{summary['minutes_evaluated']:,} SLO-minutes evaluated up to {summary['evaluated_to']} "
+            f"in {summary['seconds']}s"
+        )
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.cycle import run_cycle
+    from pipelines.sources.demo_source import demo_pull
+
+    started = time.monotonic()
+    slos, pull = demo_pull(args.now, args.seed, Progress("generating"))
+    report = run_cycle(settings, slos, pull, reset=True, progress=Progress("evaluating"))
+    _summary(args, report, time.monotonic() - started)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.cycle import Pull, run_cycle
+    from pipelines.specs import load_specs
+
+    started = time.monotonic()
+    if args.source == "demo":
+        return cmd_demo(argparse.Namespace(now=args.end, seed=None, json=args.json), settings)
+    if not args.events:
+        raise SloError("--source csv needs --events FILE…")
+    import pandas as pd
+
+    from pipelines.sources.events_file import read_events
+
+    slos, warnings = load_specs([settings.specs_dir])
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    start = engine.minute_of(args.start) if args.start else None
+    end = engine.minute_of(args.end) if args.end else None
+    frames = [read_events(path, start, end) for path in args.events]
+    buckets = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if buckets.empty and end is None:
+        raise SloError(f"{', '.join(map(str, args.events))}: no events in the requested range")
+    data_end = end if end is not None else int(buckets["minute"].max()) + 1
+    pull = Pull(buckets=buckets, end=data_end, origin=", ".join(map(str, args.events)))
+    report = run_cycle(settings, slos, pull, progress=Progress("evaluating"))
+    _summary(args, report, time.monotonic() - started)
+    return 0
+
+
+STATE_STYLE = {
+    "normal": "32",
+    "freeze_review": "33",
+    "reliability_focus": "31",
+    "exhausted": "1;41;37",
+}
+
+
+def _fmt_pct(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def _fmt_burn(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def render_status(rows: list[dict[str, Any]], color: bool) -> str:
+    """A table an SRE scans in seconds: worst budget first, state and firing alerts stand out."""
+    def paint(text: str, code: str | None) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if color and code else text
+
+    order = sorted(rows, key=lambda r: (r["budget_remaining"] is not None, r["budget_remaining"] or 0))
+    header = ["SLO", "TARGET", "WINDOW", "SLI", "BUDGET LEFT", "STATE", "BURN 1h", "BURN 6h", "BURN 3d",
+              "ALERTS"]
+    table = [header]
+    styles: list[str | None] = [None]
+    for r in order:
+        alerts = ", ".join(
+            f"{a['severity'].upper()} {a['long_window']}/{a['short_window']}>{a['factor']:g}"
+            for a in r["alerts"]
+        ) or "-"
+        state = r["policy_state"] or r["data_status"].upper()
+        table.append([
+            r["slo"], f"{r['target'] * 100:g}%", r["window"], _fmt_pct(r["sli"]),
+            _fmt_pct(r["budget_remaining"], 1), state, _fmt_burn(r["burn_rates"]["1h"]),
+            _fmt_burn(r["burn_rates"]["6h"]), _fmt_burn(r["burn_rates"]["3d"]), alerts,
+        ])
+        styles.append(STATE_STYLE.get(r["policy_state"] or "", "35"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = []
+    for row, style in zip(table, styles, strict=True):
+        cells = [cell.ljust(widths[i]) if i in (0, 2, 5, 9) else cell.rjust(widths[i])
+                 for i, cell in enumerate(row)]
+        if style:
+            cells[5] = paint(cells[5], style)
+            if row[9] != "-":
+                cells[9] = paint(cells[9], "1;31" if "PAGE" in row[9] else "1;33")
+        lines.append("  ".join(cells).rstrip())
+    at = rows[0]["evaluated_at"] if rows else "—"
+    firing = sum(1 for r in rows if r["alerts"])
+    pages = sum(1 for r in rows if any(a["severity"] == "page" for a in r["alerts"]))
+    lines.insert(0, f"evaluated at {at} · {len(rows)} SLOs · {firing} alerting ({pages} paging)")
+    for r in order:
+        if r["data_status"] != "ok":
+            lines.append(f"note: {r['slo']}: {r['data_status'].replace('_', ' ')}"
+                         f" (last data {r['last_data_at'] or 'never'})")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.status import StatusQuery, status
+    from pipelines.store import Snapshot
+
+    snapshot = Snapshot(settings.data_dir)
+    with snapshot.connection() as con:
+        rows = status(con, StatusQuery(at=args.at, service=args.service))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(render_status(rows, color=sys.stdout.isatty()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,650 @@
+"""The SLO engine: SLIs, burn rates, error budgets, policy states and alert intervals (DESIGN §2).
+
+Two ways produce the same *window sums* (Σgood, Σvalid over `[T−W, T)` for every evaluation instant
+T), and one SQL query turns window sums into everything SREs read:
+
+* `dense_window_sums` — a fold over a dense per-minute grid with cumulative sums, for whole
+  histories (demo, backfills, new SLOs). It never sorts: buckets are scattered into place.
+* `point_window_sums` — cumulative sums looked up from hourly checkpoints plus at most an hour of
+  raw buckets, for a few new minutes (the steady state) and for `slo status --at T`. Its cost is
+  proportional to the minutes evaluated, not to the history.
+
+`FORMULA_SQL` (built by `formula_sql`) is the definition in one place: SLI, burn rate, budget
+remaining, policy state and firing alert conditions. Threshold comparisons are exact integer
+arithmetic on the fractions of the target and factors, so "exactly 50 % left" or "burn exactly 14.4"
+land on the side DESIGN §2 says, not on a rounding error's side.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from pipelines.model import STANDARD_BURN_WINDOWS, Slo
+
+CHECKPOINT_STEP = 60  # minutes between stored cumulative sums
+SERIES_STEP = 15  # minutes between stored chart points
+INCREMENTAL_LIMIT = 1440  # re-evaluate more minutes than this with the dense fold instead
+STATE_NAMES = ("normal", "freeze_review", "reliability_focus", "exhausted")
+
+Progress = Callable[[int, int], None]
+
+
+def exact(value: float) -> Fraction:
+    """The fraction a spec number stands for (0.9995 → 1999/2000, 0.9333… → 14/15)."""
+    frac = Fraction(repr(value))
+    return frac.limit_denominator(10**6) if frac.denominator > 10**6 else frac
+
+
+@dataclass(frozen=True)
+class EngineSlo:
+    """What the engine needs of one SLO, with the target and factors as exact fractions."""
+
+    key: int
+    slo: Slo
+
+    @property
+    def budget_fraction(self) -> Fraction:
+        return 1 - exact(self.slo.target)
+
+    def thresholds(self) -> list[tuple[int, int, int, int]]:
+        """Per alert condition: (long, short, num, den) with bad/valid > num/den meaning firing."""
+        out = []
+        for alert in self.slo.alerts:
+            thr = exact(alert.factor) * self.budget_fraction
+            out.append((alert.long_window, alert.short_window, thr.numerator, thr.denominator))
+        return out
+
+
+def burn_windows(slos: Iterable[EngineSlo]) -> list[int]:
+    """The windows whose sums are needed: the seven standard ones and every alert's windows."""
+    windows = set(STANDARD_BURN_WINDOWS.values())
+    for es in slos:
+        for alert in es.slo.alerts:
+            windows.update((alert.long_window, alert.short_window))
+    return sorted(windows)
+
+
+def max_conditions(slos: Iterable[EngineSlo]) -> int:
+    return max((len(es.slo.alerts) for es in slos), default=0)
+
+
+def params_table(slos: Sequence[EngineSlo], k: int) -> pa.Table:
+    """One row per SLO: budget fraction and its alert conditions as columns c0…c{k-1}."""
+    cols: dict[str, list[object]] = {"slo_key": [], "bf_num": [], "bf_den": []}
+    for i in range(k):
+        for part in ("long", "short", "num", "den"):
+            cols[f"c{i}_{part}"] = []
+    for es in slos:
+        bf = es.budget_fraction
+        cols["slo_key"].append(es.key)
+        cols["bf_num"].append(bf.numerator)
+        cols["bf_den"].append(bf.denominator)
+        conds = es.thresholds()
+        for i in range(k):
+            values = conds[i] if i < len(conds) else (None, None, None, None)
+            for part, value in zip(("long", "short", "num", "den"), values, strict=True):
+                cols[f"c{i}_{part}"].append(value)
+    types = {name: pa.int64() for name in cols}
+    types["slo_key"] = pa.int32()
+    return pa.table({name: pa.array(vals, type=types[name]) for name, vals in cols.items()})
+
+
+def _state_sql(g: str, v: str) -> str:
+    # budget_remaining r = 1 − B/A with B = bad·bf_den and A = valid·bf_num (exact integers):
+    # r > ½ ⇔ 2B < A;  ¼ ≤ r ≤ ½ ⇔ 4B ≤ 3A;  0 < r < ¼ ⇔ B < A;  r ≤ 0 otherwise.
+    b = f"(({v} - {g})::HUGEINT * p.bf_den)"
+    a = f"({v}::HUGEINT * p.bf_num)"
+    return (
+        f"CASE WHEN coalesce({v}, 0) = 0 THEN NULL WHEN 2 * {b} < {a} THEN 0 "
+        f"WHEN 4 * {b} <= 3 * {a} THEN 1 WHEN {b} < {a} THEN 2 ELSE 3 END"
+    )
+
+
+def _condition_sql(i: int, side: str, windows: Sequence[int]) -> str:
+    # bad/valid > num/den ⇔ bad·den > num·valid; false when the window holds no valid events.
+    cases = " ".join(
+        f"WHEN {w} THEN (w.v_{w} - w.g_{w})::HUGEINT * p.c{i}_den > p.c{i}_num::HUGEINT * w.v_{w}"
+        for w in windows
+    )
+    return f"(CASE p.c{i}_{side} {cases} ELSE FALSE END)"
+
+
+def formula_sql(windows: Sequence[int], k: int, source: str = "ws", where: str = "") -> str:
+    """SQL turning window sums (`source`) into the evaluation of every row (DESIGN §2)."""
+    burns = ",\n  ".join(
+        f"CASE WHEN w.v_{m} > 0 THEN ((w.v_{m} - w.g_{m})::DOUBLE * p.bf_den) "
+        f"/ (w.v_{m}::DOUBLE * p.bf_num) END AS burn_{name}"
+        for name, m in STANDARD_BURN_WINDOWS.items()
+    )
+    firing = (
+        " + ".join(
+            f"(CASE WHEN {_condition_sql(i, 'long', windows)} AND {_condition_sql(i, 'short', windows)} "
+            f"THEN {1 << i} ELSE 0 END)"
+            for i in range(k)
+        )
+        or "0"
+    )
+    return f"""
+-- Evaluation at each instant t: SLI, budget remaining, policy state (now and one minute earlier),
+-- burn rates over the standard windows, and the bitmask of firing alert conditions.
+SELECT w.slo_key, w.t,
+  CASE WHEN w.v_slo > 0 THEN w.g_slo::DOUBLE / w.v_slo END AS sli,
+  CASE WHEN w.v_slo > 0 THEN 1 - ((w.v_slo - w.g_slo)::DOUBLE * p.bf_den) / (w.v_slo::DOUBLE * p.bf_num)
+  END AS budget_remaining,
+  w.g_slo AS good_slo, w.v_slo AS valid_slo,
+  ({_state_sql('w.g_slo', 'w.v_slo')})::TINYINT AS state,
+  ({_state_sql('w.g_prev', 'w.v_prev')})::TINYINT AS prev_state,
+  {burns},
+  ({firing})::INTEGER AS firing
+FROM {source} w JOIN params p USING (slo_key)
+{where}
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Calendar periods
+
+
+def period_start(minutes: np.ndarray, calendar: str) -> np.ndarray:
+    """Start (epoch minute) of the calendar month or quarter containing each minute, UTC."""
+    months = minutes.astype("datetime64[m]").astype("datetime64[M]").astype(np.int64)
+    if calendar == "quarter":
+        months = months - (months % 3)
+    elif calendar != "month":
+        raise ValueError(f"unknown calendar window {calendar!r}")
+    return months.astype("datetime64[M]").astype("datetime64[m]").astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dense fold: whole histories
+
+
+@dataclass
+class DenseResult:
+    ws: pa.Table  # window sums per evaluation instant
+    checkpoints: pa.Table  # slo_key, minute, cum_good, cum_valid
+
+
+def dense_window_sums(
+    slos: Sequence[EngineSlo],
+    first_minute: dict[int, int],
+    end: int,
+    key: np.ndarray,
+    minute: np.ndarray,
+    good: np.ndarray,
+    valid: np.ndarray,
+    windows: Sequence[int],
+) -> DenseResult:
+    """Window sums for every instant T in (first, end] of each SLO, from its raw buckets.
+
+    `key, minute, good, valid` are the SLOs' buckets in any order (unique per key and minute).
+    Bucket m is the minute [m, m+1); the row for bucket m is the evaluation at T = m + 1.
+    """
+    keys = np.array([es.key for es in slos], dtype=np.int64)
+    lo = np.array([first_minute[es.key] for es in slos], dtype=np.int64)
+    n = np.maximum(end - lo, 0)
+    starts = np.concatenate(([0], np.cumsum(n)[:-1])).astype(np.int64)
+    total = int(n.sum())
+
+    order = np.argsort(keys)
+    slot = np.searchsorted(keys[order], key)
+    slot = order[np.clip(slot, 0, len(keys) - 1)]
+    rel = minute.astype(np.int64) - lo[slot]
+    keep = (keys[slot] == key) & (rel >= 0) & (rel < n[slot])
+    pos = starts[slot[keep]] + rel[keep]
+    g = np.zeros(total, dtype=np.int64)
+    v = np.zeros(total, dtype=np.int64)
+    g[pos] = good[keep]
+    v[pos] = valid[keep]
+
+    cg = np.cumsum(g)
+    cv = np.cumsum(v)
+    del g, v
+    block = np.repeat(np.arange(len(slos)), n)
+    offset = np.arange(total, dtype=np.int64) - starts[block]
+    base_g = np.where(starts > 0, cg[np.maximum(starts - 1, 0)], 0)[block]
+    base_v = np.where(starts > 0, cv[np.maximum(starts - 1, 0)], 0)[block]
+    index = np.arange(total, dtype=np.int64)
+
+    def lagged(c: np.ndarray, base: np.ndarray, w: np.ndarray | int) -> np.ndarray:
+        # cumulative sum just before the window: C(T − W), or the block's base before its start
+        return np.where(offset >= w, c[np.maximum(index - w, 0)], base)
+
+    cols: dict[str, np.ndarray] = {
+        "slo_key": keys[block].astype(np.int32),
+        "t": (lo[block] + offset + 1).astype(np.int32),
+    }
+    for w in windows:
+        cols[f"g_{w}"] = cg - lagged(cg, base_g, w)
+        cols[f"v_{w}"] = cv - lagged(cv, base_v, w)
+
+    # The SLO window: rolling (per SLO length) or calendar (since the start of the period that
+    # contains the latest bucket, T − 1m).
+    slo_w = np.array([es.slo.window.minutes for es in slos], dtype=np.int64)[block]
+    is_cal = np.array([es.slo.window.kind == "calendar" for es in slos])
+    g_slo = cg - lagged(cg, base_g, slo_w)
+    v_slo = cv - lagged(cv, base_v, slo_w)
+    for cal in ("month", "quarter"):
+        sel_blocks = np.array([es.slo.window.calendar == cal for es in slos]) & is_cal
+        if not sel_blocks.any():
+            continue
+        rows = sel_blocks[block]
+        bucket_minute = lo[block][rows] + offset[rows]
+        ps_off = period_start(bucket_minute, cal) - lo[block][rows]
+        at = index[rows] - offset[rows] + ps_off - 1  # position of the bucket before the period
+        g_slo[rows] = cg[rows] - np.where(ps_off > 0, cg[np.maximum(at, 0)], base_g[rows])
+        v_slo[rows] = cv[rows] - np.where(ps_off > 0, cv[np.maximum(at, 0)], base_v[rows])
+    cols["g_slo"], cols["v_slo"] = g_slo, v_slo
+    first = offset == 0
+    g_prev = np.empty_like(g_slo)
+    v_prev = np.empty_like(v_slo)
+    g_prev[1:], v_prev[1:] = g_slo[:-1], v_slo[:-1]
+    g_prev[first], v_prev[first] = 0, 0
+    cols["g_prev"], cols["v_prev"] = g_prev, v_prev
+
+    # Hourly checkpoints C(h) = Σ buckets < h, for every hour boundary h in (first, end].
+    t = cols["t"].astype(np.int64)
+    at_hour = t % CHECKPOINT_STEP == 0
+    checkpoints = pa.table(
+        {
+            "slo_key": cols["slo_key"][at_hour],
+            "minute": cols["t"][at_hour],
+            "cum_good": cg[at_hour] - base_g[at_hour],
+            "cum_valid": cv[at_hour] - base_v[at_hour],
+        }
+    )
+    return DenseResult(ws=pa.table(cols), checkpoints=checkpoints)
+
+
+# ---------------------------------------------------------------------------------------------
+# Point lookups: a few minutes, or one instant
+
+
+def cumulative_range(
+    con: duckdb.DuckDBPyConnection, keys: np.ndarray, lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """C(x) = Σ buckets < x for every x in [lo, hi], per key: arrays of shape (len(keys), hi-lo+1).
+
+    Reads the checkpoint at the hour boundary at or before `lo` and the raw buckets from there to
+    `hi`: at most an hour plus the range, whatever the length of the history.
+    """
+    h0 = lo - lo % CHECKPOINT_STEP
+    width = hi - h0 + 1
+    index = {int(k): i for i, k in enumerate(keys)}
+    cg = np.zeros((len(keys), width), dtype=np.int64)
+    cv = np.zeros((len(keys), width), dtype=np.int64)
+    key_list = [int(k) for k in keys]
+    # -- Checkpointed cumulative sums at hour h0 for the requested SLOs.
+    base = con.execute(
+        "SELECT slo_key, cum_good, cum_valid FROM checkpoints WHERE minute = ? AND slo_key IN "
+        "(SELECT unnest(?::INTEGER[]))",
+        [h0, key_list],
+    ).fetchnumpy()
+    # -- Raw buckets in [h0, hi) for the requested SLOs.
+    raw = con.execute(
+        "SELECT slo_key, minute, good, valid FROM buckets WHERE minute >= ? AND minute < ? "
+        "AND slo_key IN (SELECT unnest(?::INTEGER[]))",
+        [h0, hi, key_list],
+    ).fetchnumpy()
+    rows = np.array([index[int(k)] for k in raw["slo_key"]], dtype=np.int64)
+    cols = raw["minute"].astype(np.int64) - h0 + 1
+    np.add.at(cg, (rows, cols), raw["good"].astype(np.int64))
+    np.add.at(cv, (rows, cols), raw["valid"].astype(np.int64))
+    cg = np.cumsum(cg, axis=1)
+    cv = np.cumsum(cv, axis=1)
+    brows = np.array([index[int(k)] for k in base["slo_key"]], dtype=np.int64)
+    cg[brows] += base["cum_good"].astype(np.int64)[:, None]
+    cv[brows] += base["cum_valid"].astype(np.int64)[:, None]
+    return cg[:, lo - h0 :], cv[:, lo - h0 :]
+
+
+def point_window_sums(
+    con: duckdb.DuckDBPyConnection,
+    slos: Sequence[EngineSlo],
+    a: int,
+    b: int,
+    windows: Sequence[int],
+) -> tuple[pa.Table, tuple[np.ndarray, np.ndarray]]:
+    """Window sums for every instant T in [a, b] of the given SLOs, by checkpoint lookups.
+
+    Also returns C(T) for T in [a − 1, b] (shape (len(slos), b − a + 2)) to extend checkpoints.
+    """
+    keys = np.array([es.key for es in slos], dtype=np.int64)
+    span = b - a + 1
+    cg_t, cv_t = cumulative_range(con, keys, a - 1, b)  # C(T) for T in [a−1, b]
+    now_g, now_v = cg_t[:, 1:], cv_t[:, 1:]
+    cols: dict[str, np.ndarray] = {
+        "slo_key": np.repeat(keys, span).astype(np.int32),
+        "t": np.tile(np.arange(a, b + 1, dtype=np.int64), len(keys)).astype(np.int32),
+    }
+    for w in windows:
+        lg, lv = cumulative_range(con, keys, a - w, b - w)
+        cols[f"g_{w}"] = (now_g - lg).ravel()
+        cols[f"v_{w}"] = (now_v - lv).ravel()
+
+    # SLO window over [a−1, b] (the extra leading instant gives the previous state of T = a).
+    g_slo = np.zeros((len(keys), span + 1), dtype=np.int64)
+    v_slo = np.zeros((len(keys), span + 1), dtype=np.int64)
+    rolling: dict[int, list[int]] = {}
+    for i, es in enumerate(slos):
+        if es.slo.window.kind == "rolling":
+            rolling.setdefault(es.slo.window.minutes, []).append(i)
+        else:
+            ts = np.arange(a - 1, b + 1, dtype=np.int64)
+            starts = period_start(ts - 1, es.slo.window.calendar or "month")
+            for ps in np.unique(starts):
+                cg_p, cv_p = cumulative_range(con, keys[i : i + 1], int(ps), int(ps))
+                sel = starts == ps
+                g_slo[i, sel] = cg_t[i, sel] - cg_p[0, 0]
+                v_slo[i, sel] = cv_t[i, sel] - cv_p[0, 0]
+    for w, rows in rolling.items():
+        lg, lv = cumulative_range(con, keys[rows], a - 1 - w, b - w)
+        g_slo[rows] = cg_t[rows] - lg
+        v_slo[rows] = cv_t[rows] - lv
+    cols["g_slo"], cols["v_slo"] = g_slo[:, 1:].ravel(), v_slo[:, 1:].ravel()
+    cols["g_prev"], cols["v_prev"] = g_slo[:, :-1].ravel(), v_slo[:, :-1].ravel()
+    return pa.table(cols), (cg_t, cv_t)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reductions: per-minute evaluation → stored alert intervals, policy transitions, chart series
+
+
+def _apply_evaluation(
+    con: duckdb.DuckDBPyConnection,
+    ws: pa.Table,
+    params: pa.Table,
+    windows: Sequence[int],
+    k: int,
+    first_t: int,
+    last_t: int,
+) -> int:
+    """Evaluate `ws` (instants first_t…last_t) and fold the result into the stored tables."""
+    con.register("ws", ws)
+    con.register("params", params)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE ev AS SELECT slo_key, t, state, prev_state, firing "
+            f"FROM ({formula_sql(windows, k)})"
+        )
+        # -- Chart series: every SERIES_STEP minutes, the full evaluation.
+        con.execute(
+            f"""INSERT INTO slo_series SELECT slo_key, t, sli, budget_remaining,
+                 ['normal','freeze_review','reliability_focus','exhausted'][state + 1],
+                 burn_5m, burn_30m, burn_1h, burn_2h, burn_6h, burn_1d, burn_3d, firing
+               FROM ({formula_sql(windows, k, where=f"WHERE w.t % {SERIES_STEP} = 0")})"""
+        )
+        # -- Policy state changes, the first known state included.
+        con.execute(
+            """INSERT INTO policy_transitions
+               SELECT e.slo_key, e.t,
+                 ['normal','freeze_review','reliability_focus','exhausted'][e.prev_state + 1],
+                 ['normal','freeze_review','reliability_focus','exhausted'][e.state + 1],
+                 NULL
+               FROM ev e WHERE e.state IS DISTINCT FROM e.prev_state"""
+        )
+        _fold_intervals(con, k, first_t, last_t)
+        return int(ws.num_rows)
+    finally:
+        con.unregister("ws")
+        con.unregister("params")
+
+
+def _fold_intervals(con: duckdb.DuckDBPyConnection, k: int, first_t: int, last_t: int) -> None:
+    """Turn firing bits of `ev` (instants first_t…last_t) into [start, end) alert intervals.
+
+    An interval left open by an earlier run (end NULL) continues when its condition still holds
+    at first_t, and is closed at first_t otherwise. Intervals reaching last_t stay open.
+    """
+    for bit in range(k):
+        mask = 1 << bit
+        # -- Runs of consecutive firing instants per SLO for this condition (gaps and islands).
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE firing_runs AS
+                SELECT slo_key, min(t) AS s, max(t) + 1 AS e FROM (
+                  SELECT slo_key, t, t - row_number() OVER (PARTITION BY slo_key ORDER BY t) AS island
+                  FROM ev WHERE firing & {mask} <> 0)
+                GROUP BY slo_key, island"""
+        )
+        # -- Open intervals that continue at first_t absorb the run starting there.
+        con.execute(
+            f"""UPDATE alert_intervals ai SET end_minute = CASE WHEN r.e > {last_t} THEN NULL ELSE r.e END
+                FROM firing_runs r WHERE ai.slo_key = r.slo_key AND ai.bit = {bit} AND ai.end_minute IS NULL
+                  AND r.s = {first_t}"""
+        )
+        # -- Open intervals that did not continue end at first_t.
+        con.execute(
+            f"""UPDATE alert_intervals SET end_minute = {first_t}
+                WHERE bit = {bit} AND end_minute IS NULL AND start_minute < {first_t}
+                  AND slo_key IN (SELECT DISTINCT slo_key FROM ev)
+                  AND slo_key NOT IN (SELECT slo_key FROM firing_runs WHERE s = {first_t})"""
+        )
+        con.execute(
+            f"""INSERT INTO alert_intervals
+                SELECT r.slo_key, {bit}, r.s, CASE WHEN r.e > {last_t} THEN NULL ELSE r.e END
+                FROM firing_runs r
+                WHERE NOT (r.s = {first_t} AND EXISTS (
+                  SELECT 1 FROM alert_intervals ai WHERE ai.slo_key = r.slo_key AND ai.bit = {bit}
+                    AND ai.start_minute < {first_t}
+                    AND (ai.end_minute IS NULL OR ai.end_minute > {first_t})))"""
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine step of a pipeline cycle
+
+
+@dataclass
+class EngineReport:
+    slos_dense: int = 0
+    slos_incremental: int = 0
+    minutes_evaluated: int = 0
+
+
+def engine_slos(con: duckdb.DuckDBPyConnection, slos: Sequence[Slo]) -> list[EngineSlo]:
+    keys = dict(con.execute("SELECT slo_id, slo_key FROM slos").fetchall())
+    return [EngineSlo(key=keys[s.id], slo=s) for s in slos if s.id in keys]
+
+
+def evaluate(
+    con: duckdb.DuckDBPyConnection,
+    slos: Sequence[Slo],
+    end: int,
+    progress: Progress | None = None,
+    chunk_minutes: int = 4_000_000,
+) -> EngineReport:
+    """Bring every SLO's evaluation up to instant `end` (exclusive bucket bound), in place.
+
+    SLOs whose stored evaluation is behind by at most INCREMENTAL_LIMIT minutes (or whose new data
+    starts that close) are advanced by point lookups; the rest are recomputed by the dense fold,
+    in chunks of about `chunk_minutes` grid cells to bound memory.
+    """
+    all_slos = engine_slos(con, slos)
+    windows = burn_windows(all_slos)
+    k = max_conditions(all_slos)
+    state = {
+        row[0]: row[1:]
+        for row in con.execute(
+            "SELECT slo_key, first_minute, evaluated_to, dirty_from FROM engine_state"
+        ).fetchall()
+    }
+    dense: list[EngineSlo] = []
+    incremental: dict[int, list[EngineSlo]] = {}
+    for es in all_slos:
+        first, evaluated_to, dirty_from = state.get(es.key, (None, None, None))
+        if first is None or first >= end:
+            continue
+        if evaluated_to is None:
+            dense.append(es)
+            continue
+        resume = evaluated_to if dirty_from is None else min(evaluated_to, dirty_from)
+        if resume >= end:
+            continue
+        if end - resume > INCREMENTAL_LIMIT:
+            dense.append(es)
+        else:
+            incremental.setdefault(max(resume, first) + 1, []).append(es)
+
+    report = EngineReport()
+    total = len(dense) + sum(len(v) for v in incremental.values())
+    done = 0
+    for a, group in sorted(incremental.items()):
+        report.minutes_evaluated += _advance(con, group, a, end, windows, k)
+        report.slos_incremental += len(group)
+        done += len(group)
+        if progress:
+            progress(done, total)
+    for chunk in _chunks(dense, {es.key: state[es.key][0] for es in dense}, end, chunk_minutes):
+        report.minutes_evaluated += _recompute(con, chunk, state, end, windows, k)
+        report.slos_dense += len(chunk)
+        done += len(chunk)
+        if progress:
+            progress(done, total)
+    return report
+
+
+def _chunks(
+    slos: list[EngineSlo], first: dict[int, int], end: int, cells: int
+) -> Iterable[list[EngineSlo]]:
+    chunk: list[EngineSlo] = []
+    size = 0
+    for es in slos:
+        n = end - first[es.key]
+        if chunk and size + n > cells:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(es)
+        size += n
+    if chunk:
+        yield chunk
+
+
+def _recompute(
+    con: duckdb.DuckDBPyConnection,
+    chunk: list[EngineSlo],
+    state: dict[int, tuple[int | None, int | None, int | None]],
+    end: int,
+    windows: Sequence[int],
+    k: int,
+) -> int:
+    """Dense fold over the whole history of `chunk`, replacing everything derived from it."""
+    keys = [es.key for es in chunk]
+    first = {es.key: int(state[es.key][0] or 0) for es in chunk}
+    raw = con.execute(
+        "SELECT slo_key, minute, good, valid FROM buckets WHERE slo_key IN (SELECT unnest(?::INTEGER[]))",
+        [keys],
+    ).fetchnumpy()
+    result = dense_window_sums(
+        chunk,
+        first,
+        end,
+        np.asarray(raw["slo_key"]),
+        np.asarray(raw["minute"]),
+        np.asarray(raw["good"]),
+        np.asarray(raw["valid"]),
+        windows,
+    )
+    del raw
+    for table in ("checkpoints", "alert_intervals", "policy_transitions", "slo_series"):
+        con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys])
+    con.register("new_checkpoints", result.checkpoints)
+    con.execute("INSERT INTO checkpoints SELECT * FROM new_checkpoints")
+    con.unregister("new_checkpoints")
+    lo = min(first.values()) + 1
+    evaluated = _apply_evaluation(con, result.ws, params_table(chunk, k), windows, k, lo, end)
+    _mark_evaluated(con, keys, end)
+    return evaluated
+
+
+def _advance(
+    con: duckdb.DuckDBPyConnection,
+    group: list[EngineSlo],
+    a: int,
+    end: int,
+    windows: Sequence[int],
+    k: int,
+) -> int:
+    """Re-evaluate instants [a, end] of `group` by point lookups and fold them in."""
+    keys = [es.key for es in group]
+    for table, column in (
+        ("policy_transitions", "minute"),
+        ("slo_series", "minute"),
+        ("alert_intervals", "start_minute"),
+    ):
+        con.execute(
+            f"DELETE FROM {table} WHERE {column} >= ? AND slo_key IN (SELECT unnest(?::INTEGER[]))",
+            [a, keys],
+        )
+    con.execute(
+        "UPDATE alert_intervals SET end_minute = NULL WHERE end_minute >= ? "
+        "AND slo_key IN (SELECT unnest(?::INTEGER[]))",
+        [a, keys],
+    )
+    # Checkpoints after bucket a−1 may have changed (late data): they are rebuilt from C(T).
+    con.execute(
+        "DELETE FROM checkpoints WHERE minute >= ? AND slo_key IN (SELECT unnest(?::INTEGER[]))",
+        [a, keys],
+    )
+    ws, (cg_t, cv_t) = point_window_sums(con, group, a, end, windows)
+    ts = np.arange(a - 1, end + 1, dtype=np.int64)
+    hours = (ts % CHECKPOINT_STEP == 0) & (ts >= a)
+    if hours.any():
+        karr = np.array(keys, dtype=np.int32)
+        ckpt = pa.table(
+            {
+                "slo_key": np.repeat(karr, int(hours.sum())),
+                "minute": np.tile(ts[hours], len(keys)).astype(np.int32),
+                "cum_good": cg_t[:, hours].ravel(),
+                "cum_valid": cv_t[:, hours].ravel(),
+            }
+        )
+        con.register("new_checkpoints", ckpt)
+        con.execute("INSERT INTO checkpoints SELECT * FROM new_checkpoints")
+        con.unregister("new_checkpoints")
+    evaluated = _apply_evaluation(con, ws, params_table(group, k), windows, k, a, end)
+    _mark_evaluated(con, keys, end)
+    return evaluated
+
+
+def _mark_evaluated(con: duckdb.DuckDBPyConnection, keys: list[int], end: int) -> None:
+    con.execute(
+        "UPDATE engine_state SET evaluated_to = ?, dirty_from = NULL WHERE slo_key IN "
+        "(SELECT unnest(?::INTEGER[]))",
+        [end, keys],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Status at one instant
+
+
+def evaluate_at(
+    con: duckdb.DuckDBPyConnection, slos: Sequence[EngineSlo], t: int
+) -> duckdb.DuckDBPyRelation | None:
+    """The full evaluation of every SLO at instant t (computed on demand; nothing is written)."""
+    if not slos:
+        return None
+    windows = burn_windows(slos)
+    k = max_conditions(slos)
+    ws, _ = point_window_sums(con, slos, t, t, windows)
+    con.register("ws", ws)
+    con.register("params", params_table(slos, k))
+    return con.sql(formula_sql(windows, k))
+
+
+def minute_of(ts: dt.datetime) -> int:
+    """Epoch minute of a UTC datetime (naive datetimes are taken as UTC)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=dt.UTC)
+    return int(ts.timestamp() // 60)
+
+
+def datetime_of(minute: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(minute * 60, tz=dt.UTC)

@@ -1,0 +1,44 @@
+"""The product's error hierarchy, raised at the edges and turned into exit codes in one place.
+
+    SloError                 base; exit code 1 in the CLI
+    ├── SpecError            one or more problems in spec files (each with file, line, field path)
+    ├── SourceError          a metrics source failed (file missing, bad columns, Prometheus down)
+    └── StoreError           the DuckDB store or its lock (e.g. a second writer)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SloError(Exception):
+    """Base of every error the product reports to a person."""
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One problem in a spec file, located by file, line and field path."""
+
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.path}: {self.message}"
+
+
+class SpecError(SloError):
+    """Spec files are invalid; `problems` lists every problem found, not just the first."""
+
+    def __init__(self, problems: list[SpecProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class SourceError(SloError):
+    """A metrics source could not deliver data; the message says which and why."""
+
+
+class StoreError(SloError):
+    """The store could not be opened, locked, migrated or published."""

@@ -1,0 +1,116 @@
+"""The validated SLO model: what a spec file means once it has been parsed and checked.
+
+Every source format (native YAML, later OpenSLO and Sloth) is turned into these frozen records;
+the engine, the rules exporter and the dashboard read only these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MINUTES_PER_DAY = 1440
+
+# Nominal lengths of calendar windows, used wherever a length is needed (time-based budget,
+# default burn-rate factors). The seed's "21.6 minutes/month" for 99.95 % is 0.0005 × 30 days.
+CALENDAR_NOMINAL_MINUTES = {"month": 30 * MINUTES_PER_DAY, "quarter": 90 * MINUTES_PER_DAY}
+
+# The engine always computes burn rates over these windows (DESIGN §3, `burn_rates` keys).
+STANDARD_BURN_WINDOWS: dict[str, int] = {
+    "5m": 5,
+    "30m": 30,
+    "1h": 60,
+    "2h": 120,
+    "6h": 360,
+    "1d": 1440,
+    "3d": 4320,
+}
+
+POLICY_STATES = ("normal", "freeze_review", "reliability_focus", "exhausted")
+
+
+@dataclass(frozen=True)
+class SloWindow:
+    """The SLO's compliance window: rolling (`30d`, `4w`) or calendar (`month`, `quarter`)."""
+
+    kind: str  # "rolling" | "calendar"
+    minutes: int  # the rolling length; for calendar windows the nominal length
+    text: str  # as written in the spec, e.g. "30d", "month"
+    calendar: str | None = None  # "month" | "quarter" for calendar windows
+
+
+@dataclass(frozen=True)
+class BurnRateAlert:
+    """One multiwindow condition: fires while burn(long) > factor and burn(short) > factor."""
+
+    severity: str  # "page" | "ticket"
+    long_window: int  # minutes
+    short_window: int  # minutes
+    factor: float
+
+
+@dataclass(frozen=True)
+class Sli:
+    """How good and valid events are counted.
+
+    kind "ratio": good/valid events (from `good`+`valid`, `bad`+`valid`, or a ratio `metric` whose
+    `direction` says whether it measures good or bad events).
+    kind "threshold": a time-slice SLI; each minute with data is valid, and good when the measured
+    value meets `threshold` (in the metric's base unit, seconds for latency) by `comparison`.
+    """
+
+    name: str
+    kind: str  # "ratio" | "threshold"
+    category: str  # "availability" | "latency" | "correctness" | other free text
+    description: str = ""
+    good_query: str | None = None
+    bad_query: str | None = None
+    valid_query: str | None = None
+    ratio_query: str | None = None
+    ratio_direction: str | None = None  # "good" | "bad" for ratio_query
+    threshold_query: str | None = None
+    threshold: float | None = None  # base units (seconds for durations)
+    comparison: str = "<="  # good when value <comparison> threshold
+    threshold_text: str | None = None  # as written, e.g. "400ms at p99"
+    good_event: str | None = None  # human descriptions from the spec
+    valid_event: str | None = None
+
+
+@dataclass(frozen=True)
+class Slo:
+    """One SLO: id `<service>/<name>`, its SLI, target, window, alerts and policy texts."""
+
+    service: str
+    name: str
+    owner: str
+    sli: Sli
+    target: float  # a fraction, 0 < target < 1
+    window: SloWindow
+    alerts: tuple[BurnRateAlert, ...]
+    alerts_custom: bool  # True when the spec's own burn_rate_alerts replaced the defaults
+    policy: dict[str, str] = field(default_factory=dict)  # policy state -> text
+    review_cadence: str | None = None
+    error_budget_text: str | None = None
+    source_file: str = ""
+    source_line: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"{self.service}/{self.name}"
+
+    @property
+    def budget_minutes(self) -> float:
+        """Time-based budget: (1 − target) × window, in minutes."""
+        return (1.0 - self.target) * self.window.minutes
+
+
+@dataclass(frozen=True)
+class SpecWarning:
+    """A non-fatal remark about a spec, printed as `file:line: field.path: message`."""
+
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.path}: {self.message}"

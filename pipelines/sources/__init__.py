@@ -1,0 +1,1 @@
+"""Metric sources: each yields per-minute `slo_id, minute, good, valid` rows."""

@@ -1,0 +1,136 @@
+"""`slo status`: every SLO's evaluation at one instant, read from the published snapshot."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from pipelines import engine
+from pipelines.catalog import stored_slos
+from pipelines.errors import SloError
+from pipelines.model import STANDARD_BURN_WINDOWS
+
+
+def duration_text(minutes: int) -> str:
+    """5 → 5m, 60 → 1h, 1440 → 1d, 40320 → 4w (the largest unit that divides exactly)."""
+    for unit, size in (("w", 10080), ("d", 1440), ("h", 60)):
+        if minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
+
+
+def _iso(minute: int | None) -> str | None:
+    if minute is None:
+        return None
+    return engine.datetime_of(minute).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class StatusQuery:
+    at: dt.datetime | None = None
+    service: str | None = None
+
+
+def status(con: duckdb.DuckDBPyConnection, query: StatusQuery) -> list[dict[str, Any]]:
+    """One object per SLO (DESIGN §3 `slo status --json`), evaluated at `query.at` or the latest instant."""
+    pairs = stored_slos(con, query.service)
+    if query.service and not pairs:
+        known = [r[0] for r in con.execute("SELECT DISTINCT service FROM slos ORDER BY 1").fetchall()]
+        raise SloError(f"--service {query.service!r}: no such service; known: {', '.join(known)}")
+    state = {
+        row[0]: row[1:]
+        for row in con.execute(
+            "SELECT slo_key, first_minute, evaluated_to FROM engine_state"
+        ).fetchall()
+    }
+    latest = max((s[1] for s in state.values() if s[1] is not None), default=None)
+    if latest is None:
+        raise SloError("the snapshot holds no evaluated data yet; run `slo demo` or `slo run`")
+    t = engine.minute_of(query.at) if query.at else latest
+    if t > latest:
+        raise SloError(f"--at {_iso(t)}: after the latest evaluated instant {_iso(latest)}")
+    ready = [
+        engine.EngineSlo(key=k, slo=s)
+        for k, s in pairs
+        if k in state and state[k][0] is not None and state[k][1] is not None
+        and state[k][0] < t <= state[k][1]
+    ]
+    rows: dict[int, dict[str, Any]] = {}
+    rel = engine.evaluate_at(con, ready, t)
+    if rel is not None:
+        for rec in rel.fetchall():
+            rows[rec[0]] = dict(zip(rel.columns, rec, strict=True))
+    last_data = dict(
+        con.execute(
+            "SELECT slo_key, max(minute) + 1 FROM buckets WHERE minute < ? GROUP BY slo_key", [t]
+        ).fetchall()
+    )
+    since_state = dict(
+        con.execute(
+            "SELECT slo_key, max(minute) FROM policy_transitions WHERE minute <= ? GROUP BY slo_key", [t]
+        ).fetchall()
+    )
+    alert_since = {
+        (r[0], r[1]): r[2]
+        for r in con.execute(
+            """SELECT slo_key, bit, max(start_minute) FROM alert_intervals
+               WHERE start_minute <= ? AND (end_minute IS NULL OR end_minute > ?) GROUP BY ALL""",
+            [t, t],
+        ).fetchall()
+    }
+    out = []
+    for key, slo in pairs:
+        ev = rows.get(key)
+        budget = ev["budget_remaining"] if ev else None
+        policy_state = engine.STATE_NAMES[ev["state"]] if ev and ev["state"] is not None else None
+        burn = {name: (ev[f"burn_{name}"] if ev else None) for name in STANDARD_BURN_WINDOWS}
+        firing = ev["firing"] if ev else 0
+        alerts = [
+            {
+                "severity": a.severity,
+                "long_window": duration_text(a.long_window),
+                "short_window": duration_text(a.short_window),
+                "factor": a.factor,
+                "since": _iso(alert_since.get((key, bit))),
+            }
+            for bit, a in enumerate(slo.alerts)
+            if firing & (1 << bit)
+        ]
+        data_status = "ok"
+        if ev is None or ev["valid_slo"] == 0:
+            data_status = "no_data"
+        elif last_data.get(key) is None or t - last_data[key] >= 5:
+            data_status = "no_recent_data"
+        exhaustion = None
+        b1h = burn.get("1h")
+        if budget is not None and budget > 0 and b1h is not None and b1h > 1:
+            exhaustion = _iso(t + math.ceil(budget * slo.window.minutes / b1h))
+        out.append(
+            {
+                "slo": slo.id,
+                "service": slo.service,
+                "owner": slo.owner,
+                "target": slo.target,
+                "window": slo.window.text,
+                "evaluated_at": _iso(t),
+                "sli": ev["sli"] if ev else None,
+                "good": int(ev["good_slo"]) if ev else 0,
+                "valid": int(ev["valid_slo"]) if ev else 0,
+                "budget_remaining": budget,
+                "budget_minutes": slo.budget_minutes,
+                "budget_remaining_minutes": (budget * slo.budget_minutes) if budget is not None else None,
+                "policy_state": policy_state,
+                "policy_text": slo.policy.get(policy_state) if policy_state else None,
+                "policy_state_since": _iso(since_state.get(key)),
+                "burn_rates": burn,
+                "alerts": alerts,
+                "projected_exhaustion_at": exhaustion,
+                "data_status": data_status,
+                "last_data_at": _iso(last_data.get(key)),
+            }
+        )
+    return out

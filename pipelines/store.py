@@ -1,0 +1,308 @@
+"""The DuckDB store: schema migrations, the single-writer lock, snapshot publishing and the reader.
+
+One process writes (DESIGN §1). It takes an exclusive OS lock on `<data>/writer.lock`, works on
+`<data>/work.duckdb`, and publishes a checkpointed copy as `<data>/slo.duckdb` with an atomic
+`os.replace`. Readers never open the work file: `Snapshot` ATTACHes the published file READ_ONLY
+into an in-memory connection and re-attaches when a new file has been published (new inode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from pipelines.errors import StoreError
+
+WORK_FILE = "work.duckdb"
+SNAPSHOT_FILE = "slo.duckdb"
+LOCK_FILE = "writer.lock"
+
+# Versioned migrations: each entry runs once, in order, inside a transaction; the version reached
+# is kept in `schema_version`. Never edit a released migration: append a new one.
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        -- Every SLO the specs define; slo_key is a stable integer surrogate used by the hot tables.
+        CREATE TABLE slos (
+            slo_key INTEGER PRIMARY KEY,
+            slo_id VARCHAR NOT NULL UNIQUE,
+            service VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            owner VARCHAR,
+            category VARCHAR,
+            sli_kind VARCHAR,
+            target DOUBLE NOT NULL,
+            window_text VARCHAR NOT NULL,
+            window_kind VARCHAR NOT NULL,
+            window_minutes INTEGER NOT NULL,
+            calendar VARCHAR,
+            budget_minutes DOUBLE NOT NULL,
+            alerts_custom BOOLEAN NOT NULL,
+            policy JSON,
+            source_file VARCHAR,
+            source_line INTEGER,
+            active BOOLEAN NOT NULL DEFAULT TRUE
+        );
+        -- The burn-rate alert conditions of every SLO; bit is the condition's bit in `firing`.
+        CREATE TABLE slo_alerts (
+            slo_key INTEGER NOT NULL,
+            bit INTEGER NOT NULL,
+            severity VARCHAR NOT NULL,
+            long_window INTEGER NOT NULL,
+            short_window INTEGER NOT NULL,
+            factor DOUBLE NOT NULL,
+            PRIMARY KEY (slo_key, bit)
+        );
+        -- Per-minute good/valid counts as delivered by a source; a missing row is a minute with no data.
+        CREATE TABLE buckets (
+            slo_key INTEGER NOT NULL,
+            minute INTEGER NOT NULL,      -- minutes since the Unix epoch, UTC; bucket [minute, minute+1)
+            good BIGINT NOT NULL,
+            valid BIGINT NOT NULL
+        );
+        -- Cumulative sums of every bucket before `minute` (a multiple of 60): O(1) window sums.
+        CREATE TABLE checkpoints (
+            slo_key INTEGER NOT NULL,
+            minute INTEGER NOT NULL,
+            cum_good BIGINT NOT NULL,
+            cum_valid BIGINT NOT NULL
+        );
+        -- Per SLO: how far buckets were evaluated, and the earliest minute changed since.
+        CREATE TABLE engine_state (
+            slo_key INTEGER PRIMARY KEY,
+            first_minute INTEGER,
+            evaluated_to INTEGER,         -- evaluation instants up to and including this minute are done
+            dirty_from INTEGER            -- earliest bucket minute written since; NULL when clean
+        );
+        -- Multiwindow burn-rate alert intervals: [start_minute, end_minute), end NULL while firing.
+        CREATE TABLE alert_intervals (
+            slo_key INTEGER NOT NULL,
+            bit INTEGER NOT NULL,
+            start_minute INTEGER NOT NULL,
+            end_minute INTEGER
+        );
+        -- Error-budget policy state changes; from_state NULL for the first known state.
+        CREATE TABLE policy_transitions (
+            slo_key INTEGER NOT NULL,
+            minute INTEGER NOT NULL,
+            from_state VARCHAR,
+            to_state VARCHAR,
+            budget_remaining DOUBLE
+        );
+        -- A 15-minute series of the evaluation for charts (status at any minute is computed on demand).
+        CREATE TABLE slo_series (
+            slo_key INTEGER NOT NULL,
+            minute INTEGER NOT NULL,
+            sli DOUBLE,
+            budget_remaining DOUBLE,
+            policy_state VARCHAR,
+            burn_5m DOUBLE, burn_30m DOUBLE, burn_1h DOUBLE, burn_2h DOUBLE,
+            burn_6h DOUBLE, burn_1d DOUBLE, burn_3d DOUBLE,
+            firing INTEGER
+        );
+        -- Deploy events (from the demo or a deploy feed), for triage context and correlation.
+        CREATE TABLE deploys (
+            service VARCHAR NOT NULL,
+            deployed_at TIMESTAMP NOT NULL,
+            version VARCHAR,
+            description VARCHAR
+        );
+        -- Ground truth of the demo's injected events, kept to score alerting and incidents.
+        CREATE TABLE demo_events (
+            event_id VARCHAR PRIMARY KEY,
+            service VARCHAR NOT NULL,
+            slo_ids VARCHAR[],
+            start_at TIMESTAMP NOT NULL,
+            end_at TIMESTAMP NOT NULL,
+            shape VARCHAR NOT NULL,
+            fingerprint VARCHAR,
+            description VARCHAR
+        );
+        -- One row per pipeline run, so readers can tell how fresh the snapshot is.
+        CREATE TABLE runs (
+            run_id INTEGER PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            source VARCHAR,
+            data_from INTEGER,
+            data_to INTEGER,
+            buckets_written BIGINT,
+            minutes_evaluated BIGINT
+        );
+        """,
+    ),
+]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the schema up to the newest migration; returns the version reached."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    current = row[0] if row and row[0] is not None else 0
+    for version, sql in MIGRATIONS:
+        if version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_version VALUES (?)", [version])
+            con.execute("COMMIT")
+        except Exception as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"migration {version} failed: {exc}") from exc
+        current = version
+    return current
+
+
+def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with UTC session time zone."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+class Writer:
+    """The single writer: holds the OS lock, owns the work database, publishes snapshots.
+
+    Use as a context manager. A second writer on the same data directory fails at once with a
+    StoreError naming the holder, instead of waiting or corrupting anything.
+    """
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self._lock_fd: int | None = None
+
+    def __enter__(self) -> Writer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._acquire_lock()
+        try:
+            self.con = duckdb.connect(str(self.data_dir / WORK_FILE))
+            self.con.execute("SET TimeZone = 'UTC'")
+            migrate(self.con)
+        except Exception:
+            self._release_lock()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+        self._release_lock()
+
+    def _acquire_lock(self) -> None:
+        path = self.data_dir / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise StoreError(
+                    f"{self.data_dir}: another writer holds the store (pid {holder}); only one of "
+                    "`slo serve`, `slo run` or `slo demo` may write at a time — stop it or wait"
+                ) from exc
+            raise StoreError(f"{path}: cannot lock: {exc}") from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @property
+    def db(self) -> duckdb.DuckDBPyConnection:
+        if self.con is None:
+            raise StoreError("writer is not open")
+        return self.con
+
+    def reset(self) -> None:
+        """Drop everything (used by `slo demo`, which rebuilds the store from scratch)."""
+        if self.con is not None:
+            self.con.close()
+        for name in (WORK_FILE, WORK_FILE + ".wal"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.data_dir / name).unlink()
+        self.con = duckdb.connect(str(self.data_dir / WORK_FILE))
+        self.con.execute("SET TimeZone = 'UTC'")
+        migrate(self.con)
+
+    def publish(self) -> Path:
+        """Checkpoint the work file and atomically replace the published snapshot with a copy."""
+        self.db.execute("CHECKPOINT")
+        target = self.data_dir / SNAPSHOT_FILE
+        tmp = self.data_dir / f".{SNAPSHOT_FILE}.{os.getpid()}.tmp"
+        shutil.copyfile(self.data_dir / WORK_FILE, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        dir_fd = os.open(self.data_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return target
+
+
+class Snapshot:
+    """Read-only access to the latest published snapshot, re-attached when a new one appears.
+
+    `with snapshot.connection() as con:` gives an in-memory connection where the snapshot is the
+    catalog `snap` (and the default schema), so queries say `FROM slos`.
+    """
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / SNAPSHOT_FILE
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._inode: tuple[int, int] | None = None
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def _current_inode(self) -> tuple[int, int]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError as exc:
+            raise StoreError(
+                f"{self.path}: no published snapshot yet; run `slo demo` or `slo run` first"
+            ) from exc
+        return (st.st_dev, st.st_ino)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        inode = self._current_inode()
+        if self._con is None or inode != self._inode:
+            if self._con is not None:
+                self._con.close()
+            con = connect()
+            # The published file is never written again (a new publish replaces it), so holding it
+            # attached read-only is safe; a concurrent os.replace leaves our open inode intact.
+            con.execute(f"ATTACH '{_sql_path(self.path)}' AS snap (READ_ONLY)")
+            con.execute("USE snap")
+            self._con, self._inode = con, inode
+        yield self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
