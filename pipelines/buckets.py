@@ -64,7 +64,10 @@ def write_buckets(
     finally:
         con.unregister("incoming")
     lo, hi, n = con.execute("SELECT min(minute), max(minute), count(*) FROM batch").fetchone() or (
-        None, None, 0)
+        None,
+        None,
+        0,
+    )
     con.execute("BEGIN TRANSACTION")
     try:
         # -- A newer batch replaces stored minutes it covers (range-limited so zone maps prune).

@@ -15,8 +15,10 @@ def sync_slos(con: duckdb.DuckDBPyConnection, slos: Sequence[Slo]) -> dict[str, 
 
     A changed target, window or alert set invalidates the SLO's evaluation (it is recomputed).
     """
-    known = {row[0]: row[1:] for row in con.execute(
-        "SELECT slo_id, slo_key, target, window_text, policy FROM slos").fetchall()}
+    known = {
+        row[0]: row[1:]
+        for row in con.execute("SELECT slo_id, slo_key, target, window_text, policy FROM slos").fetchall()
+    }
     next_key = (con.execute("SELECT coalesce(max(slo_key), 0) FROM slos").fetchone() or (0,))[0] + 1
     keys: dict[str, int] = {}
     old_alerts = {
@@ -30,11 +32,16 @@ def sync_slos(con: duckdb.DuckDBPyConnection, slos: Sequence[Slo]) -> dict[str, 
         row = _row(slo)
         if slo.id in known:
             key = known[slo.id][0]
-            alerts_now = {(key, bit): (a.severity, a.long_window, a.short_window, a.factor)
-                          for bit, a in enumerate(slo.alerts)}
+            alerts_now = {
+                (key, bit): (a.severity, a.long_window, a.short_window, a.factor)
+                for bit, a in enumerate(slo.alerts)
+            }
             alerts_then = {k: v for k, v in old_alerts.items() if k[0] == key}
-            changed = (known[slo.id][1] != slo.target or known[slo.id][2] != slo.window.text
-                       or alerts_now != alerts_then)
+            changed = (
+                known[slo.id][1] != slo.target
+                or known[slo.id][2] != slo.window.text
+                or alerts_now != alerts_then
+            )
             con.execute(
                 """UPDATE slos SET service=?, name=?, owner=?, category=?, sli_kind=?, target=?,
                    window_text=?, window_kind=?, window_minutes=?, calendar=?, budget_minutes=?,
@@ -48,8 +55,10 @@ def sync_slos(con: duckdb.DuckDBPyConnection, slos: Sequence[Slo]) -> dict[str, 
         else:
             key = next_key
             next_key += 1
-            con.execute("INSERT INTO slos VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, TRUE)",
-                        [key, *row])
+            con.execute(
+                "INSERT INTO slos VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, TRUE)",
+                [key, *row],
+            )
         con.execute("DELETE FROM slo_alerts WHERE slo_key = ?", [key])
         for bit, alert in enumerate(slo.alerts):
             con.execute(
@@ -62,9 +71,21 @@ def sync_slos(con: duckdb.DuckDBPyConnection, slos: Sequence[Slo]) -> dict[str, 
 
 def _row(slo: Slo) -> list[object]:
     return [
-        slo.id, slo.service, slo.name, slo.owner, slo.sli.category, slo.sli.kind, slo.target,
-        slo.window.text, slo.window.kind, slo.window.minutes, slo.window.calendar,
-        slo.budget_minutes, slo.alerts_custom, json.dumps(slo.policy), slo.source_file,
+        slo.id,
+        slo.service,
+        slo.name,
+        slo.owner,
+        slo.sli.category,
+        slo.sli.kind,
+        slo.target,
+        slo.window.text,
+        slo.window.kind,
+        slo.window.minutes,
+        slo.window.calendar,
+        slo.budget_minutes,
+        slo.alerts_custom,
+        json.dumps(slo.policy),
+        slo.source_file,
         slo.source_line,
     ]
 
@@ -85,14 +106,35 @@ def stored_slos(con: duckdb.DuckDBPyConnection, service: str | None = None) -> l
         [service, service],
     ).fetchall()
     out = []
-    for (key, svc, name, owner, category, kind, target, wtext, wkind, wmin, cal, custom, policy,
-         src, line) in rows:
+    for (
+        key,
+        svc,
+        name,
+        owner,
+        category,
+        kind,
+        target,
+        wtext,
+        wkind,
+        wmin,
+        cal,
+        custom,
+        policy,
+        src,
+        line,
+    ) in rows:
         slo = Slo(
-            service=svc, name=name, owner=owner or "",
+            service=svc,
+            name=name,
+            owner=owner or "",
             sli=Sli(name=name, kind=kind or "ratio", category=category or ""),
-            target=target, window=SloWindow(kind=wkind, minutes=wmin, text=wtext, calendar=cal),
-            alerts=tuple(alerts.get(key, ())), alerts_custom=bool(custom),
-            policy=json.loads(policy) if policy else {}, source_file=src or "", source_line=line or 0,
+            target=target,
+            window=SloWindow(kind=wkind, minutes=wmin, text=wtext, calendar=cal),
+            alerts=tuple(alerts.get(key, ())),
+            alerts_custom=bool(custom),
+            policy=json.loads(policy) if policy else {},
+            source_file=src or "",
+            source_line=line or 0,
         )
         out.append((key, slo))
     return out

@@ -46,11 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="pull metrics and run every pipeline")
     p.add_argument("--source", choices=["demo", "csv"], default="demo")
-    p.add_argument("--events", nargs="+", type=Path, default=[], metavar="FILE",
-                   help="CSV/Parquet files with columns slo,timestamp,good,valid (--source csv)")
+    p.add_argument(
+        "--events",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="CSV/Parquet files with columns slo,timestamp,good,valid (--source csv)",
+    )
     p.add_argument("--from", dest="start", type=_timestamp, help="first minute to load (UTC)")
-    p.add_argument("--to", dest="end", type=_timestamp,
-                   help="evaluate up to this instant (UTC; default: the end of the data)")
+    p.add_argument(
+        "--to",
+        dest="end",
+        type=_timestamp,
+        help="evaluate up to this instant (UTC; default: the end of the data)",
+    )
     p.add_argument("--json", action="store_true", help="print a run summary as JSON")
 
     p = sub.add_parser("status", help="budget, burn rates, alerts and policy state of every SLO")
@@ -93,12 +103,25 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
-        print(json.dumps({
-            "ok": True,
-            "slos": [{"slo": s.id, "target": s.target, "window": s.window.text, "sli_kind": s.sli.kind,
-                      "alerts": len(s.alerts)} for s in slos],
-            "warnings": [w.__dict__ for w in warnings],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "ok": True,
+                    "slos": [
+                        {
+                            "slo": s.id,
+                            "target": s.target,
+                            "window": s.window.text,
+                            "sli_kind": s.sli.kind,
+                            "alerts": len(s.alerts),
+                        }
+                        for s in slos
+                    ],
+                    "warnings": [w.__dict__ for w in warnings],
+                },
+                indent=2,
+            )
+        )
     else:
         for slo in slos:
             print(f"ok  {slo.id:<40} {slo.target * 100:g}% over {slo.window.text} ({slo.sli.kind})")
@@ -182,31 +205,56 @@ def _fmt_burn(value: float | None) -> str:
 
 def render_status(rows: list[dict[str, Any]], color: bool) -> str:
     """A table an SRE scans in seconds: worst budget first, state and firing alerts stand out."""
+
     def paint(text: str, code: str | None) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if color and code else text
 
     order = sorted(rows, key=lambda r: (r["budget_remaining"] is not None, r["budget_remaining"] or 0))
-    header = ["SLO", "TARGET", "WINDOW", "SLI", "BUDGET LEFT", "STATE", "BURN 1h", "BURN 6h", "BURN 3d",
-              "ALERTS"]
+    header = [
+        "SLO",
+        "TARGET",
+        "WINDOW",
+        "SLI",
+        "BUDGET LEFT",
+        "STATE",
+        "BURN 1h",
+        "BURN 6h",
+        "BURN 3d",
+        "ALERTS",
+    ]
     table = [header]
     styles: list[str | None] = [None]
     for r in order:
-        alerts = ", ".join(
-            f"{a['severity'].upper()} {a['long_window']}/{a['short_window']}>{a['factor']:g}"
-            for a in r["alerts"]
-        ) or "-"
+        alerts = (
+            ", ".join(
+                f"{a['severity'].upper()} {a['long_window']}/{a['short_window']}>{a['factor']:g}"
+                for a in r["alerts"]
+            )
+            or "-"
+        )
         state = r["policy_state"] or r["data_status"].upper()
-        table.append([
-            r["slo"], f"{r['target'] * 100:g}%", r["window"], _fmt_pct(r["sli"]),
-            _fmt_pct(r["budget_remaining"], 1), state, _fmt_burn(r["burn_rates"]["1h"]),
-            _fmt_burn(r["burn_rates"]["6h"]), _fmt_burn(r["burn_rates"]["3d"]), alerts,
-        ])
+        table.append(
+            [
+                r["slo"],
+                f"{r['target'] * 100:g}%",
+                r["window"],
+                _fmt_pct(r["sli"]),
+                _fmt_pct(r["budget_remaining"], 1),
+                state,
+                _fmt_burn(r["burn_rates"]["1h"]),
+                _fmt_burn(r["burn_rates"]["6h"]),
+                _fmt_burn(r["burn_rates"]["3d"]),
+                alerts,
+            ]
+        )
         styles.append(STATE_STYLE.get(r["policy_state"] or "", "35"))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = []
     for row, style in zip(table, styles, strict=True):
-        cells = [cell.ljust(widths[i]) if i in (0, 2, 5, 9) else cell.rjust(widths[i])
-                 for i, cell in enumerate(row)]
+        cells = [
+            cell.ljust(widths[i]) if i in (0, 2, 5, 9) else cell.rjust(widths[i])
+            for i, cell in enumerate(row)
+        ]
         if style:
             cells[5] = paint(cells[5], style)
             if row[9] != "-":
@@ -218,8 +266,10 @@ def render_status(rows: list[dict[str, Any]], color: bool) -> str:
     lines.insert(0, f"evaluated at {at} · {len(rows)} SLOs · {firing} alerting ({pages} paging)")
     for r in order:
         if r["data_status"] != "ok":
-            lines.append(f"note: {r['slo']}: {r['data_status'].replace('_', ' ')}"
-                         f" (last data {r['last_data_at'] or 'never'})")
+            lines.append(
+                f"note: {r['slo']}: {r['data_status'].replace('_', ' ')}"
+                f" (last data {r['last_data_at'] or 'never'})"
+            )
     return "\n".join(lines)
 
 

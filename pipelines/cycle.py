@@ -92,6 +92,14 @@ def _record_run(
     lo = int(pull.buckets["minute"].min()) if len(pull.buckets) else None
     con.execute(
         "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, started, dt.datetime.now(dt.UTC).replace(tzinfo=None), pull.origin, lo, pull.end,
-         written, evaluated],
+        [
+            run_id,
+            started,
+            dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            pull.origin,
+            lo,
+            pull.end,
+            written,
+            evaluated,
+        ],
     )

@@ -139,8 +139,8 @@ SELECT w.slo_key, w.t,
   CASE WHEN w.v_slo > 0 THEN 1 - ((w.v_slo - w.g_slo)::DOUBLE * p.bf_den) / (w.v_slo::DOUBLE * p.bf_num)
   END AS budget_remaining,
   w.g_slo AS good_slo, w.v_slo AS valid_slo,
-  ({_state_sql('w.g_slo', 'w.v_slo')})::TINYINT AS state,
-  ({_state_sql('w.g_prev', 'w.v_prev')})::TINYINT AS prev_state,
+  ({_state_sql("w.g_slo", "w.v_slo")})::TINYINT AS state,
+  ({_state_sql("w.g_prev", "w.v_prev")})::TINYINT AS prev_state,
   {burns},
   ({firing})::INTEGER AS firing
 FROM {source} w JOIN params p USING (slo_key)
@@ -510,9 +510,7 @@ def evaluate(
     return report
 
 
-def _chunks(
-    slos: list[EngineSlo], first: dict[int, int], end: int, cells: int
-) -> Iterable[list[EngineSlo]]:
+def _chunks(slos: list[EngineSlo], first: dict[int, int], end: int, cells: int) -> Iterable[list[EngineSlo]]:
     chunk: list[EngineSlo] = []
     size = 0
     for es in slos:

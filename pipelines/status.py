@@ -43,9 +43,7 @@ def status(con: duckdb.DuckDBPyConnection, query: StatusQuery) -> list[dict[str,
         raise SloError(f"--service {query.service!r}: no such service; known: {', '.join(known)}")
     state = {
         row[0]: row[1:]
-        for row in con.execute(
-            "SELECT slo_key, first_minute, evaluated_to FROM engine_state"
-        ).fetchall()
+        for row in con.execute("SELECT slo_key, first_minute, evaluated_to FROM engine_state").fetchall()
     }
     latest = max((s[1] for s in state.values() if s[1] is not None), default=None)
     if latest is None:
@@ -56,7 +54,9 @@ def status(con: duckdb.DuckDBPyConnection, query: StatusQuery) -> list[dict[str,
     ready = [
         engine.EngineSlo(key=k, slo=s)
         for k, s in pairs
-        if k in state and state[k][0] is not None and state[k][1] is not None
+        if k in state
+        and state[k][0] is not None
+        and state[k][1] is not None
         and state[k][0] < t <= state[k][1]
     ]
     rows: dict[int, dict[str, Any]] = {}

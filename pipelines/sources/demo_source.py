@@ -21,8 +21,16 @@ def demo_pull(
         origin="demo",
         deploys=[(d.service, d.at, d.version, d.description) for d in data.deploys],
         events=[
-            (e.event_id, e.service, list(e.slo_ids), e.start.replace(tzinfo=None),
-             e.end.replace(tzinfo=None), e.shape, e.fingerprint, e.description)
+            (
+                e.event_id,
+                e.service,
+                list(e.slo_ids),
+                e.start.replace(tzinfo=None),
+                e.end.replace(tzinfo=None),
+                e.shape,
+                e.fingerprint,
+                e.description,
+            )
             for e in data.events
         ],
     )
