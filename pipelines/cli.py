@@ -164,7 +164,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     started = time.monotonic()
     if args.source == "demo":
-        return cmd_demo(argparse.Namespace(now=args.end, seed=None, json=args.json), settings)
+        return _run_demo(args, settings, started)
     if not args.events:
         raise SloError("--source csv needs --events FILE…")
     import pandas as pd
@@ -182,6 +182,36 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise SloError(f"{', '.join(map(str, args.events))}: no events in the requested range")
     data_end = end if end is not None else int(buckets["minute"].max()) + 1
     pull = Pull(buckets=buckets, end=data_end, origin=", ".join(map(str, args.events)))
+    report = run_cycle(settings, slos, pull, progress=Progress("evaluating"))
+    _summary(args, report, time.monotonic() - started)
+    return 0
+
+
+def _run_demo(args: argparse.Namespace, settings: Settings, started: float) -> int:
+    """Advance the demo to now: only minutes after the last run are written and evaluated.
+
+    The demo is deterministic per minute, so earlier minutes are what is stored already. Without a
+    demo store yet, this is `slo demo`.
+    """
+    from pipelines.cycle import run_cycle
+    from pipelines.sources.demo_source import demo_pull
+    from pipelines.store import Snapshot
+
+    snapshot = Snapshot(settings.data_dir)
+    last = None
+    if snapshot.exists():
+        with snapshot.connection() as con:
+            row = con.execute("SELECT max(data_to) FROM runs WHERE source = 'demo'").fetchone()
+            last = row[0] if row else None
+        snapshot.close()
+    if last is None:
+        return cmd_demo(argparse.Namespace(now=args.end, seed=None, json=args.json), settings)
+    slos, pull = demo_pull(args.end, None, Progress("generating"))
+    if pull.end <= last:
+        raise SloError(f"the demo is already evaluated up to {engine.datetime_of(last):%Y-%m-%dT%H:%MZ}")
+    pull.buckets = pull.buckets[pull.buckets["minute"] >= last]
+    pull.deploys = [d for d in pull.deploys if engine.minute_of(d[1]) >= last]
+    pull.events = []
     report = run_cycle(settings, slos, pull, progress=Progress("evaluating"))
     _summary(args, report, time.monotonic() - started)
     return 0

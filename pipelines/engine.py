@@ -268,14 +268,16 @@ def dense_window_sums(
 
 
 def cumulative_range(
-    con: duckdb.DuckDBPyConnection, keys: np.ndarray, lo: int, hi: int
+    con: duckdb.DuckDBPyConnection, keys: np.ndarray, lo: int, hi: int, trusted_to: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """C(x) = Σ buckets < x for every x in [lo, hi], per key: arrays of shape (len(keys), hi-lo+1).
 
     Reads the checkpoint at the hour boundary at or before `lo` and the raw buckets from there to
-    `hi`: at most an hour plus the range, whatever the length of the history.
+    `hi`: at most an hour plus the range, whatever the length of the history. Checkpoints after
+    `trusted_to` (being rebuilt because buckets before them changed) are never read.
     """
-    h0 = lo - lo % CHECKPOINT_STEP
+    start = lo if trusted_to is None else min(lo, trusted_to)
+    h0 = start - start % CHECKPOINT_STEP
     width = hi - h0 + 1
     index = {int(k): i for i, k in enumerate(keys)}
     cg = np.zeros((len(keys), width), dtype=np.int64)
@@ -318,14 +320,15 @@ def point_window_sums(
     """
     keys = np.array([es.key for es in slos], dtype=np.int64)
     span = b - a + 1
-    cg_t, cv_t = cumulative_range(con, keys, a - 1, b)  # C(T) for T in [a−1, b]
+    trusted = a - 1  # checkpoints after a − 1 may be stale (buckets from a − 1 on were rewritten)
+    cg_t, cv_t = cumulative_range(con, keys, a - 1, b, trusted)  # C(T) for T in [a−1, b]
     now_g, now_v = cg_t[:, 1:], cv_t[:, 1:]
     cols: dict[str, np.ndarray] = {
         "slo_key": np.repeat(keys, span).astype(np.int32),
         "t": np.tile(np.arange(a, b + 1, dtype=np.int64), len(keys)).astype(np.int32),
     }
     for w in windows:
-        lg, lv = cumulative_range(con, keys, a - w, b - w)
+        lg, lv = cumulative_range(con, keys, a - w, b - w, trusted)
         cols[f"g_{w}"] = (now_g - lg).ravel()
         cols[f"v_{w}"] = (now_v - lv).ravel()
 
@@ -340,12 +343,12 @@ def point_window_sums(
             ts = np.arange(a - 1, b + 1, dtype=np.int64)
             starts = period_start(ts - 1, es.slo.window.calendar or "month")
             for ps in np.unique(starts):
-                cg_p, cv_p = cumulative_range(con, keys[i : i + 1], int(ps), int(ps))
+                cg_p, cv_p = cumulative_range(con, keys[i : i + 1], int(ps), int(ps), trusted)
                 sel = starts == ps
                 g_slo[i, sel] = cg_t[i, sel] - cg_p[0, 0]
                 v_slo[i, sel] = cv_t[i, sel] - cv_p[0, 0]
     for w, rows in rolling.items():
-        lg, lv = cumulative_range(con, keys[rows], a - 1 - w, b - w)
+        lg, lv = cumulative_range(con, keys[rows], a - 1 - w, b - w, trusted)
         g_slo[rows] = cg_t[rows] - lg
         v_slo[rows] = cv_t[rows] - lv
     cols["g_slo"], cols["v_slo"] = g_slo[:, 1:].ravel(), v_slo[:, 1:].ravel()
@@ -371,7 +374,8 @@ def _apply_evaluation(
     con.register("params", params)
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE ev AS SELECT slo_key, t, state, prev_state, firing "
+            f"CREATE OR REPLACE TEMP TABLE ev AS SELECT slo_key, t, state, prev_state, firing, "
+            f"budget_remaining "
             f"FROM ({formula_sql(windows, k)})"
         )
         # -- Chart series: every SERIES_STEP minutes, the full evaluation.
@@ -387,7 +391,7 @@ def _apply_evaluation(
                SELECT e.slo_key, e.t,
                  ['normal','freeze_review','reliability_focus','exhausted'][e.prev_state + 1],
                  ['normal','freeze_review','reliability_focus','exhausted'][e.state + 1],
-                 NULL
+                 e.budget_remaining
                FROM ev e WHERE e.state IS DISTINCT FROM e.prev_state"""
         )
         _fold_intervals(con, k, first_t, last_t)

@@ -51,6 +51,12 @@ def status(con: duckdb.DuckDBPyConnection, query: StatusQuery) -> list[dict[str,
     t = engine.minute_of(query.at) if query.at else latest
     if t > latest:
         raise SloError(f"--at {_iso(t)}: after the latest evaluated instant {_iso(latest)}")
+    earliest = min((s[0] + 1 for s in state.values() if s[0] is not None and s[1] is not None), default=t)
+    if t < earliest:
+        raise SloError(
+            f"--at {_iso(t)}: before the first evaluated instant {_iso(earliest)} "
+            "(one minute after the first bucket)"
+        )
     ready = [
         engine.EngineSlo(key=k, slo=s)
         for k, s in pairs

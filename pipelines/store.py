@@ -166,6 +166,7 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with UTC session time zone."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
@@ -189,6 +190,7 @@ class Writer:
         try:
             self.con = duckdb.connect(str(self.data_dir / WORK_FILE))
             self.con.execute("SET TimeZone = 'UTC'")
+            self.con.execute("SET enable_progress_bar = false")
             migrate(self.con)
         except Exception:
             self._release_lock()
@@ -241,6 +243,7 @@ class Writer:
                 (self.data_dir / name).unlink()
         self.con = duckdb.connect(str(self.data_dir / WORK_FILE))
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET enable_progress_bar = false")
         migrate(self.con)
 
     def publish(self) -> Path:

@@ -67,7 +67,7 @@ def read_events(path: Path, start: int | None = None, end: int | None = None) ->
             params.append(end)
         frame = con.execute(
             f"""SELECT slo AS slo_id, minute, good::BIGINT AS good, valid::BIGINT AS valid FROM (
-                  SELECT slo, (epoch(ts) // 60)::BIGINT AS minute, good, valid FROM parsed)
+                  SELECT slo, floor(epoch(ts) / 60)::BIGINT AS minute, good, valid FROM parsed)
                 {"WHERE " + " AND ".join(where) if where else ""}""",
             params,
         ).df()

@@ -78,6 +78,7 @@ ALERT_RULES = ((60, 5, "14.4"), (360, 30, "6"), (1440, 120, "3"), (4320, 360, "1
 SEVERITY_OF_BIT = ("page", "page", "ticket", "ticket")
 TARGET_BUCKETS_PER_S = 5_000_000
 TARGET_PEAK_MB = 4096
+INCR_PROFILED = 5  # instrumented one-minute updates after the timed ones
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,8 +107,8 @@ class Config:
             days=num("BENCH_DAYS", 30),
             short_days=num("BENCH_SHORT_DAYS", 10),
             runs=num("BENCH_RUNS", 3),
-            pandas_runs=num("BENCH_PANDAS_RUNS", 1),
-            incr_reps=num("BENCH_INCR_REPS", 7),
+            pandas_runs=num("BENCH_PANDAS_RUNS", 3),
+            incr_reps=num("BENCH_INCR_REPS", 11),
             profile=num("BENCH_PROFILE", 1) != 0,
             keep=num("BENCH_KEEP", 0) != 0,
             workdir=os.environ.get("BENCH_DIR") or None,
@@ -450,16 +451,17 @@ def case_engine_full(args: dict[str, Any]) -> dict[str, Any]:
         rss_before = maxrss_mb()
         target = cast(duckdb.DuckDBPyConnection, TimedConnection(con, prof)) if args["profile"] else con
         with instrumented(prof) if args["profile"] else _nothing():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             report = engine.evaluate(target, slos, end)
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         rss_after = maxrss_mb()
-        c0 = time.perf_counter()
+        k0 = time.perf_counter()
         con.execute("CHECKPOINT")
-        checkpoint_s = time.perf_counter() - c0
+        checkpoint_s = time.perf_counter() - k0
         summary = engine_summary(con, slos, end, args["samples"]) if args.get("summary") else None
     out: dict[str, Any] = {
         "wall_s": wall,
+        "cpu_s": cpu,
         "minutes_evaluated": report.minutes_evaluated,
         "slos_dense": report.slos_dense,
         "rss_start_mb": rss_start,
@@ -497,25 +499,30 @@ def case_incremental(args: dict[str, Any]) -> dict[str, Any]:
             con.execute("CHECKPOINT")
         write_ms: list[float] = []
         eval_ms: list[float] = []
+        eval_cpu_ms: list[float] = []
         minutes: list[int] = []
         for i in range(reps):
             frame = model.minute_frame(slos, end + i)
             t0 = time.perf_counter()
             write_buckets(con, frame, keys, "bench")
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             rep = engine.evaluate(con, slos, end + i + 1)
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             write_ms.append((t1 - t0) * 1000)
             eval_ms.append((t2 - t1) * 1000)
+            eval_cpu_ms.append((c2 - c1) * 1000)
             minutes.append(rep.minutes_evaluated)
-        # A few more minutes, instrumented, to see where the time of an update goes.
-        prof = Profiler()
-        extra = 3
-        timed = cast(duckdb.DuckDBPyConnection, TimedConnection(con, prof))
-        with instrumented(prof):
-            for i in range(reps, reps + extra):
-                write_buckets(con, model.minute_frame(slos, end + i), keys, "bench")
+        # More minutes, instrumented, to see where the time of an update goes (median per stage).
+        profiles: list[dict[str, float]] = []
+        for i in range(reps, reps + INCR_PROFILED):
+            prof = Profiler()
+            write_buckets(con, model.minute_frame(slos, end + i), keys, "bench")
+            timed = cast(duckdb.DuckDBPyConnection, TimedConnection(con, prof))
+            with instrumented(prof):
                 engine.evaluate(timed, slos, end + i + 1)
+            profiles.append(prof.self_time)
+        labels = {label for p in profiles for label in p}
+        stage_ms = {label: statistics.median(p.get(label, 0.0) for p in profiles) * 1000 for label in labels}
         out.update(
             {
                 "reps": reps,
@@ -525,9 +532,9 @@ def case_incremental(args: dict[str, Any]) -> dict[str, Any]:
                 "median_write_ms": statistics.median(write_ms),
                 "median_evaluate_ms": statistics.median(eval_ms),
                 "median_total_ms": statistics.median(w + e for w, e in zip(write_ms, eval_ms, strict=True)),
+                "median_evaluate_cpu_ms": statistics.median(eval_cpu_ms),
                 "profile_ms_per_update": {
-                    k: round(v * 1000 / extra, 2)
-                    for k, v in sorted(prof.self_time.items(), key=lambda kv: -kv[1])
+                    k: round(v, 2) for k, v in sorted(stage_ms.items(), key=lambda kv: -kv[1])
                 },
                 "rss_peak_mb": maxrss_mb(),
             }
@@ -637,7 +644,7 @@ def case_pandas(args: dict[str, Any]) -> dict[str, Any]:
     rss_before = maxrss_mb()
     totals = PandasTotals(np.zeros(4, np.int64), np.zeros(4, np.int64), {}, 0, {})
     per_chunk = max(1, PANDAS_CHUNK_CELLS // (days * DAY))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     read_s = 0.0
     ordered = np.sort(keys)
     for i in range(0, len(ordered), per_chunk):
@@ -650,7 +657,7 @@ def case_pandas(args: dict[str, Any]) -> dict[str, Any]:
         ).df()
         read_s += time.perf_counter() - r0
         pandas_chunk(frame, chunk, START, end, totals, points)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss_after = maxrss_mb()
     con.close()
     summary = {
@@ -664,6 +671,7 @@ def case_pandas(args: dict[str, Any]) -> dict[str, Any]:
     }
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
         "read_s": read_s,
         "chunk_slos": per_chunk,
         "rss_start_mb": rss_start,
@@ -752,6 +760,10 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float:
 def main(cfg: Config | None = None) -> dict[str, Any]:
     cfg = cfg or Config.from_env()
     began = time.perf_counter()
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    if load_start[0] > 0.5:
+        print(f"note: load average {load_start} before the benchmark: other work shares the CPUs, "
+              "wall times will be inflated (CPU seconds are reported too)", flush=True)
     workdir = Path(cfg.workdir or tempfile.mkdtemp(prefix="slo-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     n_buckets = cfg.slos * cfg.days * DAY
@@ -815,7 +827,7 @@ def main(cfg: Config | None = None) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
 
     results = build_results(cfg, n_buckets, prepared, engine_runs, pandas_runs, profile, incr_long,
-                            incr_short, agreement, time.perf_counter() - began)
+                            incr_short, agreement, time.perf_counter() - began, [load_start])
     print_report(results)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     name = "engine.json" if cfg.is_default_size else f"engine-{cfg.slos}x{cfg.days}d.json"
@@ -835,6 +847,7 @@ def build_results(
     incr_short: dict[str, Any],
     agreement: dict[str, Any],
     total_s: float,
+    load: list[list[float]],
 ) -> dict[str, Any]:
     def row(runs: list[dict[str, Any]]) -> dict[str, Any]:
         wall = median_of(runs, "wall_s")
@@ -843,6 +856,7 @@ def build_results(
             "runs": len(runs),
             "wall_s_median": round(wall, 3),
             "wall_s_all": [round(r["wall_s"], 3) for r in runs],
+            "cpu_s_median": round(median_of(runs, "cpu_s"), 3),
             "buckets_per_s": round(n_buckets / wall),
             "peak_rss_mb": round(max(r["rss_peak_mb"] for r in runs), 1),
             "rss_before_step_mb": round(max(r["rss_before_mb"] for r in runs), 1),
@@ -877,6 +891,7 @@ def build_results(
             "memory_met": eng["peak_rss_mb"] < TARGET_PEAK_MB,
         },
         "total_benchmark_s": round(total_s, 1),
+        "load_average": {"start": load[0], "end": [round(x, 2) for x in os.getloadavg()]},
     }
     if profile is not None:
         stages = profile["profile"]
@@ -896,6 +911,7 @@ def _incr(r: dict[str, Any]) -> dict[str, Any]:
         "median_evaluate_ms": round(r["median_evaluate_ms"], 2),
         "median_write_buckets_ms": round(r["median_write_ms"], 2),
         "median_total_ms": round(r["median_total_ms"], 2),
+        "median_evaluate_cpu_ms": round(r["median_evaluate_cpu_ms"], 2),
         "evaluate_ms_all": [round(x, 2) for x in r["evaluate_ms"]],
         "minutes_evaluated": r["minutes_evaluated"],
         "profile_ms_per_update": r["profile_ms_per_update"],
@@ -907,12 +923,13 @@ def print_report(res: dict[str, Any]) -> None:
     print("\n== Engine benchmark (DESIGN §5) ==")
     print(f"{res['config']['slos']} SLOs × {res['config']['days']} d, {res['config']['cpus']} CPUs, "
           f"duckdb {res['config']['duckdb']}, pandas {res['config']['pandas']}")
-    header = f"{'case':<22}{'buckets':>12}{'runs':>6}{'wall s (med)':>14}{'buckets/s':>14}{'peak RSS MB':>13}"
+    header = (f"{'case':<22}{'buckets':>12}{'runs':>6}{'wall s (med)':>14}{'buckets/s':>14}"
+              f"{'peak RSS MB':>13}{'CPU s (med)':>13}")
     print(header)
     print("-" * len(header))
     for name, r in (("engine full history", eng), ("pandas baseline", pdn)):
         print(f"{name:<22}{r['buckets']:>12,}{r['runs']:>6}{r['wall_s_median']:>14.2f}"
-              f"{r['buckets_per_s']:>14,}{r['peak_rss_mb']:>13.0f}")
+              f"{r['buckets_per_s']:>14,}{r['peak_rss_mb']:>13.0f}{r['cpu_s_median']:>13.1f}")
     print(f"engine speed / pandas speed: {res['engine_speedup_vs_pandas']:.2f}×")
     met = {k: "met" if v else "MISSED" for k, v in res["targets"].items() if k.endswith("_met")}
     print(f"targets: ≥ {TARGET_BUCKETS_PER_S:,} buckets/s: {met['throughput_met']}; "
@@ -921,7 +938,16 @@ def print_report(res: dict[str, Any]) -> None:
     for hist, r in res["incremental"].items():
         print(f"  {hist:>4} history: evaluate {r['median_evaluate_ms']:8.1f} ms, write_buckets "
               f"{r['median_write_buckets_ms']:7.1f} ms, total {r['median_total_ms']:8.1f} ms "
-              f"({r['reps']} reps)")
+              f"({r['reps']} reps; evaluate CPU {r['median_evaluate_cpu_ms']:.1f} ms)")
+    hists = list(res["incremental"])
+    stages = sorted({s for h in hists for s in res["incremental"][h]["profile_ms_per_update"]},
+                    key=lambda s: -res["incremental"][hists[-1]]["profile_ms_per_update"].get(s, 0.0))
+    print(f"  per-stage median ms per update (instrumented):{''.join(f'{h:>10}' for h in hists)}")
+    for stage in stages:
+        vals = "".join(
+            f"{res['incremental'][h]['profile_ms_per_update'].get(stage, 0.0):>10.1f}" for h in hists
+        )
+        print(f"    {stage:<46}{vals}")
     if "engine_profile" in res:
         prof = res["engine_profile"]
         print(f"\nengine full-history profile (instrumented run, {prof['wall_s']:.2f} s):")

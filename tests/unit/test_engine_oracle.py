@@ -86,14 +86,17 @@ class Oracle:
 
     def __init__(self, slo: Slo, minutes: np.ndarray, good: np.ndarray, valid: np.ndarray):
         self.slo = slo
-        self.good = dict(zip(minutes.tolist(), good.tolist(), strict=True))
-        self.valid = dict(zip(minutes.tolist(), valid.tolist(), strict=True))
+        self.first = int(minutes.min())
+        # every minute of the span, zero where the source had no row; summed slice by slice
+        self.good = np.zeros(SPAN, dtype=np.int64)
+        self.valid = np.zeros(SPAN, dtype=np.int64)
+        self.good[minutes - START] = good
+        self.valid[minutes - START] = valid
         self.target = Fraction(repr(slo.target))
 
     def sums(self, lo: int, hi: int) -> tuple[int, int]:
-        g = sum(self.good.get(m, 0) for m in range(lo, hi))
-        v = sum(self.valid.get(m, 0) for m in range(lo, hi))
-        return g, v
+        lo, hi = max(lo - START, 0), max(hi - START, 0)
+        return int(self.good[lo:hi].sum()), int(self.valid[lo:hi].sum())
 
     def slo_window(self, t: int) -> tuple[int, int]:
         w = self.slo.window
@@ -213,7 +216,7 @@ def test_alert_intervals_and_transitions_equal_oracle(evaluated: tuple[Path, dic
     with Snapshot(data_dir).connection() as con:
         keys = dict(con.execute("SELECT slo_id, slo_key FROM slos").fetchall())
         for slo_id, o in oracles.items():
-            first = min(o.valid) + 1
+            first = o.first + 1
             got = set(
                 con.execute(
                     "SELECT bit, start_minute, end_minute FROM alert_intervals WHERE slo_key = ?",
