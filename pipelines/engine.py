@@ -25,6 +25,7 @@ from fractions import Fraction
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.model import STANDARD_BURN_WINDOWS, Slo
 
@@ -96,28 +97,51 @@ def params_table(slos: Sequence[EngineSlo], k: int) -> pa.Table:
     return pa.table({name: pa.array(vals, type=types[name]) for name, vals in cols.items()})
 
 
-def _state_sql(g: str, v: str) -> str:
+def _state_sql(g: str, v: str, exact_type: str) -> str:
     # budget_remaining r = 1 − B/A with B = bad·bf_den and A = valid·bf_num (exact integers):
     # r > ½ ⇔ 2B < A;  ¼ ≤ r ≤ ½ ⇔ 4B ≤ 3A;  0 < r < ¼ ⇔ B < A;  r ≤ 0 otherwise.
-    b = f"(({v} - {g})::HUGEINT * p.bf_den)"
-    a = f"({v}::HUGEINT * p.bf_num)"
+    b = f"(({v} - {g})::{exact_type} * p.bf_den)"
+    a = f"({v}::{exact_type} * p.bf_num)"
     return (
         f"CASE WHEN coalesce({v}, 0) = 0 THEN NULL WHEN 2 * {b} < {a} THEN 0 "
         f"WHEN 4 * {b} <= 3 * {a} THEN 1 WHEN {b} < {a} THEN 2 ELSE 3 END"
     )
 
 
-def _condition_sql(i: int, side: str, windows: Sequence[int]) -> str:
+def _condition_sql(i: int, side: str, windows: Sequence[int], exact_type: str) -> str:
     # bad/valid > num/den ⇔ bad·den > num·valid; false when the window holds no valid events.
     cases = " ".join(
-        f"WHEN {w} THEN (w.v_{w} - w.g_{w})::HUGEINT * p.c{i}_den > p.c{i}_num::HUGEINT * w.v_{w}"
+        f"WHEN {w} THEN (w.v_{w} - w.g_{w})::{exact_type} * p.c{i}_den > p.c{i}_num::{exact_type} * w.v_{w}"
         for w in windows
     )
     return f"(CASE p.c{i}_{side} {cases} ELSE FALSE END)"
 
 
-def formula_sql(windows: Sequence[int], k: int, source: str = "ws", where: str = "") -> str:
-    """SQL turning window sums (`source`) into the evaluation of every row (DESIGN §2)."""
+def exact_type(ws: pa.Table, params: pa.Table) -> str:
+    """DOUBLE when every product in the threshold comparisons stays below 2^53 (so is exact),
+    else HUGEINT: the comparisons are exact either way, DOUBLE is several times faster."""
+    biggest_count = max(
+        (pc.max(ws.column(c)).as_py() or 0 for c in ws.column_names if c.startswith("v_")),
+        default=0,
+    )
+    biggest_coef = max(
+        (
+            pc.max(params.column(c)).as_py() or 0
+            for c in params.column_names
+            if c.startswith(("bf_", "c")) and not c.endswith(("_long", "_short"))
+        ),
+        default=0,
+    )
+    return "DOUBLE" if 4 * biggest_count * max(biggest_coef, 1) < 2**53 else "HUGEINT"
+
+
+def formula_sql(
+    windows: Sequence[int], k: int, source: str = "ws", where: str = "", exact: str = "HUGEINT"
+) -> str:
+    """SQL turning window sums (`source`) into the evaluation of every row (DESIGN §2).
+
+    `exact` is the type of the integer products in threshold comparisons (see `exact_type`).
+    """
     burns = ",\n  ".join(
         f"CASE WHEN w.v_{m} > 0 THEN ((w.v_{m} - w.g_{m})::DOUBLE * p.bf_den) "
         f"/ (w.v_{m}::DOUBLE * p.bf_num) END AS burn_{name}"
@@ -125,7 +149,8 @@ def formula_sql(windows: Sequence[int], k: int, source: str = "ws", where: str =
     )
     firing = (
         " + ".join(
-            f"(CASE WHEN {_condition_sql(i, 'long', windows)} AND {_condition_sql(i, 'short', windows)} "
+            f"(CASE WHEN {_condition_sql(i, 'long', windows, exact)} "
+            f"AND {_condition_sql(i, 'short', windows, exact)} "
             f"THEN {1 << i} ELSE 0 END)"
             for i in range(k)
         )
@@ -139,8 +164,8 @@ SELECT w.slo_key, w.t,
   CASE WHEN w.v_slo > 0 THEN 1 - ((w.v_slo - w.g_slo)::DOUBLE * p.bf_den) / (w.v_slo::DOUBLE * p.bf_num)
   END AS budget_remaining,
   w.g_slo AS good_slo, w.v_slo AS valid_slo,
-  ({_state_sql("w.g_slo", "w.v_slo")})::TINYINT AS state,
-  ({_state_sql("w.g_prev", "w.v_prev")})::TINYINT AS prev_state,
+  ({_state_sql("w.g_slo", "w.v_slo", exact)})::TINYINT AS state,
+  ({_state_sql("w.g_prev", "w.v_prev", exact)})::TINYINT AS prev_state,
   {burns},
   ({firing})::INTEGER AS firing
 FROM {source} w JOIN params p USING (slo_key)
@@ -207,42 +232,51 @@ def dense_window_sums(
     cg = np.cumsum(g)
     cv = np.cumsum(v)
     del g, v
-    block = np.repeat(np.arange(len(slos)), n)
+    block = np.repeat(np.arange(len(slos), dtype=np.int32), n)
+    bases_g = np.where(starts > 0, cg[np.maximum(starts - 1, 0)], 0)
+    bases_v = np.where(starts > 0, cv[np.maximum(starts - 1, 0)], 0)
+    spans = [(int(s0), int(s0 + nb)) for s0, nb in zip(starts, n, strict=True)]
+
+    def window_sum(c: np.ndarray, bases: np.ndarray, widths: Sequence[int]) -> np.ndarray:
+        # C(T) − C(T − W) block by block with slices: the first W instants of a block reach back
+        # before its first bucket, where C is the block's base.
+        out = np.empty_like(c)
+        for (s0, e0), base, w in zip(spans, bases, widths, strict=True):
+            seg, dst = c[s0:e0], out[s0:e0]
+            np.subtract(seg, base, out=dst)
+            if w < e0 - s0:
+                np.subtract(seg[w:], seg[:-w], out=dst[w:])
+        return out
+
     offset = np.arange(total, dtype=np.int64) - starts[block]
-    base_g = np.where(starts > 0, cg[np.maximum(starts - 1, 0)], 0)[block]
-    base_v = np.where(starts > 0, cv[np.maximum(starts - 1, 0)], 0)[block]
-    index = np.arange(total, dtype=np.int64)
-
-    def lagged(c: np.ndarray, base: np.ndarray, w: np.ndarray | int) -> np.ndarray:
-        # cumulative sum just before the window: C(T − W), or the block's base before its start
-        return np.where(offset >= w, c[np.maximum(index - w, 0)], base)
-
     cols: dict[str, np.ndarray] = {
         "slo_key": keys[block].astype(np.int32),
         "t": (lo[block] + offset + 1).astype(np.int32),
     }
     for w in windows:
-        cols[f"g_{w}"] = cg - lagged(cg, base_g, w)
-        cols[f"v_{w}"] = cv - lagged(cv, base_v, w)
+        cols[f"g_{w}"] = window_sum(cg, bases_g, [w] * len(slos))
+        cols[f"v_{w}"] = window_sum(cv, bases_v, [w] * len(slos))
 
     # The SLO window: rolling (per SLO length) or calendar (since the start of the period that
     # contains the latest bucket, T − 1m).
-    slo_w = np.array([es.slo.window.minutes for es in slos], dtype=np.int64)[block]
-    is_cal = np.array([es.slo.window.kind == "calendar" for es in slos])
-    g_slo = cg - lagged(cg, base_g, slo_w)
-    v_slo = cv - lagged(cv, base_v, slo_w)
+    slo_w = [es.slo.window.minutes for es in slos]
+    g_slo = window_sum(cg, bases_g, slo_w)
+    v_slo = window_sum(cv, bases_v, slo_w)
     for cal in ("month", "quarter"):
-        sel_blocks = np.array([es.slo.window.calendar == cal for es in slos]) & is_cal
+        sel_blocks = np.array([es.slo.window.calendar == cal for es in slos])
         if not sel_blocks.any():
             continue
         rows = sel_blocks[block]
-        bucket_minute = lo[block][rows] + offset[rows]
-        ps_off = period_start(bucket_minute, cal) - lo[block][rows]
-        at = index[rows] - offset[rows] + ps_off - 1  # position of the bucket before the period
-        g_slo[rows] = cg[rows] - np.where(ps_off > 0, cg[np.maximum(at, 0)], base_g[rows])
-        v_slo[rows] = cv[rows] - np.where(ps_off > 0, cv[np.maximum(at, 0)], base_v[rows])
+        index = np.flatnonzero(rows)
+        first_pos = starts[block[rows]]
+        bucket_minute = lo[block[rows]] + offset[rows]
+        ps_off = period_start(bucket_minute, cal) - lo[block[rows]]
+        at = first_pos + ps_off - 1  # position of the bucket just before the period starts
+        base_g_rows, base_v_rows = bases_g[block[rows]], bases_v[block[rows]]
+        g_slo[rows] = cg[index] - np.where(ps_off > 0, cg[np.maximum(at, 0)], base_g_rows)
+        v_slo[rows] = cv[index] - np.where(ps_off > 0, cv[np.maximum(at, 0)], base_v_rows)
     cols["g_slo"], cols["v_slo"] = g_slo, v_slo
-    first = offset == 0
+    first = starts[n > 0]
     g_prev = np.empty_like(g_slo)
     v_prev = np.empty_like(v_slo)
     g_prev[1:], v_prev[1:] = g_slo[:-1], v_slo[:-1]
@@ -250,14 +284,13 @@ def dense_window_sums(
     cols["g_prev"], cols["v_prev"] = g_prev, v_prev
 
     # Hourly checkpoints C(h) = Σ buckets < h, for every hour boundary h in (first, end].
-    t = cols["t"].astype(np.int64)
-    at_hour = t % CHECKPOINT_STEP == 0
+    at_hour = np.flatnonzero(cols["t"] % CHECKPOINT_STEP == 0)
     checkpoints = pa.table(
         {
             "slo_key": cols["slo_key"][at_hour],
             "minute": cols["t"][at_hour],
-            "cum_good": cg[at_hour] - base_g[at_hour],
-            "cum_valid": cv[at_hour] - base_v[at_hour],
+            "cum_good": cg[at_hour] - bases_g[block[at_hour]],
+            "cum_valid": cv[at_hour] - bases_v[block[at_hour]],
         }
     )
     return DenseResult(ws=pa.table(cols), checkpoints=checkpoints)
@@ -370,20 +403,23 @@ def _apply_evaluation(
     last_t: int,
 ) -> int:
     """Evaluate `ws` (instants first_t…last_t) and fold the result into the stored tables."""
+    exact = exact_type(ws, params)
+    t = ws.column("t").to_numpy()
     con.register("ws", ws)
+    con.register("ws_series", ws.filter(pa.array(t % SERIES_STEP == 0)))
     con.register("params", params)
     try:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE ev AS SELECT slo_key, t, state, prev_state, firing, "
             f"budget_remaining "
-            f"FROM ({formula_sql(windows, k)})"
+            f"FROM ({formula_sql(windows, k, exact=exact)})"
         )
         # -- Chart series: every SERIES_STEP minutes, the full evaluation.
         con.execute(
             f"""INSERT INTO slo_series SELECT slo_key, t, sli, budget_remaining,
                  ['normal','freeze_review','reliability_focus','exhausted'][state + 1],
                  burn_5m, burn_30m, burn_1h, burn_2h, burn_6h, burn_1d, burn_3d, firing
-               FROM ({formula_sql(windows, k, where=f"WHERE w.t % {SERIES_STEP} = 0")})"""
+               FROM ({formula_sql(windows, k, source="ws_series", exact=exact)})"""
         )
         # -- Policy state changes, the first known state included.
         con.execute(
@@ -397,8 +433,8 @@ def _apply_evaluation(
         _fold_intervals(con, k, first_t, last_t)
         return int(ws.num_rows)
     finally:
-        con.unregister("ws")
-        con.unregister("params")
+        for name in ("ws", "ws_series", "params"):
+            con.unregister(name)
 
 
 def _fold_intervals(con: duckdb.DuckDBPyConnection, k: int, first_t: int, last_t: int) -> None:
@@ -505,8 +541,29 @@ def evaluate(
         done += len(group)
         if progress:
             progress(done, total)
-    for chunk in _chunks(dense, {es.key: state[es.key][0] for es in dense}, end, chunk_minutes):
-        report.minutes_evaluated += _recompute(con, chunk, state, end, windows, k)
+    raw: dict[str, np.ndarray] = {}
+    chunk_of = np.zeros(0, dtype=np.int32)
+    if dense:
+        # One scan for every SLO recomputed here; each chunk then takes its rows by key.
+        dense_keys = [es.key for es in dense]
+        raw = {
+            name: np.asarray(col)
+            for name, col in con.execute(
+                "SELECT slo_key, minute, good, valid FROM buckets "
+                "WHERE slo_key IN (SELECT unnest(?::INTEGER[]))",
+                [dense_keys],
+            )
+            .fetchnumpy()
+            .items()
+        }
+        chunk_of = np.full(max(dense_keys) + 1, -1, dtype=np.int32)
+    chunks = list(_chunks(dense, {es.key: state[es.key][0] for es in dense}, end, chunk_minutes))
+    for number, chunk in enumerate(chunks):
+        chunk_of[[es.key for es in chunk]] = number
+    for number, chunk in enumerate(chunks):
+        mine = chunk_of[raw["slo_key"]] == number
+        rows = {name: col[mine] for name, col in raw.items()}
+        report.minutes_evaluated += _recompute(con, chunk, state, end, windows, k, rows)
         report.slos_dense += len(chunk)
         done += len(chunk)
         if progress:
@@ -535,14 +592,12 @@ def _recompute(
     end: int,
     windows: Sequence[int],
     k: int,
+    raw: dict[str, np.ndarray],
 ) -> int:
-    """Dense fold over the whole history of `chunk`, replacing everything derived from it."""
+    """Dense fold over the whole history of `chunk` (its buckets in `raw`), replacing everything
+    derived from it."""
     keys = [es.key for es in chunk]
     first = {es.key: int(state[es.key][0] or 0) for es in chunk}
-    raw = con.execute(
-        "SELECT slo_key, minute, good, valid FROM buckets WHERE slo_key IN (SELECT unnest(?::INTEGER[]))",
-        [keys],
-    ).fetchnumpy()
     result = dense_window_sums(
         chunk,
         first,
@@ -553,7 +608,6 @@ def _recompute(
         np.asarray(raw["valid"]),
         windows,
     )
-    del raw
     for table in ("checkpoints", "alert_intervals", "policy_transitions", "slo_series"):
         con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys])
     con.register("new_checkpoints", result.checkpoints)
@@ -636,9 +690,10 @@ def evaluate_at(
     windows = burn_windows(slos)
     k = max_conditions(slos)
     ws, _ = point_window_sums(con, slos, t, t, windows)
+    params = params_table(slos, k)
     con.register("ws", ws)
-    con.register("params", params_table(slos, k))
-    return con.sql(formula_sql(windows, k))
+    con.register("params", params)
+    return con.sql(formula_sql(windows, k, exact=exact_type(ws, params)))
 
 
 def minute_of(ts: dt.datetime) -> int:

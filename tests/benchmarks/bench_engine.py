@@ -249,6 +249,7 @@ class Profiler:
     def __init__(self) -> None:
         self.self_time: dict[str, float] = {}
         self.calls: dict[str, int] = {}
+        self.per_call: dict[str, list[float]] = {}  # inclusive seconds of every call
         self._stack: list[list[float]] = []  # [start, time spent in children]
 
     @contextmanager
@@ -261,6 +262,7 @@ class Profiler:
             elapsed = time.perf_counter() - start
             self.self_time[label] = self.self_time.get(label, 0.0) + elapsed - children
             self.calls[label] = self.calls.get(label, 0) + 1
+            self.per_call.setdefault(label, []).append(elapsed)
             if self._stack:
                 self._stack[-1][1] += elapsed
 
@@ -473,6 +475,9 @@ def case_engine_full(args: dict[str, Any]) -> dict[str, Any]:
     if args["profile"]:
         out["profile"] = {k: round(v, 4) for k, v in sorted(prof.self_time.items(), key=lambda kv: -kv[1])}
         out["profile_calls"] = prof.calls
+        out["profile_per_call"] = {
+            k: [round(x, 3) for x in v] for k, v in prof.per_call.items() if sum(v) > 0.05 * wall
+        }
     return out
 
 
@@ -712,6 +717,7 @@ def run_child(case: str, args: dict[str, Any], workdir: Path) -> dict[str, Any]:
 def copy_store(src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src / WORK_FILE, dst / WORK_FILE)
+    os.sync()  # the copy's write-back must not compete with the measured run
 
 
 def compare(eng: dict[str, Any], pdn: dict[str, Any]) -> dict[str, Any]:
@@ -901,6 +907,7 @@ def build_results(
             "stages_s": stages,
             "untracked_python_s": round(profile["wall_s"] - tracked, 4),
             "calls": profile["profile_calls"],
+            "per_call_s": profile["profile_per_call"],
         }
     return out
 
