@@ -30,6 +30,7 @@ Results: a table on stdout and `tests/benchmarks/results/engine.json` (other siz
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -698,6 +699,9 @@ CASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 # The orchestrator
 
 
+ENGINE_SEEN: dict[str, list[str]] = {}  # engine source hash → cases that ran it
+
+
 def run_child(case: str, args: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """Run one case in a fresh interpreter; returns its result plus the OS's view of its peak RSS."""
     args_path = workdir / f"{case}-{time.monotonic_ns()}.args.json"
@@ -711,6 +715,7 @@ def run_child(case: str, args: dict[str, Any], workdir: Path) -> dict[str, Any]:
         raise RuntimeError(f"benchmark case {case} failed with exit code {proc.returncode}")
     result: dict[str, Any] = json.loads(out_path.read_text())
     result["rss_wait4_mb"] = usage.ru_maxrss / 1024.0
+    ENGINE_SEEN.setdefault(result["engine_sha"], []).append(case)
     return result
 
 
@@ -765,6 +770,7 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float:
 
 def main(cfg: Config | None = None) -> dict[str, Any]:
     cfg = cfg or Config.from_env()
+    ENGINE_SEEN.clear()
     began = time.perf_counter()
     load_start = [round(x, 2) for x in os.getloadavg()]
     if load_start[0] > 0.5:
@@ -898,6 +904,7 @@ def build_results(
         },
         "total_benchmark_s": round(total_s, 1),
         "load_average": {"start": load[0], "end": [round(x, 2) for x in os.getloadavg()]},
+        "code": {**git_state(), "engine_sha_by_case": ENGINE_SEEN},
     }
     if profile is not None:
         stages = profile["profile"]
@@ -968,7 +975,12 @@ def print_report(res: dict[str, Any]) -> None:
           f"({ag['points_firing']} firing, states {ag['point_states']})")
     for p in ag["problems"]:
         print(f"  ! {p}")
-    print(f"total benchmark time {res['total_benchmark_s']:.0f} s")
+    code = res["code"]
+    print(f"total benchmark time {res['total_benchmark_s']:.0f} s; git {code['head']}, uncommitted in "
+          f"pipelines/: {code['pipelines_uncommitted'] or 'none'}; "
+          f"engine.py sha {list(code['engine_sha_by_case'])}")
+    if len(code["engine_sha_by_case"]) > 1:
+        print("  ! pipelines/engine.py changed during the benchmark: cases ran different engine versions")
 
 
 def test_engine_benchmark() -> None:
@@ -977,9 +989,26 @@ def test_engine_benchmark() -> None:
     assert results["agreement"]["agree"], results["agreement"]["problems"]
 
 
+def engine_fingerprint() -> str:
+    """Short hash of the engine source this process imported (it may be edited between runs)."""
+    return hashlib.sha256(Path(cast(str, engine.__file__)).read_bytes()).hexdigest()[:12]
+
+
+def git_state() -> dict[str, Any]:
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+    dirty = git("status", "--porcelain", "--", "pipelines").stdout.split("\n")
+    return {
+        "head": git("rev-parse", "--short", "HEAD").stdout.strip(),
+        "pipelines_uncommitted": sorted(line[3:] for line in dirty if line.strip()),
+    }
+
+
 def _child_main(argv: list[str]) -> int:
     case, args_path, out_path = argv
     result = CASES[case](json.loads(Path(args_path).read_text()))
+    result["engine_sha"] = engine_fingerprint()
     Path(out_path).write_text(json.dumps(result))
     return 0
 

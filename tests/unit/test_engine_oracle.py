@@ -311,3 +311,33 @@ def test_writer_lock_is_exclusive(tmp_path: Path) -> None:
 
     with Writer(tmp_path), pytest.raises(StoreError, match="another writer"), Writer(tmp_path):
         pass
+
+
+@pytest.mark.parametrize(
+    ("biggest_valid", "bf_den", "expected"),
+    [
+        (43_200_000, 2000, "DOUBLE"),  # 4 · 4.32e7 · 2000 ≈ 3.5e14 < 2^53
+        (2**41, 2000, "HUGEINT"),  # 4 · 2^41 · 2000 ≈ 1.8e16 > 2^53: doubles could round, integers cannot
+    ],
+)
+def test_exact_type_keeps_products_exact(biggest_valid: int, bf_den: int, expected: str) -> None:
+    import pyarrow as pa
+
+    ws = pa.table({"v_5": [1, biggest_valid], "g_5": [0, 0]})
+    params = pa.table({"slo_key": [1], "bf_num": [1], "bf_den": [bf_den]})
+    assert engine.exact_type(ws, params) == expected
+
+
+def test_hugeint_products_give_the_same_status(
+    evaluated: tuple[Path, dict[str, Oracle]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir, _ = evaluated
+    at = engine.datetime_of(INSTANTS[-2])
+    snapshot = Snapshot(data_dir)
+    with snapshot.connection() as con:
+        fast = status(con, StatusQuery(at=at))
+    monkeypatch.setattr(engine, "exact_type", lambda ws, params: "HUGEINT")
+    with snapshot.connection() as con:
+        wide = status(con, StatusQuery(at=at))
+    assert wide == fast
+    assert any(row["alerts"] for row in fast) or any(row["policy_state"] != "normal" for row in fast)
