@@ -351,8 +351,10 @@ def instrumented(prof: Profiler) -> Iterator[None]:
         "dense_window_sums": "numpy fold (dense_window_sums)",
         "point_window_sums": "point_window_sums (numpy part)",
         "params_table": "params_table",
+        "exact_type": "exact_type (Arrow max of counts)",
         "_fold_intervals": "_fold_intervals (python part)",
     }
+    names = {name: label for name, label in names.items() if hasattr(engine, name)}  # engine evolves
     saved = {name: getattr(engine, name) for name in names}
     try:
         for name, label in names.items():
@@ -967,7 +969,8 @@ def print_report(res: dict[str, Any]) -> None:
         print(f"\nengine full-history profile (instrumented run, {prof['wall_s']:.2f} s):")
         for stage, secs in prof["stages_s"].items():
             print(f"  {stage:<52}{secs:>9.2f} s {100 * secs / prof['wall_s']:>6.1f} %")
-        print(f"  {'untracked python':<52}{prof['untracked_python_s']:>9.2f} s")
+        print(f"  {'untracked python (evaluate glue, chunk rows)':<52}"
+              f"{prof['untracked_python_s']:>9.2f} s")
     ag = res["agreement"]
     print(f"\nengine vs pandas: {'AGREE' if ag['agree'] else 'DISAGREE'} — firing minutes by bit "
           f"{ag['firing_minutes_by_bit']}, intervals {ag['intervals_by_bit']}, transitions "
