@@ -33,6 +33,8 @@ CHECKPOINT_STEP = 60  # minutes between stored cumulative sums
 SERIES_STEP = 15  # minutes between stored chart points
 INCREMENTAL_LIMIT = 1440  # re-evaluate more minutes than this with the dense fold instead
 STATE_NAMES = ("normal", "freeze_review", "reliability_focus", "exhausted")
+# The same names as a SQL list, indexed by state code + 1 (DuckDB lists are 1-based).
+STATE_LIST_SQL = "[" + ", ".join(f"'{name}'" for name in STATE_NAMES) + "]"
 
 Progress = Callable[[int, int], None]
 
@@ -312,7 +314,7 @@ def cumulative_range(
     start = lo if trusted_to is None else min(lo, trusted_to)
     h0 = start - start % CHECKPOINT_STEP
     width = hi - h0 + 1
-    index = {int(k): i for i, k in enumerate(keys)}
+    order = np.argsort(keys)
     cg = np.zeros((len(keys), width), dtype=np.int64)
     cv = np.zeros((len(keys), width), dtype=np.int64)
     key_list = [int(k) for k in keys]
@@ -328,13 +330,14 @@ def cumulative_range(
         "AND slo_key IN (SELECT unnest(?::INTEGER[]))",
         [h0, hi, key_list],
     ).fetchnumpy()
-    rows = np.array([index[int(k)] for k in raw["slo_key"]], dtype=np.int64)
+    # buckets hold one row per SLO and minute (write_buckets), so plain assignment is exact
+    rows = order[np.searchsorted(keys[order], raw["slo_key"])]
     cols = raw["minute"].astype(np.int64) - h0 + 1
-    np.add.at(cg, (rows, cols), raw["good"].astype(np.int64))
-    np.add.at(cv, (rows, cols), raw["valid"].astype(np.int64))
+    cg[rows, cols] = raw["good"]
+    cv[rows, cols] = raw["valid"]
     cg = np.cumsum(cg, axis=1)
     cv = np.cumsum(cv, axis=1)
-    brows = np.array([index[int(k)] for k in base["slo_key"]], dtype=np.int64)
+    brows = order[np.searchsorted(keys[order], base["slo_key"])]
     cg[brows] += base["cum_good"].astype(np.int64)[:, None]
     cv[brows] += base["cum_valid"].astype(np.int64)[:, None]
     return cg[:, lo - h0 :], cv[:, lo - h0 :]
@@ -417,16 +420,14 @@ def _apply_evaluation(
         # -- Chart series: every SERIES_STEP minutes, the full evaluation.
         con.execute(
             f"""INSERT INTO slo_series SELECT slo_key, t, sli, budget_remaining,
-                 ['normal','freeze_review','reliability_focus','exhausted'][state + 1],
+                 {STATE_LIST_SQL}[state + 1],
                  burn_5m, burn_30m, burn_1h, burn_2h, burn_6h, burn_1d, burn_3d, firing
                FROM ({formula_sql(windows, k, source="ws_series", exact=exact)})"""
         )
         # -- Policy state changes, the first known state included.
         con.execute(
-            """INSERT INTO policy_transitions
-               SELECT e.slo_key, e.t,
-                 ['normal','freeze_review','reliability_focus','exhausted'][e.prev_state + 1],
-                 ['normal','freeze_review','reliability_focus','exhausted'][e.state + 1],
+            f"""INSERT INTO policy_transitions
+               SELECT e.slo_key, e.t, {STATE_LIST_SQL}[e.prev_state + 1], {STATE_LIST_SQL}[e.state + 1],
                  e.budget_remaining
                FROM ev e WHERE e.state IS DISTINCT FROM e.prev_state"""
         )
@@ -542,7 +543,7 @@ def evaluate(
         if progress:
             progress(done, total)
     raw: dict[str, np.ndarray] = {}
-    chunk_of = np.zeros(0, dtype=np.int32)
+    chunks = list(_chunks(dense, {es.key: state[es.key][0] for es in dense}, end, chunk_minutes))
     if dense:
         # One scan for every SLO recomputed here; each chunk then takes its rows by key.
         dense_keys = [es.key for es in dense]
@@ -556,13 +557,17 @@ def evaluate(
             .fetchnumpy()
             .items()
         }
-        chunk_of = np.full(max(dense_keys) + 1, -1, dtype=np.int32)
-    chunks = list(_chunks(dense, {es.key: state[es.key][0] for es in dense}, end, chunk_minutes))
+        # Each row's chunk, then the rows grouped by chunk in one stable sort (not a pass per chunk).
+        chunk_of = np.zeros(max(dense_keys) + 1, dtype=np.int32)
+        for number, chunk in enumerate(chunks):
+            chunk_of[[es.key for es in chunk]] = number
+        row_chunk = chunk_of[raw["slo_key"]]
+        grouped = np.argsort(row_chunk, kind="stable")
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(row_chunk, minlength=len(chunks)))))
+        del row_chunk
     for number, chunk in enumerate(chunks):
-        chunk_of[[es.key for es in chunk]] = number
-    for number, chunk in enumerate(chunks):
-        mine = chunk_of[raw["slo_key"]] == number
-        rows = {name: col[mine] for name, col in raw.items()}
+        take = grouped[bounds[number] : bounds[number + 1]]
+        rows = {name: col[take] for name, col in raw.items()}
         report.minutes_evaluated += _recompute(con, chunk, state, end, windows, k, rows)
         report.slos_dense += len(chunk)
         done += len(chunk)
@@ -602,10 +607,10 @@ def _recompute(
         chunk,
         first,
         end,
-        np.asarray(raw["slo_key"]),
-        np.asarray(raw["minute"]),
-        np.asarray(raw["good"]),
-        np.asarray(raw["valid"]),
+        raw["slo_key"],
+        raw["minute"],
+        raw["good"],
+        raw["valid"],
         windows,
     )
     for table in ("checkpoints", "alert_intervals", "policy_transitions", "slo_series"):
