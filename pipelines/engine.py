@@ -561,7 +561,9 @@ def evaluate(
         chunk_of = np.zeros(max(dense_keys) + 1, dtype=np.int32)
         for number, chunk in enumerate(chunks):
             chunk_of[[es.key for es in chunk]] = number
-        row_chunk = chunk_of[raw["slo_key"]]
+        # uint16 ids make the stable sort a radix sort: 1.3 s for 43.2 M rows, against 3.3 s for
+        # one mask per chunk and 2.9 s for an int32 sort (measured together, 11 chunks).
+        row_chunk = chunk_of[raw["slo_key"]].astype(np.uint16 if len(chunks) < 2**16 else np.int32)
         grouped = np.argsort(row_chunk, kind="stable")
         bounds = np.concatenate(([0], np.cumsum(np.bincount(row_chunk, minlength=len(chunks)))))
         del row_chunk
