@@ -139,6 +139,139 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        -- The incident flow (issue 4), folded from the inbox. Shared by analytics, reports and the dashboard.
+        -- Where the fold stands in the inbox (rows with seq <= last_seq are in DuckDB).
+        CREATE TABLE inbox_cursor (last_seq BIGINT NOT NULL);
+        INSERT INTO inbox_cursor VALUES (0);
+        -- Every alert notification accepted (one row per inbox alert row).
+        CREATE TABLE alerts (
+            dedup_key VARCHAR PRIMARY KEY,
+            inbox_seq BIGINT,
+            source VARCHAR NOT NULL,          -- alertmanager | pagerduty | generic | engine | import
+            status VARCHAR NOT NULL,          -- firing | resolved
+            service VARCHAR NOT NULL,
+            slo_id VARCHAR,
+            fingerprint VARCHAR NOT NULL,
+            severity VARCHAR,                 -- as mapped from the source, before triage
+            title VARCHAR,
+            description VARCHAR,
+            labels JSON,
+            annotations JSON,
+            starts_at TIMESTAMP NOT NULL,
+            ends_at TIMESTAMP,
+            received_at TIMESTAMP NOT NULL,
+            incident_id VARCHAR               -- the incident it opened or joined (null: none)
+        );
+        CREATE TABLE incidents (
+            id VARCHAR PRIMARY KEY,           -- INC-0001… in creation order; imported: IMP-<source id>
+            service VARCHAR NOT NULL,
+            title VARCHAR NOT NULL,
+            severity VARCHAR,                 -- SEV1..SEV4 (triaged, else mapped from the source)
+            status VARCHAR NOT NULL,          -- triggered | acknowledged | mitigated | resolved | closed
+            source VARCHAR NOT NULL,          -- source of the first alert, or statuspage | csv when imported
+            fingerprint VARCHAR,
+            slo_id VARCHAR,                   -- the main linked SLO, when any
+            impact_start TIMESTAMP, impact_start_source VARCHAR,
+            detected_at TIMESTAMP, detected_at_source VARCHAR,
+            acknowledged_at TIMESTAMP, acknowledged_at_source VARCHAR,
+            mitigated_at TIMESTAMP, mitigated_at_source VARCHAR,
+            resolved_at TIMESTAMP, resolved_at_source VARCHAR,
+            closed_at TIMESTAMP,
+            postmortem_done_at TIMESTAMP,
+            route VARCHAR,                    -- escalate | auto_remediate | null
+            root_cause_category VARCHAR,
+            root_cause VARCHAR,
+            fix VARCHAR,
+            budget_consumed DOUBLE,           -- share of the main SLO's budget spent in the incident
+            repeat_of VARCHAR,                -- the previous incident this one repeats (DESIGN §2)
+            external_id VARCHAR,              -- PagerDuty / Statuspage id
+            imported BOOLEAN NOT NULL DEFAULT FALSE,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        -- SLOs linked to an incident, with the budget each consumed.
+        CREATE TABLE incident_slos (
+            incident_id VARCHAR NOT NULL,
+            slo_id VARCHAR NOT NULL,
+            budget_consumed DOUBLE,
+            PRIMARY KEY (incident_id, slo_id)
+        );
+        -- Every step, in order: alert, triage, route, remediation, notification, human step, document.
+        CREATE TABLE timeline (
+            incident_id VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            occurred_at TIMESTAMP NOT NULL,
+            kind VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,          -- alertmanager | pagerduty | engine | triage | router | cli …
+            actor VARCHAR,
+            message VARCHAR NOT NULL,
+            data JSON,
+            PRIMARY KEY (incident_id, seq)
+        );
+        CREATE TABLE triage (
+            incident_id VARCHAR NOT NULL,
+            attempt INTEGER NOT NULL,
+            method VARCHAR NOT NULL,          -- model | rules
+            model VARCHAR,
+            severity VARCHAR NOT NULL,
+            root_cause_hypothesis VARCHAR,
+            recommended_action VARCHAR,
+            confidence DOUBLE,
+            rationale VARCHAR,
+            latency_ms DOUBLE,
+            raw VARCHAR,
+            error VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (incident_id, attempt)
+        );
+        CREATE TABLE remediations (
+            id VARCHAR PRIMARY KEY,
+            incident_id VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,
+            -- awaiting_approval | rejected | running | succeeded | failed | timed_out | dry_run
+            status VARCHAR NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            exit_code INTEGER,
+            output VARCHAR,
+            verified BOOLEAN,
+            approved_by VARCHAR,
+            started_at TIMESTAMP,
+            finished_at TIMESTAMP,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE notifications (
+            incident_id VARCHAR NOT NULL,
+            channel VARCHAR NOT NULL,         -- pagerduty | slack
+            status VARCHAR NOT NULL,          -- sent | failed | skipped
+            attempts INTEGER NOT NULL,
+            detail VARCHAR,
+            sent_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE action_items (
+            id VARCHAR PRIMARY KEY,
+            incident_id VARCHAR NOT NULL,
+            title VARCHAR NOT NULL,
+            owner VARCHAR,
+            priority VARCHAR,
+            due_date DATE,
+            status VARCHAR NOT NULL,          -- open | done
+            done_at TIMESTAMP,
+            created_at TIMESTAMP NOT NULL
+        );
+        -- Generated documents: triage_report | stakeholder_update | postmortem | runbook_suggestion.
+        CREATE TABLE documents (
+            incident_id VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            model_written BOOLEAN NOT NULL DEFAULT FALSE,
+            due_at TIMESTAMP,                 -- stakeholder updates: when the next one is due
+            body VARCHAR NOT NULL
+        );
+        """,
+    ),
 ]
 
 

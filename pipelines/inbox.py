@@ -1,0 +1,139 @@
+"""The durable inbox (DESIGN §1): every input that is not a metric, on disk before anyone hears "accepted".
+
+SQLite in WAL mode from the standard library: many processes append concurrently, a UNIQUE
+de-duplication key recognises re-deliveries, and a committed row survives `kill -9`. The pipeline
+writer folds rows into DuckDB in `seq` order and keeps its own cursor there, so DuckDB stays derivable
+from metrics + inbox.
+
+Row kinds (the `body` is JSON):
+- `alert`: one normalised alert (`pipelines.incidents.contract.Alert.to_json()`), from Alertmanager,
+  PagerDuty, the generic format or the engine's own burn-rate alerts;
+- `command`: a human step (`pipelines.incidents.contract.Command.to_json()`) from the CLI, the API or the
+  dashboard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+INBOX_FILE = "inbox.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    dedup_key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('alert', 'command')),
+    source TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a caller hands to `Inbox.append`."""
+
+    dedup_key: str
+    kind: str
+    source: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Row:
+    """A stored inbox row."""
+
+    seq: int
+    dedup_key: str
+    kind: str
+    source: str
+    received_at: dt.datetime
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    accepted: list[str]  # dedup keys newly stored
+    duplicates: list[str]  # dedup keys already there (re-deliveries)
+
+
+class Inbox:
+    """One SQLite file; safe to share across threads of one process and across processes."""
+
+    def __init__(self, data_dir: Path, *, synchronous: str = "FULL") -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / INBOX_FILE
+        self._local = threading.local()
+        self._synchronous = synchronous
+        with self._con() as con:
+            con.executescript(_SCHEMA)
+
+    def _con(self) -> sqlite3.Connection:
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is fsynced before it returns, so "202 Accepted" means on disk.
+            con.execute(f"PRAGMA synchronous={self._synchronous}")
+            con.execute("PRAGMA busy_timeout=30000")
+            self._local.con = con
+        return con
+
+    def append(self, entries: Iterable[Entry]) -> AppendResult:
+        """Store entries in one transaction; those whose dedup key exists are reported as duplicates."""
+        entries = list(entries)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+        accepted: list[str] = []
+        duplicates: list[str] = []
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            for e in entries:
+                cur = con.execute(
+                    "INSERT OR IGNORE INTO inbox (dedup_key, kind, source, received_at, body)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (e.dedup_key, e.kind, e.source, now, json.dumps(e.body, sort_keys=True, default=str)),
+                )
+                (accepted if cur.rowcount == 1 else duplicates).append(e.dedup_key)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return AppendResult(accepted, duplicates)
+
+    def read_since(self, seq: int, limit: int = 10_000) -> list[Row]:
+        """Rows with seq > `seq`, oldest first."""
+        rows = self._con().execute(
+            "SELECT seq, dedup_key, kind, source, received_at, body FROM inbox"
+            " WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        ).fetchall()
+        return [Row(r[0], r[1], r[2], r[3], dt.datetime.fromisoformat(r[4]), json.loads(r[5])) for r in rows]
+
+    def iter_since(self, seq: int, batch: int = 10_000) -> Iterator[Row]:
+        while True:
+            rows = self.read_since(seq, batch)
+            if not rows:
+                return
+            yield from rows
+            seq = rows[-1].seq
+
+    def count(self) -> int:
+        return int(self._con().execute("SELECT count(*) FROM inbox").fetchone()[0])
+
+    def last_seq(self) -> int:
+        return int(self._con().execute("SELECT coalesce(max(seq), 0) FROM inbox").fetchone()[0])
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
