@@ -9,7 +9,8 @@ Row kinds (the `body` is JSON):
 - `alert`: one normalised alert (`pipelines.incidents.contract.Alert.to_json()`), from Alertmanager,
   PagerDuty, the generic format or the engine's own burn-rate alerts;
 - `command`: a human step (`pipelines.incidents.contract.Command.to_json()`) from the CLI, the API or the
-  dashboard.
+  dashboard, or an outcome reported back by a worker (e.g. a remediation's result);
+- `import`: one historical incident from `slo import incidents` (Statuspage or CSV), folded by analytics.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     dedup_key TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL CHECK (kind IN ('alert', 'command')),
+    kind TEXT NOT NULL CHECK (kind IN ('alert', 'command', 'import')),
     source TEXT NOT NULL,
     received_at TEXT NOT NULL,
     body TEXT NOT NULL
