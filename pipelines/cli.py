@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="validate SLO specs (default: SLO_SPECS_DIR)")
     p.add_argument("paths", nargs="*", help="spec files or directories")
     p.add_argument("--json", action="store_true", help="print SLOs, warnings and problems as JSON")
+    p.add_argument(
+        "--native",
+        action="store_true",
+        help="print the specs in the native format (e.g. imported OpenSLO or Sloth files)",
+    )
 
     p = sub.add_parser("demo", help="build the embedded demo and evaluate it (replaces the data dir's store)")
     p.add_argument("--now", type=_timestamp, help="pretend it is this UTC time (default: now)")
@@ -67,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", type=_timestamp, help="evaluate at this UTC instant (default: latest)")
     p.add_argument("--service", help="only this service")
     p.add_argument("--json", action="store_true", help="print JSON (DESIGN §3)")
+
+    p = sub.add_parser("rules", help="Prometheus recording and alerting rules for every SLO")
+    p.add_argument("paths", nargs="*", help="spec files or directories (default: SLO_SPECS_DIR)")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the rules here (default: stdout)")
+    p.add_argument(
+        "--runbook-url",
+        metavar="BASE",
+        help="runbook links are BASE/<service>/ (default: SLO_RUNBOOK_BASE_URL, else 'runbooks')",
+    )
     return parser
 
 
@@ -74,7 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.load()
     try:
-        handler = {"validate": cmd_validate, "demo": cmd_demo, "run": cmd_run, "status": cmd_status}
+        handler = {
+            "validate": cmd_validate,
+            "demo": cmd_demo,
+            "run": cmd_run,
+            "status": cmd_status,
+            "rules": cmd_rules,
+        }
         return handler[args.command](args, settings)
     except SpecError as exc:
         for problem in exc.problems:
@@ -102,6 +122,11 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
         raise
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if args.native:
+        from pipelines.spec_import import native_yaml
+
+        print(native_yaml(slos), end="")
+        return 0
     if args.json:
         print(
             json.dumps(
@@ -314,6 +339,33 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(rows, indent=2))
     else:
         print(render_status(rows, color=sys.stdout.isatty()))
+    return 0
+
+
+def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the Prometheus rules file (atomically with -o: a reader never sees half a file)."""
+    import os
+
+    from pipelines.rules import DEFAULT_RUNBOOK_BASE_URL, export_rules
+    from pipelines.specs import load_specs
+
+    slos, warnings = load_specs(args.paths or [settings.specs_dir])
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    base = args.runbook_url or os.environ.get("SLO_RUNBOOK_BASE_URL") or DEFAULT_RUNBOOK_BASE_URL
+    rules = export_rules(slos, base)
+    text = rules.render()
+    if args.output is None:
+        print(text, end="")
+        return 0
+    partial = args.output.with_name(args.output.name + ".partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, args.output)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise SloError(f"cannot write {args.output}: {exc.strerror}") from exc
+    print(f"{len(rules.groups)} SLO rule group(s) written to {args.output}", file=sys.stderr)
     return 0
 
 
