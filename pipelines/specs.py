@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -26,6 +27,9 @@ from pipelines.model import (
     SloWindow,
     SpecWarning,
 )
+
+if TYPE_CHECKING:
+    from pipelines.spec_import import OpenSloDocuments
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -246,13 +250,20 @@ def load_specs(paths: Sequence[str | Path]) -> tuple[list[Slo], list[SpecWarning
     """
     if isinstance(paths, (str, Path)):  # one path given bare: not a sequence of one-letter paths
         paths = [paths]
+    from pipelines.spec_import import OpenSloDocuments
+
     problems: list[SpecProblem] = []
     warnings: list[SpecWarning] = []
     slos: list[Slo] = []
     first_seen: dict[str, tuple[str, int]] = {}
-    for display, path in _spec_files(paths, problems):
-        check = _FileCheck(display)
-        for entry in _check_file(check, path):
+    # OpenSLO objects refer to each other across files: collect them all, then resolve.
+    openslo = OpenSloDocuments()
+    files = [(_FileCheck(display), path) for display, path in _spec_files(paths, problems)]
+    entries = {id(check): _check_file(check, path, openslo) for check, path in files}
+    for check, entry in openslo.resolve():
+        entries[id(check)].append(entry)
+    for check, _ in files:
+        for entry in entries[id(check)]:
             if entry.id in first_seen:
                 first_file, first_line = first_seen[entry.id]
                 check.problem(
@@ -262,7 +273,7 @@ def load_specs(paths: Sequence[str | Path]) -> tuple[list[Slo], list[SpecWarning
                     "expected each <service>/<name> once: give one of them a different 'name'",
                 )
             else:
-                first_seen[entry.id] = (display, entry.line)
+                first_seen[entry.id] = (check.file, entry.line)
                 if entry.slo is not None:
                     slos.append(entry.slo)
         problems.extend(sorted(check.problems, key=lambda p: p.line))
@@ -328,7 +339,7 @@ class _Entry:
     slo: Slo | None
 
 
-def _check_file(check: _FileCheck, path: Path) -> list[_Entry]:
+def _check_file(check: _FileCheck, path: Path, openslo: OpenSloDocuments) -> list[_Entry]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -344,9 +355,25 @@ def _check_file(check: _FileCheck, path: Path) -> list[_Entry]:
     if not documents:
         check.problem(1, "(document)", "the file is empty; expected a spec with service, owner, slis, slos")
         return []
+    from pipelines.spec_import import check_sloth, spec_format
+
     entries: list[_Entry] = []
     for document in documents:
-        entries.extend(_check_document(check, document))
+        form = spec_format(document)
+        if form == "native":
+            entries.extend(_check_document(check, document))
+        elif form == "openslo":
+            openslo.add(check, document)
+        elif form.startswith("sloth"):
+            entries.extend(check_sloth(check, document, form))
+        else:
+            check.problem(
+                document,
+                "apiVersion",
+                f"'{form.removeprefix('unknown:')}' is not a spec format read here; expected openslo/v1, "
+                "sloth.slok.dev/v1 (kind PrometheusServiceLevel), version: prometheus/v1 (Sloth), "
+                "or a native spec (no apiVersion)",
+            )
     return entries
 
 
