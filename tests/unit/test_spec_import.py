@@ -159,8 +159,8 @@ SLOTH_EVENTS = "events: {error_query: 'sum(e[{{.window}}])', total_query: 'sum(t
         ),
         (
             _openslo(indicator=RATIO.replace("type: Prometheus", "type: Datadog", 1)),
-            "8: spec.indicator.spec.ratioMetric.good.metricSource.type: 'Datadog': only Prometheus metrics can "
-            "be read; expected type: Prometheus",
+            "8: spec.indicator.spec.ratioMetric.good.metricSource.type: 'Datadog': only Prometheus metrics "
+            "can be read; expected type: Prometheus",
         ),
         (
             _openslo(objective="{target: 0.99, tagret: 1}"),
@@ -227,8 +227,8 @@ def test_broken_alert_conditions_report_every_problem(tmp_path: Path) -> None:
         "(or warning)",
         "23: spec.conditions[0].spec.condition.op: 'lt' cannot fire on a high burn rate; expected gt (burn "
         "rates are compared with a strict >)",
-        "23: spec.conditions[0].spec.condition.alertAfter: alertAfter is the short window and must be shorter "
-        "than lookbackWindow; expected e.g. 5m with 1h",
+        "23: spec.conditions[0].spec.condition.alertAfter: alertAfter is the short window and must be "
+        "shorter than lookbackWindow; expected e.g. 5m with 1h",
     ]
 
 
