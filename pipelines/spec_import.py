@@ -435,6 +435,9 @@ class OpenSloDocuments:
     slos: list[_Object] = field(default_factory=list)
     _indicators: dict[int, _Indicator | None] = field(default_factory=dict)
     _conditions: dict[int, BurnRateAlert | None] = field(default_factory=dict)
+    _policies: dict[int, list[tuple[_Where, yaml.Node, BurnRateAlert | None]] | None] = field(
+        default_factory=dict
+    )
 
     def add(self, check: _FileCheck, root: yaml.Node) -> None:
         """Collect one `apiVersion: openslo/v1` document (problems with its envelope go to `check`)."""
@@ -505,6 +508,21 @@ class OpenSloDocuments:
         out: list[tuple[_FileCheck, _Entry]] = []
         for obj in self.slos:
             out += [(obj.check, entry) for entry in self._slo(obj)]
+        # Objects no SLO refers to are still checked (a typo must not pass silently) and named.
+        for kind, checked in (("SLI", self._indicators), ("AlertPolicy", self._policies)):
+            for obj in self.objects.get(kind, {}).values():
+                if id(obj.root) not in checked:
+                    if kind == "SLI":
+                        self._indicator(obj, "spec")
+                    else:
+                        self._policy_conditions(obj, "spec")
+                    obj.check.warn(obj.root, "metadata.name", f"no SLO uses the {kind} '{obj.name}'")
+        for obj in self.objects.get("AlertCondition", {}).values():
+            if id(obj.root) not in self._conditions:
+                self._condition(obj, "spec")
+                obj.check.warn(
+                    obj.root, "metadata.name", f"no AlertPolicy uses the AlertCondition '{obj.name}'"
+                )
         return out
 
     # --- SLO ------------------------------------------------------------------------------------
@@ -1057,6 +1075,15 @@ class OpenSloDocuments:
         return None if inline is None else self._policy_conditions(inline, f"{path}.spec")
 
     def _policy_conditions(
+        self, obj: _Object, path: str
+    ) -> list[tuple[_Where, yaml.Node, BurnRateAlert | None]] | None:
+        """The policy's conditions, checked once however many SLOs refer to it."""
+        key = id(obj.root)
+        if key not in self._policies:
+            self._policies[key] = self._check_policy(obj, path)
+        return self._policies[key]
+
+    def _check_policy(
         self, obj: _Object, path: str
     ) -> list[tuple[_Where, yaml.Node, BurnRateAlert | None]] | None:
         check = obj.check

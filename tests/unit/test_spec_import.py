@@ -295,3 +295,16 @@ def test_validate_native_prints_the_native_form(tmp_path: Path) -> None:
         "  target: 99.9%\n  window: 30d\n  burn_rate_alerts:\n  - severity: page\n    long_window: 1h\n"
         in result.stdout
     )
+
+
+def test_objects_no_slo_uses_are_still_checked(tmp_path: Path) -> None:
+    path = tmp_path / "orphans.yaml"
+    path.write_text(
+        "apiVersion: openslo/v1\nkind: SLI\nmetadata: {name: orphan}\nspec:\n  ratioMetric:\n"
+        "    good: {metricSource: {type: Prometheus, spec: {query: 'sum(a[{{.window}}])'}}}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        load_specs([path])
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:6: spec.ratioMetric: expected exactly one of good or bad, with total (or raw + rawType)"
+    ]
