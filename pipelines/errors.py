@@ -1,9 +1,9 @@
 """The product's error hierarchy, raised at the edges and turned into exit codes in one place.
 
-SloError                 base; exit code 1 in the CLI
-├── SpecError            one or more problems in spec files (each with file, line, field path)
-├── SourceError          a metrics source failed (file missing, bad columns, Prometheus down)
-└── StoreError           the DuckDB store or its lock (e.g. a second writer)
+    SloError                 base; exit code 1 in the CLI
+    ├── SpecError            one or more problems in spec files (each with file, line, field path)
+    ├── SourceError          a metrics source failed (file missing, bad columns, Prometheus down)
+    └── StoreError           the DuckDB store or its lock (e.g. a second writer)
 """
 
 from __future__ import annotations

@@ -16,45 +16,21 @@ SEVERITIES = ("SEV1", "SEV2", "SEV3", "SEV4")
 
 # DESIGN §2 severity mapping (configurable: callers may pass their own dict).
 SEVERITY_ALIASES: dict[str, str] = {
-    "sev1": "SEV1",
-    "sev2": "SEV2",
-    "sev3": "SEV3",
-    "sev4": "SEV4",
-    "p0": "SEV1",
-    "p1": "SEV1",
-    "p2": "SEV2",
-    "p3": "SEV3",
-    "p4": "SEV4",
+    "sev1": "SEV1", "sev2": "SEV2", "sev3": "SEV3", "sev4": "SEV4",
+    "p0": "SEV1", "p1": "SEV1", "p2": "SEV2", "p3": "SEV3", "p4": "SEV4",
     # Alertmanager `severity` labels, until triaged
-    "critical": "SEV2",
-    "page": "SEV2",
-    "warning": "SEV3",
-    "ticket": "SEV3",
-    "info": "SEV4",
+    "critical": "SEV2", "page": "SEV2", "warning": "SEV3", "ticket": "SEV3", "info": "SEV4",
 }
 STATUSPAGE_IMPACT: dict[str, str | None] = {
-    "critical": "SEV1",
-    "major": "SEV2",
-    "minor": "SEV3",
-    "none": "SEV4",
-    "maintenance": None,
+    "critical": "SEV1", "major": "SEV2", "minor": "SEV3", "none": "SEV4", "maintenance": None,
 }
 
 INCIDENT_STATES = ("triggered", "acknowledged", "mitigated", "resolved", "closed")
 ROUTES = ("escalate", "auto_remediate")
 COMMANDS = (
-    "acknowledge",
-    "mitigate",
-    "resolve",
-    "close",
-    "reopen",
-    "root_cause",
-    "action_item",
-    "action_item_done",
-    "postmortem_done",
-    "approve_remediation",
-    "reject_remediation",
-    "retriage",
+    "acknowledge", "mitigate", "resolve", "close", "reopen",
+    "root_cause", "action_item", "action_item_done", "postmortem_done",
+    "approve_remediation", "reject_remediation", "retriage",
 )
 
 
