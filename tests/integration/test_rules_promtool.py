@@ -9,6 +9,7 @@ ratio over W is simply (errors added in W) / (requests added in W).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -249,3 +250,41 @@ def test_time_slice_alerts_fire_at_the_hand_computed_minutes(tmp_path: Path) -> 
         for k, alerts in cases
     ]
     assert "SUCCESS" in _promtool_test(tmp_path, series, alert_tests)
+
+
+def test_the_guide_configs_are_accepted_by_promtool_and_amtool(tmp_path: Path) -> None:
+    """The prometheus.yml and alertmanager.yml in the README guide are real, valid configs."""
+    tool, amtool = promtool(), require_binary("amtool")
+    guide = (ROOT / "docs" / "readme" / "rules.md").read_text()
+    prometheus_yml, alertmanager_yml = re.findall(r"```yaml\n(.*?)```", guide, re.DOTALL)
+
+    rules = tmp_path / "slo.rules.yaml"
+    made = run([sys.executable, "-m", "pipelines.cli", "rules", "slo_specs", "-o", str(rules)], cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    config = tmp_path / "prometheus.yml"
+    config.write_text(prometheus_yml.replace("/etc/prometheus/rules/slo.rules.yaml", str(rules)))
+    checked = run([tool, "check", "config", str(config)])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 44 rules found" in checked.stdout  # the seed's 3 SLOs: 14 + 15 + 15 rules
+
+    token = tmp_path / "slo_ingest_token"
+    token.write_text("not-a-real-token\n")
+    am_config = tmp_path / "alertmanager.yml"
+    am_config.write_text(alertmanager_yml.replace("/etc/alertmanager/slo_ingest_token", str(token)))
+    checked = run([amtool, "check-config", str(am_config)])
+    print(checked.stdout, checked.stderr)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS" in checked.stdout and " - 2 receivers" in checked.stdout
+    # the route really sends both alerts to the ingest endpoint
+    routed = run(
+        [
+            amtool,
+            "config",
+            "routes",
+            "test",
+            f"--config.file={am_config}",
+            "alertname=SLOBurnRateHigh",
+            "severity=page",
+        ]
+    )
+    assert routed.stdout.strip() == "slo-serve", routed.stdout + routed.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -205,3 +207,23 @@ def test_seed_spec_exports_every_slo() -> None:
     # the seed's ratio of rate(...[5m]) is put over each window; its bare counters are summed
     assert 'sum(rate(http_requests_total{service="checkout-api", status!~"5.."}[1d]))' in text
     assert "sum(increase(business_logic_errors_total[3d]))" in text
+
+
+def test_slo_rules_refuses_an_unexportable_spec_and_writes_nothing(tmp_path: Path) -> None:
+    spec = tmp_path / "shop.yaml"
+    spec.write_text(
+        "service: shop\nowner: shop-team\nslis:\n  availability:\n"
+        "    good: sum(good_total)\n    valid: sum(increase(all_total[{{.window}}]))\n"
+        "slos:\n  - sli: availability\n    target: 99%\n"
+    )
+    out = tmp_path / "rules.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "rules", str(spec), "-o", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "shop/availability: the good query 'sum(good_total)' has no range selector" in result.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == [spec]
