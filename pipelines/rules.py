@@ -25,7 +25,7 @@ import yaml
 
 from pipelines.errors import SloError
 from pipelines.model import MINUTES_PER_DAY, STANDARD_BURN_WINDOWS, Slo
-from pipelines.promql import ErrorRatio, QueryError, error_ratio
+from pipelines.window_queries import ErrorRatio, QueryError, error_ratio
 
 ERROR_RATIO_RECORD = "slo:sli_error:ratio_rate{window}"
 BAD_SLICE_RECORD = "slo:sli_error:slice"

@@ -1,11 +1,12 @@
-"""PromQL for an SLI over a window, built from the spec's own queries (pure; no I/O).
+"""PromQL for an SLO's error ratio over any window, built from the spec's own queries (pure; no I/O).
 
-The rules exporter uses it, and so can the Prometheus source: both must read the same events. A query
-is put over a window `W` by substituting the `{{.window}}` placeholder; a query written with literal
-ranges (the seed's `rate(x[5m])`) has every range selector set to `W` — a ratio of two rates over `W`
-is exactly Σnumerator / Σdenominator over `W`; a bare counter selector (`errors_total`) is read as
-`sum(increase(errors_total[W]))`. Anything else cannot be put over a window and is a `QueryError`
-naming the SLO and saying what would work.
+The rules exporter records it for every burn-rate window and the SLO period. A query is put over a
+window `W` by substituting the `{{.window}}` placeholder; a query written with literal ranges (the
+seed's `rate(x[5m])`) has every range selector set to `W` — a ratio of two rates over `W` is exactly
+Σnumerator / Σdenominator over `W`; a bare counter selector (`errors_total`) is read as
+`sum(increase(errors_total[W]))`. This is the same reading the Prometheus source gives the queries
+per minute (`pipelines/sources/promql.py` on the prom branch). Anything else cannot be put over a
+window and is a `QueryError` naming the SLO and saying what would work.
 """
 
 from __future__ import annotations
