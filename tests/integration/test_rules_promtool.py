@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.rules import export_rules
+from pipelines.rules import export_rules, rule_windows
 from pipelines.specs import load_specs
 from tests.support.realparts import require_binary
 
@@ -70,9 +70,9 @@ def test_promtool_accepts_the_rules_for_shipped_specs(specs: str, tmp_path: Path
     result = run([sys.executable, "-m", "pipelines.cli", "rules", specs, "-o", str(out)], cwd=ROOT)
     assert result.returncode == 0, result.stderr
     slos, _ = load_specs([ROOT / specs])
-    # Per SLO: 7 standard windows + the period (30d, 28d or 90d; a 30d period is not a standard
-    # window), a slice rule for threshold SLIs, objective, budget remaining, one alert per
-    # condition and the exhausted alert.
+    # Per SLO: one ratio per window (7 standard ones + the period: 30d, 28d or 90d here), a slice rule
+    # for threshold SLIs, objective, budget remaining, one alert per condition, the exhausted alert.
+    assert {len(rule_windows(s)) for s in slos} == {8}
     expected = sum(8 + (s.sli.kind == "threshold") + 2 + len(s.alerts) + 1 for s in slos)
     check = run([tool, "check", "rules", str(out)])
     print(check.stdout, check.stderr)
