@@ -185,7 +185,12 @@ def _exhausted(remaining: str) -> dict[str, Any]:
     }
 
 
-def _promtool_test(tmp_path: Path, series: list[dict[str, str]], alert_tests: list[dict[str, Any]]) -> str:
+def _promtool_test(
+    tmp_path: Path,
+    series: list[dict[str, str]],
+    alert_tests: list[dict[str, Any]],
+    expr_tests: list[dict[str, Any]] | None = None,
+) -> str:
     """Generate the rules for SHOP_SPEC, write a promtool unit-test file, run it; return its output."""
     tool = promtool()
     spec = tmp_path / "shop.yaml"
@@ -195,7 +200,14 @@ def _promtool_test(tmp_path: Path, series: list[dict[str, str]], alert_tests: li
     test = {
         "rule_files": ["rules.yaml"],
         "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": alert_tests}],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": alert_tests,
+                "promql_expr_test": expr_tests or [],
+            }
+        ],
     }
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(test, sort_keys=False))
     result = run([tool, "test", "rules", "test.yaml"], cwd=tmp_path)
@@ -288,3 +300,31 @@ def test_the_guide_configs_are_accepted_by_promtool_and_amtool(tmp_path: Path) -
         ]
     )
     assert routed.stdout.strip() == "slo-serve", routed.stdout + routed.stderr
+
+
+def test_a_minute_without_data_is_no_slice(tmp_path: Path) -> None:
+    # A p99 over no traffic is NaN: such a minute is neither good nor bad (DESIGN §2: valid only with
+    # data). Minutes 0-1 NaN, 2: 0.5 s (bad), 3: 0.1 s (good). The 5m error ratio at 3m averages
+    # the two slices that exist: (1 + 0) / 2 = 0.5.
+    series = [{"series": "shop_latency_seconds", "values": "NaN NaN 0.5 0.1"}]
+    slice_labels = 'slo:sli_error:slice{service="shop",slo="shop/latency"}'
+    ratio_labels = 'slo:sli_error:ratio_rate5m{service="shop",slo="shop/latency"}'
+    expr_tests = [
+        {"expr": "slo:sli_error:slice", "eval_time": "1m", "exp_samples": []},
+        {
+            "expr": "slo:sli_error:slice",
+            "eval_time": "2m",
+            "exp_samples": [{"labels": slice_labels, "value": 1}],
+        },
+        {
+            "expr": "slo:sli_error:slice",
+            "eval_time": "3m",
+            "exp_samples": [{"labels": slice_labels, "value": 0}],
+        },
+        {
+            "expr": 'slo:sli_error:ratio_rate5m{slo="shop/latency"}',
+            "eval_time": "3m",
+            "exp_samples": [{"labels": ratio_labels, "value": 0.5}],
+        },
+    ]
+    assert "SUCCESS" in _promtool_test(tmp_path, series, [], expr_tests)
