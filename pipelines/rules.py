@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from fractions import Fraction
 from typing import Any
 
 import yaml
@@ -138,11 +140,17 @@ def _burn_rate_alert(slo: Slo, index: int, runbook_base_url: str) -> dict[str, A
     alert = slo.alerts[index]
     budget = _number(1.0 - slo.target)
     factor = _number(alert.factor)
+    # burn > factor ⇔ error ratio > factor × budget; the product is exact (14.4 × 0.0005 = 0.0072), so
+    # a ratio exactly on the threshold stays silent, as in the engine's exact arithmetic. The result
+    # is divided by the budget so that $value is the long window's burn rate.
+    threshold = _exact_number(exact(alert.factor) * (1 - exact(slo.target)))
     long_text, short_text = duration_text(alert.long_window), duration_text(alert.short_window)
     expr = (
-        f"{_selector(_error_ratio_record(alert.long_window), slo)} / {budget} > {factor}\n"
-        "and\n"
-        f"{_selector(_error_ratio_record(alert.short_window), slo)} / {budget} > {factor}"
+        "(\n"
+        f"  {_selector(_error_ratio_record(alert.long_window), slo)} > {threshold}\n"
+        "  and\n"
+        f"  {_selector(_error_ratio_record(alert.short_window), slo)} > {threshold}\n"
+        f")\n/ {budget}"
     )
     share = alert.factor * alert.long_window / slo.window.minutes
     return {
@@ -244,6 +252,29 @@ def _runbook_url(slo: Slo, base: str) -> str:
 def _number(value: float) -> str:
     """A float as PromQL reads it back, without binary noise: 1 − 0.9995 → 0.0005."""
     return f"{value:.12g}"
+
+
+def exact(value: float) -> Fraction:
+    """The fraction a spec number stands for, read as `engine.exact` reads it (0.9995 → 1999/2000).
+
+    Kept here so that writing rules does not import the engine (DuckDB, Arrow).
+    """
+    frac = Fraction(repr(value))
+    return frac.limit_denominator(10**6) if frac.denominator > 10**6 else frac
+
+
+def _exact_number(value: Fraction) -> str:
+    """A fraction as a decimal literal: exact when it terminates (0.0072), else the nearest float."""
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    if denominator != 1:
+        return repr(float(value))
+    with localcontext() as context:
+        context.prec = 200  # a terminating decimal of a spec's numbers is far shorter than this
+        text = f"{Decimal(value.numerator) / Decimal(value.denominator):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _percent(fraction: float) -> str:

@@ -233,6 +233,28 @@ def test_burn_rate_alerts_fire_at_the_hand_computed_minutes(tmp_path: Path) -> N
     assert "SUCCESS" in _promtool_test(tmp_path, series, alert_tests)
 
 
+def test_an_error_ratio_exactly_on_the_threshold_stays_silent(tmp_path: Path) -> None:
+    # DESIGN §2: burn > factor is strict. Errors: 100 a minute for 8 minutes after T0 = 1440, then
+    # 64 in the ninth minute, then 100 a minute again. At k = 9 the 1h window holds 864 errors of 6000
+    # requests: 864/6000 = 0.144 = 14.4 × 0.01 exactly, burn 14.4, not above 14.4: silent. At k = 10:
+    # 964/6000 = 0.1607, burn 16.07: firing. (5m: 464/500 and 564/500... both far above 0.144; the 6h,
+    # 1d and 3d ratios stay below their thresholds: 964/36000 = 0.027 < 0.06.) Budget remaining at
+    # k = 10: 1 − (964/145000)/0.01 = 0.335: freeze_review.
+    series = [
+        {"series": "shop_requests_total", "values": "0+100x1500"},
+        {"series": "shop_errors_total", "values": "0x1440 100+100x7 864 964+100x20"},
+    ]
+    alert_tests = [
+        {"eval_time": "1449m", "alertname": "SLOBurnRateHigh", "exp_alerts": []},
+        {
+            "eval_time": "1450m",
+            "alertname": "SLOBurnRateHigh",
+            "exp_alerts": [_alert(AVAILABILITY, "page", "1h", "5m", "16.07", "14.4", FREEZE)],
+        },
+    ]
+    assert "SUCCESS" in _promtool_test(tmp_path, series, alert_tests)
+
+
 def test_time_slice_alerts_fire_at_the_hand_computed_minutes(tmp_path: Path) -> None:
     # Latency 0.1 s (meets 300 ms) for minutes 0…360, then 0.5 s: every later minute is a bad slice.
     # The slice recording holds one sample per rule evaluation (every minute), and a range [W] at t

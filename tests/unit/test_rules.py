@@ -149,11 +149,15 @@ def test_alerts_named_and_labelled_as_design_section_3() -> None:
         ),
         ("SLOErrorBudgetExhausted", {"service": "shop", "slo": "shop/availability", "severity": "ticket"}),
     ]
-    # strict '>' on both windows, budget 1 − 0.999 printed without binary noise, no `for:`
+    # (long > factor × budget) and (short > factor × budget), strict '>', divided by the budget so
+    # that $value is the burn rate; 14.4 × 0.001 = 0.0144; no `for:`
     assert alerts[0]["expr"] == (
-        'slo:sli_error:ratio_rate1h{slo="shop/availability"} / 0.001 > 14.4\n'
-        "and\n"
-        'slo:sli_error:ratio_rate5m{slo="shop/availability"} / 0.001 > 14.4'
+        "(\n"
+        '  slo:sli_error:ratio_rate1h{slo="shop/availability"} > 0.0144\n'
+        "  and\n"
+        '  slo:sli_error:ratio_rate5m{slo="shop/availability"} > 0.0144\n'
+        ")\n"
+        "/ 0.001"
     )
     assert all("for" not in a for a in alerts)
     assert alerts[2]["expr"] == 'slo:error_budget_remaining:ratio{slo="shop/availability"} <= 0'
@@ -227,3 +231,23 @@ def test_slo_rules_refuses_an_unexportable_spec_and_writes_nothing(tmp_path: Pat
     assert result.returncode == 1
     assert "shop/availability: the good query 'sum(good_total)' has no range selector" in result.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == [spec]
+
+
+def test_rules_read_spec_numbers_as_the_engine_does() -> None:
+    from pipelines import engine, rules
+
+    for value in (0.9995, 14.4, 13.440000000000001, 0.6666666666666667, 6.0, 0.99):
+        assert rules.exact(value) == engine.exact(value)
+
+
+@pytest.mark.parametrize(
+    ("factor", "target", "threshold"),
+    [(14.4, 0.9995, "0.0072"), (6.0, 0.9995, "0.003"), (1.0, 0.99, "0.01"), (13.44, 0.995, "0.0672")],
+)
+def test_alert_thresholds_are_exact_products(factor: float, target: float, threshold: str) -> None:
+    # 14.4 × (1 − 0.9995) in floats is 0.007200000000000001; the rule must say 0.0072 so that an error
+    # ratio exactly on the threshold stays silent, as the engine's strict '>' on exact fractions says.
+    sli = dataclasses.replace(RATIO, bad_query="b[{{.window}}]", valid_query="v[{{.window}}]")
+    slo = _slo(sli, target=target, alerts=(BurnRateAlert("page", 60, 5, factor),))
+    alert = next(r for r in export_rules([slo]).groups[0]["rules"] if r.get("alert") == "SLOBurnRateHigh")
+    assert f'slo:sli_error:ratio_rate1h{{slo="shop/availability"}} > {threshold}\n' in alert["expr"]
