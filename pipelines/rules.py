@@ -105,7 +105,7 @@ def slo_group(slo: Slo, ratio: ErrorRatio, runbook_base_url: str) -> dict[str, A
         else:
             expr = ratio.expr(window)
         rules.append({"record": _error_ratio_record(minutes), "expr": expr, "labels": dict(labels)})
-    budget = _number(1.0 - slo.target)
+    budget = _exact_number(1 - exact(slo.target))
     rules.append(
         {"record": OBJECTIVE_RECORD, "expr": f"vector({_number(slo.target)})", "labels": dict(labels)}
     )
@@ -138,7 +138,7 @@ def duration_text(minutes: int) -> str:
 
 def _burn_rate_alert(slo: Slo, index: int, runbook_base_url: str) -> dict[str, Any]:
     alert = slo.alerts[index]
-    budget = _number(1.0 - slo.target)
+    budget = _exact_number(1 - exact(slo.target))
     factor = _number(alert.factor)
     # burn > factor ⇔ error ratio > factor × budget; the product is exact (14.4 × 0.0005 = 0.0072), so
     # a ratio exactly on the threshold stays silent, as in the engine's exact arithmetic. The result
