@@ -665,6 +665,9 @@ class OpenSloDocuments:
                 check, fields[given[0]], f"{path}.{given[0]}", percent=given[0] == "targetPercent"
             )
         sli = self._sli(check, fields, path, line, indicator, method) if indicator is not None else None
+        if sli is not None and sli.kind == "threshold" and count > 1:
+            # each objective has its own threshold, so its own SLI (as a native spec would name it)
+            sli = replace(sli, name=name)
         entry = _Entry(id=f"{service}/{name}", line=line, path=path, slo=None)
         if sli is None or target is None or window is None or len(check.problems) > before:
             return entry

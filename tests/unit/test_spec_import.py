@@ -65,6 +65,16 @@ def test_openslo_mapping_known_answers() -> None:
     assert slos["freshness"].alerts[0].factor == pytest.approx(13.44)
 
 
+def test_several_objectives_make_several_slos() -> None:
+    slos = load_specs([IMPORT / "openslo_objectives.yaml"])[0]
+    # named by the objective's name, else its number; each threshold its own SLI
+    assert [(s.id, s.sli.name, s.sli.comparison, s.sli.threshold, s.target) for s in slos] == [
+        ("search/latency-2", "latency-2", "<=", 1.0, 0.999),
+        ("search/latency-p90", "latency-p90", "<", 0.2, 0.99),
+    ]
+    assert all(s.sli.category == "latency" and s.window.text == "30d" for s in slos)
+
+
 def test_sloth_mapping_known_answers() -> None:
     slos = {s.name: s for s in load_specs([IMPORT / "sloth_shop.yaml"])[0]}
     availability = slos["requests-availability"]
@@ -266,6 +276,7 @@ def test_native_ids_and_imported_ids_must_not_collide(tmp_path: Path) -> None:
     "specs",
     [
         IMPORT / "openslo_checkout.yaml",
+        IMPORT / "openslo_objectives.yaml",
         IMPORT / "sloth_shop.yaml",
         IMPORT / "sloth_crd.yaml",
         REPO / "slo_specs",
