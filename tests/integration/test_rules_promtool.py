@@ -190,11 +190,12 @@ def _promtool_test(
     series: list[dict[str, str]],
     alert_tests: list[dict[str, Any]],
     expr_tests: list[dict[str, Any]] | None = None,
+    spec_text: str = SHOP_SPEC,
 ) -> str:
     """Generate the rules for SHOP_SPEC, write a promtool unit-test file, run it; return its output."""
     tool = promtool()
     spec = tmp_path / "shop.yaml"
-    spec.write_text(SHOP_SPEC)
+    spec.write_text(spec_text)
     slos, _ = load_specs([spec])
     (tmp_path / "rules.yaml").write_text(export_rules(slos, RUNBOOKS).render())
     test = {
@@ -234,25 +235,29 @@ def test_burn_rate_alerts_fire_at_the_hand_computed_minutes(tmp_path: Path) -> N
 
 
 def test_an_error_ratio_exactly_on_the_threshold_stays_silent(tmp_path: Path) -> None:
-    # DESIGN §2: burn > factor is strict. Errors: 100 a minute for 8 minutes after T0 = 1440, then
-    # 64 in the ninth minute, then 100 a minute again. At k = 9 the 1h window holds 864 errors of 6000
-    # requests: 864/6000 = 0.144 = 14.4 × 0.01 exactly, burn 14.4, not above 14.4: silent. At k = 10:
-    # 964/6000 = 0.1607, burn 16.07: firing. (5m: 464/500 and 564/500... both far above 0.144; the 6h,
-    # 1d and 3d ratios stay below their thresholds: 964/36000 = 0.027 < 0.06.) Budget remaining at
-    # k = 10: 1 − (964/145000)/0.01 = 0.335: freeze_review.
+    # DESIGN §2: burn > factor is strict. One alert, page 1h/5m at 14.4x, target 99 %. Requests grow
+    # by 100 a minute; errors: none up to minute 60, then 100 a minute for 8 minutes, 64 in the ninth,
+    # 100 a minute again. At 69m the 1h window holds 864 errors of 6000 requests: 864/6000 = 0.144 =
+    # 14.4 × 0.01 exactly, burn 14.4, not above 14.4: silent. At 70m: 964/6000 = 0.1607, burn 16.07:
+    # firing (5m: 564/500, far above). Budget remaining at 70m: 1 − (964/7000)/0.01 < 0: exhausted.
+    spec = SHOP_SPEC.replace(
+        "    window: 30d\n  - sli: latency",
+        "    window: 30d\n    burn_rate_alerts:\n"
+        "      - {severity: page, long_window: 1h, short_window: 5m, burn_rate: 14.4x}\n  - sli: latency",
+    )
     series = [
-        {"series": "shop_requests_total", "values": "0+100x1500"},
-        {"series": "shop_errors_total", "values": "0x1440 100+100x7 864 964+100x20"},
+        {"series": "shop_requests_total", "values": "0+100x90"},
+        {"series": "shop_errors_total", "values": "0x60 100+100x7 864 964+100x20"},
     ]
     alert_tests = [
-        {"eval_time": "1449m", "alertname": "SLOBurnRateHigh", "exp_alerts": []},
+        {"eval_time": "69m", "alertname": "SLOBurnRateHigh", "exp_alerts": []},
         {
-            "eval_time": "1450m",
+            "eval_time": "70m",
             "alertname": "SLOBurnRateHigh",
-            "exp_alerts": [_alert(AVAILABILITY, "page", "1h", "5m", "16.07", "14.4", FREEZE)],
+            "exp_alerts": [_alert(AVAILABILITY, "page", "1h", "5m", "16.07", "14.4", EXHAUSTED)],
         },
     ]
-    assert "SUCCESS" in _promtool_test(tmp_path, series, alert_tests)
+    assert "SUCCESS" in _promtool_test(tmp_path, series, alert_tests, spec_text=spec)
 
 
 def test_time_slice_alerts_fire_at_the_hand_computed_minutes(tmp_path: Path) -> None:
