@@ -4,6 +4,8 @@ precise `file:line: field.path` errors, and the native form loading back to the 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -318,4 +320,28 @@ def test_objects_no_slo_uses_are_still_checked(tmp_path: Path) -> None:
         load_specs([path])
     assert [str(p) for p in info.value.problems] == [
         f"{path}:6: spec.ratioMetric: expected exactly one of good or bad, with total (or raw + rawType)"
+    ]
+
+
+def test_imported_specs_load_next_to_native_ones_from_the_specs_dir(tmp_path: Path) -> None:
+    shutil.copy(REPO / "slo_specs" / "checkout-api.yaml", tmp_path / "checkout-api.yaml")
+    shutil.copy(IMPORT / "sloth_shop.yaml", tmp_path / "shop.yml")
+    shutil.copy(IMPORT / "openslo_objectives.yaml", tmp_path / "search.yaml")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "validate", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SLO_SPECS_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert [s["slo"] for s in json.loads(result.stdout)["slos"]] == [
+        "checkout-api/availability",
+        "checkout-api/correctness",
+        "checkout-api/latency",
+        "search/latency-2",
+        "search/latency-p90",
+        "shop/checkout-errors",
+        "shop/requests-availability",
     ]
