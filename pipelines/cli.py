@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import engine
+from pipelines.analytics import cli as analytics_cli
 from pipelines.config import Settings
 from pipelines.errors import SloError, SpecError
 from pipelines.progress import Progress
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", type=_timestamp, help="evaluate at this UTC instant (default: latest)")
     p.add_argument("--service", help="only this service")
     p.add_argument("--json", action="store_true", help="print JSON (DESIGN §3)")
+
+    analytics_cli.register(sub)  # slo import incidents, slo report quarterly
     return parser
 
 
@@ -74,7 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.load()
     try:
-        handler = {"validate": cmd_validate, "demo": cmd_demo, "run": cmd_run, "status": cmd_status}
+        handler = {
+            "validate": cmd_validate,
+            "demo": cmd_demo,
+            "run": cmd_run,
+            "status": cmd_status,
+            "import": analytics_cli.cmd_import,
+            "report": analytics_cli.cmd_report,
+        }
         return handler[args.command](args, settings)
     except SpecError as exc:
         for problem in exc.problems:
