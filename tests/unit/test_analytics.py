@@ -57,7 +57,7 @@ def test_quarter_bounds_and_neighbours() -> None:
     q = Quarter.parse("2026-Q4")
     assert (q.start, q.end) == (dt.datetime(2026, 10, 1), dt.datetime(2027, 1, 1))
     assert (q.previous().label, q.next().label) == ("2026-Q3", "2027-Q1")
-    with pytest.raises(ValueError, match="expected e.g. 2026-Q3"):
+    with pytest.raises(ValueError, match=r"expected e\.g\. 2026-Q3"):
         Quarter.parse("2026-Q5")
 
 
@@ -334,8 +334,8 @@ def test_slo_attainment_budget_and_policy_time() -> None:
     con = store()
     con.execute(
         "INSERT INTO slos (slo_key, slo_id, service, name, target, window_text, window_kind, window_minutes, "
-        "budget_minutes, alerts_custom) VALUES (1, 'checkout-api/availability', 'checkout-api', 'availability', "
-        "0.99, '30d', 'rolling', 43200, 432, FALSE)"
+        "budget_minutes, alerts_custom) VALUES (1, 'checkout-api/availability', 'checkout-api', "
+        "'availability', 0.99, '30d', 'rolling', 43200, 432, FALSE)"
     )
     qs = minute_of(dt.datetime(2026, 7, 1))
     # last Q2 minute: 100 valid, all bad (must not count); Q3: 3 minutes of 100 valid with 1, 0, 2 bad

@@ -115,10 +115,14 @@ def test_bad_statuspage_file_names_every_problem_with_where() -> None:
         parse_statuspage("[]", "f.json")
 
 
-CSV_OK = """id,title,service,severity,impact_start,detected_at,acknowledged_at,mitigated_at,resolved_at,fingerprint
-7,DB failover stalls,checkout-api,P1,2026-07-01T10:00:00Z,2026-07-01T10:03:00Z,2026-07-01T10:05:00Z,,2026-07-01T10:40:00Z,db-failover
-8,Slow search,search,SEV3,2026-07-02T08:00:00,,,,,
-"""
+CSV_OK = "\n".join(
+    [
+        "id,title,service,severity,impact_start,detected_at,acknowledged_at,mitigated_at,resolved_at,fingerprint",
+        "7,DB failover stalls,checkout-api,P1,2026-07-01T10:00:00Z,2026-07-01T10:03:00Z,"
+        "2026-07-01T10:05:00Z,,2026-07-01T10:40:00Z,db-failover",
+        "8,Slow search,search,SEV3,2026-07-02T08:00:00,,,,,",
+    ]
+)
 
 
 def test_csv_import() -> None:
