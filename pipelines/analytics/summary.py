@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"  # SLO_TRIAGE_MODEL overrides
 TIMEOUT_SECONDS = 30
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
