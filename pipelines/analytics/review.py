@@ -91,6 +91,17 @@ def build_review(
             for r in sorted(rows, key=lambda r: (-int(r["incidents"]), r["service"]))
             if r["quarter"] == label and r["severity"] == "*" and r["service"] != "*"
         ],
+        "by_severity_and_service": [
+            {
+                "severity": r["severity"],
+                "service": r["service"],
+                "incidents": int(r["incidents"]),
+                "open": int(r["open"]),
+                **{f"{m}_minutes": mttx.distribution(r, m) for m in mttx.METRICS},
+            }
+            for r in rows
+            if r["quarter"] == label and r["severity"] != "*" and r["service"] != "*"
+        ],
         "open_incidents": [
             {
                 "id": i["id"],

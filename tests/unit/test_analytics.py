@@ -363,3 +363,24 @@ def test_slo_attainment_budget_and_policy_time() -> None:
         "no_data": 0,
     }
     assert s["exhausted"] is True
+
+
+def test_without_an_alert_feed_the_engine_page_intervals_are_the_pages() -> None:
+    con = store()
+    con.execute(
+        "INSERT INTO slos (slo_key, slo_id, service, name, target, window_text, window_kind, window_minutes, "
+        "budget_minutes, alerts_custom) VALUES (1, 'search/availability', 'search', 'availability', 0.999, "
+        "'30d', 'rolling', 43200, 43.2, FALSE)"
+    )
+    for bit, severity in enumerate(("page", "page", "ticket")):
+        con.execute("INSERT INTO slo_alerts VALUES (1, ?, ?, 60, 5, 14.4)", [bit, severity])
+    m = minute_of(dt.datetime(2026, 7, 1, 10))
+    # both page conditions fire around 10:00 (overlapping: one page); a lone page at 20:00; a ticket
+    for bit, s, e in ((0, m, m + 20), (1, m + 10, m + 40), (0, m + 600, m + 610), (2, m + 700, m + 900)):
+        con.execute("INSERT INTO alert_intervals VALUES (1, ?, ?, ?)", [bit, s, e])
+    add_incident(con, "I1", start="2026-07-01T09:58", service="search", detect=2, resolve=45)
+    add_incident(con, "I2", start="2026-07-02T09:00", service="search", detect=9, resolve=30, source="cli")
+    q = alert_quality(con, Q3, minute_of(dt.datetime(2026, 7, 15)))
+    assert q["page_source"] == "engine burn-rate alerts"
+    assert (q["pages"], q["pages_linked"]) == (2, 1)  # 10:00–10:40 (I1) and 20:00 (noise)
+    assert (q["incidents_preceded_by_alert"], q["recall"]) == (1, 0.5)
