@@ -184,6 +184,31 @@ DEFAULT_SETTINGS: tuple[Setting, ...] = (
     Setting("1h only, no short window, >14.4", alerts=(BurnRateAlert("page", 60, 60, 14.4),)),
 )
 
+
+def parse_setting(text: str) -> Setting:
+    """A candidate from the command line: `LONG/SHORT>FACTOR[,LONG/SHORT>FACTOR…]`, e.g. `1h/5m>10,6h/30m>4`.
+
+    Each condition pages while burn(LONG) > FACTOR and burn(SHORT) > FACTOR (DESIGN §2)."""
+    from pipelines.specs import parse_duration
+
+    alerts = []
+    for part in text.split(","):
+        windows, sep, factor = part.strip().partition(">")
+        long_text, slash, short_text = windows.partition("/")
+        if not sep or not slash:
+            raise ValueError(
+                f"{part.strip()!r} is not a condition; expected LONG/SHORT>FACTOR, e.g. 1h/5m>14.4"
+            )
+        try:
+            long_w, short_w, value = parse_duration(long_text), parse_duration(short_text), float(factor)
+        except ValueError as exc:
+            raise ValueError(f"{part.strip()!r}: {exc}") from exc
+        if value <= 0 or short_w > long_w:
+            raise ValueError(f"{part.strip()!r}: expected a positive factor and SHORT no longer than LONG")
+        alerts.append(BurnRateAlert("page", long_w, short_w, value))
+    return Setting(text.strip(), alerts=tuple(alerts))
+
+
 _SLOS_SQL = """
 SELECT s.slo_key, s.slo_id, s.service, s.name, s.owner, s.category, s.sli_kind, s.target, s.window_text,
        s.window_kind, s.window_minutes, s.calendar, s.alerts_custom, e.evaluated_to

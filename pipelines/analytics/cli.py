@@ -19,6 +19,15 @@ def _quarter(text: str) -> Quarter:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _setting(text: str) -> Any:
+    from pipelines.analytics.alert_quality import parse_setting
+
+    try:
+        return parse_setting(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("import", help="import historical data")
     what = p.add_subparsers(dest="import_what", required=True, metavar="WHAT")
@@ -39,6 +48,15 @@ def register(sub: Any) -> None:
     pr.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     pr.add_argument("--repeat-days", type=int, default=30, help="repeat window in days (default 30)")
     pr.add_argument("--deploy-hours", type=int, default=4, help="deploy correlation window (default 4)")
+    pr.add_argument(
+        "--candidate",
+        action="append",
+        type=_setting,
+        default=[],
+        metavar="LONG/SHORT>FACTOR[,…]",
+        help="also backtest this page setting on every SLO, e.g. '1h/5m>10,6h/30m>4' (repeatable)",
+    )
+    pr.add_argument("--no-backtest", action="store_true", help="skip the backtest (large fleets)")
 
 
 def cmd_import(args: argparse.Namespace, settings: Any) -> int:
@@ -67,6 +85,7 @@ def cmd_import(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Any) -> int:
+    from pipelines.analytics.alert_quality import DEFAULT_SETTINGS
     from pipelines.analytics.render import render_html, render_markdown
     from pipelines.analytics.review import build_review, data_as_of
     from pipelines.analytics.summary import attach_summary
@@ -76,7 +95,14 @@ def cmd_report(args: argparse.Namespace, settings: Any) -> int:
     try:
         with snapshot.connection() as con:
             quarter = args.quarter or Quarter.of(data_as_of(con))
-            review = build_review(con, quarter, repeat_days=args.repeat_days, deploy_hours=args.deploy_hours)
+            review = build_review(
+                con,
+                quarter,
+                repeat_days=args.repeat_days,
+                deploy_hours=args.deploy_hours,
+                settings=(*DEFAULT_SETTINGS, *args.candidate),
+                with_backtest=not args.no_backtest,
+            )
     finally:
         snapshot.close()
     attach_summary(review, dict(os.environ))

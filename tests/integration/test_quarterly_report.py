@@ -50,7 +50,19 @@ def slo(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_json_report_has_the_design_fields_with_hand_checked_figures(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "q3.json"
-    done = slo(data_dir, "report", "quarterly", "--quarter", "2026-Q3", "--format", "json", "-o", str(out))
+    done = slo(
+        data_dir,
+        "report",
+        "quarterly",
+        "--quarter",
+        "2026-Q3",
+        "--format",
+        "json",
+        "-o",
+        str(out),
+        "--candidate",
+        "1h/5m>2000",
+    )
     assert done.returncode == 0, done.stderr
     r = json.loads(out.read_text())
     assert r["quarter"] == "2026-Q3"
@@ -84,6 +96,9 @@ def test_json_report_has_the_design_fields_with_hand_checked_figures(data_dir: P
     assert r["deploys"]["incidents_list"][0]["minutes_after_deploy"] == 30.0
     assert [t["quarter"] for t in r["trend"]] == ["2026-Q2", "2026-Q3"]
     assert r["risks"] and r["recommendations"]
+    # a candidate no outage can reach (burn ≤ 500 here: 50 % bad at 99.9 %) would have sent no page
+    assert [(b["setting"], b["pages"]) for b in r["backtest"]][-1] == ("1h/5m>2000", 0)
+    assert r["backtest"][0]["pages"] == 2
 
 
 def test_markdown_report_has_every_section_with_its_figures(data_dir: Path) -> None:
@@ -124,5 +139,7 @@ def test_backtest_of_the_spec_setting_replays_the_engine(data_dir: Path) -> None
 def test_usage_and_missing_snapshot_errors(tmp_path: Path) -> None:
     bad = slo(tmp_path, "report", "quarterly", "--quarter", "2026-Q5")
     assert bad.returncode == 2 and "expected e.g. 2026-Q3" in bad.stderr
+    bad = slo(tmp_path, "report", "quarterly", "--candidate", "1h>3")
+    assert bad.returncode == 2 and "expected LONG/SHORT>FACTOR" in bad.stderr
     missing = slo(tmp_path, "report", "quarterly", "--quarter", "2026-Q3")
     assert missing.returncode == 1 and "no published snapshot yet" in missing.stderr

@@ -384,3 +384,17 @@ def test_without_an_alert_feed_the_engine_page_intervals_are_the_pages() -> None
     assert q["page_source"] == "engine burn-rate alerts"
     assert (q["pages"], q["pages_linked"]) == (2, 1)  # 10:00–10:40 (I1) and 20:00 (noise)
     assert (q["incidents_preceded_by_alert"], q["recall"]) == (1, 0.5)
+
+
+def test_candidate_settings_from_the_command_line() -> None:
+    from pipelines.analytics.alert_quality import parse_setting
+
+    s = parse_setting("1h/5m>10, 6h/30m>4")
+    assert [(a.long_window, a.short_window, a.factor) for a in s.alerts or ()] == [
+        (60, 5, 10.0),
+        (360, 30, 4.0),
+    ]
+    with pytest.raises(ValueError, match="expected LONG/SHORT>FACTOR"):
+        parse_setting("1h>10")
+    with pytest.raises(ValueError, match="SHORT no longer than LONG"):
+        parse_setting("5m/1h>10")
