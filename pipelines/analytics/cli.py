@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
         "(formats: pipelines/analytics/importer.py)",
     )
     pi.add_argument("--format", required=True, choices=["statuspage", "csv"])
-    pi.add_argument("file", type=Path, metavar="FILE")
+    pi.add_argument("file", type=Path, metavar="FILE", help="the incidents.json or CSV file to import")
     pi.add_argument("--json", action="store_true", help="print what was imported as JSON")
 
     p = sub.add_parser("report", help="reports")

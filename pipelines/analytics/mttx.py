@@ -72,12 +72,12 @@ ORDER BY quarter, severity, service
 def durations(con: duckdb.DuckDBPyConnection, quarter: str | None = None) -> list[dict[str, Any]]:
     """Every incident with its quarter and durations (optionally of one quarter), oldest first."""
     sql = f"SELECT * FROM ({DURATIONS_SQL}) WHERE ? IS NULL OR quarter = ? ORDER BY placed_at, id"
-    return _records(con.execute(sql, [quarter, quarter]))
+    return records(con.execute(sql, [quarter, quarter]))
 
 
 def rollup(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """ROLLUP_SQL's rows as dicts."""
-    return _records(con.execute(ROLLUP_SQL))
+    return records(con.execute(ROLLUP_SQL))
 
 
 def distribution(row: dict[str, Any], metric: str) -> dict[str, Any]:
@@ -162,9 +162,8 @@ def _round(value: Any, digits: int = 3) -> Any:
     return value
 
 
-def _records(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def records(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The rows of an executed query as dicts keyed by column name."""
     names = [d[0] for d in cursor.description or []]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-
-records = _records
