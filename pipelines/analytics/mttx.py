@@ -84,9 +84,9 @@ def distribution(row: dict[str, Any], metric: str) -> dict[str, Any]:
     """`{count, p50, p90, mean}` of one metric from a rollup row (minutes, rounded to 0.001)."""
     return {
         "count": int(row.get(f"{metric}_count") or 0),
-        "p50": _round(row.get(f"{metric}_p50")),
-        "p90": _round(row.get(f"{metric}_p90")),
-        "mean": _round(row.get(f"{metric}_mean")),
+        "p50": round_figure(row.get(f"{metric}_p50")),
+        "p90": round_figure(row.get(f"{metric}_p90")),
+        "mean": round_figure(row.get(f"{metric}_mean")),
     }
 
 
@@ -110,7 +110,7 @@ class Comparison:
     method: str
 
     def to_json(self) -> dict[str, Any]:
-        return {k: _round(v) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+        return {k: round_figure(v) if isinstance(v, float) else v for k, v in self.__dict__.items()}
 
 
 BOOTSTRAP_METHOD = (
@@ -154,7 +154,7 @@ def compare_medians(
     )
 
 
-def _round(value: Any, digits: int = 3) -> Any:
+def round_figure(value: Any, digits: int = 3) -> Any:
     if value is None:
         return None
     if isinstance(value, float):

@@ -102,6 +102,18 @@ def build_review(
             for r in rows
             if r["quarter"] == label and r["severity"] != "*" and r["service"] != "*"
         ],
+        "list": [
+            {
+                "id": i["id"],
+                "service": i["service"],
+                "severity": i["severity"],
+                "status": i["status"],
+                "open": i["open"],
+                "impact_start": _iso(i["impact_start"]),
+                **{f"{m}_minutes": mttx.round_figure(i[m]) for m in mttx.METRICS},
+            }
+            for i in this_incidents
+        ],
         "open_incidents": [
             {
                 "id": i["id"],

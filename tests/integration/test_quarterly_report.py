@@ -74,6 +74,11 @@ def test_json_report_has_the_design_fields_with_hand_checked_figures(data_dir: P
     assert inc["ttd_minutes"] == {"count": 2, "p50": 4.5, "p90": 5.7, "mean": 4.5}  # 3 and 6
     assert inc["tta_minutes"] == {"count": 1, "p50": 2.0, "p90": 2.0, "mean": 2.0}  # INC-3 never acked
     assert inc["ttm_minutes"] == {"count": 1, "p50": 15.0, "p90": 15.0, "mean": 15.0}
+    assert [(i["id"], i["ttd_minutes"], i["ttr_minutes"], i["open"]) for i in inc["list"]] == [
+        ("INC-1", 3.0, 25.0, False),
+        ("INC-3", 6.0, 30.0, False),
+        ("INC-4", None, None, True),
+    ]
     slos = {s["slo"]: s for s in r["slos"]}
     assert (
         slos["checkout-api/availability"]["attainment"],
