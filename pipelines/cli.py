@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import engine
+from pipelines.analytics import cli as analytics_cli
 from pipelines.config import Settings
 from pipelines.errors import SloError, SpecError
 from pipelines.progress import Progress
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BASE",
         help="runbook links are BASE/<service>/ (default: SLO_RUNBOOK_BASE_URL, else 'runbooks')",
     )
+    analytics_cli.register(sub)  # slo import incidents, slo report quarterly
     return parser
 
 
@@ -94,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run": cmd_run,
             "status": cmd_status,
             "rules": cmd_rules,
+            "import": analytics_cli.cmd_import,
+            "report": analytics_cli.cmd_report,
         }
         return handler[args.command](args, settings)
     except SpecError as exc:

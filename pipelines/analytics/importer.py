@@ -1,0 +1,467 @@
+"""Historical incidents from a Statuspage `incidents.json` or a CSV file, through the durable inbox.
+
+Parsing is pure (`parse_statuspage`, `parse_csv` → normalised incident bodies); `import_file` is the I/O
+edge (read the file, append to the inbox, apply); `fold_import_rows` turns inbox `import` rows into
+`incidents` rows and is what the pipeline's inbox fold calls.
+
+Statuspage mapping (DESIGN §2): `started_at` (else `created_at`) → impact_start, `created_at` →
+detected_at, `monitoring_at` → mitigated_at, `resolved_at` → resolved_at; acknowledged_at stays unknown
+(Statuspage has no such time). Impact critical/major/minor/none → SEV1/SEV2/SEV3/SEV4 via
+`contract.STATUSPAGE_IMPACT`; maintenance (impact `maintenance`, or a `scheduled_for` time) is not an
+incident and is left out. Service: the first listed component's name (all of them are kept in the
+timeline), or the page's name when the incident names no component. Fingerprint: the incident's name,
+lower-cased with spaces collapsed, so a recurring "Incident with Codespaces" is recognised as a repeat.
+
+CSV format (header required, one incident per line, times ISO 8601, UTC when no offset is given):
+    id,title,service,severity,impact_start[,detected_at,acknowledged_at,mitigated_at,resolved_at,
+    postmortem_done_at,fingerprint,root_cause_category]
+severity is SEV1…SEV4 or P0…P4. An empty time is unknown; an empty resolved_at means still open.
+
+The inbox de-duplication key is `import:<format>:<source id>:<hash of the normalised incident>`, so
+importing the same file again adds nothing, and a corrected file updates exactly the changed incidents.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines.errors import SloError, StoreError
+from pipelines.inbox import Entry, Inbox, Row
+from pipelines.incidents.contract import STATUSPAGE_IMPACT
+
+FORMATS = ("statuspage", "csv")
+CSV_REQUIRED = ("id", "title", "service", "severity", "impact_start")
+CSV_OPTIONAL = (
+    "detected_at",
+    "acknowledged_at",
+    "mitigated_at",
+    "resolved_at",
+    "postmortem_done_at",
+    "fingerprint",
+    "root_cause_category",
+)
+CSV_SEVERITIES = {
+    "sev1": "SEV1",
+    "sev2": "SEV2",
+    "sev3": "SEV3",
+    "sev4": "SEV4",
+    "p0": "SEV1",
+    "p1": "SEV1",
+    "p2": "SEV2",
+    "p3": "SEV3",
+    "p4": "SEV4",
+}
+_TIMES = ("impact_start", "detected_at", "acknowledged_at", "mitigated_at", "resolved_at")
+
+
+class ImportFileError(SloError):
+    """The file cannot be imported; `problems` lists every problem found, each with where it is."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass
+class ImportBatch:
+    """A parsed file: normalised incident bodies, and what was left out on purpose."""
+
+    format: str
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    skipped_maintenance: int = 0
+
+    def entries(self) -> list[Entry]:
+        return [Entry(dedup_key(body), "import", self.format, body) for body in self.incidents]
+
+
+def dedup_key(body: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"import:{body['format']}:{body['source_id']}:{digest}"
+
+
+def _time(value: object) -> dt.datetime | None:
+    """ISO 8601 → naive UTC; None for null/empty; ValueError otherwise."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a time")
+    parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return None if t is None else t.isoformat(timespec="milliseconds")
+
+
+def fingerprint_of(name: str) -> str:
+    return re.sub(r"\s+", " ", name.strip().lower())
+
+
+def _status(times: dict[str, dt.datetime | None]) -> str:
+    if times.get("resolved_at"):
+        return "resolved"
+    if times.get("mitigated_at"):
+        return "mitigated"
+    if times.get("acknowledged_at"):
+        return "acknowledged"
+    return "triggered"
+
+
+# ---------------------------------------------------------------------------------------------
+# Statuspage
+
+
+def parse_statuspage(text: str, where: str) -> ImportBatch:
+    """A Statuspage `incidents.json` (`{"page": …, "incidents": [...]}`, or one `{"incident": …}`)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportFileError([f"{where}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}"]) from exc
+    if isinstance(doc, dict) and isinstance(doc.get("incident"), dict):
+        doc = {**doc, "incidents": [doc["incident"]]}
+    if not isinstance(doc, dict) or not isinstance(doc.get("incidents"), list):
+        raise ImportFileError(
+            [f"{where}: expected a Statuspage incidents.json: an object with an `incidents` list"]
+        )
+    page: dict[str, Any] = doc["page"] if isinstance(doc.get("page"), dict) else {}
+    page_name = str(page.get("name") or "statuspage")
+    batch = ImportBatch("statuspage")
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, inc in enumerate(doc["incidents"]):
+        at = f"{where}: incidents[{i}]"
+        if not isinstance(inc, dict):
+            problems.append(f"{at}: expected an object")
+            continue
+        if inc.get("id"):
+            at += f" (id {inc['id']})"
+        before = len(problems)
+        body = _statuspage_incident(inc, at, page_name, problems)
+        if body is None:
+            if len(problems) == before:
+                batch.skipped_maintenance += 1
+            continue
+        if body["source_id"] in seen:
+            problems.append(f"{at}.id: duplicate id {body['source_id']!r} in the file")
+            continue
+        seen.add(body["source_id"])
+        batch.incidents.append(body)
+    if problems:
+        raise ImportFileError(problems)
+    return batch
+
+
+def _statuspage_incident(
+    inc: dict[str, Any], at: str, page_name: str, problems: list[str]
+) -> dict[str, Any] | None:
+    source_id = inc.get("id")
+    if not isinstance(source_id, str | int) or str(source_id).strip() == "":
+        problems.append(f"{at}.id: missing; every incident needs its Statuspage id")
+        return None
+    impact = inc.get("impact")
+    if impact not in STATUSPAGE_IMPACT:
+        problems.append(
+            f"{at}.impact: {impact!r} is not a Statuspage impact; expected one of "
+            + ", ".join(STATUSPAGE_IMPACT)
+        )
+        return None
+    if STATUSPAGE_IMPACT[impact] is None or inc.get("scheduled_for"):
+        return None  # scheduled maintenance is not an incident (DESIGN §2)
+    times: dict[str, dt.datetime | None] = {}
+    for name in ("created_at", "started_at", "monitoring_at", "resolved_at"):
+        try:
+            times[name] = _time(inc.get(name))
+        except ValueError:
+            problems.append(f"{at}.{name}: {inc.get(name)!r} is not an ISO 8601 time")
+            return None
+    if times["created_at"] is None:
+        problems.append(f"{at}.created_at: missing; expected an ISO 8601 time")
+        return None
+    name = str(inc.get("name") or "").strip() or f"Statuspage incident {source_id}"
+    components = [
+        str(c.get("name")) for c in inc.get("components") or [] if isinstance(c, dict) and c.get("name")
+    ]
+    updates = []
+    postmortem_at = None
+    for u in inc.get("incident_updates") or []:
+        if not isinstance(u, dict):
+            continue
+        try:
+            u_at = _time(u.get("created_at"))
+        except ValueError:
+            u_at = None
+        if u.get("status") == "postmortem" and u_at and (postmortem_at is None or u_at < postmortem_at):
+            postmortem_at = u_at
+        updates.append({"at": _iso(u_at), "status": u.get("status"), "body": str(u.get("body") or "")})
+    updates.sort(key=lambda u: (u["at"] or "", u["status"] or ""))
+    started = times["started_at"]
+    record = {
+        "impact_start": started or times["created_at"],
+        "detected_at": times["created_at"],
+        "acknowledged_at": None,
+        "mitigated_at": times["monitoring_at"],
+        "resolved_at": times["resolved_at"],
+    }
+    return {
+        "format": "statuspage",
+        "source_id": str(source_id),
+        "id": f"IMP-{source_id}",
+        "title": name,
+        "service": components[0] if components else page_name,
+        "components": components,
+        "severity": STATUSPAGE_IMPACT[impact],
+        "source_severity": impact,
+        "status": _status(record),
+        "fingerprint": fingerprint_of(name),
+        "root_cause_category": None,
+        "impact_start": _iso(record["impact_start"]),
+        "impact_start_source": "statuspage.started_at" if started else "statuspage.created_at",
+        "detected_at": _iso(record["detected_at"]),
+        "detected_at_source": "statuspage.created_at",
+        "acknowledged_at": None,
+        "acknowledged_at_source": None,
+        "mitigated_at": _iso(record["mitigated_at"]),
+        "mitigated_at_source": "statuspage.monitoring_at" if record["mitigated_at"] else None,
+        "resolved_at": _iso(record["resolved_at"]),
+        "resolved_at_source": "statuspage.resolved_at" if record["resolved_at"] else None,
+        "postmortem_done_at": _iso(postmortem_at),
+        "url": inc.get("shortlink"),
+        "updates": updates,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+
+
+def parse_csv(text: str, where: str) -> ImportBatch:
+    """The documented CSV (see the module docstring)."""
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in reader.fieldnames or []]
+    missing = [c for c in CSV_REQUIRED if c not in header]
+    unknown = [c for c in header if c not in CSV_REQUIRED + CSV_OPTIONAL]
+    problems = []
+    if missing:
+        problems.append(f"{where}:1: header: missing column(s) {', '.join(missing)}")
+    if unknown:
+        problems.append(
+            f"{where}:1: header: unknown column(s) {', '.join(unknown)}; allowed: "
+            + ", ".join(CSV_REQUIRED + CSV_OPTIONAL)
+        )
+    if problems:
+        raise ImportFileError(problems)
+    batch = ImportBatch("csv")
+    seen: set[str] = set()
+    for raw in reader:
+        line = reader.line_num
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        before = len(problems)
+        for col in ("id", "title", "service"):
+            if not row.get(col):
+                problems.append(f"{where}:{line}: {col}: empty; every incident needs one")
+        severity = CSV_SEVERITIES.get(row.get("severity", "").lower())
+        if severity is None:
+            problems.append(
+                f"{where}:{line}: severity: {row.get('severity')!r} is not a severity; expected SEV1…SEV4 "
+                "or P0…P4"
+            )
+        times: dict[str, dt.datetime | None] = {}
+        for col in (*_TIMES, "postmortem_done_at"):
+            try:
+                times[col] = _time(row.get(col))
+            except ValueError:
+                problems.append(f"{where}:{line}: {col}: {row.get(col)!r} is not an ISO 8601 time")
+        if not row.get("impact_start"):
+            problems.append(f"{where}:{line}: impact_start: empty; expected an ISO 8601 time")
+        if row.get("id") in seen:
+            problems.append(f"{where}:{line}: id: duplicate id {row['id']!r} in the file")
+        if len(problems) > before:
+            continue
+        seen.add(row["id"])
+        body: dict[str, Any] = {
+            "format": "csv",
+            "source_id": row["id"],
+            "id": f"IMP-{row['id']}",
+            "title": row["title"],
+            "service": row["service"],
+            "components": [],
+            "severity": severity,
+            "source_severity": row["severity"],
+            "status": _status(times),
+            "fingerprint": row.get("fingerprint") or fingerprint_of(row["title"]),
+            "root_cause_category": row.get("root_cause_category") or None,
+            "postmortem_done_at": _iso(times["postmortem_done_at"]),
+            "url": None,
+            "updates": [],
+        }
+        for col in _TIMES:
+            body[col] = _iso(times[col])
+            body[f"{col}_source"] = f"csv.{col}" if times[col] else None
+        batch.incidents.append(body)
+    if problems:
+        raise ImportFileError(problems)
+    return batch
+
+
+def parse_file(fmt: str, path: Path) -> ImportBatch:
+    if fmt not in FORMATS:
+        raise ImportFileError([f"--format {fmt!r}: expected one of {', '.join(FORMATS)}"])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImportFileError([f"{path}: cannot read: {exc}"]) from exc
+    return parse_statuspage(text, str(path)) if fmt == "statuspage" else parse_csv(text, str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# The fold: inbox `import` rows → incidents (+ their status updates on the timeline)
+
+_UPSERT_SQL = """
+-- One imported incident: inserted, or brought up to date when a corrected file changed it.
+INSERT INTO incidents (id, service, title, severity, status, source, fingerprint, slo_id,
+    impact_start, impact_start_source, detected_at, detected_at_source,
+    acknowledged_at, acknowledged_at_source, mitigated_at, mitigated_at_source,
+    resolved_at, resolved_at_source, closed_at, postmortem_done_at, route, root_cause_category,
+    external_id, imported, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, ?, ?, TRUE, ?, ?)
+ON CONFLICT (id) DO UPDATE SET service = excluded.service, title = excluded.title,
+    severity = excluded.severity, status = excluded.status, source = excluded.source,
+    fingerprint = excluded.fingerprint, impact_start = excluded.impact_start,
+    impact_start_source = excluded.impact_start_source, detected_at = excluded.detected_at,
+    detected_at_source = excluded.detected_at_source, acknowledged_at = excluded.acknowledged_at,
+    acknowledged_at_source = excluded.acknowledged_at_source, mitigated_at = excluded.mitigated_at,
+    mitigated_at_source = excluded.mitigated_at_source, resolved_at = excluded.resolved_at,
+    resolved_at_source = excluded.resolved_at_source, postmortem_done_at = excluded.postmortem_done_at,
+    root_cause_category = excluded.root_cause_category, external_id = excluded.external_id,
+    imported = TRUE, updated_at = excluded.updated_at
+"""
+
+
+def fold_import_rows(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> int:
+    """Apply inbox `import` rows (other kinds are ignored) in order; returns how many were applied.
+
+    Idempotent: folding the same rows again leaves the same incidents and timelines.
+    """
+    applied = 0
+    for row in rows:
+        if row.kind != "import":
+            continue
+        b = row.body
+        received = row.received_at.replace(tzinfo=None)
+        con.execute(
+            _UPSERT_SQL,
+            [
+                b["id"],
+                b["service"],
+                b["title"],
+                b["severity"],
+                b["status"],
+                b["format"],
+                b.get("fingerprint"),
+                b.get("impact_start"),
+                b.get("impact_start_source"),
+                b.get("detected_at"),
+                b.get("detected_at_source"),
+                b.get("acknowledged_at"),
+                b.get("acknowledged_at_source"),
+                b.get("mitigated_at"),
+                b.get("mitigated_at_source"),
+                b.get("resolved_at"),
+                b.get("resolved_at_source"),
+                b.get("postmortem_done_at"),
+                b.get("root_cause_category"),
+                b["source_id"],
+                received,
+                received,
+            ],
+        )
+        con.execute("DELETE FROM timeline WHERE incident_id = ?", [b["id"]])
+        steps = [u for u in b.get("updates", []) if u.get("at")]
+        if not steps:
+            steps = [
+                {
+                    "at": b.get("detected_at") or b.get("impact_start"),
+                    "status": "imported",
+                    "body": b["title"],
+                }
+            ]
+        for seq, u in enumerate(steps, start=1):
+            con.execute(
+                "INSERT INTO timeline VALUES (?, ?, ?, 'status_update', ?, NULL, ?, ?)",
+                [
+                    b["id"],
+                    seq,
+                    u["at"],
+                    b["format"],
+                    u["body"] or u["status"] or "",
+                    json.dumps({"status": u.get("status"), "components": b.get("components", [])}),
+                ],
+            )
+        applied += 1
+    return applied
+
+
+# ---------------------------------------------------------------------------------------------
+# The I/O edge: file → inbox → (when no service holds the writer lock) DuckDB
+
+
+@dataclass
+class ImportOutcome:
+    incidents: int
+    accepted: int
+    duplicates: int
+    skipped_maintenance: int
+    applied: int
+    queued: bool  # the running service holds the writer; it applies the rows on its next cycle
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def import_file(data_dir: Path, fmt: str, path: Path) -> ImportOutcome:
+    """Parse the whole file first (nothing is stored when any part is bad), append it to the inbox,
+    then fold the new rows into DuckDB and publish, unless the running service holds the writer."""
+    from pipelines.store import Writer
+
+    batch = parse_file(fmt, path)
+    inbox = Inbox(data_dir)
+    try:
+        before = inbox.last_seq()
+        result = inbox.append(batch.entries())
+        ours = set(result.accepted)
+        rows = [r for r in inbox.iter_since(before) if r.dedup_key in ours]
+    finally:
+        inbox.close()
+    outcome = ImportOutcome(
+        incidents=len(batch.incidents),
+        accepted=len(result.accepted),
+        duplicates=len(result.duplicates),
+        skipped_maintenance=batch.skipped_maintenance,
+        applied=0,
+        queued=False,
+    )
+    if not rows:
+        return outcome
+    try:
+        with Writer(data_dir) as writer:
+            outcome.applied = fold_import_rows(writer.db, rows)
+            writer.publish()
+    except StoreError as exc:
+        # The lock is held by `slo serve` (or a run): the rows are durable in the inbox and the
+        # service's inbox fold applies them. Any other store problem is reported as it is.
+        if "another writer holds the store" not in str(exc):
+            raise
+        outcome.queued = True
+    return outcome

@@ -1,0 +1,547 @@
+"""The quarterly review as Markdown or as one self-contained HTML file with interactive Plotly charts.
+
+HTML: Plotly's JavaScript is inlined once (no CDN, no network), every chart is responsive, and the page
+has a viewport meta and a single-column layout under 700 px so it reads on a phone.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.io import to_html
+
+SECTIONS = (
+    "Headline",
+    "SLOs",
+    "Budget burn-down",
+    "Incidents",
+    "Incident trends",
+    "Repeat incidents",
+    "Post-mortem and action-item compliance",
+    "On-call load",
+    "Alert quality",
+    "Deploy correlation",
+    "Top risks",
+    "Recommendations",
+)
+
+
+def _n(x: Any, digits: int = 1, unit: str = "") -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}{unit}"
+    return f"{x:,}{unit}" if isinstance(x, int) and not isinstance(x, bool) else f"{x}{unit}"
+
+
+def _pct(x: float | None, digits: int = 1) -> str:
+    return "—" if x is None else f"{x * 100:.{digits}f}%"
+
+
+def _pct_target(x: float) -> str:
+    return f"{x * 100:g}%"
+
+
+def _met(m: bool | None) -> str:
+    return "n/a" if m is None else ("met" if m else "missed")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "_none_\n"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Section contents shared by both formats: (title, list of (kind, payload))
+
+
+def _blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    h = r["headline"]
+    inc = r["incidents"]
+    out: list[tuple[str, list[tuple[str, Any]]]] = []
+
+    mttd, mttr = h["mttd_sev1_sev2"], h["mttr_sev1"]
+    sev = ", ".join(f"{k} {v}" for k, v in h["by_severity"].items())
+    worst = h["budget_spent_worst"]
+    bullets = [
+        f"SLOs met: {h['slos_met']} of {h['slos_measured']} ({h['slos_exhausted']} exhausted their budget "
+        "during the quarter)",
+        f"Budget spent: median {_pct(h['budget_spent_median'])} of the quarter's budget; most: "
+        + (f"{worst['slo']} {_pct(worst['budget_spent'])}" if worst else "—"),
+        f"Incidents: {h['incidents']} ({sev}); previous quarter {h['incidents_previous_quarter']}",
+        f"MTTD SEV1/SEV2: p50 {_n(mttd['p50'])} min, p90 {_n(mttd['p90'])} min (n={mttd['count']}) — target "
+        f"{mttd['target']}: {_met(mttd['met'])}; previous quarter p50 {_n(mttd['previous_p50'])} min",
+        f"MTTR SEV1: p50 {_n(mttr['p50'])} min, p90 {_n(mttr['p90'])} min (n={mttr['count']}) — target "
+        f"{mttr['target']}: {_met(mttr['met'])}; previous quarter p50 {_n(mttr['previous_p50'])} min",
+        f"TTR, all severities: p50 {_n(inc['ttr_minutes']['p50'])} min, p90 {_n(inc['ttr_minutes']['p90'])} "
+        f"min, mean {_n(inc['ttr_minutes']['mean'])} min (n={inc['ttr_minutes']['count']}); "
+        f"{inc['open']} open",
+    ]
+    headline: list[tuple[str, Any]] = [("bullets", bullets)]
+    if r.get("executive_summary"):
+        headline.insert(0, ("summary", r["executive_summary"]))
+    out.append(("Headline", headline))
+
+    out.append(
+        (
+            "SLOs",
+            [
+                (
+                    "table",
+                    (
+                        [
+                            "SLO",
+                            "Target",
+                            "Attainment",
+                            "Met",
+                            "Budget spent",
+                            "Budget left (end)",
+                            "Exhausted",
+                            "Normal / freeze / focus / exhausted (h)",
+                        ],
+                        [
+                            [
+                                s["slo"],
+                                _pct_target(s["target"]),
+                                _pct(s["attainment"], 3),
+                                _met(s["met"]),
+                                _pct(s["budget_spent"]),
+                                _pct(s["budget_remaining_at_end"]),
+                                "yes" if s["exhausted"] else "no",
+                                " / ".join(
+                                    f"{s['policy_minutes'][k] / 60:.0f}"
+                                    for k in ("normal", "freeze_review", "reliability_focus", "exhausted")
+                                ),
+                            ]
+                            for s in r["slos"]
+                        ],
+                    ),
+                )
+            ],
+        )
+    )
+    out.append(
+        (
+            "Budget burn-down",
+            [("chart", "burn_down"), ("text", "Budget remaining over each SLO's own window, every 6 h.")],
+        )
+    )
+
+    qoq = {c["metric"]: c for c in inc["quarter_over_quarter"]}
+    out.append(
+        (
+            "Incidents",
+            [
+                (
+                    "table",
+                    (
+                        ["", "count", "p50 (min)", "p90 (min)", "mean (min)"],
+                        [
+                            [
+                                m.upper(),
+                                str(inc[f"{m}_minutes"]["count"]),
+                                _n(inc[f"{m}_minutes"]["p50"]),
+                                _n(inc[f"{m}_minutes"]["p90"]),
+                                _n(inc[f"{m}_minutes"]["mean"]),
+                            ]
+                            for m in ("ttd", "tta", "ttm", "ttr")
+                        ],
+                    ),
+                ),
+                (
+                    "text",
+                    f"{inc['total']} incidents, {inc['open']} still open (left out of every duration). "
+                    "Severity mix: " + ", ".join(f"{k} {_pct(v, 0)}" for k, v in inc["severity_mix"].items()),
+                ),
+                (
+                    "table",
+                    (
+                        [
+                            "Change vs previous quarter",
+                            "p50 now",
+                            "p50 before",
+                            "difference",
+                            "95% CI",
+                            "verdict",
+                        ],
+                        [
+                            [
+                                m.upper(),
+                                _n(c["current_p50"]),
+                                _n(c["previous_p50"]),
+                                _n(c["difference"]),
+                                "—" if c["ci_low"] is None else f"[{c['ci_low']:.1f}, {c['ci_high']:.1f}]",
+                                c["verdict"],
+                            ]
+                            for m, c in qoq.items()
+                        ],
+                    ),
+                ),
+                (
+                    "text",
+                    "Method: "
+                    + (inc["quarter_over_quarter"][0]["method"] if inc["quarter_over_quarter"] else ""),
+                ),
+                (
+                    "table",
+                    (
+                        ["Service", "incidents", "open", "TTR p50", "TTR p90"],
+                        [
+                            [
+                                s["service"],
+                                str(s["incidents"]),
+                                str(s["open"]),
+                                _n(s["ttr_minutes"]["p50"]),
+                                _n(s["ttr_minutes"]["p90"]),
+                            ]
+                            for s in inc["by_service"]
+                        ],
+                    ),
+                ),
+            ],
+        )
+    )
+    out.append(
+        (
+            "Incident trends",
+            [
+                ("chart", "trend_counts"),
+                ("chart", "trend_ttr"),
+                (
+                    "table",
+                    (
+                        ["Quarter", "total", "SEV1", "SEV2", "SEV3", "SEV4", "TTR p50", "TTR p90"],
+                        [
+                            [
+                                t["quarter"],
+                                str(t["total"]),
+                                *(str(t["by_severity"][s]) for s in ("SEV1", "SEV2", "SEV3", "SEV4")),
+                                _n(t["ttr_minutes"]["p50"]),
+                                _n(t["ttr_minutes"]["p90"]),
+                            ]
+                            for t in r["trend"][-8:]
+                        ],
+                    ),
+                ),
+            ],
+        )
+    )
+    rep = r["repeats"]
+    out.append(
+        (
+            "Repeat incidents",
+            [
+                (
+                    "text",
+                    f"{rep['count']} repeat incident(s) (same service and fingerprint or root-cause "
+                    "category, "
+                    f"within {rep['window_days']} days of the previous one's resolution); "
+                    f"{rep['with_open_action_items']} struck while the previous incident's action items "
+                    "were open.",
+                ),
+                (
+                    "table",
+                    (
+                        ["Incident", "service", "repeats", "days after", "open action items"],
+                        [
+                            [
+                                x["id"],
+                                x["service"],
+                                x["repeat_of"],
+                                _n(x["days_after_previous_resolution"]),
+                                f"{x['open_action_items']} of {x['action_items']}",
+                            ]
+                            for x in rep["repeats"]
+                        ],
+                    ),
+                ),
+                (
+                    "table",
+                    (
+                        ["Chain", "service", "length"],
+                        [[" → ".join(c["incidents"]), c["service"], str(c["length"])] for c in rep["chains"]],
+                    ),
+                ),
+            ],
+        )
+    )
+    metrics = {m["metric"]: m for m in r["success_metrics"]}
+    pm, ai = metrics["postmortems_within_48h"], metrics["action_items_on_time"]
+    out.append(
+        (
+            "Post-mortem and action-item compliance",
+            [
+                (
+                    "table",
+                    (
+                        ["Success metric (seed 002)", "target", "value", "status"],
+                        [
+                            [
+                                m["title"],
+                                m["target"],
+                                _pct(m["value"])
+                                if m["unit"] == "share"
+                                else _n(m["value"], 1, "" if m["unit"] != "min" else " min"),
+                                _met(m["met"]),
+                            ]
+                            for m in r["success_metrics"]
+                        ],
+                    ),
+                ),
+                (
+                    "text",
+                    f"Post-mortems: {pm['detail']['on_time']} within 48 h, "
+                    f"{pm['detail']['missed']} late or missing, "
+                    f"{pm['detail']['pending']} pending. Action items due: {ai['detail']['due']}, "
+                    f"{ai['detail']['done_on_time']} done on time, {ai['detail']['done_late']} late, "
+                    f"{ai['detail']['still_open']} still open.",
+                ),
+            ],
+        )
+    )
+    oc = r["oncall"]
+    out.append(
+        (
+            "On-call load",
+            [
+                ("chart", "pages_per_week"),
+                (
+                    "text",
+                    f"Pages per on-call week (source: {oc['page_source']}): "
+                    f"worst {max(oc['pages_per_week'], default=0)}, "
+                    f"mean {_n(oc['mean'], 2)}, {oc['weeks_at_or_over_target']} week(s) at or over 5. "
+                    f"Counting: {oc['counting']}; {oc['distinct_responders']} distinct responder(s).",
+                ),
+            ],
+        )
+    )
+    aq = r["alert_quality"]
+    blocks: list[tuple[str, Any]] = [
+        (
+            "text",
+            f"{aq['pages']} pages ({aq['page_source']}), {aq['pages_linked']} linked to an incident: "
+            f"precision {_pct(aq['precision'])}. {aq['incidents_preceded_by_alert']} of {aq['incidents']} "
+            f"incidents preceded by an alert: recall {_pct(aq['recall'])}. Detection time p50 "
+            f"{_n(aq['detection_minutes']['p50'])} min, p90 {_n(aq['detection_minutes']['p90'])} min.",
+        ),
+    ]
+    if r["backtest"]:
+        blocks.append(
+            (
+                "table",
+                (
+                    [
+                        "Backtest setting",
+                        "pages",
+                        "precision (incidents)",
+                        "recall (incidents)",
+                        "precision (demo truth)",
+                        "recall (demo truth)",
+                        "detection p50 (truth)",
+                    ],
+                    [
+                        [
+                            b["setting"],
+                            str(b["pages"]),
+                            _pct(b["vs_incidents"]["precision"]),
+                            _pct(b["vs_incidents"]["recall"]),
+                            _pct((b["vs_demo_events"] or {}).get("precision")),
+                            _pct((b["vs_demo_events"] or {}).get("recall")),
+                            _n(
+                                (b["vs_demo_events"] or b["vs_incidents"]).get("detection_p50_minutes"),
+                                1,
+                                " min",
+                            ),
+                        ]
+                        for b in r["backtest"]
+                    ],
+                ),
+            )
+        )
+        blocks.append(("chart", "backtest"))
+    out.append(("Alert quality", blocks))
+    d = r["deploys"]
+    out.append(
+        (
+            "Deploy correlation",
+            [
+                (
+                    "text",
+                    f"{d['incidents_after_deploy']} of {d['incidents']} incidents started within "
+                    f"{d['window_hours']} h "
+                    f"after a deploy of the same service; "
+                    f"{d['deploys_followed_by_incident']} of {d['deploys']} "
+                    "deploys were followed by an incident "
+                    f"(change-failure rate {_pct(d['change_failure_rate'])}).",
+                ),
+                (
+                    "table",
+                    (
+                        ["Incident", "service", "deploy", "minutes after"],
+                        [
+                            [x["id"], x["service"], x["deploy"] or "", _n(x["minutes_after_deploy"])]
+                            for x in d["incidents_list"]
+                        ],
+                    ),
+                ),
+            ],
+        )
+    )
+    out.append(("Top risks", [("list", [f"{x['risk']} — {x['why']}" for x in r["risks"]] or ["none found"])]))
+    out.append(
+        (
+            "Recommendations",
+            [("list", [f"{x['recommendation']} ({x['because']})" for x in r["recommendations"]])],
+        )
+    )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    lines = [
+        f"# Quarterly reliability review — {r['quarter']}",
+        "",
+        f"Data as of {r['as_of']}; compared with {r['previous_quarter']}.",
+        "",
+    ]
+    for title, blocks in _blocks(r):
+        lines += [f"## {title}", ""]
+        for kind, payload in blocks:
+            if kind == "summary":
+                lines += ["> **Executive summary (model-written)**", ">", f"> {payload['text']}", ""]
+            elif kind in ("bullets", "list"):
+                lines += [f"- {b}" for b in payload] + [""]
+            elif kind == "table":
+                lines += [_table(*payload)]
+            elif kind == "text":
+                lines += [payload, ""]
+            elif kind == "chart":
+                lines += [f"_(chart `{payload}` in the HTML report)_", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
+main{max-width:1100px;margin:0 auto;padding:16px}
+section{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:12px 16px;margin:12px 0}
+h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:0}
+.table-wrap{overflow-x:auto}
+table{border-collapse:collapse;font-size:.9rem;min-width:100%}
+th,td{border-bottom:1px solid #d8dee4;padding:4px 8px;text-align:left;white-space:nowrap}
+.summary{background:#fff8c5;border-left:4px solid #bf8700;padding:8px 12px}
+.chart{width:100%;min-height:320px}
+@media (max-width:700px){main{padding:6px}section{padding:8px}table{font-size:.8rem}}
+"""
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "<p><em>none</em></p>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _figures(r: dict[str, Any]) -> dict[str, go.Figure]:
+    figs: dict[str, go.Figure] = {}
+    bd = go.Figure()
+    series: dict[str, tuple[list[str], list[float | None]]] = {}
+    for p in r["burn_down"]:
+        xs, ys = series.setdefault(p["slo"], ([], []))
+        xs.append(p["at"])
+        ys.append(p["budget_remaining"])
+    for slo, (xs, ys) in series.items():
+        bd.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=slo))
+    bd.update_layout(title="Budget remaining", yaxis_tickformat=".0%")
+    figs["burn_down"] = bd
+
+    trend = r["trend"][-8:]
+    tc = go.Figure()
+    for s in ("SEV1", "SEV2", "SEV3", "SEV4"):
+        tc.add_trace(go.Bar(x=[t["quarter"] for t in trend], y=[t["by_severity"][s] for t in trend], name=s))
+    tc.update_layout(barmode="stack", title="Incidents per quarter by severity")
+    figs["trend_counts"] = tc
+    tt = go.Figure()
+    for key, name in (("p50", "TTR p50"), ("p90", "TTR p90")):
+        tt.add_trace(
+            go.Scatter(
+                x=[t["quarter"] for t in trend],
+                y=[t["ttr_minutes"][key] for t in trend],
+                mode="lines+markers",
+                name=name,
+            )
+        )
+    tt.update_layout(title="Time to resolve (minutes)")
+    figs["trend_ttr"] = tt
+    weeks = r["oncall"]["pages_per_week"]
+    pw = go.Figure(go.Bar(x=[f"W{i + 1}" for i in range(len(weeks))], y=weeks, name="pages"))
+    pw.add_hline(y=5, line_dash="dash", annotation_text="target < 5")
+    pw.update_layout(title="Pages per on-call week")
+    figs["pages_per_week"] = pw
+    bt = go.Figure(go.Bar(x=[b["setting"] for b in r["backtest"]], y=[b["pages"] for b in r["backtest"]]))
+    bt.update_layout(title="Backtest: pages per alert setting")
+    figs["backtest"] = bt
+    for fig in figs.values():
+        fig.update_layout(
+            margin={"l": 40, "r": 10, "t": 40, "b": 40},
+            legend={"orientation": "h"},
+            autosize=True,
+            template="plotly_white",
+        )
+    return figs
+
+
+def render_html(r: dict[str, Any]) -> str:
+    figs = _figures(r)
+    first = True
+    parts = []
+    for title, blocks in _blocks(r):
+        body = []
+        for kind, payload in blocks:
+            if kind == "summary":
+                body.append(
+                    f'<div class="summary"><strong>Executive summary (model-written)</strong>'
+                    f"<p>{html.escape(payload['text'])}</p></div>"
+                )
+            elif kind in ("bullets", "list"):
+                body.append("<ul>" + "".join(f"<li>{html.escape(b)}</li>" for b in payload) + "</ul>")
+            elif kind == "table":
+                body.append(_html_table(*payload))
+            elif kind == "text":
+                body.append(f"<p>{html.escape(payload)}</p>")
+            elif kind == "chart":
+                body.append(
+                    to_html(
+                        figs[payload],
+                        full_html=False,
+                        include_plotlyjs=first,
+                        config={"responsive": True, "displaylogo": False},
+                        default_height="360px",
+                        div_id=f"chart-{payload}",
+                    )
+                )
+                first = False
+        slug = title.lower().replace(" ", "-")
+        parts.append(
+            f'<section id="{html.escape(slug)}"><h2>{html.escape(title)}</h2>{"".join(body)}</section>'
+        )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Quarterly reliability review {html.escape(r['quarter'])}</title><style>{_CSS}</style></head>"
+        f"<body><main><h1>Quarterly reliability review — {html.escape(r['quarter'])}</h1>"
+        f"<p>Data as of {html.escape(str(r['as_of']))}; "
+        f"compared with {html.escape(r['previous_quarter'])}.</p>" + "".join(parts) + "</main></body></html>"
+    )

@@ -1,0 +1,189 @@
+"""Seed 002's success metrics for one quarter, each against its target.
+
+- MTTD under 5 min for SEV1/SEV2 and MTTR under 30 min for SEV1: judged on the median (p50), because
+  incident durations are heavy-tailed and a mean misleads; p90 and the mean are reported beside it.
+- Every SEV1/SEV2 gets a post-mortem within 48 h of resolution (post-mortem time: `postmortem_done_at`,
+  else the first `postmortem` document); one resolved less than 48 h before `as_of` without one yet is
+  pending, not missed.
+- 90 % of action items done by their due date: items due in the quarter and already due at `as_of`;
+  on time when done on or before the due date (UTC day).
+- Under 5 pages per on-call engineer per week: one primary engineer is on call per week, so a week's
+  pages are that engineer's pages; met when no week of the quarter reached 5. The number of distinct
+  responders (actors on incident timelines) is shown as context.
+- No repeats: no repeat incident (DESIGN §2) started in the quarter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import duckdb
+
+from pipelines.analytics.mttx import DURATIONS_SQL, records
+
+MTTD_TARGET_MINUTES = 5.0
+MTTR_TARGET_MINUTES = 30.0
+POSTMORTEM_HOURS = 48
+ACTION_ITEMS_TARGET = 0.90
+PAGES_PER_WEEK_TARGET = 5
+
+# p50, p90, mean and count of one duration over the resolved incidents of a quarter with given severities.
+_DURATION_SQL = f"""
+WITH d AS ({DURATIONS_SQL})
+SELECT count({{m}}) AS n, quantile_cont({{m}}, 0.5) AS p50, quantile_cont({{m}}, 0.9) AS p90,
+       avg({{m}}) AS mean
+FROM d WHERE quarter = ? AND list_contains(?, severity)
+"""
+
+# SEV1/SEV2 incidents resolved in the quarter with when their post-mortem was done (if it was).
+POSTMORTEMS_SQL = f"""
+WITH d AS ({DURATIONS_SQL})
+SELECT d.id, d.severity, d.resolved_at,
+       coalesce(d.postmortem_done_at,
+                (SELECT min(doc.created_at) FROM documents doc
+                  WHERE doc.incident_id = d.id AND doc.kind = 'postmortem')) AS postmortem_at
+FROM d WHERE d.quarter = ? AND d.severity IN ('SEV1', 'SEV2') AND d.resolved_at IS NOT NULL
+ORDER BY d.resolved_at
+"""
+
+# Action items due in [start, end) and already due at as_of, and whether each was done on time.
+ACTION_ITEMS_SQL = """
+SELECT id, incident_id, title, owner, due_date, status, done_at,
+       done_at IS NOT NULL AND CAST(done_at AS DATE) <= due_date AS on_time
+FROM action_items
+WHERE due_date >= CAST(? AS DATE) AND due_date < CAST(? AS DATE) AND due_date < CAST(? AS DATE)
+ORDER BY due_date, id
+"""
+
+# Distinct people who acted on incident timelines in the quarter (context for the on-call load).
+RESPONDERS_SQL = """
+SELECT count(DISTINCT actor) FROM timeline
+WHERE actor IS NOT NULL AND occurred_at >= ? AND occurred_at < ?
+  AND source NOT IN ('engine', 'triage', 'router', 'statuspage', 'csv')
+"""
+
+
+def _duration(
+    con: duckdb.DuckDBPyConnection, metric: str, quarter: str, severities: list[str]
+) -> dict[str, Any]:
+    row = records(con.execute(_DURATION_SQL.format(m=metric), [quarter, severities]))[0]
+    return {
+        "count": int(row["n"]),
+        "p50": None if row["p50"] is None else round(row["p50"], 3),
+        "p90": None if row["p90"] is None else round(row["p90"], 3),
+        "mean": None if row["mean"] is None else round(row["mean"], 3),
+    }
+
+
+def success_metrics(
+    con: duckdb.DuckDBPyConnection,
+    quarter: Any,
+    as_of: dt.datetime,
+    pages_per_week: list[int],
+    repeats: int,
+) -> list[dict[str, Any]]:
+    label = quarter.label
+    out: list[dict[str, Any]] = []
+
+    ttd = _duration(con, "ttd", label, ["SEV1", "SEV2"])
+    out.append(
+        {
+            "metric": "mttd_sev1_sev2",
+            "title": "MTTD (SEV1/SEV2)",
+            "target": f"p50 < {MTTD_TARGET_MINUTES:g} min",
+            "value": ttd["p50"],
+            "unit": "min",
+            "detail": ttd,
+            "met": None if ttd["count"] == 0 else ttd["p50"] < MTTD_TARGET_MINUTES,
+        }
+    )
+    ttr = _duration(con, "ttr", label, ["SEV1"])
+    out.append(
+        {
+            "metric": "mttr_sev1",
+            "title": "MTTR (SEV1)",
+            "target": f"p50 < {MTTR_TARGET_MINUTES:g} min",
+            "value": ttr["p50"],
+            "unit": "min",
+            "detail": ttr,
+            "met": None if ttr["count"] == 0 else ttr["p50"] < MTTR_TARGET_MINUTES,
+        }
+    )
+
+    on_time = missed = pending = 0
+    missed_ids = []
+    for r in records(con.execute(POSTMORTEMS_SQL, [label])):
+        due = r["resolved_at"] + dt.timedelta(hours=POSTMORTEM_HOURS)
+        if r["postmortem_at"] is not None and r["postmortem_at"] <= due:
+            on_time += 1
+        elif r["postmortem_at"] is None and as_of < due:
+            pending += 1
+        else:
+            missed += 1
+            missed_ids.append(r["id"])
+    judged = on_time + missed
+    out.append(
+        {
+            "metric": "postmortems_within_48h",
+            "title": "Post-mortems within 48 h (SEV1/SEV2)",
+            "target": "100%",
+            "value": None if judged == 0 else round(on_time / judged, 4),
+            "unit": "share",
+            "detail": {"on_time": on_time, "missed": missed, "pending": pending, "missed_ids": missed_ids},
+            "met": None if judged == 0 else missed == 0,
+        }
+    )
+
+    items = records(con.execute(ACTION_ITEMS_SQL, [quarter.start, quarter.end, as_of]))
+    done_on_time = sum(1 for i in items if i["on_time"])
+    overdue_open = [i["id"] for i in items if i["done_at"] is None]
+    out.append(
+        {
+            "metric": "action_items_on_time",
+            "title": "Action items done by their due date",
+            "target": f"≥ {ACTION_ITEMS_TARGET:.0%}",
+            "value": None if not items else round(done_on_time / len(items), 4),
+            "unit": "share",
+            "detail": {
+                "due": len(items),
+                "done_on_time": done_on_time,
+                "done_late": sum(1 for i in items if i["done_at"] is not None and not i["on_time"]),
+                "still_open": len(overdue_open),
+                "still_open_ids": overdue_open,
+            },
+            "met": None if not items else done_on_time / len(items) >= ACTION_ITEMS_TARGET,
+        }
+    )
+
+    responders = con.execute(RESPONDERS_SQL, [quarter.start, quarter.end]).fetchone()[0]  # type: ignore[index]
+    worst = max(pages_per_week, default=0)
+    out.append(
+        {
+            "metric": "pages_per_oncall_week",
+            "title": "Pages per on-call engineer per week",
+            "target": f"< {PAGES_PER_WEEK_TARGET} every week",
+            "value": worst,
+            "unit": "pages (worst week)",
+            "detail": {
+                "weeks": len(pages_per_week),
+                "mean": None if not pages_per_week else round(sum(pages_per_week) / len(pages_per_week), 2),
+                "weeks_at_or_over_target": sum(1 for n in pages_per_week if n >= PAGES_PER_WEEK_TARGET),
+                "distinct_responders": int(responders),
+                "counting": "one primary on-call engineer per week; a page is one alert episode",
+            },
+            "met": None if not pages_per_week else worst < PAGES_PER_WEEK_TARGET,
+        }
+    )
+    out.append(
+        {
+            "metric": "no_repeats",
+            "title": "Repeat incidents",
+            "target": "0",
+            "value": repeats,
+            "unit": "incidents",
+            "detail": {},
+            "met": repeats == 0,
+        }
+    )
+    return out
