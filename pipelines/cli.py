@@ -139,13 +139,16 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _summary(args: argparse.Namespace, report: Any, seconds: float) -> None:
-    summary = {
+def _summary(
+    args: argparse.Namespace, report: Any, seconds: float, extra: dict[str, Any] | None = None
+) -> None:
+    summary: dict[str, Any] = {
         "slos": report.slos,
         "buckets_written": report.buckets_written,
         "minutes_evaluated": report.minutes_evaluated,
         "evaluated_to": engine.datetime_of(report.end).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seconds": round(seconds, 2),
+        **(extra or {}),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -225,7 +228,15 @@ def _run_prometheus(args: argparse.Namespace, settings: Settings, started: float
         print(
             f"warning: {slo}: {minutes} minute(s) had good events outside 0…valid (clipped)", file=sys.stderr
         )
-    _summary(args, report, time.monotonic() - started)
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    pulled = {
+        "requests": stats.requests,
+        "ranges": {
+            slo: [engine.datetime_of(a).strftime(iso), engine.datetime_of(b).strftime(iso)]
+            for slo, (a, b) in sorted(stats.ranges.items())
+        },
+    }
+    _summary(args, report, time.monotonic() - started, {"prometheus": pulled})
     return 0
 
 

@@ -103,7 +103,9 @@ class Client:
             auth=(cfg.user, cfg.password) if cfg.user and cfg.password else None,
             # The library's own retry repeats on 5xx with no bound on time; ours is bounded and
             # tells transient failures from a rejected query.
-            retry=Retry(total=None, connect=0, read=0, status=0, other=0, redirect=3, raise_on_status=False),
+            # No retries inside urllib3 (ours below are bounded and classified); read=False
+            # re-raises a read timeout as it is, so requests reports a Timeout, not a ConnectionError.
+            retry=Retry(total=0, read=False),
             session=session,
             timeout=cfg.timeout,  # requests takes float seconds
         )
@@ -376,12 +378,18 @@ def _where(slo: Slo) -> str:
     return f"{slo.source_file}:{slo.source_line}" if slo.source_file else slo.id
 
 
+def _spec_field(slo: Slo, role: str) -> str:
+    """Where in the spec the query of `role` comes from: slis.<name>.good|bad|valid|metric."""
+    sli = slo.sli
+    written = {"good": sli.good_query, "bad": sli.bad_query, "valid": sli.valid_query}
+    return f"slis.{sli.name}.{role if written.get(role) else 'metric'}"
+
+
 def _failure_reason(exc: PrometheusError, task: _Task, slo: Slo) -> str:
     a, b = task.chunk
-    span = f"{_iso(a)}…{_iso(b)}"
     if exc.kind in ("rejected", "answer"):
-        return f"{exc} — the {task.role} query of {_where(slo)}: {task.query}"
-    return f"{exc} (pulling {task.role} for {span})"
+        return f"{exc} — {_where(slo)}: {_spec_field(slo, task.role)}, sent as: {task.query}"
+    return f"{exc} (pulling {task.role} events for {_iso(a)}…{_iso(b)})"
 
 
 def _iso(minute: int) -> str:

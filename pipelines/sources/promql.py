@@ -27,6 +27,7 @@ _RANGE = re.compile(r"\[\s*\d+[smhdwy][0-9smhdwy]*\s*\]")
 _SUBQUERY = re.compile(r"\[[^\[\]]*:[^\[\]]*\]")
 _FUNCTION = re.compile(r"\b([a-zA-Z_][a-zA-Z0-9_]*)\s*\(")
 _RATE = re.compile(r"\brate\s*\(")
+_SUM_ALL = re.compile(r"sum\s*\(")
 _SELECTOR = re.compile(r"(?:[a-zA-Z_:][a-zA-Z0-9_:]*\s*)?(?:\{[^{}]*\})?")
 # Functions over range vectors whose per-minute value is not a counter's increase.
 _NOT_COUNTERS = frozenset(
@@ -84,9 +85,10 @@ def fill_window(query: str) -> str:
 
 
 def per_minute_increase(query: str) -> str:
-    """`sum(rate(x[5m]))` → `sum(sum(increase(x[1m])))`; a bare `x` → `sum(increase(x[1m]))`.
+    """`rate(x[5m])` → `sum(increase(x[1m]))`; a bare `x` → `sum(increase(x[1m]))`.
 
-    The outer `sum` makes one series whatever the query's labels. Rates become increases over one
+    An outer `sum(...)` (added unless the query is one already) makes one series whatever the
+    query's labels. Rates become increases over one
     minute (DESIGN §2: per-minute increases, not smoothed rates). Raises QueryShapeError when the
     query is not made of counters this way (gauges, subqueries, irate, *_over_time, …).
     """
@@ -106,6 +108,8 @@ def per_minute_increase(query: str) -> str:
         expr = f"increase({expr}[{PER_MINUTE}])"
     else:
         raise QueryShapeError(f"no range selector (like [5m] or [{{{{.window}}}}]) in {expr!r}; {_EXPECTED}")
+    if _SUM_ALL.match(expr) and _unwrap(expr[3:]) != expr[3:].strip():
+        return expr  # already one series: sum(...) over everything
     return f"sum({expr})"
 
 
