@@ -202,10 +202,12 @@ def _http_error(text: str, url: str) -> PrometheusError:
     detail = match.group(2)
     try:
         body = ast.literal_eval(detail)
-        answer = json.loads(body)
+        detail = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+        answer = json.loads(detail)
         detail = f"{answer.get('errorType', 'error')}: {answer.get('error', '')}"
     except (ValueError, SyntaxError, TypeError, AttributeError):
-        detail = detail[:300]
+        pass
+    detail = detail.strip()[:300]
     if status in (401, 403):
         return PrometheusError(
             "auth",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -95,15 +95,18 @@ def per_minute_increase(query: str) -> str:
     expr = fill_window(query)
     if not expr:
         raise QueryShapeError(f"the query is empty; {_EXPECTED}")
-    if _SUBQUERY.search(expr):
+    code = _code(expr)  # label values do not count as syntax
+    if _SUBQUERY.search(code):
         raise QueryShapeError(f"subqueries ([range:step]) cannot give per-minute increases; {_EXPECTED}")
-    other = sorted({m.group(1) for m in _FUNCTION.finditer(expr)} & _NOT_COUNTERS)
+    other = sorted({m.group(1) for m in _FUNCTION.finditer(code)} & _NOT_COUNTERS)
     if other:
         raise QueryShapeError(
             f"{', '.join(f + '()' for f in other)} does not give a counter's per-minute increase; {_EXPECTED}"
         )
-    if _RANGE.search(expr):
-        expr = _RANGE.sub(f"[{PER_MINUTE}]", _RATE.sub("increase(", expr))
+    if _RANGE.search(code):
+        expr = _outside_strings(
+            expr, lambda text: _RANGE.sub(f"[{PER_MINUTE}]", _RATE.sub("increase(", text))
+        )
     elif _SELECTOR.fullmatch(expr):
         expr = f"increase({expr}[{PER_MINUTE}])"
     else:
@@ -152,6 +155,33 @@ def plan_queries(slo: Slo) -> SliQueries:
             valid=convert("metric (denominator)", denominator),
         )
     raise QueryShapeError(f"slis.{sli.name}: no query to pull")
+
+
+def _segments(expr: str) -> list[tuple[bool, str]]:
+    """`expr` cut into (is_quoted_string, text) pieces, so label values are never taken for syntax."""
+    pieces: list[tuple[bool, str]] = []
+    code_from = at = 0
+    while at < len(expr):
+        if expr[at] in "\"'`":
+            quote, end = expr[at], at + 1
+            while end < len(expr) and expr[end] != quote:
+                end += 2 if expr[end] == "\\" else 1
+            pieces += [(False, expr[code_from:at]), (True, expr[at : end + 1])]
+            at = code_from = end + 1
+        else:
+            at += 1
+    pieces.append((False, expr[code_from:]))
+    return pieces
+
+
+def _code(expr: str) -> str:
+    """`expr` with every quoted string emptied: what to scan for functions and ranges."""
+    return "".join('""' if quoted else text for quoted, text in _segments(expr))
+
+
+def _outside_strings(expr: str, change: Callable[[str], str]) -> str:
+    """`expr` with `change` applied to everything outside quoted strings."""
+    return "".join(text if quoted else change(text) for quoted, text in _segments(expr))
 
 
 def _unwrap(part: str) -> str:
