@@ -348,10 +348,18 @@ def render_status(rows: list[dict[str, Any]], color: bool) -> str:
     at = rows[0]["evaluated_at"] if rows else "—"
     firing = sum(1 for r in rows if r["alerts"])
     pages = sum(1 for r in rows if any(a["severity"] == "page" for a in r["alerts"]))
-    lines.insert(0, f"evaluated at {at} · {len(rows)} SLOs · {firing} alerting ({pages} paging)")
+    stale_count = sum(1 for r in rows if r.get("stale"))
+    lines.insert(
+        0,
+        f"evaluated at {at} · {len(rows)} SLOs · {firing} alerting ({pages} paging)"
+        + (f" · {stale_count} STALE (their source failed after this evaluation)" if stale_count else ""),
+    )
+    stale: dict[tuple[str, str], list[str]] = {}
     for r in order:
         if r.get("stale"):
-            lines.append(f"STALE: {r['slo']}: {r['stale_reason']} (since {r['stale_since']})")
+            stale.setdefault((r["stale_reason"], (r["stale_since"] or "")[:19] + "Z"), []).append(r["slo"])
+    for (reason, since), slos in stale.items():
+        lines.append(f"STALE since {since}: {', '.join(sorted(slos))}: {reason}")
     for r in order:
         if r["data_status"] != "ok":
             lines.append(
