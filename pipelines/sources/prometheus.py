@@ -146,7 +146,7 @@ class Client:
                     dt.datetime.fromtimestamp(start, dt.UTC),
                     dt.datetime.fromtimestamp(end, dt.UTC),
                     step=str(promql.STEP_SECONDS),
-                    params={"timeout": f"{timeout:g}s"},  # Prometheus stops the query as well
+                    params={"timeout": f"{timeout:g}"},  # seconds: Prometheus stops the query as well
                 )
         except requests.exceptions.Timeout:
             raise PrometheusError(

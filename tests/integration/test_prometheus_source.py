@@ -174,6 +174,7 @@ def test_prometheus_and_csv_agree_on_unseen_data(
         specs,
         server.url,
         PROMETHEUS_MAX_POINTS="1000",  # several chunks per query: their boundaries are exercised
+        PROMETHEUS_TIMEOUT="7.5",  # also sent to Prometheus, which must accept a fractional timeout
     )
     assert first.returncode == 0, first.stderr + server.log_tail()
     second = slo(

@@ -7,6 +7,7 @@ made to do on demand: fail twice then answer, count requests in flight, check cr
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from pipelines.cli import main
 from pipelines.config import PrometheusSettings
 from pipelines.sources.prometheus import Client, PrometheusError, PullFailed, pull
 from pipelines.specs import load_specs
@@ -133,7 +135,7 @@ def test_every_request_has_a_timeout(fake: FakePrometheus) -> None:
     assert str(caught.value) == f"Prometheus at {fake.url} did not answer within 0.2s (PROMETHEUS_TIMEOUT)"
     assert time.monotonic() - started < 0.9
     # Prometheus is told the same limit, so it stops evaluating too.
-    assert fake.requests[0]["args"]["timeout"] == "0.2s"
+    assert fake.requests[0]["args"]["timeout"] == "0.2"
 
 
 @pytest.mark.parametrize(
@@ -208,3 +210,33 @@ def test_a_pull_names_every_slo_it_could_not_complete(fake: FakePrometheus, tmp_
     assert (
         "svc.yaml:13: slis.latency.metric, sent as: max(p99_seconds)" in caught.value.failures["svc/latency"]
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "error: PROMETHEUS_URL is not set; expected e.g. PROMETHEUS_URL=http://127.0.0.1:9090"),
+        (
+            {"PROMETHEUS_URL": "http://127.0.0.1:9", "PROMETHEUS_PARALLEL": "0"},
+            "error: Prometheus settings: PROMETHEUS_PARALLEL='0': expected a whole number from 1 to 32",
+        ),
+    ],
+)
+def test_run_without_usable_settings_is_bad_input(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "svc.yaml").write_text(SPECS)
+    for name in [n for n in os.environ if n.startswith("PROMETHEUS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SLO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SLO_SPECS_DIR", str(tmp_path / "specs"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["run", "--source", "prometheus"]) == 1
+    assert capsys.readouterr().err.strip() == message
+    assert not (tmp_path / "data").exists()  # nothing written, not even a stale mark
