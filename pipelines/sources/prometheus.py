@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
@@ -277,27 +277,57 @@ def pull(
         raise SourceError("Prometheus settings: " + "; ".join(cfg.problems))
     if not cfg.url:
         raise SourceError("PROMETHEUS_URL is not set; expected e.g. PROMETHEUS_URL=http://127.0.0.1:9090")
-    by_id = {s.id: s for s in slos}
-    failures: dict[str, str] = {}
-    plans: dict[str, promql.SliQueries] = {}
-    for slo in slos:
-        if slo.id not in ranges:
-            continue
-        try:
-            plans[slo.id] = promql.plan_queries(slo)
-        except promql.QueryShapeError as exc:
-            failures[slo.id] = f"{_where(slo)}: {exc}"
+    by_id = {s.id: s for s in slos if s.id in ranges}
+    plans, failures = _plan(by_id.values())
     if failures:
         raise PullFailed(failures, len(slos))
-
     tasks = [
         _Task(slo_id, role, query, chunk)
         for slo_id, plan in plans.items()
         for chunk in promql.minute_chunks(*ranges[slo_id], cfg.max_points)
         for role, query in plan.named()
     ]
+    answers, failures = _fetch(cfg, tasks, by_id, progress, client_factory)
+    if failures:
+        raise PullFailed(failures, len(slos))
+    stats = PullStats(requests=len(tasks), ranges=dict(ranges))
+    frames = []
+    for slo_id, plan in plans.items():
+        frame, clipped = _buckets(by_id[slo_id], plan, answers)
+        frames.append(frame)
+        if clipped:
+            stats.clipped[slo_id] = clipped
+    buckets = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame({"slo_id": [], "minute": [], "good": [], "valid": []})
+    )
+    return Pull(buckets=buckets, end=end, origin=SOURCE, high_water={s: end for s in plans}), stats
+
+
+def _plan(slos: Iterable[Slo]) -> tuple[dict[str, promql.SliQueries], dict[str, str]]:
+    """Every SLO's per-minute queries, and why for those whose queries cannot be converted."""
+    plans: dict[str, promql.SliQueries] = {}
+    failures: dict[str, str] = {}
+    for slo in slos:
+        try:
+            plans[slo.id] = promql.plan_queries(slo)
+        except promql.QueryShapeError as exc:
+            failures[slo.id] = f"{_where(slo)}: {exc}"
+    return plans, failures
+
+
+def _fetch(
+    cfg: PrometheusSettings,
+    tasks: Sequence[_Task],
+    by_id: Mapping[str, Slo],
+    progress: Progress | None,
+    client_factory: Callable[[PrometheusSettings], Client],
+) -> tuple[dict[tuple[str, str], list[dict[int, float]]], dict[str, str]]:
+    """Run the range queries, `cfg.parallel` at a time: (SLO, role) → answers per chunk, and the
+    first failure of each SLO. A server-level failure stops the rest of the pull."""
     answers: dict[tuple[str, str], list[dict[int, float]]] = {}
-    stats = PullStats(ranges=dict(ranges))
+    failures: dict[str, str] = {}
     abort = threading.Event()
     local = threading.local()
     clients: list[Client] = []
@@ -305,7 +335,7 @@ def pull(
 
     def run(task: _Task) -> dict[int, float]:
         client = getattr(local, "client", None)
-        if client is None:
+        if client is None:  # one client per worker thread: a requests Session is not thread-safe
             client = local.client = client_factory(cfg)
             with lock:
                 clients.append(client)
@@ -320,60 +350,45 @@ def pull(
     try:
         with ThreadPoolExecutor(max_workers=cfg.parallel, thread_name_prefix="prometheus") as pool:
             pending: dict[Future[dict[int, float]], _Task] = {pool.submit(run, t): t for t in tasks}
-            done_count = 0
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
                     task = pending.pop(future)
-                    done_count += 1
                     try:
                         answers.setdefault((task.slo, task.role), []).append(future.result())
                     except PrometheusError as exc:
                         if exc.kind == "aborted":
                             failures.setdefault(task.slo, f"not pulled: {server_failure}")
                             continue
-                        reason = _failure_reason(exc, task, by_id[task.slo])
-                        failures.setdefault(task.slo, reason)
+                        failures.setdefault(task.slo, _failure_reason(exc, task, by_id[task.slo]))
                         if exc.kind in SERVER_KINDS and server_failure is None:
                             server_failure = str(exc)
                             abort.set()  # the server failed: stop asking it
                 if progress:
-                    progress(done_count, len(tasks))
-            stats.requests = done_count
+                    progress(len(tasks) - len(pending), len(tasks))
     finally:
         for client in clients:
             client.close()
-    if failures:
-        raise PullFailed(failures, len(slos))
+    return answers, failures
 
-    frames = []
-    for slo_id, plan in plans.items():
-        slo = by_id[slo_id]
 
-        def merged(role: str, sid: str = slo_id) -> dict[int, float]:
-            return promql.merge_chunks(answers.get((sid, role), []))
+def _buckets(
+    slo: Slo, plan: promql.SliQueries, answers: Mapping[tuple[str, str], list[dict[int, float]]]
+) -> tuple[pd.DataFrame, int]:
+    """One SLO's buckets from its answers, with the number of minutes whose good count was clipped."""
 
-        if plan.kind == "threshold":
-            assert slo.sli.threshold is not None
-            frames.append(
-                promql.threshold_buckets(slo_id, merged("threshold"), slo.sli.threshold, slo.sli.comparison)
-            )
-        else:
-            frame, clipped = promql.ratio_buckets(
-                slo_id,
-                merged("valid"),
-                good=merged("good") if plan.good else None,
-                bad=merged("bad") if plan.bad else None,
-            )
-            frames.append(frame)
-            if clipped:
-                stats.clipped[slo_id] = clipped
-    buckets = (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame({"slo_id": [], "minute": [], "good": [], "valid": []})
+    def merged(role: str) -> dict[int, float]:
+        return promql.merge_chunks(answers.get((slo.id, role), []))
+
+    if plan.kind == "threshold":
+        assert slo.sli.threshold is not None
+        return promql.threshold_buckets(slo.id, merged("threshold"), slo.sli.threshold, slo.sli.comparison), 0
+    return promql.ratio_buckets(
+        slo.id,
+        merged("valid"),
+        good=merged("good") if plan.good else None,
+        bad=merged("bad") if plan.bad else None,
     )
-    return Pull(buckets=buckets, end=end, origin=SOURCE, high_water={s: end for s in plans}), stats
 
 
 def _where(slo: Slo) -> str:

@@ -240,3 +240,17 @@ def test_run_without_usable_settings_is_bad_input(
     assert main(["run", "--source", "prometheus"]) == 1
     assert capsys.readouterr().err.strip() == message
     assert not (tmp_path / "data").exists()  # nothing written, not even a stale mark
+
+
+def test_a_query_that_is_not_counters_fails_before_any_request(fake: FakePrometheus, tmp_path: Path) -> None:
+    (tmp_path / "svc.yaml").write_text(SPECS.replace("sum(rate(ok_total", "sum(irate(ok_total"))
+    slos, _ = load_specs([tmp_path])
+    with pytest.raises(PullFailed) as caught:
+        pull(settings(fake.url), slos, {s.id: (0, 10) for s in slos}, 10)
+    assert caught.value.failures == {
+        "svc/availability": f"{tmp_path / 'svc.yaml'}:11: slis.availability.good: irate() does not give a "
+        "counter's per-minute increase; expected counters inside rate(...[window]) or increase(...[window]), "
+        'or a bare counter selector such as requests_total{code=~"5.."}'
+    }
+    assert str(caught.value).startswith("Prometheus pull incomplete for 1 of 2 SLO(s); nothing was published")
+    assert fake.requests == []
