@@ -32,6 +32,10 @@ from typing import Any
 
 import pytest
 
+from pipelines.staleness import read_marks
+from pipelines.status import StatusQuery
+from pipelines.status import status as slo_status
+from pipelines.store import Snapshot
 from tests.support import sli_dataset
 from tests.support.prometheus_server import RunningPrometheus, backfill, prometheus_server
 from tests.support.realparts import free_port, require_binary
@@ -112,10 +116,22 @@ def slo(
     )
 
 
-def status(data: Path, specs: Path) -> dict[str, dict[str, Any]]:
+def status_cli(data: Path, specs: Path) -> dict[str, dict[str, Any]]:
+    """`slo status --json`, run as a person would."""
     done = slo(["status", "--json"], data, specs)
     assert done.returncode == 0, done.stderr
     return {row["slo"]: row for row in json.loads(done.stdout)}
+
+
+def status(data: Path) -> dict[str, dict[str, Any]]:
+    """What `slo status --json` prints (the same calls as its handler), without a process per read."""
+    snapshot = Snapshot(data)
+    try:
+        with snapshot.connection() as con:
+            rows = json.loads(json.dumps(slo_status(con, StatusQuery(), read_marks(data))))
+    finally:
+        snapshot.close()
+    return {row["slo"]: row for row in rows}
 
 
 def digest(path: Path) -> str:
@@ -143,7 +159,7 @@ def baseline(
         ["run", "--source", "prometheus", "--from", iso(to - 1440), "--to", iso(to)], data, specs, server.url
     )
     assert first.returncode == 0, first.stderr + server.log_tail()
-    return data, status(data, specs)
+    return data, status(data)
 
 
 @pytest.fixture
@@ -184,7 +200,7 @@ def test_prometheus_and_csv_agree_on_unseen_data(
     pulled = json.loads(second.stdout)["prometheus"]["ranges"]
     assert pulled == {s: [iso(middle - 10), iso(dataset.end)] for s in sli_dataset.SLO_IDS}
 
-    expected, actual = status(tmp_path / "csv", specs), status(prom, specs)
+    expected, actual = status_cli(tmp_path / "csv", specs), status_cli(prom, specs)
     assert sorted(actual) == sorted(sli_dataset.SLO_IDS)
     worst = 0.0
     for slo_id, want in sorted(expected.items()):
@@ -267,7 +283,7 @@ def test_prometheus_killed_mid_pull_leaves_the_snapshot_and_marks_stale(
         assert "cannot reach Prometheus" in reason or "not pulled" in reason, reason
 
     assert digest(data / "slo.duckdb") == before_hash
-    after = status(data, specs)
+    after = status(data)
     for slo_id, row in after.items():
         assert row["stale"] is (slo_id in stale), slo_id
         assert row["stale_reason"] == stale.get(slo_id)
@@ -297,7 +313,7 @@ def test_a_query_prometheus_rejects_names_the_slo_and_spec(
     ), done.stderr
     assert f"{shop}:{line}: slis.correctness.bad, sent as: sum(increse(shop_wrong_total[1m]))" in done.stderr
     assert digest(data / "slo.duckdb") == before_hash
-    after = status(data, specs)
+    after = status(data)
     assert [s for s, row in after.items() if row["stale"]] == ["shop/correctness"]
     print(done.stderr.strip().splitlines()[-1])
 
@@ -305,7 +321,7 @@ def test_a_query_prometheus_rejects_names_the_slo_and_spec(
     shop.write_text(shop.read_text().replace("increse(", "increase("))
     again = slo(["run", "--source", "prometheus", "--to", iso(dataset.end)], data, specs, server.url)
     assert again.returncode == 0, again.stderr
-    recovered = status(data, specs)
+    recovered = status(data)
     assert all(
         row["stale"] is False and row["evaluated_at"] == iso(dataset.end) for row in recovered.values()
     )
@@ -338,7 +354,7 @@ def test_a_server_slower_than_the_timeout_fails_in_bounded_time(
     # Two 1 s attempts and a 0.5 s backoff, then the rest of the pull is abandoned.
     assert elapsed < 15, elapsed
     assert digest(data / "slo.duckdb") == before_hash
-    after = status(data, specs)
+    after = status(data)
     assert all(row["stale"] for row in after.values()), after
     print(f"timed out and gave up after {elapsed:.1f}s")
 
