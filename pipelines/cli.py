@@ -352,7 +352,7 @@ def render_status(rows: list[dict[str, Any]], color: bool) -> str:
     lines.insert(
         0,
         f"evaluated at {at} · {len(rows)} SLOs · {firing} alerting ({pages} paging)"
-        + (f" · {stale_count} STALE (their last pull failed: showing their last good data)" if stale_count else ""),
+        + (f" · {stale_count} STALE (last pull failed: their last good data)" if stale_count else ""),
     )
     stale: dict[tuple[str, str], list[str]] = {}
     for r in order:
