@@ -187,6 +187,12 @@ def _short(exc: BaseException) -> str:
     found = re.findall(r"\[Errno -?\d+\] ([^'\")]+)", text)
     if found:
         return found[-1].strip()
+    tls = re.search(r"\[SSL: [A-Z_]+\] ([^'\"(]+)", text)
+    if tls:
+        return tls.group(1).strip()
+    cause = re.search(r"\(Caused by (.*)\)\s*$", text)
+    if cause:
+        text = cause.group(1)
     for marker in ("RemoteDisconnected(", "ProtocolError(", "Connection aborted."):
         if marker in text:
             return "the connection was closed without an answer"

@@ -37,7 +37,15 @@ from pipelines.status import StatusQuery
 from pipelines.status import status as slo_status
 from pipelines.store import Snapshot
 from tests.support import sli_dataset
-from tests.support.prometheus_server import RunningPrometheus, backfill, prometheus_server
+from pipelines.config import PrometheusSettings
+from pipelines.sources.prometheus import Client, PrometheusError
+from tests.support.prometheus_server import (
+    TEST_PASSWORD,
+    TEST_USER,
+    RunningPrometheus,
+    backfill,
+    prometheus_server,
+)
 from tests.support.realparts import free_port, require_binary
 
 pytestmark = pytest.mark.integration
@@ -367,3 +375,48 @@ def test_unreachable_prometheus_is_a_clear_error_and_publishes_nothing(specs: Pa
     assert not (tmp_path / "data" / "slo.duckdb").exists()
     marks = json.loads((tmp_path / "data" / "stale.json").read_text())["slos"]
     assert sorted(marks) == sorted(sli_dataset.SLO_IDS)
+
+
+def test_tls_and_basic_auth_against_a_secured_prometheus(
+    dataset: sli_dataset.Dataset, tsdb: Path, tmp_path: Path
+) -> None:
+    """Prometheus's own --web.config.file: HTTPS with a self-signed certificate and basic auth."""
+    shutil.copytree(tsdb, tmp_path / "tsdb")
+    with prometheus_server(tmp_path / "tsdb", tmp_path / "prometheus.log", secure=True) as server:
+        assert server.url.startswith("https://") and server.ca_file is not None
+        minute = dataset.start + 100
+        # the increase of every shop_requests_total series in that minute, from the dataset
+        want = sum(int(v[100]) for (name, _), v in dataset.increases.items() if name == "shop_requests_total")
+        base = {
+            "PROMETHEUS_URL": server.url,
+            "PROMETHEUS_USER": TEST_USER,
+            "PROMETHEUS_PASSWORD": TEST_PASSWORD,
+            "PROMETHEUS_RETRIES": "0",
+        }
+
+        def ask(**env: str) -> list[dict]:
+            client = Client(PrometheusSettings.from_env(base | env))
+            try:
+                at = (minute + 1) * 60
+                return client.query_range("sum(increase(shop_requests_total[1m]))", at, at)
+            finally:
+                client.close()
+
+        answer = ask(PROMETHEUS_CA_FILE=str(server.ca_file))
+        assert float(answer[0]["values"][0][1]) == want
+        assert ask(PROMETHEUS_INSECURE_SKIP_VERIFY="true") == answer
+        with pytest.raises(PrometheusError) as wrong:
+            ask(PROMETHEUS_CA_FILE=str(server.ca_file), PROMETHEUS_PASSWORD="wrong")
+        assert (wrong.value.kind, str(wrong.value)) == (
+            "auth",
+            f"{server.url} refused the credentials (HTTP 401); check PROMETHEUS_TOKEN or "
+            "PROMETHEUS_USER/PROMETHEUS_PASSWORD",
+        )
+        with pytest.raises(PrometheusError) as untrusted:
+            ask()  # the system's CAs do not know the self-signed certificate
+        assert (untrusted.value.kind, str(untrusted.value)) == (
+            "tls",
+            f"TLS with {server.url} failed (certificate verify failed: self-signed certificate); "
+            "check PROMETHEUS_CA_FILE or PROMETHEUS_INSECURE_SKIP_VERIFY",
+        )
+        print(f"https + basic auth: {want} requests in minute {iso(minute)}")
