@@ -32,13 +32,13 @@ from typing import Any
 
 import pytest
 
+from pipelines.config import PrometheusSettings
+from pipelines.sources.prometheus import Client, PrometheusError
 from pipelines.staleness import read_marks
 from pipelines.status import StatusQuery
 from pipelines.status import status as slo_status
 from pipelines.store import Snapshot
 from tests.support import sli_dataset
-from pipelines.config import PrometheusSettings
-from pipelines.sources.prometheus import Client, PrometheusError
 from tests.support.prometheus_server import (
     TEST_PASSWORD,
     TEST_USER,
