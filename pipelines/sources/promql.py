@@ -88,9 +88,9 @@ def per_minute_increase(query: str) -> str:
     """`rate(x[5m])` → `sum(increase(x[1m]))`; a bare `x` → `sum(increase(x[1m]))`.
 
     An outer `sum(...)` (added unless the query is one already) makes one series whatever the
-    query's labels. Rates become increases over one
-    minute (DESIGN §2: per-minute increases, not smoothed rates). Raises QueryShapeError when the
-    query is not made of counters this way (gauges, subqueries, irate, *_over_time, …).
+    query's labels. Rates become increases over one minute (DESIGN §2: per-minute increases, not
+    smoothed rates). Raises QueryShapeError when the query is not made of counters this way
+    (gauges, subqueries, irate, *_over_time, …). Quoted label values are left alone.
     """
     expr = fill_window(query)
     if not expr:
