@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a run summary as JSON")
 
     p = sub.add_parser("run", help="pull metrics and run every pipeline")
-    p.add_argument("--source", choices=["demo", "csv"], default="demo")
+    p.add_argument(
+        "--source",
+        choices=["demo", "csv", "prometheus"],
+        default="demo",
+        help="demo: the embedded demo; csv: --events files; prometheus: PROMETHEUS_URL (incremental)",
+    )
     p.add_argument(
         "--events",
         nargs="+",
@@ -60,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="CSV/Parquet files with columns slo,timestamp,good,valid (--source csv)",
     )
-    p.add_argument("--from", dest="start", type=_timestamp, help="first minute to load (UTC)")
+    p.add_argument(
+        "--from",
+        dest="start",
+        type=_timestamp,
+        help="first minute to load (UTC; prometheus default: each SLO's high-water mark, else its window)",
+    )
     p.add_argument(
         "--to",
         dest="end",
@@ -158,13 +168,16 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _summary(args: argparse.Namespace, report: Any, seconds: float) -> None:
-    summary = {
+def _summary(
+    args: argparse.Namespace, report: Any, seconds: float, extra: dict[str, Any] | None = None
+) -> None:
+    summary: dict[str, Any] = {
         "slos": report.slos,
         "buckets_written": report.buckets_written,
         "minutes_evaluated": report.minutes_evaluated,
         "evaluated_to": engine.datetime_of(report.end).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seconds": round(seconds, 2),
+        **(extra or {}),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -194,6 +207,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     if args.source == "demo":
         return _run_demo(args, settings, started)
+    if args.source == "prometheus":
+        return _run_prometheus(args, settings, started)
     if not args.events:
         raise SloError("--source csv needs --events FILE…")
     import pandas as pd
@@ -213,6 +228,44 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     pull = Pull(buckets=buckets, end=data_end, origin=", ".join(map(str, args.events)))
     report = run_cycle(settings, slos, pull, progress=Progress("evaluating"))
     _summary(args, report, time.monotonic() - started)
+    return 0
+
+
+def _run_prometheus(args: argparse.Namespace, settings: Settings, started: float) -> int:
+    """Pull from Prometheus; an incomplete pull publishes nothing and marks its SLOs stale."""
+    from pipelines.sources import prometheus
+    from pipelines.specs import load_specs
+
+    slos, warnings = load_specs([settings.specs_dir])
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    try:
+        report, stats = prometheus.run(
+            settings,
+            slos,
+            start=engine.minute_of(args.start) if args.start else None,
+            end=engine.minute_of(args.end) if args.end else None,
+            progress=Progress("prometheus"),
+            evaluate_progress=Progress("evaluating"),
+        )
+    except prometheus.PullFailed as exc:
+        if args.json:
+            stale = [{"slo": slo, "reason": reason} for slo, reason in sorted(exc.failures.items())]
+            print(json.dumps({"ok": False, "published": False, "stale": stale}, indent=2))
+        raise
+    for slo, minutes in sorted(stats.clipped.items()):
+        print(
+            f"warning: {slo}: {minutes} minute(s) had good events outside 0…valid (clipped)", file=sys.stderr
+        )
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    pulled = {
+        "requests": stats.requests,
+        "ranges": {
+            slo: [engine.datetime_of(a).strftime(iso), engine.datetime_of(b).strftime(iso)]
+            for slo, (a, b) in sorted(stats.ranges.items())
+        },
+    }
+    _summary(args, report, time.monotonic() - started, {"prometheus": pulled})
     return 0
 
 
@@ -292,6 +345,8 @@ def render_status(rows: list[dict[str, Any]], color: bool) -> str:
             or "-"
         )
         state = r["policy_state"] or r["data_status"].upper()
+        if r.get("stale"):
+            state = f"STALE {state}"
         table.append(
             [
                 r["slo"],
@@ -306,7 +361,7 @@ def render_status(rows: list[dict[str, Any]], color: bool) -> str:
                 alerts,
             ]
         )
-        styles.append(STATE_STYLE.get(r["policy_state"] or "", "35"))
+        styles.append("1;35" if r.get("stale") else STATE_STYLE.get(r["policy_state"] or "", "35"))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = []
     for row, style in zip(table, styles, strict=True):
@@ -322,7 +377,18 @@ def render_status(rows: list[dict[str, Any]], color: bool) -> str:
     at = rows[0]["evaluated_at"] if rows else "—"
     firing = sum(1 for r in rows if r["alerts"])
     pages = sum(1 for r in rows if any(a["severity"] == "page" for a in r["alerts"]))
-    lines.insert(0, f"evaluated at {at} · {len(rows)} SLOs · {firing} alerting ({pages} paging)")
+    stale_count = sum(1 for r in rows if r.get("stale"))
+    lines.insert(
+        0,
+        f"evaluated at {at} · {len(rows)} SLOs · {firing} alerting ({pages} paging)"
+        + (f" · {stale_count} STALE (last pull failed: their last good data)" if stale_count else ""),
+    )
+    stale: dict[tuple[str, str], list[str]] = {}
+    for r in order:
+        if r.get("stale"):
+            stale.setdefault((r["stale_reason"], (r["stale_since"] or "")[:19] + "Z"), []).append(r["slo"])
+    for (reason, since), slos in stale.items():
+        lines.append(f"STALE since {since}: {', '.join(sorted(slos))}: {reason}")
     for r in order:
         if r["data_status"] != "ok":
             lines.append(
@@ -333,12 +399,13 @@ def render_status(rows: list[dict[str, Any]], color: bool) -> str:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.staleness import read_marks
     from pipelines.status import StatusQuery, status
     from pipelines.store import Snapshot
 
     snapshot = Snapshot(settings.data_dir)
     with snapshot.connection() as con:
-        rows = status(con, StatusQuery(at=args.at, service=args.service))
+        rows = status(con, StatusQuery(at=args.at, service=args.service), read_marks(settings.data_dir))
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

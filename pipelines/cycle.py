@@ -21,6 +21,7 @@ from pipelines.catalog import sync_slos
 from pipelines.config import Settings
 from pipelines.model import Slo
 from pipelines.progress import Progress
+from pipelines.staleness import record_source_state
 from pipelines.store import Writer
 
 
@@ -33,6 +34,8 @@ class Pull:
     origin: str
     deploys: list[tuple[str, dt.datetime, str, str]] = field(default_factory=list)
     events: list[tuple[object, ...]] = field(default_factory=list)
+    # SLO id → minute up to which this pull is complete, for incremental sources (Prometheus).
+    high_water: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,6 +65,7 @@ def run_cycle(
         keys = sync_slos(con, slos)
         written = write_buckets(con, pull.buckets, keys, pull.origin)
         _write_context(con, pull)
+        record_source_state(con, keys, pull.origin, pull.high_water)
         result = engine.evaluate(con, slos, pull.end, progress=progress)
         _record_run(con, started, pull, written, result.minutes_evaluated)
         writer.publish()

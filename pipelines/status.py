@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from pipelines import engine
 from pipelines.catalog import stored_slos
 from pipelines.errors import SloError
 from pipelines.model import STANDARD_BURN_WINDOWS
+from pipelines.staleness import StaleMark, current_marks, source_states
 
 
 def duration_text(minutes: int) -> str:
@@ -35,8 +37,14 @@ class StatusQuery:
     service: str | None = None
 
 
-def status(con: duckdb.DuckDBPyConnection, query: StatusQuery) -> list[dict[str, Any]]:
-    """One object per SLO (DESIGN §3 `slo status --json`), evaluated at `query.at` or the latest instant."""
+def status(
+    con: duckdb.DuckDBPyConnection, query: StatusQuery, stale_marks: Mapping[str, StaleMark] | None = None
+) -> list[dict[str, Any]]:
+    """One object per SLO (DESIGN §3 `slo status --json`), evaluated at `query.at` or the latest instant.
+
+    `stale_marks` are the source failures recorded beside the snapshot (staleness.read_marks); an
+    SLO whose source failed after its last published pull is `stale`, with the reason.
+    """
     pairs = stored_slos(con, query.service)
     if query.service and not pairs:
         known = [r[0] for r in con.execute("SELECT DISTINCT service FROM slos ORDER BY 1").fetchall()]
@@ -88,6 +96,7 @@ def status(con: duckdb.DuckDBPyConnection, query: StatusQuery) -> list[dict[str,
             [t, t],
         ).fetchall()
     }
+    stale = current_marks(stale_marks or {}, source_states(con))
     out = []
     for key, slo in pairs:
         ev = rows.get(key)
@@ -137,6 +146,9 @@ def status(con: duckdb.DuckDBPyConnection, query: StatusQuery) -> list[dict[str,
                 "projected_exhaustion_at": exhaustion,
                 "data_status": data_status,
                 "last_data_at": _iso(last_data.get(key)),
+                "stale": slo.id in stale,
+                "stale_reason": stale[slo.id].reason if slo.id in stale else None,
+                "stale_since": stale[slo.id].since if slo.id in stale else None,
             }
         )
     return out

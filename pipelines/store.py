@@ -272,6 +272,22 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        3,
+        """
+        -- Per SLO and source: up to where the source's data is complete (issue 3). A pull is
+        -- incremental from high_water_minute (minus a short overlap re-read). Failed pulls are not
+        -- recorded here (nothing of them is published): they are marked stale in the side file
+        -- <data>/stale.json, and a mark is current while it is newer than last_success_at.
+        CREATE TABLE source_state (
+            slo_key INTEGER NOT NULL,
+            source VARCHAR NOT NULL,          -- prometheus
+            high_water_minute INTEGER NOT NULL,  -- buckets before this minute are complete
+            last_success_at TIMESTAMP NOT NULL,  -- when the pull that reached it finished
+            PRIMARY KEY (slo_key, source)
+        );
+        """,
+    ),
 ]
 
 
