@@ -7,6 +7,7 @@ Secrets (model key, PagerDuty routing key, Slack webhook URL) are fields marked 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,13 @@ class Settings:
         )
 
     def secrets(self) -> list[str]:
-        """The secret values that are set (to scrub them from any text before it is stored or shown)."""
-        return [v for f in fields(self) if f.metadata.get("secret") and (v := getattr(self, f.name))]
+        """The secret values that are set (to scrub them from any text before it is stored or shown).
+
+        A secret URL (the Slack webhook) carries its secret in the path, so the path counts too.
+        """
+        values = [v for f in fields(self) if f.metadata.get("secret") and (v := getattr(self, f.name))]
+        paths = [p for v in values if len(p := urllib.parse.urlsplit(v).path) > 8]
+        return sorted({*values, *paths}, key=len, reverse=True)  # longest first: a URL before its path
 
     def describe(self) -> dict[str, Any]:
         """Every setting as JSON-ready values, secrets shown only as set / not set."""

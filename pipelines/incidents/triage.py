@@ -90,7 +90,8 @@ def _triage(
         answer, raw = _validated_answer(message, ctx.allowed_actions)
     except TriageFailure as exc:
         log.warning("triage of %s fell back to rules: %s", ctx.incident_id, exc)
-        return _fallback(ctx, settings, at, started, scrub(str(exc), settings), raw=exc.raw)
+        raw = scrub(exc.raw, settings) if exc.raw else None
+        return _fallback(ctx, settings, at, started, scrub(str(exc), settings), raw=raw)
     result = TriageResult(
         method="model",
         severity=answer["severity"],
@@ -229,7 +230,6 @@ def _call_model(ctx: TriageContext, settings: Settings) -> tuple[Any, int]:
     request: dict[str, Any] = {
         "model": settings.triage_model,
         "max_tokens": 1024,
-        "temperature": 0,
         "system": SYSTEM_PROMPT,
         "tools": [triage_tool(ctx.allowed_actions)],
         "tool_choice": {"type": "tool", "name": TOOL_NAME},
