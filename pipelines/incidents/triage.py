@@ -90,8 +90,8 @@ def _triage(
         answer, raw = _validated_answer(message, ctx.allowed_actions)
     except TriageFailure as exc:
         log.warning("triage of %s fell back to rules: %s", ctx.incident_id, exc)
-        raw = scrub(exc.raw, settings) if exc.raw else None
-        return _fallback(ctx, settings, at, started, scrub(str(exc), settings), raw=raw)
+        kept = scrub(exc.raw, settings) if exc.raw else None
+        return _fallback(ctx, settings, at, started, scrub(str(exc), settings), raw=kept)
     result = TriageResult(
         method="model",
         severity=answer["severity"],
