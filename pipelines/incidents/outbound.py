@@ -40,6 +40,12 @@ class Delivery:
     detail: str
 
 
+def escalation_reason(incident: dict[str, Any], triage: TriageResult) -> str | None:
+    """Why a human is asked: the caller's reason (route, failed remediation, timer), else the triage's."""
+    reason = incident.get("escalation_reason") or incident.get("route_reason") or triage.error
+    return str(reason) if reason else None
+
+
 def pagerduty_event(incident: dict[str, Any], triage: TriageResult, routing_key: str) -> dict[str, Any]:
     """The Events API v2 trigger for `incident`; dedup_key is our incident id so re-sends coalesce."""
     severity = str(incident.get("severity") or triage.severity)
@@ -62,7 +68,7 @@ def pagerduty_event(incident: dict[str, Any], triage: TriageResult, routing_key:
                 "recommended_action": triage.recommended_action,
                 "triage_method": triage.method,
                 "confidence": triage.confidence,
-                "escalation_reason": incident.get("route_reason") or triage.error,
+                "escalation_reason": escalation_reason(incident, triage),
             },
         },
     }
@@ -83,7 +89,7 @@ def slack_message(incident: dict[str, Any], triage: TriageResult) -> dict[str, A
         f"*Recommended:* {_slack_escape(triage.recommended_action)} "
         f"(triage by {_slack_escape(triage.method)}, confidence {triage.confidence:.2f})",
     ]
-    reason = incident.get("route_reason") or triage.error
+    reason = escalation_reason(incident, triage)
     if reason:
         lines.append(f"*Why a human:* {_slack_escape(reason)}")
     return {"text": "\n".join(lines)}
@@ -140,7 +146,8 @@ def _retry_after(value: str | None) -> float | None:
 def escalate(incident: dict[str, Any], triage: TriageResult, settings: Settings) -> list[dict[str, Any]]:
     """Page (PagerDuty) and notify (Slack) about `incident`; one notification record per channel.
 
-    `incident` needs `id`, `service`, `title`, `severity`; `slo_id` and `route_reason` are used if present.
+    `incident` needs `id`, `service`, `title`, `severity`; `slo_id` and `escalation_reason` (why a
+    human is asked) are used when present.
     """
     records = []
     channels: list[tuple[str, str | None, str, Callable[[], dict[str, Any]]]] = [

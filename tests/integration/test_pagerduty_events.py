@@ -255,3 +255,18 @@ def test_both_unconfigured_are_recorded_as_skipped(tmp_path: Path) -> None:
         ("pagerduty", "skipped", 0),
         ("slack", "skipped", 0),
     ]
+
+
+def test_the_reason_for_escalating_travels_with_the_page(tmp_path: Path, endpoints: list[Endpoint]) -> None:
+    pd = serve(endpoints, [202])
+    slack = serve(endpoints, [200])
+    s = settings(
+        tmp_path,
+        pagerduty_routing_key=ROUTING_KEY,
+        pagerduty_events_url=pd.url,
+        slack_webhook_url=f"{slack.url}/hook/abcdefghij",
+    )
+    reason = "remediation rollback failed after 3 attempt(s)"
+    escalate({**INCIDENT, "severity": "SEV3", "escalation_reason": reason}, TRIAGE, s)
+    assert pd.received[0][1]["payload"]["custom_details"]["escalation_reason"] == reason
+    assert slack.received[0][1]["text"].endswith(f"\n*Why a human:* {reason}")
