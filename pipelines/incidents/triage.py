@@ -15,10 +15,13 @@ is a request, not a guarantee. The whole call, retries included, fits in `triage
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import math
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -241,8 +244,9 @@ def _call_model(ctx: TriageContext, settings: Settings) -> tuple[Any, int]:
             attempts += 1
             remaining = deadline - time.monotonic()
             try:
-                return client.messages.create(**request, timeout=max(remaining, 0.01)), attempts
-            except anthropic.APITimeoutError:
+                call = functools.partial(client.messages.create, **request, timeout=max(remaining, 0.01))
+                return _before(deadline, call), attempts
+            except (anthropic.APITimeoutError, DeadlinePassed):
                 raise TriageFailure(
                     f"model API timed out after {settings.triage_timeout_s:g} s ({attempts} attempt(s))",
                     attempts=attempts,
@@ -269,6 +273,33 @@ def _call_model(ctx: TriageContext, settings: Settings) -> tuple[Any, int]:
             time.sleep(pause)
     finally:
         client.close()
+
+
+class DeadlinePassed(Exception):
+    """The call had not returned by the deadline (a server trickling bytes resets every read timeout)."""
+
+
+def _before(deadline: float, call: Callable[[], Any]) -> Any:
+    """`call()` in a daemon thread, waited for until `deadline` at most: a hard bound on one attempt.
+
+    On DeadlinePassed the caller closes the client, which ends the abandoned request's connection.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="triage-call", daemon=True)
+    worker.start()
+    worker.join(max(deadline - time.monotonic(), 0.0))
+    if worker.is_alive():
+        raise DeadlinePassed
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _body(exc: anthropic.APIStatusError) -> str | None:

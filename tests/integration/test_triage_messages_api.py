@@ -39,6 +39,7 @@ class Reply:
     status: int = 200
     body: dict[str, Any] | None = None
     delay_s: float = 0.0
+    drip_s: float = 0.0  # send the body one byte per drip_s seconds (each read is quick, the whole is not)
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -76,7 +77,13 @@ class MessagesServer:
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
                     self.end_headers()
-                    self.wfile.write(data)
+                    if not reply.drip_s:
+                        self.wfile.write(data)
+                    for i in range(len(data) if reply.drip_s else 0):
+                        if outer.stop.wait(reply.drip_s):
+                            break
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (the timeout test)
 
@@ -299,6 +306,18 @@ def test_a_slow_answer_past_the_timeout_falls_back_within_the_bound(
     assert result.error == "model API timed out after 0.6 s (1 attempt(s))"
     assert result.severity == "SEV3"  # the rules' severity: a fast ticket burn
     assert len(api.requests) == 1
+
+
+def test_an_answer_trickling_in_is_cut_off_at_the_deadline(api: MessagesServer, runbooks: Path) -> None:
+    # Every byte arrives well within a read timeout, but the whole answer would take minutes.
+    api.replies = [Reply(body=tool_message(VALID), drip_s=0.1)]
+    s = settings(api, runbooks, triage_timeout_s=0.8)
+    began = time.monotonic()
+    result = run_triage(context(runbooks), s)
+    elapsed = time.monotonic() - began
+    assert elapsed < 2.0, f"the 0.8 s triage timeout took {elapsed:.2f} s"
+    assert (result.method, result.recommended_action) == ("rules", "escalate")
+    assert result.error == "model API timed out after 0.8 s (1 attempt(s))"
 
 
 def test_overloaded_529_is_retried_a_bounded_number_of_times_then_escalates(
