@@ -51,8 +51,15 @@ INSTRUCTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 
 def find_instructions(text: str) -> list[str]:
-    """The kinds of instruction-like content found in `text` (empty when it reads like an alert)."""
-    return [name for name, pattern in INSTRUCTION_PATTERNS if pattern.search(text)]
+    """The kinds of instruction-like content found in `text` (empty when it reads like an alert).
+
+    Alert fields often arrive JSON-encoded (the fold passes each alert as a JSON object), so the text
+    is also read with JSON's escapes undone: a `\\nSystem:` inside a string is a new line to a model.
+    """
+    unescaped = text.replace("\\n", "\n").replace('\\"', '"').replace("\\u003c", "<").replace("\\u003e", ">")
+    return [
+        name for name, pattern in INSTRUCTION_PATTERNS if pattern.search(text) or pattern.search(unescaped)
+    ]
 
 
 def quote(text: str, *, label: str = "alert", max_chars: int = 8_000) -> tuple[str, str]:
