@@ -1,6 +1,7 @@
 """Escalation to humans: a PagerDuty Events API v2 trigger and a Slack incoming-webhook message.
 
     escalate(incident, triage, settings) → [notification record per channel]   never raises
+    resolve_page(incident_id, settings)  → notification record (PagerDuty `resolve`, same dedup_key)
 
 Each record is a row for the `notifications` table: incident_id, channel (pagerduty | slack), status
 (sent | failed | skipped), attempts, detail, sent_at. An unconfigured channel is recorded as skipped.
@@ -149,46 +150,76 @@ def escalate(incident: dict[str, Any], triage: TriageResult, settings: Settings)
     `incident` needs `id`, `service`, `title`, `severity`; `slo_id` and `escalation_reason` (why a
     human is asked) are used when present.
     """
-    records = []
-    channels: list[tuple[str, str | None, str, Callable[[], dict[str, Any]]]] = [
-        (
+    incident_id = str(incident.get("id"))
+    return [
+        _send(
+            incident_id,
             "pagerduty",
-            settings.pagerduty_routing_key,
+            settings.pagerduty_events_url if settings.pagerduty_routing_key else None,
             "PAGERDUTY_ROUTING_KEY",
             lambda: pagerduty_event(incident, triage, settings.pagerduty_routing_key or ""),
+            settings,
         ),
-        ("slack", settings.slack_webhook_url, "SLACK_WEBHOOK_URL", lambda: slack_message(incident, triage)),
+        _send(
+            incident_id,
+            "slack",
+            settings.slack_webhook_url,
+            "SLACK_WEBHOOK_URL",
+            lambda: slack_message(incident, triage),
+            settings,
+        ),
     ]
-    for channel, configured, variable, body in channels:
-        if not configured:
-            delivery = Delivery("skipped", 0, f"{variable} is not set")
-        else:
-            url = settings.pagerduty_events_url if channel == "pagerduty" else configured
-            try:
-                delivery = post_json(
-                    url,
-                    body(),
-                    timeout_s=settings.notify_timeout_s,
-                    max_retries=settings.notify_max_retries,
-                    backoff_s=settings.notify_backoff_s,
-                )
-            except Exception as exc:  # a bad URL or body must not stop the other channel or the cycle
-                delivery = Delivery("failed", 1, f"{exc.__class__.__name__}: {exc}")
-        if delivery.status == "failed":
-            log.warning(
-                "%s notification for %s failed: %s",
-                channel,
-                incident.get("id"),
-                scrub(delivery.detail, settings),
+
+
+def resolve_page(incident_id: str, settings: Settings) -> dict[str, Any]:
+    """Resolve the PagerDuty alert `escalate` triggered (same dedup_key), e.g. when the incident resolves.
+
+    One notification record (channel pagerduty); skipped when no routing key is set.
+    """
+    return _send(
+        incident_id,
+        "pagerduty",
+        settings.pagerduty_events_url if settings.pagerduty_routing_key else None,
+        "PAGERDUTY_ROUTING_KEY",
+        lambda: {
+            "routing_key": settings.pagerduty_routing_key,
+            "event_action": "resolve",
+            "dedup_key": incident_id,
+        },
+        settings,
+    )
+
+
+def _send(
+    incident_id: str,
+    channel: str,
+    url: str | None,
+    variable: str,
+    body: Callable[[], dict[str, Any]],
+    settings: Settings,
+) -> dict[str, Any]:
+    """Deliver one message and turn the outcome into a `notifications` record; never raises."""
+    if not url:
+        delivery = Delivery("skipped", 0, f"{variable} is not set")
+    else:
+        try:
+            delivery = post_json(
+                url,
+                body(),
+                timeout_s=settings.notify_timeout_s,
+                max_retries=settings.notify_max_retries,
+                backoff_s=settings.notify_backoff_s,
             )
-        records.append(
-            {
-                "incident_id": str(incident.get("id")),
-                "channel": channel,
-                "status": delivery.status,
-                "attempts": delivery.attempts,
-                "detail": scrub(delivery.detail, settings)[:1000],
-                "sent_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-            }
-        )
-    return records
+        except Exception as exc:  # a bad URL or body must not stop the other channel or the cycle
+            delivery = Delivery("failed", 1, f"{exc.__class__.__name__}: {exc}")
+    detail = scrub(delivery.detail, settings)[:1000]
+    if delivery.status == "failed":
+        log.warning("%s notification for %s failed: %s", channel, incident_id, detail)
+    return {
+        "incident_id": incident_id,
+        "channel": channel,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "detail": detail,
+        "sent_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+    }

@@ -80,7 +80,7 @@ def _triage(
     at = at or _evaluated_at(ctx)
     steering = find_instructions(f"{ctx.title}\n{ctx.alert_text}")
     if not settings.anthropic_api_key:
-        result = rules_triage.classify(ctx, at=at)
+        result = replace(rules_triage.classify(ctx, at=at), latency_ms=_ms(started))
         if steering:
             return _escalated(result, _steering_error(steering))
         if not settings.rules_route_by_severity:
@@ -92,7 +92,7 @@ def _triage(
         message, _attempts = _call_model(ctx, settings)
         answer, raw = _validated_answer(message, ctx.allowed_actions)
     except TriageFailure as exc:
-        log.warning("triage of %s fell back to rules: %s", ctx.incident_id, exc)
+        log.warning("triage of %s fell back to rules: %s", ctx.incident_id, scrub(str(exc), settings))
         kept = scrub(exc.raw, settings) if exc.raw else None
         return _fallback(ctx, settings, at, started, scrub(str(exc), settings), raw=kept)
     result = TriageResult(

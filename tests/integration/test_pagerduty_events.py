@@ -19,6 +19,7 @@ import pytest
 
 from pipelines.config import Settings
 from pipelines.incidents.contract import TriageResult
+from pipelines.incidents.outbound import resolve_page
 from pipelines.incidents.routing import escalate
 from tests.support.realparts import free_port
 
@@ -270,3 +271,17 @@ def test_the_reason_for_escalating_travels_with_the_page(tmp_path: Path, endpoin
     escalate({**INCIDENT, "severity": "SEV3", "escalation_reason": reason}, TRIAGE, s)
     assert pd.received[0][1]["payload"]["custom_details"]["escalation_reason"] == reason
     assert slack.received[0][1]["text"].endswith(f"\n*Why a human:* {reason}")
+
+
+def test_resolving_the_page_uses_the_same_dedup_key(tmp_path: Path, endpoints: list[Endpoint]) -> None:
+    pd = serve(endpoints, [202])
+    s = settings(tmp_path, pagerduty_routing_key=ROUTING_KEY, pagerduty_events_url=pd.url)
+    record = resolve_page("INC-0042", s)
+    assert pd.received[0][1] == {
+        "routing_key": ROUTING_KEY,
+        "event_action": "resolve",
+        "dedup_key": "INC-0042",
+    }
+    assert (record["channel"], record["status"], record["attempts"]) == ("pagerduty", "sent", 1)
+    skipped = resolve_page("INC-0042", settings(tmp_path))
+    assert (skipped["status"], skipped["detail"]) == ("skipped", "PAGERDUTY_ROUTING_KEY is not set")
