@@ -78,7 +78,7 @@ def _triage(
     ctx: TriageContext, settings: Settings, *, at: dt.datetime | None, started: float
 ) -> TriageResult:
     at = at or _evaluated_at(ctx)
-    steering = find_instructions(f"{ctx.title}\n{ctx.alert_text}")
+    steering = find_instructions(f"{ctx.service}\n{ctx.title}\n{ctx.alert_text}")  # all from the alert
     if not settings.anthropic_api_key:
         result = replace(rules_triage.classify(ctx, at=at), latency_ms=_ms(started))
         if steering:
