@@ -72,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.load()
     try:
+        settings = Settings.load()  # a bad setting (e.g. SLO_TRIAGE_TIMEOUT=soon) is an exit-1 error too
         handler = {"validate": cmd_validate, "demo": cmd_demo, "run": cmd_run, "status": cmd_status}
         return handler[args.command](args, settings)
     except SpecError as exc:

@@ -74,3 +74,16 @@ def test_scrub_replaces_every_configured_secret() -> None:
     s = Settings.load(SECRETS)
     text = "posting to https://hooks.slack.example/services/T0/B0/XYZ with key R0UT1NGKEY failed"
     assert scrub(text, s) == "posting to *** with key *** failed"
+
+
+def test_the_cli_reports_a_bad_setting_with_exit_code_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from pipelines.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("SLO_REMEDIATION_RETRIES", "many")
+    assert main(["status"]) == 1
+    assert capsys.readouterr().err == (
+        "error: SLO_REMEDIATION_RETRIES='many': expected a whole number from 0 to 100\n"
+    )
