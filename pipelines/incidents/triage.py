@@ -193,8 +193,8 @@ def triage_tool(allowed_actions: list[str]) -> dict[str, Any]:
 def build_prompt(ctx: TriageContext) -> str:
     """The user message: trusted facts as JSON, untrusted text quoted (see untrusted.quote)."""
     alert_block, _ = quote(f"{ctx.title}\n\n{ctx.alert_text}", label="alert")
-    deploys_block, _ = quote(json.dumps(ctx.recent_deploys, default=str, indent=1), label="deploys")
-    similar_block, _ = quote(json.dumps(ctx.similar_incidents, default=str, indent=1), label="incidents")
+    deploys_block, _ = quote(ctx.recent_deploys, label="deploys")
+    similar_block, _ = quote(ctx.similar_incidents, label="incidents")
     facts = {
         "incident_id": ctx.incident_id,
         "service": ctx.service,

@@ -62,11 +62,22 @@ def find_instructions(text: str) -> list[str]:
     ]
 
 
-def quote(text: str, *, label: str = "alert", max_chars: int = 8_000) -> tuple[str, str]:
-    """(block, nonce): `text` as a JSON string between markers no alert can predict or contain."""
+def quote(value: object, *, label: str = "alert", max_chars: int = 8_000) -> tuple[str, str]:
+    """(block, nonce): `value` as one line of JSON between markers no alert can predict or contain.
+
+    A string becomes a JSON string (its newlines and quotes escaped, so it cannot end the block or fake
+    a section); a list of records becomes a JSON array on one line, its oldest items dropped to fit.
+    """
     nonce = secrets.token_hex(8)
-    body = json.dumps(
-        text[:max_chars] + ("…[truncated]" if len(text) > max_chars else ""), ensure_ascii=False
-    )
+    if isinstance(value, str):
+        body = json.dumps(
+            value[:max_chars] + ("…[truncated]" if len(value) > max_chars else ""), ensure_ascii=False
+        )
+    else:
+        items = list(value) if isinstance(value, list | tuple) else [value]
+        body = json.dumps(items, ensure_ascii=False, default=str)
+        while len(body) > max_chars and items:
+            items = items[:-1]
+            body = json.dumps(items, ensure_ascii=False, default=str)
     block = f"<untrusted_{label} id={nonce}>\n{body}\n</untrusted_{label} id={nonce}>"
     return block, nonce
