@@ -72,8 +72,36 @@ def run_remediation(
 
     `approved_by` is required for actions marked critical (the fold passes the approver it recorded).
     `dry_run` (or SLO_REMEDIATION_DRY_RUN) checks everything and records the command without running it.
+    The allow-list is read again here, at run time: an action removed since the triage does not run.
     """
     started = _now()
+    try:
+        return _run_remediation(service, action, incident_id, settings, dry_run, approved_by, sleep, started)
+    except Exception as exc:  # the worker must get a record whatever happened
+        return {
+            "service": service,
+            "action": action,
+            "incident_id": incident_id,
+            "status": "failed",
+            "exit_code": None,
+            "output": f"runner error: {exc.__class__.__name__}: {exc}",
+            "attempts": 0,
+            "started_at": started,
+            "finished_at": _now(),
+            "command": [],
+        }
+
+
+def _run_remediation(
+    service: str,
+    action: str,
+    incident_id: str,
+    settings: Settings,
+    dry_run: bool,
+    approved_by: str | None,
+    sleep: Callable[[float], None],
+    started: dt.datetime,
+) -> dict[str, Any]:
     runbook = load_runbook(settings.runbooks_dir, service)
     # An absolute path: the script runs in its own directory, whatever the caller's working directory.
     script_path = (runbook.script or settings.runbooks_dir / service / "remediate.sh").absolute()
