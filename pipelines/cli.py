@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", type=_timestamp, help="evaluate at this UTC instant (default: latest)")
     p.add_argument("--service", help="only this service")
     p.add_argument("--json", action="store_true", help="print JSON (DESIGN §3)")
+
+    from pipelines.incidents.cli_incidents import register as register_incidents
+
+    register_incidents(sub)
     return parser
 
 
@@ -74,7 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.load()  # a bad setting (e.g. SLO_TRIAGE_TIMEOUT=soon) is an exit-1 error too
-        handler = {"validate": cmd_validate, "demo": cmd_demo, "run": cmd_run, "status": cmd_status}
+        handler = {
+            "validate": cmd_validate,
+            "demo": cmd_demo,
+            "run": cmd_run,
+            "status": cmd_status,
+            "incidents": cmd_incidents,
+        }
         return handler[args.command](args, settings)
     except SpecError as exc:
         for problem in exc.problems:
@@ -315,6 +325,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(render_status(rows, color=sys.stdout.isatty()))
     return 0
+
+
+def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.incidents.cli_incidents import handle
+
+    return handle(args, settings)
 
 
 if __name__ == "__main__":
