@@ -139,7 +139,9 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _summary(args: argparse.Namespace, report: Any, seconds: float) -> None:
+def _summary(
+    args: argparse.Namespace, report: Any, seconds: float, incidents: dict[str, int] | None = None
+) -> None:
     summary = {
         "slos": report.slos,
         "buckets_written": report.buckets_written,
@@ -147,6 +149,8 @@ def _summary(args: argparse.Namespace, report: Any, seconds: float) -> None:
         "evaluated_to": engine.datetime_of(report.end).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seconds": round(seconds, 2),
     }
+    if incidents is not None:
+        summary["incidents"] = incidents
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -155,6 +159,13 @@ def _summary(args: argparse.Namespace, report: Any, seconds: float) -> None:
             f"{summary['minutes_evaluated']:,} SLO-minutes evaluated up to {summary['evaluated_to']} "
             f"in {summary['seconds']}s"
         )
+        if incidents is not None:
+            print(
+                f"{incidents['incidents']} incidents: {incidents['auto_remediated']} auto-remediated, "
+                f"{incidents['escalated']} escalated, {incidents['repeats']} repeats, "
+                f"{incidents['open']} still open, {incidents['overdue_action_items']} overdue action items"
+                " — `slo incidents list`"
+            )
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -164,8 +175,19 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     slos, pull = demo_pull(args.now, args.seed, Progress("generating"))
     report = run_cycle(settings, slos, pull, reset=True, progress=Progress("evaluating"))
-    _summary(args, report, time.monotonic() - started)
+    _summary(args, report, time.monotonic() - started, _demo_incidents(settings, report.end))
     return 0
+
+
+def _demo_incidents(settings: Settings, end: int) -> dict[str, int]:
+    from pipelines.incidents.demo_flow import summary
+    from pipelines.store import Snapshot
+
+    snapshot = Snapshot(settings.data_dir)
+    with snapshot.connection() as con:
+        result = summary(con, engine.datetime_of(end))
+    snapshot.close()
+    return result
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:

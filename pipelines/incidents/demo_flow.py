@@ -302,7 +302,7 @@ def replay(con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime)
     commands enter the inbox in time order before the next stop (each carries its own time)."""
     settings = demo_settings(settings)
     inbox = fresh_inbox(settings.data_dir)
-    runner = SyncRunner(inbox, settings)
+    runner = SyncRunner(inbox, settings, duration=dt.timedelta(seconds=40))  # deterministic times
     start_row = con.execute("SELECT min(minute) FROM buckets").fetchone()
     start = engine.datetime_of(int(start_row[0])).replace(tzinfo=None) if start_row and start_row[0] else end
     inputs = [
@@ -347,3 +347,19 @@ def _add(total: ProcessReport, report: ProcessReport) -> None:
         getattr(total, name).extend(getattr(report, name))
     total.timers += report.timers
     total.documents += report.documents
+
+
+def summary(con: duckdb.DuckDBPyConnection, at: dt.datetime) -> dict[str, int]:
+    """What the demo's incident flow produced, for the `slo demo` summary line."""
+    row = con.execute(
+        """SELECT count(*),
+                  count(*) FILTER (WHERE route = 'auto_remediate'),
+                  count(*) FILTER (WHERE route = 'escalate'),
+                  count(*) FILTER (WHERE repeat_of IS NOT NULL),
+                  count(*) FILTER (WHERE status NOT IN ('resolved', 'closed')),
+                  (SELECT count(*) FROM action_items WHERE status = 'open' AND due_date < ?)
+           FROM incidents WHERE NOT imported""",
+        [at.date()],
+    ).fetchone() or (0, 0, 0, 0, 0, 0)
+    keys = ("incidents", "auto_remediated", "escalated", "repeats", "open", "overdue_action_items")
+    return dict(zip(keys, map(int, row), strict=True))

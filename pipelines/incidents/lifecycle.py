@@ -115,13 +115,15 @@ class SyncRunner:
 
     synchronous = True
 
-    def __init__(self, inbox: Inbox, settings: Settings) -> None:
+    def __init__(self, inbox: Inbox, settings: Settings, duration: dt.timedelta | None = None) -> None:
         self.inbox, self.settings = inbox, settings
+        self.duration = duration  # a fixed duration to record (the demo's replay), else the measured one
 
     def submit(self, job: RemediationJob, now: dt.datetime) -> None:
         t0 = time.monotonic()
         result = _run(job, self.settings)
-        finished = now + dt.timedelta(seconds=max(1, round(time.monotonic() - t0)))
+        took = self.duration or dt.timedelta(seconds=max(1, round(time.monotonic() - t0)))
+        finished = now + took
         self.inbox.append([_result_command(job, result, now, finished, self.settings)])
 
     def in_flight(self) -> set[str]:
@@ -441,6 +443,20 @@ def triage_pending(
         con.execute("BEGIN TRANSACTION")
         try:
             attempt = _store_triage(con, inc, result, at)
+            if inc["status"] not in ("triggered", "acknowledged"):
+                # Re-triaged after mitigation: the assessment is kept, nobody is paged about it.
+                con.execute("UPDATE incidents SET triage_pending = FALSE WHERE id = ?", [incident_id])
+                add_timeline(
+                    con,
+                    incident_id,
+                    at,
+                    "route",
+                    "router",
+                    f"route unchanged: the incident is {inc['status']}",
+                )
+                con.execute("COMMIT")
+                report.triaged.append(incident_id)
+                continue
             con.execute(
                 "UPDATE incidents SET severity = ?, triage_pending = FALSE, updated_at = "
                 "greatest(updated_at, ?)"

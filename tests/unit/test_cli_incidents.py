@@ -1,0 +1,190 @@
+"""`slo incidents list|show|ack|…`: DESIGN §3 JSON, steps through the inbox, exit codes, the busy writer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.cli import main
+from pipelines.config import Settings
+from pipelines.inbox import Entry, Inbox
+from pipelines.incidents.contract import Alert
+from pipelines.incidents.lifecycle import process
+from pipelines.store import Writer
+
+REPO = Path(__file__).resolve().parents[2]
+T0 = dt.datetime(2026, 6, 1, 10, 0)
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A published store with one incident: an Alertmanager SEV2 alert for `shop` (no spec, no runbook)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLO_DATA_DIR", str(tmp_path / "data"))
+    for name in ("ANTHROPIC_API_KEY", "PAGERDUTY_ROUTING_KEY", "SLACK_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings.load()
+    alert = Alert(
+        source="alertmanager",
+        status="firing",
+        service="shop",
+        fingerprint="HighErrorRate",
+        title="HighErrorRate on shop",
+        dedup_key="am:1",
+        starts_at=T0,
+        severity="SEV2",
+    )
+    inbox = Inbox(settings.data_dir)
+    inbox.append([Entry(alert.dedup_key, "alert", "alertmanager", alert.to_json())])
+    with Writer(settings.data_dir) as writer:
+        process(writer.db, settings, T0 + dt.timedelta(minutes=1), inbox=inbox)
+        writer.publish()
+    inbox.close()
+    return tmp_path / "data"
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
+    capsys.readouterr()
+    code = main(["incidents", *args])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else None
+
+
+def test_list_json_has_the_design_fields(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, rows = run_json(capsys, "list", "--json")
+    assert code == 0
+    (row,) = rows
+    for key in (
+        "id",
+        "service",
+        "title",
+        "severity",
+        "status",
+        "source",
+        "fingerprint",
+        "impact_start",
+        "detected_at",
+        "acknowledged_at",
+        "mitigated_at",
+        "resolved_at",
+        "route",
+        "triage",
+    ):
+        assert key in row, key
+    assert (row["id"], row["service"], row["status"], row["source"], row["route"]) == (
+        "INC-0001",
+        "shop",
+        "triggered",
+        "alertmanager",
+        "escalate",
+    )
+    assert (row["detected_at"], row["detected_at_source"]) == ("2026-06-01T10:00:00Z", "alertmanager")
+    assert (row["impact_start"], row["impact_start_source"]) == ("2026-06-01T10:00:00Z", "alert_start")
+    assert row["triage"]["method"] == "rules"
+    assert row["triage"]["severity"] == row["severity"] == "SEV2"
+    assert row["triage"]["recommended_action"] == "escalate"
+    assert 0 <= row["triage"]["confidence"] <= 1
+
+
+def test_ack_goes_through_the_inbox_and_is_applied_at_once(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, result = run_json(capsys, "ack", "INC-0001", "--actor", "bob", "--json")
+    assert code == 0
+    assert result == {
+        "incident": "INC-0001",
+        "command": "acknowledge",
+        "stored": "accepted",
+        "outcome": "acknowledged",
+    }
+    _, (row,) = run_json(capsys, "list", "--json")
+    assert (row["status"], row["acknowledged_at_source"]) == ("acknowledged", "cli")
+    _, detail = run_json(capsys, "show", "INC-0001", "--json")
+    acks = [e for e in detail["timeline"] if e["kind"] == "acknowledged"]
+    assert [(e["actor"], e["source"]) for e in acks] == [("bob", "cli")]
+    # Acknowledging again is a bad step for this state: recorded as rejected, exit 1.
+    code, result = run_json(capsys, "ack", "INC-0001", "--json")
+    assert code == 1
+    assert result["outcome"] == "acknowledge rejected: the incident is acknowledged (allowed from: triggered)"
+
+
+def test_bad_input_exits_1_and_stores_nothing(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = Inbox(data).count()
+    assert main(["incidents", "ack", "INC-9999"]) == 1
+    assert "no incident 'INC-9999'" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "incidents",
+                "action-item",
+                "INC-0001",
+                "--title",
+                "t",
+                "--owner",
+                "o",
+                "--priority",
+                "soon",
+                "--due",
+                "2026-07-01",
+            ]
+        )
+        == 1
+    )
+    assert "priority 'SOON': expected one of P0, P1, P2, P3, P4" in capsys.readouterr().err
+    assert main(["incidents", "root-cause", "INC-0001", "--category", "Bad Category!", "--text", "x"]) == 1
+    assert Inbox(data).count() == before
+    with pytest.raises(SystemExit) as usage:
+        main(["incidents", "list", "--limit", "0"])
+    assert usage.value.code == 2
+
+
+def test_with_the_service_holding_the_store_the_step_is_queued(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Writer(data):  # stands in for a running `slo serve`
+        code, result = run_json(capsys, "resolve", "INC-0001", "--json")
+    assert code == 0
+    assert result["outcome"] == "queued; the running service will apply it"
+    _, (row,) = run_json(capsys, "list", "--json")
+    assert row["status"] == "triggered"  # not applied yet …
+    code, _ = run_json(capsys, "retriage", "INC-0001", "--json")  # … the next one-shot folds both
+    assert code == 0
+    _, (row,) = run_json(capsys, "list", "--json")
+    assert row["status"] == "resolved"
+
+
+def test_list_filters(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_json(capsys, "list", "--json", "--status", "open")[1][0]["id"] == "INC-0001"
+    assert run_json(capsys, "list", "--json", "--status", "closed")[1] == []
+    assert run_json(capsys, "list", "--json", "--service", "other")[1] == []
+
+
+def test_cli_as_a_subprocess(data: Path) -> None:
+    env = {**os.environ, "SLO_DATA_DIR": str(data)}
+    out = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "incidents", "list"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert out.splitlines()[0].split() == [
+        "ID",
+        "SEV",
+        "STATUS",
+        "ROUTE",
+        "SERVICE",
+        "DETECTED",
+        "TRIAGE",
+        "TITLE",
+    ]
+    assert out.splitlines()[1].split()[:5] == ["INC-0001", "SEV2", "triggered", "escalate", "shop"]
