@@ -411,3 +411,82 @@ def test_incident_on_an_slo_gets_its_impact_start_from_the_sli(con, inbox) -> No
     assert inc["detected_at"] == at and inc["detected_at_source"] == "engine"
     data = json.loads(con.execute("SELECT data FROM timeline WHERE kind = 'impact_start'").fetchone()[0])
     assert data == {"slos": ["shop/availability"]}
+
+
+# --- the engine's own alerts through the inbox -----------------------------------------------------
+
+
+def _engine_slo(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "INSERT INTO slos (slo_key, slo_id, service, name, target, window_text, window_kind, window_minutes,"
+        " budget_minutes, alerts_custom) VALUES (1, 'shop/availability', 'shop', 'availability', 0.99, '30d',"
+        " 'rolling', 43200, 432, FALSE)"
+    )
+    con.executemany(
+        "INSERT INTO slo_alerts VALUES (1, ?, ?, ?, ?, ?)",
+        [[0, "page", 60, 5, 14.4], [1, "page", 360, 30, 6.0], [2, "ticket", 1440, 120, 3.0]],
+    )
+
+
+def test_engine_alerts_merge_conditions_per_severity_and_enter_once(con, inbox) -> None:
+    from pipelines import engine
+    from pipelines.incidents import engine_alerts
+
+    _engine_slo(con)
+    m0 = engine.minute_of(T0)
+    # page 1h/5m fires 10:00–10:20, page 6h/30m 10:05–10:40 (overlapping: one page alert 10:00–10:40);
+    # ticket fires at 10:30 and is still firing.
+    con.executemany(
+        "INSERT INTO alert_intervals VALUES (1, ?, ?, ?)",
+        [[0, m0, m0 + 20], [1, m0 + 5, m0 + 40], [2, m0 + 30, None]],
+    )
+    con.execute("INSERT INTO engine_state VALUES (1, ?, ?, NULL)", [m0 - 1000, m0 + 60])
+    merged = engine_alerts.merged_intervals(con, None)
+    assert [
+        (a.severity, a.start - m0, None if a.end is None else a.end - m0, a.conditions) for a in merged
+    ] == [
+        ("page", 0, 40, "1h/5m>14.4, 6h/30m>6"),
+        ("ticket", 30, None, "1d/2h>3"),
+    ]
+    now = T0 + dt.timedelta(minutes=60)
+    assert engine_alerts.emit(con, inbox, now) == 3  # page firing + page resolved + ticket firing
+    assert engine_alerts.emit(con, inbox, now) == 0  # the dedup keys make it idempotent
+    fold_inbox(con, inbox)
+    (inc,) = incidents(con)
+    assert (inc["source"], inc["fingerprint"], inc["slo_id"], inc["severity"]) == (
+        "engine",
+        "shop/availability:page",
+        "shop/availability",
+        "SEV2",
+    )
+    assert [k for k, _ in timeline(con, "INC-0001")] == [
+        "impact_start",
+        "alert",
+        "alert_resolved",
+        "alert_joined",
+    ]
+    # A live cycle a week later does not re-announce last week's alerts, only what still fires.
+    later = engine_alerts.merged_intervals(con, m0 + 7 * 1440 - engine_alerts.LIVE_HORIZON_MINUTES)
+    assert [a.severity for a in later] == ["ticket"]
+
+
+def test_an_unexpected_failure_rolls_back_only_its_row(con, inbox, monkeypatch) -> None:
+    from pipelines.incidents import fold as fold_module
+
+    real = fold_module.fold_alert
+
+    def flaky(c: duckdb.DuckDBPyConnection, row: Any, report: Any) -> None:
+        if row.body["fingerprint"] == "Boom":
+            c.execute(
+                "INSERT INTO incidents (id, service, title, status, source, created_at, updated_at)"
+                " VALUES ('HALF', 's', 't', 'triggered', 'x', now(), now())"
+            )  # a half-done effect
+            raise RuntimeError("disk on fire")
+        real(c, row, report)
+
+    monkeypatch.setattr(fold_module, "fold_alert", flaky)
+    fold(con, inbox, alert("A", starts=T0), alert("Boom", starts=T0), alert("C", starts=T0))
+    assert [r["fingerprint"] for r in incidents(con)] == ["A", "C"]  # no trace of the half-done row
+    (reason,) = con.execute("SELECT reason FROM inbox_rejects").fetchall()
+    assert reason[0] == "could not be applied: RuntimeError: disk on fire"
+    assert con.execute("SELECT last_seq FROM inbox_cursor").fetchone() == (inbox.last_seq(),)
