@@ -25,6 +25,8 @@ from tests.support.realparts import free_port
 
 ROUTING_KEY = "R0UT1NG-KEY-0123456789abcdef"
 
+pytestmark = pytest.mark.integration
+
 
 class Endpoint:
     """Answers POSTs with the scripted statuses in order (the last repeats); records path and body."""

@@ -31,6 +31,8 @@ echo "started child"
 wait
 """
 
+pytestmark = pytest.mark.integration
+
 
 def settings(runbooks: Path, **overrides: object) -> Settings:
     base: dict[str, object] = {

@@ -28,7 +28,10 @@ from pipelines.incidents.triage import run_triage
 
 # Seed 000's default model is past its end of life by the installed SDK's own table; the SDK warns on
 # every call. The warning is about the seed's choice, not about these tests (the report says so).
-pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning"),
+]
 
 API_KEY = "sk-ant-test-key-0123456789"
 MODEL = "claude-sonnet-4-20250514"
