@@ -15,6 +15,8 @@ import pytest
 from pipelines.config import Settings
 from pipelines.incidents.routing import run_remediation
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SENTINEL_SCRIPT = """#!/usr/bin/env bash
@@ -30,8 +32,6 @@ echo $! > "$SLO_REMEDIATE_SENTINEL_DIR/child.pid"
 echo "started child"
 wait
 """
-
-pytestmark = pytest.mark.integration
 
 
 def settings(runbooks: Path, **overrides: object) -> Settings:
