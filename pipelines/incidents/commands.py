@@ -29,6 +29,7 @@ PRIORITIES = ("P0", "P1", "P2", "P3", "P4")
 CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 MAX_TEXT = 4000
+FUTURE_SLACK = dt.timedelta(minutes=5)  # clock skew tolerated for a step's own time
 
 
 class CommandError(SloError):
@@ -106,6 +107,8 @@ def build_command(
     clean = validate_args(command, args)
     if at is not None and at.tzinfo is not None:
         at = at.astimezone(dt.UTC).replace(tzinfo=None)
+    if at is not None and at > dt.datetime.now(dt.UTC).replace(tzinfo=None) + FUTURE_SLACK:
+        raise CommandError(f"at {at.isoformat()}Z: in the future; a step is recorded when it happened")
     key = f"{source}:{command}:{incident_id}:{request_id or uuid.uuid4().hex}"
     return Command(
         command=command, incident_id=incident_id, actor=actor, source=source, dedup_key=key, at=at, args=clean

@@ -188,3 +188,43 @@ def test_cli_as_a_subprocess(data: Path) -> None:
         "TITLE",
     ]
     assert out.splitlines()[1].split()[:5] == ["INC-0001", "SEV2", "triggered", "escalate", "shop"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"command": "acknowledge"}, None),
+        ({"command": "ack"}, "command 'ack': expected one of acknowledge, mitigate"),
+        ({"command": "root_cause", "args": {"category": "deploy"}}, "text: required, a non-empty text"),
+        ({"command": "acknowledge", "at": "yesterday"}, "at 'yesterday': expected an ISO 8601 time"),
+        ({"command": "acknowledge", "at": "2999-01-01T00:00:00Z"}, "in the future"),
+        ({"command": "acknowledge", "extra": 1}, "body: unknown field(s) extra"),
+        (["acknowledge"], "body: expected a JSON object"),
+    ],
+)
+def test_api_requests_become_validated_commands(body: Any, message: str | None) -> None:
+    from pipelines.incidents.commands import CommandError, command_from_request
+
+    if message is None:
+        cmd = command_from_request("INC-0001", body, actor="carol")
+        assert (cmd.command, cmd.incident_id, cmd.actor, cmd.source) == (
+            "acknowledge",
+            "INC-0001",
+            "carol",
+            "api",
+        )
+        assert cmd.dedup_key.startswith("api:acknowledge:INC-0001:")
+        return
+    with pytest.raises(CommandError) as err:
+        command_from_request("INC-0001", body, actor="carol")
+    assert message in str(err.value)
+
+
+def test_a_retried_api_request_is_a_duplicate(data: Path) -> None:
+    from pipelines.incidents.commands import command_from_request, submit
+
+    settings = Settings.load()
+    body = {"command": "acknowledge", "request_id": "req-42"}
+    first = submit(settings, command_from_request("INC-0001", body, actor="carol"))
+    again = submit(settings, command_from_request("INC-0001", body, actor="carol"))
+    assert (first, again) == ("accepted", "duplicate")
