@@ -188,7 +188,7 @@ def render_postmortem(
         summary,
         "",
         "## Impact",
-        "- Users affected: see the SLI (bad events counted in the budget below)",
+        f"- Users affected: {_affected(slos)}",
         "- Revenue impact: N/A",
         f"- SLO budget consumed: {_budget(slos)}",
         f"- Detection: TTD {_minutes(start, inc.get('detected_at'))}, TTA "
@@ -227,6 +227,16 @@ def render_postmortem(
         f"Fix applied: {inc.get('fix') or '[to be written]'}",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _affected(slos: list[dict[str, Any]]) -> str:
+    """From the SLI data: bad of valid events per linked SLO over the incident's span."""
+    parts = [
+        f"{s['bad']:,} of {s['valid']:,} events bad ({s['bad'] / s['valid'] * 100:.2f}%) on {s['slo_id']}"
+        for s in slos
+        if s.get("valid")
+    ]
+    return "; ".join(parts) or "unknown (no SLI data linked)"
 
 
 def narrative_block(text: str) -> str:

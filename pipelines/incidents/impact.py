@@ -166,3 +166,18 @@ def budget_consumed_for(
         ).fetchone()
         bad += int(extra[0]) if extra else 0
     return budget_share(bad, int(row[1]), target)
+
+
+def span_counts(
+    con: duckdb.DuckDBPyConnection, slo_id: str, start: dt.datetime, end: dt.datetime
+) -> tuple[int, int] | None:
+    """(bad, valid) events of `slo_id` in [start, end): what users met during the incident."""
+    slo = _slo_row(con, slo_id)
+    if slo is None:
+        return None
+    row = con.execute(
+        "SELECT coalesce(sum(valid - good), 0), coalesce(sum(valid), 0) FROM buckets"
+        " WHERE slo_key = ? AND minute >= ? AND minute < ?",
+        [slo[0], engine.minute_of(start), engine.minute_of(end)],
+    ).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))

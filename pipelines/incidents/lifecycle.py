@@ -909,6 +909,10 @@ def write_documents(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.
                 items = _records(
                     con, "SELECT * FROM action_items WHERE incident_id = ? ORDER BY created_at, id", [iid]
                 )
+                start, end = inc["impact_start"], inc["resolved_at"] or now
+                for slo in slos:
+                    counts = impact.span_counts(con, slo["slo_id"], start, end) if start else None
+                    slo["bad"], slo["valid"] = counts if counts else (None, None)
                 narrative = _narrative(settings, inc, timeline) if due.final else None
                 model_written = narrative is not None
                 body = documents.render_postmortem(

@@ -183,3 +183,25 @@ def test_the_store_is_derived_from_the_inbox(demo) -> None:
     assert rows(con, "SELECT last_seq FROM inbox_cursor")[0]["last_seq"] == inbox.last_seq()
     assert rows(con, "SELECT count(*) AS n FROM inbox_rejects")[0]["n"] == 0
     inbox.close()
+
+
+def test_the_postmortem_is_filled_from_the_timeline_and_the_sli_data(demo) -> None:
+    con, _ = demo
+    inc = rows(con, "SELECT * FROM incidents WHERE slo_id = 'search/availability' ORDER BY id LIMIT 1")[0]
+    counts = rows(
+        con,
+        """SELECT sum(valid - good) AS bad, sum(valid) AS valid FROM buckets JOIN slos USING (slo_key)
+           WHERE slo_id = 'search/availability' AND minute >= epoch(?::TIMESTAMP) // 60
+             AND minute < epoch(?::TIMESTAMP) // 60""",
+        [inc["impact_start"], inc["resolved_at"]],
+    )[0]
+    final = rows(
+        con,
+        "SELECT body FROM documents WHERE incident_id = ? AND kind = 'postmortem'"
+        " ORDER BY created_at DESC LIMIT 1",
+        [inc["id"]],
+    )[0]["body"]
+    assert "**Status**: Final" in final
+    assert f"Users affected: {counts['bad']:,} of {counts['valid']:,} events bad" in final
+    assert f"search/availability {inc['budget_consumed'] * 100:.1f}% of its window's error budget" in final
+    assert f"| {inc['acknowledged_at']:%H:%M} | acknowledged |" in final
