@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,6 +30,7 @@ from pipelines.incidents import documents, engine_alerts, impact, timers
 from pipelines.incidents.contract import Command, TriageContext, TriageResult
 from pipelines.incidents.fold import FoldReport, add_timeline, fold_inbox, incident
 
+log = logging.getLogger(__name__)
 SIMILAR_LIMIT = 5
 DEPLOY_LOOKBACK = dt.timedelta(hours=24)
 
@@ -220,14 +223,26 @@ def process(
             break
     todo = _agenda(con)
     if todo["verify"]:
-        verify_remediations(con, now, report)
+        _guard(report, "verification", verify_remediations, con, now, report)
         send_escalations(con, settings, now, report)
     if todo["running"]:
-        expire_lost_remediations(con, inbox, settings, now, runner)
-    report.timers = run_timers(con, settings, now)
-    update_budgets(con, now)
-    report.documents = write_documents(con, settings, now)
+        _guard(report, "lost remediations", expire_lost_remediations, con, inbox, settings, now, runner)
+    report.timers = _guard(report, "timers", run_timers, con, settings, now) or 0
+    _guard(report, "budgets", update_budgets, con, now)
+    report.documents = _guard(report, "documents", write_documents, con, settings, now) or 0
+    for error in report.errors:
+        log.warning("incident stage: %s", error)
     return report
+
+
+def _guard(report: ProcessReport, step: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run one housekeeping step; a failure is reported (and logged) instead of stopping the cycle,
+    whose metrics and alerts must still be published."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        report.errors.append(f"{step}: {exc.__class__.__name__}: {exc}")
+        return None
 
 
 def _agenda(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
