@@ -129,13 +129,69 @@ def fold_inbox(con: duckdb.DuckDBPyConnection, inbox: Inbox, *, max_rows: int | 
     return report
 
 
+@dataclass
+class _Cache:
+    """What one batch looks up again and again, read once: dedup keys already stored and the open
+    incidents by (service, fingerprint) and by (service, linked SLO). Commands may change states, so
+    they drop the incident maps (re-read on the next alert)."""
+
+    known_keys: set[str]
+    by_fingerprint: dict[tuple[str, str], str] | None = None
+    by_slo: dict[tuple[str, str], str] | None = None
+
+    @classmethod
+    def for_rows(cls, con: duckdb.DuckDBPyConnection, rows: Sequence[Row]) -> _Cache:
+        keys = [r.dedup_key for r in rows if r.kind == "alert"]
+        known = (
+            {
+                str(k[0])
+                for k in con.execute(
+                    "SELECT dedup_key FROM alerts WHERE list_contains(?, dedup_key)", [keys]
+                ).fetchall()
+            }
+            if keys
+            else set()
+        )
+        return cls(known)
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self.by_fingerprint is not None:
+            return
+        # The newest open incident wins, as in the per-row queries.
+        self.by_fingerprint, self.by_slo = {}, {}
+        for iid, service, fingerprint in con.execute(
+            """SELECT id, service, fingerprint FROM incidents WHERE status IN ('triggered', 'acknowledged',
+               'mitigated') AND NOT imported ORDER BY created_at, id"""
+        ).fetchall():
+            self.by_fingerprint[(service, fingerprint)] = iid
+        for iid, service, slo in con.execute(
+            """SELECT i.id, i.service, s.slo_id FROM incidents i JOIN incident_slos s ON s.incident_id = i.id
+               WHERE i.status IN ('triggered', 'acknowledged', 'mitigated') AND NOT i.imported
+               ORDER BY i.created_at, i.id"""
+        ).fetchall():
+            self.by_slo[(service, slo)] = iid
+
+    def opened(self, con: duckdb.DuckDBPyConnection, incident_id: str, alert: Alert) -> None:
+        if self.by_fingerprint is None or self.by_slo is None:
+            return
+        self.by_fingerprint[(alert.service, alert.fingerprint)] = incident_id
+        for (slo,) in con.execute(
+            "SELECT slo_id FROM incident_slos WHERE incident_id = ?", [incident_id]
+        ).fetchall():
+            self.by_slo[(alert.service, slo)] = incident_id
+
+    def drop(self) -> None:
+        self.by_fingerprint = self.by_slo = None
+
+
 def _fold_batch(con: duckdb.DuckDBPyConnection, rows: Sequence[Row], report: FoldReport) -> None:
     """One transaction for the batch; if anything unexpected fails, redo it row by row."""
     snapshot = copy.deepcopy(report)
     con.execute("BEGIN TRANSACTION")
     try:
+        cache = _Cache.for_rows(con, rows)
         for row in rows:
-            _fold_row(con, row, report)
+            _fold_row(con, row, report, cache)
         con.execute("UPDATE inbox_cursor SET last_seq = ?", [rows[-1].seq])
         con.execute("COMMIT")
         return
@@ -164,12 +220,16 @@ def _reject(con: duckdb.DuckDBPyConnection, row: Row, reason: str, report: FoldR
     )
 
 
-def _fold_row(con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport) -> None:
+def _fold_row(
+    con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport, cache: _Cache | None = None
+) -> None:
     report.rows += 1
     try:
         if row.kind == "alert":
-            fold_alert(con, row, report)
+            fold_alert(con, row, report, cache)
         elif row.kind == "command":
+            if cache is not None:
+                cache.drop()
             fold_command(con, row, report)
         elif row.kind == "import":
             _fold_import(con, row, report)
@@ -191,24 +251,34 @@ def _fold_import(con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport) -
 # --- alerts ---------------------------------------------------------------------------------------
 
 
-def fold_alert(con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport) -> None:
+def fold_alert(
+    con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport, cache: _Cache | None = None
+) -> None:
     try:
         alert = Alert.from_json(row.body)
     except (TypeError, ValueError, KeyError) as exc:
         raise Rejected(f"alert body does not match the Alert contract: {exc}") from exc
     if not alert.service or not alert.fingerprint or alert.status not in ("firing", "resolved"):
         raise Rejected("alert needs a service, a fingerprint and status firing|resolved")
-    if con.execute("SELECT 1 FROM alerts WHERE dedup_key = ?", [alert.dedup_key]).fetchone():
+    if (
+        (alert.dedup_key in cache.known_keys)
+        if cache is not None
+        else con.execute("SELECT 1 FROM alerts WHERE dedup_key = ?", [alert.dedup_key]).fetchone()
+    ):
         report.duplicates += 1
         return
     received = row.received_at
     if alert.status == "firing":
-        incident_id = _incident_for_firing(con, alert)
+        incident_id = _incident_for_firing(con, alert, cache)
         if incident_id is None:
             incident_id = open_incident(con, alert, received)
             report.opened.append(incident_id)
+            if cache is not None:
+                cache.opened(con, incident_id, alert)
         else:
             _join(con, incident_id, alert)
+            if cache is not None and cache.by_slo is not None and alert.slo:
+                cache.by_slo.setdefault((alert.service, alert.slo), incident_id)
     else:
         incident_id = _incident_for_resolved(con, alert)
         if incident_id is not None:
@@ -249,9 +319,22 @@ def fold_alert(con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport) -> 
         ],
     )
     report.alerts += 1
+    if cache is not None:
+        cache.known_keys.add(alert.dedup_key)
 
 
-def _incident_for_firing(con: duckdb.DuckDBPyConnection, alert: Alert) -> str | None:
+def _incident_for_firing(
+    con: duckdb.DuckDBPyConnection, alert: Alert, cache: _Cache | None = None
+) -> str | None:
+    if cache is not None:
+        cache.load(con)
+        assert cache.by_fingerprint is not None and cache.by_slo is not None
+        found = cache.by_fingerprint.get((alert.service, alert.fingerprint))
+        if found is None and alert.slo:
+            found = cache.by_slo.get((alert.service, alert.slo))
+        if found is not None:
+            return found
+        return _renotified(con, alert)
     # The open incident with this service and fingerprint.
     row = con.execute(
         """SELECT id FROM incidents WHERE service = ? AND fingerprint = ? AND status IN ('triggered',
@@ -267,12 +350,17 @@ def _incident_for_firing(con: duckdb.DuckDBPyConnection, alert: Alert) -> str | 
             [alert.service, alert.slo],
         ).fetchone()
     if row is None:
-        # A re-notification of an alert already seen (same start): it stays with its incident.
-        row = con.execute(
-            """SELECT incident_id FROM alerts WHERE service = ? AND fingerprint = ? AND starts_at = ?
-               AND status = 'firing' AND incident_id IS NOT NULL LIMIT 1""",
-            [alert.service, alert.fingerprint, alert.starts_at],
-        ).fetchone()
+        return _renotified(con, alert)
+    return str(row[0])
+
+
+def _renotified(con: duckdb.DuckDBPyConnection, alert: Alert) -> str | None:
+    """A re-notification of an alert already seen (same start) stays with its incident."""
+    row = con.execute(
+        """SELECT incident_id FROM alerts WHERE service = ? AND fingerprint = ? AND starts_at = ?
+           AND status = 'firing' AND incident_id IS NOT NULL LIMIT 1""",
+        [alert.service, alert.fingerprint, alert.starts_at],
+    ).fetchone()
     return None if row is None else str(row[0])
 
 

@@ -475,14 +475,14 @@ def test_an_unexpected_failure_rolls_back_only_its_row(con, inbox, monkeypatch) 
 
     real = fold_module.fold_alert
 
-    def flaky(c: duckdb.DuckDBPyConnection, row: Any, report: Any) -> None:
+    def flaky(c: duckdb.DuckDBPyConnection, row: Any, report: Any, cache: Any = None) -> None:
         if row.body["fingerprint"] == "Boom":
             c.execute(
                 "INSERT INTO incidents (id, service, title, status, source, created_at, updated_at)"
                 " VALUES ('HALF', 's', 't', 'triggered', 'x', now(), now())"
             )  # a half-done effect
             raise RuntimeError("disk on fire")
-        real(c, row, report)
+        real(c, row, report, cache)
 
     monkeypatch.setattr(fold_module, "fold_alert", flaky)
     fold(con, inbox, alert("A", starts=T0), alert("Boom", starts=T0), alert("C", starts=T0))
