@@ -103,6 +103,18 @@ def render_stakeholder_update(
                 f"Next Update: by {_t(due)} or when we have more information.",
             ]
         )
+        if sev == "SEV1":  # seed 001: executives get a brief of their own for the most severe incidents
+            cause = f"Known — {inc['root_cause']}" if inc.get("root_cause") else "Under investigation"
+            body += "\n\n" + "\n".join(
+                [
+                    f"INCIDENT BRIEF — {_t(at)}",
+                    f"SITUATION: {svc} is degraded: {inc['title']}",
+                    f"CAUSE: {cause}",
+                    "ACTION: on-call engaged; see the incident timeline — ETA unknown",
+                    f"IMPACT: {_budget(slos)}",
+                    f"NEXT UPDATE: {_t(due)}",
+                ]
+            )
     else:
         actions = inc.get("_actions") or "see the incident timeline"
         body = "\n".join(

@@ -387,3 +387,38 @@ def test_documents_through_the_lifecycle(con, inbox, tmp_path) -> None:
     assert not (tmp_path / "runbooks" / "shop" / "runbook.md").read_text().count("pool")  # never applied
     assert os.path.exists(tmp_path / "runbooks" / "shop" / "runbook.md")
     _ = json  # (kept for symmetry with the fold tests)
+
+
+def test_sev1_initial_update_carries_the_executive_brief() -> None:
+    body, due = documents.render_stakeholder_update(
+        {
+            "id": "INC-0001",
+            "service": "shop",
+            "title": "Checkout down",
+            "severity": "SEV1",
+            "status": "triggered",
+            "acknowledged_at": None,
+            "root_cause": None,
+        },
+        [],
+        T0,
+    )
+    assert due == T0 + 15 * M
+    assert "INCIDENT BRIEF — 2026-06-01 10:00 UTC" in body
+    assert "CAUSE: Under investigation" in body
+    assert "NEXT UPDATE: 2026-06-01 10:15 UTC" in body
+
+
+def test_a_slow_triage_leaves_the_rest_for_the_next_cycle(con, inbox, tmp_path, monkeypatch) -> None:
+    from pipelines.incidents import lifecycle
+
+    monkeypatch.setattr(lifecycle, "TRIAGE_BUDGET_S", 0.0)  # the first triage already uses it up
+    settings = settings_for(tmp_path)
+    inbox.append([firing("A", "SEV2"), firing("B", "SEV2")])
+    report = run(con, settings, inbox, T0)
+    assert report.triaged == ["INC-0001"]
+    assert con.execute("SELECT id, triage_pending FROM incidents ORDER BY id").fetchall() == [
+        ("INC-0001", False),
+        ("INC-0002", True),
+    ]
+    assert run(con, settings, inbox, T0 + M).triaged == ["INC-0002"]
