@@ -41,7 +41,7 @@ def merged_intervals(con: duckdb.DuckDBPyConnection, since: int | None) -> list[
            FROM alert_intervals a JOIN slos s USING (slo_key)
            JOIN slo_alerts sa ON sa.slo_key = a.slo_key AND sa.bit = a.bit
            WHERE ? IS NULL OR a.end_minute IS NULL OR a.end_minute >= ?
-           ORDER BY s.slo_id, sa.severity, a.start_minute""",
+           ORDER BY s.slo_id, sa.severity, a.start_minute, a.bit""",
         [since, since],
     ).fetchall()
     out: list[EngineAlert] = []
