@@ -231,6 +231,7 @@ def process(
     if todo["running"]:
         _guard(report, "lost remediations", expire_lost_remediations, con, inbox, settings, now, runner)
     report.timers = _guard(report, "timers", run_timers, con, settings, now) or 0
+    _guard(report, "PagerDuty resolve", resolve_pages, con, settings, now)
     _guard(report, "budgets", update_budgets, con, now)
     report.documents = _guard(report, "documents", write_documents, con, settings, now) or 0
     for error in report.errors:
@@ -707,6 +708,39 @@ def send_escalations(
             report.errors.append(f"{iid}: escalation could not be recorded: {exc}")
 
 
+def resolve_pages(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime) -> None:
+    """Resolve the PagerDuty alert we triggered once the incident is resolved here (same dedup key),
+    unless PagerDuty itself told us; recorded once (timeline `page_resolved`)."""
+    rows = con.execute(
+        """SELECT i.id, i.resolved_at FROM incidents i
+           WHERE i.status IN ('resolved', 'closed') AND coalesce(i.resolved_at_source, '') <> 'pagerduty'
+             AND EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = i.id AND n.channel = 'pagerduty'
+                         AND n.status = 'sent')
+             AND NOT EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id
+                             AND t.kind = 'page_resolved')"""
+    ).fetchall()
+    if not rows:
+        return
+    from pipelines.incidents.outbound import resolve_page
+
+    for iid, resolved_at in rows:
+        rec = resolve_page(iid, settings)
+        at = max(now, resolved_at)
+        con.execute(
+            "INSERT INTO notifications VALUES (?, 'pagerduty', ?, ?, ?, ?)",
+            [
+                iid,
+                str(rec.get("status")),
+                int(rec.get("attempts") or 0),
+                f"resolve: {rec.get('detail') or ''}",
+                at,
+            ],
+        )
+        add_timeline(
+            con, iid, at, "page_resolved", "pagerduty", f"PagerDuty alert resolved: {rec.get('status')}"
+        )
+
+
 # --- verification (seed 003) ----------------------------------------------------------------------
 
 
@@ -861,7 +895,8 @@ def run_timers(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datet
                 "WHERE id = ?",
                 [event.tier, iid],
             )
-            _notify(con, settings, {**inc, "escalation_tier": event.tier}, event.at, event.message)
+            if inc["status"] in ("triggered", "acknowledged", "mitigated"):  # nobody is paged after the fact
+                _notify(con, settings, {**inc, "escalation_tier": event.tier}, event.at, event.message)
             fired += 1
     return fired
 

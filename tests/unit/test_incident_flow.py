@@ -422,3 +422,46 @@ def test_a_slow_triage_leaves_the_rest_for_the_next_cycle(con, inbox, tmp_path, 
         ("INC-0002", True),
     ]
     assert run(con, settings, inbox, T0 + M).triaged == ["INC-0002"]
+
+
+def test_pagerduty_is_paged_and_resolved_with_our_id_as_dedup_key(con, inbox, tmp_path) -> None:
+    """A local HTTP endpoint stands in for the PagerDuty Events API v2."""
+    import http.server
+    import threading
+
+    received: list[dict[str, Any]] = []
+
+    class Events(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(202)
+            self.end_headers()
+            self.wfile.write(b'{"status": "success"}')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Events)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v2/enqueue"
+        settings = settings_for(tmp_path, pagerduty_routing_key="rk-test", pagerduty_events_url=url)
+        inbox.append([firing("Checkout errors", "SEV2")])
+        run(con, settings, inbox, T0)
+        inbox.append([command("resolve", T0 + 20 * M)])
+        run(con, settings, inbox, T0 + 21 * M)
+        run(con, settings, inbox, T0 + 22 * M)  # once only
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert [(b["event_action"], b["dedup_key"], b["routing_key"]) for b in received] == [
+        ("trigger", "INC-0001", "rk-test"),
+        ("resolve", "INC-0001", "rk-test"),
+    ]
+    assert con.execute("SELECT channel, status FROM notifications ORDER BY sent_at, channel").fetchall() == [
+        ("pagerduty", "sent"),
+        ("slack", "skipped"),
+        ("pagerduty", "sent"),
+    ]
