@@ -28,6 +28,7 @@ STEPS: dict[str, tuple[str, str]] = {
     "reopen": ("reopen", "the impact is back"),
     "retriage": ("retriage", "run the triage again"),
 }
+DOCUMENT_KINDS = ("triage_report", "stakeholder_update", "postmortem", "runbook_suggestion")
 STATUSES = ("triggered", "acknowledged", "mitigated", "resolved", "closed", "open")
 
 
@@ -43,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = isub.add_parser("show", help="one incident: times with sources, triage, route, timeline, documents")
     q.add_argument("id")
     q.add_argument("--json", action="store_true", help="print JSON")
+    q.add_argument(
+        "--document",
+        choices=DOCUMENT_KINDS,
+        help="print the latest document of this kind (markdown) instead of the summary",
+    )
     for name, (_, text) in STEPS.items():
         q = isub.add_parser(name, help=text)
         q.add_argument("id")
@@ -247,6 +253,12 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
     snap.close()
     if detail is None:
         raise SloError(f"no incident {args.id!r}; `slo incidents list` shows the ids")
+    if args.document:
+        docs = [doc for doc in detail["documents"] if doc["kind"] == args.document]
+        if not docs:
+            raise SloError(f"{args.id} has no {args.document.replace('_', ' ')} yet")
+        print(docs[-1]["body"], end="")
+        return 0
     if args.json:
         print(json.dumps(detail, indent=2, default=str))
         return 0

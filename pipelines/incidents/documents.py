@@ -172,7 +172,12 @@ def render_postmortem(
     narrative: str | None = None,
 ) -> str:
     start, end = inc.get("impact_start"), inc.get("resolved_at")
-    rows = [f"| {e['occurred_at']:%H:%M} | {e['message']} |" for e in timeline]
+    day = (start or inc["detected_at"]).date()
+    rows = [
+        f"| {e['occurred_at'].strftime('%H:%M' if e['occurred_at'].date() == day else '%m-%d %H:%M')} "
+        f"| {e['message']} |"
+        for e in timeline
+    ]
     items = [
         f"| {i + 1} | {a['title']} | {a['owner']} | {a['priority']} | {a['due_date']} | "
         f"{'Done' if a['status'] == 'done' else 'Not Started'} |"
@@ -182,7 +187,7 @@ def render_postmortem(
         f"{inc['service']} was affected by: {inc['title']}. "
         f"Impact from {_t(start)} to {_t(end)}; {_budget(slos)}. "
         + (
-            f"Root cause ({inc['root_cause_category']}): {inc['root_cause']}."
+            f"Root cause ({inc['root_cause_category']}): {inc['root_cause'].rstrip('.')}."
             if inc.get("root_cause")
             else "Root cause not yet recorded."
         )
@@ -298,7 +303,13 @@ def documents_due(inc: dict[str, Any], docs: list[dict[str, Any]], now: dt.datet
     updates = [d for d in docs if d["kind"] == "stakeholder_update"]
     word = status_word(inc)
     last = updates[-1] if updates else None
-    changed_at = inc["updated_at"]
+    # When the incident reached its current status (the update is dated then, not when noticed).
+    changed_at = {
+        "Resolved": inc.get("resolved_at"),
+        "Monitoring": inc.get("mitigated_at"),
+        "Identified": inc.get("root_cause_at"),
+        "Investigating": inc.get("acknowledged_at"),
+    }.get(word) or inc["updated_at"]
     if last is None:
         due.append(DocumentDue("stakeholder_update", inc["detected_at"], "initial notification"))
     elif _word_of(last["body"]) != word:

@@ -228,3 +228,13 @@ def test_a_retried_api_request_is_a_duplicate(data: Path) -> None:
     first = submit(settings, command_from_request("INC-0001", body, actor="carol"))
     again = submit(settings, command_from_request("INC-0001", body, actor="carol"))
     assert (first, again) == ("accepted", "duplicate")
+
+
+def test_show_prints_a_document(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["incidents", "show", "INC-0001", "--document", "triage_report"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# Triage report: INC-0001 — HighErrorRate on shop")
+    assert "- Route: **escalate**" in out
+    assert main(["incidents", "show", "INC-0001", "--document", "postmortem"]) == 1
+    assert "INC-0001 has no postmortem yet" in capsys.readouterr().err
