@@ -579,9 +579,13 @@ def queue_remediations(
             f"running runbooks/{service}/remediate.sh --action {action} --alert-id {iid}"
             + (" (dry run)" if settings.remediation_dry_run else ""),
         )
-        runner.submit(
-            RemediationJob(rid, iid, service, action, settings.remediation_dry_run, approved_by), at
-        )
+        try:
+            runner.submit(
+                RemediationJob(rid, iid, service, action, settings.remediation_dry_run, approved_by), at
+            )
+        except Exception as exc:  # e.g. the pool is shutting down: it times out later and escalates
+            report.errors.append(f"{rid}: could not start: {exc.__class__.__name__}: {exc}")
+            continue
         report.remediations.append(rid)
     return len(rows)
 

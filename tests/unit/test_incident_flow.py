@@ -462,3 +462,48 @@ def test_pagerduty_is_paged_and_resolved_with_our_id_as_dedup_key(con, inbox, tm
         ("slack", "skipped"),
         ("pagerduty", "sent"),
     ]
+
+
+def test_the_service_runner_runs_off_the_writer_and_reports_through_the_inbox(con, inbox, tmp_path) -> None:
+    from pipelines.incidents.lifecycle import ThreadRunner
+
+    settings = settings_for(tmp_path, rules_route_by_severity=True)
+    runner = ThreadRunner(inbox, settings)
+    try:
+        inbox.append([firing("Workers crash looping")])
+        process(con, settings, T0 + M, inbox=inbox, runner=runner)
+        # The cycle returned without waiting for the script: the remediation is running.
+        assert one(con, "SELECT status FROM remediations") == "running"
+        runner.shutdown()  # wait for the thread (the service does this on exit)
+        assert runner.in_flight() == set()
+        process(con, settings, T0 + 2 * M, inbox=inbox, runner=runner)  # the next cycle folds the outcome
+    finally:
+        runner.shutdown()
+    assert one(con, "SELECT status, exit_code, attempts FROM remediations") == ("succeeded", 0, 1)
+
+
+class _LostRunner:
+    """A worker that took the job and died with its process: nothing ever comes back."""
+
+    synchronous = False
+
+    def submit(self, job: Any, now: dt.datetime) -> None:
+        pass
+
+    def in_flight(self) -> set[str]:
+        return set()
+
+
+def test_a_remediation_whose_worker_vanished_times_out_and_escalates(con, inbox, tmp_path) -> None:
+    settings = settings_for(tmp_path, rules_route_by_severity=True, remediation_timeout_s=10.0)
+    runner = _LostRunner()
+    inbox.append([firing("Workers crash looping")])
+    process(con, settings, T0 + M, inbox=inbox, runner=runner)
+    started = one(con, "SELECT started_at FROM remediations")
+    # Its whole budget: 10 s × (1 retry + 1) + 0 s delay + 60 s = 80 s after the start.
+    process(con, settings, started + dt.timedelta(seconds=79), inbox=inbox, runner=runner)
+    assert one(con, "SELECT status FROM remediations") == "running"
+    process(con, settings, started + dt.timedelta(seconds=81), inbox=inbox, runner=runner)  # reported
+    process(con, settings, started + dt.timedelta(seconds=82), inbox=inbox, runner=runner)  # folded
+    assert one(con, "SELECT status FROM remediations") == "timed_out"
+    assert one(con, "SELECT route FROM incidents") == "escalate"
