@@ -93,13 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="runbook links are BASE/<service>/ (default: SLO_RUNBOOK_BASE_URL, else 'runbooks')",
     )
     analytics_cli.register(sub)  # slo import incidents, slo report quarterly
+    from pipelines.incidents.cli_incidents import register as register_incidents
+
+    register_incidents(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.load()
     try:
+        settings = Settings.load()  # a bad setting (e.g. SLO_TRIAGE_TIMEOUT=soon) is an exit-1 error too
         handler = {
             "validate": cmd_validate,
             "demo": cmd_demo,
@@ -108,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rules": cmd_rules,
             "import": analytics_cli.cmd_import,
             "report": analytics_cli.cmd_report,
+            "incidents": cmd_incidents,
         }
         return handler[args.command](args, settings)
     except SpecError as exc:
@@ -169,7 +173,11 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _summary(
-    args: argparse.Namespace, report: Any, seconds: float, extra: dict[str, Any] | None = None
+    args: argparse.Namespace,
+    report: Any,
+    seconds: float,
+    incidents: dict[str, int] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     summary: dict[str, Any] = {
         "slos": report.slos,
@@ -179,6 +187,8 @@ def _summary(
         "seconds": round(seconds, 2),
         **(extra or {}),
     }
+    if incidents is not None:
+        summary["incidents"] = incidents
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -187,6 +197,13 @@ def _summary(
             f"{summary['minutes_evaluated']:,} SLO-minutes evaluated up to {summary['evaluated_to']} "
             f"in {summary['seconds']}s"
         )
+        if incidents is not None:
+            print(
+                f"{incidents['incidents']} incidents: {incidents['auto_remediated']} auto-remediated, "
+                f"{incidents['escalated']} escalated, {incidents['repeats']} repeats, "
+                f"{incidents['open']} still open, {incidents['overdue_action_items']} overdue action items"
+                " — `slo incidents list`"
+            )
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -196,8 +213,19 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     slos, pull = demo_pull(args.now, args.seed, Progress("generating"))
     report = run_cycle(settings, slos, pull, reset=True, progress=Progress("evaluating"))
-    _summary(args, report, time.monotonic() - started)
+    _summary(args, report, time.monotonic() - started, _demo_incidents(settings, report.end))
     return 0
+
+
+def _demo_incidents(settings: Settings, end: int) -> dict[str, int]:
+    from pipelines.incidents.demo_flow import summary
+    from pipelines.store import Snapshot
+
+    snapshot = Snapshot(settings.data_dir)
+    with snapshot.connection() as con:
+        result = summary(con, engine.datetime_of(end))
+    snapshot.close()
+    return result
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -265,7 +293,7 @@ def _run_prometheus(args: argparse.Namespace, settings: Settings, started: float
             for slo, (a, b) in sorted(stats.ranges.items())
         },
     }
-    _summary(args, report, time.monotonic() - started, {"prometheus": pulled})
+    _summary(args, report, time.monotonic() - started, extra={"prometheus": pulled})
     return 0
 
 
@@ -438,6 +466,10 @@ def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
         raise SloError(f"cannot write {args.output}: {exc.strerror}") from exc
     print(f"{len(rules.groups)} SLO rule group(s) written to {args.output}", file=sys.stderr)
     return 0
+def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.incidents.cli_incidents import handle
+
+    return handle(args, settings)
 
 
 if __name__ == "__main__":

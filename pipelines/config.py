@@ -1,11 +1,27 @@
-"""Settings from the environment (DESIGN §3), with an optional `.env` file in the working directory."""
+"""Settings from the environment (DESIGN §3), with an optional `.env` file in the working directory.
+
+Secrets (model key, PagerDuty routing key, Slack webhook URL) are fields marked `secret`: `repr()` and
+`describe()` show only whether they are set, so printing or logging a `Settings` never leaks them.
+"""
 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+from pipelines.errors import SloError
+
+# seed 000: the ai_triage node's model and timeout; the auto_remediate node's timeout and retry policy.
+DEFAULT_TRIAGE_MODEL = "claude-sonnet-4-20250514"
+DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
+class ConfigError(SloError):
+    """An environment setting has a value that cannot be used (the message names it)."""
 
 
 def _dotenv(path: Path) -> dict[str, str]:
@@ -115,6 +131,8 @@ class PrometheusSettings:
         if settings.url and not settings.url.startswith(("http://", "https://")):
             problems.append(f"PROMETHEUS_URL={settings.url!r}: expected http://host:port or https://…")
         return cls(**{**settings.__dict__, "problems": tuple(problems)})
+def _secret(default: str | None = None) -> Any:
+    return field(default=default, metadata={"secret": True})
 
 
 @dataclass(frozen=True)
@@ -122,12 +140,121 @@ class Settings:
     data_dir: Path
     specs_dir: Path
     prometheus: PrometheusSettings = field(default_factory=PrometheusSettings)
+    # Triage (seed 000: 30 s timeout; bounded retries on 429/5xx/529/connection errors, inside the timeout)
+    anthropic_api_key: str | None = _secret()
+    anthropic_base_url: str | None = None
+    triage_model: str = DEFAULT_TRIAGE_MODEL
+    triage_timeout_s: float = 30.0
+    triage_max_retries: int = 2
+    # Without a model key the rules decide. By default such an incident escalates (the issue's fallback
+    # edge); `slo demo` turns this on so rule-triaged SEV3/SEV4 incidents try their remediation.
+    rules_route_by_severity: bool = False
+    # Outbound notifications (PagerDuty Events API v2, Slack incoming webhook)
+    pagerduty_routing_key: str | None = _secret()
+    pagerduty_events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL
+    slack_webhook_url: str | None = _secret()
+    notify_timeout_s: float = 5.0  # per attempt: with 3 retries a dead endpoint costs at most ~27 s
+    notify_max_retries: int = 3
+    notify_backoff_s: float = 1.0
+    # Remediation (seed 000: 300 s timeout, 2 retries 15 s apart) and verification (seed 003)
+    runbooks_dir: Path = Path("runbooks")
+    remediation_timeout_s: float = 300.0
+    remediation_retries: int = 2
+    remediation_retry_delay_s: float = 15.0
+    remediation_dry_run: bool = False
+    verify_within_minutes: int = 15
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> Settings:
+        """Settings from `env` (default: the process environment) over `./.env`.
+
+        Raises `ConfigError` naming the variable when a number or flag cannot be read.
+        """
         merged = {**_dotenv(Path(".env")), **(env if env is not None else os.environ)}
+
+        def text(name: str) -> str | None:
+            value = merged.get(name, "").strip()
+            return value or None
+
+        def number(name: str, default: float, *, minimum: float = 0.0) -> float:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r}: expected a number of seconds, e.g. 30") from None
+            if not value >= minimum or value == float("inf"):
+                raise ConfigError(f"{name}={raw!r}: expected a finite number >= {minimum:g}")
+            return value
+
+        def count(name: str, default: int) -> int:
+            raw = text(name)
+            if raw is None:
+                return default
+            if not raw.isdigit() or int(raw) > 100:
+                raise ConfigError(f"{name}={raw!r}: expected a whole number from 0 to 100")
+            return int(raw)
+
+        def flag(name: str) -> bool:
+            raw = (text(name) or "false").lower()
+            if raw in {"1", "true", "yes", "on"}:
+                return True
+            if raw in {"0", "false", "no", "off"}:
+                return False
+            raise ConfigError(f"{name}={raw!r}: expected true or false")
+
         return cls(
             data_dir=Path(merged.get("SLO_DATA_DIR", "data")),
             specs_dir=Path(merged.get("SLO_SPECS_DIR", "slo_specs")),
             prometheus=PrometheusSettings.from_env(merged),
+            anthropic_api_key=text("ANTHROPIC_API_KEY"),
+            anthropic_base_url=text("ANTHROPIC_BASE_URL"),
+            triage_model=text("SLO_TRIAGE_MODEL") or DEFAULT_TRIAGE_MODEL,
+            triage_timeout_s=number("SLO_TRIAGE_TIMEOUT", 30.0, minimum=0.1),
+            triage_max_retries=count("SLO_TRIAGE_RETRIES", 2),
+            rules_route_by_severity=flag("SLO_RULES_ROUTE_BY_SEVERITY"),
+            pagerduty_routing_key=text("PAGERDUTY_ROUTING_KEY"),
+            pagerduty_events_url=text("PAGERDUTY_EVENTS_URL") or DEFAULT_PAGERDUTY_EVENTS_URL,
+            slack_webhook_url=text("SLACK_WEBHOOK_URL"),
+            notify_timeout_s=number("SLO_NOTIFY_TIMEOUT", 5.0, minimum=0.1),
+            notify_max_retries=count("SLO_NOTIFY_RETRIES", 3),
+            notify_backoff_s=number("SLO_NOTIFY_BACKOFF", 1.0),
+            runbooks_dir=Path(merged.get("SLO_RUNBOOKS_DIR") or "runbooks"),
+            remediation_timeout_s=number("SLO_REMEDIATION_TIMEOUT", 300.0, minimum=0.1),
+            remediation_retries=count("SLO_REMEDIATION_RETRIES", 2),
+            remediation_retry_delay_s=number("SLO_REMEDIATION_RETRY_DELAY", 15.0),
+            remediation_dry_run=flag("SLO_REMEDIATION_DRY_RUN"),
+            verify_within_minutes=int(number("SLO_VERIFY_WITHIN_MINUTES", 15, minimum=1)),
         )
+
+    def secrets(self) -> list[str]:
+        """The secret values that are set (to scrub them from any text before it is stored or shown).
+
+        A secret URL (the Slack webhook) carries its secret in the path, so the path counts too.
+        """
+        values = [v for f in fields(self) if f.metadata.get("secret") and (v := getattr(self, f.name))]
+        paths = [p for v in values if len(p := urllib.parse.urlsplit(v).path) > 8]
+        return sorted({*values, *paths}, key=len, reverse=True)  # longest first: a URL before its path
+
+    def describe(self) -> dict[str, Any]:
+        """Every setting as JSON-ready values, secrets shown only as set / not set."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret"):
+                out[f.name] = "set" if value else "not set"
+            else:
+                out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
+        return f"Settings({body})"
+
+
+def scrub(text: str, settings: Settings) -> str:
+    """`text` with every configured secret replaced by `***` (for stored details and error messages)."""
+    for secret in settings.secrets():
+        text = text.replace(secret, "***")
+    return text

@@ -1,6 +1,7 @@
 """One pipeline cycle, top to bottom: the whole product in one function.
 
-    pull metrics → store buckets → evaluate SLOs → (later: fold inbox → triage/route → analytics)
+    pull metrics → store buckets → evaluate SLOs → incidents (engine alerts → inbox → fold →
+    triage/route → remediate/escalate → verify → timers → documents) → (later: analytics)
     → publish a snapshot
 
 `run_cycle` is what `slo run`, `slo demo` and the service's worker call.
@@ -19,6 +20,7 @@ from pipelines import engine
 from pipelines.buckets import write_buckets
 from pipelines.catalog import sync_slos
 from pipelines.config import Settings
+from pipelines.incidents import lifecycle as incidents
 from pipelines.model import Slo
 from pipelines.progress import Progress
 from pipelines.staleness import record_source_state
@@ -55,6 +57,7 @@ def run_cycle(
     *,
     reset: bool = False,
     progress: Progress | None = None,
+    incident_runner: incidents.Runner | None = None,
 ) -> CycleReport:
     """Store what was pulled, evaluate every SLO up to `pull.end`, and publish a snapshot."""
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -67,6 +70,7 @@ def run_cycle(
         _write_context(con, pull)
         record_source_state(con, keys, pull.origin, pull.high_water)
         result = engine.evaluate(con, slos, pull.end, progress=progress)
+        incidents.run_stage(con, settings, pull.origin, pull.end, demo_replay=reset, runner=incident_runner)
         _record_run(con, started, pull, written, result.minutes_evaluated)
         writer.publish()
     return CycleReport(

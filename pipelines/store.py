@@ -288,6 +288,35 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        4,
+        """
+        -- The incident flow's own bookkeeping (issue 4, deliverables 3, 5 and 6).
+        -- Work the fold leaves for the respond stage (which does the I/O): a triage to run, an
+        -- escalation to send (the reason), and when the incident was first escalated to a human.
+        ALTER TABLE incidents ADD COLUMN triage_pending BOOLEAN DEFAULT FALSE;
+        ALTER TABLE incidents ADD COLUMN escalation_pending VARCHAR;
+        ALTER TABLE incidents ADD COLUMN escalated_at TIMESTAMP;
+        ALTER TABLE incidents ADD COLUMN escalation_tier INTEGER DEFAULT 0;
+        ALTER TABLE incidents ADD COLUMN root_cause_at TIMESTAMP;
+        ALTER TABLE incidents ADD COLUMN impact_method VARCHAR;
+        ALTER TABLE incidents ADD COLUMN documents_at TIMESTAMP;  -- updated_at as of the last documents pass
+        -- Remediation verification (seed 003): the deadline, and when the SLI was seen recovered.
+        ALTER TABLE remediations ADD COLUMN verify_by TIMESTAMP;
+        ALTER TABLE remediations ADD COLUMN verified_at TIMESTAMP;
+        ALTER TABLE remediations ADD COLUMN dry_run BOOLEAN DEFAULT FALSE;
+        -- Inbox rows the fold could not apply (bad shape, unknown incident): kept with the reason,
+        -- and the cursor moves past them so one bad row never blocks the inbox.
+        CREATE TABLE inbox_rejects (
+            seq BIGINT PRIMARY KEY,
+            kind VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            dedup_key VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            rejected_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
 
 

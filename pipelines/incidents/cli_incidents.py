@@ -1,0 +1,404 @@
+"""`slo incidents …`: list and show incidents, and record human steps.
+
+Reading commands use the published snapshot. Steps (ack, mitigate, resolve, close, root cause, action
+items, approvals, re-triage) are appended to the durable inbox first; then, when no writer holds the
+store, this process folds the inbox at once (the incident stage only) and publishes, and prints what
+became of the step. While `slo serve` runs, it says "queued; the running service will apply it".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import errno
+import getpass
+import json
+import sys
+from typing import Any
+
+from pipelines.config import Settings
+from pipelines.errors import SloError, StoreError
+
+STEPS: dict[str, tuple[str, str]] = {
+    # subcommand: (command, help)
+    "ack": ("acknowledge", "acknowledge the incident"),
+    "mitigate": ("mitigate", "the impact is mitigated"),
+    "resolve": ("resolve", "the incident is resolved"),
+    "close": ("close", "the post-mortem is done (needs a root cause)"),
+    "reopen": ("reopen", "the impact is back"),
+    "retriage": ("retriage", "run the triage again"),
+}
+DOCUMENT_KINDS = ("triage_report", "stakeholder_update", "postmortem", "runbook_suggestion")
+STATUSES = ("triggered", "acknowledged", "mitigated", "resolved", "closed", "open")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `slo incidents` and its subcommands to the `slo` parser."""
+    p = sub.add_parser("incidents", help="list and show incidents; record human steps")
+    isub = p.add_subparsers(dest="incidents_command", required=True, metavar="SUBCOMMAND")
+    q = isub.add_parser("list", help="incidents, newest first, with triage and route")
+    q.add_argument("--json", action="store_true", help="print JSON (DESIGN §3)")
+    q.add_argument("--status", choices=STATUSES, help="only this status (open: not resolved or closed)")
+    q.add_argument("--service", help="only this service")
+    q.add_argument("--limit", type=_positive, help="at most N incidents")
+    q = isub.add_parser("show", help="one incident: times with sources, triage, route, timeline, documents")
+    q.add_argument("id")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.add_argument(
+        "--document",
+        choices=DOCUMENT_KINDS,
+        help="print the latest document of this kind (markdown) instead of the summary",
+    )
+    for name, (_, text) in STEPS.items():
+        q = isub.add_parser(name, help=text)
+        q.add_argument("id")
+        q.add_argument("--note", help="a note for the timeline")
+        _common(q)
+    q = isub.add_parser("root-cause", help="record the root cause (and the fix)")
+    q.add_argument("id")
+    q.add_argument("--category", required=True, help="e.g. deploy, config, capacity, dependency, code")
+    q.add_argument("--text", required=True, help="what failed and why")
+    q.add_argument("--fix", help="what fixed it")
+    _common(q)
+    q = isub.add_parser("action-item", help="add a post-mortem action item")
+    q.add_argument("id")
+    q.add_argument("--title", required=True)
+    q.add_argument("--owner", required=True)
+    q.add_argument("--priority", required=True, help="P0…P4")
+    q.add_argument("--due", required=True, help="due date YYYY-MM-DD")
+    _common(q)
+    q = isub.add_parser("action-item-done", help="mark an action item done")
+    q.add_argument("id")
+    q.add_argument("--item", required=True, help="the action item id, e.g. INC-0001-A1")
+    _common(q)
+    for name, text in (
+        ("approve", "approve a remediation waiting for approval"),
+        ("reject", "reject a remediation waiting for approval (the incident escalates)"),
+    ):
+        q = isub.add_parser(name, help=text)
+        q.add_argument("id")
+        q.add_argument("--remediation", required=True, help="the remediation id, e.g. INC-0001-R1")
+        q.add_argument("--reason")
+        _common(q)
+
+
+def _common(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--actor", help="who (default: the login name)")
+    q.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 1 or more")
+    return value
+
+
+def handle(args: argparse.Namespace, settings: Settings) -> int:
+    sub = args.incidents_command
+    if sub == "list":
+        return _list(args, settings)
+    if sub == "show":
+        return _show(args, settings)
+    return _step(args, settings)
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+def _iso(value: object) -> object:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    rel = con.execute(sql, params)
+    cols = [d[0] for d in rel.description]
+    return [{c: _iso(v) for c, v in zip(cols, r, strict=True)} for r in rel.fetchall()]
+
+
+# The incident list (DESIGN §3 fields), with the latest triage attempt of each incident.
+LIST_SQL = """
+SELECT i.id, i.service, i.title, i.severity, i.status, i.source, i.fingerprint, i.slo_id,
+       i.impact_start, i.impact_start_source, i.detected_at, i.detected_at_source,
+       i.acknowledged_at, i.acknowledged_at_source, i.mitigated_at, i.mitigated_at_source,
+       i.resolved_at, i.resolved_at_source, i.closed_at, i.route, i.budget_consumed, i.repeat_of,
+       i.root_cause_category, i.external_id, i.escalation_tier, i.imported,
+       t.method AS triage_method, t.severity AS triage_severity, t.recommended_action AS triage_action,
+       t.confidence AS triage_confidence, t.model AS triage_model
+FROM incidents i
+LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY incident_id ORDER BY attempt DESC) AS n FROM triage) t
+       ON t.incident_id = i.id AND t.n = 1
+WHERE (? IS NULL OR i.service = ?)
+  AND (? IS NULL OR i.status = ? OR (? = 'open' AND i.status NOT IN ('resolved', 'closed')))
+ORDER BY i.detected_at DESC NULLS LAST, i.id DESC
+"""
+
+
+def _listing(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if not k.startswith("triage_")}
+    out["triage"] = (
+        None
+        if row["triage_method"] is None
+        else {
+            "method": row["triage_method"],
+            "severity": row["triage_severity"],
+            "recommended_action": row["triage_action"],
+            "confidence": row["triage_confidence"],
+            "model": row["triage_model"],
+        }
+    )
+    return out
+
+
+def list_incidents(
+    con: Any, status: str | None = None, service: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    rows = _rows(con, LIST_SQL, [service, service, status, status, status])
+    return [_listing(r) for r in (rows if limit is None else rows[:limit])]
+
+
+def _snapshot(settings: Settings) -> Any:
+    from pipelines.store import Snapshot
+
+    return Snapshot(settings.data_dir)
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    snap = _snapshot(settings)
+    with snap.connection() as con:
+        rows = list_incidents(con, args.status, args.service, args.limit)
+    snap.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no incidents")
+        return 0
+    header = ("ID", "SEV", "STATUS", "ROUTE", "SERVICE", "DETECTED", "TRIAGE", "TITLE")
+    table = [header] + [
+        (
+            r["id"],
+            r["severity"] or "-",
+            r["status"],
+            r["route"] or "-",
+            r["service"],
+            (r["detected_at"] or "-")[:16].replace("T", " "),
+            f"{r['triage']['method']}:{r['triage']['recommended_action']}" if r["triage"] else "-",
+            r["title"][:70],
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+    return 0
+
+
+def incident_detail(con: Any, incident_id: str) -> dict[str, Any] | None:
+    rows = _rows(con, "SELECT * FROM incidents WHERE id = ?", [incident_id])
+    if not rows:
+        return None
+    out = rows[0]
+    listed = [r for r in list_incidents(con) if r["id"] == incident_id]
+    out["triage"] = listed[0]["triage"] if listed else None
+    out["slos"] = _rows(
+        con,
+        "SELECT slo_id, budget_consumed FROM incident_slos WHERE incident_id = ? ORDER BY 1",
+        [incident_id],
+    )
+    out["alerts"] = _rows(
+        con,
+        "SELECT dedup_key, source, status, fingerprint, severity, title, starts_at, ends_at, received_at"
+        " FROM alerts WHERE incident_id = ? ORDER BY inbox_seq",
+        [incident_id],
+    )
+    out["triage_attempts"] = _rows(
+        con, "SELECT * FROM triage WHERE incident_id = ? ORDER BY attempt", [incident_id]
+    )
+    out["remediations"] = _rows(
+        con, "SELECT * FROM remediations WHERE incident_id = ? ORDER BY created_at, id", [incident_id]
+    )
+    out["notifications"] = _rows(
+        con, "SELECT * FROM notifications WHERE incident_id = ? ORDER BY sent_at", [incident_id]
+    )
+    out["action_items"] = _rows(
+        con, "SELECT * FROM action_items WHERE incident_id = ? ORDER BY created_at, id", [incident_id]
+    )
+    out["documents"] = _rows(
+        con,
+        "SELECT kind, created_at, due_at, model_written, body FROM documents WHERE incident_id = ?"
+        " ORDER BY created_at, kind",
+        [incident_id],
+    )
+    timeline = _rows(
+        con, "SELECT * FROM timeline WHERE incident_id = ? ORDER BY occurred_at, seq", [incident_id]
+    )
+    for entry in timeline:
+        entry["data"] = json.loads(entry["data"]) if entry["data"] else None
+    out["timeline"] = timeline
+    return out
+
+
+def _show(args: argparse.Namespace, settings: Settings) -> int:
+    snap = _snapshot(settings)
+    with snap.connection() as con:
+        detail = incident_detail(con, args.id)
+    snap.close()
+    if detail is None:
+        raise SloError(f"no incident {args.id!r}; `slo incidents list` shows the ids")
+    if args.document:
+        docs = [doc for doc in detail["documents"] if doc["kind"] == args.document]
+        if not docs:
+            raise SloError(f"{args.id} has no {args.document.replace('_', ' ')} yet")
+        print(docs[-1]["body"], end="")
+        return 0
+    if args.json:
+        print(json.dumps(detail, indent=2, default=str))
+        return 0
+    d = detail
+    print(f"{d['id']}  {d['severity'] or '-'}  {d['status']}  {d['service']}: {d['title']}")
+    for name in ("impact_start", "detected_at", "acknowledged_at", "mitigated_at", "resolved_at"):
+        print(f"  {name:<16} {d[name] or '-':<22} {d.get(name + '_source') or ''}")
+    slos = ", ".join(
+        f"{s['slo_id']} ({s['budget_consumed'] * 100:.1f}% of budget)"
+        if s["budget_consumed"] is not None
+        else s["slo_id"]
+        for s in d["slos"]
+    )
+    print(f"  route: {d['route'] or '-'}   SLOs: {slos or '-'}   repeat of: {d['repeat_of'] or '-'}")
+    if d["triage"]:
+        t = d["triage"]
+        print(
+            f"  triage: {t['method']} {t['severity']} → {t['recommended_action']} (confidence "
+            f"{t['confidence']})"
+        )
+    if d["root_cause"]:
+        print(f"  root cause ({d['root_cause_category']}): {d['root_cause']}  fix: {d['fix'] or '-'}")
+    print("timeline:")
+    for e in d["timeline"]:
+        who = f" [{e['actor']}]" if e["actor"] else ""
+        print(f"  {e['occurred_at'][:19].replace('T', ' ')}  {e['kind']:<20} {e['message']}{who}")
+    for r in d["remediations"]:
+        print(f"remediation {r['id']}: {r['action']} {r['status']} (verified: {r['verified']})")
+    for a in d["action_items"]:
+        print(
+            f"action item {a['id']}: {a['title']} → {a['owner']} {a['priority']} due "
+            f"{a['due_date']} {a['status']}"
+        )
+    print(f"documents: {', '.join(doc['kind'] for doc in d['documents']) or '-'}")
+    return 0
+
+
+# --- steps ----------------------------------------------------------------------------------------
+
+
+def _step(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.incidents.commands import build_command, submit
+
+    sub = args.incidents_command
+    extra: dict[str, Any] = {}
+    if sub in STEPS:
+        command = STEPS[sub][0]
+        if args.note:
+            extra["note"] = args.note
+    elif sub == "root-cause":
+        command, extra = "root_cause", {"category": args.category, "text": args.text, "fix": args.fix}
+    elif sub == "action-item":
+        command = "action_item"
+        extra = {"title": args.title, "owner": args.owner, "priority": args.priority, "due_date": args.due}
+    elif sub == "action-item-done":
+        command, extra = "action_item_done", {"action_item_id": args.item}
+    else:
+        command = "approve_remediation" if sub == "approve" else "reject_remediation"
+        extra = {"remediation_id": args.remediation, "reason": args.reason}
+    actor = args.actor or _login()
+    cmd = build_command(
+        command, args.id, extra, actor=actor, source="cli", at=dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    )
+    _check_known(settings, args.id)
+    stored = submit(settings, cmd)
+    outcome = _apply_now(settings)
+    if outcome is None:
+        return _say(
+            args,
+            {
+                "incident": args.id,
+                "command": command,
+                "stored": stored,
+                "outcome": "queued; the running service will apply it",
+            },
+            0,
+        )
+    result, code = _outcome(settings, args.id, cmd.dedup_key, command)
+    return _say(args, {"incident": args.id, "command": command, "stored": stored, "outcome": result}, code)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _check_known(settings: Settings, incident_id: str) -> None:
+    """Refuse an id the published snapshot does not know (nothing is stored then)."""
+    snap = _snapshot(settings)
+    if not snap.exists():
+        raise SloError("no published snapshot yet; run `slo demo`, `slo run` or `slo serve` first")
+    with snap.connection() as con:
+        known = con.execute("SELECT 1 FROM incidents WHERE id = ?", [incident_id]).fetchone()
+    snap.close()
+    if not known:
+        raise SloError(f"no incident {incident_id!r}; `slo incidents list` shows the ids")
+
+
+def _apply_now(settings: Settings) -> bool | None:
+    """Fold the inbox now if no writer holds the store; None when one does (the service)."""
+    from pipelines.incidents.lifecycle import process
+    from pipelines.store import Writer
+
+    try:
+        with Writer(settings.data_dir) as writer:
+            process(writer.db, settings, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+            writer.publish()
+    except StoreError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno in (errno.EAGAIN, errno.EACCES):
+            return None
+        raise
+    return True
+
+
+def _outcome(settings: Settings, incident_id: str, dedup_key: str, command: str) -> tuple[str, int]:
+    """What the fold did with the step: the timeline entry it wrote, rejected steps exit 1."""
+    snap = _snapshot(settings)
+    with snap.connection() as con:
+        reject = con.execute("SELECT reason FROM inbox_rejects WHERE dedup_key = ?", [dedup_key]).fetchone()
+        last = con.execute(
+            "SELECT kind, message FROM timeline WHERE incident_id = ? AND (kind = "
+            "'command_rejected' OR source = 'cli')"
+            " ORDER BY seq DESC LIMIT 1",
+            [incident_id],
+        ).fetchone()
+    snap.close()
+    if reject:
+        return f"rejected: {reject[0]}", 1
+    if last and last[0] == "command_rejected" and last[1].startswith(command):
+        return str(last[1]), 1
+    return (str(last[1]) if last else "applied"), 0
+
+
+def _say(args: argparse.Namespace, result: dict[str, Any], code: int) -> int:
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        stream = sys.stderr if code else sys.stdout
+        print(f"{result['incident']}: {result['outcome']}", file=stream)
+    return code

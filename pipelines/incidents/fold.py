@@ -1,0 +1,843 @@
+"""The inbox fold: inbox rows, in `seq` order, become alerts, incidents and timeline entries in DuckDB.
+
+No I/O but the DuckDB connection: triage, notifications and remediations run in the respond stage
+(`lifecycle.py`), which reads what the fold left for it (`triage_pending`, `escalation_pending`, queued
+remediations). The cursor `inbox_cursor.last_seq` advances in the same transaction as the effects, so a
+process that dies mid-way re-folds nothing twice and skips nothing.
+
+- `alert` rows: stored in `alerts` (the dedup key is the primary key: a re-delivery changes nothing).
+  A firing alert joins the open incident with the same service and fingerprint, else the open incident
+  of the same service linked to the alert's SLO (a page and a ticket on one SLO are one problem), else a
+  re-notification of an alert already seen (same service, fingerprint and start) stays with its
+  incident; otherwise it opens `INC-0001`, `INC-0002`, … A resolved alert lands on its incident's
+  timeline.
+- `command` rows: the state machine triggered → acknowledged → mitigated → resolved → closed (closed =
+  post-mortem done, which needs a root cause), plus root cause, action items, approvals, re-triage and
+  remediation results. A command that does not fit the incident's state is recorded on the timeline as
+  rejected; a command naming no known incident is kept in `inbox_rejects`. Nothing here raises on bad
+  input.
+- `import` rows: handed to `pipelines.analytics.importer.fold_import_rows` when that module exists.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from pipelines.inbox import Inbox, Row
+from pipelines.incidents import impact
+from pipelines.incidents.contract import SEVERITIES, Alert, Command
+
+OPEN_STATES = ("triggered", "acknowledged", "mitigated")
+REPEAT_DAYS = 30
+BATCH = 200
+
+# command → (states it may start from, state it leads to)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "acknowledge": (("triggered",), "acknowledged"),
+    "mitigate": (("triggered", "acknowledged"), "mitigated"),
+    "resolve": (("triggered", "acknowledged", "mitigated"), "resolved"),
+    "close": (("resolved",), "closed"),
+    "postmortem_done": (("resolved",), "closed"),
+    "reopen": (("acknowledged", "mitigated", "resolved"), "triggered"),
+}
+# Reported back by the remediation runner, not typed by people.
+WORKER_COMMANDS = ("remediation_result",)
+
+
+class Rejected(Exception):
+    """A row that cannot be applied; the message says why. Raised before anything is written."""
+
+
+@dataclass
+class FoldReport:
+    rows: int = 0
+    alerts: int = 0
+    duplicates: int = 0
+    opened: list[str] = field(default_factory=list)
+    commands: int = 0
+    rejected: int = 0
+    imports: int = 0
+
+
+def _now_naive(t: dt.datetime) -> dt.datetime:
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+# --- timeline -------------------------------------------------------------------------------------
+
+
+def add_timeline(
+    con: duckdb.DuckDBPyConnection,
+    incident_id: str,
+    at: dt.datetime,
+    kind: str,
+    source: str,
+    message: str,
+    *,
+    actor: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append one step to an incident's timeline (seq is the order it was recorded in)."""
+    con.execute(
+        """INSERT INTO timeline
+           SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ?, ?, ?, ? FROM timeline WHERE incident_id = ?""",
+        [
+            incident_id,
+            _now_naive(at),
+            kind,
+            source,
+            actor,
+            message,
+            json.dumps(data, default=str, sort_keys=True) if data is not None else None,
+            incident_id,
+        ],
+    )
+
+
+def incident(con: duckdb.DuckDBPyConnection, incident_id: str) -> dict[str, Any] | None:
+    rel = con.execute("SELECT * FROM incidents WHERE id = ?", [incident_id])
+    row = rel.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in rel.description], row, strict=True))
+
+
+def _touch(con: duckdb.DuckDBPyConnection, incident_id: str, at: dt.datetime) -> None:
+    con.execute("UPDATE incidents SET updated_at = greatest(updated_at, ?) WHERE id = ?", [at, incident_id])
+
+
+# --- the fold -------------------------------------------------------------------------------------
+
+
+def fold_inbox(con: duckdb.DuckDBPyConnection, inbox: Inbox, *, max_rows: int | None = None) -> FoldReport:
+    """Fold every inbox row after the cursor, in order; batches commit with the cursor."""
+    report = FoldReport()
+    cursor = int((con.execute("SELECT last_seq FROM inbox_cursor").fetchone() or (0,))[0])
+    while max_rows is None or report.rows < max_rows:
+        rows = inbox.read_since(cursor, BATCH if max_rows is None else min(BATCH, max_rows - report.rows))
+        if not rows:
+            break
+        _fold_batch(con, rows, report)
+        cursor = rows[-1].seq
+    return report
+
+
+@dataclass
+class _Cache:
+    """What one batch looks up again and again, read once: dedup keys already stored and the open
+    incidents by (service, fingerprint) and by (service, linked SLO). Commands may change states, so
+    they drop the incident maps (re-read on the next alert)."""
+
+    known_keys: set[str]
+    by_fingerprint: dict[tuple[str, str], str] | None = None
+    by_slo: dict[tuple[str, str], str] | None = None
+
+    @classmethod
+    def for_rows(cls, con: duckdb.DuckDBPyConnection, rows: Sequence[Row]) -> _Cache:
+        keys = [r.dedup_key for r in rows if r.kind == "alert"]
+        known = (
+            {
+                str(k[0])
+                for k in con.execute(
+                    "SELECT dedup_key FROM alerts WHERE list_contains(?, dedup_key)", [keys]
+                ).fetchall()
+            }
+            if keys
+            else set()
+        )
+        return cls(known)
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self.by_fingerprint is not None:
+            return
+        # The newest open incident wins, as in the per-row queries.
+        self.by_fingerprint, self.by_slo = {}, {}
+        for iid, service, fingerprint in con.execute(
+            """SELECT id, service, fingerprint FROM incidents WHERE status IN ('triggered', 'acknowledged',
+               'mitigated') AND NOT imported ORDER BY created_at, id"""
+        ).fetchall():
+            self.by_fingerprint[(service, fingerprint)] = iid
+        for iid, service, slo in con.execute(
+            """SELECT i.id, i.service, s.slo_id FROM incidents i JOIN incident_slos s ON s.incident_id = i.id
+               WHERE i.status IN ('triggered', 'acknowledged', 'mitigated') AND NOT i.imported
+               ORDER BY i.created_at, i.id"""
+        ).fetchall():
+            self.by_slo[(service, slo)] = iid
+
+    def opened(self, con: duckdb.DuckDBPyConnection, incident_id: str, alert: Alert) -> None:
+        if self.by_fingerprint is None or self.by_slo is None:
+            return
+        self.by_fingerprint[(alert.service, alert.fingerprint)] = incident_id
+        for (slo,) in con.execute(
+            "SELECT slo_id FROM incident_slos WHERE incident_id = ?", [incident_id]
+        ).fetchall():
+            self.by_slo[(alert.service, slo)] = incident_id
+
+    def drop(self) -> None:
+        self.by_fingerprint = self.by_slo = None
+
+
+def _fold_batch(con: duckdb.DuckDBPyConnection, rows: Sequence[Row], report: FoldReport) -> None:
+    """One transaction for the batch; if anything unexpected fails, redo it row by row."""
+    snapshot = copy.deepcopy(report)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        cache = _Cache.for_rows(con, rows)
+        for row in rows:
+            _fold_row(con, row, report, cache)
+        con.execute("UPDATE inbox_cursor SET last_seq = ?", [rows[-1].seq])
+        con.execute("COMMIT")
+        return
+    except Exception:
+        con.execute("ROLLBACK")
+    vars(report).update(vars(snapshot))
+    for row in rows:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _fold_row(con, row, report)
+            con.execute("UPDATE inbox_cursor SET last_seq = ?", [row.seq])
+            con.execute("COMMIT")
+        except Exception as exc:  # an unforeseen failure: keep the row's reason, move on
+            con.execute("ROLLBACK")
+            con.execute("BEGIN TRANSACTION")
+            _reject(con, row, f"could not be applied: {exc.__class__.__name__}: {exc}", report)
+            con.execute("UPDATE inbox_cursor SET last_seq = ?", [row.seq])
+            con.execute("COMMIT")
+
+
+def _reject(con: duckdb.DuckDBPyConnection, row: Row, reason: str, report: FoldReport) -> None:
+    report.rejected += 1
+    con.execute(
+        "INSERT OR REPLACE INTO inbox_rejects VALUES (?, ?, ?, ?, ?, ?)",
+        [row.seq, row.kind, row.source, row.dedup_key, reason[:2000], row.received_at],
+    )
+
+
+def _fold_row(
+    con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport, cache: _Cache | None = None
+) -> None:
+    report.rows += 1
+    try:
+        if row.kind == "alert":
+            fold_alert(con, row, report, cache)
+        elif row.kind == "command":
+            if cache is not None:
+                cache.drop()
+            fold_command(con, row, report)
+        elif row.kind == "import":
+            _fold_import(con, row, report)
+        else:
+            raise Rejected(f"unknown inbox row kind {row.kind!r}")
+    except Rejected as exc:
+        _reject(con, row, str(exc), report)
+
+
+def _fold_import(con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport) -> None:
+    try:
+        from pipelines.analytics import importer  # another branch writes it
+    except ImportError as exc:
+        raise Rejected("import rows need pipelines.analytics.importer, which is not installed") from exc
+    importer.fold_import_rows(con, [row])
+    report.imports += 1
+
+
+# --- alerts ---------------------------------------------------------------------------------------
+
+
+def fold_alert(
+    con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport, cache: _Cache | None = None
+) -> None:
+    try:
+        alert = Alert.from_json(row.body)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise Rejected(f"alert body does not match the Alert contract: {exc}") from exc
+    if not alert.service or not alert.fingerprint or alert.status not in ("firing", "resolved"):
+        raise Rejected("alert needs a service, a fingerprint and status firing|resolved")
+    if (
+        (alert.dedup_key in cache.known_keys)
+        if cache is not None
+        else con.execute("SELECT 1 FROM alerts WHERE dedup_key = ?", [alert.dedup_key]).fetchone()
+    ):
+        report.duplicates += 1
+        return
+    received = row.received_at
+    if alert.status == "firing":
+        incident_id = _incident_for_firing(con, alert, cache)
+        if incident_id is None:
+            incident_id = open_incident(con, alert, received)
+            report.opened.append(incident_id)
+            if cache is not None:
+                cache.opened(con, incident_id, alert)
+        else:
+            _join(con, incident_id, alert)
+            if cache is not None and cache.by_slo is not None and alert.slo:
+                cache.by_slo.setdefault((alert.service, alert.slo), incident_id)
+    else:
+        incident_id = _incident_for_resolved(con, alert)
+        if incident_id is not None:
+            ended = alert.ends_at or received
+            add_timeline(
+                con,
+                incident_id,
+                ended,
+                "alert_resolved",
+                alert.source,
+                f"alert resolved: {alert.title}",
+                data={
+                    "fingerprint": alert.fingerprint,
+                    "starts_at": alert.starts_at,
+                    "ends_at": alert.ends_at,
+                },
+            )
+            _touch(con, incident_id, ended)
+    con.execute(
+        "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            alert.dedup_key,
+            row.seq,
+            alert.source,
+            alert.status,
+            alert.service,
+            alert.slo,
+            alert.fingerprint,
+            alert.severity,
+            alert.title,
+            alert.description,
+            json.dumps(alert.labels),
+            json.dumps(alert.annotations),
+            alert.starts_at,
+            alert.ends_at,
+            received,
+            incident_id,
+        ],
+    )
+    report.alerts += 1
+    if cache is not None:
+        cache.known_keys.add(alert.dedup_key)
+
+
+def _incident_for_firing(
+    con: duckdb.DuckDBPyConnection, alert: Alert, cache: _Cache | None = None
+) -> str | None:
+    if cache is not None:
+        cache.load(con)
+        assert cache.by_fingerprint is not None and cache.by_slo is not None
+        found = cache.by_fingerprint.get((alert.service, alert.fingerprint))
+        if found is None and alert.slo:
+            found = cache.by_slo.get((alert.service, alert.slo))
+        if found is not None:
+            return found
+        return _renotified(con, alert)
+    # The open incident with this service and fingerprint.
+    row = con.execute(
+        """SELECT id FROM incidents WHERE service = ? AND fingerprint = ? AND status IN ('triggered',
+           'acknowledged', 'mitigated') AND NOT imported ORDER BY created_at DESC, id DESC LIMIT 1""",
+        [alert.service, alert.fingerprint],
+    ).fetchone()
+    if row is None and alert.slo:
+        # The open incident of this service already linked to the alert's SLO.
+        row = con.execute(
+            """SELECT i.id FROM incidents i JOIN incident_slos s ON s.incident_id = i.id
+               WHERE i.service = ? AND s.slo_id = ? AND i.status IN ('triggered', 'acknowledged', 'mitigated')
+               AND NOT i.imported ORDER BY i.created_at DESC, i.id DESC LIMIT 1""",
+            [alert.service, alert.slo],
+        ).fetchone()
+    if row is None:
+        return _renotified(con, alert)
+    return str(row[0])
+
+
+def _renotified(con: duckdb.DuckDBPyConnection, alert: Alert) -> str | None:
+    """A re-notification of an alert already seen (same start) stays with its incident."""
+    row = con.execute(
+        """SELECT incident_id FROM alerts WHERE service = ? AND fingerprint = ? AND starts_at = ?
+           AND status = 'firing' AND incident_id IS NOT NULL LIMIT 1""",
+        [alert.service, alert.fingerprint, alert.starts_at],
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _incident_for_resolved(con: duckdb.DuckDBPyConnection, alert: Alert) -> str | None:
+    # The incident the matching firing alert went to (the latest one starting no later than this).
+    row = con.execute(
+        """SELECT incident_id FROM alerts WHERE service = ? AND fingerprint = ? AND status = 'firing'
+           AND incident_id IS NOT NULL AND starts_at <= ? ORDER BY starts_at DESC LIMIT 1""",
+        [alert.service, alert.fingerprint, alert.starts_at],
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _join(con: duckdb.DuckDBPyConnection, incident_id: str, alert: Alert) -> None:
+    seen = con.execute(
+        "SELECT 1 FROM alerts WHERE incident_id = ? AND fingerprint = ? AND starts_at = ? LIMIT 1",
+        [incident_id, alert.fingerprint, alert.starts_at],
+    ).fetchone()
+    if seen:
+        return  # the same alert notified again: nothing new happened
+    add_timeline(
+        con,
+        incident_id,
+        alert.starts_at,
+        "alert_joined",
+        alert.source,
+        f"alert joined: {alert.title}" + (f" ({alert.severity})" if alert.severity else ""),
+        data={"fingerprint": alert.fingerprint, "slo": alert.slo, "dedup_key": alert.dedup_key},
+    )
+    if alert.slo:
+        con.execute("INSERT OR IGNORE INTO incident_slos VALUES (?, ?, NULL)", [incident_id, alert.slo])
+    if alert.external_id:
+        con.execute(
+            "UPDATE incidents SET external_id = coalesce(external_id, ?) WHERE id = ?",
+            [alert.external_id, incident_id],
+        )
+    _touch(con, incident_id, alert.starts_at)
+
+
+def next_incident_id(con: duckdb.DuckDBPyConnection) -> str:
+    row = con.execute(
+        "SELECT coalesce(max(CAST(substr(id, 5) AS INTEGER)), 0) FROM incidents WHERE "
+        "regexp_matches(id, '^INC-[0-9]+$')"
+    ).fetchone()
+    return f"INC-{(int(row[0]) if row else 0) + 1:04d}"
+
+
+def linked_slos(con: duckdb.DuckDBPyConnection, alert: Alert) -> list[str]:
+    """The alert's own SLO; else the service's SLOs with a burn-rate alert firing within 30 min of it."""
+    if alert.slo:
+        return [alert.slo]
+    from pipelines import engine
+
+    m0 = engine.minute_of(alert.starts_at)
+    rows = con.execute(
+        """SELECT DISTINCT s.slo_id FROM alert_intervals a JOIN slos s USING (slo_key)
+           WHERE s.service = ? AND a.start_minute <= ? AND coalesce(a.end_minute, ?) >= ? ORDER BY 1""",
+        [alert.service, m0 + 30, m0 + 31, m0 - 30],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def open_incident(con: duckdb.DuckDBPyConnection, alert: Alert, received: dt.datetime) -> str:
+    incident_id = next_incident_id(con)
+    slos = linked_slos(con, alert)
+    estimates = [impact.impact_start_for(con, slo, alert.starts_at) for slo in slos] or [
+        impact.impact_start_for(con, None, alert.starts_at)
+    ]
+    best = min(estimates, key=lambda e: e.start)
+    repeat_of = _previous_with(con, alert.service, "fingerprint", alert.fingerprint, best.start, incident_id)
+    severity = alert.severity if alert.severity in SEVERITIES else None
+    con.execute(
+        """INSERT INTO incidents (id, service, title, severity, status, source, fingerprint, slo_id,
+               impact_start, impact_start_source, detected_at, detected_at_source, repeat_of, external_id,
+               imported, created_at, updated_at, triage_pending, impact_method)
+           VALUES (?, ?, ?, ?, 'triggered', ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, TRUE, ?)""",
+        [
+            incident_id,
+            alert.service,
+            alert.title or alert.fingerprint,
+            severity,
+            alert.source,
+            alert.fingerprint,
+            slos[0] if slos else None,
+            best.start,
+            best.source,
+            alert.starts_at,
+            alert.source,
+            repeat_of,
+            alert.external_id,
+            received,
+            alert.starts_at,
+            best.method,
+        ],
+    )
+    for slo in slos:
+        con.execute("INSERT OR IGNORE INTO incident_slos VALUES (?, ?, NULL)", [incident_id, slo])
+    add_timeline(
+        con,
+        incident_id,
+        best.start,
+        "impact_start",
+        best.source,
+        f"impact started (estimated: {best.method})",
+        data={"slos": slos},
+    )
+    add_timeline(
+        con,
+        incident_id,
+        alert.starts_at,
+        "alert",
+        alert.source,
+        f"alert fired: {alert.title}" + (f" ({alert.severity})" if alert.severity else ""),
+        data={
+            "fingerprint": alert.fingerprint,
+            "slo": alert.slo,
+            "dedup_key": alert.dedup_key,
+            "labels": alert.labels,
+            "external_id": alert.external_id,
+        },
+    )
+    if repeat_of:
+        add_timeline(
+            con,
+            incident_id,
+            alert.starts_at,
+            "repeat",
+            "fold",
+            f"repeat of {repeat_of} (same fingerprint within {REPEAT_DAYS} days of its resolution)",
+            data={"repeat_of": repeat_of},
+        )
+    return incident_id
+
+
+def _previous_with(
+    con: duckdb.DuckDBPyConnection,
+    service: str,
+    column: str,
+    value: str | None,
+    start: dt.datetime,
+    exclude: str,
+) -> str | None:
+    """DESIGN §2 repeat: the latest incident of the service with the same fingerprint or root-cause
+    category, resolved no more than REPEAT_DAYS before `start`."""
+    if value is None or column not in ("fingerprint", "root_cause_category"):
+        return None
+    row = con.execute(
+        f"""SELECT id FROM incidents WHERE service = ? AND {column} = ? AND id <> ?
+            AND resolved_at IS NOT NULL AND resolved_at <= ? AND resolved_at >= ? - INTERVAL {REPEAT_DAYS} DAY
+            ORDER BY resolved_at DESC LIMIT 1""",
+        [service, value, exclude, start, start],
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+def fold_command(con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport) -> None:
+    try:
+        cmd = Command.from_json(row.body)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise Rejected(f"command body does not match the Command contract: {exc}") from exc
+    incident_id = _resolve_incident(con, cmd)
+    at = _now_naive(cmd.at) if cmd.at else row.received_at
+    report.commands += 1
+    apply_command(con, incident_id, cmd, at)
+
+
+def _resolve_incident(con: duckdb.DuckDBPyConnection, cmd: Command) -> str:
+    """Our incident id; PagerDuty lifecycle events name theirs (or our id as their dedup key)."""
+    if cmd.incident_id and con.execute("SELECT 1 FROM incidents WHERE id = ?", [cmd.incident_id]).fetchone():
+        return cmd.incident_id
+    if cmd.external_id:
+        row = con.execute(
+            "SELECT id FROM incidents WHERE external_id = ? OR id = ? ORDER BY created_at DESC LIMIT 1",
+            [cmd.external_id, cmd.external_id],
+        ).fetchone()
+        if row:
+            return str(row[0])
+    named = cmd.incident_id or cmd.external_id
+    raise Rejected(f"{cmd.command}: no incident {named!r} (by id or external id)")
+
+
+def apply_command(con: duckdb.DuckDBPyConnection, incident_id: str, cmd: Command, at: dt.datetime) -> None:
+    inc = incident(con, incident_id)
+    assert inc is not None
+    name = cmd.command
+    try:
+        if name in TRANSITIONS:
+            _transition(con, inc, cmd, at)
+        elif name == "root_cause":
+            _root_cause(con, inc, cmd, at)
+        elif name == "action_item":
+            _action_item(con, inc, cmd, at)
+        elif name == "action_item_done":
+            _action_item_done(con, inc, cmd, at)
+        elif name in ("approve_remediation", "reject_remediation"):
+            _approval(con, inc, cmd, at)
+        elif name == "retriage":
+            if inc["status"] == "closed":
+                raise Rejected("retriage: the incident is closed")
+            con.execute("UPDATE incidents SET triage_pending = TRUE WHERE id = ?", [incident_id])
+            add_timeline(
+                con, incident_id, at, "retriage_requested", cmd.source, "re-triage requested", actor=cmd.actor
+            )
+        elif name == "remediation_result":
+            _remediation_result(con, inc, cmd, at)
+        else:
+            raise Rejected(f"unknown command {name!r}")
+    except Rejected as exc:
+        add_timeline(
+            con,
+            incident_id,
+            at,
+            "command_rejected",
+            cmd.source,
+            f"{name} rejected: {exc}",
+            actor=cmd.actor,
+            data={"command": name, "args": cmd.args},
+        )
+    _touch(con, incident_id, at)
+
+
+def _transition(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime) -> None:
+    allowed, target = TRANSITIONS[cmd.command]
+    status = inc["status"]
+    if status not in allowed:
+        raise Rejected(f"the incident is {status} (allowed from: {', '.join(allowed)})")
+    iid, src = inc["id"], cmd.source
+    if target in ("acknowledged", "mitigated", "resolved") and at < inc["detected_at"]:
+        raise Rejected(f"{at:%Y-%m-%d %H:%M:%S} is before the incident was detected ({inc['detected_at']})")
+    if target == "acknowledged":
+        con.execute(
+            "UPDATE incidents SET status = ?, acknowledged_at = ?, acknowledged_at_source = ? WHERE id = ?",
+            [target, at, src, iid],
+        )
+    elif target == "mitigated":
+        con.execute(
+            "UPDATE incidents SET status = ?, mitigated_at = ?, mitigated_at_source = ? WHERE id = ?",
+            [target, at, src, iid],
+        )
+    elif target == "resolved":
+        # Resolving implies the impact was mitigated by then; an acknowledgement is never invented.
+        con.execute(
+            """UPDATE incidents SET status = ?, resolved_at = ?, resolved_at_source = ?,
+                   mitigated_at = coalesce(mitigated_at, ?),
+                   mitigated_at_source = coalesce(mitigated_at_source, ?) WHERE id = ?""",
+            [target, at, src, at, f"{src} (implied by resolve)", iid],
+        )
+    elif target == "closed":
+        if not inc["root_cause"]:
+            raise Rejected("record the root cause first (slo incidents root-cause ID --category C --text T)")
+        con.execute(
+            "UPDATE incidents SET status = ?, closed_at = ?, postmortem_done_at = ? WHERE id = ?",
+            [target, at, at, iid],
+        )
+    elif target == "triggered":  # reopen: the impact is back; earlier times stay on the timeline
+        con.execute(
+            """UPDATE incidents SET status = 'triggered', mitigated_at = NULL, mitigated_at_source = NULL,
+                   resolved_at = NULL, resolved_at_source = NULL WHERE id = ?""",
+            [iid],
+        )
+    if target in ("resolved", "triggered"):  # the span changed: budgets are recomputed for the new end
+        con.execute("UPDATE incident_slos SET budget_consumed = NULL WHERE incident_id = ?", [iid])
+    note = cmd.args.get("note")
+    words = {
+        "acknowledged": "acknowledged",
+        "mitigated": "mitigated",
+        "resolved": "resolved",
+        "closed": "closed (post-mortem done)",
+        "triggered": "reopened",
+    }
+    add_timeline(
+        con,
+        iid,
+        at,
+        target if cmd.command != "reopen" else "reopened",
+        src,
+        words[target] + (f": {note}" if note else ""),
+        actor=cmd.actor,
+        data={"from": status},
+    )
+
+
+def _args(cmd: Command) -> dict[str, Any]:
+    from pipelines.incidents.commands import CommandError, validate_args
+
+    try:
+        return validate_args(cmd.command, cmd.args)
+    except CommandError as exc:
+        raise Rejected(str(exc)) from exc
+
+
+def _root_cause(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime) -> None:
+    if inc["status"] == "closed":
+        raise Rejected("the incident is closed")
+    a = _args(cmd)
+    category, text, fix = a["category"], a["text"], a["fix"]
+    con.execute(
+        """UPDATE incidents SET root_cause_category = ?, root_cause = ?, fix = coalesce(?, fix),
+               root_cause_at = coalesce(root_cause_at, ?) WHERE id = ?""",
+        [category, text, str(fix).strip() if fix else None, at, inc["id"]],
+    )
+    add_timeline(
+        con,
+        inc["id"],
+        at,
+        "root_cause",
+        cmd.source,
+        f"root cause ({category}): {text}" + (f"; fix: {fix}" if fix else ""),
+        actor=cmd.actor,
+        data={"category": category},
+    )
+    if not inc["repeat_of"]:
+        start = inc["impact_start"] or inc["detected_at"]
+        prev = _previous_with(con, inc["service"], "root_cause_category", category, start, inc["id"])
+        if prev:
+            con.execute("UPDATE incidents SET repeat_of = ? WHERE id = ?", [prev, inc["id"]])
+            add_timeline(
+                con,
+                inc["id"],
+                at,
+                "repeat",
+                "fold",
+                f"repeat of {prev} (same root-cause category within {REPEAT_DAYS} days of its resolution)",
+                data={"repeat_of": prev},
+            )
+
+
+def _action_item(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime) -> None:
+    a = _args(cmd)
+    title, owner, priority = a["title"], a["owner"], a["priority"]
+    due = dt.date.fromisoformat(a["due_date"])
+    n = int(
+        (
+            con.execute("SELECT count(*) FROM action_items WHERE incident_id = ?", [inc["id"]]).fetchone()
+            or (0,)
+        )[0]
+    )
+    item_id = f"{inc['id']}-A{n + 1}"
+    con.execute(
+        "INSERT INTO action_items VALUES (?, ?, ?, ?, ?, ?, 'open', NULL, ?)",
+        [item_id, inc["id"], title, owner, priority, due, at],
+    )
+    add_timeline(
+        con,
+        inc["id"],
+        at,
+        "action_item",
+        cmd.source,
+        f"action item {item_id}: {title} → {owner} ({priority}, due {due})",
+        actor=cmd.actor,
+        data={"action_item_id": item_id},
+    )
+
+
+def _action_item_done(
+    con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime
+) -> None:
+    item_id = str(cmd.args.get("action_item_id") or "")
+    row = con.execute(
+        "SELECT status FROM action_items WHERE id = ? AND incident_id = ?", [item_id, inc["id"]]
+    ).fetchone()
+    if row is None:
+        raise Rejected(f"no action item {item_id!r} on this incident")
+    if row[0] == "done":
+        raise Rejected(f"action item {item_id} is already done")
+    con.execute("UPDATE action_items SET status = 'done', done_at = ? WHERE id = ?", [at, item_id])
+    add_timeline(
+        con, inc["id"], at, "action_item_done", cmd.source, f"action item {item_id} done", actor=cmd.actor
+    )
+
+
+def _approval(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime) -> None:
+    rid = str(cmd.args.get("remediation_id") or "")
+    row = con.execute(
+        "SELECT status, action FROM remediations WHERE id = ? AND incident_id = ?", [rid, inc["id"]]
+    ).fetchone()
+    if row is None:
+        raise Rejected(f"no remediation {rid!r} on this incident")
+    if row[0] != "awaiting_approval":
+        raise Rejected(f"remediation {rid} is {row[0]}, not awaiting approval")
+    reason = cmd.args.get("reason")
+    if cmd.command == "approve_remediation":
+        con.execute(
+            "UPDATE remediations SET status = 'queued', approved_by = ? WHERE id = ?", [cmd.actor, rid]
+        )
+        add_timeline(
+            con,
+            inc["id"],
+            at,
+            "remediation_approved",
+            cmd.source,
+            f"remediation {rid} ({row[1]}) approved",
+            actor=cmd.actor,
+        )
+    else:
+        con.execute(
+            "UPDATE remediations SET status = 'rejected', approved_by = ?, finished_at = ? WHERE id = ?",
+            [cmd.actor, at, rid],
+        )
+        con.execute(
+            "UPDATE incidents SET escalation_pending = ? WHERE id = ?",
+            [f"remediation {rid} ({row[1]}) rejected by {cmd.actor}", inc["id"]],
+        )
+        add_timeline(
+            con,
+            inc["id"],
+            at,
+            "remediation_rejected",
+            cmd.source,
+            f"remediation {rid} ({row[1]}) rejected" + (f": {reason}" if reason else ""),
+            actor=cmd.actor,
+        )
+
+
+REMEDIATION_OUTCOMES = ("succeeded", "failed", "timed_out", "dry_run", "refused")
+
+
+def _remediation_result(
+    con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime
+) -> None:
+    a = cmd.args
+    rid = str(a.get("remediation_id") or "")
+    row = con.execute(
+        "SELECT status, action FROM remediations WHERE id = ? AND incident_id = ?", [rid, inc["id"]]
+    ).fetchone()
+    if row is None:
+        raise Rejected(f"no remediation {rid!r} on this incident")
+    if row[0] not in ("queued", "running"):
+        raise Rejected(f"remediation {rid} already ended ({row[0]})")
+    status = str(a.get("status"))
+    if status not in REMEDIATION_OUTCOMES:
+        status = "failed"
+    from pipelines.incidents.contract import _parse
+
+    started = _parse(a.get("started_at")) or at
+    finished = _parse(a.get("finished_at")) or at
+    dry = status == "dry_run"
+    verify_by = None
+    if status == "succeeded":
+        minutes = int(a.get("verify_within_minutes") or 15)
+        verify_by = finished + dt.timedelta(minutes=minutes)
+    con.execute(
+        """UPDATE remediations SET status = ?, attempts = ?, exit_code = ?, output = ?, started_at = ?,
+               finished_at = ?, verify_by = ?, dry_run = ? WHERE id = ?""",
+        [
+            status,
+            int(a.get("attempts") or 0),
+            a.get("exit_code"),
+            str(a.get("output") or "")[-4000:],
+            started,
+            finished,
+            verify_by,
+            dry,
+            rid,
+        ],
+    )
+    add_timeline(
+        con,
+        inc["id"],
+        finished,
+        "remediation_result",
+        cmd.source,
+        f"remediation {rid} ({row[1]}) {status}"
+        + (
+            f" after {a.get('attempts')} attempt(s), exit code {a.get('exit_code')}"
+            if not dry
+            else " (dry run: nothing ran)"
+        )
+        + (f"; verifying the SLI until {verify_by:%H:%M}" if verify_by else ""),
+        actor=cmd.actor,
+        data={k: a.get(k) for k in ("exit_code", "attempts", "status")},
+    )
+    if status != "succeeded":
+        con.execute(
+            "UPDATE incidents SET escalation_pending = ? WHERE id = ?",
+            [f"remediation {rid} ({row[1]}) {status}", inc["id"]],
+        )

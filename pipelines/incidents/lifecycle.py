@@ -1,0 +1,1020 @@
+"""The incident stage of a pipeline cycle: `process(con, settings, now)`, top to bottom.
+
+    engine alerts → inbox → fold (alerts, incidents, commands) → triage → route → escalate | queue a
+    remediation (run outside DuckDB; its outcome comes back through the inbox) → verify → timers →
+    budgets → documents
+
+Only the writer calls this. Everything slow or external (the model, PagerDuty/Slack, remediation
+scripts) happens here or in a runner, never inside the fold's transactions, and every outcome is
+recorded on the incident's timeline. Nothing in this stage raises for one bad incident: the error is
+recorded and the next incident goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import duckdb
+
+from pipelines import engine
+from pipelines.config import Settings
+from pipelines.inbox import Entry, Inbox
+from pipelines.incidents import documents, engine_alerts, impact, timers
+from pipelines.incidents.contract import Command, TriageContext, TriageResult
+from pipelines.incidents.fold import FoldReport, add_timeline, fold_inbox, incident
+
+log = logging.getLogger(__name__)
+SIMILAR_LIMIT = 5
+# Seconds of triage per cycle (one model call may take its whole 30 s timeout): new incidents past it
+# are published untriaged and triaged in the next cycle, so a slow model never hides them.
+TRIAGE_BUDGET_S = 20.0
+DEPLOY_LOOKBACK = dt.timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class RemediationJob:
+    remediation_id: str
+    incident_id: str
+    service: str
+    action: str
+    dry_run: bool
+    approved_by: str | None = None  # the recorded approval, for actions marked critical
+
+
+class Runner(Protocol):
+    """Runs remediation jobs outside the fold and reports each outcome as a `remediation_result`
+    command in the inbox."""
+
+    synchronous: bool
+
+    def submit(self, job: RemediationJob, now: dt.datetime) -> None: ...
+
+    def in_flight(self) -> set[str]: ...
+
+
+def _result_command(
+    job: RemediationJob,
+    result: dict[str, Any],
+    started: dt.datetime,
+    finished: dt.datetime,
+    settings: Settings,
+) -> Entry:
+    status = str(result.get("status") or "failed")
+    cmd = Command(
+        command="remediation_result",
+        incident_id=job.incident_id,
+        actor="remediation-runner",
+        source="remediation",
+        dedup_key=f"remediation_result:{job.remediation_id}",
+        at=finished,
+        args={
+            "remediation_id": job.remediation_id,
+            "status": status,
+            "exit_code": result.get("exit_code"),
+            "attempts": result.get("attempts"),
+            "output": str(result.get("output") or "")[-4000:],
+            "started_at": started.isoformat(),
+            "finished_at": finished.isoformat(),
+            "verify_within_minutes": settings.verify_within_minutes,
+        },
+    )
+    return Entry(cmd.dedup_key, "command", "remediation", cmd.to_json())
+
+
+def _run(job: RemediationJob, settings: Settings) -> dict[str, Any]:
+    try:
+        from pipelines.incidents.routing import run_remediation
+    except ImportError as exc:
+        return {
+            "status": "refused",
+            "exit_code": None,
+            "attempts": 0,
+            "output": f"routing module missing: {exc}",
+        }
+    try:
+        return run_remediation(
+            job.service,
+            job.action,
+            job.incident_id,
+            settings,
+            dry_run=job.dry_run,
+            approved_by=job.approved_by,
+        )
+    except Exception as exc:  # the runner never takes the worker down
+        return {
+            "status": "failed",
+            "exit_code": None,
+            "attempts": 0,
+            "output": f"{exc.__class__.__name__}: {exc}",
+        }
+
+
+class SyncRunner:
+    """Runs each job at once (one-shot CLI and demo runs); times are `now` plus the measured duration."""
+
+    synchronous = True
+
+    def __init__(self, inbox: Inbox, settings: Settings, duration: dt.timedelta | None = None) -> None:
+        self.inbox, self.settings = inbox, settings
+        self.duration = duration  # a fixed duration to record (the demo's replay), else the measured one
+
+    def submit(self, job: RemediationJob, now: dt.datetime) -> None:
+        t0 = time.monotonic()
+        result = _run(job, self.settings)
+        took = self.duration or dt.timedelta(seconds=max(1, round(time.monotonic() - t0)))
+        finished = now + took
+        self.inbox.append([_result_command(job, result, now, finished, self.settings)])
+
+    def in_flight(self) -> set[str]:
+        return set()
+
+
+class ThreadRunner:
+    """Runs jobs on a small thread pool (the service's worker), so the DuckDB writer never waits."""
+
+    synchronous = False
+
+    def __init__(self, inbox: Inbox, settings: Settings, workers: int = 2) -> None:
+        self.inbox, self.settings = inbox, settings
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remediation")
+        self._futures: dict[str, Future[None]] = {}
+
+    def submit(self, job: RemediationJob, now: dt.datetime) -> None:
+        def work() -> None:
+            started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            result = _run(job, self.settings)
+            finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            self.inbox.append([_result_command(job, result, started, finished, self.settings)])
+
+        self._futures[job.remediation_id] = self._pool.submit(work)
+
+    def in_flight(self) -> set[str]:
+        return {rid for rid, f in self._futures.items() if not f.done()}
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+@dataclass
+class ProcessReport:
+    engine_alerts: int = 0
+    fold: FoldReport = field(default_factory=FoldReport)
+    triaged: list[str] = field(default_factory=list)
+    escalated: list[str] = field(default_factory=list)
+    remediations: list[str] = field(default_factory=list)
+    verified: list[str] = field(default_factory=list)
+    timers: int = 0
+    documents: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def run_stage(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    origin: str,
+    end_minute: int,
+    *,
+    demo_replay: bool = False,
+    runner: Runner | None = None,
+) -> ProcessReport:
+    """The cycle's incident stage. A fresh `slo demo` replays its whole history with simulated
+    responders; every other run processes the inbox once, at the data's end for the demo source and
+    at the wall clock otherwise."""
+    end = engine.datetime_of(end_minute).replace(tzinfo=None)
+    if origin == "demo" and demo_replay:
+        from pipelines.incidents import demo_flow
+
+        return demo_flow.replay(con, settings, end)
+    wall = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return process(con, settings, end if origin == "demo" else max(wall, end), runner=runner)
+
+
+def process(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    *,
+    inbox: Inbox | None = None,
+    runner: Runner | None = None,
+    emit_engine_alerts: bool = True,
+) -> ProcessReport:
+    """Run the incident stage once at `now` (naive or aware UTC)."""
+    now = now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
+    inbox = inbox or Inbox(settings.data_dir)
+    runner = runner or SyncRunner(inbox, settings)
+    report = ProcessReport()
+    if emit_engine_alerts:
+        report.engine_alerts = engine_alerts.emit(con, inbox, now)
+    for _ in range(3):  # a synchronous runner's results come back through the inbox: fold them too
+        _merge(report.fold, fold_inbox(con, inbox))
+        todo = _agenda(con)
+        if todo["triage"]:
+            triage_pending(con, settings, now, report)
+        queued = (
+            queue_remediations(con, settings, now, runner, report) if todo["queued"] or todo["triage"] else 0
+        )
+        if todo["escalate"] or todo["triage"]:
+            send_escalations(con, settings, now, report)
+        if not (runner.synchronous and queued):
+            break
+    todo = _agenda(con)
+    if todo["verify"]:
+        _guard(report, "verification", verify_remediations, con, now, report)
+        send_escalations(con, settings, now, report)
+    if todo["running"]:
+        _guard(report, "lost remediations", expire_lost_remediations, con, inbox, settings, now, runner)
+    report.timers = _guard(report, "timers", run_timers, con, settings, now) or 0
+    _guard(report, "PagerDuty resolve", resolve_pages, con, settings, now)
+    _guard(report, "budgets", update_budgets, con, now)
+    report.documents = _guard(report, "documents", write_documents, con, settings, now) or 0
+    for error in report.errors:
+        log.warning("incident stage: %s", error)
+    return report
+
+
+def _guard(report: ProcessReport, step: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run one housekeeping step; a failure is reported (and logged) instead of stopping the cycle,
+    whose metrics and alerts must still be published."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        report.errors.append(f"{step}: {exc.__class__.__name__}: {exc}")
+        return None
+
+
+def _agenda(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """What the respond steps have to do (one query, so an idle cycle costs little)."""
+    row = con.execute(
+        """SELECT (SELECT count(*) FROM incidents WHERE triage_pending AND status <> 'closed'),
+                  (SELECT count(*) FROM incidents WHERE escalation_pending IS NOT NULL),
+                  (SELECT count(*) FROM remediations WHERE status = 'queued'),
+                  (SELECT count(*) FROM remediations WHERE status = 'succeeded' AND verified IS NULL),
+                  (SELECT count(*) FROM remediations WHERE status = 'running')"""
+    ).fetchone() or (0, 0, 0, 0, 0)
+    return dict(zip(("triage", "escalate", "queued", "verify", "running"), map(int, row), strict=True))
+
+
+def incidents_where(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    """Incident rows as dicts, in one query (`where` is a constant SQL condition, never user input)."""
+    rel = con.execute(f"SELECT * FROM incidents WHERE {where} ORDER BY created_at, id", params)
+    cols = [d[0] for d in rel.description]
+    return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
+
+
+def _merge(total: FoldReport, part: FoldReport) -> None:
+    for k, v in vars(part).items():
+        cur = getattr(total, k)
+        setattr(total, k, cur + v if not isinstance(v, list) else [*cur, *v])
+
+
+def _evaluated_to(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+    row = con.execute("SELECT max(evaluated_to) FROM engine_state").fetchone()
+    return None if not row or row[0] is None else engine.datetime_of(int(row[0])).replace(tzinfo=None)
+
+
+# --- triage and route -----------------------------------------------------------------------------
+
+
+def build_context(
+    con: duckdb.DuckDBPyConnection, settings: Settings, inc: dict[str, Any], now: dt.datetime
+) -> TriageContext:
+    """What the triage may look at; the alert text is passed as data (the triage quotes it)."""
+    from pipelines.incidents.runbooks import load_runbook
+
+    alerts = con.execute(
+        """SELECT source, title, description, labels, annotations, starts_at, severity FROM alerts
+           WHERE incident_id = ? AND status = 'firing' ORDER BY starts_at, inbox_seq LIMIT 5""",
+        [inc["id"]],
+    ).fetchall()
+    alert_text = "\n\n".join(
+        json.dumps(
+            {
+                "source": a[0],
+                "title": a[1],
+                "description": a[2],
+                "labels": json.loads(a[3] or "{}"),
+                "annotations": json.loads(a[4] or "{}"),
+                "starts_at": str(a[5]),
+                "severity": a[6],
+            },
+            ensure_ascii=False,
+        )
+        for a in alerts
+    )
+    runbook = load_runbook(settings.runbooks_dir, inc["service"])
+    return TriageContext(
+        incident_id=inc["id"],
+        service=inc["service"],
+        title=inc["title"],
+        alert_text=alert_text,
+        source_severity=inc.get("severity"),
+        slo_status=slo_status(con, inc["service"], now),
+        recent_deploys=recent_deploys(con, inc["service"], inc["detected_at"]),
+        runbook_text=runbook.text,
+        allowed_actions=runbook.allowed_actions,
+        similar_incidents=similar_incidents(con, inc),
+    )
+
+
+def slo_status(con: duckdb.DuckDBPyConnection, service: str, now: dt.datetime) -> list[dict[str, Any]]:
+    from pipelines.errors import SloError
+    from pipelines.status import StatusQuery, status
+
+    latest = _evaluated_to(con)
+    if latest is None:
+        return []
+    try:
+        return status(con, StatusQuery(at=min(now, latest).replace(tzinfo=dt.UTC), service=service))
+    except SloError:
+        return []
+
+
+def recent_deploys(con: duckdb.DuckDBPyConnection, service: str, at: dt.datetime) -> list[dict[str, Any]]:
+    rows = con.execute(
+        """SELECT deployed_at, version, description FROM deploys WHERE service = ? AND deployed_at <= ?
+           AND deployed_at >= ? ORDER BY deployed_at DESC LIMIT 5""",
+        [service, at, at - DEPLOY_LOOKBACK],
+    ).fetchall()
+    return [
+        {
+            "deployed_at": r[0].isoformat(),
+            "version": r[1],
+            "description": r[2],
+            "minutes_before_detection": round((at - r[0]).total_seconds() / 60),
+        }
+        for r in rows
+    ]
+
+
+def similar_incidents(con: duckdb.DuckDBPyConnection, inc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Past incidents of the service, same fingerprint first, with how they ended: root cause, fix, time
+    to resolve, and the last remediation (`remediation_status` is `succeeded` only when verified)."""
+    rows = con.execute(
+        """SELECT i.id, i.title, i.severity, i.status, i.route, i.root_cause_category, i.root_cause, i.fix,
+                  i.fingerprint = ? AS same_fingerprint, i.detected_at, i.resolved_at,
+                  date_diff('minute', i.impact_start, i.resolved_at) AS ttr_minutes,
+                  r.action AS remediation_action,
+                  CASE WHEN r.verified THEN 'succeeded' WHEN r.verified = FALSE THEN 'not_verified'
+                       ELSE r.status END AS remediation_status
+           FROM incidents i
+           LEFT JOIN (SELECT incident_id, action, status, verified,
+                             row_number() OVER (PARTITION BY incident_id ORDER BY created_at DESC,
+                                 id DESC) AS n
+                      FROM remediations) r ON r.incident_id = i.id AND r.n = 1
+           WHERE i.service = ? AND i.id <> ? AND i.detected_at < ?
+           ORDER BY same_fingerprint DESC, i.detected_at DESC LIMIT ?""",
+        [inc.get("fingerprint"), inc["service"], inc["id"], inc["detected_at"], SIMILAR_LIMIT],
+    )
+    cols = [d[0] for d in rows.description]
+    out = []
+    for r in rows.fetchall():
+        d = dict(zip(cols, r, strict=True))
+        for k in ("detected_at", "resolved_at"):
+            d[k] = d[k].isoformat() if d[k] is not None else None
+        out.append(d)
+    return out
+
+
+def _store_triage(
+    con: duckdb.DuckDBPyConnection, inc: dict[str, Any], result: TriageResult, now: dt.datetime
+) -> int:
+    attempt = int(
+        (
+            con.execute(
+                "SELECT coalesce(max(attempt), 0) + 1 FROM triage WHERE incident_id = ?", [inc["id"]]
+            ).fetchone()
+            or (1,)
+        )[0]
+    )
+    con.execute(
+        "INSERT INTO triage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            inc["id"],
+            attempt,
+            result.method,
+            result.model,
+            result.severity,
+            result.root_cause_hypothesis,
+            result.recommended_action,
+            result.confidence,
+            result.rationale,
+            result.latency_ms,
+            result.raw,
+            result.error,
+            now,
+        ],
+    )
+    add_timeline(
+        con,
+        inc["id"],
+        now,
+        "triage",
+        "triage",
+        f"triage ({result.method}{', ' + result.model if result.model else ''}): {result.severity}, "
+        f"action {result.recommended_action}, confidence {result.confidence:.2f}"
+        + (f"; fell back to rules: {result.error}" if result.error else ""),
+        data={
+            "attempt": attempt,
+            "method": result.method,
+            "model": result.model,
+            "latency_ms": result.latency_ms,
+            "raw": result.raw,
+            "hypothesis": result.root_cause_hypothesis,
+        },
+    )
+    return attempt
+
+
+def triage_pending(
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, report: ProcessReport
+) -> None:
+    ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT id FROM incidents WHERE triage_pending AND status <> 'closed' ORDER BY created_at, id"
+        ).fetchall()
+    ]
+    if not ids:
+        return
+    try:
+        from pipelines.incidents.routing import decide_route
+        from pipelines.incidents.runbooks import load_runbook
+        from pipelines.incidents.triage import run_triage
+    except ImportError as exc:
+        report.errors.append(f"triage not available yet ({exc}); {len(ids)} incident(s) wait")
+        return
+    started = time.monotonic()
+    for n, incident_id in enumerate(ids):
+        if n and time.monotonic() - started > TRIAGE_BUDGET_S:  # at least one per cycle
+            # The writer must publish: the rest wait for the next cycle, visible but not yet triaged.
+            report.errors.append(f"triage budget used up; {len(ids) - n} incident(s) wait for the next cycle")
+            break
+        inc = incident(con, incident_id)
+        if inc is None:
+            continue
+        at = max(now, inc["detected_at"])
+        ctx = build_context(con, settings, inc, at)
+        result = run_triage(ctx, settings, at=inc["detected_at"])
+        runbook = load_runbook(settings.runbooks_dir, inc["service"])
+        decision = decide_route(result.severity, result, runbook.allowed_actions, runbook.critical_actions)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            attempt = _store_triage(con, inc, result, at)
+            if inc["status"] not in ("triggered", "acknowledged"):
+                # Re-triaged after mitigation: the assessment is kept, nobody is paged about it.
+                con.execute("UPDATE incidents SET triage_pending = FALSE WHERE id = ?", [incident_id])
+                add_timeline(
+                    con,
+                    incident_id,
+                    at,
+                    "route",
+                    "router",
+                    f"route unchanged: the incident is {inc['status']}",
+                )
+                con.execute("COMMIT")
+                report.triaged.append(incident_id)
+                continue
+            con.execute(
+                "UPDATE incidents SET severity = ?, triage_pending = FALSE, updated_at = "
+                "greatest(updated_at, ?)"
+                " WHERE id = ?",
+                [result.severity, at, incident_id],
+            )
+            _apply_route(con, inc, decision, at, attempt, result)
+            con.execute("COMMIT")
+        except Exception as exc:
+            con.execute("ROLLBACK")
+            report.errors.append(f"{incident_id}: triage could not be stored: {exc}")
+            continue
+        report.triaged.append(incident_id)
+
+
+def _apply_route(
+    con: duckdb.DuckDBPyConnection,
+    inc: dict[str, Any],
+    decision: Any,
+    at: dt.datetime,
+    attempt: int,
+    result: TriageResult,
+) -> None:
+    iid = inc["id"]
+    existing = con.execute("SELECT count(*) FROM remediations WHERE incident_id = ?", [iid]).fetchone()
+    n_rem = int(existing[0]) if existing else 0
+    route = decision.route
+    reason = decision.reason
+    if route == "auto_remediate" and n_rem and attempt > 1:
+        route, reason = "escalate", f"re-triage after a remediation was already tried: {reason}"
+    if route == "auto_remediate" and inc["route"] == "escalate":
+        route, reason = "escalate", f"already escalated to a human; triage suggested {decision.action}"
+    add_timeline(
+        con,
+        iid,
+        at,
+        "route",
+        "router",
+        f"route: {route} — {reason}",
+        data={"route": route, "action": decision.action, "needs_approval": decision.needs_approval},
+    )
+    con.execute("UPDATE incidents SET route = ? WHERE id = ?", [route, iid])
+    triage_doc = documents.render_triage_report(
+        {**inc, "severity": result.severity},
+        {"attempt": attempt, **result.to_json()},
+        {"route": route, "reason": reason},
+    )
+    con.execute("INSERT INTO documents VALUES (?, 'triage_report', ?, FALSE, NULL, ?)", [iid, at, triage_doc])
+    if route == "escalate":
+        if inc.get("escalated_at") is None or attempt > 1:
+            con.execute("UPDATE incidents SET escalation_pending = ? WHERE id = ?", [reason, iid])
+        return
+    rid = f"{iid}-R{n_rem + 1}"
+    status = "awaiting_approval" if decision.needs_approval else "queued"
+    con.execute(
+        "INSERT INTO remediations (id, incident_id, action, status, attempts, created_at) VALUES "
+        "(?, ?, ?, ?, 0, ?)",
+        [rid, iid, decision.action, status, at],
+    )
+    add_timeline(
+        con,
+        iid,
+        at,
+        "remediation_queued",
+        "router",
+        f"remediation {rid}: {decision.action}"
+        + (
+            " — critical action: waiting for a recorded approval (slo incidents approve|reject)"
+            if decision.needs_approval
+            else ""
+        ),
+        data={"remediation_id": rid, "action": decision.action, "status": status},
+    )
+
+
+def queue_remediations(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    runner: Runner,
+    report: ProcessReport,
+) -> int:
+    rows = con.execute(
+        """SELECT r.id, r.incident_id, i.service, r.action, r.created_at, r.approved_by FROM remediations r
+           JOIN incidents i ON i.id = r.incident_id WHERE r.status = 'queued' ORDER BY r.created_at, r.id"""
+    ).fetchall()
+    for rid, iid, service, action, created, approved_by in rows:
+        at = max(now, created)
+        con.execute("UPDATE remediations SET status = 'running', started_at = ? WHERE id = ?", [at, rid])
+        add_timeline(
+            con,
+            iid,
+            at,
+            "remediation_started",
+            "remediation",
+            f"running runbooks/{service}/remediate.sh --action {action} --alert-id {iid}"
+            + (" (dry run)" if settings.remediation_dry_run else ""),
+        )
+        try:
+            runner.submit(
+                RemediationJob(rid, iid, service, action, settings.remediation_dry_run, approved_by), at
+            )
+        except Exception as exc:  # e.g. the pool is shutting down: it times out later and escalates
+            report.errors.append(f"{rid}: could not start: {exc.__class__.__name__}: {exc}")
+            continue
+        report.remediations.append(rid)
+    return len(rows)
+
+
+def expire_lost_remediations(
+    con: duckdb.DuckDBPyConnection, inbox: Inbox, settings: Settings, now: dt.datetime, runner: Runner
+) -> None:
+    """A remediation 'running' far past its whole retry budget with no runner holding it lost its worker
+    (the process stopped): report it timed out through the inbox, so the incident escalates."""
+    budget = (
+        settings.remediation_timeout_s * (settings.remediation_retries + 1)
+        + settings.remediation_retry_delay_s * settings.remediation_retries
+        + 60
+    )
+    rows = con.execute(
+        "SELECT id, incident_id, action, started_at FROM remediations WHERE status = 'running' AND "
+        "started_at < ?",
+        [now - dt.timedelta(seconds=budget)],
+    ).fetchall()
+    busy = runner.in_flight()
+    for rid, iid, action, started in rows:
+        if rid in busy:
+            continue
+        job = RemediationJob(rid, iid, "", action, False)
+        result = {
+            "status": "timed_out",
+            "attempts": None,
+            "exit_code": None,
+            "output": "no result was reported (the worker stopped before the script ended)",
+        }
+        inbox.append([_result_command(job, result, started, now, settings)])
+
+
+def _latest_triage(con: duckdb.DuckDBPyConnection, iid: str) -> TriageResult:
+    rel = con.execute(
+        """SELECT method, severity, root_cause_hypothesis, recommended_action, confidence, rationale, model,
+                  latency_ms, raw, error FROM triage WHERE incident_id = ? ORDER BY attempt DESC LIMIT 1""",
+        [iid],
+    )
+    row = rel.fetchone()
+    if row is None:
+        return TriageResult("rules", "SEV2", "not triaged", "escalate", 0.0, "escalated before any triage")
+    return TriageResult(*row)
+
+
+def _notify(
+    con: duckdb.DuckDBPyConnection, settings: Settings, inc: dict[str, Any], at: dt.datetime, reason: str
+) -> list[dict[str, Any]]:
+    try:
+        from pipelines.incidents.routing import escalate
+    except ImportError as exc:
+        records: list[dict[str, Any]] = [
+            {"channel": "none", "status": "skipped", "attempts": 0, "detail": f"routing not available: {exc}"}
+        ]
+    else:
+        try:
+            records = escalate({**inc, "escalation_reason": reason}, _latest_triage(con, inc["id"]), settings)
+        except Exception as exc:
+            records = [
+                {
+                    "channel": "none",
+                    "status": "failed",
+                    "attempts": 0,
+                    "detail": f"{exc.__class__.__name__}: {exc}",
+                }
+            ]
+    for rec in records:
+        sent = at  # the cycle's clock (a replayed demo records its simulated time)
+        con.execute(
+            "INSERT INTO notifications VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                inc["id"],
+                str(rec.get("channel")),
+                str(rec.get("status")),
+                int(rec.get("attempts") or 0),
+                str(rec.get("detail") or "")[:2000],
+                sent,
+            ],
+        )
+        add_timeline(
+            con,
+            inc["id"],
+            sent,
+            "notification",
+            str(rec.get("channel")),
+            f"{rec.get('channel')}: {rec.get('status')}"
+            + (f" — {rec.get('detail')}" if rec.get("detail") else ""),
+        )
+    return records
+
+
+def send_escalations(
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, report: ProcessReport
+) -> None:
+    for (iid,) in con.execute(
+        "SELECT id FROM incidents WHERE escalation_pending IS NOT NULL ORDER BY created_at, id"
+    ).fetchall():
+        inc = incident(con, iid)
+        if inc is None:
+            continue
+        at = max(now, inc["updated_at"])
+        reason = str(inc["escalation_pending"])
+        con.execute("BEGIN TRANSACTION")
+        try:
+            add_timeline(
+                con,
+                iid,
+                at,
+                "escalated",
+                "router",
+                f"escalated to {timers.TIERS[int(inc['escalation_tier'] or 0)]}: {reason}",
+            )
+            _notify(con, settings, inc, at, reason)
+            con.execute(
+                """UPDATE incidents SET route = 'escalate', escalation_pending = NULL,
+                       escalated_at = coalesce(escalated_at, ?), updated_at = greatest(updated_at,
+                           ?) WHERE id = ?""",
+                [at, at, iid],
+            )
+            con.execute("COMMIT")
+            report.escalated.append(iid)
+        except Exception as exc:
+            con.execute("ROLLBACK")
+            report.errors.append(f"{iid}: escalation could not be recorded: {exc}")
+
+
+def resolve_pages(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime) -> None:
+    """Resolve the PagerDuty alert we triggered once the incident is resolved here (same dedup key),
+    unless PagerDuty itself told us; recorded once (timeline `page_resolved`)."""
+    rows = con.execute(
+        """SELECT i.id, i.resolved_at FROM incidents i
+           WHERE i.status IN ('resolved', 'closed') AND coalesce(i.resolved_at_source, '') <> 'pagerduty'
+             AND EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = i.id AND n.channel = 'pagerduty'
+                         AND n.status = 'sent')
+             AND NOT EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id
+                             AND t.kind = 'page_resolved')"""
+    ).fetchall()
+    if not rows:
+        return
+    from pipelines.incidents.outbound import resolve_page
+
+    for iid, resolved_at in rows:
+        rec = resolve_page(iid, settings)
+        at = max(now, resolved_at)
+        con.execute(
+            "INSERT INTO notifications VALUES (?, 'pagerduty', ?, ?, ?, ?)",
+            [
+                iid,
+                str(rec.get("status")),
+                int(rec.get("attempts") or 0),
+                f"resolve: {rec.get('detail') or ''}",
+                at,
+            ],
+        )
+        add_timeline(
+            con, iid, at, "page_resolved", "pagerduty", f"PagerDuty alert resolved: {rec.get('status')}"
+        )
+
+
+# --- verification (seed 003) ----------------------------------------------------------------------
+
+
+def recovery_minute(
+    buckets: list[tuple[int, int, int]], start: int, end: int, short: int, target: float, factor: float
+) -> int | None:
+    """The first instant m in [start + short, end] where the burn rate over [m − short, m) is below
+    `factor` (pure; buckets before `start` are ignored: only post-remediation data counts)."""
+    by_minute = {m: (g, v) for m, g, v in buckets if m >= start}
+    for m in range(start + short, end + 1):
+        good = valid = 0
+        for k in range(m - short, m):
+            g, v = by_minute.get(k, (0, 0))
+            good, valid = good + g, valid + v
+        if valid and ((valid - good) / valid) / (1.0 - target) < factor:
+            return m
+    return None
+
+
+def verify_remediations(con: duckdb.DuckDBPyConnection, now: dt.datetime, report: ProcessReport) -> None:
+    """Verified when the SLO's shortest alert window burns below its lowest alert factor (under every
+    alert threshold) within the set time after the remediation; else the incident escalates."""
+    rows = con.execute(
+        """SELECT r.id, r.incident_id, r.action, r.finished_at, r.verify_by, i.slo_id
+           FROM remediations r JOIN incidents i ON i.id = r.incident_id
+           WHERE r.status = 'succeeded' AND r.verified IS NULL ORDER BY r.finished_at"""
+    ).fetchall()
+    latest = _evaluated_to(con)
+    for rid, iid, action, finished, verify_by, slo_id in rows:
+        horizon = min(now, verify_by)
+        recovered: dt.datetime | None = None
+        how = ""
+        if slo_id:
+            params = con.execute(
+                """SELECT s.slo_key, s.target, min(a.short_window), min(a.factor) FROM slos s
+                   JOIN slo_alerts a USING (slo_key) WHERE s.slo_id = ? GROUP BY ALL""",
+                [slo_id],
+            ).fetchone()
+            if params is not None:
+                key, target, short, factor = params
+                start = engine.minute_of(finished) + 1
+                end = engine.minute_of(horizon)
+                if latest is not None:
+                    end = min(end, engine.minute_of(latest))
+                buckets = con.execute(
+                    "SELECT minute, good, valid FROM buckets WHERE slo_key = ? AND minute >= ? AND "
+                    "minute < ?",
+                    [key, start, end],
+                ).fetchall()
+                m = recovery_minute(
+                    [(int(a), int(b), int(c)) for a, b, c in buckets],
+                    start,
+                    end,
+                    int(short),
+                    float(target),
+                    float(factor),
+                )
+                how = f"{slo_id} burn rate over {short} min below {factor:g}"
+                if m is not None:
+                    recovered = engine.datetime_of(m).replace(tzinfo=None)
+        else:
+            # No SLO: every alert of the incident resolved by the deadline.
+            row = con.execute(
+                """SELECT count(*) FILTER (WHERE status = 'firing'), count(*) FILTER (WHERE status
+                    = 'resolved'),
+                          max(ends_at) FROM alerts WHERE incident_id = ?""",
+                [iid],
+            ).fetchone()
+            how = "all of the incident's alerts resolved"
+            if row and row[1] >= row[0] and row[2] is not None and finished <= row[2] <= horizon:
+                recovered = row[2]
+            elif row and row[1] >= row[0] and row[2] is not None and row[2] < finished:
+                recovered = finished
+        if recovered is not None:
+            con.execute(
+                "UPDATE remediations SET verified = TRUE, verified_at = ? WHERE id = ?", [recovered, rid]
+            )
+            add_timeline(
+                con,
+                iid,
+                recovered,
+                "verified",
+                "verification",
+                f"remediation {rid} ({action}) verified: {how}",
+            )
+            inc = incident(con, iid)
+            if inc and inc["status"] in ("triggered", "acknowledged"):
+                con.execute(
+                    """UPDATE incidents SET status = 'mitigated', mitigated_at = ?,
+                        mitigated_at_source = 'verification',
+                           updated_at = greatest(updated_at, ?) WHERE id = ?""",
+                    [recovered, recovered, iid],
+                )
+                add_timeline(
+                    con, iid, recovered, "mitigated", "verification", f"mitigated by {action} (verified)"
+                )
+            report.verified.append(rid)
+        elif now >= verify_by:
+            con.execute("UPDATE remediations SET verified = FALSE WHERE id = ?", [rid])
+            add_timeline(
+                con,
+                iid,
+                verify_by,
+                "verification_failed",
+                "verification",
+                f"remediation {rid} ({action}) not verified by {verify_by:%H:%M}: {how} did not happen",
+            )
+            con.execute(
+                "UPDATE incidents SET escalation_pending = ?, updated_at = greatest(updated_at, ?) "
+                "WHERE id = ?",
+                [f"verification failed after {action}", verify_by, iid],
+            )
+
+
+# --- timers, budgets, documents -------------------------------------------------------------------
+
+
+def run_timers(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime) -> int:
+    """Record (and notify) every timer that fell due; incidents resolved over a day ago are done."""
+    fired = 0
+    candidates = incidents_where(
+        con,
+        "NOT imported AND severity IS NOT NULL AND (resolved_at IS NULL OR resolved_at >= ?)"
+        " AND status <> 'closed' OR (status = 'closed' AND closed_at >= ?)",
+        [now - dt.timedelta(days=1), now - dt.timedelta(days=1)],
+    )
+    for inc in candidates:
+        due = timers.due_timers(inc, now)
+        if not due:
+            continue
+        iid = inc["id"]
+        done = {
+            json.loads(r[0]).get("key")
+            for r in con.execute(
+                "SELECT data FROM timeline WHERE incident_id = ? AND kind = 'timer'", [iid]
+            ).fetchall()
+        }
+        for event in due:
+            if event.key in done:
+                continue
+            add_timeline(
+                con,
+                iid,
+                event.at,
+                "timer",
+                "timer",
+                event.message,
+                data={"key": event.key, "tier": event.tier},
+            )
+            con.execute(
+                "UPDATE incidents SET escalation_tier = greatest(coalesce(escalation_tier, 0), ?) "
+                "WHERE id = ?",
+                [event.tier, iid],
+            )
+            if inc["status"] in ("triggered", "acknowledged", "mitigated"):  # nobody is paged after the fact
+                _notify(con, settings, {**inc, "escalation_tier": event.tier}, event.at, event.message)
+            fired += 1
+    return fired
+
+
+def update_budgets(con: duckdb.DuckDBPyConnection, now: dt.datetime) -> None:
+    """Budget consumed per linked SLO: recomputed while open, computed once after resolution."""
+    rows = con.execute(
+        """SELECT s.incident_id, s.slo_id, i.impact_start, i.resolved_at, i.slo_id FROM incident_slos s
+           JOIN incidents i ON i.id = s.incident_id
+           WHERE i.impact_start IS NOT NULL AND (i.resolved_at IS NULL OR s.budget_consumed IS NULL)"""
+    ).fetchall()
+    for iid, slo, start, resolved, main in rows:
+        share = impact.budget_consumed_for(con, slo, start, min(resolved or now, now))
+        con.execute(
+            "UPDATE incident_slos SET budget_consumed = ? WHERE incident_id = ? AND slo_id = ?",
+            [share, iid, slo],
+        )
+        if slo == main:
+            con.execute("UPDATE incidents SET budget_consumed = ? WHERE id = ?", [share, iid])
+
+
+def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    rel = con.execute(sql, params)
+    cols = [d[0] for d in rel.description]
+    return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
+
+
+def write_documents(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime) -> int:
+    """Draft the documents each incident needs now (`documents.documents_due`)."""
+    written = 0
+    # Incidents changed since their last document, with a stakeholder update due, or closed without
+    # their runbook suggestion yet.
+    candidates = incidents_where(
+        con,
+        """NOT imported AND (
+             documents_at IS NULL OR updated_at > documents_at
+             OR (status NOT IN ('resolved', 'closed') AND coalesce((SELECT max(due_at) FROM documents d
+                 WHERE d.incident_id = incidents.id AND d.kind = 'stakeholder_update'), ?) <= ?)
+             OR (status = 'closed' AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.incident_id =
+                 incidents.id
+                 AND d.kind = 'runbook_suggestion')))""",
+        [now, now],
+    )
+    for inc in candidates:
+        iid = inc["id"]
+        docs = _records(
+            con,
+            "SELECT kind, created_at, due_at, body FROM documents WHERE incident_id = ? ORDER BY created_at",
+            [iid],
+        )
+        for due in documents.documents_due(inc, docs, now):
+            slos = _records(
+                con,
+                "SELECT slo_id, budget_consumed FROM incident_slos WHERE incident_id = ? ORDER BY 1",
+                [iid],
+            )
+            due_at: dt.datetime | None = None
+            model_written = False
+            if due.kind == "stakeholder_update":
+                body, due_at = documents.render_stakeholder_update(inc, slos, due.at)
+            elif due.kind == "postmortem":
+                timeline = _records(
+                    con,
+                    "SELECT occurred_at, message FROM timeline WHERE incident_id = ? ORDER BY "
+                    "occurred_at, seq",
+                    [iid],
+                )
+                items = _records(
+                    con, "SELECT * FROM action_items WHERE incident_id = ? ORDER BY created_at, id", [iid]
+                )
+                start, end = inc["impact_start"], inc["resolved_at"] or now
+                for slo in slos:
+                    counts = impact.span_counts(con, slo["slo_id"], start, end) if start else None
+                    slo["bad"], slo["valid"] = counts if counts else (None, None)
+                narrative = _narrative(settings, inc, timeline) if due.final else None
+                model_written = narrative is not None
+                body = documents.render_postmortem(
+                    inc, timeline, slos, items, final=due.final, narrative=narrative
+                )
+            else:
+                items = _records(con, "SELECT * FROM action_items WHERE incident_id = ?", [iid])
+                rems = _records(con, "SELECT * FROM remediations WHERE incident_id = ?", [iid])
+                body = documents.render_runbook_suggestion(inc, items, rems)
+            con.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+                [iid, due.kind, due.at, model_written, due_at, body],
+            )
+            add_timeline(
+                con,
+                iid,
+                due.at,
+                "document",
+                "documents",
+                f"{due.kind.replace('_', ' ')} drafted ({due.reason})",
+            )
+            docs.append({"kind": due.kind, "created_at": due.at, "body": body, "due_at": due_at})
+            written += 1
+        con.execute("UPDATE incidents SET documents_at = updated_at WHERE id = ?", [iid])
+    return written
+
+
+def _narrative(settings: Settings, inc: dict[str, Any], timeline: list[dict[str, Any]]) -> str | None:
+    """A model-written narrative only when a key is set and the triage module offers one."""
+    if not settings.anthropic_api_key:
+        return None
+    try:
+        from pipelines.incidents import triage
+    except ImportError:
+        return None
+    write = getattr(triage, "write_postmortem_narrative", None)
+    if write is None:
+        return None
+    try:
+        text = write(inc, timeline, settings)
+    except Exception:
+        return None
+    return str(text) if text else None

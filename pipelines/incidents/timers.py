@@ -1,0 +1,95 @@
+"""Escalation timers (seed 002): a pure function of one incident and the time now.
+
+- No acknowledgement within the severity's response time after the incident reached a human
+  (SEV1 5 min, SEV2 15 min, SEV3 1 h, SEV4 next business day, taken as 24 h) → escalate to the next tier
+  of the on-call escalation policy; again after each further response time, up to the last tier.
+- No root cause after 30 min (SEV1) or 2 h (SEV2) from detection → escalate to the next tier.
+
+A timer fires at its deadline, not when a cycle happens to notice it: `occurred_at` is the deadline, so
+evaluating every cycle (or once, later) gives the same entries. Each has a stable `key`; the caller
+records only keys not yet on the timeline, which makes re-evaluation idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+RESPONSE_TIME = {
+    "SEV1": dt.timedelta(minutes=5),
+    "SEV2": dt.timedelta(minutes=15),
+    "SEV3": dt.timedelta(hours=1),
+    "SEV4": dt.timedelta(hours=24),
+}
+ROOT_CAUSE_TIME = {"SEV1": dt.timedelta(minutes=30), "SEV2": dt.timedelta(hours=2)}
+# seed 002's on-call escalation policy, level 1 first.
+TIERS = ("on-call-primary", "on-call-secondary", "engineering-manager", "vp-engineering")
+
+
+@dataclass(frozen=True)
+class TimerEvent:
+    key: str  # "ack:1", "ack:2", "root_cause"
+    at: dt.datetime  # the deadline that passed
+    tier: int  # the tier escalated to (index into TIERS)
+    message: str
+
+
+def _before(value: dt.datetime | None, deadline: dt.datetime) -> bool:
+    return value is not None and value <= deadline
+
+
+def due_timers(inc: dict[str, Any], now: dt.datetime) -> list[TimerEvent]:
+    """Every timer of `inc` whose deadline has passed by `now`, in deadline order."""
+    severity = inc.get("severity")
+    if severity not in RESPONSE_TIME or inc.get("imported"):
+        return []
+    events: list[TimerEvent] = []
+    ended = inc.get("resolved_at")
+    mitigated = inc.get("mitigated_at")
+    escalated = inc.get("escalated_at")
+    tier = 0
+    if escalated is not None:
+        step = RESPONSE_TIME[severity]
+        for n in range(1, len(TIERS)):
+            deadline = escalated + n * step
+            if deadline > now or _before(inc.get("acknowledged_at"), deadline):
+                break
+            if _before(mitigated, deadline) or _before(ended, deadline):
+                break
+            tier = n
+            events.append(
+                TimerEvent(
+                    f"ack:{n}",
+                    deadline,
+                    n,
+                    f"no acknowledgement {_text(n * step)} after escalation ({severity} response time "
+                    f"{_text(step)}): escalating to {TIERS[n]}",
+                )
+            )
+    limit = ROOT_CAUSE_TIME.get(severity)
+    detected = inc.get("detected_at")
+    if limit is not None and detected is not None:
+        deadline = detected + limit
+        if (
+            deadline <= now
+            and not _before(inc.get("root_cause_at"), deadline)
+            and not _before(ended, deadline)
+        ):
+            nxt = min(max(tier, int(inc.get("escalation_tier") or 0)) + 1, len(TIERS) - 1)
+            events.append(
+                TimerEvent(
+                    "root_cause",
+                    deadline,
+                    nxt,
+                    f"no root cause {_text(limit)} after detection ({severity}): escalating to {TIERS[nxt]}",
+                )
+            )
+    return sorted(events, key=lambda e: e.at)
+
+
+def _text(delta: dt.timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes % 60 == 0:
+        return f"{minutes // 60} h"
+    return f"{minutes} min"
