@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", type=_timestamp, help="evaluate at this UTC instant (default: latest)")
     p.add_argument("--service", help="only this service")
     p.add_argument("--json", action="store_true", help="print JSON (DESIGN §3)")
+
+    from pipelines import service
+
+    service.register(sub)
     return parser
 
 
@@ -75,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.load()
     try:
         handler = {"validate": cmd_validate, "demo": cmd_demo, "run": cmd_run, "status": cmd_status}
+        handler["serve"] = _cmd_serve
         return handler[args.command](args, settings)
     except SpecError as exc:
         for problem in exc.problems:
@@ -315,6 +320,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(render_status(rows, color=sys.stdout.isatty()))
     return 0
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.service import cmd_serve
+
+    return cmd_serve(args, settings)
 
 
 if __name__ == "__main__":
