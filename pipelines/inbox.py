@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 INBOX_FILE = "inbox.sqlite3"
+KINDS = ("alert", "command", "import")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -100,6 +101,11 @@ class Inbox:
         A key repeated in a later group (or later in the same group) is a duplicate, exactly as if the
         groups had been appended one after the other.
         """
+        # INSERT OR IGNORE would also ignore a CHECK violation and report it as a duplicate: refuse first.
+        for entries in groups:
+            for e in entries:
+                if e.kind not in KINDS or not e.dedup_key:
+                    raise ValueError(f"inbox entry {e.dedup_key!r}: kind {e.kind!r} is not one of {KINDS}")
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
         results = [AppendResult([], []) for _ in groups]
         con = self._con()

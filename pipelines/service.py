@@ -571,6 +571,9 @@ def create_app(
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
+            for operations in schema["paths"].values():  # validation errors are answered 400, not 422
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in DOC_MODELS:
                 components[model.__name__] = model.model_json_schema(ref_template=_REF)
