@@ -27,6 +27,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -750,7 +751,20 @@ def serve(settings: Settings, host: str, port: int, service: ServiceSettings | N
         app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=10
     )
     server = uvicorn.Server(config)
-    server.run()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler that was
+    # installed before it; this one turns that into a normal exit once the shutdown is complete.
+    received: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        log.info("stopped by %s; the inbox holds everything accepted", signal.Signals(received[0]).name)
     return 0
 
 
