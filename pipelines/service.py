@@ -631,6 +631,7 @@ def _refuse(request: Request, status: int, detail: str) -> JSONResponse:
     state: _State | None = getattr(request.app.state, "slo", None)
     if state is not None:
         state.counts[str(status)] += 1
+    detail = detail.encode("utf-8", "backslashreplace").decode()  # an echoed input may not be valid Unicode
     return JSONResponse({"error": ERRORS.get(status, "error"), "detail": detail}, status_code=status)
 
 

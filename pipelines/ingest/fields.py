@@ -38,7 +38,7 @@ def text(parent: dict[str, Any], key: str, path: str, *, required: bool = True, 
         raise MalformedInput(f"{_join(path, key)}: expected a string, got {_kind(value)}")
     if required and not value.strip():
         raise MalformedInput(f"{_join(path, key)}: must not be empty")
-    return value[:MAX_TEXT]
+    return unicode(value[:MAX_TEXT], _join(path, key))
 
 
 def str_map(parent: dict[str, Any], key: str, path: str) -> dict[str, str]:
@@ -51,10 +51,24 @@ def str_map(parent: dict[str, Any], key: str, path: str) -> dict[str, str]:
         raise MalformedInput(f"{where}: expected an object of strings, got {_kind(value)}")
     out: dict[str, str] = {}
     for k, v in value.items():
+        name = unicode(str(k)[:MAX_TEXT], f"{where} key")
         if not isinstance(v, str):
-            raise MalformedInput(f"{where}.{k}: expected a string, got {_kind(v)}")
-        out[str(k)[:MAX_TEXT]] = v[:MAX_TEXT]
+            raise MalformedInput(f"{where}.{name}: expected a string, got {_kind(v)}")
+        out[name] = unicode(v[:MAX_TEXT], f"{where}.{name}")
     return out
+
+
+def unicode(value: str, where: str) -> str:
+    """`value` if it is valid Unicode; JSON's \\ud800 escapes can smuggle lone surrogates, which no
+    UTF-8 file, database or answer can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedInput(
+            f"{where.encode('utf-8', 'backslashreplace').decode()}: not valid Unicode "
+            f"(a lone surrogate at character {exc.start})"
+        ) from None
+    return value
 
 
 def items(parent: dict[str, Any], key: str, path: str) -> list[Any]:

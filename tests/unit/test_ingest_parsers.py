@@ -252,6 +252,12 @@ def test_generic_alerts_with_defaults() -> None:
         (b'{"service": "x", "title": "t", "severity": "urgent"}', None, "severity: 'urgent' is unknown"),
         (b'{"service": "x", "title": "t", "status": "open"}', None, "status: 'open' is not one of"),
         (b"[" * 100_000 + b"]" * 100_000, None, "body: JSON nested too deeply"),
+        (b'{"service": "a\\ud800", "title": "t"}', None, "service: not valid Unicode (a lone surrogate at"),
+        (
+            b'{"service": "a", "title": "t", "labels": {"\\udfff": "v"}}',
+            None,
+            "labels key: not valid Unicode",
+        ),
     ],
 )
 def test_malformed_deliveries_say_what_and_where(body: bytes, fmt: str | None, message: str) -> None:
