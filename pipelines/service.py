@@ -56,6 +56,7 @@ from pipelines.inbox import AppendResult, Entry, GroupCommit, Inbox
 from pipelines.ingest import decode_json, parse_delivery
 from pipelines.ingest.commands import parse_command
 from pipelines.ingest.pagerduty import SIGNATURE_HEADER, signature_matches
+from pipelines.model import Slo
 
 log = logging.getLogger("slo.serve")
 
@@ -178,9 +179,10 @@ class Worker:
 def idle_cycle(settings: Settings) -> Callable[[], object]:
     """The service's cycle: no metrics pulled (a metrics source plugs in here), everything else runs.
 
-    Each call reloads the specs (an edit takes effect on the next cycle; a broken spec fails the cycle
-    with its file:line message and the previous snapshot stays) and evaluates up to the minute the store
-    is already evaluated to, so the inbox fold, triage, routing and timers run and publish.
+    No new metrics means no new SLO set either: the cycle keeps the SLOs the store holds (whoever pulls
+    metrics, `slo run` or `slo demo`, decides them) and evaluates up to the minute the store is already
+    evaluated to, so the inbox fold, triage, routing and timers run and publish. Before anything was
+    published it starts from SLO_SPECS_DIR (if present) at the current minute.
     """
     import pandas as pd
 
@@ -189,10 +191,10 @@ def idle_cycle(settings: Settings) -> Callable[[], object]:
     from pipelines.specs import load_specs
 
     def cycle() -> object:
-        slos = load_specs([settings.specs_dir])[0] if settings.specs_dir.exists() else []
-        end = evaluated_to(settings.data_dir)
-        if end is None:
-            end = engine.minute_of(_now().replace(tzinfo=dt.UTC))
+        slos, end = stored_state(settings.data_dir)
+        if end is None:  # nothing published yet: start from the specs, at the current minute
+            slos = load_specs([settings.specs_dir])[0] if settings.specs_dir.exists() else []
+            end = engine.minute_of(_now())
         empty = pd.DataFrame(
             {
                 "slo_id": pd.Series(dtype=str),
@@ -206,19 +208,22 @@ def idle_cycle(settings: Settings) -> Callable[[], object]:
     return cycle
 
 
-def evaluated_to(data_dir: Path) -> int | None:
-    """The latest minute any run evaluated up to, from the published snapshot (None: no snapshot)."""
+def stored_state(data_dir: Path) -> tuple[list[Slo], int | None]:
+    """The active SLOs and the latest minute any run evaluated up to, from the published snapshot
+    (([], None) when nothing is published yet)."""
+    from pipelines.catalog import stored_slos
     from pipelines.store import Snapshot
 
     snapshot = Snapshot(data_dir)
     if not snapshot.exists():
-        return None
+        return [], None
     try:
         with snapshot.connection() as con:
             row = con.execute("SELECT max(data_to) FROM runs").fetchone()
+            slos = [slo for _, slo in stored_slos(con)]
     finally:
         snapshot.close()
-    return int(row[0]) if row and row[0] is not None else None
+    return slos, (int(row[0]) if row and row[0] is not None else None)
 
 
 # ---------------------------------------------------------------------------------- OpenAPI models
@@ -560,6 +565,7 @@ def create_app(
         ),
     ) -> JSONResponse:
         state: _State = request.app.state.slo
+        _check_bearer(request, state.service)  # incident data is for those who hold the token
         from pipelines.store import Snapshot
 
         with state.snapshot_lock:
@@ -585,7 +591,6 @@ def create_app(
                 "status": "ok",
                 "auth": "token" if state.service.token else "none (loopback only)",
                 "inbox": {
-                    "path": str(state.inbox.path),
                     "count": state.inbox.count(),
                     "last_seq": state.inbox.last_seq(),
                 },
@@ -696,6 +701,11 @@ def _check_bearer(request: Request, service: ServiceSettings) -> None:
         return  # no token configured: the service is bound to loopback only (see `serve`)
     if not _bearer_ok(request, service.token):
         what = "wrong" if "authorization" in request.headers else "missing"
+        if SIGNATURE_HEADER in request.headers and not service.pagerduty_secret:
+            raise Unauthorized(
+                f"Authorization: {what} bearer token; this delivery is signed by PagerDuty, but "
+                "PAGERDUTY_WEBHOOK_SECRET is not set, so it needs the bearer token"
+            )
         raise Unauthorized(
             f"Authorization: {what} bearer token; send `Authorization: Bearer <SLO_INGEST_TOKEN>`"
         )

@@ -296,7 +296,8 @@ def test_health_and_openapi(client: AsgiClient) -> None:
 
 
 def test_incidents_come_from_the_published_snapshot(client: AsgiClient, settings: Settings) -> None:
-    r = client.request("GET", "/api/incidents")
+    assert client.request("GET", "/api/incidents").status == 401  # incident data needs the token
+    r = client.request("GET", "/api/incidents", headers=auth())
     assert r.status == 503 and r.json()["detail"].startswith("no published snapshot yet")
     with Writer(settings.data_dir) as w:
         w.db.execute(
@@ -313,7 +314,7 @@ def test_incidents_come_from_the_published_snapshot(client: AsgiClient, settings
             " ('INC-0001', 2, 'rules', 'SEV2', 'escalate', 0.9, now())"
         )
         w.publish()
-    rows = client.request("GET", "/api/incidents").json()
+    rows = client.request("GET", "/api/incidents", headers=auth()).json()
     assert [r["id"] for r in rows] == ["INC-0002", "INC-0001"]  # newest detected first
     assert rows[1]["detected_at"] == "2026-11-23T12:00:00Z" and rows[1]["route"] == "escalate"
     assert rows[1]["triage"] == {
@@ -323,9 +324,11 @@ def test_incidents_come_from_the_published_snapshot(client: AsgiClient, settings
         "confidence": 0.9,
     }  # the latest attempt
     assert rows[0]["triage"] is None
-    assert [r["id"] for r in client.request("GET", "/api/incidents?status=triggered").json()] == ["INC-0001"]
-    assert len(client.request("GET", "/api/incidents?limit=1").json()) == 1
-    assert client.request("GET", "/api/incidents?limit=0").status == 400
+    assert [
+        r["id"] for r in client.request("GET", "/api/incidents?status=triggered", headers=auth()).json()
+    ] == ["INC-0001"]
+    assert len(client.request("GET", "/api/incidents?limit=1", headers=auth()).json()) == 1
+    assert client.request("GET", "/api/incidents?limit=0", headers=auth()).status == 400
 
 
 def test_without_token_anything_local_may_post(settings: Settings) -> None:
@@ -400,3 +403,42 @@ def test_idle_cycle_keeps_the_evaluated_minute(settings: Settings) -> None:
             (29000000,),
         ]
     snapshot.close()
+
+
+def test_idle_cycle_keeps_the_stored_slos_and_their_evaluation(settings: Settings) -> None:
+    # A store built by `slo run` from some specs; the service's specs dir does not even exist.
+    import pandas as pd
+
+    from pipelines.cycle import Pull, run_cycle
+    from pipelines.specs import load_specs
+
+    slos, _ = load_specs([Path(__file__).resolve().parent.parent.parent / "slo_specs"])
+    start = 29_000_000
+    buckets = pd.DataFrame(
+        [(s.id, m, 99, 100) for s in slos for m in range(start, start + 120)],
+        columns=["slo_id", "minute", "good", "valid"],
+    )
+    run_cycle(settings, slos, Pull(buckets=buckets, end=start + 120, origin="test"))
+    query = "SELECT slo_id, active, evaluated_to FROM slos JOIN engine_state USING (slo_key) ORDER BY slo_id"
+    snapshot = Snapshot(settings.data_dir)
+    with snapshot.connection() as con:
+        before = con.execute(query).fetchall()
+    assert before and all(active for _, active, _ in before)
+    idle_cycle(settings)()
+    with snapshot.connection() as con:
+        assert con.execute(query).fetchall() == before
+        assert con.execute("SELECT source, data_to FROM runs ORDER BY run_id").fetchall() == [
+            ("test", start + 120),
+            ("idle", start + 120),
+        ]
+    snapshot.close()
+
+
+def test_signed_delivery_without_a_configured_secret_needs_the_token(settings: Settings) -> None:
+    with AsgiClient(create_app(settings, ServiceSettings(token=TOKEN, cycle_seconds=0))) as c:
+        r = c.request(
+            "POST", INGEST, PD, {"content-type": "application/json", "x-pagerduty-signature": "v1=00"}
+        )
+        assert r.status == 401
+        assert "PAGERDUTY_WEBHOOK_SECRET is not set" in r.json()["detail"]
+        assert c.request("POST", INGEST, PD, {**auth(), "x-pagerduty-signature": "v1=00"}).status == 202
