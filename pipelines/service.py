@@ -539,12 +539,18 @@ def create_app(
         _check_bearer(request, state.service)
         _check_json(request)
         raw = await _read_body(request, state.service.max_body_bytes)
-        cmd = parse_command(
-            request.path_params["incident_id"],
-            decode_json(raw),
-            received_at,
-            request.headers.get("idempotency-key") or None,
-        )
+        try:
+            cmd = parse_command(
+                request.path_params["incident_id"],
+                decode_json(raw),
+                received_at,
+                request.headers.get("idempotency-key") or None,
+            )
+        except IngestError:
+            raise
+        except Exception as exc:  # as for deliveries: a parser bug is a logged 400, never a 500
+            log.exception("unexpected error parsing a command")
+            raise MalformedInput(f"body: could not be read ({type(exc).__name__})") from exc
         entry = Entry(cmd.dedup_key, "command", cmd.source, cmd.to_json())
         result = await _append(state, [entry])
         state.counts["202"] += 1

@@ -129,7 +129,38 @@ def byte_noise(rng: random.Random, raw: bytes) -> bytes:
     return bytes(data)
 
 
+COMMAND_SEEDS = [
+    {
+        "command": "root_cause",
+        "actor": "alice",
+        "args": {"category": "deploy", "text": "bad push", "fix": "rb"},
+    },
+    {
+        "command": "action_item",
+        "args": {"title": "alert on queue depth", "owner": "bob", "due_date": "2026-12-01"},
+    },
+    {"command": "acknowledge", "at": "2026-11-23T12:00:00Z"},
+    {"command": "approve_remediation", "args": {"remediation_id": "REM-1", "reason": "ok"}},
+]
+
+
+def command_case(rng: random.Random, n: int) -> tuple[str, bytes, dict[str, str]]:
+    body: Any = {**copy.deepcopy(rng.choice(COMMAND_SEEDS)), "dedup_key": f"fuzz-{n}"}
+    if rng.random() < 0.8:
+        body = mutate(rng, body, rng.randint(1, 4))
+    raw = json.dumps(body).encode()
+    if rng.random() < 0.1:
+        raw = byte_noise(rng, raw)
+    incident = rng.choice(["INC-0001", "INC-0002", "x" * 80, "%00", "..", "%C3%A9", "INC%201"])
+    headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
+    if rng.random() < 0.3:
+        headers["idempotency-key"] = rng.choice(["", "k", "x" * 300])
+    return f"/api/incidents/{incident}/commands", raw, headers
+
+
 def case(rng: random.Random, seeds: list[tuple[str, Any]], n: int) -> tuple[str, bytes, dict[str, str]]:
+    if rng.random() < 0.1:
+        return command_case(rng, n)
     name, seed = rng.choice(seeds)
     body: Any = copy.deepcopy(seed)
     # Vary the content so some mutated-but-valid alerts are new, not just duplicates of the seed.

@@ -282,3 +282,18 @@ def test_malformed_deliveries_say_what_and_where(body: bytes, fmt: str | None, m
 )
 def test_parse_time(text: str, expected: dt.datetime | None) -> None:
     assert parse_time(text) == expected
+
+
+def test_alert_to_json_equals_asdict_with_iso_times() -> None:
+    # Alert.to_json builds its dict without asdict's deep copy (hot path); it must say the same thing.
+    from dataclasses import asdict
+
+    for alert in parse(load("alertmanager_firing")) + parse(load("alertmanager_resolved")):
+        expected = asdict(alert)
+        expected["starts_at"] = alert.starts_at.isoformat()
+        expected["ends_at"] = alert.ends_at.isoformat() if alert.ends_at else None
+        got = alert.to_json()
+        assert got == expected
+        got["labels"]["x"] = "changed"  # a copy, not the alert's own dict
+        assert "x" not in alert.labels
+        assert Alert.from_json(alert.to_json()) == alert
