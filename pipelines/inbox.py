@@ -230,3 +230,11 @@ class GroupCommit:
         if self.thread_started:
             self._queue.put(None)
             self._thread.join(timeout)
+        # Anything submitted while closing, after the thread's last batch, is refused, not left waiting.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[1].set_exception(RuntimeError("the inbox closed before this was stored; nothing was"))
