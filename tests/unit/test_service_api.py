@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pipelines.config import Settings
+from pipelines.errors import SloError
 from pipelines.inbox import Inbox
 from pipelines.ingest.pagerduty import sign
 from pipelines.service import ServiceSettings, Worker, create_app, idle_cycle, is_loopback
@@ -442,3 +443,22 @@ def test_signed_delivery_without_a_configured_secret_needs_the_token(settings: S
         assert r.status == 401
         assert "PAGERDUTY_WEBHOOK_SECRET is not set" in r.json()["detail"]
         assert c.request("POST", INGEST, PD, {**auth(), "x-pagerduty-signature": "v1=00"}).status == 202
+
+
+def test_service_settings_from_the_environment() -> None:
+    s = ServiceSettings.load(
+        {"SLO_INGEST_TOKEN": "t", "SLO_CYCLE_SECONDS": "2.5", "SLO_INGEST_MAX_BYTES": "100"}
+    )
+    assert (s.token, s.pagerduty_secret, s.cycle_seconds, s.max_body_bytes, s.group_commit) == (
+        "t",
+        None,
+        2.5,
+        100,
+        True,
+    )
+    assert ServiceSettings.load({"SLO_INGEST_GROUP_COMMIT": "0"}).group_commit is False
+    assert ServiceSettings.load({}).token is None and ServiceSettings.load({}).cycle_seconds == 5.0
+    with pytest.raises(SloError, match="SLO_CYCLE_SECONDS='soon' is not a number"):
+        ServiceSettings.load({"SLO_CYCLE_SECONDS": "soon"})
+    with pytest.raises(SloError, match="must not be negative"):
+        ServiceSettings.load({"SLO_INGEST_MAX_BYTES": "-1"})
