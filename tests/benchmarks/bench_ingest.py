@@ -251,7 +251,8 @@ def run_mode(mode: str) -> dict[str, Any]:
                     cpu_used = process_cpu_seconds(svc.proc.pid) - cpu_before
                     with sqlite3.connect(svc.data_dir / "inbox.sqlite3") as con:
                         stored = con.execute("SELECT count(*) FROM inbox").fetchone()[0]
-                    worker = svc.health()["worker"]
+                    health = svc.health()
+                    worker = health["worker"]
                 finally:
                     code = stop_service(svc)
                 r["inbox_rows"] = stored
@@ -259,11 +260,13 @@ def run_mode(mode: str) -> dict[str, Any]:
                 r["non_202"] = sum(v for k, v in r["statuses"].items() if k != 202)
                 r["server_cpu_ms_per_request"] = round(cpu_used / max(r["requests"], 1) * 1000, 3)
                 r["worker_cycles"] = worker.get("cycles", 0)
+                r["gc"] = health.get("gc")
                 r["exit_code"] = code
                 print(
                     f"  {mode:6} run {run + 1} {shape:6}: {r['alerts_per_s']:8.1f} alerts/s  "
                     f"p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
                     f"server CPU {r['server_cpu_ms_per_request']:.3f} ms/request  "
+                    f"gc max pause {(r['gc'] or {}).get('max_pause_ms')} ms  "
                     f"({r['requests']} requests, {r['non_202']} not 202, lost {r['lost']})",
                     flush=True,
                 )
