@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.incidents.cli_incidents import register as register_incidents
 
     register_incidents(sub)
+    from pipelines import service
+
+    service.register(sub)
     return parser
 
 
@@ -112,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "import": analytics_cli.cmd_import,
             "report": analytics_cli.cmd_report,
             "incidents": cmd_incidents,
+            "serve": _cmd_serve,
         }
         return handler[args.command](args, settings)
     except SpecError as exc:
@@ -466,10 +470,18 @@ def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
         raise SloError(f"cannot write {args.output}: {exc.strerror}") from exc
     print(f"{len(rules.groups)} SLO rule group(s) written to {args.output}", file=sys.stderr)
     return 0
+
+
 def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.incidents.cli_incidents import handle
 
     return handle(args, settings)
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.service import cmd_serve
+
+    return cmd_serve(args, settings)
 
 
 if __name__ == "__main__":

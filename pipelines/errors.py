@@ -3,7 +3,13 @@
     SloError                 base; exit code 1 in the CLI
     ├── SpecError            one or more problems in spec files (each with file, line, field path)
     ├── SourceError          a metrics source failed (file missing, bad columns, Prometheus down)
-    └── StoreError           the DuckDB store or its lock (e.g. a second writer)
+    ├── StoreError           the DuckDB store or its lock (e.g. a second writer)
+    └── IngestError          an HTTP delivery was refused; `status` is the HTTP answer
+        ├── MalformedInput   400: not parseable, or not the shape its format requires (says where)
+        ├── Unauthorized     401: missing or wrong bearer token (or a missing PagerDuty signature)
+        ├── BadSignature     403: an `X-PagerDuty-Signature` that matches no `v1=` value
+        ├── TooLarge         413: over the body-size limit
+        └── NotJson          415: a content type other than JSON
 """
 
 from __future__ import annotations
@@ -42,3 +48,29 @@ class SourceError(SloError):
 
 class StoreError(SloError):
     """The store could not be opened, locked, migrated or published."""
+
+
+class IngestError(SloError):
+    """A delivery to the ingest API was refused; nothing was stored. `status` is the HTTP status."""
+
+    status = 400
+
+
+class MalformedInput(IngestError):
+    status = 400
+
+
+class Unauthorized(IngestError):
+    status = 401
+
+
+class BadSignature(IngestError):
+    status = 403
+
+
+class TooLarge(IngestError):
+    status = 413
+
+
+class NotJson(IngestError):
+    status = 415

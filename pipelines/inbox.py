@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 INBOX_FILE = "inbox.sqlite3"
+KINDS = ("alert", "command", "import")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -90,25 +93,37 @@ class Inbox:
 
     def append(self, entries: Iterable[Entry]) -> AppendResult:
         """Store entries in one transaction; those whose dedup key exists are reported as duplicates."""
-        entries = list(entries)
+        return self.append_groups([list(entries)])[0]
+
+    def append_groups(self, groups: Sequence[Sequence[Entry]]) -> list[AppendResult]:
+        """Store several callers' entries in one transaction (one fsync); one result per group.
+
+        A key repeated in a later group (or later in the same group) is a duplicate, exactly as if the
+        groups had been appended one after the other.
+        """
+        # INSERT OR IGNORE would also ignore a CHECK violation and report it as a duplicate: refuse first.
+        for entries in groups:
+            for e in entries:
+                if e.kind not in KINDS or not e.dedup_key:
+                    raise ValueError(f"inbox entry {e.dedup_key!r}: kind {e.kind!r} is not one of {KINDS}")
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
-        accepted: list[str] = []
-        duplicates: list[str] = []
+        results = [AppendResult([], []) for _ in groups]
         con = self._con()
         con.execute("BEGIN IMMEDIATE")
         try:
-            for e in entries:
-                cur = con.execute(
-                    "INSERT OR IGNORE INTO inbox (dedup_key, kind, source, received_at, body)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (e.dedup_key, e.kind, e.source, now, json.dumps(e.body, sort_keys=True, default=str)),
-                )
-                (accepted if cur.rowcount == 1 else duplicates).append(e.dedup_key)
+            for entries, result in zip(groups, results, strict=True):
+                for e in entries:
+                    cur = con.execute(
+                        "INSERT OR IGNORE INTO inbox (dedup_key, kind, source, received_at, body)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (e.dedup_key, e.kind, e.source, now, json.dumps(e.body, sort_keys=True, default=str)),
+                    )
+                    (result.accepted if cur.rowcount == 1 else result.duplicates).append(e.dedup_key)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        return AppendResult(accepted, duplicates)
+        return results
 
     def read_since(self, seq: int, limit: int = 10_000) -> list[Row]:
         """Rows with seq > `seq`, oldest first."""
@@ -138,3 +153,88 @@ class Inbox:
         if con is not None:
             con.close()
             self._local.con = None
+
+
+class GroupCommit:
+    """Group commit for concurrent appends: whoever arrives while a commit is on disk waits for the next
+    one, and all of them share its transaction and its fsync.
+
+    One thread owns the writes. A caller's future resolves only after the COMMIT (synchronous=FULL)
+    that holds its rows returned, so "202 after `append` returned" still means on disk; a failed
+    commit fails every caller in it, and none of them is told "accepted". With one caller at a time it
+    is one transaction per call, as `Inbox.append`; under load, one fsync serves a whole batch.
+    """
+
+    def __init__(self, inbox: Inbox, *, max_entries: int = 5000) -> None:
+        self.inbox = inbox
+        self._max_entries = max_entries
+        self._queue: queue.SimpleQueue[tuple[list[Entry], Future[AppendResult]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="inbox-group-commit", daemon=True)
+        self._closed = False
+        self.commits = 0
+        self.thread_started = False
+
+    def start(self) -> GroupCommit:
+        self._thread.start()
+        self.thread_started = True
+        return self
+
+    def submit(self, entries: Iterable[Entry]) -> Future[AppendResult]:
+        future: Future[AppendResult] = Future()
+        if self._closed:
+            future.set_exception(RuntimeError("the inbox is closing; nothing was stored"))
+            return future
+        self._queue.put((list(entries), future))
+        return future
+
+    def append(self, entries: Iterable[Entry]) -> AppendResult:
+        return self.submit(entries).result()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            size = len(item[0])
+            stop = False
+            while size < self._max_entries:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+                size += len(more[0])
+            self._commit(batch)
+            if stop:
+                break
+        self.inbox.close()
+
+    def _commit(self, batch: list[tuple[list[Entry], Future[AppendResult]]]) -> None:
+        try:
+            results = self.inbox.append_groups([entries for entries, _ in batch])
+        except BaseException as exc:  # the disk said no: nobody in this batch is told "accepted"
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        self.commits += 1
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what is queued, then stop the thread."""
+        self._closed = True
+        if self.thread_started:
+            self._queue.put(None)
+            self._thread.join(timeout)
+        # Anything submitted while closing, after the thread's last batch, is refused, not left waiting.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[1].set_exception(RuntimeError("the inbox closed before this was stored; nothing was"))

@@ -9,7 +9,7 @@ produce `Alert`s and `Command`s; the inbox stores their `to_json()`; the fold re
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 SEVERITIES = ("SEV1", "SEV2", "SEV3", "SEV4")
@@ -80,7 +80,11 @@ class Alert:
     url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        # What asdict() gives (labels/annotations copied), without its recursive deep copy: this runs
+        # once per ingested alert, and asdict was 0.8 ms of a ~2 ms request in the ingest benchmark.
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["labels"] = dict(self.labels)
+        d["annotations"] = dict(self.annotations)
         d["starts_at"] = _iso(self.starts_at)
         d["ends_at"] = _iso(self.ends_at)
         return d
