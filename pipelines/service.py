@@ -209,20 +209,31 @@ class Worker:
 
 
 def idle_cycle(settings: Settings) -> Callable[[], object]:
-    """The service's cycle: no metrics pulled (a metrics source plugs in here), everything else runs.
+    """The service's cycle: pull metrics when a source is configured, then everything else runs.
 
-    No new metrics means no new SLO set either: the cycle keeps the SLOs the store holds (whoever pulls
-    metrics, `slo run` or `slo demo`, decides them) and evaluates up to the minute the store is already
-    evaluated to, so the inbox fold, triage, routing and timers run and publish. Before anything was
-    published it starts from SLO_SPECS_DIR (if present) at the current minute.
+    With PROMETHEUS_URL set, each cycle pulls from Prometheus incrementally (from each SLO's
+    high-water mark) for the specs in SLO_SPECS_DIR. When that pull fails, nothing of it is published
+    and its SLOs are marked stale; the cycle then goes on without new metrics so alerts and commands
+    are still folded.
+
+    Without new metrics there is no new SLO set either: the cycle keeps the SLOs the store holds
+    (whoever pulls metrics, `slo run` or `slo demo`, decides them) and evaluates up to the minute the
+    store is already evaluated to, so the inbox fold, triage, routing and timers run and publish.
+    Before anything was published it starts from SLO_SPECS_DIR (if present) at the current minute.
+
+    Remediations run on a thread pool (`ThreadRunner`), outside the DuckDB writer; their outcome
+    comes back through the inbox.
     """
     import pandas as pd
 
     from pipelines import engine
     from pipelines.cycle import Pull, run_cycle
+    from pipelines.incidents.lifecycle import ThreadRunner
     from pipelines.specs import load_specs
 
-    def cycle() -> object:
+    runner = ThreadRunner(Inbox(settings.data_dir), settings)
+
+    def without_metrics() -> object:
         slos, end = stored_state(settings.data_dir)
         if end is None:  # nothing published yet: start from the specs, at the current minute
             slos = load_specs([settings.specs_dir])[0] if settings.specs_dir.exists() else []
@@ -235,7 +246,18 @@ def idle_cycle(settings: Settings) -> Callable[[], object]:
                 "valid": pd.Series(dtype="int64"),
             }
         )
-        return run_cycle(settings, slos, Pull(buckets=empty, end=end, origin="idle"))
+        return run_cycle(settings, slos, Pull(buckets=empty, end=end, origin="idle"), incident_runner=runner)
+
+    def cycle() -> object:
+        if settings.prometheus.url:
+            from pipelines.sources import prometheus
+
+            try:
+                slos = load_specs([settings.specs_dir])[0]
+                return prometheus.run(settings, slos, incident_runner=runner)[0]
+            except SloError as exc:  # a failed pull (already marked stale) or a broken spec
+                log.warning("metrics pull failed, cycle goes on without new metrics: %s", exc)
+        return without_metrics()
 
     return cycle
 

@@ -33,6 +33,7 @@ from pipelines import engine
 from pipelines.config import PrometheusSettings, Settings
 from pipelines.cycle import CycleReport, Pull, run_cycle
 from pipelines.errors import SourceError, StoreError
+from pipelines.incidents.lifecycle import Runner
 from pipelines.model import Slo
 from pipelines.progress import Progress
 from pipelines.sources import promql
@@ -436,6 +437,7 @@ def run(
     end: int | None = None,
     progress: Progress | None = None,
     evaluate_progress: Progress | None = None,
+    incident_runner: Runner | None = None,
 ) -> tuple[CycleReport, PullStats]:
     """Pull from Prometheus and run the pipeline cycle; on an incomplete pull publish nothing,
     mark the failed SLOs stale beside the snapshot, and raise PullFailed."""
@@ -460,7 +462,7 @@ def run(
         except StoreError as lock_error:
             raise PullFailed(exc.failures, exc.total, f" (not recorded: {lock_error})") from exc
         raise
-    report = run_cycle(settings, slos, result, progress=evaluate_progress)
+    report = run_cycle(settings, slos, result, progress=evaluate_progress, incident_runner=incident_runner)
     return report, stats
 
 
