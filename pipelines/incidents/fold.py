@@ -392,6 +392,12 @@ def _join(con: duckdb.DuckDBPyConnection, incident_id: str, alert: Alert) -> Non
     )
     if alert.slo:
         con.execute("INSERT OR IGNORE INTO incident_slos VALUES (?, ?, NULL)", [incident_id, alert.slo])
+    if alert.severity:  # a page joining a ticket's incident makes it SEV2 before triage (DESIGN §2)
+        con.execute(
+            "UPDATE incidents SET severity = ? WHERE id = ? AND triage_pending"
+            " AND (severity IS NULL OR severity > ?)",
+            [alert.severity, incident_id, alert.severity],
+        )
     if alert.external_id:
         con.execute(
             "UPDATE incidents SET external_id = coalesce(external_id, ?) WHERE id = ?",

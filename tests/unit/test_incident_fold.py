@@ -45,6 +45,7 @@ def alert(
     external_id: str | None = None,
     slo: str | None = None,
     ends: dt.datetime | None = None,
+    severity: str = "SEV2",
 ) -> Entry:
     a = Alert(
         source=source,
@@ -55,7 +56,7 @@ def alert(
         dedup_key=key or f"{source}:{service}:{fingerprint}:{starts.isoformat()}:{status}",
         starts_at=starts,
         ends_at=ends,
-        severity="SEV2",
+        severity=severity,
         slo=slo,
         external_id=external_id,
     )
@@ -156,6 +157,18 @@ def test_page_and_ticket_on_one_slo_are_one_incident(con, inbox) -> None:
     )
     assert [r["id"] for r in incidents(con)] == ["INC-0001"]
     assert con.execute("SELECT count(*) FROM alerts WHERE incident_id = 'INC-0001'").fetchone() == (2,)
+
+
+def test_a_joining_page_raises_the_severity_before_triage_and_nothing_lowers_it(con, inbox) -> None:
+    # Alertmanager posts a group's alerts in no fixed order: a ticket (SEV3) may open the incident
+    # and the page (SEV2) join it a moment later; DESIGN §2 says a page is SEV2 until triaged.
+    slo = "shop/availability"
+    fold(con, inbox, alert("t", source="engine", slo=slo, starts=T0, severity="SEV3"))
+    assert incidents(con)[0]["severity"] == "SEV3"
+    fold(con, inbox, alert("p", source="engine", slo=slo, starts=T0, severity="SEV2"))
+    assert incidents(con)[0]["severity"] == "SEV2"
+    fold(con, inbox, alert("i", source="engine", slo=slo, starts=T0, severity="SEV4"))
+    assert [(r["id"], r["severity"]) for r in incidents(con)] == [("INC-0001", "SEV2")]
 
 
 # --- re-delivery ----------------------------------------------------------------------------------
