@@ -54,6 +54,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+# Run as a script (every child case is), sys.path[0] is this directory and `pipelines` would come
+# from the editable install, i.e. another checkout: measure the engine of the tree this file is in.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+
 from pipelines import engine
 from pipelines.buckets import write_buckets
 from pipelines.catalog import sync_slos
