@@ -1,20 +1,21 @@
 """The SLO engine: SLIs, burn rates, error budgets, policy states and alert intervals (DESIGN §2).
 
-Two ways produce the same *window sums* (Σgood, Σvalid over `[T−W, T)` for every evaluation instant
-T), and one SQL query turns window sums into everything SREs read:
-
-* `dense_window_sums` — a fold over a dense per-minute grid with cumulative sums, for whole
-  histories (demo, backfills, new SLOs). It never sorts: buckets are scattered into place.
-* `point_window_sums` — cumulative sums looked up from hourly checkpoints plus at most an hour of
-  raw buckets, for a few new minutes (the steady state) and for `slo status --at T`. Its cost is
-  proportional to the minutes evaluated, not to the history.
-
 `FORMULA_SQL` (built by `formula_sql`) is the definition in one place: SLI, burn rate, budget
-remaining, policy state and firing alert conditions. Threshold comparisons are exact integer
-arithmetic on the fractions of the target and factors, so "exactly 50 % left" or "burn exactly 14.4"
-land on the side DESIGN §2 says, not on a rounding error's side.
-"""
+remaining, policy state and firing alert conditions, from *window sums* (Σgood, Σvalid over
+`[T−W, T)` for every evaluation instant T). Threshold comparisons are exact integer arithmetic on
+the fractions of the target and factors, so "exactly 50 % left" or "burn exactly 14.4" land on the
+side DESIGN §2 says, not on a rounding error's side. Three ways use it:
 
+* Whole histories (demo, backfills, new SLOs): buckets are read once as Arrow batches and scattered
+  into a dense per-minute grid (never sorted), then `fold_kernels.evaluate_block` computes what the
+  formula computes with cumulative sums in numpy, only where it is stored, with the same exact
+  int64 comparisons and the same floating-point operations (tests/unit/test_fold_kernels.py
+  checks every stored row against the SQL). When int64 could overflow, the SQL formula runs on
+  `dense_window_sums` instead.
+* `point_window_sums` — cumulative sums looked up from hourly checkpoints plus at most an hour of
+  raw buckets, for a few new minutes (the steady state) and for `slo status --at T`, through the
+  SQL formula. Its cost is proportional to the minutes evaluated, not to the history.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -27,10 +28,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines import fold_kernels
+from pipelines.fold_kernels import CHECKPOINT_STEP, SERIES_STEP, period_start
 from pipelines.model import STANDARD_BURN_WINDOWS, Slo
 
-CHECKPOINT_STEP = 60  # minutes between stored cumulative sums
-SERIES_STEP = 15  # minutes between stored chart points
 INCREMENTAL_LIMIT = 1440  # re-evaluate more minutes than this with the dense fold instead
 STATE_NAMES = ("normal", "freeze_review", "reliability_focus", "exhausted")
 # The same names as a SQL list, indexed by state code + 1 (DuckDB lists are 1-based).
@@ -173,20 +174,6 @@ SELECT w.slo_key, w.t,
 FROM {source} w JOIN params p USING (slo_key)
 {where}
 """
-
-
-# ---------------------------------------------------------------------------------------------
-# Calendar periods
-
-
-def period_start(minutes: np.ndarray, calendar: str) -> np.ndarray:
-    """Start (epoch minute) of the calendar month or quarter containing each minute, UTC."""
-    months = minutes.astype("datetime64[m]").astype("datetime64[M]").astype(np.int64)
-    if calendar == "quarter":
-        months = months - (months % 3)
-    elif calendar != "month":
-        raise ValueError(f"unknown calendar window {calendar!r}")
-    return months.astype("datetime64[M]").astype("datetime64[m]").astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -542,40 +529,229 @@ def evaluate(
         done += len(group)
         if progress:
             progress(done, total)
-    raw: dict[str, np.ndarray] = {}
-    chunks = list(_chunks(dense, {es.key: state[es.key][0] for es in dense}, end, chunk_minutes))
     if dense:
-        # One scan for every SLO recomputed here; each chunk then takes its rows by key.
-        dense_keys = [es.key for es in dense]
-        raw = {
-            name: np.asarray(col)
-            for name, col in con.execute(
-                "SELECT slo_key, minute, good, valid FROM buckets "
-                "WHERE slo_key IN (SELECT unnest(?::INTEGER[]))",
-                [dense_keys],
-            )
-            .fetchnumpy()
-            .items()
-        }
-        # Each row's chunk, then the rows grouped by chunk in one stable sort (not a pass per chunk).
-        chunk_of = np.zeros(max(dense_keys) + 1, dtype=np.int32)
-        for number, chunk in enumerate(chunks):
-            chunk_of[[es.key for es in chunk]] = number
-        # uint16 ids make the stable sort a radix sort: 1.3 s for 43.2 M rows, against 3.3 s for
-        # one mask per chunk and 2.9 s for an int32 sort (measured together, 11 chunks).
-        row_chunk = chunk_of[raw["slo_key"]].astype(np.uint16 if len(chunks) < 2**16 else np.int32)
-        grouped = np.argsort(row_chunk, kind="stable")
-        bounds = np.concatenate(([0], np.cumsum(np.bincount(row_chunk, minlength=len(chunks)))))
-        del row_chunk
-    for number, chunk in enumerate(chunks):
-        take = grouped[bounds[number] : bounds[number + 1]]
-        rows = {name: col[take] for name, col in raw.items()}
-        report.minutes_evaluated += _recompute(con, chunk, state, end, windows, k, rows)
-        report.slos_dense += len(chunk)
-        done += len(chunk)
+        report.minutes_evaluated += _recompute_dense(
+            con, dense, state, end, windows, k, chunk_minutes, progress, done, total
+        )
+        report.slos_dense += len(dense)
+    return report
+
+
+GRID_CELLS = 100_000_000  # minutes held per pass of the dense fold (16 bytes each: bad, valid)
+BLOCK_CELLS = 1 << 18  # minutes per numpy block: a few MB per array, so a block's work stays in cache
+FETCH_ROWS = 1 << 20  # buckets per Arrow batch read from DuckDB
+
+
+def _recompute_dense(
+    con: duckdb.DuckDBPyConnection,
+    dense: list[EngineSlo],
+    state: dict[int, tuple[int | None, int | None, int | None]],
+    end: int,
+    windows: Sequence[int],
+    k: int,
+    chunk_minutes: int,
+    progress: Progress | None,
+    done: int,
+    total: int,
+) -> int:
+    """Dense fold over the whole history of `dense`, replacing everything derived from it.
+
+    Buckets are read once per pass (Arrow batches scattered into a dense per-minute grid), then
+    evaluated by `fold_kernels.evaluate_block` in cache-sized blocks of SLOs sharing their first
+    minute and windows. SLOs the int64 kernel cannot evaluate exactly go through the SQL formula.
+    """
+    lo_of = {es.key: int(state[es.key][0] or 0) for es in dense}
+
+    def shape_of(es: EngineSlo) -> tuple[int, int | None, str | None, tuple[tuple[int, int], ...]]:
+        window = es.slo.window
+        rolling = window.minutes if window.kind == "rolling" else None
+        calendar = None if rolling is not None else (window.calendar or "month")
+        alert_windows = tuple((a.long_window, a.short_window) for a in es.slo.alerts)
+        return (lo_of[es.key], rolling, calendar, alert_windows)
+
+    by_shape: dict[tuple[int, int | None, str | None, tuple[tuple[int, int], ...]], list[EngineSlo]] = {}
+    for es in dense:
+        by_shape.setdefault(shape_of(es), []).append(es)
+    ordered = [es for group in by_shape.values() for es in group]
+    evaluated = 0
+    passes: list[list[EngineSlo]] = [[]]
+    cells = 0
+    for es in ordered:
+        n = end - lo_of[es.key]
+        if passes[-1] and cells + n > GRID_CELLS:
+            passes.append([])
+            cells = 0
+        passes[-1].append(es)
+        cells += n
+    for group in passes:
+        evaluated += _dense_pass(con, group, shape_of, lo_of, state, end, windows, k, chunk_minutes)
+        done += len(group)
         if progress:
             progress(done, total)
-    return report
+    return evaluated
+
+
+def _dense_pass(
+    con: duckdb.DuckDBPyConnection,
+    slos: list[EngineSlo],
+    shape_of: Callable[[EngineSlo], tuple[int, int | None, str | None, tuple[tuple[int, int], ...]]],
+    lo_of: dict[int, int],
+    state: dict[int, tuple[int | None, int | None, int | None]],
+    end: int,
+    windows: Sequence[int],
+    k: int,
+    chunk_minutes: int,
+) -> int:
+    keys = np.array([es.key for es in slos], dtype=np.int64)
+    lo = np.array([lo_of[es.key] for es in slos], dtype=np.int64)
+    n = end - lo
+    starts = np.concatenate(([0], np.cumsum(n)[:-1])).astype(np.int64)
+    bad = np.zeros(int(n.sum()), dtype=np.int64)
+    valid = np.zeros(int(n.sum()), dtype=np.int64)
+    slot_of = np.zeros(int(keys.max()) + 1, dtype=np.int64)
+    slot_of[keys] = np.arange(len(keys))
+    negative = False
+    # -- Buckets of these SLOs, as bad and valid counts (scattered into place, never sorted).
+    reader = con.sql(
+        "SELECT slo_key, minute, valid - good AS bad, valid FROM buckets "
+        "WHERE slo_key IN (SELECT unnest(?::INTEGER[]))",
+        params=[keys.tolist()],
+    ).to_arrow_reader(FETCH_ROWS)
+    for batch in reader:
+        if batch.num_rows == 0:
+            continue
+        slot = slot_of[batch.column(0).to_numpy()]
+        rel = batch.column(1).to_numpy().astype(np.int64) - lo[slot]
+        b, v = batch.column(2).to_numpy(), batch.column(3).to_numpy()
+        keep = (rel >= 0) & (rel < n[slot])
+        pos = starts[slot] + rel
+        if not keep.all():
+            pos, b, v = pos[keep], b[keep], v[keep]
+        bad[pos] = b
+        valid[pos] = v
+        negative = negative or (len(b) > 0 and (int(b.min()) < 0 or int(v.min()) < 0))
+
+    for table in ("checkpoints", "alert_intervals", "policy_transitions", "slo_series"):
+        con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys.tolist()])
+    results: list[fold_kernels.BlockResult] = []
+    by_sql: list[int] = []  # positions in `slos` left to the SQL formula
+    i = 0
+    while i < len(slos):
+        shape = shape_of(slos[i])
+        j = i
+        rows = max(1, BLOCK_CELLS // int(n[i]))
+        while j < len(slos) and j - i < rows and shape_of(slos[j]) == shape:
+            j += 1
+        block = slos[i:j]
+        params = _block_params(block)
+        result = None
+        if params is not None and not negative:
+            span = slice(int(starts[i]), int(starts[i] + (j - i) * n[i]))
+            result = fold_kernels.evaluate_block(
+                bad[span].reshape(j - i, int(n[i])),
+                valid[span].reshape(j - i, int(n[i])),
+                fold_kernels.BlockShape(shape[0], end, shape[1], shape[2], shape[3]),
+                params,
+            )
+        if result is None:
+            by_sql.extend(range(i, j))
+        else:
+            results.append(result)
+        i = j
+    _insert_results(con, results)
+    if by_sql:
+        rest = [slos[p] for p in by_sql]
+        raw = {
+            "slo_key": np.concatenate([np.full(int(n[p]), keys[p]) for p in by_sql]),
+            "minute": np.concatenate([lo[p] + np.arange(int(n[p])) for p in by_sql]),
+            "good": np.concatenate([(valid - bad)[int(starts[p]) : int(starts[p] + n[p])] for p in by_sql]),
+            "valid": np.concatenate([valid[int(starts[p]) : int(starts[p] + n[p])] for p in by_sql]),
+        }
+        for chunk in _chunks(rest, lo_of, end, chunk_minutes):
+            take = np.isin(raw["slo_key"], [es.key for es in chunk])
+            _recompute(con, chunk, state, end, windows, k, {name: col[take] for name, col in raw.items()})
+    _mark_evaluated(con, keys.tolist(), end)
+    return int(n.sum())
+
+
+def _block_params(block: list[EngineSlo]) -> fold_kernels.BlockParams | None:
+    """The block's fractions as int64 arrays, or None when one does not fit (the SQL handles it)."""
+    bf = [es.budget_fraction for es in block]
+    conds = [es.thresholds() for es in block]
+    values = [f.numerator for f in bf] + [f.denominator for f in bf]
+    values += [x for c in conds for (_, _, num, den) in c for x in (num, den)]
+    if any(f.numerator <= 0 for f in bf) or max(values) >= 2**62 or min(values) < 0:
+        return None
+    return fold_kernels.BlockParams(
+        keys=np.array([es.key for es in block], dtype=np.int32),
+        bf_num=np.array([f.numerator for f in bf], dtype=np.int64),
+        bf_den=np.array([f.denominator for f in bf], dtype=np.int64),
+        num=np.array([[c[2] for c in cs] for cs in conds], dtype=np.int64).reshape(len(block), -1),
+        den=np.array([[c[3] for c in cs] for cs in conds], dtype=np.int64).reshape(len(block), -1),
+    )
+
+
+def _column(values: list[np.ndarray], nulls: list[np.ndarray] | None = None) -> pa.Array:
+    data = np.concatenate(values)
+    return pa.array(data, mask=np.concatenate(nulls) if nulls is not None else None)
+
+
+def _states(codes: list[np.ndarray]) -> pa.Array:
+    data = np.concatenate(codes)
+    return pa.DictionaryArray.from_arrays(pa.array(data, mask=data < 0), pa.array(STATE_NAMES))
+
+
+def _insert_results(con: duckdb.DuckDBPyConnection, results: list[fold_kernels.BlockResult]) -> None:
+    """Write the kernels' checkpoints, series, transitions and intervals into the store."""
+    if not results:
+        return
+    ck = [r.checkpoints for r in results]
+    se = [r.series for r in results]
+    tr = [r.transitions for r in results]
+    iv = [r.intervals for r in results]
+    burns = [f"burn_{name}" for name in STANDARD_BURN_WINDOWS]
+    tables = {
+        "checkpoints": pa.table({name: _column([c[name] for c in ck]) for name in ck[0]}),
+        "slo_series": pa.table(
+            {
+                "slo_key": _column([s["slo_key"] for s in se]),
+                "minute": _column([s["minute"] for s in se]),
+                **{
+                    name: _column([s[name] for s in se], [s[f"{name}_null"] for s in se])
+                    for name in ("sli", "budget_remaining")
+                },
+                "policy_state": _states([s["policy_state"] for s in se]),
+                **{name: _column([s[name] for s in se], [s[f"{name}_null"] for s in se]) for name in burns},
+                "firing": _column([s["firing"] for s in se]),
+            }
+        ),
+        "policy_transitions": pa.table(
+            {
+                "slo_key": _column([t["slo_key"] for t in tr]),
+                "minute": _column([t["minute"] for t in tr]),
+                "from_state": _states([t["from_state"] for t in tr]),
+                "to_state": _states([t["to_state"] for t in tr]),
+                "budget_remaining": _column(
+                    [t["budget_remaining"] for t in tr], [t["budget_remaining_null"] for t in tr]
+                ),
+            }
+        ),
+        "alert_intervals": pa.table(
+            {
+                "slo_key": _column([t["slo_key"] for t in iv]),
+                "bit": _column([t["bit"] for t in iv]),
+                "start_minute": _column([t["start_minute"] for t in iv]),
+                "end_minute": _column([t["end_minute"] for t in iv], [t["end_minute_null"] for t in iv]),
+            }
+        ),
+    }
+    for table, data in tables.items():
+        con.register("dense_rows", data)
+        try:
+            names = ", ".join(data.column_names)
+            con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM dense_rows")
+        finally:
+            con.unregister("dense_rows")
 
 
 def _chunks(slos: list[EngineSlo], first: dict[int, int], end: int, cells: int) -> Iterable[list[EngineSlo]]:
