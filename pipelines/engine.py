@@ -19,7 +19,9 @@ side DESIGN §2 says, not on a rounding error's side. Three ways use it:
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -539,7 +541,9 @@ def evaluate(
 
 GRID_CELLS = 100_000_000  # minutes held per pass of the dense fold (16 bytes each: bad, valid)
 BLOCK_CELLS = 1 << 18  # minutes per numpy block: a few MB per array, so a block's work stays in cache
-FETCH_ROWS = 1 << 20  # buckets per Arrow batch read from DuckDB
+INSERT_SLOS = 128  # SLOs' results written per INSERT while the next blocks are computed
+KERNEL_THREADS = min(4, os.cpu_count() or 1)
+FETCH_ROWS = 1 << 17  # buckets per Arrow batch read from DuckDB (its temporaries stay in cache)
 
 
 def _recompute_dense(
@@ -608,8 +612,12 @@ def _dense_pass(
     starts = np.concatenate(([0], np.cumsum(n)[:-1])).astype(np.int64)
     bad = np.zeros(int(n.sum()), dtype=np.int64)
     valid = np.zeros(int(n.sum()), dtype=np.int64)
-    slot_of = np.zeros(int(keys.max()) + 1, dtype=np.int64)
-    slot_of[keys] = np.arange(len(keys))
+    # Bucket (key, minute) goes to base_of[key] + minute when lo ≤ minute < end for its SLO.
+    base_of = np.zeros(int(keys.max()) + 1, dtype=np.int64)
+    base_of[keys] = starts - lo
+    lo_of_key = np.zeros(int(keys.max()) + 1, dtype=np.int64)
+    lo_of_key[keys] = lo
+    latest_lo = int(lo.max())
     negative = False
     # -- Buckets of these SLOs, as bad and valid counts (scattered into place, never sorted).
     reader = con.sql(
@@ -620,12 +628,12 @@ def _dense_pass(
     for batch in reader:
         if batch.num_rows == 0:
             continue
-        slot = slot_of[batch.column(0).to_numpy()]
-        rel = batch.column(1).to_numpy().astype(np.int64) - lo[slot]
+        key = batch.column(0).to_numpy()
+        minute = batch.column(1).to_numpy()
         b, v = batch.column(2).to_numpy(), batch.column(3).to_numpy()
-        keep = (rel >= 0) & (rel < n[slot])
-        pos = starts[slot] + rel
-        if not keep.all():
+        pos = base_of[key] + minute
+        if int(minute.min()) < latest_lo or int(minute.max()) >= end:  # some rows may be out of range
+            keep = (minute >= lo_of_key[key]) & (minute < end)
             pos, b, v = pos[keep], b[keep], v[keep]
         bad[pos] = b
         valid[pos] = v
@@ -633,8 +641,8 @@ def _dense_pass(
 
     for table in ("checkpoints", "alert_intervals", "policy_transitions", "slo_series"):
         con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys.tolist()])
-    results: list[fold_kernels.BlockResult] = []
-    by_sql: list[int] = []  # positions in `slos` left to the SQL formula
+    # Blocks of up to BLOCK_CELLS minutes: consecutive SLOs of one shape (same first minute).
+    blocks: list[tuple[int, int, fold_kernels.BlockParams | None]] = []
     i = 0
     while i < len(slos):
         shape = shape_of(slos[i])
@@ -642,23 +650,38 @@ def _dense_pass(
         rows = max(1, BLOCK_CELLS // int(n[i]))
         while j < len(slos) and j - i < rows and shape_of(slos[j]) == shape:
             j += 1
-        block = slos[i:j]
-        params = _block_params(block)
-        result = None
-        if params is not None and not negative:
-            span = slice(int(starts[i]), int(starts[i] + (j - i) * n[i]))
-            result = fold_kernels.evaluate_block(
-                bad[span].reshape(j - i, int(n[i])),
-                valid[span].reshape(j - i, int(n[i])),
-                fold_kernels.BlockShape(shape[0], end, shape[1], shape[2], shape[3]),
-                params,
-            )
-        if result is None:
-            by_sql.extend(range(i, j))
-        else:
-            results.append(result)
+        blocks.append((i, j, _block_params(slos[i:j])))
         i = j
-    _insert_results(con, results)
+
+    def run(block: tuple[int, int, fold_kernels.BlockParams | None]) -> fold_kernels.BlockResult | None:
+        i, j, params = block
+        if params is None or negative:
+            return None
+        shape = shape_of(slos[i])
+        span = slice(int(starts[i]), int(starts[i] + (j - i) * n[i]))
+        return fold_kernels.evaluate_block(
+            bad[span].reshape(j - i, int(n[i])),
+            valid[span].reshape(j - i, int(n[i])),
+            fold_kernels.BlockShape(shape[0], end, shape[1], shape[2], shape[3]),
+            params,
+        )
+
+    # numpy releases the GIL in its loops: blocks are evaluated on every core, while this thread
+    # writes finished blocks into DuckDB (which releases it too).
+    by_sql: list[int] = []  # positions in `slos` left to the SQL formula
+    finished: list[fold_kernels.BlockResult] = []
+    rows_done = 0
+    with ThreadPoolExecutor(max_workers=KERNEL_THREADS) as pool:
+        for (i, j, _), result in zip(blocks, pool.map(run, blocks), strict=True):
+            if result is None:
+                by_sql.extend(range(i, j))
+                continue
+            finished.append(result)
+            rows_done += j - i
+            if rows_done >= INSERT_SLOS:
+                _insert_results(con, finished)
+                finished, rows_done = [], 0
+    _insert_results(con, finished)
     if by_sql:
         rest = [slos[p] for p in by_sql]
         raw = {

@@ -97,9 +97,15 @@ def _exceeds(x: np.ndarray, w: int, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def _at(cz: np.ndarray, js: np.ndarray, w: int) -> np.ndarray:
-    """Window sums over w buckets at the instants of columns js (a few columns: gathers)."""
-    return cz[:, js + 1] - cz[:, np.maximum(js + 1 - w, 0)]
+def _every(cz: np.ndarray, j0: int, step: int, w: int) -> np.ndarray:
+    """Window sums over w buckets at instants j0, j0 + step, … (strided views, no gathers)."""
+    out = cz[:, j0 + 1 :: step].copy()  # cz[:, j + 1]
+    m = out.shape[1]
+    start = j0 + 1 - w  # lagged index of the first column; below 0 it is cz[:, 0] = 0
+    skip = max(0, -(start // step)) if start < 0 else 0
+    if skip < m:
+        out[:, skip:] -= cz[:, start + skip * step :: step][:, : m - skip]
+    return out
 
 
 def _ratio(bad: np.ndarray, valid: np.ndarray, bf_den: np.ndarray, bf_num: np.ndarray) -> np.ndarray:
@@ -174,7 +180,7 @@ def evaluate_block(
 
     keys = params.keys
     # -- Policy transitions (the first known state included), with the budget remaining then.
-    rows, cols = np.nonzero(state[:, 1:] != state[:, :-1])
+    rows, cols = np.divmod(np.flatnonzero(state[:, 1:] != state[:, :-1]), max(n - 1, 1))
     cols += 1
     first_rows = np.flatnonzero(state[:, 0] != NULL_STATE)
     rows = np.concatenate((first_rows, rows))
@@ -199,14 +205,20 @@ def evaluate_block(
 
     # -- Alert intervals [start, end): runs of firing instants; a run reaching `end` stays open.
     iv_key, iv_bit, iv_start, iv_end = [], [], [], []
+    edges = np.empty((c, n + 1), dtype=np.int8)
     for bit, fire in enumerate(fires):
-        edges = np.diff(fire.view(np.int8), axis=1, prepend=0, append=0)
-        srow, scol = np.nonzero(edges == 1)
-        _, ecol = np.nonzero(edges == -1)
-        iv_key.append(keys[srow])
-        iv_bit.append(np.full(len(srow), bit, dtype=np.int32))
-        iv_start.append(shape.lo + 1 + scol)
-        iv_end.append(shape.lo + 1 + ecol)
+        # +1 where a run starts at column j, −1 where the run before column j ended
+        f8 = fire.view(np.int8)
+        edges[:, 0] = f8[:, 0]
+        np.subtract(f8[:, 1:], f8[:, :-1], out=edges[:, 1:n])
+        np.negative(f8[:, n - 1], out=edges[:, n])
+        flat = np.flatnonzero(edges)
+        erow, ecol = np.divmod(flat, n + 1)
+        up = edges.ravel()[flat] > 0
+        iv_key.append(keys[erow[up]])
+        iv_bit.append(np.full(int(up.sum()), bit, dtype=np.int32))
+        iv_start.append(shape.lo + 1 + ecol[up])
+        iv_end.append(shape.lo + 1 + ecol[~up])
     iv_end_arr = np.concatenate(iv_end) if iv_end else np.zeros(0, dtype=np.int64)
     intervals = {
         "slo_key": np.concatenate(iv_key) if iv_key else np.zeros(0, dtype=np.int32),
@@ -216,36 +228,38 @@ def evaluate_block(
         "end_minute_null": iv_end_arr > shape.end,
     }
 
-    # -- Chart series: the full evaluation at instants T ≡ 0 (mod SERIES_STEP).
-    js = col[(-(shape.lo + 1)) % SERIES_STEP :: SERIES_STEP]
+    # -- Chart series: the full evaluation at instants T ≡ 0 (mod SERIES_STEP), as strided views.
+    j0 = (-(shape.lo + 1)) % SERIES_STEP
+    minutes = (shape.lo + 1 + col[j0::SERIES_STEP]).astype(np.int32)
     series: dict[str, np.ndarray] = {
-        "slo_key": np.repeat(keys, len(js)),
-        "minute": np.tile((shape.lo + 1 + js).astype(np.int32), c),
+        "slo_key": np.repeat(keys, len(minutes)),
+        "minute": np.tile(minutes, c),
     }
-    b_slo, v_slo = bs[:, js], vs[:, js]
+    b_slo, v_slo = bs[:, j0::SERIES_STEP], vs[:, j0::SERIES_STEP]
     slo_null = (v_slo <= 0).ravel()
     with np.errstate(divide="ignore", invalid="ignore"):
         series["sli"] = ((v_slo - b_slo).astype(np.float64) / v_slo.astype(np.float64)).ravel()
     series["sli_null"] = slo_null
     series["budget_remaining"] = (1 - _ratio(b_slo, v_slo, params.bf_den, params.bf_num)).ravel()
     series["budget_remaining_null"] = slo_null
-    series["policy_state"] = state[:, js].ravel()
+    series["policy_state"] = state[:, j0::SERIES_STEP].ravel()
     for name, w in STANDARD_BURN_WINDOWS.items():
-        b_w, v_w = _at(cb, js, w), _at(cv, js, w)
+        b_w, v_w = _every(cb, j0, SERIES_STEP, w), _every(cv, j0, SERIES_STEP, w)
         series[f"burn_{name}"] = _ratio(b_w, v_w, params.bf_den, params.bf_num).ravel()
         series[f"burn_{name}_null"] = (v_w <= 0).ravel()
-    firing = np.zeros((c, len(js)), dtype=np.int32)
+    firing = np.zeros((c, len(minutes)), dtype=np.int32)
     for bit, fire in enumerate(fires):
-        firing |= fire[:, js].astype(np.int32) << bit
+        firing |= fire[:, j0::SERIES_STEP].astype(np.int32) << bit
     series["firing"] = firing.ravel()
 
     # -- Hourly checkpoints C(h) = Σ buckets < h for every hour boundary h in (lo, end].
-    jh = col[(-(shape.lo + 1)) % CHECKPOINT_STEP :: CHECKPOINT_STEP]
-    cum_valid = cv[:, jh + 1]
+    h0 = (-(shape.lo + 1)) % CHECKPOINT_STEP
+    hours = (shape.lo + 1 + col[h0::CHECKPOINT_STEP]).astype(np.int32)
+    cum_valid = cv[:, h0 + 1 :: CHECKPOINT_STEP]
     checkpoints = {
-        "slo_key": np.repeat(keys, len(jh)),
-        "minute": np.tile((shape.lo + 1 + jh).astype(np.int32), c),
-        "cum_good": (cum_valid - cb[:, jh + 1]).ravel(),
+        "slo_key": np.repeat(keys, len(hours)),
+        "minute": np.tile(hours, c),
+        "cum_good": (cum_valid - cb[:, h0 + 1 :: CHECKPOINT_STEP]).ravel(),
         "cum_valid": cum_valid.ravel(),
     }
     return BlockResult(checkpoints, series, transitions, intervals)
