@@ -541,7 +541,7 @@ def evaluate(
 
 GRID_CELLS = 100_000_000  # minutes held per pass of the dense fold (16 bytes each: bad, valid)
 BLOCK_CELLS = 1 << 18  # minutes per numpy block: a few MB per array, so a block's work stays in cache
-INSERT_SLOS = 128  # SLOs' results written per INSERT while the next blocks are computed
+INSERT_SLOS = 256  # SLOs per INSERT while the next blocks are computed (fewer, larger INSERTs are cheaper)
 KERNEL_THREADS = min(4, os.cpu_count() or 1)
 FETCH_ROWS = 1 << 17  # buckets per Arrow batch read from DuckDB (its temporaries stay in cache)
 
