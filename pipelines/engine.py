@@ -19,6 +19,7 @@ side DESIGN §2 says, not on a rounding error's side. Three ways use it:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ STATE_LIST_SQL = "[" + ", ".join(f"'{name}'" for name in STATE_NAMES) + "]"
 Progress = Callable[[int, int], None]
 
 
+@functools.lru_cache(maxsize=4096)  # a fleet shares a few targets and factors
 def exact(value: float) -> Fraction:
     """The fraction a spec number stands for (0.9995 → 1999/2000, 0.9333… → 14/15)."""
     frac = Fraction(repr(value))
@@ -539,7 +541,7 @@ def evaluate(
     return report
 
 
-GRID_CELLS = 100_000_000  # minutes held per pass of the dense fold (16 bytes each: bad, valid)
+GRID_CELLS = 64_000_000  # minutes held per pass of the dense fold (16 bytes each: bad, valid)
 BLOCK_CELLS = 1 << 18  # minutes per numpy block: a few MB per array, so a block's work stays in cache
 INSERT_SLOS = 256  # SLOs per INSERT while the next blocks are computed (fewer, larger INSERTs are cheaper)
 KERNEL_THREADS = min(4, os.cpu_count() or 1)
