@@ -589,11 +589,15 @@ def _recompute_dense(
             cells = 0
         passes[-1].append(es)
         cells += n
-    for group in passes:
-        evaluated += _dense_pass(con, group, shape_of, lo_of, state, end, windows, k, chunk_minutes)
-        done += len(group)
+
+    def advanced(count: int) -> None:
+        nonlocal done
+        done += count
         if progress:
             progress(done, total)
+
+    for group in passes:
+        evaluated += _dense_pass(con, group, shape_of, lo_of, state, end, windows, k, chunk_minutes, advanced)
     return evaluated
 
 
@@ -607,7 +611,10 @@ def _dense_pass(
     windows: Sequence[int],
     k: int,
     chunk_minutes: int,
+    advanced: Callable[[int], None],
 ) -> int:
+    """One read of the buckets of `slos` (at most GRID_CELLS minutes), evaluated and written;
+    `advanced(count)` is called as SLOs are done."""
     keys = np.array([es.key for es in slos], dtype=np.int64)
     lo = np.array([lo_of[es.key] for es in slos], dtype=np.int64)
     n = end - lo
@@ -682,19 +689,23 @@ def _dense_pass(
             rows_done += j - i
             if rows_done >= INSERT_SLOS:
                 _insert_results(con, finished)
+                advanced(rows_done)
                 finished, rows_done = [], 0
     _insert_results(con, finished)
+    advanced(rows_done)
     if by_sql:
         rest = [slos[p] for p in by_sql]
+        spans = [slice(int(starts[p]), int(starts[p] + n[p])) for p in by_sql]
         raw = {
             "slo_key": np.concatenate([np.full(int(n[p]), keys[p]) for p in by_sql]),
             "minute": np.concatenate([lo[p] + np.arange(int(n[p])) for p in by_sql]),
-            "good": np.concatenate([(valid - bad)[int(starts[p]) : int(starts[p] + n[p])] for p in by_sql]),
-            "valid": np.concatenate([valid[int(starts[p]) : int(starts[p] + n[p])] for p in by_sql]),
+            "good": np.concatenate([valid[span] - bad[span] for span in spans]),
+            "valid": np.concatenate([valid[span] for span in spans]),
         }
         for chunk in _chunks(rest, lo_of, end, chunk_minutes):
             take = np.isin(raw["slo_key"], [es.key for es in chunk])
             _recompute(con, chunk, state, end, windows, k, {name: col[take] for name, col in raw.items()})
+            advanced(len(chunk))
     _mark_evaluated(con, keys.tolist(), end)
     return int(n.sum())
 

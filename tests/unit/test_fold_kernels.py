@@ -83,12 +83,16 @@ TABLES = {
 }
 
 
-def _evaluate(frame: pd.DataFrame, end: int) -> dict[str, list[tuple[Any, ...]]]:
+def _evaluate(
+    frame: pd.DataFrame, end: int, raw_sql: str | None = None, progress: list[tuple[int, int]] | None = None
+) -> dict[str, list[tuple[Any, ...]]]:
     con = duckdb.connect()
     migrate(con)
     keys = sync_slos(con, SLOS)
     write_buckets(con, frame, keys, "test")
-    engine.evaluate(con, SLOS, end)
+    if raw_sql:
+        con.execute(raw_sql)
+    engine.evaluate(con, SLOS, end, progress=None if progress is None else lambda *p: progress.append(p))
     return {t: con.execute(f"SELECT * FROM {t} ORDER BY {order}").fetchall() for t, order in TABLES.items()}
 
 
@@ -114,6 +118,37 @@ def test_numpy_fold_equals_sql_formula(seed: int, monkeypatch: pytest.MonkeyPatc
         len(range(START + 7 * i + 1, end + 1)) - len([t for t in range(START + 7 * i + 1, end + 1) if t % 15])
         for i in range(len(SLOS))
     )
+
+
+def test_passes_blocks_and_threads_do_not_change_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several bucket reads (GRID_CELLS), one-SLO blocks and one thread store the same rows as the
+    defaults (one read, multi-SLO blocks, a thread pool), and progress reaches every SLO."""
+    frame = _buckets(4)
+    end = START + SPAN
+    default = _evaluate(frame, end)
+    monkeypatch.setattr(engine, "GRID_CELLS", 1000)  # about two SLOs' histories per read
+    monkeypatch.setattr(engine, "BLOCK_CELLS", 1)
+    monkeypatch.setattr(engine, "INSERT_SLOS", 1)
+    monkeypatch.setattr(engine, "KERNEL_THREADS", 1)
+    progress: list[tuple[int, int]] = []
+    assert _evaluate(frame, end, progress=progress) == default
+    assert progress[-1] == (len(SLOS), len(SLOS))
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress)
+
+
+def test_negative_counts_go_through_the_sql_formula(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucket written around write_buckets' checks with a negative count: the int64 bounds no
+    longer hold, so that read is evaluated by the SQL formula, and still evaluated."""
+    frame = _buckets(5)
+    end = START + SPAN
+    broken = f"UPDATE buckets SET good = valid + 5 WHERE minute = {START + 100}"  # bad = −5
+    calls = []
+    evaluate_block = fold_kernels.evaluate_block
+    monkeypatch.setattr(fold_kernels, "evaluate_block", lambda *a: calls.append(1) or evaluate_block(*a))
+    stored = _evaluate(frame, end, raw_sql=broken)
+    assert not calls
+    assert [row[2] for row in stored["engine_state"]] == [end] * len(SLOS)
+    assert len(stored["slo_series"]) == len(_evaluate(frame, end)["slo_series"])
 
 
 def test_condition_at_exactly_the_threshold_does_not_fire() -> None:
