@@ -496,7 +496,8 @@ def evaluate(
 
     SLOs whose stored evaluation is behind by at most INCREMENTAL_LIMIT minutes (or whose new data
     starts that close) are advanced by point lookups; the rest are recomputed by the dense fold,
-    in chunks of about `chunk_minutes` grid cells to bound memory.
+    reading at most GRID_CELLS minutes of buckets at a time to bound memory (`chunk_minutes`
+    bounds the chunks of the SQL formula where the numpy kernels cannot be exact).
     """
     all_slos = engine_slos(con, slos)
     windows = burn_windows(all_slos)
