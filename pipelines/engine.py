@@ -620,8 +620,12 @@ def _dense_pass(
     lo = np.array([lo_of[es.key] for es in slos], dtype=np.int64)
     n = end - lo
     starts = np.concatenate(([0], np.cumsum(n)[:-1])).astype(np.int64)
-    bad = np.zeros(int(n.sum()), dtype=np.int64)
-    valid = np.zeros(int(n.sum()), dtype=np.int64)
+    # (bad, valid) pairs side by side: one scatter of 16-byte items (viewed as complex128, a plain
+    # copy of the bits) writes both counts of a bucket, 3-4x faster than two int64 scatters.
+    grid = np.zeros((int(n.sum()), 2), dtype=np.int64)
+    pairs = grid.view(np.complex128).reshape(-1)
+    bad, valid = grid[:, 0], grid[:, 1]
+    batch_pairs = np.empty((FETCH_ROWS, 2), dtype=np.int64)
     # Bucket (key, minute) goes to base_of[key] + minute when lo ≤ minute < end for its SLO.
     base_of = np.zeros(int(keys.max()) + 1, dtype=np.int64)
     base_of[keys] = starts - lo
@@ -645,8 +649,10 @@ def _dense_pass(
         if int(minute.min()) < latest_lo or int(minute.max()) >= end:  # some rows may be out of range
             keep = (minute >= lo_of_key[key]) & (minute < end)
             pos, b, v = pos[keep], b[keep], v[keep]
-        bad[pos] = b
-        valid[pos] = v
+        incoming = batch_pairs[: len(pos)]
+        incoming[:, 0] = b
+        incoming[:, 1] = v
+        pairs[pos] = incoming.view(np.complex128).reshape(-1)
         negative = negative or (len(b) > 0 and (int(b.min()) < 0 or int(v.min()) < 0))
 
     for table in ("checkpoints", "alert_intervals", "policy_transitions", "slo_series"):

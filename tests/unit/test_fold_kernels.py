@@ -178,3 +178,18 @@ def test_fits_int64_bounds_the_largest_product() -> None:
     assert fold_kernels.fits_int64(2**40, [2**20])
     assert not fold_kernels.fits_int64(2**40, [2**21])
     assert fold_kernels.fits_int64(0, [])
+
+
+def test_pair_scatter_keeps_every_int64_bit_pattern() -> None:
+    """The dense read scatters (bad, valid) pairs as complex128 items: a copy of 16 bytes, which
+    must keep any int64 (even ones that are NaN bit patterns as doubles) exactly."""
+    values = np.array(
+        [0x7FF0000000000001, 0x7FF8000000000001, -1, -(2**63), 2**63 - 1, 0, 1, 0x000FFFFFFFFFFFFF],
+        dtype=np.int64,
+    )
+    pairs = np.stack([values, values[::-1]], axis=1).copy()
+    grid = np.zeros((20, 2), dtype=np.int64)
+    at = np.array([19, 3, 7, 0, 11, 12, 5, 2])
+    grid.view(np.complex128).reshape(-1)[at] = pairs.view(np.complex128).reshape(-1)
+    assert (grid[at] == pairs).all()
+    assert not grid[np.setdiff1d(np.arange(20), at)].any()
