@@ -598,7 +598,11 @@ def _recompute_dense(
             progress(done, total)
 
     for group in passes:
-        evaluated += _dense_pass(con, group, shape_of, lo_of, state, end, windows, k, chunk_minutes, advanced)
+        # SLOs whose buckets are not read here: none when one read covers every SLO with data.
+        others = any(state[key][0] is not None for key in set(state) - {es.key for es in group})
+        evaluated += _dense_pass(
+            con, group, shape_of, lo_of, state, end, windows, k, chunk_minutes, advanced, not others
+        )
     return evaluated
 
 
@@ -613,9 +617,11 @@ def _dense_pass(
     k: int,
     chunk_minutes: int,
     advanced: Callable[[int], None],
+    everything: bool,
 ) -> int:
     """One read of the buckets of `slos` (at most GRID_CELLS minutes), evaluated and written;
-    `advanced(count)` is called as SLOs are done."""
+    `advanced(count)` is called as SLOs are done. When `everything` (no other SLO has buckets),
+    the read has no key filter: the scan is cheaper, and rows of unknown keys are dropped here."""
     keys = np.array([es.key for es in slos], dtype=np.int64)
     lo = np.array([lo_of[es.key] for es in slos], dtype=np.int64)
     n = end - lo
@@ -631,20 +637,31 @@ def _dense_pass(
     base_of[keys] = starts - lo
     lo_of_key = np.zeros(int(keys.max()) + 1, dtype=np.int64)
     lo_of_key[keys] = lo
+    member = np.zeros(int(keys.max()) + 1, dtype=np.bool_)
+    member[keys] = True
     latest_lo = int(lo.max())
     negative = False
     # -- Buckets of these SLOs, as bad and valid counts (scattered into place, never sorted).
-    reader = con.sql(
-        "SELECT slo_key, minute, valid - good AS bad, valid FROM buckets "
-        "WHERE slo_key IN (SELECT unnest(?::INTEGER[]))",
-        params=[keys.tolist()],
-    ).to_arrow_reader(FETCH_ROWS)
+    query = "SELECT slo_key, minute, valid - good AS bad, valid FROM buckets"
+    if everything:
+        reader = con.sql(query).to_arrow_reader(FETCH_ROWS)
+    else:
+        reader = con.sql(
+            query + " WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", params=[keys.tolist()]
+        ).to_arrow_reader(FETCH_ROWS)
     for batch in reader:
         if batch.num_rows == 0:
             continue
         key = batch.column(0).to_numpy()
         minute = batch.column(1).to_numpy()
         b, v = batch.column(2).to_numpy(), batch.column(3).to_numpy()
+        if everything and (int(key.min()) < 0 or int(key.max()) >= len(member) or not member[key].all()):
+            known = np.zeros(len(key), dtype=np.bool_)  # keys of no SLO here (no engine_state row)
+            inside = (key >= 0) & (key < len(member))
+            known[inside] = member[key[inside]]
+            key, minute, b, v = key[known], minute[known], b[known], v[known]
+            if len(key) == 0:
+                continue
         pos = base_of[key] + minute
         if int(minute.min()) < latest_lo or int(minute.max()) >= end:  # some rows may be out of range
             keep = (minute >= lo_of_key[key]) & (minute < end)

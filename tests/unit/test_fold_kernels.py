@@ -136,6 +136,18 @@ def test_passes_blocks_and_threads_do_not_change_results(monkeypatch: pytest.Mon
     assert [done for done, _ in progress] == sorted(done for done, _ in progress)
 
 
+def test_buckets_of_unknown_keys_are_ignored() -> None:
+    """Every SLO is read without a key filter when they are all recomputed: rows of keys that
+    belong to no SLO (written around write_buckets) must not land anywhere."""
+    frame = _buckets(6)
+    end = START + SPAN
+    strays = (
+        f"INSERT INTO buckets VALUES (999, {START + 10}, 0, 500), (3, {START + 10 ** 6}, 0, 7), "
+        f"(-4, {START + 20}, 1, 900)"
+    )
+    assert _evaluate(frame, end, raw_sql=strays) == _evaluate(frame, end)
+
+
 def test_negative_counts_go_through_the_sql_formula(monkeypatch: pytest.MonkeyPatch) -> None:
     """A bucket written around write_buckets' checks with a negative count: the int64 bounds no
     longer hold, so that read is evaluated by the SQL formula, and still evaluated."""
