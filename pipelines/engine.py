@@ -1,24 +1,28 @@
 """The SLO engine: SLIs, burn rates, error budgets, policy states and alert intervals (DESIGN §2).
 
-Two ways produce the same *window sums* (Σgood, Σvalid over `[T−W, T)` for every evaluation instant
-T), and one SQL query turns window sums into everything SREs read:
-
-* `dense_window_sums` — a fold over a dense per-minute grid with cumulative sums, for whole
-  histories (demo, backfills, new SLOs). It never sorts: buckets are scattered into place.
-* `point_window_sums` — cumulative sums looked up from hourly checkpoints plus at most an hour of
-  raw buckets, for a few new minutes (the steady state) and for `slo status --at T`. Its cost is
-  proportional to the minutes evaluated, not to the history.
-
 `FORMULA_SQL` (built by `formula_sql`) is the definition in one place: SLI, burn rate, budget
-remaining, policy state and firing alert conditions. Threshold comparisons are exact integer
-arithmetic on the fractions of the target and factors, so "exactly 50 % left" or "burn exactly 14.4"
-land on the side DESIGN §2 says, not on a rounding error's side.
-"""
+remaining, policy state and firing alert conditions, from *window sums* (Σgood, Σvalid over
+`[T−W, T)` for every evaluation instant T). Threshold comparisons are exact integer arithmetic on
+the fractions of the target and factors, so "exactly 50 % left" or "burn exactly 14.4" land on the
+side DESIGN §2 says, not on a rounding error's side. Three ways use it:
 
+* Whole histories (demo, backfills, new SLOs): buckets are read once as Arrow batches and scattered
+  into a dense per-minute grid (never sorted), then `fold_kernels.evaluate_block` computes what the
+  formula computes with cumulative sums in numpy, only where it is stored, with the same exact
+  int64 comparisons and the same floating-point operations (tests/unit/test_fold_kernels.py
+  checks every stored row against the SQL). When int64 could overflow, the SQL formula runs on
+  `dense_window_sums` instead.
+* `point_window_sums` — cumulative sums looked up from hourly checkpoints plus at most an hour of
+  raw buckets, for a few new minutes (the steady state) and for `slo status --at T`, through the
+  SQL formula. Its cost is proportional to the minutes evaluated, not to the history.
+"""
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -27,10 +31,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines import fold_kernels
+from pipelines.fold_kernels import CHECKPOINT_STEP, SERIES_STEP, period_start
 from pipelines.model import STANDARD_BURN_WINDOWS, Slo
 
-CHECKPOINT_STEP = 60  # minutes between stored cumulative sums
-SERIES_STEP = 15  # minutes between stored chart points
 INCREMENTAL_LIMIT = 1440  # re-evaluate more minutes than this with the dense fold instead
 STATE_NAMES = ("normal", "freeze_review", "reliability_focus", "exhausted")
 # The same names as a SQL list, indexed by state code + 1 (DuckDB lists are 1-based).
@@ -39,6 +43,7 @@ STATE_LIST_SQL = "[" + ", ".join(f"'{name}'" for name in STATE_NAMES) + "]"
 Progress = Callable[[int, int], None]
 
 
+@functools.lru_cache(maxsize=4096)  # a fleet shares a few targets and factors
 def exact(value: float) -> Fraction:
     """The fraction a spec number stands for (0.9995 → 1999/2000, 0.9333… → 14/15)."""
     frac = Fraction(repr(value))
@@ -173,20 +178,6 @@ SELECT w.slo_key, w.t,
 FROM {source} w JOIN params p USING (slo_key)
 {where}
 """
-
-
-# ---------------------------------------------------------------------------------------------
-# Calendar periods
-
-
-def period_start(minutes: np.ndarray, calendar: str) -> np.ndarray:
-    """Start (epoch minute) of the calendar month or quarter containing each minute, UTC."""
-    months = minutes.astype("datetime64[m]").astype("datetime64[M]").astype(np.int64)
-    if calendar == "quarter":
-        months = months - (months % 3)
-    elif calendar != "month":
-        raise ValueError(f"unknown calendar window {calendar!r}")
-    return months.astype("datetime64[M]").astype("datetime64[m]").astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,7 +496,8 @@ def evaluate(
 
     SLOs whose stored evaluation is behind by at most INCREMENTAL_LIMIT minutes (or whose new data
     starts that close) are advanced by point lookups; the rest are recomputed by the dense fold,
-    in chunks of about `chunk_minutes` grid cells to bound memory.
+    reading at most GRID_CELLS minutes of buckets at a time to bound memory (`chunk_minutes`
+    bounds the chunks of the SQL formula where the numpy kernels cannot be exact).
     """
     all_slos = engine_slos(con, slos)
     windows = burn_windows(all_slos)
@@ -542,40 +534,284 @@ def evaluate(
         done += len(group)
         if progress:
             progress(done, total)
-    raw: dict[str, np.ndarray] = {}
-    chunks = list(_chunks(dense, {es.key: state[es.key][0] for es in dense}, end, chunk_minutes))
     if dense:
-        # One scan for every SLO recomputed here; each chunk then takes its rows by key.
-        dense_keys = [es.key for es in dense]
-        raw = {
-            name: np.asarray(col)
-            for name, col in con.execute(
-                "SELECT slo_key, minute, good, valid FROM buckets "
-                "WHERE slo_key IN (SELECT unnest(?::INTEGER[]))",
-                [dense_keys],
-            )
-            .fetchnumpy()
-            .items()
-        }
-        # Each row's chunk, then the rows grouped by chunk in one stable sort (not a pass per chunk).
-        chunk_of = np.zeros(max(dense_keys) + 1, dtype=np.int32)
-        for number, chunk in enumerate(chunks):
-            chunk_of[[es.key for es in chunk]] = number
-        # uint16 ids make the stable sort a radix sort: 1.3 s for 43.2 M rows, against 3.3 s for
-        # one mask per chunk and 2.9 s for an int32 sort (measured together, 11 chunks).
-        row_chunk = chunk_of[raw["slo_key"]].astype(np.uint16 if len(chunks) < 2**16 else np.int32)
-        grouped = np.argsort(row_chunk, kind="stable")
-        bounds = np.concatenate(([0], np.cumsum(np.bincount(row_chunk, minlength=len(chunks)))))
-        del row_chunk
-    for number, chunk in enumerate(chunks):
-        take = grouped[bounds[number] : bounds[number + 1]]
-        rows = {name: col[take] for name, col in raw.items()}
-        report.minutes_evaluated += _recompute(con, chunk, state, end, windows, k, rows)
-        report.slos_dense += len(chunk)
-        done += len(chunk)
+        report.minutes_evaluated += _recompute_dense(
+            con, dense, state, end, windows, k, chunk_minutes, progress, done, total
+        )
+        report.slos_dense += len(dense)
+    return report
+
+
+GRID_CELLS = 64_000_000  # minutes held per pass of the dense fold (16 bytes each: bad, valid)
+BLOCK_CELLS = 1 << 18  # minutes per numpy block: a few MB per array, so a block's work stays in cache
+INSERT_SLOS = 256  # SLOs per INSERT while the next blocks are computed (fewer, larger INSERTs are cheaper)
+KERNEL_THREADS = min(4, os.cpu_count() or 1)
+FETCH_ROWS = 1 << 17  # buckets per Arrow batch read from DuckDB (its temporaries stay in cache)
+
+
+def _recompute_dense(
+    con: duckdb.DuckDBPyConnection,
+    dense: list[EngineSlo],
+    state: dict[int, tuple[int | None, int | None, int | None]],
+    end: int,
+    windows: Sequence[int],
+    k: int,
+    chunk_minutes: int,
+    progress: Progress | None,
+    done: int,
+    total: int,
+) -> int:
+    """Dense fold over the whole history of `dense`, replacing everything derived from it.
+
+    Buckets are read once per pass (Arrow batches scattered into a dense per-minute grid), then
+    evaluated by `fold_kernels.evaluate_block` in cache-sized blocks of SLOs sharing their first
+    minute and windows. SLOs the int64 kernel cannot evaluate exactly go through the SQL formula.
+    """
+    lo_of = {es.key: int(state[es.key][0] or 0) for es in dense}
+
+    def shape_of(es: EngineSlo) -> tuple[int, int | None, str | None, tuple[tuple[int, int], ...]]:
+        window = es.slo.window
+        rolling = window.minutes if window.kind == "rolling" else None
+        calendar = None if rolling is not None else (window.calendar or "month")
+        alert_windows = tuple((a.long_window, a.short_window) for a in es.slo.alerts)
+        return (lo_of[es.key], rolling, calendar, alert_windows)
+
+    by_shape: dict[tuple[int, int | None, str | None, tuple[tuple[int, int], ...]], list[EngineSlo]] = {}
+    for es in dense:
+        by_shape.setdefault(shape_of(es), []).append(es)
+    ordered = [es for group in by_shape.values() for es in group]
+    evaluated = 0
+    passes: list[list[EngineSlo]] = [[]]
+    cells = 0
+    for es in ordered:
+        n = end - lo_of[es.key]
+        if passes[-1] and cells + n > GRID_CELLS:
+            passes.append([])
+            cells = 0
+        passes[-1].append(es)
+        cells += n
+
+    def advanced(count: int) -> None:
+        nonlocal done
+        done += count
         if progress:
             progress(done, total)
-    return report
+
+    for group in passes:
+        # SLOs whose buckets are not read here: none when one read covers every SLO with data.
+        others = any(state[key][0] is not None for key in set(state) - {es.key for es in group})
+        evaluated += _dense_pass(
+            con, group, shape_of, lo_of, state, end, windows, k, chunk_minutes, advanced, not others
+        )
+    return evaluated
+
+
+def _dense_pass(
+    con: duckdb.DuckDBPyConnection,
+    slos: list[EngineSlo],
+    shape_of: Callable[[EngineSlo], tuple[int, int | None, str | None, tuple[tuple[int, int], ...]]],
+    lo_of: dict[int, int],
+    state: dict[int, tuple[int | None, int | None, int | None]],
+    end: int,
+    windows: Sequence[int],
+    k: int,
+    chunk_minutes: int,
+    advanced: Callable[[int], None],
+    everything: bool,
+) -> int:
+    """One read of the buckets of `slos` (at most GRID_CELLS minutes), evaluated and written;
+    `advanced(count)` is called as SLOs are done. When `everything` (no other SLO has buckets),
+    the read has no key filter: the scan is cheaper, and rows of unknown keys are dropped here."""
+    keys = np.array([es.key for es in slos], dtype=np.int64)
+    lo = np.array([lo_of[es.key] for es in slos], dtype=np.int64)
+    n = end - lo
+    starts = np.concatenate(([0], np.cumsum(n)[:-1])).astype(np.int64)
+    # (bad, valid) pairs side by side: one scatter of 16-byte items (viewed as complex128, a plain
+    # copy of the bits) writes both counts of a bucket, 3-4x faster than two int64 scatters.
+    grid = np.zeros((int(n.sum()), 2), dtype=np.int64)
+    pairs = grid.view(np.complex128).reshape(-1)
+    bad, valid = grid[:, 0], grid[:, 1]
+    batch_pairs = np.empty((FETCH_ROWS, 2), dtype=np.int64)
+    # Bucket (key, minute) goes to base_of[key] + minute when lo ≤ minute < end for its SLO.
+    base_of = np.zeros(int(keys.max()) + 1, dtype=np.int64)
+    base_of[keys] = starts - lo
+    lo_of_key = np.zeros(int(keys.max()) + 1, dtype=np.int64)
+    lo_of_key[keys] = lo
+    member = np.zeros(int(keys.max()) + 1, dtype=np.bool_)
+    member[keys] = True
+    latest_lo = int(lo.max())
+    negative = False
+    # -- Buckets of these SLOs, as bad and valid counts (scattered into place, never sorted).
+    query = "SELECT slo_key, minute, valid - good AS bad, valid FROM buckets"
+    if everything:
+        reader = con.sql(query).to_arrow_reader(FETCH_ROWS)
+    else:
+        reader = con.sql(
+            query + " WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", params=[keys.tolist()]
+        ).to_arrow_reader(FETCH_ROWS)
+    for batch in reader:
+        if batch.num_rows == 0:
+            continue
+        key = batch.column(0).to_numpy()
+        minute = batch.column(1).to_numpy()
+        b, v = batch.column(2).to_numpy(), batch.column(3).to_numpy()
+        if everything and (int(key.min()) < 0 or int(key.max()) >= len(member) or not member[key].all()):
+            known = np.zeros(len(key), dtype=np.bool_)  # keys of no SLO here (no engine_state row)
+            inside = (key >= 0) & (key < len(member))
+            known[inside] = member[key[inside]]
+            key, minute, b, v = key[known], minute[known], b[known], v[known]
+            if len(key) == 0:
+                continue
+        pos = base_of[key] + minute
+        if int(minute.min()) < latest_lo or int(minute.max()) >= end:  # some rows may be out of range
+            keep = (minute >= lo_of_key[key]) & (minute < end)
+            pos, b, v = pos[keep], b[keep], v[keep]
+        incoming = batch_pairs[: len(pos)]
+        incoming[:, 0] = b
+        incoming[:, 1] = v
+        pairs[pos] = incoming.view(np.complex128).reshape(-1)
+        negative = negative or (len(b) > 0 and (int(b.min()) < 0 or int(v.min()) < 0))
+
+    for table in ("checkpoints", "alert_intervals", "policy_transitions", "slo_series"):
+        con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys.tolist()])
+    # Blocks of up to BLOCK_CELLS minutes: consecutive SLOs of one shape (same first minute).
+    blocks: list[tuple[int, int, fold_kernels.BlockParams | None]] = []
+    i = 0
+    while i < len(slos):
+        shape = shape_of(slos[i])
+        j = i
+        rows = max(1, BLOCK_CELLS // int(n[i]))
+        while j < len(slos) and j - i < rows and shape_of(slos[j]) == shape:
+            j += 1
+        blocks.append((i, j, _block_params(slos[i:j])))
+        i = j
+
+    def run(block: tuple[int, int, fold_kernels.BlockParams | None]) -> fold_kernels.BlockResult | None:
+        i, j, params = block
+        if params is None or negative:
+            return None
+        shape = shape_of(slos[i])
+        span = slice(int(starts[i]), int(starts[i] + (j - i) * n[i]))
+        return fold_kernels.evaluate_block(
+            bad[span].reshape(j - i, int(n[i])),
+            valid[span].reshape(j - i, int(n[i])),
+            fold_kernels.BlockShape(shape[0], end, shape[1], shape[2], shape[3]),
+            params,
+        )
+
+    # numpy releases the GIL in its loops: blocks are evaluated on every core, while this thread
+    # writes finished blocks into DuckDB (which releases it too).
+    by_sql: list[int] = []  # positions in `slos` left to the SQL formula
+    finished: list[fold_kernels.BlockResult] = []
+    rows_done = 0
+    with ThreadPoolExecutor(max_workers=KERNEL_THREADS) as pool:
+        for (i, j, _), result in zip(blocks, pool.map(run, blocks), strict=True):
+            if result is None:
+                by_sql.extend(range(i, j))
+                continue
+            finished.append(result)
+            rows_done += j - i
+            if rows_done >= INSERT_SLOS:
+                _insert_results(con, finished)
+                advanced(rows_done)
+                finished, rows_done = [], 0
+    _insert_results(con, finished)
+    advanced(rows_done)
+    if by_sql:
+        rest = [slos[p] for p in by_sql]
+        spans = [slice(int(starts[p]), int(starts[p] + n[p])) for p in by_sql]
+        raw = {
+            "slo_key": np.concatenate([np.full(int(n[p]), keys[p]) for p in by_sql]),
+            "minute": np.concatenate([lo[p] + np.arange(int(n[p])) for p in by_sql]),
+            "good": np.concatenate([valid[span] - bad[span] for span in spans]),
+            "valid": np.concatenate([valid[span] for span in spans]),
+        }
+        for chunk in _chunks(rest, lo_of, end, chunk_minutes):
+            take = np.isin(raw["slo_key"], [es.key for es in chunk])
+            _recompute(con, chunk, state, end, windows, k, {name: col[take] for name, col in raw.items()})
+            advanced(len(chunk))
+    _mark_evaluated(con, keys.tolist(), end)
+    return int(n.sum())
+
+
+def _block_params(block: list[EngineSlo]) -> fold_kernels.BlockParams | None:
+    """The block's fractions as int64 arrays, or None when one does not fit (the SQL handles it)."""
+    bf = [es.budget_fraction for es in block]
+    conds = [es.thresholds() for es in block]
+    values = [f.numerator for f in bf] + [f.denominator for f in bf]
+    values += [x for c in conds for (_, _, num, den) in c for x in (num, den)]
+    if any(f.numerator <= 0 for f in bf) or max(values) >= 2**62 or min(values) < 0:
+        return None
+    return fold_kernels.BlockParams(
+        keys=np.array([es.key for es in block], dtype=np.int32),
+        bf_num=np.array([f.numerator for f in bf], dtype=np.int64),
+        bf_den=np.array([f.denominator for f in bf], dtype=np.int64),
+        num=np.array([[c[2] for c in cs] for cs in conds], dtype=np.int64).reshape(len(block), -1),
+        den=np.array([[c[3] for c in cs] for cs in conds], dtype=np.int64).reshape(len(block), -1),
+    )
+
+
+def _column(values: list[np.ndarray], nulls: list[np.ndarray] | None = None) -> pa.Array:
+    data = np.concatenate(values)
+    return pa.array(data, mask=np.concatenate(nulls) if nulls is not None else None)
+
+
+def _states(codes: list[np.ndarray]) -> pa.Array:
+    data = np.concatenate(codes)
+    return pa.DictionaryArray.from_arrays(pa.array(data, mask=data < 0), pa.array(STATE_NAMES))
+
+
+def _insert_results(con: duckdb.DuckDBPyConnection, results: list[fold_kernels.BlockResult]) -> None:
+    """Write the kernels' checkpoints, series, transitions and intervals into the store."""
+    if not results:
+        return
+    ck = [r.checkpoints for r in results]
+    se = [r.series for r in results]
+    tr = [r.transitions for r in results]
+    iv = [r.intervals for r in results]
+    burns = [f"burn_{name}" for name in STANDARD_BURN_WINDOWS]
+    tables = {
+        "checkpoints": pa.table({name: _column([c[name] for c in ck]) for name in ck[0]}),
+        "slo_series": pa.table(
+            {
+                "slo_key": _column([s["slo_key"] for s in se]),
+                "minute": _column([s["minute"] for s in se]),
+                **{
+                    name: _column([s[name] for s in se], [s[f"{name}_null"] for s in se])
+                    for name in ("sli", "budget_remaining")
+                },
+                "policy_state": _states([s["policy_state"] for s in se]),
+                **{name: _column([s[name] for s in se], [s[f"{name}_null"] for s in se]) for name in burns},
+                "firing": _column([s["firing"] for s in se]),
+            }
+        ),
+        "policy_transitions": pa.table(
+            {
+                "slo_key": _column([t["slo_key"] for t in tr]),
+                "minute": _column([t["minute"] for t in tr]),
+                "from_state": _states([t["from_state"] for t in tr]),
+                "to_state": _states([t["to_state"] for t in tr]),
+                "budget_remaining": _column(
+                    [t["budget_remaining"] for t in tr], [t["budget_remaining_null"] for t in tr]
+                ),
+            }
+        ),
+        "alert_intervals": pa.table(
+            {
+                "slo_key": _column([t["slo_key"] for t in iv]),
+                "bit": _column([t["bit"] for t in iv]),
+                "start_minute": _column([t["start_minute"] for t in iv]),
+                "end_minute": _column([t["end_minute"] for t in iv], [t["end_minute_null"] for t in iv]),
+            }
+        ),
+    }
+    for table, data in tables.items():
+        con.register("dense_rows", data)
+        try:
+            names = ", ".join(data.column_names)
+            con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM dense_rows")
+        finally:
+            con.unregister("dense_rows")
 
 
 def _chunks(slos: list[EngineSlo], first: dict[int, int], end: int, cells: int) -> Iterable[list[EngineSlo]]:

@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -53,6 +54,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+# Run as a script (every child case is), sys.path[0] is this directory and `pipelines` would come
+# from the editable install, i.e. another checkout: measure the engine of the tree this file is in.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 from pipelines import engine
 from pipelines.buckets import write_buckets
@@ -253,6 +258,10 @@ class Profiler:
         self.calls: dict[str, int] = {}
         self.per_call: dict[str, list[float]] = {}  # inclusive seconds of every call
         self._stack: list[list[float]] = []  # [start, time spent in children]
+        # Work on worker threads (the dense kernels): summed over threads, overlapping the rest,
+        # so reported apart and not subtracted from the main thread's time.
+        self.threaded: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     @contextmanager
     def stage(self, label: str) -> Iterator[None]:
@@ -275,10 +284,25 @@ class Profiler:
 
         return wrapped
 
+    def wrap_threaded(self, label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.threaded[label] = self.threaded.get(label, 0.0) + time.perf_counter() - start
+
+        return wrapped
+
 
 def classify(sql: str) -> str:
     """Which engine stage a statement belongs to, from its text."""
     s = " ".join(sql.split())
+    if "FROM dense_rows" in s:  # the dense path's results, computed by the numpy kernels
+        return "dense results: INSERT INTO " + s.split()[2]
+    if s.startswith("SELECT slo_key, minute, valid - good AS bad, valid FROM buckets"):
+        return "fetch buckets: Arrow batches + scatter"
     if s.startswith("SELECT slo_key, minute, good, valid FROM buckets WHERE slo_key IN"):
         return "fetch buckets (query)"
     if s.startswith("SELECT slo_key, minute, good, valid FROM buckets WHERE minute"):
@@ -341,8 +365,23 @@ class TimedConnection:
         with self._prof.stage("register/unregister Arrow tables"):
             return self._con.unregister(name)
 
+    def sql(self, query: str, params: Any = None) -> TimedRelation:
+        return TimedRelation(self._con.sql(query, params=params), self._prof, classify(query))
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._con, name)
+
+
+class TimedRelation:
+    """A relation whose Arrow batches are timed as they are read (and scattered by the caller:
+    the loop body runs between two reads, so the stage holds the whole fetch loop)."""
+
+    def __init__(self, rel: duckdb.DuckDBPyRelation, prof: Profiler, label: str):
+        self._rel, self._prof, self._label = rel, prof, label
+
+    def to_arrow_reader(self, batch_size: int) -> Iterator[Any]:
+        with self._prof.stage(self._label):
+            yield from self._rel.to_arrow_reader(batch_size)
 
 
 @contextmanager
@@ -357,13 +396,19 @@ def instrumented(prof: Profiler) -> Iterator[None]:
     }
     names = {name: label for name, label in names.items() if hasattr(engine, name)}  # engine evolves
     saved = {name: getattr(engine, name) for name in names}
+    kernel = getattr(engine, "fold_kernels", None)
+    saved_kernel = getattr(kernel, "evaluate_block", None)
     try:
         for name, label in names.items():
             setattr(engine, name, prof.wrap(label, saved[name]))
+        if kernel is not None and saved_kernel is not None:
+            kernel.evaluate_block = prof.wrap_threaded("numpy kernels", saved_kernel)
         yield
     finally:
         for name, fn in saved.items():
             setattr(engine, name, fn)
+        if kernel is not None and saved_kernel is not None:
+            kernel.evaluate_block = saved_kernel
 
 
 # ---------------------------------------------------------------------------------------------
@@ -478,6 +523,7 @@ def case_engine_full(args: dict[str, Any]) -> dict[str, Any]:
     }
     if args["profile"]:
         out["profile"] = {k: round(v, 4) for k, v in sorted(prof.self_time.items(), key=lambda kv: -kv[1])}
+        out["profile_threads"] = {k: round(v, 4) for k, v in prof.threaded.items()}
         out["profile_calls"] = prof.calls
         out["profile_per_call"] = {
             k: [round(x, 3) for x in v] for k, v in prof.per_call.items() if sum(v) > 0.05 * wall
@@ -928,6 +974,7 @@ def build_results(
             "wall_s": round(profile["wall_s"], 3),
             "stages_s": stages,
             "untracked_python_s": round(profile["wall_s"] - tracked, 4),
+            "worker_threads_s": profile.get("profile_threads", {}),
             "calls": profile["profile_calls"],
             "per_call_s": profile["profile_per_call"],
         }
@@ -986,8 +1033,10 @@ def print_report(res: dict[str, Any]) -> None:
         print(f"\nengine full-history profile (instrumented run, {prof['wall_s']:.2f} s):")
         for stage, secs in prof["stages_s"].items():
             print(f"  {stage:<52}{secs:>9.2f} s {100 * secs / prof['wall_s']:>6.1f} %")
-        print(f"  {'untracked python (evaluate glue, chunk rows)':<52}"
+        print(f"  {'untracked python (evaluate glue, kernels waited for)':<52}"
               f"{prof['untracked_python_s']:>9.2f} s")
+        for stage, secs in prof.get("worker_threads_s", {}).items():
+            print(f"  {stage + ' on worker threads':<52}{secs:>9.2f} s (summed; overlaps the rest)")
     ag = res["agreement"]
     print(f"\nengine vs pandas: {'AGREE' if ag['agree'] else 'DISAGREE'} — firing minutes by bit "
           f"{ag['firing_minutes_by_bit']}, intervals {ag['intervals_by_bit']}, transitions "
