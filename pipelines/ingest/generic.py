@@ -1,5 +1,5 @@
 """The generic JSON alert: for anything that is neither Alertmanager nor PagerDuty (a cron job, a
-synthetic check, `curl`). Documented in the OpenAPI schema (`GenericAlert`) and docs/readme/ingest.md.
+synthetic check, `curl`). Documented in the OpenAPI schema (`GenericAlert`) and docs/ingest.md.
 
     {"alerts": [{"service": "checkout-api", "title": "Checkout errors above 2%",
                  "status": "firing", "severity": "SEV2", "fingerprint": "checkout-5xx",

@@ -128,7 +128,7 @@ class Ingest:
 
 def _guide_alertmanager_yml(ingest_port: int, token_file: Path) -> str:
     """The README guide's alertmanager.yml, with only the port, token path and group_wait changed."""
-    guide = (ROOT / "docs" / "readme" / "rules.md").read_text()
+    guide = (ROOT / "docs" / "alerting.md").read_text()
     text = re.findall(r"```yaml\n(.*?)```", guide, re.DOTALL)[1]
     assert "url: http://127.0.0.1:8080/api/incidents/ingest" in text
     return (

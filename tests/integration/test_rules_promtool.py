@@ -294,7 +294,7 @@ def test_time_slice_alerts_fire_at_the_hand_computed_minutes(tmp_path: Path) -> 
 def test_the_guide_configs_are_accepted_by_promtool_and_amtool(tmp_path: Path) -> None:
     """The prometheus.yml and alertmanager.yml in the README guide are real, valid configs."""
     tool, amtool = promtool(), require_binary("amtool")
-    guide = (ROOT / "docs" / "readme" / "rules.md").read_text()
+    guide = (ROOT / "docs" / "alerting.md").read_text()
     prometheus_yml, alertmanager_yml = re.findall(r"```yaml\n(.*?)```", guide, re.DOTALL)
 
     rules = tmp_path / "slo.rules.yaml"
