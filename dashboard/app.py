@@ -1,0 +1,44 @@
+"""The reliability dashboard: `streamlit run dashboard/app.py` (or `slo dashboard`).
+
+One module per page in `dashboard/pages/`; every page reads the latest published snapshot through
+`dashboard/queries.py` and sends actions to the inbox through `dashboard/actions.py`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run` puts this file's folder on sys.path; the product's packages live one level up.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import queries  # noqa: E402
+
+PAGES = Path(__file__).resolve().parent / "pages"
+
+st.set_page_config(page_title="Reliability", page_icon="📉", layout="wide")
+
+nav = st.navigation(
+    {
+        "Error budgets": [
+            st.Page(PAGES / "fleet.py", title="Fleet", icon="🚦", url_path="fleet", default=True),
+            st.Page(PAGES / "slo.py", title="SLO detail", icon="📈", url_path="slo"),
+        ],
+        "Incidents": [
+            st.Page(PAGES / "alerts.py", title="Alerts", icon="🔔", url_path="alerts"),
+            st.Page(PAGES / "incidents.py", title="Incidents", icon="🧯", url_path="incidents"),
+        ],
+        "Reviews": [
+            st.Page(PAGES / "analytics.py", title="Reliability analytics", icon="📊", url_path="analytics"),
+            st.Page(PAGES / "quarterly.py", title="Quarterly review", icon="🗓️", url_path="quarterly"),
+        ],
+    }
+)
+with st.sidebar:
+    version = queries.snapshot_version(queries.data_dir())
+    st.caption(f"Data: `{queries.data_dir()}` · snapshot {version or 'not published yet'}")
+nav.run()
