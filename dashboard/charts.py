@@ -188,11 +188,15 @@ def slo_figure(d: SloDetail) -> go.Figure:
     _state_band(fig, d)
     _incident_band(fig, d)
     for iv in d.alert_intervals.itertuples():
-        fig.add_vrect(
+        # One rectangle over every row (paper y): the rows share one time axis.
+        fig.add_shape(
+            type="rect",
+            xref="x",
+            yref="paper",
+            y0=0,
+            y1=1,
             x0=iv.start_at,
             x1=iv.end_at,
-            row="all",
-            col=1,
             fillcolor=SEVERITY_COLORS.get(iv.severity, "#9e9e9e"),
             opacity=0.18,
             line_width=0,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines import engine
+from pipelines import engine, launch
 from pipelines.config import Settings
 from pipelines.errors import SloError, SpecError
 from pipelines.progress import Progress
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", type=_timestamp, help="evaluate at this UTC instant (default: latest)")
     p.add_argument("--service", help="only this service")
     p.add_argument("--json", action="store_true", help="print JSON (DESIGN §3)")
+
+    launch.register(sub)  # slo dashboard, slo up
     return parser
 
 
@@ -75,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.load()
     try:
         handler = {"validate": cmd_validate, "demo": cmd_demo, "run": cmd_run, "status": cmd_status}
+        handler.update(launch.HANDLERS)
         return handler[args.command](args, settings)
     except SpecError as exc:
         for problem in exc.problems:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import actions, freshness, pending, queries, url_state
@@ -62,7 +63,7 @@ rows = event.selection.rows if event and event.selection else []
 if not rows:
     st.caption("Select an alert to start an incident from it, or to re-run its incident's triage.")
 else:
-    alert = shown.iloc[rows[0]].to_dict()
+    alert = {k: (None if pd.isna(v) else v) for k, v in shown.iloc[rows[0]].to_dict().items()}
     with st.container(border=True):
         st.markdown(
             f"**{alert['title']}** · {alert['source']} · since {alert['starts_at']:%Y-%m-%d %H:%M} UTC"
