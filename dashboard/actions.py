@@ -35,10 +35,15 @@ class Sent:
     """A command the dashboard appended to the inbox, as remembered by the session."""
 
     dedup_key: str
-    label: str
+    command: str
     incident_id: str | None
+    actor: str
     sent_at: dt.datetime
     args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.command.replace("_", " ")
 
 
 def send_command(
@@ -63,7 +68,7 @@ def send_command(
         inbox.append([Entry(dedup_key=key, kind="command", source="dashboard", body=body)])
     finally:
         inbox.close()
-    return Sent(key, command.replace("_", " "), incident_id, now, dict(args or {}))
+    return Sent(key, command, incident_id, actor, now, dict(args or {}))
 
 
 def send_alert(data_dir: Path, alert: dict[str, Any], actor: str) -> Sent:
@@ -89,7 +94,7 @@ def send_alert(data_dir: Path, alert: dict[str, Any], actor: str) -> Sent:
         inbox.append([Entry(dedup_key=key, kind="alert", source="dashboard", body=body)])
     finally:
         inbox.close()
-    return Sent(key, "start incident", None, now, {"fingerprint": alert["fingerprint"]})
+    return Sent(key, "start_incident", None, actor, now, {"fingerprint": alert["fingerprint"]})
 
 
 def _alert_severity(value: object) -> str | None:

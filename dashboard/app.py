@@ -1,6 +1,7 @@
 """The reliability dashboard: `streamlit run dashboard/app.py` (or `slo dashboard`).
 
-One module per page in `dashboard/pages/`; every page reads the latest published snapshot through
+One module per page in `dashboard/views/` (not `pages/`: Streamlit would treat that folder as an
+ old-style multipage app and serve its files directly, bypassing `st.navigation`); every page reads the latest published snapshot through
 `dashboard/queries.py` and sends actions to the inbox through `dashboard/actions.py`.
 """
 
@@ -18,23 +19,23 @@ import streamlit as st  # noqa: E402
 
 from dashboard import queries  # noqa: E402
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = Path(__file__).resolve().parent / "views"
 
-st.set_page_config(page_title="Reliability", page_icon="📉", layout="wide")
+st.set_page_config(page_title="Reliability", page_icon=":material/monitoring:", layout="wide")
 
 nav = st.navigation(
     {
         "Error budgets": [
-            st.Page(PAGES / "fleet.py", title="Fleet", icon="🚦", url_path="fleet", default=True),
-            st.Page(PAGES / "slo.py", title="SLO detail", icon="📈", url_path="slo"),
+            st.Page(PAGES / "fleet.py", title="Fleet", icon=":material/traffic:", url_path="fleet", default=True),
+            st.Page(PAGES / "slo.py", title="SLO detail", icon=":material/show_chart:", url_path="slo"),
         ],
         "Incidents": [
-            st.Page(PAGES / "alerts.py", title="Alerts", icon="🔔", url_path="alerts"),
-            st.Page(PAGES / "incidents.py", title="Incidents", icon="🧯", url_path="incidents"),
+            st.Page(PAGES / "alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
+            st.Page(PAGES / "incidents.py", title="Incidents", icon=":material/emergency:", url_path="incidents"),
         ],
         "Reviews": [
-            st.Page(PAGES / "analytics.py", title="Reliability analytics", icon="📊", url_path="analytics"),
-            st.Page(PAGES / "quarterly.py", title="Quarterly review", icon="🗓️", url_path="quarterly"),
+            st.Page(PAGES / "analytics.py", title="Reliability analytics", icon=":material/bar_chart:", url_path="analytics"),
+            st.Page(PAGES / "quarterly.py", title="Quarterly review", icon=":material/calendar_month:", url_path="quarterly"),
         ],
     }
 )

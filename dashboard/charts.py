@@ -22,12 +22,13 @@ STATE_COLORS = {
     "exhausted": "#c62828",
     None: "#9e9e9e",
 }
-STATE_ICONS = {
-    "normal": "🟢",
-    "freeze_review": "🟡",
-    "reliability_focus": "🟠",
-    "exhausted": "🔴",
-    None: "⚪",
+# Streamlit markdown colours for badges (`:green-badge[normal]`).
+STATE_BADGES = {
+    "normal": "green",
+    "freeze_review": "yellow",
+    "reliability_focus": "orange",
+    "exhausted": "red",
+    None: "gray",
 }
 STATE_ORDER = ("normal", "freeze_review", "reliability_focus", "exhausted")
 SEVERITY_COLORS = {"page": "#d32f2f", "ticket": "#f9a825"}
@@ -49,7 +50,19 @@ def pct(value: float | None, digits: int = 1) -> str:
 
 
 def state_label(state: str | None) -> str:
-    return f"{STATE_ICONS.get(state, '⚪')} {state or 'no data'}"
+    return state or "no data"
+
+
+def state_badge(state: str | None) -> str:
+    """Markdown for a coloured badge naming the policy state."""
+    return f":{STATE_BADGES.get(state, 'gray')}-badge[{state_label(state)}]"
+
+
+def state_cell_style(label: str) -> str:
+    """CSS for a table cell holding a policy state: its colour, readable text on top."""
+    color = STATE_COLORS.get(None if label == "no data" else label, STATE_COLORS[None])
+    text = "#212121" if label == "freeze_review" else "#ffffff"
+    return f"background-color: {color}; color: {text}; font-weight: 600"
 
 
 def duration_label(minutes: int) -> str:

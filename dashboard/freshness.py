@@ -60,4 +60,4 @@ def banner(rows: list[dict[str, Any]], fresh: dict[str, Any]) -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     reasons = stale_reasons(rows, fresh, now)
     if reasons:
-        st.warning("**Data may be stale.** " + " · ".join(reasons), icon="⚠️")
+        st.warning("**Data may be stale.** " + " · ".join(reasons), icon=":material/warning:")

@@ -34,13 +34,13 @@ def panel(incident_id: str | None = None) -> None:
 def _panel(incident_id: str | None) -> None:
     sent = sent_for(incident_id)
     directory = queries.data_dir()
-    keys = tuple(s.dedup_key for s in sent)
+    keys = tuple((s.dedup_key, s.incident_id, s.command, s.actor, s.sent_at) for s in sent)
     done = queries.run_query(directory, queries.applied_commands, keys) if keys else set()
     seen: set[str] = st.session_state.setdefault("_applied_seen", set())
     with st.container(border=True):
         st.markdown("**Your actions**")
         for s in sent:
-            mark = "✅ done" if s.dedup_key in done else "⏳ pending"
+            mark = ":green-badge[done]" if s.dedup_key in done else ":orange-badge[pending]"
             st.markdown(f"{mark} — {actions.describe(s)}")
         pending = [s for s in sent if s.dedup_key not in done]
         if pending:
@@ -48,7 +48,7 @@ def _panel(incident_id: str | None) -> None:
             if state.running:
                 st.caption(f"{state.detail}; waiting for the next published snapshot …")
             else:
-                st.error(f"Not applied yet: {state.detail}.", icon="🛑")
+                st.error(f"Not applied yet: {state.detail}.", icon=":material/error:")
     newly = set(done) - seen
     if newly:
         seen.update(newly)

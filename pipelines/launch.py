@@ -34,6 +34,7 @@ def dashboard_command(port: int, host: str = "127.0.0.1") -> list[str]:
         "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
         "--global.developmentMode", "false",
+        "--client.toolbarMode", "viewer",
     ]  # fmt: skip
 
 

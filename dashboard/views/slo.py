@@ -24,7 +24,8 @@ s = d.slo
 freshness.banner([s], queries.read("freshness"))
 
 state = s["policy_state"]
-st.subheader(f"{charts.STATE_ICONS.get(state, '⚪')} {slo_id}")
+st.subheader(slo_id)
+st.markdown(charts.state_badge(state) + (" :red-badge[alerting]" if s["alerts"] else ""))
 st.caption(
     f"owner {s['owner'] or '—'} · target {s['target']:.4%} over {s['window']} · "
     f"budget {s['budget_minutes']:.1f} min per window · evaluated at {s['evaluated_at']} · "
@@ -46,7 +47,7 @@ cols[3].metric("Burn rate 1h", "—" if s["burn_rates"]["1h"] is None else f"{s[
 exhaustion = s["projected_exhaustion_at"]
 cols[4].metric(
     "Projected exhaustion",
-    exhaustion.replace("T", " ").replace("Z", " UTC") if exhaustion else "not burning",
+    exhaustion.replace("T", " ").replace("Z", "") if exhaustion else "none",
     help="now + budget remaining × window / 1-hour burn rate, when the 1-hour burn is above 1",
 )
 if state and s["policy_text"]:
@@ -64,7 +65,7 @@ if s["alerts"]:
             f"since {a['since']}"
             for a in s["alerts"]
         ),
-        icon="🔔",
+        icon=":material/notifications_active:",
     )
 
 st.plotly_chart(charts.slo_figure(d), key="slo_figure", config={"displaylogo": False})
@@ -98,11 +99,10 @@ with left:
 with right:
     st.markdown("**Policy-state history**")
     hist = d.transitions.sort_values("at", ascending=False).assign(
-        to_state=lambda x: [charts.state_label(v) for v in x["to_state"]],
         budget_remaining=lambda x: x["budget_remaining"] * 100,
     )
     st.dataframe(
-        hist,
+        hist.style.map(charts.state_cell_style, subset=["to_state"]),
         hide_index=True,
         column_config={
             "at": st.column_config.DatetimeColumn("at (UTC)", format="YYYY-MM-DD HH:mm"),
@@ -121,4 +121,4 @@ if d.incidents.empty:
 else:
     st.dataframe(d.incidents, hide_index=True)
     for inc in d.incidents["id"].head(10):
-        st.page_link("pages/incidents.py", label=f"Open {inc}", query_params={"incident": inc})
+        st.page_link("views/incidents.py", label=f"Open {inc}", query_params={"incident": inc})

@@ -53,7 +53,7 @@ cols = st.columns(6)
 cols[0].metric("SLOs", len(rows))
 for col, state in zip(cols[1:5], charts.STATE_ORDER, strict=True):
     col.metric(charts.state_label(state), int(by_state.get(state, 0)))
-cols[5].metric("🔔 alerting", firing, delta=f"{paging} paging" if paging else None, delta_color="inverse")
+cols[5].metric("alerting", firing, delta=f"{paging} paging" if paging else None, delta_color="inverse")
 evaluated = rows[0]["evaluated_at"] if rows else "—"
 st.caption(
     f"Evaluated at {evaluated} · showing {len(shown)} of {len(rows)} SLOs, lowest budget first · "
@@ -71,7 +71,8 @@ table = pd.DataFrame(
         "window": [r["window"] for r in shown],
         "budget": [None if r["budget_remaining"] is None else r["budget_remaining"] * 100 for r in shown],
         "burn_1h": [r["burn_rates"]["1h"] for r in shown],
-        "burn_trend": [sparks.get(r["slo"], []) for r in shown],
+        # Minutes without data have no burn rate; the sparkline draws them at 0.
+        "burn_trend": [[v or 0.0 for v in sparks.get(r["slo"], [])] for r in shown],
         "alerts": [
             ", ".join(
                 f"{a['severity'].upper()} {a['long_window']}/{a['short_window']}>{a['factor']:g}"
@@ -85,7 +86,7 @@ table = pd.DataFrame(
     }
 )
 event = st.dataframe(
-    table,
+    table.style.map(charts.state_cell_style, subset=["state"]),
     hide_index=True,
     width="stretch",
     height=min(38 + 35 * max(len(table), 1), 720),
@@ -114,7 +115,7 @@ event = st.dataframe(
 selected = event.selection.rows if event and event.selection else []
 if selected:
     slo_id = table["slo"].iloc[selected[0]]
-    st.switch_page("pages/slo.py", query_params={"slo": slo_id})
+    st.switch_page("views/slo.py", query_params={"slo": slo_id})
 st.caption("Select a row to open the SLO's detail page.")
 overspent = [r for r in shown if r["budget_remaining"] is not None and r["budget_remaining"] < 0]
 if overspent:

@@ -37,7 +37,7 @@ shown = shown.reset_index(drop=True)
 
 firing = int(shown["firing"].sum()) if not shown.empty else 0
 cols = st.columns(3)
-cols[0].metric("🔔 firing", firing)
+cols[0].metric("firing", firing)
 cols[1].metric(f"alerts, {RECENT[since]}", len(shown))
 cols[2].metric("with an incident", int(shown["incident_id"].notna().sum()) if not shown.empty else 0)
 
@@ -45,9 +45,13 @@ if shown.empty:
     st.info(f"No alerts in the {RECENT[since]} from any source.")
     st.stop()
 
-view = shown.assign(state=["🔴 firing" if f else "resolved" for f in shown["firing"]])
+view = shown.assign(state=["firing" if f else "resolved" for f in shown["firing"]])
+columns = ["state", "source", "service", "slo", "severity", "title", "starts_at", "ends_at", "incident_id"]
 event = st.dataframe(
-    view[["state", "source", "service", "slo", "severity", "title", "starts_at", "ends_at", "incident_id"]],
+    view[columns].style.map(
+        lambda v: "background-color: #d32f2f; color: white; font-weight: 600" if v == "firing" else "",
+        subset=["state"],
+    ),
     hide_index=True,
     width="stretch",
     on_select="rerun",
@@ -71,7 +75,7 @@ else:
         incident_id = alert.get("incident_id")
         if incident_id:
             st.page_link(
-                "pages/incidents.py", label=f"Open {incident_id}", query_params={"incident": incident_id}
+                "views/incidents.py", label=f"Open {incident_id}", query_params={"incident": incident_id}
             )
             if st.button(f"Re-run triage for {incident_id}", key="alert_retriage"):
                 pending.remember(actions.send_command(queries.data_dir(), "retriage", incident_id, actor))

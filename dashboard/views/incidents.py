@@ -152,15 +152,11 @@ st.markdown("**Timeline**")
 if d.timeline.empty:
     st.caption("The timeline is empty.")
 else:
-    st.dataframe(
-        d.timeline[["seq", "occurred_at", "kind", "source", "actor", "message"]],
-        hide_index=True,
-        width="stretch",
-        key="timeline",
-        column_config={
-            "occurred_at": st.column_config.DatetimeColumn("at (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-            "message": st.column_config.TextColumn(width="large"),
-        },
+    # A plain table: every step readable in full (messages wrap), and selectable text.
+    st.table(
+        d.timeline.assign(occurred_at=lambda x: x["occurred_at"].dt.strftime("%Y-%m-%d %H:%M:%S"))[
+            ["seq", "occurred_at", "kind", "source", "actor", "message"]
+        ].set_index("seq")
     )
 
 # -- human steps: each one a Command in the inbox ------------------------------------------------
