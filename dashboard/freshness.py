@@ -34,11 +34,13 @@ def stale_reasons(rows: list[dict[str, Any]], fresh: dict[str, Any], now: dt.dat
     if evaluated is not None and pd.notna(evaluated):
         age = now - pd.Timestamp(evaluated).to_pydatetime()
         if age > STALE_AFTER:
-            reasons.append(
-                f"evaluated up to {evaluated:%Y-%m-%d %H:%M} UTC, {_age(age)} ago "
-                f"(last pipeline run: {fresh.get('last_run_source') or '?'} at "
-                f"{fresh['last_run_at']:%Y-%m-%d %H:%M} UTC)"
+            run_at = fresh.get("last_run_at")
+            last_run = (
+                f"last pipeline run: {fresh.get('last_run_source') or '?'} at {run_at:%Y-%m-%d %H:%M} UTC"
+                if run_at is not None
+                else "no pipeline run recorded"
             )
+            reasons.append(f"evaluated up to {evaluated:%Y-%m-%d %H:%M} UTC, {_age(age)} ago ({last_run})")
     for status in ("no_recent_data", "no_data"):
         names = [r["slo"] for r in rows if r.get("data_status") == status]
         if names:

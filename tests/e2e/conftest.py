@@ -92,7 +92,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def dashboard_server(data_dir: Path, log_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+def dashboard_server(
+    data_dir: Path, log_dir: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
     port = free_port()
     env = {**os.environ, "SLO_DATA_DIR": str(data_dir), **(extra_env or {})}
     server = Server(
@@ -113,7 +115,9 @@ def dashboard_server(data_dir: Path, log_dir: Path, extra_env: dict[str, str] | 
 def dashboard(store: DemoStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # No service here: SLO_SERVICE_URL points at a closed port.
     with dashboard_server(
-        store.data_dir, tmp_path_factory.mktemp("logs"), {"SLO_SERVICE_URL": f"http://127.0.0.1:{free_port()}"}
+        store.data_dir,
+        tmp_path_factory.mktemp("logs"),
+        {"SLO_SERVICE_URL": f"http://127.0.0.1:{free_port()}"},
     ) as server:
         yield server
 

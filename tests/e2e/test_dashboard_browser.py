@@ -51,9 +51,11 @@ def open_page(chromium: Any, server: Server, path: str) -> tuple[Any, Any, list[
     # Failed requests are checked by URL below; the console's "Failed to load resource" has none.
     page.on(
         "console",
-        lambda m: errors.append(m.text)
-        if m.type == "error" and not m.text.startswith("Failed to load resource")
-        else None,
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
     )
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if failed(r.url, r.status) else None)
