@@ -1,8 +1,9 @@
 """The reliability dashboard: `streamlit run dashboard/app.py` (or `slo dashboard`).
 
-One module per page in `dashboard/views/` (not `pages/`: Streamlit would treat that folder as an
- old-style multipage app and serve its files directly, bypassing `st.navigation`); every page reads the latest published snapshot through
-`dashboard/queries.py` and sends actions to the inbox through `dashboard/actions.py`.
+One module per page in `dashboard/views/`. Not `pages/`: Streamlit treats a folder of that name as
+an old-style multipage app and serves its files directly, bypassing `st.navigation`. Every page
+reads the latest published snapshot through `dashboard/queries.py` and sends actions to the inbox
+through `dashboard/actions.py`.
 """
 
 from __future__ import annotations
@@ -26,16 +27,30 @@ st.set_page_config(page_title="Reliability", page_icon=":material/monitoring:", 
 nav = st.navigation(
     {
         "Error budgets": [
-            st.Page(PAGES / "fleet.py", title="Fleet", icon=":material/traffic:", url_path="fleet", default=True),
+            st.Page(
+                PAGES / "fleet.py", title="Fleet", icon=":material/traffic:", url_path="fleet", default=True
+            ),
             st.Page(PAGES / "slo.py", title="SLO detail", icon=":material/show_chart:", url_path="slo"),
         ],
         "Incidents": [
             st.Page(PAGES / "alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
-            st.Page(PAGES / "incidents.py", title="Incidents", icon=":material/emergency:", url_path="incidents"),
+            st.Page(
+                PAGES / "incidents.py", title="Incidents", icon=":material/emergency:", url_path="incidents"
+            ),
         ],
         "Reviews": [
-            st.Page(PAGES / "analytics.py", title="Reliability analytics", icon=":material/bar_chart:", url_path="analytics"),
-            st.Page(PAGES / "quarterly.py", title="Quarterly review", icon=":material/calendar_month:", url_path="quarterly"),
+            st.Page(
+                PAGES / "analytics.py",
+                title="Reliability analytics",
+                icon=":material/bar_chart:",
+                url_path="analytics",
+            ),
+            st.Page(
+                PAGES / "quarterly.py",
+                title="Quarterly review",
+                icon=":material/calendar_month:",
+                url_path="quarterly",
+            ),
         ],
     }
 )

@@ -69,10 +69,9 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.output()}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.url + path, timeout=1) as resp:
-                    if resp.status == 200:
-                        return
+            with contextlib.suppress(OSError), urllib.request.urlopen(self.url + path, timeout=1) as resp:
+                if resp.status == 200:
+                    return
             time.sleep(0.3)
         raise AssertionError(f"{self.name} not ready on {self.url}{path} after {timeout}s:\n{self.output()}")
 
