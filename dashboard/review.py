@@ -53,7 +53,7 @@ def build(quarter: str, slos: pd.DataFrame, durations: pd.DataFrame, fresh: dict
     rows = [
         {
             "slo": r.slo_id,
-            "owner": r.owner,
+            "owner": r.owner if isinstance(r.owner, str) else None,
             "target": r.target,
             "attainment": None if pd.isna(r.attainment) else float(r.attainment),
             "met": None if pd.isna(r.attainment) else bool(r.attainment >= r.target),
