@@ -62,7 +62,9 @@ st.caption(
 
 table = pd.DataFrame(
     {
-        "state": [charts.state_label(r["policy_state"]) for r in shown],
+        # A one-option multiselect cell renders as a coloured pill: colour per state at no cost
+        # (a pandas Styler over 1,000 rows would take a quarter of a second per page load).
+        "state": [[charts.state_label(r["policy_state"])] for r in shown],
         "slo": [r["slo"] for r in shown],
         "service": [r["service"] for r in shown],
         "owner": [r["owner"] for r in shown],
@@ -86,7 +88,7 @@ table = pd.DataFrame(
     }
 )
 event = st.dataframe(
-    table.style.map(charts.state_cell_style, subset=["state"]),
+    table,
     hide_index=True,
     width="stretch",
     height=min(38 + 35 * max(len(table), 1), 720),
@@ -94,7 +96,12 @@ event = st.dataframe(
     selection_mode="single-row",
     key="fleet_table",
     column_config={
-        "state": st.column_config.TextColumn("Policy state", width="small"),
+        "state": st.column_config.MultiselectColumn(
+            "Policy state",
+            options=states,
+            color=[charts.STATE_COLORS[None if s == "no data" else s] for s in states],
+            width="small",
+        ),
         "slo": st.column_config.TextColumn("SLO"),
         "sli": st.column_config.NumberColumn("SLI", format="%.3f%%"),
         "target": st.column_config.NumberColumn("Target", format="%.2f%%"),
@@ -114,7 +121,7 @@ event = st.dataframe(
 )
 selected = event.selection.rows if event and event.selection else []
 if selected:
-    slo_id = table["slo"].iloc[selected[0]]
+    slo_id = str(table["slo"].iloc[selected[0]])
     st.switch_page("views/slo.py", query_params={"slo": slo_id})
 st.caption("Select a row to open the SLO's detail page.")
 overspent = [r for r in shown if r["budget_remaining"] is not None and r["budget_remaining"] < 0]
