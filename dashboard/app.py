@@ -54,6 +54,7 @@ nav = st.navigation(
         ],
     }
 )
+queries.start_prefetch(str(queries.data_dir()))
 with st.sidebar:
     version = queries.snapshot_version(queries.data_dir())
     st.caption(f"Data: `{queries.data_dir()}` · snapshot {version or 'not published yet'}")

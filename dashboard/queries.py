@@ -13,6 +13,7 @@ import json
 import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,34 @@ def read(name: str, *args: Any, directory: Path | None = None) -> Any:
             f"{directory / SNAPSHOT_FILE}: no published snapshot yet; run `slo demo` (or `slo run`) first"
         )
     return _cached(name, str(directory), version, tuple(args))
+
+
+# The fleet page's queries, computed as soon as a snapshot is published, before anyone asks.
+PREFETCH = ("fleet_status", "fleet_sparklines", "freshness", "fleet_firing_alerts")
+PREFETCH_POLL_S = 1.0
+
+
+@st.cache_resource(show_spinner=False)
+def start_prefetch(directory: str) -> threading.Thread:
+    """One daemon thread per data directory and process: when a new snapshot appears, fill the cache
+    with the fleet queries, so the first visitor after a publish does not wait for them."""
+
+    def loop() -> None:
+        last: str | None = None
+        while True:
+            version = snapshot_version(Path(directory))
+            if version is not None and version != last:
+                for name in PREFETCH:
+                    try:
+                        _cached(name, directory, version, ())
+                    except Exception:  # a page that asks shows the error itself
+                        break
+                last = version
+            time.sleep(PREFETCH_POLL_S)
+
+    thread = threading.Thread(target=loop, name=f"prefetch {directory}", daemon=True)
+    thread.start()
+    return thread
 
 
 # ---------------------------------------------------------------------------------------------
