@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -194,6 +195,10 @@ def test_service_state_reads_health_then_the_writer_lock(tmp_path: Path) -> None
     # A lock file naming a live pipeline process counts as a running writer …
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "pipelines.cli", "serve"])
     try:
+        deadline = time.monotonic() + 10  # until the child has exec'ed (a fork still shows pytest)
+        while b"pipelines.cli" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         (tmp_path / "writer.lock").write_text(str(proc.pid))
         assert actions.service_state(tmp_path, closed).running
     finally:
