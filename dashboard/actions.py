@@ -21,7 +21,7 @@ from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import COMMANDS, Alert, Command
 from pipelines.store import LOCK_FILE
 
-DEFAULT_SERVICE_URL = "http://127.0.0.1:8000"
+DEFAULT_SERVICE_URL = "http://127.0.0.1:8080"  # `slo serve`'s default
 HEALTH_TIMEOUT_S = 0.5
 
 

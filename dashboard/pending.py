@@ -35,13 +35,17 @@ def _panel(incident_id: str | None) -> None:
     sent = sent_for(incident_id)
     directory = queries.data_dir()
     keys = tuple((s.dedup_key, s.incident_id, s.command, s.actor, s.sent_at) for s in sent)
-    done = queries.run_query(directory, queries.applied_commands, keys) if keys else set()
+    done: dict[str, str | None] = queries.run_query(directory, queries.applied_commands, keys) if keys else {}
     seen: set[str] = st.session_state.setdefault("_applied_seen", set())
     with st.container(border=True):
         st.markdown("**Your actions**")
         for s in sent:
-            mark = ":green-badge[done]" if s.dedup_key in done else ":orange-badge[pending]"
-            st.markdown(f"{mark} — {actions.describe(s)}")
+            if s.dedup_key not in done:
+                st.markdown(f":orange-badge[pending] — {actions.describe(s)}")
+            elif done[s.dedup_key] is None:
+                st.markdown(f":green-badge[done] — {actions.describe(s)}")
+            else:
+                st.markdown(f":red-badge[rejected] — {actions.describe(s)}: {done[s.dedup_key]}")
         pending = [s for s in sent if s.dedup_key not in done]
         if pending:
             state = actions.service_state(directory)

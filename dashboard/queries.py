@@ -394,14 +394,15 @@ def incident_detail(con: duckdb.DuckDBPyConnection, incident_id: str) -> Inciden
 
 def applied_commands(
     con: duckdb.DuckDBPyConnection, sent: tuple[tuple[str, str | None, str, str, dt.datetime], ...]
-) -> set[str]:
+) -> dict[str, str | None]:
     """Which sent commands — (dedup_key, incident_id, command, actor, sent_at) — the published snapshot
     shows as applied: a timeline step naming the command's inbox key (in its data or message), else a
     step on that incident from the dashboard by that actor, at or after the sending, whose kind or
     message names the command; for an alert sent to open an incident, its row in `alerts` with an
-    incident."""
+    incident. Maps each applied key to None, or to the message when the fold rejected the command
+    (a `command_rejected` step)."""
     if not sent:
-        return set()
+        return {}
     rows = pd.DataFrame(
         [(k, i, c.split("_")[0][:6], a, at - dt.timedelta(seconds=5)) for k, i, c, a, at in sent],
         columns=["k", "incident_id", "word", "actor", "since"],
@@ -410,18 +411,20 @@ def applied_commands(
     try:
         # -- sent commands with evidence on the timeline or in the alerts table
         found = con.execute(
-            """SELECT s.k FROM sent_commands s
-               WHERE EXISTS (SELECT 1 FROM timeline t
-                             WHERE contains(coalesce(t.data::VARCHAR, ''), s.k) OR contains(t.message, s.k))
-                  OR EXISTS (SELECT 1 FROM timeline t
-                             WHERE t.incident_id = s.incident_id AND t.occurred_at >= s.since
-                               AND t.source = 'dashboard' AND t.actor = s.actor
-                               AND (contains(lower(t.kind), s.word) OR contains(lower(t.message), s.word)))
-                  OR EXISTS (SELECT 1 FROM alerts a WHERE a.dedup_key = s.k AND a.incident_id IS NOT NULL)"""
+            """SELECT s.k, max(CASE WHEN t.kind = 'command_rejected' THEN t.message END)
+               FROM sent_commands s JOIN timeline t
+                 ON contains(coalesce(t.data::VARCHAR, ''), s.k) OR contains(t.message, s.k)
+                 OR (t.incident_id = s.incident_id AND t.occurred_at >= s.since
+                     AND t.source = 'dashboard' AND t.actor = s.actor
+                     AND (contains(lower(t.kind), s.word) OR contains(lower(t.message), s.word)))
+               GROUP BY s.k
+               UNION ALL
+               SELECT s.k, NULL FROM sent_commands s
+               WHERE EXISTS (SELECT 1 FROM alerts a WHERE a.dedup_key = s.k AND a.incident_id IS NOT NULL)"""
         ).fetchall()
     finally:
         con.unregister("sent_commands")
-    return {r[0] for r in found}
+    return {r[0]: r[1] for r in found}
 
 
 # ---------------------------------------------------------------------------------------------

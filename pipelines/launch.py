@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p = sub.add_parser("up", help="the service and the dashboard together (both stop on exit)")
     p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
-    p.add_argument("--service-port", type=int, default=8000, help="service port (default 8000)")
+    p.add_argument("--service-port", type=int, default=8080, help="service port (default 8080)")
     p.add_argument("--host", default="127.0.0.1", help="address both bind (default 127.0.0.1)")
 
 

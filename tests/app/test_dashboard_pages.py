@@ -311,15 +311,17 @@ def test_incident_root_cause_and_action_item_forms(env: DemoStore) -> None:
 
 
 @pytest.mark.parametrize(
-    ("step_actor", "names_key", "done"),
+    ("step_actor", "names_key", "kind", "mark"),
     [
-        ("fold", True, True),  # the step carries the command's inbox key
-        ("alice", False, True),  # a dashboard step by the same actor, after the sending
-        ("bob", False, False),  # someone else's acknowledge is not ours
+        ("fold", True, "acknowledged", ":green-badge[done]"),  # the step carries the command's inbox key
+        # a dashboard step by the same actor, after the sending (what the incident fold writes)
+        ("alice", False, "acknowledged", ":green-badge[done]"),
+        ("bob", False, "acknowledged", ":orange-badge[pending]"),  # someone else's acknowledge
+        ("alice", False, "command_rejected", ":red-badge[rejected]"),
     ],
 )
 def test_a_command_shows_done_once_the_snapshot_has_it_on_the_timeline(
-    env: DemoStore, step_actor: str, names_key: bool, done: bool
+    env: DemoStore, step_actor: str, names_key: bool, kind: str, mark: str
 ) -> None:
     from pipelines.store import Writer
 
@@ -332,20 +334,20 @@ def test_a_command_shows_done_once_the_snapshot_has_it_on_the_timeline(
     # What the incident fold does when it applies the command (issue 4): a timeline step.
     with Writer(env.data_dir) as w:
         w.db.execute(
-            """INSERT INTO timeline SELECT 'INC-0001', max(seq) + 1, now()::TIMESTAMP, 'acknowledged',
-                 'dashboard', ?, 'acknowledged', CASE WHEN ? THEN json_object('dedup_key', ?) END
+            """INSERT INTO timeline SELECT 'INC-0001', max(seq) + 1, now()::TIMESTAMP, ?,
+                 'dashboard', ?, 'acknowledge rejected: test',
+                 CASE WHEN ? THEN json_object('dedup_key', ?) END
                FROM timeline WHERE incident_id = 'INC-0001'""",
-            [step_actor, names_key, key],
+            [kind, step_actor, names_key, key],
         )
         w.publish()
     try:
         at.run()
         text = " ".join(m.value for m in at.markdown)
-        mark = ":green-badge[done]" if done else ":orange-badge[pending]"
         assert f"{mark} — acknowledge → INC-0001" in text
     finally:
         with Writer(env.data_dir) as w:
-            w.db.execute("DELETE FROM timeline WHERE incident_id = 'INC-0001' AND kind = 'acknowledged'")
+            w.db.execute("DELETE FROM timeline WHERE incident_id = 'INC-0001' AND seq > 3")
             w.publish()
 
 
