@@ -153,7 +153,7 @@ def test_slo_detail_burn_down_ideal_line_and_thresholds(env: DemoStore) -> None:
     print(f"thresholds drawn: {thresholds}; slo_alerts factors: {factors}")
     assert thresholds == [f for (f,) in factors] and len(thresholds) >= 2
     # The open incident on this SLO is on the same time axis (row 5).
-    assert any(t.get("y") == ["INC-0001"] for t in fig["data"])
+    assert any(t.get("y") == ["DASH-1"] for t in fig["data"])
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Budget remaining"] == f"{expected * 100:.1f}%"
 
@@ -200,17 +200,22 @@ def test_alerts_lists_engine_and_received_alerts(env: DemoStore) -> None:
                OR end_minute >= (SELECT max(evaluated_to) FROM engine_state) - 129600"""
         ).fetchone()[0]
     assert (table["source"] == "engine").sum() == engine > 0
-    assert set(table.loc[table["source"] != "engine", "title"]) == {
-        "CheckoutErrorRateHigh",
-        "Report queue backlog",
-    }
-    assert table["state"].iloc[0] == "firing"
+    with Snapshot(env.data_dir).connection() as con:
+        received = {r[0] for r in con.execute("SELECT title FROM alerts").fetchall()}
+    assert set(table.loc[table["source"] != "engine", "title"]) == received
+    assert {"CheckoutErrorRateHigh", "Report queue backlog"} <= received
+    assert table["state"].iloc[0] == "firing"  # firing first
+
+
+def select_row(at: AppTest, key: str, column: str, value: str) -> None:
+    rows = list(at.dataframe[0].value[column])
+    assert value in rows, rows
+    at.session_state[key] = {"selection": {"rows": [rows.index(value)], "columns": [], "cells": []}}
 
 
 def test_alerts_start_an_incident_and_retriage(env: DemoStore) -> None:
     at = page("alerts", source="generic")
-    assert list(at.dataframe[0].value["title"]) == ["Report queue backlog"]
-    at.session_state["alerts_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    select_row(at, "alerts_table", "title", "Report queue backlog")
     at.run()
     before = len(inbox_rows(env))
     at.button(key="alert_start").click().run()
@@ -222,11 +227,11 @@ def test_alerts_start_an_incident_and_retriage(env: DemoStore) -> None:
     assert any("not running" in e.value for e in at.error)
 
     at = page("alerts", source="alertmanager")
-    at.session_state["alerts_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    select_row(at, "alerts_table", "title", "CheckoutErrorRateHigh")
     at.run()
     at.button(key="alert_retriage").click().run()
     last = inbox_rows(env)[-1]
-    assert (last.kind, last.body["command"], last.body["incident_id"]) == ("command", "retriage", "INC-0001")
+    assert (last.kind, last.body["command"], last.body["incident_id"]) == ("command", "retriage", "DASH-1")
 
 
 # -- Incidents --------------------------------------------------------------------------------------
@@ -235,13 +240,15 @@ def test_alerts_start_an_incident_and_retriage(env: DemoStore) -> None:
 def test_incidents_list_filters_and_detail(env: DemoStore) -> None:
     at = page("incidents", severity="SEV2")
     table = at.dataframe[0].value
-    assert sorted(table["id"]) == ["IMP-1", "IMP-2", "INC-0001"]
-    at = page("incidents", incident="INC-0002")
+    assert set(table["severity"]) == {"SEV2"}
+    assert {"DASH-H1", "DASH-H2", "DASH-1"} <= set(table["id"])
+    assert not {"DASH-2", "DASH-H3", "DASH-H4", "DASH-H5"} & set(table["id"])
+    at = page("incidents", incident="DASH-2")
     text = " ".join(m.value for m in at.markdown)
     assert "method **model**" in text and "confidence **82%**" in text and "recommended **rollback**" in text
     assert "query planner regressed" in text  # the post-mortem draft
     assert any("Next stakeholder update due" in i.value for i in at.info)
-    assert "Repeat of** IMP-2" in text
+    assert "Repeat of** DASH-H2" in text
     timeline = at.table[0].value
     assert list(timeline["message"]) == ["burn-rate ticket"]
 
@@ -249,16 +256,16 @@ def test_incidents_list_filters_and_detail(env: DemoStore) -> None:
 @pytest.mark.parametrize(
     ("incident", "button", "command", "args"),
     [
-        ("INC-0001", "ack", "acknowledge", {}),
-        ("INC-0001", "mitigate", "mitigate", {}),
-        ("INC-0001", "resolve", "resolve", {}),
-        ("INC-0001", "retriage", "retriage", {}),
-        ("INC-0002", "approve_REM-1", "approve_remediation", {"remediation_id": "REM-1"}),
+        ("DASH-1", "ack", "acknowledge", {}),
+        ("DASH-1", "mitigate", "mitigate", {}),
+        ("DASH-1", "resolve", "resolve", {}),
+        ("DASH-1", "retriage", "retriage", {}),
+        ("DASH-2", "approve_DASH-REM-1", "approve_remediation", {"remediation_id": "DASH-REM-1"}),
         (
-            "INC-0002",
-            "reject_REM-1",
+            "DASH-2",
+            "reject_DASH-REM-1",
             "reject_remediation",
-            {"remediation_id": "REM-1", "reason": "rejected in the dashboard"},
+            {"remediation_id": "DASH-REM-1", "reason": "rejected in the dashboard"},
         ),
     ],
 )
@@ -280,13 +287,13 @@ def test_incident_buttons_append_commands(
 
 
 def test_incident_acknowledge_is_disabled_once_acknowledged(env: DemoStore) -> None:
-    at = page("incidents", incident="INC-0002")
+    at = page("incidents", incident="DASH-2")
     assert at.button(key="ack").disabled and at.button(key="resolve").disabled
     assert not at.button(key="retriage").disabled
 
 
 def test_incident_root_cause_and_action_item_forms(env: DemoStore) -> None:
-    at = page("incidents", incident="INC-0001")
+    at = page("incidents", incident="DASH-1")
     before = len(inbox_rows(env))
     at.text_area(key="rc_text").set_value("")
     at.button(key="FormSubmitter:root_cause-Record root cause").click().run()
@@ -325,7 +332,7 @@ def test_a_command_shows_done_once_the_snapshot_has_it_on_the_timeline(
 ) -> None:
     from pipelines.store import Writer
 
-    at = page("incidents", incident="INC-0001")
+    at = page("incidents", incident="DASH-1")
     at.text_input(key="actor").set_value("alice")
     at.button(key="ack").click().run()
     key = inbox_rows(env)[-1].dedup_key
@@ -334,20 +341,20 @@ def test_a_command_shows_done_once_the_snapshot_has_it_on_the_timeline(
     # What the incident fold does when it applies the command (issue 4): a timeline step.
     with Writer(env.data_dir) as w:
         w.db.execute(
-            """INSERT INTO timeline SELECT 'INC-0001', max(seq) + 1, now()::TIMESTAMP, ?,
+            """INSERT INTO timeline SELECT 'DASH-1', max(seq) + 1, now()::TIMESTAMP, ?,
                  'dashboard', ?, 'acknowledge rejected: test',
                  CASE WHEN ? THEN json_object('dedup_key', ?) END
-               FROM timeline WHERE incident_id = 'INC-0001'""",
+               FROM timeline WHERE incident_id = 'DASH-1'""",
             [kind, step_actor, names_key, key],
         )
         w.publish()
     try:
         at.run()
         text = " ".join(m.value for m in at.markdown)
-        assert f"{mark} — acknowledge → INC-0001" in text
+        assert f"{mark} — acknowledge → DASH-1" in text
     finally:
         with Writer(env.data_dir) as w:
-            w.db.execute("DELETE FROM timeline WHERE incident_id = 'INC-0001' AND seq > 3")
+            w.db.execute("DELETE FROM timeline WHERE incident_id = 'DASH-1' AND seq > 3")
             w.publish()
 
 
@@ -358,21 +365,33 @@ def test_analytics_distributions_from_the_incident_rows(env: DemoStore) -> None:
     at = page("analytics")
     charts = figures(at)
     ttr = next(c for c in charts if c["layout"]["title"]["text"].startswith("TTR"))
-    values = sorted(v for t in ttr["data"] for v in t["y"])
-    expected = sorted([ttr for *_, ttr in HISTORY] + [90])  # INC-0002 resolved after 90 min
-    print(f"TTR points: {values}")
-    assert values == expected
+    points = {i: v for t in ttr["data"] for i, v in zip(t["text"], t["y"], strict=True)}
+    ours = sorted(v for i, v in points.items() if i.startswith("DASH-"))
+    expected = sorted([ttr for *_, ttr in HISTORY] + [90])  # DASH-2 resolved after 90 min
+    print(f"TTR points of the test's incidents: {ours}")
+    assert ours == expected
+    with Snapshot(env.data_dir).connection() as con:
+        rows = con.execute(
+            """SELECT year(impact_start) || '-Q' || quarter(impact_start),
+                      date_diff('second', impact_start, detected_at) / 60.0, resolved_at IS NOT NULL
+               FROM incidents WHERE impact_start IS NOT NULL"""
+        ).fetchall()
+    assert len(points) == sum(1 for *_, resolved in rows if resolved)  # one point per resolved incident
     mix = next(c for c in charts if c["layout"]["title"]["text"].startswith("Incidents by severity"))
-    assert sum(sum(t["y"]) for t in mix["data"]) == len(HISTORY) + 2
+    assert sum(sum(t["y"]) for t in mix["data"]) == len(rows)
+    # The summary's TTD p50 per quarter is numpy's linear-interpolation median of the stored values.
     summary = at.dataframe[0].value
-    # TTD is 5 minutes for every incident the store holds.
-    assert set(summary.loc[summary["measure"] == "TTD", "p50"]) == {5.0}
+    for quarter, p50 in summary.loc[summary["measure"] == "TTD", ["quarter", "p50"]].itertuples(index=False):
+        values = [v for q, v, _ in rows if q == quarter and v is not None]
+        assert p50 == pytest.approx(float(np.percentile(values, 50))), quarter
 
 
 def test_analytics_filters_by_quarter_and_severity(env: DemoStore) -> None:
     at = page("analytics", severity="SEV1")
     ttr = next(c for c in figures(at) if c["layout"]["title"]["text"].startswith("TTR"))
-    assert [v for t in ttr["data"] for v in t["y"]] == [30]
+    assert {t["name"] for t in ttr["data"]} == {"SEV1"}
+    points = {i: v for t in ttr["data"] for i, v in zip(t["text"], t["y"], strict=True)}
+    assert points["DASH-H4"] == 30 and not [i for i in points if i in {"DASH-H1", "DASH-2"}]
 
 
 def test_quarterly_review_renders_and_downloads(env: DemoStore) -> None:

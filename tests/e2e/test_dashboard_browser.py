@@ -18,7 +18,7 @@ PAGES: dict[str, tuple[str, list[str]]] = {
     "": ("Fleet error budgets", ["[data-testid='stDataFrame']", "[data-testid='stMetric']"]),
     "slo?slo=checkout-api%2Favailability": ("SLO detail", [".js-plotly-plot", "[data-testid='stMetric']"]),
     "alerts?since=129600": ("Alerts", ["[data-testid='stDataFrame']"]),
-    "incidents?incident=INC-0002": ("Incidents", ["[data-testid='stTable']", "[data-testid='stDataFrame']"]),
+    "incidents?incident=DASH-2": ("Incidents", ["[data-testid='stTable']", "[data-testid='stDataFrame']"]),
     "analytics": ("Reliability analytics", [".js-plotly-plot"]),
     "quarterly": ("Quarterly review", ["[data-testid='stDownloadButton']", "table"]),
 }

@@ -56,18 +56,18 @@ def build_demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
 # detected +5, acknowledged +12, mitigated +40, resolved +90 for the resolved ones.
 HISTORY = [
     # id, service, severity, quarter offset (days before the latest instant), ttr minutes
-    ("IMP-1", "search", "SEV2", 200, 60),
-    ("IMP-2", "search", "SEV2", 190, 120),
-    ("IMP-3", "payments", "SEV3", 180, 240),
-    ("IMP-4", "payments", "SEV1", 40, 30),
-    ("IMP-5", "auth", "SEV3", 20, 90),
+    ("DASH-H1", "search", "SEV2", 200, 60),
+    ("DASH-H2", "search", "SEV2", 190, 120),
+    ("DASH-H3", "payments", "SEV3", 180, 240),
+    ("DASH-H4", "payments", "SEV1", 40, 30),
+    ("DASH-H5", "auth", "SEV3", 20, 90),
 ]
 
 
 def add_incidents(data_dir: Path) -> None:
-    """INC-0001: open SEV2 on checkout-api/availability with a firing Alertmanager alert, triaged by
-    rules, escalated; INC-0002: resolved SEV3 on search, auto-remediation awaiting approval, a
-    post-mortem draft, a stakeholder update due and an action item; IMP-1…5: resolved history."""
+    """DASH-1: open SEV2 on checkout-api/availability with a firing Alertmanager alert, triaged by
+    rules, escalated; DASH-2: resolved SEV3 on search, auto-remediation awaiting approval, a
+    post-mortem draft, a stakeholder update due and an action item; DASH-H1…5: resolved history."""
     with Snapshot(data_dir).connection() as con:
         row = con.execute("SELECT max(evaluated_to) FROM engine_state").fetchone()
     assert row and row[0]
@@ -101,22 +101,24 @@ def add_incidents(data_dir: Path) -> None:
                     f"{service}/fp", slo_id, start, start + dt.timedelta(minutes=5), ack,
                     min(start + dt.timedelta(minutes=40), resolved) if resolved else None, resolved, route,
                     extra.get("category"), extra.get("root_cause"), extra.get("repeat_of"),
-                    iid.startswith("IMP"), start + dt.timedelta(minutes=5), start + dt.timedelta(minutes=5),
+                    iid.startswith("DASH-H"), start + dt.timedelta(minutes=5),
+                    start + dt.timedelta(minutes=5),
                 ],
             )  # fmt: skip
 
         start1 = now - dt.timedelta(hours=3)
-        incident("INC-0001", "checkout-api", "Checkout availability burning fast", "SEV2", "triggered",
+        incident("DASH-1", "checkout-api", "Checkout availability burning fast", "SEV2", "triggered",
                  "checkout-api/availability", start1, None, "escalate")  # fmt: skip
-        db.execute("INSERT INTO incident_slos VALUES ('INC-0001', 'checkout-api/availability', 0.12)")
+        db.execute("INSERT INTO incident_slos VALUES ('DASH-1', 'checkout-api/availability', 0.12)")
         db.execute(
-            """INSERT INTO alerts VALUES ('am-1', 1, 'alertmanager', 'firing', 'checkout-api',
+            """INSERT INTO alerts VALUES ('dash-am-1', 1, 'alertmanager', 'firing', 'checkout-api',
                  'checkout-api/availability', 'checkout-api/fp', 'SEV2', 'CheckoutErrorRateHigh',
-                 'error rate above 2%', '{}', '{}', ?, NULL, ?, 'INC-0001')""",
+                 'error rate above 2%', '{}', '{}', ?, NULL, ?, 'DASH-1')""",
             [start1 + dt.timedelta(minutes=4), start1 + dt.timedelta(minutes=5)],
         )
         db.execute(
-            """INSERT INTO alerts VALUES ('gen-1', 2, 'generic', 'firing', 'reports', NULL, 'reports/queue',
+            """INSERT INTO alerts VALUES ('dash-gen-1', 2, 'generic', 'firing', 'reports', NULL,
+                 'reports/queue',
                  'SEV3', 'Report queue backlog', 'backlog above 1000', '{}', '{}', ?, NULL, ?, NULL)""",
             [now - dt.timedelta(minutes=30), now - dt.timedelta(minutes=29)],
         )
@@ -129,45 +131,45 @@ def add_incidents(data_dir: Path) -> None:
             start=1,
         ):
             db.execute(
-                "INSERT INTO timeline VALUES ('INC-0001', ?, ?, ?, ?, NULL, ?, NULL)",
+                "INSERT INTO timeline VALUES ('DASH-1', ?, ?, ?, ?, NULL, ?, NULL)",
                 [seq, start1 + dt.timedelta(minutes=minutes), kind, source, message],
             )
         db.execute(
-            """INSERT INTO triage VALUES ('INC-0001', 1, 'rules', NULL, 'SEV2', 'payment client timeouts',
+            """INSERT INTO triage VALUES ('DASH-1', 1, 'rules', NULL, 'SEV2', 'payment client timeouts',
                  'escalate', 0.6, 'page-severity burn on a revenue path', 3.5, NULL, NULL, ?)""",
             [start1 + dt.timedelta(minutes=6)],
         )
 
         start2 = now - dt.timedelta(days=2)
-        incident("INC-0002", "search", "Search correctness degraded", "SEV3", "resolved",
+        incident("DASH-2", "search", "Search correctness degraded", "SEV3", "resolved",
                  "search/correctness", start2, start2 + dt.timedelta(minutes=90), "auto_remediate",
-                 category="deploy", root_cause="query planner regression", repeat_of="IMP-2")  # fmt: skip
+                 category="deploy", root_cause="query planner regression", repeat_of="DASH-H2")  # fmt: skip
         db.execute(
-            """INSERT INTO triage VALUES ('INC-0002', 1, 'model', 'claude-test', 'SEV3', 'bad deploy',
+            """INSERT INTO triage VALUES ('DASH-2', 1, 'model', 'claude-test', 'SEV3', 'bad deploy',
                  'rollback', 0.82, 'a deploy 10 minutes before the burn', 900, NULL, NULL, ?)""",
             [start2 + dt.timedelta(minutes=6)],
         )
         db.execute(
-            """INSERT INTO remediations VALUES ('REM-1', 'INC-0002', 'rollback', 'awaiting_approval', 0, NULL,
+            """INSERT INTO remediations VALUES ('DASH-REM-1', 'DASH-2', 'rollback', 'awaiting_approval', 0,
+                 NULL,
                  NULL, NULL, NULL, NULL, NULL, ?)""",
             [start2 + dt.timedelta(minutes=7)],
         )
         db.execute(
-            """INSERT INTO action_items VALUES ('AI-1', 'INC-0002', 'Add a canary for the planner',
+            """INSERT INTO action_items VALUES ('DASH-AI-1', 'DASH-2', 'Add a canary for the planner',
                  'search-team', 'P2', ?, 'open', NULL, ?)""",
             [(now + dt.timedelta(days=10)).date(), start2 + dt.timedelta(hours=3)],
         )
         db.execute(
-            "INSERT INTO documents VALUES ('INC-0002', 'postmortem', ?, FALSE, NULL, ?)",
+            "INSERT INTO documents VALUES ('DASH-2', 'postmortem', ?, FALSE, NULL, ?)",
             [start2 + dt.timedelta(hours=2), "## Summary\nThe query planner regressed after a deploy."],
         )
         db.execute(
-            "INSERT INTO documents VALUES ('INC-0002', 'stakeholder_update', ?, FALSE, ?, ?)",
+            "INSERT INTO documents VALUES ('DASH-2', 'stakeholder_update', ?, FALSE, ?, ?)",
             [start2 + dt.timedelta(minutes=30), now + dt.timedelta(hours=1), "Search results degraded."],
         )
         db.execute(
-            "INSERT INTO timeline VALUES "
-            "('INC-0002', 1, ?, 'alert', 'engine', NULL, 'burn-rate ticket', NULL)",
+            "INSERT INTO timeline VALUES ('DASH-2', 1, ?, 'alert', 'engine', NULL, 'burn-rate ticket', NULL)",
             [start2 + dt.timedelta(minutes=5)],
         )
         for iid, service, severity, days, ttr in HISTORY:
