@@ -52,6 +52,17 @@ def build_demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
     return DemoStore(data_dir, evaluated, rows)
 
 
+# Migration 2's columns, named: later migrations may add columns (with defaults).
+ALERT_COLUMNS = """(dedup_key, inbox_seq, source, status, service, slo_id, fingerprint, severity, title,
+    description, labels, annotations, starts_at, ends_at, received_at, incident_id)"""
+TIMELINE_COLUMNS = "(incident_id, seq, occurred_at, kind, source, actor, message, data)"
+TRIAGE_COLUMNS = """(incident_id, attempt, method, model, severity, root_cause_hypothesis, recommended_action,
+    confidence, rationale, latency_ms, raw, error, created_at)"""
+REMEDIATION_COLUMNS = """(id, incident_id, action, status, attempts, exit_code, output, verified, approved_by,
+    started_at, finished_at, created_at)"""
+ACTION_ITEM_COLUMNS = "(id, incident_id, title, owner, priority, due_date, status, done_at, created_at)"
+DOCUMENT_COLUMNS = "(incident_id, kind, created_at, model_written, due_at, body)"
+
 # Incidents the tests know by heart. Durations in minutes from impact_start:
 # detected +5, acknowledged +12, mitigated +40, resolved +90 for the resolved ones.
 HISTORY = [
@@ -109,17 +120,22 @@ def add_incidents(data_dir: Path) -> None:
         start1 = now - dt.timedelta(hours=3)
         incident("DASH-1", "checkout-api", "Checkout availability burning fast", "SEV2", "triggered",
                  "checkout-api/availability", start1, None, "escalate")  # fmt: skip
-        db.execute("INSERT INTO incident_slos VALUES ('DASH-1', 'checkout-api/availability', 0.12)")
         db.execute(
-            """INSERT INTO alerts VALUES ('dash-am-1', 1, 'alertmanager', 'firing', 'checkout-api',
+            "INSERT INTO incident_slos (incident_id, slo_id, budget_consumed) "
+            "VALUES ('DASH-1', 'checkout-api/availability', 0.12)"
+        )
+        db.execute(
+            f"""INSERT INTO alerts {ALERT_COLUMNS}
+               VALUES ('dash-am-1', 1, 'alertmanager', 'firing', 'checkout-api',
                  'checkout-api/availability', 'checkout-api/fp', 'SEV2', 'CheckoutErrorRateHigh',
-                 'error rate above 2%', '{}', '{}', ?, NULL, ?, 'DASH-1')""",
+                 'error rate above 2%', '{{}}', '{{}}', ?, NULL, ?, 'DASH-1')""",
             [start1 + dt.timedelta(minutes=4), start1 + dt.timedelta(minutes=5)],
         )
         db.execute(
-            """INSERT INTO alerts VALUES ('dash-gen-1', 2, 'generic', 'firing', 'reports', NULL,
+            f"""INSERT INTO alerts {ALERT_COLUMNS}
+               VALUES ('dash-gen-1', 2, 'generic', 'firing', 'reports', NULL,
                  'reports/queue',
-                 'SEV3', 'Report queue backlog', 'backlog above 1000', '{}', '{}', ?, NULL, ?, NULL)""",
+                 'SEV3', 'Report queue backlog', 'backlog above 1000', '{{}}', '{{}}', ?, NULL, ?, NULL)""",
             [now - dt.timedelta(minutes=30), now - dt.timedelta(minutes=29)],
         )
         for seq, (minutes, kind, source, message) in enumerate(
@@ -131,11 +147,12 @@ def add_incidents(data_dir: Path) -> None:
             start=1,
         ):
             db.execute(
-                "INSERT INTO timeline VALUES ('DASH-1', ?, ?, ?, ?, NULL, ?, NULL)",
+                f"INSERT INTO timeline {TIMELINE_COLUMNS} VALUES ('DASH-1', ?, ?, ?, ?, NULL, ?, NULL)",
                 [seq, start1 + dt.timedelta(minutes=minutes), kind, source, message],
             )
         db.execute(
-            """INSERT INTO triage VALUES ('DASH-1', 1, 'rules', NULL, 'SEV2', 'payment client timeouts',
+            f"""INSERT INTO triage {TRIAGE_COLUMNS}
+               VALUES ('DASH-1', 1, 'rules', NULL, 'SEV2', 'payment client timeouts',
                  'escalate', 0.6, 'page-severity burn on a revenue path', 3.5, NULL, NULL, ?)""",
             [start1 + dt.timedelta(minutes=6)],
         )
@@ -145,31 +162,36 @@ def add_incidents(data_dir: Path) -> None:
                  "search/correctness", start2, start2 + dt.timedelta(minutes=90), "auto_remediate",
                  category="deploy", root_cause="query planner regression", repeat_of="DASH-H2")  # fmt: skip
         db.execute(
-            """INSERT INTO triage VALUES ('DASH-2', 1, 'model', 'claude-test', 'SEV3', 'bad deploy',
+            f"""INSERT INTO triage {TRIAGE_COLUMNS}
+               VALUES ('DASH-2', 1, 'model', 'claude-test', 'SEV3', 'bad deploy',
                  'rollback', 0.82, 'a deploy 10 minutes before the burn', 900, NULL, NULL, ?)""",
             [start2 + dt.timedelta(minutes=6)],
         )
         db.execute(
-            """INSERT INTO remediations VALUES ('DASH-REM-1', 'DASH-2', 'rollback', 'awaiting_approval', 0,
+            f"""INSERT INTO remediations {REMEDIATION_COLUMNS}
+               VALUES ('DASH-REM-1', 'DASH-2', 'rollback', 'awaiting_approval', 0,
                  NULL,
                  NULL, NULL, NULL, NULL, NULL, ?)""",
             [start2 + dt.timedelta(minutes=7)],
         )
         db.execute(
-            """INSERT INTO action_items VALUES ('DASH-AI-1', 'DASH-2', 'Add a canary for the planner',
+            f"""INSERT INTO action_items {ACTION_ITEM_COLUMNS}
+               VALUES ('DASH-AI-1', 'DASH-2', 'Add a canary for the planner',
                  'search-team', 'P2', ?, 'open', NULL, ?)""",
             [(now + dt.timedelta(days=10)).date(), start2 + dt.timedelta(hours=3)],
         )
         db.execute(
-            "INSERT INTO documents VALUES ('DASH-2', 'postmortem', ?, FALSE, NULL, ?)",
+            f"INSERT INTO documents {DOCUMENT_COLUMNS} VALUES ('DASH-2', 'postmortem', ?, FALSE, NULL, ?)",
             [start2 + dt.timedelta(hours=2), "## Summary\nThe query planner regressed after a deploy."],
         )
         db.execute(
-            "INSERT INTO documents VALUES ('DASH-2', 'stakeholder_update', ?, FALSE, ?, ?)",
+            f"INSERT INTO documents {DOCUMENT_COLUMNS} "
+            "VALUES ('DASH-2', 'stakeholder_update', ?, FALSE, ?, ?)",
             [start2 + dt.timedelta(minutes=30), now + dt.timedelta(hours=1), "Search results degraded."],
         )
         db.execute(
-            "INSERT INTO timeline VALUES ('DASH-2', 1, ?, 'alert', 'engine', NULL, 'burn-rate ticket', NULL)",
+            f"INSERT INTO timeline {TIMELINE_COLUMNS} "
+            "VALUES ('DASH-2', 1, ?, 'alert', 'engine', NULL, 'burn-rate ticket', NULL)",
             [start2 + dt.timedelta(minutes=5)],
         )
         for iid, service, severity, days, ttr in HISTORY:
