@@ -310,7 +310,9 @@ def budget_burn_down(
 
 def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int) -> pd.DataFrame:
     """Firing and recent alerts from every source: the engine's burn-rate alert intervals and the
-    `alerts` table (Alertmanager, PagerDuty, generic, imported), newest first."""
+    `alerts` table (Alertmanager, PagerDuty, generic, imported, and the engine's alerts once the
+    incident flow has taken them in), newest first. An engine interval already in the `alerts` table
+    (fingerprint `<slo>:<severity>`, covering the interval's start) is listed once, from there."""
     t = latest_minute(con) or 0
     since = ts(t - since_minutes)
     # -- engine intervals and received alerts in one shape; firing = still open
@@ -318,14 +320,19 @@ def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int) -> pd.DataFrame:
         """SELECT 'engine' AS source, s.service, s.slo_id AS slo, a.severity,
                   'SLOBurnRateHigh ' || s.slo_id || ' ' || a.severity || ' burn(' ||
                     a.long_window || 'm,' || a.short_window || 'm) > ' || a.factor AS title,
-                  'SLOBurnRateHigh/' || s.slo_id || '/' || a.severity || '/' ||
-                    a.long_window || 'm/' || a.short_window || 'm' AS fingerprint,
+                  s.slo_id || ':' || a.severity AS fingerprint,
                   to_timestamp(i.start_minute * 60)::TIMESTAMP AS starts_at,
                   to_timestamp(i.end_minute * 60)::TIMESTAMP AS ends_at,
                   i.end_minute IS NULL AS firing,
                   NULL::VARCHAR AS incident_id, NULL::VARCHAR AS dedup_key
            FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit) JOIN slos s USING (slo_key)
-           WHERE i.end_minute IS NULL OR to_timestamp(i.end_minute * 60)::TIMESTAMP >= ?
+           WHERE (i.end_minute IS NULL OR to_timestamp(i.end_minute * 60)::TIMESTAMP >= ?)
+             AND NOT EXISTS (
+               SELECT 1 FROM alerts r
+               WHERE r.source = 'engine' AND r.fingerprint = s.slo_id || ':' || a.severity
+                 AND r.starts_at <= to_timestamp(i.start_minute * 60)::TIMESTAMP
+                 AND coalesce(r.ends_at, TIMESTAMP '9999-12-31')
+                     > to_timestamp(i.start_minute * 60)::TIMESTAMP)
            UNION ALL
            SELECT source, service, slo_id, severity, title, fingerprint, starts_at, ends_at,
                   status = 'firing' AND ends_at IS NULL, incident_id, dedup_key

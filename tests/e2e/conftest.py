@@ -40,7 +40,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
     return build_demo_store(tmp_path_factory)
 
 
-@pytest.fixture(scope="session")
+# Module scope: a sync Playwright left running would break other suites' own sync_playwright() calls.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     path = require_binary("chromium")
     try:
