@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from pipelines.inbox import Inbox
 from pipelines.store import Snapshot
-from tests.support.dashboard_store import HISTORY, ROOT, DemoStore, build_demo_store
+from tests.support.dashboard_store import ALERT_COLUMNS, HISTORY, ROOT, DemoStore, build_demo_store
 
 APP = ROOT / "dashboard" / "app.py"
 
@@ -434,3 +434,38 @@ def test_every_page_without_a_snapshot_says_what_to_run(
     for name in ("fleet", "slo", "alerts", "incidents", "analytics", "quarterly"):
         at = page(name)
         assert any("slo demo" in i.value for i in at.info), name
+
+
+def test_an_engine_alert_taken_in_by_the_incident_flow_is_listed_once(
+    store: DemoStore, tmp_path: Path
+) -> None:
+    import shutil
+
+    from dashboard import queries
+    from pipelines.store import Writer
+
+    shutil.copy(store.data_dir / "work.duckdb", tmp_path / "work.duckdb")
+    with Writer(tmp_path) as w:
+        w.db.execute("DELETE FROM alerts WHERE source = 'engine'")
+        slo_id, severity, start = w.db.execute(
+            """SELECT s.slo_id, a.severity, to_timestamp(i.start_minute * 60)::TIMESTAMP
+               FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit) JOIN slos s USING (slo_key)
+               ORDER BY i.start_minute DESC LIMIT 1"""
+        ).fetchone()
+        w.publish()
+    before = queries.run_query(tmp_path, queries.alerts, 400 * 1440)
+    mine = before[(before["source"] == "engine") & (before["slo"] == slo_id) & (before["starts_at"] == start)]
+    assert len(mine) >= 1
+    with Writer(tmp_path) as w:  # what the fold writes for the engine's alert (fingerprint <slo>:<severity>)
+        w.db.execute(
+            f"""INSERT INTO alerts {ALERT_COLUMNS} VALUES ('engine-test', 99, 'engine', 'firing', 'svc', ?,
+                 ? || ':' || ?, 'SEV2', 'SLO burn', '', '{{}}', '{{}}', ?, NULL, ?, NULL)""",
+            [slo_id, slo_id, severity, start, start],
+        )
+        w.publish()
+    after = queries.run_query(tmp_path, queries.alerts, 400 * 1440)
+    listed = after[(after["slo"] == slo_id) & (after["starts_at"] == start)]
+    print(
+        f"{slo_id} {severity} at {start}: before {len(mine)} interval row(s); after {list(listed['title'])}"
+    )
+    assert list(listed["title"]) == ["SLO burn"]
