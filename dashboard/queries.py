@@ -181,7 +181,10 @@ def freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 def fleet_firing_alerts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Firing alerts from the `alerts` table (external sources) per SLO id or service."""
     rows = con.execute(
-        """SELECT coalesce(slo_id, service), count(*) FROM alerts
+        """SELECT coalesce(slo_id, service), count(*) FROM (
+             SELECT * FROM alerts WHERE source <> 'engine'  -- the engine's own are in the status already
+             QUALIFY row_number() OVER (PARTITION BY source, service, fingerprint, starts_at
+                                        ORDER BY received_at DESC, inbox_seq DESC NULLS LAST) = 1)
            WHERE status = 'firing' AND ends_at IS NULL GROUP BY 1"""
     ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
@@ -335,8 +338,13 @@ def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int) -> pd.DataFrame:
                      > to_timestamp(i.start_minute * 60)::TIMESTAMP)
            UNION ALL
            SELECT source, service, slo_id, severity, title, fingerprint, starts_at, ends_at,
-                  status = 'firing' AND ends_at IS NULL, incident_id, dedup_key
-           FROM alerts WHERE ends_at IS NULL OR ends_at >= ? OR received_at >= ?
+                  status = 'firing' AND ends_at IS NULL AS firing, incident_id, dedup_key
+           FROM (
+             -- one row per alert: its latest notification (a resolve follows its firing)
+             SELECT * FROM alerts
+             QUALIFY row_number() OVER (PARTITION BY source, service, fingerprint, starts_at
+                                        ORDER BY received_at DESC, inbox_seq DESC NULLS LAST) = 1)
+           WHERE ends_at IS NULL OR ends_at >= ? OR received_at >= ?
            ORDER BY firing DESC, starts_at DESC""",
         [since, since, since],
     ).df()
