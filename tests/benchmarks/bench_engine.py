@@ -713,10 +713,8 @@ def run_child(case: str, args: dict[str, Any], workdir: Path) -> dict[str, Any]:
     args_path = workdir / f"{case}-{time.monotonic_ns()}.args.json"
     out_path = args_path.with_suffix(".out.json")
     args_path.write_text(json.dumps(args))
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--child", case, str(args_path), str(out_path)],
-        cwd=ROOT,
-    )
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", case,
+                             str(args_path), str(out_path)], cwd=ROOT)
     RUNNING[:] = [proc]
     try:
         _, status, usage = os.wait4(proc.pid, 0)
@@ -787,18 +785,13 @@ def main(cfg: Config | None = None) -> dict[str, Any]:
     began = time.perf_counter()
     load_start = [round(x, 2) for x in os.getloadavg()]
     if load_start[0] > 0.5:
-        print(
-            f"note: load average {load_start} before the benchmark: other work shares the CPUs, "
-            "wall times will be inflated (CPU seconds are reported too)",
-            flush=True,
-        )
+        print(f"note: load average {load_start} before the benchmark: other work shares the CPUs, "
+              "wall times will be inflated (CPU seconds are reported too)", flush=True)
     workdir = Path(cfg.workdir or tempfile.mkdtemp(prefix="slo-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     n_buckets = cfg.slos * cfg.days * DAY
-    print(
-        f"engine benchmark: {cfg.slos} SLOs × {cfg.days} d = {n_buckets:,} buckets; work dir {workdir}",
-        flush=True,
-    )
+    print(f"engine benchmark: {cfg.slos} SLOs × {cfg.days} d = {n_buckets:,} buckets; work dir {workdir}",
+          flush=True)
     model = DataModel.build(cfg.slos)
     slos = make_slos(cfg.slos)
     samples = sample_points(model, slos, cfg.days)
@@ -806,11 +799,8 @@ def main(cfg: Config | None = None) -> dict[str, Any]:
     try:
         long_dir, short_dir = workdir / "base-long", workdir / "base-short"
         prepared = run_child("prepare", {**base, "data_dir": str(long_dir), "days": cfg.days}, workdir)
-        print(
-            f"  prepared {prepared['buckets']:,} buckets in {prepared['seconds']:.1f} s "
-            f"(not timed as engine), file {prepared['file_mb']:.0f} MB",
-            flush=True,
-        )
+        print(f"  prepared {prepared['buckets']:,} buckets in {prepared['seconds']:.1f} s "
+              f"(not timed as engine), file {prepared['file_mb']:.0f} MB", flush=True)
         if prepared["buckets"] != n_buckets:
             raise RuntimeError(f"prepared {prepared['buckets']} buckets, expected {n_buckets}")
 
@@ -819,17 +809,11 @@ def main(cfg: Config | None = None) -> dict[str, Any]:
         for r in range(cfg.runs):
             run_dir = workdir / f"engine-{r}"
             copy_store(long_dir, run_dir)
-            res = run_child(
-                "engine_full",
-                {**base, "data_dir": str(run_dir), "days": cfg.days, "profile": False, "summary": r == 0},
-                workdir,
-            )
+            res = run_child("engine_full", {**base, "data_dir": str(run_dir), "days": cfg.days,
+                                            "profile": False, "summary": r == 0}, workdir)
             engine_runs.append(res)
-            print(
-                f"  engine run {r + 1}/{cfg.runs}: {res['wall_s']:.2f} s, "
-                f"peak RSS {res['rss_peak_mb']:.0f} MB",
-                flush=True,
-            )
+            print(f"  engine run {r + 1}/{cfg.runs}: {res['wall_s']:.2f} s, "
+                  f"peak RSS {res['rss_peak_mb']:.0f} MB", flush=True)
             if r > 0:
                 shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -837,73 +821,40 @@ def main(cfg: Config | None = None) -> dict[str, Any]:
         if cfg.profile:
             run_dir = workdir / "engine-profile"
             copy_store(long_dir, run_dir)
-            profile = run_child(
-                "engine_full",
-                {**base, "data_dir": str(run_dir), "days": cfg.days, "profile": True, "summary": False},
-                workdir,
-            )
+            profile = run_child("engine_full", {**base, "data_dir": str(run_dir), "days": cfg.days,
+                                                "profile": True, "summary": False}, workdir)
             shutil.rmtree(run_dir, ignore_errors=True)
             print(f"  engine instrumented run: {profile['wall_s']:.2f} s", flush=True)
 
         pandas_runs: list[dict[str, Any]] = []
         for r in range(cfg.pandas_runs):
-            res = run_child(
-                "pandas", {**base, "data_dir": str(long_dir), "days": cfg.days, "summary": r == 0}, workdir
-            )
+            res = run_child("pandas", {**base, "data_dir": str(long_dir), "days": cfg.days,
+                                       "summary": r == 0}, workdir)
             pandas_runs.append(res)
-            print(
-                f"  pandas run {r + 1}/{cfg.pandas_runs}: {res['wall_s']:.2f} s, "
-                f"peak RSS {res['rss_peak_mb']:.0f} MB",
-                flush=True,
-            )
+            print(f"  pandas run {r + 1}/{cfg.pandas_runs}: {res['wall_s']:.2f} s, "
+                  f"peak RSS {res['rss_peak_mb']:.0f} MB", flush=True)
 
-        incr_long = run_child(
-            "incremental",
-            {**base, "data_dir": str(first_evaluated), "days": cfg.days, "reps": cfg.incr_reps},
-            workdir,
-        )
-        print(
-            f"  incremental after {cfg.days} d: median {incr_long['median_evaluate_ms']:.1f} ms evaluate, "
-            f"{incr_long['median_write_ms']:.1f} ms write_buckets",
-            flush=True,
-        )
+        incr_long = run_child("incremental", {**base, "data_dir": str(first_evaluated), "days": cfg.days,
+                                              "reps": cfg.incr_reps}, workdir)
+        print(f"  incremental after {cfg.days} d: median {incr_long['median_evaluate_ms']:.1f} ms evaluate, "
+              f"{incr_long['median_write_ms']:.1f} ms write_buckets", flush=True)
         # The short history: evaluated in one process, updated in another, like the long one.
         run_child("prepare", {**base, "data_dir": str(short_dir), "days": cfg.short_days}, workdir)
-        short_full = run_child(
-            "engine_full",
-            {**base, "data_dir": str(short_dir), "days": cfg.short_days, "profile": False, "summary": False},
-            workdir,
-        )
-        incr_short = run_child(
-            "incremental",
-            {**base, "data_dir": str(short_dir), "days": cfg.short_days, "reps": cfg.incr_reps},
-            workdir,
-        )
+        short_full = run_child("engine_full", {**base, "data_dir": str(short_dir), "days": cfg.short_days,
+                                               "profile": False, "summary": False}, workdir)
+        incr_short = run_child("incremental", {**base, "data_dir": str(short_dir), "days": cfg.short_days,
+                                               "reps": cfg.incr_reps}, workdir)
         incr_short["full_wall_s"] = short_full["wall_s"]
-        print(
-            f"  incremental after {cfg.short_days} d: median {incr_short['median_evaluate_ms']:.1f} ms "
-            f"evaluate, {incr_short['median_write_ms']:.1f} ms write_buckets",
-            flush=True,
-        )
+        print(f"  incremental after {cfg.short_days} d: median {incr_short['median_evaluate_ms']:.1f} ms "
+              f"evaluate, {incr_short['median_write_ms']:.1f} ms write_buckets", flush=True)
 
         agreement = compare(engine_runs[0]["summary"], pandas_runs[0]["summary"])
     finally:
         if not cfg.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    results = build_results(
-        cfg,
-        n_buckets,
-        prepared,
-        engine_runs,
-        pandas_runs,
-        profile,
-        incr_long,
-        incr_short,
-        agreement,
-        time.perf_counter() - began,
-        [load_start],
-    )
+    results = build_results(cfg, n_buckets, prepared, engine_runs, pandas_runs, profile, incr_long,
+                            incr_short, agreement, time.perf_counter() - began, [load_start])
     print_report(results)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     name = "engine.json" if cfg.is_default_size else f"engine-{cfg.slos}x{cfg.days}d.json"
@@ -945,22 +896,12 @@ def build_results(
     pdn["chunk_slos"] = pandas_runs[0]["chunk_slos"]
     out: dict[str, Any] = {
         "config": {
-            "slos": cfg.slos,
-            "days": cfg.days,
-            "short_days": cfg.short_days,
-            "target": TARGET,
-            "window": "rolling 30d",
-            "cpus": os.cpu_count(),
-            "duckdb": duckdb.__version__,
-            "pandas": pd.__version__,
-            "numpy": np.__version__,
-            "python": sys.version.split()[0],
+            "slos": cfg.slos, "days": cfg.days, "short_days": cfg.short_days, "target": TARGET,
+            "window": "rolling 30d", "cpus": os.cpu_count(), "duckdb": duckdb.__version__,
+            "pandas": pd.__version__, "numpy": np.__version__, "python": sys.version.split()[0],
         },
-        "ingest_not_timed": {
-            "buckets": prepared["buckets"],
-            "seconds": round(prepared["seconds"], 2),
-            "file_mb": round(prepared["file_mb"], 1),
-        },
+        "ingest_not_timed": {"buckets": prepared["buckets"], "seconds": round(prepared["seconds"], 2),
+                             "file_mb": round(prepared["file_mb"], 1)},
         "engine": eng,
         "pandas": pdn,
         "engine_speedup_vs_pandas": round(pdn["wall_s_median"] / eng["wall_s_median"], 2),
@@ -1009,45 +950,31 @@ def _incr(r: dict[str, Any]) -> dict[str, Any]:
 def print_report(res: dict[str, Any]) -> None:
     eng, pdn = res["engine"], res["pandas"]
     print("\n== Engine benchmark (DESIGN §5) ==")
-    print(
-        f"{res['config']['slos']} SLOs × {res['config']['days']} d, {res['config']['cpus']} CPUs, "
-        f"duckdb {res['config']['duckdb']}, pandas {res['config']['pandas']}"
-    )
-    header = (
-        f"{'case':<22}{'buckets':>12}{'runs':>6}{'wall s (med)':>14}{'buckets/s':>14}"
-        f"{'peak RSS MB':>13}{'CPU s (med)':>13}"
-    )
+    print(f"{res['config']['slos']} SLOs × {res['config']['days']} d, {res['config']['cpus']} CPUs, "
+          f"duckdb {res['config']['duckdb']}, pandas {res['config']['pandas']}")
+    header = (f"{'case':<22}{'buckets':>12}{'runs':>6}{'wall s (med)':>14}{'buckets/s':>14}"
+              f"{'peak RSS MB':>13}{'CPU s (med)':>13}")
     print(header)
     print("-" * len(header))
     for name, r in (("engine full history", eng), ("pandas baseline", pdn)):
-        print(
-            f"{name:<22}{r['buckets']:>12,}{r['runs']:>6}{r['wall_s_median']:>14.2f}"
-            f"{r['buckets_per_s']:>14,}{r['peak_rss_mb']:>13.0f}{r['cpu_s_median']:>13.1f}"
-        )
+        print(f"{name:<22}{r['buckets']:>12,}{r['runs']:>6}{r['wall_s_median']:>14.2f}"
+              f"{r['buckets_per_s']:>14,}{r['peak_rss_mb']:>13.0f}{r['cpu_s_median']:>13.1f}")
     print(f"engine speed / pandas speed: {res['engine_speedup_vs_pandas']:.2f}×")
     met = {k: "met" if v else "MISSED" for k, v in res["targets"].items() if k.endswith("_met")}
-    print(
-        f"targets: ≥ {TARGET_BUCKETS_PER_S:,} buckets/s: {met['throughput_met']}; "
-        f"peak < {TARGET_PEAK_MB} MB: {met['memory_met']}"
-    )
+    print(f"targets: ≥ {TARGET_BUCKETS_PER_S:,} buckets/s: {met['throughput_met']}; "
+          f"peak < {TARGET_PEAK_MB} MB: {met['memory_met']}")
     short = res["config"]["short_days"]
     short_buckets = res["config"]["slos"] * short * DAY
-    print(
-        f"engine full history at {short} d: {res['short_history_full_wall_s']:.2f} s "
-        f"({short_buckets / res['short_history_full_wall_s']:,.0f} buckets/s, 1 run)"
-    )
+    print(f"engine full history at {short} d: {res['short_history_full_wall_s']:.2f} s "
+          f"({short_buckets / res['short_history_full_wall_s']:,.0f} buckets/s, 1 run)")
     print("\nincremental one-minute update (all SLOs), median:")
     for hist, r in res["incremental"].items():
-        print(
-            f"  {hist:>4} history: evaluate {r['median_evaluate_ms']:8.1f} ms, write_buckets "
-            f"{r['median_write_buckets_ms']:7.1f} ms, total {r['median_total_ms']:8.1f} ms "
-            f"({r['reps']} reps; evaluate CPU {r['median_evaluate_cpu_ms']:.1f} ms)"
-        )
+        print(f"  {hist:>4} history: evaluate {r['median_evaluate_ms']:8.1f} ms, write_buckets "
+              f"{r['median_write_buckets_ms']:7.1f} ms, total {r['median_total_ms']:8.1f} ms "
+              f"({r['reps']} reps; evaluate CPU {r['median_evaluate_cpu_ms']:.1f} ms)")
     hists = list(res["incremental"])
-    stages = sorted(
-        {s for h in hists for s in res["incremental"][h]["profile_ms_per_update"]},
-        key=lambda s: -res["incremental"][hists[-1]]["profile_ms_per_update"].get(s, 0.0),
-    )
+    stages = sorted({s for h in hists for s in res["incremental"][h]["profile_ms_per_update"]},
+                    key=lambda s: -res["incremental"][hists[-1]]["profile_ms_per_update"].get(s, 0.0))
     print(f"  per-stage median ms per update (instrumented):{''.join(f'{h:>10}' for h in hists)}")
     for stage in stages:
         vals = "".join(
@@ -1059,22 +986,19 @@ def print_report(res: dict[str, Any]) -> None:
         print(f"\nengine full-history profile (instrumented run, {prof['wall_s']:.2f} s):")
         for stage, secs in prof["stages_s"].items():
             print(f"  {stage:<52}{secs:>9.2f} s {100 * secs / prof['wall_s']:>6.1f} %")
-        print(f"  {'untracked python (evaluate glue, chunk rows)':<52}{prof['untracked_python_s']:>9.2f} s")
+        print(f"  {'untracked python (evaluate glue, chunk rows)':<52}"
+              f"{prof['untracked_python_s']:>9.2f} s")
     ag = res["agreement"]
-    print(
-        f"\nengine vs pandas: {'AGREE' if ag['agree'] else 'DISAGREE'} — firing minutes by bit "
-        f"{ag['firing_minutes_by_bit']}, intervals {ag['intervals_by_bit']}, transitions "
-        f"{ag['transitions_by_state']}, {ag['points_compared']} sample points "
-        f"({ag['points_firing']} firing, states {ag['point_states']})"
-    )
+    print(f"\nengine vs pandas: {'AGREE' if ag['agree'] else 'DISAGREE'} — firing minutes by bit "
+          f"{ag['firing_minutes_by_bit']}, intervals {ag['intervals_by_bit']}, transitions "
+          f"{ag['transitions_by_state']}, {ag['points_compared']} sample points "
+          f"({ag['points_firing']} firing, states {ag['point_states']})")
     for p in ag["problems"]:
         print(f"  ! {p}")
     code = res["code"]
-    print(
-        f"total benchmark time {res['total_benchmark_s']:.0f} s; git {code['head']}, uncommitted in "
-        f"pipelines/: {code['pipelines_uncommitted'] or 'none'}; "
-        f"engine.py sha {list(code['engine_sha_by_case'])}"
-    )
+    print(f"total benchmark time {res['total_benchmark_s']:.0f} s; git {code['head']}, uncommitted in "
+          f"pipelines/: {code['pipelines_uncommitted'] or 'none'}; "
+          f"engine.py sha {list(code['engine_sha_by_case'])}")
     if len(code["engine_sha_by_case"]) > 1:
         print("  ! pipelines/engine.py changed during the benchmark: cases ran different engine versions")
 

@@ -38,8 +38,11 @@ error_budget_policy:
 # 2026-06-01 00:00 … 00:59, 100 valid events a minute; in minute 00:30 two rows of 50 events with
 # 15 failures each (rows within a minute are summed): 30 bad of 6000 in the hour.
 HEADER = "slo,timestamp,good,valid\n"
-ROWS = "".join(f"shop/availability,2026-06-01T00:{m:02d}:00Z,100,100\n" for m in range(60) if m != 30) + (
-    "shop/availability,2026-06-01T00:30:10Z,35,50\nshop/availability,2026-06-01T00:30:20Z,35,50\n"
+ROWS = "".join(
+    f"shop/availability,2026-06-01T00:{m:02d}:00Z,100,100\n" for m in range(60) if m != 30
+) + (
+    "shop/availability,2026-06-01T00:30:10Z,35,50\n"
+    "shop/availability,2026-06-01T00:30:20Z,35,50\n"
 )
 
 
@@ -129,16 +132,8 @@ def test_run_csv_then_status_json(env: Path, capsys: pytest.CaptureFixture[str])
 
     (row,) = status_json(capsys)
     assert set(row) >= {
-        "slo",
-        "service",
-        "target",
-        "window",
-        "sli",
-        "budget_remaining",
-        "policy_state",
-        "burn_rates",
-        "alerts",
-        "evaluated_at",
+        "slo", "service", "target", "window", "sli", "budget_remaining", "policy_state", "burn_rates",
+        "alerts", "evaluated_at",
     }
     assert list(row["burn_rates"]) == ["5m", "30m", "1h", "2h", "6h", "1d", "3d"]
     # evaluated at the end of the data, 01:00: 5970 good of 6000; 30 bad of 60 allowed → ½ left
@@ -179,30 +174,15 @@ def test_status_alerts_carry_their_windows_and_factor(env: Path, capsys: pytest.
     (row,) = status_json(capsys)
     page = [a for a in row["alerts"] if (a["long_window"], a["short_window"]) == ("1h", "5m")]
     assert page == [
-        {
-            "severity": "page",
-            "long_window": "1h",
-            "short_window": "5m",
-            "factor": pytest.approx(14.4),
-            "since": "2026-06-01T00:59:00Z",
-        }  # 9 bad minutes of 60 → 15 > 14.4 first at 00:59
+        {"severity": "page", "long_window": "1h", "short_window": "5m", "factor": pytest.approx(14.4),
+         "since": "2026-06-01T00:59:00Z"}  # 9 bad minutes of 60 → 15 > 14.4 first at 00:59
     ]
 
 
 def test_run_from_to_limits_the_data(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     events = write_events(env, HEADER + ROWS)
-    argv = [
-        "run",
-        "--source",
-        "csv",
-        "--events",
-        str(events),
-        "--from",
-        "2026-06-01T00:10:00Z",
-        "--to",
-        "2026-06-01T00:40:00Z",
-        "--json",
-    ]
+    argv = ["run", "--source", "csv", "--events", str(events), "--from", "2026-06-01T00:10:00Z",
+            "--to", "2026-06-01T00:40:00Z", "--json"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["buckets_written"], summary["evaluated_to"]) == (30, "2026-06-01T00:40:00Z")
@@ -319,8 +299,7 @@ def test_bad_csv_row_names_file_and_line_and_creates_nothing(
         HEADER
         + "shop/availability,2026-06-01T00:00:00Z,100,100\n"
         + "shop/availability,2026-06-01T00:01:00Z,100,100\n"
-        + bad_row
-        + "\n"
+        + bad_row + "\n"
         + "shop/availability,2026-06-01T00:03:00Z,100,100\n"
     )
     events = write_events(env, text)
@@ -332,19 +311,12 @@ def test_bad_csv_row_names_file_and_line_and_creates_nothing(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        pytest.param(
-            HEADER + "shop/availability,2026-06-01T00:02:00Z,101,100\n", ":2: bad row", id="bad-row"
-        ),
-        pytest.param(
-            HEADER + "shop/nope,2026-06-01T02:00:00Z,1,1\n",
-            "not defined by any spec: shop/nope",
-            id="unknown-slo",
-        ),
-        pytest.param(
-            "slo,when,good,valid\nshop/availability,2026-06-01T02:00:00Z,1,1\n",
-            "missing column(s) timestamp",
-            id="missing-column",
-        ),
+        pytest.param(HEADER + "shop/availability,2026-06-01T00:02:00Z,101,100\n", ":2: bad row",
+                     id="bad-row"),
+        pytest.param(HEADER + "shop/nope,2026-06-01T02:00:00Z,1,1\n", "not defined by any spec: shop/nope",
+                     id="unknown-slo"),
+        pytest.param("slo,when,good,valid\nshop/availability,2026-06-01T02:00:00Z,1,1\n",
+                     "missing column(s) timestamp", id="missing-column"),
     ],
 )
 def test_bad_csv_leaves_the_published_snapshot_unchanged(

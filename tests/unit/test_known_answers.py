@@ -380,21 +380,10 @@ def test_alert_intervals_start_and_end(
         ("onset/errors-99", M + 22, [("page", "1h", "5m", 14.4), ("page", "6h", "30m", 6.0)]),
         ("onset/outage-999", M, []),  # the outage minute M is not yet in any window
         ("onset/outage-999", M + 1, [("page", "1h", "5m", 14.4)]),
-        (
-            "onset/outage-999",
-            E + 4,
-            [
-                ("page", "1h", "5m", 14.4),
-                ("page", "6h", "30m", 6.0),
-                ("ticket", "1d", "2h", 3.0),
-                ("ticket", "3d", "6h", 1.0),
-            ],
-        ),
-        (
-            "onset/outage-999",
-            E + 5,
-            [("page", "6h", "30m", 6.0), ("ticket", "1d", "2h", 3.0), ("ticket", "3d", "6h", 1.0)],
-        ),
+        ("onset/outage-999", E + 4, [("page", "1h", "5m", 14.4), ("page", "6h", "30m", 6.0),
+                                     ("ticket", "1d", "2h", 3.0), ("ticket", "3d", "6h", 1.0)]),
+        ("onset/outage-999", E + 5, [("page", "6h", "30m", 6.0), ("ticket", "1d", "2h", 3.0),
+                                     ("ticket", "3d", "6h", 1.0)]),
         ("onset/outage-999", E + 360, []),
     ],
 )
@@ -433,10 +422,7 @@ def test_default_alert_factors_scale_with_the_window(
         [f"onset/half-99-{window}"],
     )
     assert [row[:4] for row in rows] == [
-        (0, "page", 60, 5),
-        (1, "page", 360, 30),
-        (2, "ticket", 1440, 120),
-        (3, "ticket", 4320, 360),
+        (0, "page", 60, 5), (1, "page", 360, 30), (2, "ticket", 1440, 120), (3, "ticket", 4320, 360)
     ]
     assert [row[4] for row in rows] == pytest.approx(factors, rel=1e-12)
 
@@ -500,12 +486,8 @@ def calendar_store(new_scenario: Callable[[], Scenario]) -> Scenario:
     )
     rows = []
     for slo in ("cal/monthly", "cal/quarterly", "cal/rolling"):
-        for when, bad in (
-            ("2026-08-31T23:59", 2),
-            ("2026-09-30T23:58", 1),
-            ("2026-09-30T23:59", 0),
-            ("2026-10-01T00:00", 0),
-        ):
+        for when, bad in (("2026-08-31T23:59", 2), ("2026-09-30T23:58", 1), ("2026-09-30T23:59", 0),
+                          ("2026-10-01T00:00", 0)):
             rows.append((slo, minute_of(when), 100 - bad, 100))
     sc.run(buckets(rows), minute_of("2026-10-01T00:05"))
     return sc
@@ -584,30 +566,10 @@ NONE_BURNS = {f"burn_{w}": None for w in ("5m", "30m", "1h", "2h", "6h", "1d", "
         ("gaps/gappy", 25, {"burn_5m": None, "data_status": "no_recent_data"}),
         # 5m: 5 bad of 500 → 1.0;  30m [B+10, B+40): 10 of 1000 → 1.0;  1h: 10 of 2000 → 0.5;
         # SLO window: 1990/2000 good, 10 bad of 20 allowed → 0.5 left
-        (
-            "gaps/gappy",
-            40,
-            {
-                "burn_5m": 1.0,
-                "burn_30m": 1.0,
-                "burn_1h": 0.5,
-                "sli": 0.995,
-                "budget_remaining": 0.5,
-                "policy_state": "freeze_review",
-                "data_status": "ok",
-            },
-        ),
-        (
-            "gaps/silent",
-            40,
-            {
-                "sli": None,
-                "budget_remaining": None,
-                "policy_state": None,
-                **NONE_BURNS,
-                "data_status": "no_data",
-            },
-        ),
+        ("gaps/gappy", 40, {"burn_5m": 1.0, "burn_30m": 1.0, "burn_1h": 0.5, "sli": 0.995,
+                            "budget_remaining": 0.5, "policy_state": "freeze_review", "data_status": "ok"}),
+        ("gaps/silent", 40, {"sli": None, "budget_remaining": None, "policy_state": None,
+                             **NONE_BURNS, "data_status": "no_data"}),
         # evaluation exists for instants first_minute+1 … end: none at or before B+30
         ("gaps/late", 20, {"sli": None, "budget_remaining": None, **NONE_BURNS, "data_status": "no_data"}),
         ("gaps/late", 30, {"sli": None, "budget_remaining": None, **NONE_BURNS, "data_status": "no_data"}),
@@ -737,6 +699,7 @@ def _stored(sc: Scenario, slo_id: str) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
+
 @pytest.mark.parametrize(
     "slo_id",
     [
@@ -769,9 +732,8 @@ def test_month_restarts_inside_an_incremental_batch(scenario: Scenario) -> None:
     )
     scenario.run(data[data["minute"] < OCT1 - 5], OCT1 - 5)
     scenario.run(data[data["minute"] >= OCT1 - 5], OCT1 + 20)  # one batch across the month start
-    assert scenario.query(
-        "SELECT minute - ?, from_state, to_state FROM policy_transitions ORDER BY minute", [OCT1]
-    ) == [
+    assert scenario.query("SELECT minute - ?, from_state, to_state FROM policy_transitions ORDER BY minute",
+                          [OCT1]) == [
         (-119, None, "normal"),
         (-4, "normal", "freeze_review"),  # 23:56: 60 bad of 11 600 valid, 116 allowed → 0.48
         (-1, "freeze_review", "reliability_focus"),  # 23:59: 90 bad, 119 allowed → 0.24
