@@ -14,9 +14,12 @@ install: venv
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 
+# The main job on the embedded demo: build it, print the budgets, then the service and the dashboard
+# (http://127.0.0.1:8501) until Ctrl-C.
 demo: install
 	$(BIN)/slo demo
 	$(BIN)/slo status
+	$(BIN)/slo up
 
 # The real parts the integration and browser tests drive (DESIGN §4): Debian's Prometheus, Alertmanager
 # and Chromium. Installed only when missing; needs root (CI and these machines run as root).
@@ -35,7 +38,7 @@ test: install system-deps
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check pipelines tests
+	$(BIN)/ruff check pipelines dashboard tests
 	$(BIN)/mypy
 
 bench: install

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines import engine
+from pipelines import engine, launch
 from pipelines.analytics import cli as analytics_cli
 from pipelines.config import Settings
 from pipelines.errors import SloError, SpecError
@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines import service
 
     service.register(sub)
+    launch.register(sub)  # slo dashboard, slo up
     return parser
 
 
@@ -117,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "incidents": cmd_incidents,
             "serve": _cmd_serve,
         }
+        handler.update(launch.HANDLERS)
         return handler[args.command](args, settings)
     except SpecError as exc:
         for problem in exc.problems:

@@ -1,0 +1,65 @@
+"""How fresh the published snapshot is, said plainly at the top of a page."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import queries
+
+STALE_AFTER = dt.timedelta(minutes=15)
+
+
+def require_snapshot() -> bool:
+    """False (with a message saying what to run) when nothing is published yet."""
+    if queries.snapshot_version(queries.data_dir()) is None:
+        st.info(
+            f"No data yet: {queries.data_dir() / 'slo.duckdb'} has not been published. "
+            "Run `slo demo` (or `slo run`, or `slo up`) and reload."
+        )
+        return False
+    return True
+
+
+def stale_reasons(rows: list[dict[str, Any]], fresh: dict[str, Any], now: dt.datetime) -> list[str]:
+    """Why the data may not describe now: the status says so (`stale`/`stale_reason`, when the
+    status carries them), the last evaluation is old, or SLOs have no recent data."""
+    reasons: list[str] = []
+    flagged = sorted({str(r.get("stale_reason") or "stale") for r in rows if r.get("stale")})
+    reasons.extend(flagged)
+    evaluated = fresh.get("evaluated_to")
+    if evaluated is not None and pd.notna(evaluated):
+        age = now - pd.Timestamp(evaluated).to_pydatetime()
+        if age > STALE_AFTER:
+            run_at = fresh.get("last_run_at")
+            last_run = (
+                f"last pipeline run: {fresh.get('last_run_source') or '?'} at {run_at:%Y-%m-%d %H:%M} UTC"
+                if run_at is not None
+                else "no pipeline run recorded"
+            )
+            reasons.append(f"evaluated up to {evaluated:%Y-%m-%d %H:%M} UTC, {_age(age)} ago ({last_run})")
+    for status in ("no_recent_data", "no_data"):
+        names = [r["slo"] for r in rows if r.get("data_status") == status]
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            reasons.append(f"{status.replace('_', ' ')}: {shown}")
+    return reasons
+
+
+def _age(delta: dt.timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 2 * 1440:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes / 1440:.1f} days"
+
+
+def banner(rows: list[dict[str, Any]], fresh: dict[str, Any]) -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    reasons = stale_reasons(rows, fresh, now)
+    if reasons:
+        st.warning("**Data may be stale.** " + " · ".join(reasons), icon=":material/warning:")

@@ -1,0 +1,653 @@
+"""The dashboard's read queries, all against the latest published snapshot (DESIGN §1).
+
+Each query is a plain function of a read-only DuckDB connection (tested without Streamlit); `read()`
+runs one through `pipelines.store.Snapshot` and caches its result per snapshot file (device + inode),
+so every session shares one result until the pipeline publishes again. The writer's work file is never
+opened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import streamlit as st
+
+from pipelines.config import Settings
+from pipelines.errors import SloError
+from pipelines.model import STANDARD_BURN_WINDOWS
+from pipelines.status import StatusQuery, status
+from pipelines.store import SNAPSHOT_FILE, Snapshot
+
+SERIES_SPARK_MINUTES = 24 * 60  # the fleet sparkline: burn rate over the last day
+BURN_DOWN_STEP = 60  # minutes per burn-down point
+
+
+class NoSnapshot(SloError):
+    """No published snapshot yet: the pipeline has not run."""
+
+
+def data_dir() -> Path:
+    return Settings.load().data_dir
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshot access and the per-inode cache
+
+_lock = threading.Lock()
+_snapshots: dict[str, Snapshot] = {}
+
+
+def snapshot_version(directory: Path) -> str | None:
+    """Identity of the published file (device:inode); None when nothing is published yet."""
+    try:
+        st_ = os.stat(directory / SNAPSHOT_FILE)
+    except FileNotFoundError:
+        return None
+    return f"{st_.st_dev}:{st_.st_ino}"
+
+
+def run_query(directory: Path, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run `fn(con, *args)` on the latest snapshot (uncached). One query at a time per process:
+    a DuckDB connection is not shared across threads, and Streamlit runs each session in its own."""
+    with _lock:
+        snap = _snapshots.setdefault(str(directory), Snapshot(directory))
+        with snap.connection() as con:
+            return fn(con, *args)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _cached(name: str, directory: str, version: str, args: tuple[Any, ...]) -> Any:
+    return run_query(Path(directory), QUERIES[name], *args)
+
+
+def read(name: str, *args: Any, directory: Path | None = None) -> Any:
+    """The result of query `name` on the latest snapshot, cached until the next publish."""
+    directory = directory or data_dir()
+    version = snapshot_version(directory)
+    if version is None:
+        raise NoSnapshot(
+            f"{directory / SNAPSHOT_FILE}: no published snapshot yet; run `slo demo` (or `slo run`) first"
+        )
+    return _cached(name, str(directory), version, tuple(args))
+
+
+# The fleet page's queries, computed as soon as a snapshot is published, before anyone asks.
+PREFETCH = ("fleet_status", "fleet_sparklines", "freshness", "fleet_firing_alerts")
+PREFETCH_POLL_S = 1.0
+
+
+@st.cache_resource(show_spinner=False)
+def start_prefetch(directory: str) -> threading.Thread:
+    """One daemon thread per data directory and process: when a new snapshot appears, fill the cache
+    with the fleet queries, so the first visitor after a publish does not wait for them."""
+
+    def loop() -> None:
+        last: str | None = None
+        while True:
+            version = snapshot_version(Path(directory))
+            if version is not None and version != last:
+                for name in PREFETCH:
+                    try:
+                        _cached(name, directory, version, ())
+                    except Exception:  # a page that asks shows the error itself
+                        break
+                last = version
+            time.sleep(PREFETCH_POLL_S)
+
+    thread = threading.Thread(target=loop, name=f"prefetch {directory}", daemon=True)
+    thread.start()
+    return thread
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def ts(minute: int | None) -> pd.Timestamp | None:
+    """Epoch minute → naive UTC timestamp (what the charts plot)."""
+    return None if minute is None else pd.Timestamp(minute * 60, unit="s")
+
+
+def _table_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()  # table names are ours, not input
+    return int(row[0]) if row else 0
+
+
+def latest_minute(con: duckdb.DuckDBPyConnection) -> int | None:
+    row = con.execute("SELECT max(evaluated_to) FROM engine_state").fetchone()
+    return row[0] if row else None
+
+
+def period_bounds(minute: int, calendar: str) -> tuple[int, int]:
+    """[start, end) in epoch minutes of the calendar month or quarter containing `minute`."""
+    d = dt.datetime.fromtimestamp(minute * 60, tz=dt.UTC)
+    month = d.month if calendar == "month" else 3 * ((d.month - 1) // 3) + 1
+    start = dt.datetime(d.year, month, 1, tzinfo=dt.UTC)
+    step = 1 if calendar == "month" else 3
+    end_month, end_year = month + step, d.year
+    if end_month > 12:
+        end_month, end_year = end_month - 12, end_year + 1
+    end = dt.datetime(end_year, end_month, 1, tzinfo=dt.UTC)
+    return int(start.timestamp() // 60), int(end.timestamp() // 60)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fleet
+
+
+def fleet_status(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every SLO's `slo status --json` object at the latest instant."""
+    return status(con, StatusQuery())
+
+
+def fleet_sparklines(con: duckdb.DuckDBPyConnection) -> dict[str, list[float | None]]:
+    """Per SLO, the 1-hour burn rate over the last day, one point per hour (small enough to send
+    for a thousand SLOs on every page load)."""
+    latest = latest_minute(con)
+    if latest is None:
+        return {}
+    # -- 1h burn rate per SLO over the last day, oldest first, as one list per SLO
+    rows = con.execute(
+        """SELECT s.slo_id, list(x.burn_1h ORDER BY x.minute)
+           FROM slo_series x JOIN slos s USING (slo_key)
+           WHERE s.active AND x.minute > ? AND x.minute % 60 = 0 GROUP BY s.slo_id""",
+        [latest - SERIES_SPARK_MINUTES],
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """When the pipeline last ran and how far the data is evaluated."""
+    run = con.execute("SELECT finished_at, source FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    latest = latest_minute(con)
+    return {
+        "last_run_at": run[0] if run else None,
+        "last_run_source": run[1] if run else None,
+        "evaluated_to": ts(latest),
+    }
+
+
+def fleet_firing_alerts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Firing alerts from the `alerts` table (external sources) per SLO id or service."""
+    rows = con.execute(
+        """SELECT coalesce(slo_id, service), count(*) FROM (
+             SELECT * FROM alerts WHERE source <> 'engine'  -- the engine's own are in the status already
+             QUALIFY row_number() OVER (PARTITION BY source, service, fingerprint, starts_at
+                                        ORDER BY received_at DESC, inbox_seq DESC NULLS LAST) = 1)
+           WHERE status = 'firing' AND ends_at IS NULL GROUP BY 1"""
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# SLO detail
+
+
+@dataclass
+class SloDetail:
+    slo: dict[str, Any]  # the `slo status --json` object
+    meta: dict[str, Any]  # the `slos` row
+    alert_rules: pd.DataFrame  # bit, severity, long_window, short_window, factor
+    range_start: pd.Timestamp  # the SLO window at the latest instant
+    range_end: pd.Timestamp  # latest instant (rolling) or the period's end (calendar)
+    evaluated_at: pd.Timestamp
+    series: pd.DataFrame  # slo_series within the window
+    burn_down: pd.DataFrame  # at, budget_remaining
+    ideal: pd.DataFrame  # at, budget_remaining: two points, 100 % → 0 %
+    alert_intervals: pd.DataFrame
+    transitions: pd.DataFrame  # every policy state change, with its policy text
+    incidents: pd.DataFrame
+
+
+def slo_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute("SELECT slo_id FROM slos WHERE active ORDER BY slo_id").fetchall()]
+
+
+def slo_detail(con: duckdb.DuckDBPyConnection, slo_id: str) -> SloDetail | None:
+    meta_rel = con.execute("SELECT * FROM slos WHERE slo_id = ?", [slo_id])
+    row = meta_rel.fetchone()
+    if row is None:
+        return None
+    meta = dict(zip([d[0] for d in meta_rel.description], row, strict=True))
+    key = meta["slo_key"]
+    found = [r for r in status(con, StatusQuery(service=meta["service"])) if r["slo"] == slo_id]
+    slo = found[0]
+    t = latest_minute(con) or 0
+    if meta["window_kind"] == "calendar":
+        start, end = period_bounds(t - 1, meta["calendar"])
+    else:
+        start, end = t - int(meta["window_minutes"]), t
+    target = float(meta["target"])
+    rules = con.execute(
+        "SELECT bit, severity, long_window, short_window, factor FROM slo_alerts "
+        "WHERE slo_key = ? ORDER BY bit",
+        [key],
+    ).df()
+    # -- the 15-minute evaluation series within the SLO window
+    series = con.execute(
+        """SELECT to_timestamp(minute * 60)::TIMESTAMP AS at, sli, budget_remaining, policy_state,
+                  burn_5m, burn_30m, burn_1h, burn_2h, burn_6h, burn_1d, burn_3d, firing
+           FROM slo_series WHERE slo_key = ? AND minute >= ? AND minute <= ? ORDER BY minute""",
+        [key, start, t],
+    ).df()
+    burn_down = budget_burn_down(con, key, target, start, t)
+    ideal = pd.DataFrame({"at": [ts(start), ts(end)], "budget_remaining": [1.0, 0.0]})
+    # -- burn-rate alert intervals overlapping the window (open ones end at the latest instant)
+    intervals = con.execute(
+        """SELECT to_timestamp(i.start_minute * 60)::TIMESTAMP AS start_at,
+                  to_timestamp(coalesce(i.end_minute, ?) * 60)::TIMESTAMP AS end_at,
+                  i.end_minute IS NULL AS firing, a.severity, a.long_window, a.short_window, a.factor
+           FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit)
+           WHERE i.slo_key = ? AND coalesce(i.end_minute, ?) > ? AND i.start_minute < ?
+           ORDER BY i.start_minute""",
+        [t, key, t, start, t],
+    ).df()
+    policy = json.loads(meta["policy"]) if meta.get("policy") else {}
+    transitions = con.execute(
+        """SELECT to_timestamp(minute * 60)::TIMESTAMP AS at, from_state, to_state, budget_remaining
+           FROM policy_transitions WHERE slo_key = ? ORDER BY minute""",
+        [key],
+    ).df()
+    transitions["policy_text"] = [policy.get(s, "") for s in transitions["to_state"]]
+    incidents = con.execute(
+        """SELECT id, title, severity, status, impact_start, resolved_at FROM incidents
+           WHERE slo_id = ? OR id IN (SELECT incident_id FROM incident_slos WHERE slo_id = ?)
+           ORDER BY impact_start""",
+        [slo_id, slo_id],
+    ).df()
+    return SloDetail(
+        slo=slo,
+        meta=meta,
+        alert_rules=rules,
+        range_start=ts(start),
+        range_end=ts(end),
+        evaluated_at=ts(t),
+        series=series,
+        burn_down=burn_down,
+        ideal=ideal,
+        alert_intervals=intervals,
+        transitions=transitions,
+        incidents=incidents,
+    )
+
+
+def budget_burn_down(
+    con: duckdb.DuckDBPyConnection, key: int, target: float, start: int, end: int
+) -> pd.DataFrame:
+    """Budget remaining as the window's bad events accumulate, hour by hour, from 100 % at `start`.
+
+    At `end` it equals `budget_remaining` of `slo status`: the allowed bad events are
+    `(1 − target) · Σvalid` over the whole window [start, end).
+    """
+    # -- bad and valid events per hour of the window, accumulated in time order
+    rows = con.execute(
+        """WITH h AS (
+             SELECT minute // ? AS hour, sum(valid - good) AS bad, sum(valid) AS valid
+             FROM buckets WHERE slo_key = ? AND minute >= ? AND minute < ? GROUP BY 1)
+           SELECT least((hour + 1) * ?, ?) AS minute,
+                  sum(bad) OVER (ORDER BY hour) AS cum_bad, sum(valid) OVER () AS total_valid
+           FROM h ORDER BY hour""",
+        [BURN_DOWN_STEP, key, start, end, BURN_DOWN_STEP, end],
+    ).fetchall()
+    points: list[tuple[pd.Timestamp | None, float | None]] = [(ts(start), 1.0)]
+    for minute, cum_bad, total_valid in rows:
+        allowed = (1.0 - target) * float(total_valid)
+        points.append((ts(minute), 1.0 - float(cum_bad) / allowed if allowed > 0 else None))
+    return pd.DataFrame(points, columns=["at", "budget_remaining"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Alerts
+
+
+def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int) -> pd.DataFrame:
+    """Firing and recent alerts from every source: the engine's burn-rate alert intervals and the
+    `alerts` table (Alertmanager, PagerDuty, generic, imported, and the engine's alerts once the
+    incident flow has taken them in), newest first. An engine interval already in the `alerts` table
+    (fingerprint `<slo>:<severity>`, covering the interval's start) is listed once, from there."""
+    t = latest_minute(con) or 0
+    since = ts(t - since_minutes)
+    # -- engine intervals and received alerts in one shape; firing = still open
+    return con.execute(
+        """SELECT 'engine' AS source, s.service, s.slo_id AS slo, a.severity,
+                  'SLOBurnRateHigh ' || s.slo_id || ' ' || a.severity || ' burn(' ||
+                    a.long_window || 'm,' || a.short_window || 'm) > ' || a.factor AS title,
+                  s.slo_id || ':' || a.severity AS fingerprint,
+                  to_timestamp(i.start_minute * 60)::TIMESTAMP AS starts_at,
+                  to_timestamp(i.end_minute * 60)::TIMESTAMP AS ends_at,
+                  i.end_minute IS NULL AS firing,
+                  NULL::VARCHAR AS incident_id, NULL::VARCHAR AS dedup_key
+           FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit) JOIN slos s USING (slo_key)
+           WHERE (i.end_minute IS NULL OR to_timestamp(i.end_minute * 60)::TIMESTAMP >= ?)
+             AND NOT EXISTS (
+               SELECT 1 FROM alerts r
+               WHERE r.source = 'engine' AND r.fingerprint = s.slo_id || ':' || a.severity
+                 AND r.starts_at <= to_timestamp(i.start_minute * 60)::TIMESTAMP
+                 AND coalesce(r.ends_at, TIMESTAMP '9999-12-31')
+                     > to_timestamp(i.start_minute * 60)::TIMESTAMP)
+           UNION ALL
+           SELECT source, service, slo_id, severity, title, fingerprint, starts_at, ends_at,
+                  status = 'firing' AND ends_at IS NULL AS firing, incident_id, dedup_key
+           FROM (
+             -- one row per alert: its latest notification (a resolve follows its firing)
+             SELECT * FROM alerts
+             QUALIFY row_number() OVER (PARTITION BY source, service, fingerprint, starts_at
+                                        ORDER BY received_at DESC, inbox_seq DESC NULLS LAST) = 1)
+           WHERE ends_at IS NULL OR ends_at >= ? OR received_at >= ?
+           ORDER BY firing DESC, starts_at DESC""",
+        [since, since, since],
+    ).df()
+
+
+# ---------------------------------------------------------------------------------------------
+# Incidents
+
+INCIDENT_COLUMNS = """id, service, title, severity, status, source, fingerprint, slo_id, route,
+    impact_start, detected_at, acknowledged_at, mitigated_at, resolved_at, root_cause_category,
+    root_cause, repeat_of, imported"""
+
+
+def incidents(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every incident, newest first."""
+    return con.execute(
+        f"SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY coalesce(impact_start, created_at) DESC"
+    ).df()
+
+
+@dataclass
+class IncidentDetail:
+    incident: dict[str, Any]
+    timeline: pd.DataFrame
+    triage: pd.DataFrame
+    remediations: pd.DataFrame
+    notifications: pd.DataFrame
+    action_items: pd.DataFrame
+    documents: pd.DataFrame
+
+
+def incident_detail(con: duckdb.DuckDBPyConnection, incident_id: str) -> IncidentDetail | None:
+    rel = con.execute("SELECT * FROM incidents WHERE id = ?", [incident_id])
+    row = rel.fetchone()
+    if row is None:
+        return None
+
+    def q(sql: str) -> pd.DataFrame:
+        return con.execute(sql, [incident_id]).df()
+
+    return IncidentDetail(
+        incident=dict(zip([d[0] for d in rel.description], row, strict=True)),
+        timeline=q(
+            "SELECT seq, occurred_at, kind, source, actor, message, data::VARCHAR AS data "
+            "FROM timeline WHERE incident_id = ? ORDER BY seq"
+        ),
+        triage=q("SELECT * EXCLUDE (incident_id, raw) FROM triage WHERE incident_id = ? ORDER BY attempt"),
+        remediations=q(
+            "SELECT * EXCLUDE (incident_id) FROM remediations WHERE incident_id = ? ORDER BY created_at"
+        ),
+        notifications=q(
+            "SELECT * EXCLUDE (incident_id) FROM notifications WHERE incident_id = ? ORDER BY sent_at"
+        ),
+        action_items=q(
+            "SELECT * EXCLUDE (incident_id) FROM action_items WHERE incident_id = ? ORDER BY created_at"
+        ),
+        documents=q(
+            "SELECT * EXCLUDE (incident_id) FROM documents WHERE incident_id = ? ORDER BY created_at"
+        ),
+    )
+
+
+def applied_commands(
+    con: duckdb.DuckDBPyConnection, sent: tuple[tuple[str, str | None, str, str, dt.datetime], ...]
+) -> dict[str, str | None]:
+    """Which sent commands — (dedup_key, incident_id, command, actor, sent_at) — the published snapshot
+    shows as applied: a timeline step naming the command's inbox key (in its data or message), else a
+    step on that incident from the dashboard by that actor, at or after the sending, whose kind or
+    message names the command; for an alert sent to open an incident, its row in `alerts` with an
+    incident. Maps each applied key to None, or to the message when the fold rejected the command
+    (a `command_rejected` step)."""
+    if not sent:
+        return {}
+    rows = pd.DataFrame(
+        [(k, i, c.split("_")[0][:6], a, at - dt.timedelta(seconds=5)) for k, i, c, a, at in sent],
+        columns=["k", "incident_id", "word", "actor", "since"],
+    )
+    con.register("sent_commands", rows)
+    try:
+        # -- sent commands with evidence on the timeline or in the alerts table
+        found = con.execute(
+            """SELECT s.k, max(CASE WHEN t.kind = 'command_rejected' THEN t.message END)
+               FROM sent_commands s JOIN timeline t
+                 ON contains(coalesce(t.data::VARCHAR, ''), s.k) OR contains(t.message, s.k)
+                 OR (t.incident_id = s.incident_id AND t.occurred_at >= s.since
+                     AND t.source = 'dashboard' AND t.actor = s.actor
+                     AND (contains(lower(t.kind), s.word) OR contains(lower(t.message), s.word)))
+               GROUP BY s.k
+               UNION ALL
+               SELECT s.k, NULL FROM sent_commands s
+               WHERE EXISTS (SELECT 1 FROM alerts a WHERE a.dedup_key = s.k AND a.incident_id IS NOT NULL)"""
+        ).fetchall()
+    finally:
+        con.unregister("sent_commands")
+    return {r[0]: r[1] for r in found}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reliability analytics (read straight from the incident tables until the analytics module lands)
+
+DURATIONS = {"ttd": "TTD", "tta": "TTA", "ttm": "TTM", "ttr": "TTR"}
+
+
+def incident_durations(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per incident: quarter of impact_start, severity and TTD/TTA/TTM/TTR in minutes (DESIGN §2);
+    a duration whose end is not reached yet is null, never filled in with "now"."""
+    return con.execute(
+        """SELECT id, service, coalesce(severity, 'unknown') AS severity, status, source,
+                  year(impact_start) || '-Q' || quarter(impact_start) AS quarter,
+                  impact_start, repeat_of IS NOT NULL AS repeat, route, root_cause_category,
+                  date_diff('second', impact_start, detected_at) / 60.0 AS ttd,
+                  date_diff('second', detected_at, acknowledged_at) / 60.0 AS tta,
+                  date_diff('second', impact_start, mitigated_at) / 60.0 AS ttm,
+                  date_diff('second', impact_start, resolved_at) / 60.0 AS ttr,
+                  resolved_at IS NULL AS open
+           FROM incidents WHERE impact_start IS NOT NULL ORDER BY impact_start"""
+    ).df()
+
+
+def alert_backtest(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Burn-rate alerts against the demo's ground truth: per SLO and severity, alert intervals that
+    overlap an injected event (true) or not (false), and events no alert caught (missed)."""
+    return con.execute(
+        """WITH ev AS (
+             SELECT e.event_id, unnest(e.slo_ids) AS slo_id, e.start_at, e.end_at, e.shape
+             FROM demo_events e),
+           al AS (
+             SELECT s.slo_id, a.severity, to_timestamp(i.start_minute * 60)::TIMESTAMP AS start_at,
+                    to_timestamp(coalesce(i.end_minute, 2147483647 // 60) * 60)::TIMESTAMP AS end_at
+             FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit) JOIN slos s USING (slo_key)),
+           hits AS (
+             SELECT al.slo_id, al.severity,
+                    bool_or(ev.event_id IS NOT NULL) AS true_alert
+             FROM al LEFT JOIN ev ON ev.slo_id = al.slo_id
+                  AND ev.start_at < al.end_at AND al.start_at < ev.end_at + INTERVAL 1 HOUR
+             GROUP BY al.slo_id, al.severity, al.start_at)
+           SELECT slo_id, severity, count(*) FILTER (WHERE true_alert) AS true_alerts,
+                  count(*) FILTER (WHERE NOT true_alert) AS false_alerts
+           FROM hits GROUP BY ALL
+           UNION ALL
+           SELECT ev.slo_id, 'missed', 0, count(*) FROM ev
+           WHERE NOT EXISTS (SELECT 1 FROM al WHERE al.slo_id = ev.slo_id
+                             AND ev.start_at < al.end_at AND al.start_at < ev.end_at + INTERVAL 1 HOUR)
+             AND ev.shape <> 'metrics_gap'
+           GROUP BY ev.slo_id
+           ORDER BY 1, 2"""
+    ).df()
+
+
+def alert_sources(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Received alerts per source and whether they opened or joined an incident."""
+    return con.execute(
+        """SELECT source, count(*) AS alerts, count(incident_id) AS with_incident,
+                  count(DISTINCT incident_id) AS incidents
+           FROM alerts GROUP BY source ORDER BY alerts DESC"""
+    ).df()
+
+
+def oncall_load(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Pages per ISO week and service (engine page intervals and SEV1/SEV2 incidents), with how many
+    began outside 08:00–18:00 UTC on weekdays."""
+    return con.execute(
+        """WITH pages AS (
+             SELECT s.service, to_timestamp(i.start_minute * 60)::TIMESTAMP AS started, 'engine page' AS kind
+             FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit) JOIN slos s USING (slo_key)
+             WHERE a.severity = 'page'
+             UNION ALL
+             SELECT service, detected_at, 'SEV1/SEV2 incident' FROM incidents
+             WHERE severity IN ('SEV1', 'SEV2') AND detected_at IS NOT NULL)
+           SELECT date_trunc('week', started) AS week, service, kind, count(*) AS pages,
+                  count(*) FILTER (WHERE hour(started) < 8 OR hour(started) >= 18 OR isodow(started) >= 6)
+                    AS out_of_hours
+           FROM pages GROUP BY ALL ORDER BY week, service"""
+    ).df()
+
+
+def deploy_correlation(con: duckdb.DuckDBPyConnection, hours: int) -> pd.DataFrame:
+    """Per incident (or, before incidents exist, per injected demo event and burn-rate page): whether
+    the service deployed within `hours` before it started."""
+    return con.execute(
+        """WITH starts AS (
+             SELECT 'incident' AS kind, id AS ref, service, impact_start AS at FROM incidents
+             WHERE impact_start IS NOT NULL
+             UNION ALL
+             SELECT 'engine page', s.slo_id, s.service, to_timestamp(i.start_minute * 60)::TIMESTAMP
+             FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit) JOIN slos s USING (slo_key)
+             WHERE a.severity = 'page')
+           SELECT st.kind, st.ref, st.service, st.at,
+                  max(d.deployed_at) AS last_deploy,
+                  date_diff('minute', max(d.deployed_at), st.at) AS minutes_after_deploy
+           FROM starts st LEFT JOIN deploys d ON d.service = st.service
+                AND d.deployed_at <= st.at AND d.deployed_at > st.at - to_hours(?)
+           GROUP BY st.kind, st.ref, st.service, st.at ORDER BY st.at""",
+        [hours],
+    ).df()
+
+
+def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Row counts of the tables the incident and analytics pages read."""
+    return {
+        t: _table_count(con, t)
+        for t in ("incidents", "alerts", "timeline", "alert_intervals", "demo_events", "deploys")
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Quarterly review
+
+
+def quarters(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Quarters with data (buckets or incidents), newest first, as `2026-Q3`."""
+    rows = con.execute(
+        """SELECT DISTINCT q FROM (
+             SELECT year(to_timestamp(minute * 60)) || '-Q' || quarter(to_timestamp(minute * 60)) AS q
+             FROM (SELECT min(minute) AS minute FROM buckets UNION ALL SELECT max(minute) FROM buckets
+                   UNION ALL SELECT minute FROM checkpoints WHERE minute % 1440 = 0)
+             WHERE minute IS NOT NULL
+             UNION ALL
+             SELECT year(impact_start) || '-Q' || quarter(impact_start) FROM incidents
+             WHERE impact_start IS NOT NULL)
+           ORDER BY q DESC"""
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def quarter_bounds(quarter: str) -> tuple[int, int]:
+    """`2026-Q3` → [start, end) in epoch minutes; ValueError on anything else."""
+    year_text, _, q_text = quarter.partition("-Q")
+    if not (year_text.isdigit() and q_text in {"1", "2", "3", "4"}):
+        raise ValueError(f"{quarter!r} is not a quarter; expected e.g. 2026-Q3")
+    year, q = int(year_text), int(q_text)
+    start = dt.datetime(year, 3 * q - 2, 1, tzinfo=dt.UTC)
+    end = dt.datetime(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1, tzinfo=dt.UTC)
+    return int(start.timestamp() // 60), int(end.timestamp() // 60)
+
+
+def quarter_slos(con: duckdb.DuckDBPyConnection, quarter: str) -> pd.DataFrame:
+    """Per SLO over the quarter (up to the latest data): attainment, budget spent, alert and
+    policy-state counts."""
+    start, end = quarter_bounds(quarter)
+    return con.execute(
+        """WITH b AS (
+             SELECT slo_key, sum(good) AS good, sum(valid) AS valid FROM buckets
+             WHERE minute >= ? AND minute < ? GROUP BY slo_key),
+           al AS (
+             SELECT slo_key, count(*) FILTER (WHERE a.severity = 'page') AS pages,
+                    count(*) FILTER (WHERE a.severity = 'ticket') AS tickets
+             FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit)
+             WHERE i.start_minute >= ? AND i.start_minute < ? GROUP BY slo_key),
+           ex AS (
+             SELECT slo_key, count(*) AS exhausted FROM policy_transitions
+             WHERE to_state = 'exhausted' AND minute >= ? AND minute < ? GROUP BY slo_key)
+           SELECT s.slo_id, s.service, s.owner, s.target, s.window_text AS window,
+                  CASE WHEN b.valid > 0 THEN b.good / b.valid END AS attainment,
+                  CASE WHEN b.valid > 0 THEN (b.valid - b.good) / ((1 - s.target) * b.valid) END
+                    AS budget_spent,
+                  coalesce(al.pages, 0) AS pages, coalesce(al.tickets, 0) AS tickets,
+                  coalesce(ex.exhausted, 0) AS times_exhausted
+           FROM slos s LEFT JOIN b USING (slo_key) LEFT JOIN al USING (slo_key) LEFT JOIN ex USING (slo_key)
+           WHERE s.active ORDER BY budget_spent DESC NULLS LAST, s.slo_id""",
+        [start, end, start, end, start, end],
+    ).df()
+
+
+def percentile_summary(values: pd.Series) -> dict[str, float | int | None]:
+    """count, p50, p90 (linear interpolation, numpy's default) and mean of the non-null values."""
+    clean = values.dropna().astype(float)
+    if clean.empty:
+        return {"count": 0, "p50": None, "p90": None, "mean": None}
+    return {
+        "count": int(clean.size),
+        "p50": float(clean.quantile(0.5)),
+        "p90": float(clean.quantile(0.9)),
+        "mean": float(clean.mean()),
+    }
+
+
+def fmt_minutes(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if value >= 120:
+        return f"{value / 60:.1f} h"
+    return f"{value:.0f} min"
+
+
+QUERIES: dict[str, Callable[..., Any]] = {
+    "fleet_status": fleet_status,
+    "fleet_sparklines": fleet_sparklines,
+    "fleet_firing_alerts": fleet_firing_alerts,
+    "freshness": freshness,
+    "slo_ids": slo_ids,
+    "slo_detail": slo_detail,
+    "alerts": alerts,
+    "incidents": incidents,
+    "incident_detail": incident_detail,
+    "incident_durations": incident_durations,
+    "alert_backtest": alert_backtest,
+    "alert_sources": alert_sources,
+    "oncall_load": oncall_load,
+    "deploy_correlation": deploy_correlation,
+    "counts": counts,
+    "quarters": quarters,
+    "quarter_slos": quarter_slos,
+}
+
+BURN_WINDOWS = tuple(STANDARD_BURN_WINDOWS)

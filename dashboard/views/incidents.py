@@ -1,0 +1,282 @@
+"""Incidents: a filterable list; one incident's timeline, triage, route, remediation and documents,
+and the human steps (acknowledge, mitigate, resolve, root cause, action items, approvals, re-triage)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import actions, freshness, pending, queries, url_state
+
+st.title("Incidents")
+if not freshness.require_snapshot():
+    st.stop()
+
+table: pd.DataFrame = queries.read("incidents")
+with st.sidebar:
+    actor = st.text_input("Acting as", value=os.environ.get("USER", "sre"), key="actor")
+if table.empty:
+    st.info(
+        "No incidents yet. Incidents open when an alert arrives (Alertmanager, PagerDuty, the engine's "
+        "burn-rate alerts — see the Alerts page) or are imported with `slo import incidents`."
+    )
+    st.stop()
+
+with st.sidebar:
+    st.subheader("Filters")
+    f_status = url_state.multiselect(
+        "Status", "status", sorted(table["status"].dropna().unique()), placeholder="all statuses"
+    )
+    f_sev = url_state.multiselect(
+        "Severity", "severity", sorted(table["severity"].dropna().unique()), placeholder="all severities"
+    )
+    f_service = url_state.multiselect(
+        "Service", "service", sorted(table["service"].unique()), placeholder="all services"
+    )
+shown = table
+if f_status:
+    shown = shown[shown["status"].isin(f_status)]
+if f_sev:
+    shown = shown[shown["severity"].isin(f_sev)]
+if f_service:
+    shown = shown[shown["service"].isin(f_service)]
+shown = shown.reset_index(drop=True)
+
+open_count = int((~table["status"].isin(["resolved", "closed"])).sum())
+cols = st.columns(3)
+cols[0].metric("incidents", len(table))
+cols[1].metric("open", open_count)
+cols[2].metric("shown", len(shown))
+st.dataframe(
+    shown[["id", "severity", "status", "service", "title", "route", "impact_start", "resolved_at", "source"]],
+    hide_index=True,
+    width="stretch",
+    key="incidents_table",
+    column_config={
+        "impact_start": st.column_config.DatetimeColumn("impact start (UTC)", format="YYYY-MM-DD HH:mm"),
+        "resolved_at": st.column_config.DatetimeColumn("resolved (UTC)", format="YYYY-MM-DD HH:mm"),
+        "title": st.column_config.TextColumn(width="large"),
+    },
+)
+ids = list(shown["id"])
+incident_id = url_state.selectbox("Incident", "incident", ids, default=ids[0] if ids else None, where=st)
+if incident_id is None:
+    st.stop()
+d: queries.IncidentDetail | None = queries.read("incident_detail", incident_id)
+if d is None:
+    st.error(f"{incident_id}: no such incident in the published snapshot")
+    st.stop()
+inc = d.incident
+st.subheader(f"{inc['id']} · {inc['severity'] or 'unclassified'} · {inc['status']}")
+st.markdown(
+    f"**{inc['title']}** — service `{inc['service']}`" + (f", SLO `{inc['slo_id']}`" if inc["slo_id"] else "")
+)
+
+
+def _t(name: str) -> str:
+    value = inc.get(name)
+    if value is None or pd.isna(value):
+        return "—"
+    source = inc.get(f"{name}_source")
+    return f"{value:%Y-%m-%d %H:%M} UTC" + (f" ({source})" if source else "")
+
+
+times = pd.DataFrame(
+    {
+        "step": ["impact start", "detected", "acknowledged", "mitigated", "resolved"],
+        "at": [
+            _t(n) for n in ("impact_start", "detected_at", "acknowledged_at", "mitigated_at", "resolved_at")
+        ],
+    }
+)
+durations = queries.read("incident_durations")
+mine = durations[durations["id"] == incident_id]
+left, right = st.columns([2, 3])
+with left:
+    st.dataframe(times, hide_index=True)
+    if not mine.empty:
+        m = mine.iloc[0]
+        st.caption(
+            " · ".join(f"{label} {queries.fmt_minutes(m[key])}" for key, label in queries.DURATIONS.items())
+        )
+    st.markdown(f"**Route:** {inc['route'] or 'not routed yet'}")
+    if inc.get("root_cause"):
+        st.markdown(f"**Root cause** ({inc.get('root_cause_category') or '—'}): {inc['root_cause']}")
+    if inc.get("repeat_of"):
+        st.markdown(f"**Repeat of** {inc['repeat_of']}")
+    updates = (
+        d.documents[d.documents["kind"] == "stakeholder_update"] if not d.documents.empty else d.documents
+    )
+    due = updates["due_at"].dropna().max() if not updates.empty else None
+    if due is not None and pd.notna(due):
+        late = due < dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        (st.error if late else st.info)(
+            f"Next stakeholder update due {due:%Y-%m-%d %H:%M} UTC" + (" — overdue" if late else "")
+        )
+    else:
+        st.caption("No stakeholder update scheduled.")
+with right:
+    st.markdown("**Triage**")
+    if d.triage.empty:
+        st.caption("Not triaged yet.")
+    else:
+        last = d.triage.iloc[-1]
+        conf = "—" if pd.isna(last["confidence"]) else f"{last['confidence']:.0%}"
+        st.markdown(
+            f"attempt {last['attempt']} · method **{last['method']}**"
+            + (f" ({last['model']})" if last.get("model") else "")
+            + f" · severity **{last['severity']}** · confidence **{conf}** · recommended "
+            f"**{last['recommended_action'] or '—'}**"
+        )
+        if last.get("root_cause_hypothesis"):
+            st.markdown(f"Hypothesis: {last['root_cause_hypothesis']}")
+        if last.get("rationale"):
+            st.markdown(f"Rationale: {last['rationale']}")
+        if last.get("error"):
+            st.warning(f"Triage error (escalated): {last['error']}")
+        if len(d.triage) > 1:
+            st.dataframe(
+                d.triage[["attempt", "method", "severity", "recommended_action", "confidence", "created_at"]],
+                hide_index=True,
+            )
+    st.markdown("**Remediation**")
+    if d.remediations.empty:
+        st.caption("No remediation for this incident.")
+    else:
+        st.dataframe(d.remediations.drop(columns=["output"], errors="ignore"), hide_index=True)
+
+st.markdown("**Timeline**")
+if d.timeline.empty:
+    st.caption("The timeline is empty.")
+else:
+    # A plain table: every step readable in full (messages wrap), and selectable text.
+    st.table(
+        d.timeline.assign(occurred_at=lambda x: x["occurred_at"].dt.strftime("%Y-%m-%d %H:%M:%S"))[
+            ["seq", "occurred_at", "kind", "source", "actor", "message"]
+        ].set_index("seq")
+    )
+
+# -- human steps: each one a Command in the inbox ------------------------------------------------
+st.markdown("### Actions")
+pending.panel(incident_id)
+directory = queries.data_dir()
+done_states = {"resolved", "closed"}
+c1, c2, c3, c4 = st.columns(4)
+if c1.button(
+    "Acknowledge", key="ack", disabled=inc["acknowledged_at"] is not None and pd.notna(inc["acknowledged_at"])
+):
+    pending.remember(actions.send_command(directory, "acknowledge", incident_id, actor))
+    st.rerun()
+if c2.button(
+    "Mitigated", key="mitigate", disabled=inc["status"] in done_states or pd.notna(inc["mitigated_at"])
+):
+    pending.remember(actions.send_command(directory, "mitigate", incident_id, actor))
+    st.rerun()
+if c3.button("Resolve", key="resolve", disabled=inc["status"] in done_states):
+    pending.remember(actions.send_command(directory, "resolve", incident_id, actor))
+    st.rerun()
+if c4.button("Re-run triage", key="retriage"):
+    pending.remember(actions.send_command(directory, "retriage", incident_id, actor))
+    st.rerun()
+
+awaiting = (
+    d.remediations[d.remediations["status"] == "awaiting_approval"]
+    if not d.remediations.empty
+    else d.remediations
+)
+for rem in awaiting.itertuples():
+    with st.container(border=True):
+        st.markdown(f"Remediation **{rem.action}** (`{rem.id}`) is waiting for approval.")
+        a, r = st.columns(2)
+        if a.button(f"Approve {rem.action}", key=f"approve_{rem.id}", type="primary"):
+            pending.remember(
+                actions.send_command(
+                    directory, "approve_remediation", incident_id, actor, {"remediation_id": rem.id}
+                )
+            )
+            st.rerun()
+        if r.button(f"Reject {rem.action}", key=f"reject_{rem.id}"):
+            pending.remember(
+                actions.send_command(
+                    directory,
+                    "reject_remediation",
+                    incident_id,
+                    actor,
+                    {"remediation_id": rem.id, "reason": "rejected in the dashboard"},
+                )
+            )
+            st.rerun()
+
+left, right = st.columns(2)
+with left, st.form("root_cause", clear_on_submit=True):
+    st.markdown("**Record the root cause**")
+    category = st.selectbox(
+        "Category",
+        ["deploy", "config", "capacity", "dependency", "code", "infrastructure", "data", "unknown"],
+        key="rc_category",
+    )
+    text = st.text_area("What happened", key="rc_text")
+    fix = st.text_input("Fix", key="rc_fix")
+    if st.form_submit_button("Record root cause"):
+        if not text.strip():
+            st.error("The root cause needs a description.")
+        else:
+            args = {"category": category, "text": text.strip()}
+            if fix.strip():
+                args["fix"] = fix.strip()
+            pending.remember(actions.send_command(directory, "root_cause", incident_id, actor, args))
+            st.rerun()
+with right, st.form("action_item", clear_on_submit=True):
+    st.markdown("**Add an action item**")
+    title = st.text_input("Title", key="ai_title")
+    owner = st.text_input("Owner", key="ai_owner")
+    priority = st.selectbox("Priority", ["P1", "P2", "P3"], index=1, key="ai_priority")
+    due_date = st.date_input("Due", value=dt.date.today() + dt.timedelta(days=14), key="ai_due")
+    if st.form_submit_button("Add action item"):
+        if not title.strip():
+            st.error("An action item needs a title.")
+        else:
+            pending.remember(
+                actions.send_command(
+                    directory,
+                    "action_item",
+                    incident_id,
+                    actor,
+                    {
+                        "title": title.strip(),
+                        "owner": owner.strip() or None,
+                        "priority": priority,
+                        "due_date": due_date.isoformat(),
+                    },
+                )
+            )
+            st.rerun()
+
+st.markdown("**Action items**")
+if d.action_items.empty:
+    st.caption("None yet.")
+else:
+    st.dataframe(d.action_items, hide_index=True)
+
+docs = d.documents
+postmortem = docs[docs["kind"] == "postmortem"] if not docs.empty else docs
+with st.expander("Post-mortem draft", expanded=not postmortem.empty):
+    if postmortem.empty:
+        st.caption("No post-mortem draft yet (drafted once the incident is resolved).")
+    else:
+        doc = postmortem.iloc[-1]
+        st.caption(
+            f"written {doc['created_at']:%Y-%m-%d %H:%M} UTC"
+            + (" by the model" if doc["model_written"] else "")
+        )
+        st.markdown(doc["body"])
+others = docs[docs["kind"] != "postmortem"] if not docs.empty else docs
+for doc in others.itertuples():
+    with st.expander(f"{doc.kind.replace('_', ' ')} · {doc.created_at:%Y-%m-%d %H:%M} UTC"):
+        st.markdown(doc.body)
+if not d.notifications.empty:
+    st.markdown("**Notifications**")
+    st.dataframe(d.notifications, hide_index=True)

@@ -1,0 +1,129 @@
+"""`slo dashboard` and `slo up`: start the Streamlit app (and the service) as child processes.
+
+The dashboard binds 127.0.0.1 and never calls out (DESIGN §6): headless, no usage statistics.
+`slo up` runs `slo serve` and the dashboard together; when either exits, or on Ctrl-C / SIGTERM,
+both are stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipelines.config import Settings
+from pipelines.errors import SloError
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "dashboard" / "app.py"
+STOP_TIMEOUT_S = 10.0
+
+
+def dashboard_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """The `streamlit run` command line for the dashboard on `host:port`."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+        "--global.developmentMode", "false",
+        "--client.toolbarMode", "viewer",
+    ]  # fmt: skip
+
+
+def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    return [sys.executable, "-m", "pipelines.cli", "serve", "--host", host, "--port", str(port)]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `dashboard` and `up` to the `slo` parser."""
+    p = sub.add_parser("dashboard", help="the Streamlit dashboard on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p = sub.add_parser("up", help="the service and the dashboard together (both stop on exit)")
+    p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
+    p.add_argument("--service-port", type=int, default=8080, help="service port (default 8080)")
+    p.add_argument("--host", default="127.0.0.1", help="address both bind (default 127.0.0.1)")
+
+
+def _check_app() -> None:
+    if not APP.is_file():
+        raise SloError(f"{APP}: the dashboard app is missing; reinstall from a full checkout")
+
+
+def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    _check_app()
+    env = {**os.environ, "SLO_DATA_DIR": str(settings.data_dir.resolve())}
+    print(f"dashboard: http://{args.host}:{args.port}  (data: {settings.data_dir})", flush=True)
+    return run_together([dashboard_command(args.port, args.host)], env)
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    _check_app()
+    url = f"http://{args.host}:{args.service_port}"
+    env = {
+        **os.environ,
+        "SLO_DATA_DIR": str(settings.data_dir.resolve()),
+        "SLO_SERVICE_URL": url,
+    }
+    print(
+        f"service:   {url}\ndashboard: http://{args.host}:{args.port}  (data: {settings.data_dir})",
+        flush=True,
+    )
+    return run_together(
+        [serve_command(args.service_port, args.host), dashboard_command(args.port, args.host)], env
+    )
+
+
+def run_together(commands: Sequence[list[str]], env: dict[str, str]) -> int:
+    """Run every command as a child; return when the first exits (its exit code), stopping the rest.
+
+    SIGTERM/SIGINT to this process stop all children too; no child outlives `slo up`.
+    """
+    procs: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for command in commands:
+            procs.append(subprocess.Popen(command, cwd=ROOT, env=env))
+        while not stopping:
+            codes = [p.poll() for p in procs]
+            if any(c is not None for c in codes):
+                failed = [(cmd, c) for cmd, c in zip(commands, codes, strict=True) if c not in (None, 0)]
+                for cmd, c in failed:
+                    print(f"{' '.join(cmd[2:4])} exited with code {c}; stopping the rest", file=sys.stderr)
+                return next((c for c in codes if c is not None), 0) or 0
+            time.sleep(0.2)
+        return 0
+    finally:
+        _stop(procs)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+HANDLERS = {"dashboard": cmd_dashboard, "up": cmd_up}

@@ -1,0 +1,218 @@
+"""The dashboard's pure parts: stale-data reasons, the quarterly review model and renderers, the
+launch command line, and the service-state check against a real (closed / open) loopback port."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dashboard import actions, freshness, queries, review
+from pipelines import launch
+
+NOW = dt.datetime(2026, 11, 23, 12, 0)
+FRESH = {"evaluated_to": pd.Timestamp("2026-11-23 11:59"), "last_run_at": NOW, "last_run_source": "demo"}
+
+
+def row(slo: str, data_status: str = "ok", **extra: object) -> dict[str, object]:
+    return {"slo": slo, "data_status": data_status, **extra}
+
+
+@pytest.mark.parametrize(
+    ("rows", "fresh", "expected"),
+    [
+        # fresh data, no stale fields at all (the status JSON of today)
+        ([row("a/x")], FRESH, []),
+        # the status JSON gains stale/stale_reason (another branch): shown as given, once
+        (
+            [row("a/x", stale=True, stale_reason="prometheus unreachable"),
+             row("b/y", stale=True, stale_reason="prometheus unreachable"), row("c/z", stale=False)],
+            FRESH,
+            ["prometheus unreachable"],
+        ),
+        ([row("a/x", stale=True)], FRESH, ["stale"]),
+        # evaluated 2 hours ago
+        (
+            [row("a/x")],
+            {**FRESH, "evaluated_to": pd.Timestamp("2026-11-23 10:00")},
+            [
+                "evaluated up to 2026-11-23 10:00 UTC, 2.0 h ago "
+                "(last pipeline run: demo at 2026-11-23 12:00 UTC)"
+            ],
+        ),
+        (
+            [row("a/x")],
+            {"evaluated_to": pd.Timestamp("2026-11-20 12:00"), "last_run_at": None, "last_run_source": None},
+            ["evaluated up to 2026-11-20 12:00 UTC, 3.0 days ago (no pipeline run recorded)"],
+        ),
+        # data_status per SLO
+        (
+            [row("a/x", "no_recent_data"), row("b/y", "no_data"), row("c/z")],
+            FRESH,
+            ["no recent data: a/x", "no data: b/y"],
+        ),
+        (
+            [row(f"s/{i}", "no_recent_data") for i in range(7)],
+            FRESH,
+            ["no recent data: s/0, s/1, s/2, s/3, s/4 and 2 more"],
+        ),
+    ],
+)  # fmt: skip
+def test_stale_reasons(rows: list[dict[str, object]], fresh: dict[str, object], expected: list[str]) -> None:
+    assert freshness.stale_reasons(rows, fresh, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("quarter", "bounds"),
+    [
+        ("2026-Q1", ("2026-01-01", "2026-04-01")),
+        ("2026-Q4", ("2026-10-01", "2027-01-01")),
+    ],
+)
+def test_quarter_bounds(quarter: str, bounds: tuple[str, str]) -> None:
+    start, end = queries.quarter_bounds(quarter)
+    assert (queries.ts(start), queries.ts(end)) == tuple(pd.Timestamp(b) for b in bounds)
+
+
+@pytest.mark.parametrize("bad", ["2026-Q5", "2026Q1", "Q1-2026", ""])
+def test_quarter_bounds_refuses_other_text(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"expected e\.g\. 2026-Q3"):
+        queries.quarter_bounds(bad)
+
+
+def test_period_bounds_month_and_quarter() -> None:
+    minute = int(dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC).timestamp() // 60)
+    assert [queries.ts(m) for m in queries.period_bounds(minute, "month")] == [
+        pd.Timestamp("2026-11-01"),
+        pd.Timestamp("2026-12-01"),
+    ]
+    assert [queries.ts(m) for m in queries.period_bounds(minute, "quarter")] == [
+        pd.Timestamp("2026-10-01"), pd.Timestamp("2027-01-01")]  # fmt: skip
+
+
+def test_percentiles_interpolate_linearly_like_numpy() -> None:
+    # p50 of 10, 20, 30, 40 is 25; p90 is 30 + 0.7 × 10 = 37
+    s = queries.percentile_summary(pd.Series([40.0, None, 10.0, 30.0, 20.0]))
+    assert s == {"count": 4, "p50": 25.0, "p90": 37.0, "mean": 25.0}
+    assert queries.percentile_summary(pd.Series([], dtype=float))["count"] == 0
+
+
+def _review() -> review.Review:
+    slos = pd.DataFrame(
+        {
+            "slo_id": ["a/avail", "b/lat"], "service": ["a", "b"], "owner": ["team-a", None],
+            "target": [0.999, 0.99], "window": ["30d", "30d"], "attainment": [0.9985, 0.9999],
+            "budget_spent": [1.5, 0.01], "pages": [3, 0], "tickets": [1, 0], "times_exhausted": [1, 0],
+        }
+    )  # fmt: skip
+    durations = pd.DataFrame(
+        {
+            "id": ["I1", "I2", "I3"], "severity": ["SEV2", "SEV3", "SEV2"], "quarter": ["2026-Q4"] * 3,
+            "repeat": [False, True, False], "open": [False, False, True],
+            "ttd": [5.0, 15.0, 2.0], "tta": [10.0, 20.0, None], "ttm": [30.0, 60.0, None],
+            "ttr": [60.0, 180.0, None],
+        }
+    )  # fmt: skip
+    return review.build("2026-Q4", slos, durations, {"evaluated_to": pd.Timestamp("2026-11-23 12:00")})
+
+
+def test_review_model() -> None:
+    r = _review()
+    assert [(s["slo"], s["met"]) for s in r.slos] == [("a/avail", False), ("b/lat", True)]
+    inc = r.incidents
+    assert (inc["total"], inc["open"], inc["repeats"], inc["by_severity"]) == (
+        3,
+        1,
+        1,
+        {"SEV2": 2, "SEV3": 1},
+    )
+    # open incidents are left out of the durations, not filled in with "now"
+    assert inc["ttr_minutes"] == {"count": 2, "p50": 120.0, "p90": 168.0, "mean": 120.0}
+    assert r.recommendations[0].startswith("a/avail: budget overspent (150%)")
+    assert any(x.startswith("b/lat: only 1.0% of the budget spent") for x in r.recommendations)
+
+
+def test_review_markdown_and_html_say_the_same() -> None:
+    r = _review()
+    md = review.to_markdown(r)
+    assert md.startswith("# Reliability review 2026-Q4")
+    assert "| a/avail | team-a | 99.90% | 99.850% | **no** | 150.0% | 3 | 1 | 1 |" in md
+    assert "| TTR | 2 | 2.0 h | 2.8 h | 2.0 h | — |" in md
+    page = review.to_html(r)
+    assert (
+        "<td>a/avail</td><td>team-a</td><td>99.90%</td><td>99.850%</td><td><strong>no</strong></td>" in page
+    )
+    assert page.count("<tr>") == md.count("\n| ") == 2 + 2 + 4  # two tables: header + rows each
+
+
+def test_review_html_escapes_names() -> None:
+    r = _review()
+    r.slos[0]["slo"] = "<script>alert(1)</script>"
+    page = review.to_html(r)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_dashboard_command_binds_loopback_and_never_calls_out() -> None:
+    cmd = launch.dashboard_command(8765)
+    assert cmd[1:4] == ["-m", "streamlit", "run"]
+    assert cmd[4] == str(launch.ROOT / "dashboard" / "app.py")
+    flags = dict(zip(cmd[5::2], cmd[6::2], strict=True))
+    assert flags["--server.address"] == "127.0.0.1"
+    assert flags["--server.port"] == "8765"
+    assert flags["--server.headless"] == "true"
+    assert flags["--browser.gatherUsageStats"] == "false"
+
+
+def test_service_state_reads_health_then_the_writer_lock(tmp_path: Path) -> None:
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/api/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        assert actions.service_state(tmp_path, url).running
+    finally:
+        server.shutdown()
+        server.server_close()
+    closed = f"http://127.0.0.1:{server.server_port}"
+    state = actions.service_state(tmp_path, closed)
+    assert not state.running and "not running" in state.detail
+    # A lock file naming a live pipeline process counts as a running writer …
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "pipelines.cli", "serve"])
+    try:
+        deadline = time.monotonic() + 10  # until the child has exec'ed (a fork still shows pytest)
+        while b"pipelines.cli" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        (tmp_path / "writer.lock").write_text(str(proc.pid))
+        assert actions.service_state(tmp_path, closed).running
+    finally:
+        proc.kill()
+        proc.wait()
+    # … another live process (this one, pytest) is not the pipeline …
+    (tmp_path / "writer.lock").write_text(str(os.getpid()))
+    assert not actions.service_state(tmp_path, closed).running
+    # … a dead pid does not.
+    (tmp_path / "writer.lock").write_text("999999999")
+    assert not actions.service_state(tmp_path, closed).running
+
+
+def test_send_command_refuses_unknown_commands(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not one of"):
+        actions.send_command(tmp_path, "delete_everything", "INC-1", "me")
+    assert not (tmp_path / "inbox.sqlite3").exists() or actions.Inbox(tmp_path).count() == 0
