@@ -1,8 +1,8 @@
 """One pipeline cycle, top to bottom: the whole product in one function.
 
     pull metrics → store buckets → evaluate SLOs → incidents (engine alerts → inbox → fold →
-    triage/route → remediate/escalate → verify → timers → documents) → (later: analytics)
-    → publish a snapshot
+    triage/route → remediate/escalate → verify → timers → documents) → analytics (incident
+    durations and their quarterly roll-up) → publish a snapshot
 
 `run_cycle` is what `slo run`, `slo demo` and the service's worker call.
 """
@@ -17,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from pipelines import engine
+from pipelines.analytics import tables as analytics
 from pipelines.buckets import write_buckets
 from pipelines.catalog import sync_slos
 from pipelines.config import Settings
@@ -59,7 +60,8 @@ def run_cycle(
     progress: Progress | None = None,
     incident_runner: incidents.Runner | None = None,
 ) -> CycleReport:
-    """Store what was pulled, evaluate every SLO up to `pull.end`, and publish a snapshot."""
+    """Store what was pulled, evaluate every SLO up to `pull.end`, run the incident and analytics
+    stages, and publish a snapshot."""
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with Writer(settings.data_dir) as writer:
         if reset:
@@ -71,6 +73,7 @@ def run_cycle(
         record_source_state(con, keys, pull.origin, pull.high_water)
         result = engine.evaluate(con, slos, pull.end, progress=progress)
         incidents.run_stage(con, settings, pull.origin, pull.end, demo_replay=reset, runner=incident_runner)
+        analytics.refresh(con)
         _record_run(con, started, pull, written, result.minutes_evaluated)
         writer.publish()
     return CycleReport(

@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 
 from pipelines import engine
-from pipelines.analytics.mttx import DURATIONS_SQL, records
+from pipelines.analytics.mttx import DURATIONS_TABLE, records
 from pipelines.analytics.quarter import Quarter
 from pipelines.model import STANDARD_BURN_WINDOWS, BurnRateAlert, Sli, Slo, SloWindow
 
@@ -57,7 +57,7 @@ ORDER BY s.slo_id, ai.start_minute
 
 # Incidents of a quarter (not imported: their alerts are unknown) and whether an alert was linked.
 QUARTER_INCIDENTS_SQL = f"""
-WITH d AS ({DURATIONS_SQL})
+WITH d AS (FROM {DURATIONS_TABLE})
 SELECT d.id, d.service, d.slo_id, d.impact_start, d.detected_at, d.resolved_at, d.ttd,
        epoch_ms(d.impact_start) // 60000 AS start_minute,
        epoch_ms(d.resolved_at) // 60000 AS end_minute,

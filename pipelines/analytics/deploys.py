@@ -7,13 +7,13 @@ from typing import Any
 
 import duckdb
 
-from pipelines.analytics.mttx import DURATIONS_SQL, records
+from pipelines.analytics.mttx import DURATIONS_TABLE, records
 
 DEFAULT_HOURS = 4
 
 # Each incident of the quarter with the latest deploy of its service in the N hours before it started.
 AFTER_DEPLOY_SQL = f"""
-WITH d AS ({DURATIONS_SQL})
+WITH d AS (FROM {DURATIONS_TABLE})
 SELECT d.id, d.service, d.severity, d.title, d.impact_start, p.version, p.description, p.deployed_at,
        (epoch_ms(d.impact_start) - epoch_ms(p.deployed_at)) / 60000.0 AS minutes_after_deploy
 FROM d JOIN deploys p
@@ -26,7 +26,7 @@ ORDER BY d.impact_start
 
 # Deploys of the quarter per service, and how many were followed by an incident within N hours.
 DEPLOY_OUTCOMES_SQL = f"""
-WITH d AS ({DURATIONS_SQL})
+WITH d AS (FROM {DURATIONS_TABLE})
 SELECT p.service, count(*) AS deploys,
        count(*) FILTER (WHERE EXISTS (
          SELECT 1 FROM d WHERE d.service = p.service AND d.impact_start >= p.deployed_at
@@ -41,7 +41,7 @@ def deploy_correlation(
 ) -> dict[str, Any]:
     after = records(con.execute(AFTER_DEPLOY_SQL, [hours, quarter.label]))
     total = con.execute(
-        f"SELECT count(*) FROM ({DURATIONS_SQL}) WHERE quarter = ?", [quarter.label]
+        f"SELECT count(*) FROM {DURATIONS_TABLE} WHERE quarter = ?", [quarter.label]
     ).fetchone()[0]  # type: ignore[index]
     outcomes = records(con.execute(DEPLOY_OUTCOMES_SQL, [hours, quarter.start, quarter.end]))
     deploys = sum(o["deploys"] for o in outcomes)

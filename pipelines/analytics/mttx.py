@@ -20,12 +20,16 @@ import numpy as np
 
 METRICS = ("ttd", "tta", "ttm", "ttr")
 
+# The table the cycle's analytics stage (`pipelines.analytics.tables.refresh`) fills from DURATIONS_SQL;
+# every other analytics query, the report and the dashboard read it.
+DURATIONS_TABLE = "incident_durations"
+
 # Per incident: the quarter it belongs to and its durations in minutes. A duration is NULL when one of
 # its two times is unknown or the incident is still open. `placed_at` falls back on detected_at and
 # created_at only to place an incident whose impact_start is unknown (its durations stay NULL).
 DURATIONS_SQL = """
 SELECT i.id, i.service, coalesce(i.severity, 'unknown') AS severity, i.status, i.source, i.imported,
-       i.fingerprint, i.root_cause_category, i.slo_id, i.title,
+       i.fingerprint, i.root_cause_category, i.slo_id, i.title, i.route,
        i.impact_start, i.detected_at, i.acknowledged_at, i.mitigated_at, i.resolved_at,
        i.postmortem_done_at, i.created_at,
        coalesce(i.impact_start, i.detected_at, i.created_at) AS placed_at,
@@ -57,7 +61,7 @@ def _aggregates(prefix: str = "") -> str:
 # Count, open count and each duration's count/p50/p90/mean per quarter, per quarter × severity, per
 # quarter × service and per quarter × severity × service ('*' marks "all").
 ROLLUP_SQL = f"""
-WITH d AS ({DURATIONS_SQL})
+WITH d AS (FROM {DURATIONS_TABLE})
 SELECT quarter,
        CASE WHEN grouping(severity) = 1 THEN '*' ELSE severity END AS severity,
        CASE WHEN grouping(service) = 1 THEN '*' ELSE service END AS service,
@@ -71,13 +75,13 @@ ORDER BY quarter, severity, service
 
 def durations(con: duckdb.DuckDBPyConnection, quarter: str | None = None) -> list[dict[str, Any]]:
     """Every incident with its quarter and durations (optionally of one quarter), oldest first."""
-    sql = f"SELECT * FROM ({DURATIONS_SQL}) WHERE ? IS NULL OR quarter = ? ORDER BY placed_at, id"
+    sql = f"SELECT * FROM {DURATIONS_TABLE} WHERE ? IS NULL OR quarter = ? ORDER BY placed_at, id"
     return records(con.execute(sql, [quarter, quarter]))
 
 
 def rollup(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """ROLLUP_SQL's rows as dicts."""
-    return records(con.execute(ROLLUP_SQL))
+    """The quarterly roll-up (ROLLUP_SQL, materialised as `mttx_rollup` by the analytics stage) as dicts."""
+    return records(con.execute("FROM mttx_rollup ORDER BY quarter, severity, service"))
 
 
 def distribution(row: dict[str, Any], metric: str) -> dict[str, Any]:

@@ -13,14 +13,14 @@ from typing import Any
 
 import duckdb
 
-from pipelines.analytics.mttx import DURATIONS_SQL, records
+from pipelines.analytics.mttx import DURATIONS_TABLE, records
 
 DEFAULT_WINDOW_DAYS = 30
 
 # Each repeat incident with the incident it repeats, how many days after that one's resolution it
 # started, and how many of that incident's action items were open when it started.
 REPEATS_SQL = f"""
-WITH d AS ({DURATIONS_SQL}),
+WITH d AS (FROM {DURATIONS_TABLE}),
 links AS (
   SELECT b.id, b.service, b.quarter, b.severity, b.title, b.impact_start, b.fingerprint,
          b.root_cause_category, a.id AS repeat_of, a.resolved_at AS previous_resolved_at,

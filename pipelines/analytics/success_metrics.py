@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from pipelines.analytics.mttx import DURATIONS_SQL, records
+from pipelines.analytics.mttx import DURATIONS_TABLE, records
 
 MTTD_TARGET_MINUTES = 5.0
 MTTR_TARGET_MINUTES = 30.0
@@ -30,7 +30,7 @@ PAGES_PER_WEEK_TARGET = 5
 
 # p50, p90, mean and count of one duration over the resolved incidents of a quarter with given severities.
 _DURATION_SQL = f"""
-WITH d AS ({DURATIONS_SQL})
+WITH d AS (FROM {DURATIONS_TABLE})
 SELECT count({{m}}) AS n, quantile_cont({{m}}, 0.5) AS p50, quantile_cont({{m}}, 0.9) AS p90,
        avg({{m}}) AS mean
 FROM d WHERE quarter = ? AND list_contains(?, severity)
@@ -38,7 +38,7 @@ FROM d WHERE quarter = ? AND list_contains(?, severity)
 
 # SEV1/SEV2 incidents resolved in the quarter with when their post-mortem was done (if it was).
 POSTMORTEMS_SQL = f"""
-WITH d AS ({DURATIONS_SQL})
+WITH d AS (FROM {DURATIONS_TABLE})
 SELECT d.id, d.severity, d.resolved_at,
        coalesce(d.postmortem_done_at,
                 (SELECT min(doc.created_at) FROM documents doc

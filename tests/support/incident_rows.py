@@ -11,13 +11,15 @@ from typing import Any
 
 import duckdb
 
+from pipelines.analytics import tables as analytics
 from pipelines.store import connect, migrate
 
 
 def store() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with every migration applied."""
+    """An in-memory DuckDB with every migration applied and the (empty) analytics tables."""
     con = connect()
     migrate(con)
+    analytics.refresh(con)
     return con
 
 
@@ -87,6 +89,7 @@ def add_incident(
             detected or s,
         ],
     )
+    analytics.refresh(con)  # as the cycle's analytics stage does before every publish
     return {"id": id, "impact_start": s, "resolved_at": resolved}
 
 
