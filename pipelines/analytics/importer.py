@@ -195,13 +195,16 @@ def _statuspage_incident(
     ]
     updates = []
     postmortem_at = None
-    for u in inc.get("incident_updates") or []:
+    for j, u in enumerate(inc.get("incident_updates") or []):
         if not isinstance(u, dict):
             continue
         try:
             u_at = _time(u.get("created_at"))
         except ValueError:
-            u_at = None
+            problems.append(
+                f"{at}.incident_updates[{j}].created_at: {u.get('created_at')!r} is not an ISO 8601 time"
+            )
+            return None
         if u.get("status") == "postmortem" and u_at and (postmortem_at is None or u_at < postmortem_at):
             postmortem_at = u_at
         updates.append({"at": _iso(u_at), "status": u.get("status"), "body": str(u.get("body") or "")})
@@ -433,6 +436,7 @@ class ImportOutcome:
 def import_file(data_dir: Path, fmt: str, path: Path) -> ImportOutcome:
     """Parse the whole file first (nothing is stored when any part is bad), append it to the inbox,
     then fold the new rows into DuckDB and publish, unless the running service holds the writer."""
+    from pipelines.analytics import tables as analytics
     from pipelines.store import Writer
 
     batch = parse_file(fmt, path)
@@ -457,6 +461,7 @@ def import_file(data_dir: Path, fmt: str, path: Path) -> ImportOutcome:
     try:
         with Writer(data_dir) as writer:
             outcome.applied = fold_import_rows(writer.db, rows)
+            analytics.refresh(writer.db)
             writer.publish()
     except StoreError as exc:
         # The lock is held by `slo serve` (or a run): the rows are durable in the inbox and the
