@@ -23,6 +23,11 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from pipelines.analytics import mttx
+from pipelines.analytics.deploys import deploy_correlation
+from pipelines.analytics.quarter import Quarter
+from pipelines.analytics.repeats import repeat_links
+from pipelines.analytics.review import build_review
 from pipelines.config import Settings
 from pipelines.errors import SloError
 from pipelines.model import STANDARD_BURN_WINDOWS
@@ -443,55 +448,35 @@ def applied_commands(
 
 
 # ---------------------------------------------------------------------------------------------
-# Reliability analytics (read straight from the incident tables until the analytics module lands)
+# Reliability analytics and the quarterly review: the analytics module's own tables and functions
+# (pipelines/analytics), so the pages show the figures `slo report quarterly` prints.
 
 DURATIONS = {"ttd": "TTD", "tta": "TTA", "ttm": "TTM", "ttr": "TTR"}
 
 
 def incident_durations(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Per incident: quarter of impact_start, severity and TTD/TTA/TTM/TTR in minutes (DESIGN §2);
-    a duration whose end is not reached yet is null, never filled in with "now"."""
-    return con.execute(
-        """SELECT id, service, coalesce(severity, 'unknown') AS severity, status, source,
-                  year(impact_start) || '-Q' || quarter(impact_start) AS quarter,
-                  impact_start, repeat_of IS NOT NULL AS repeat, route, root_cause_category,
-                  date_diff('second', impact_start, detected_at) / 60.0 AS ttd,
-                  date_diff('second', detected_at, acknowledged_at) / 60.0 AS tta,
-                  date_diff('second', impact_start, mitigated_at) / 60.0 AS ttm,
-                  date_diff('second', impact_start, resolved_at) / 60.0 AS ttr,
-                  resolved_at IS NULL AS open
-           FROM incidents WHERE impact_start IS NOT NULL ORDER BY impact_start"""
+    """Per incident (the analytics stage's `incident_durations`): quarter of impact_start, severity,
+    TTD/TTA/TTM/TTR in minutes (null while the incident is open: DESIGN §2 never fills in "now"), and
+    the incident it repeats (DESIGN §2's repeat rule, as the review counts it)."""
+    df = con.execute(
+        f"""SELECT id, service, severity, status, source, quarter, impact_start, route,
+                  root_cause_category, ttd, tta, ttm, ttr, open
+           FROM {mttx.DURATIONS_TABLE} ORDER BY placed_at, id"""
     ).df()
+    repeats = {link["id"]: link["repeat_of"] for link in repeat_links(con)}
+    df["repeat_of"] = df["id"].map(repeats)
+    df["repeat"] = df["repeat_of"].notna()
+    return df
 
 
-def alert_backtest(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Burn-rate alerts against the demo's ground truth: per SLO and severity, alert intervals that
-    overlap an injected event (true) or not (false), and events no alert caught (missed)."""
-    return con.execute(
-        """WITH ev AS (
-             SELECT e.event_id, unnest(e.slo_ids) AS slo_id, e.start_at, e.end_at, e.shape
-             FROM demo_events e),
-           al AS (
-             SELECT s.slo_id, a.severity, to_timestamp(i.start_minute * 60)::TIMESTAMP AS start_at,
-                    to_timestamp(coalesce(i.end_minute, 2147483647 // 60) * 60)::TIMESTAMP AS end_at
-             FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit) JOIN slos s USING (slo_key)),
-           hits AS (
-             SELECT al.slo_id, al.severity,
-                    bool_or(ev.event_id IS NOT NULL) AS true_alert
-             FROM al LEFT JOIN ev ON ev.slo_id = al.slo_id
-                  AND ev.start_at < al.end_at AND al.start_at < ev.end_at + INTERVAL 1 HOUR
-             GROUP BY al.slo_id, al.severity, al.start_at)
-           SELECT slo_id, severity, count(*) FILTER (WHERE true_alert) AS true_alerts,
-                  count(*) FILTER (WHERE NOT true_alert) AS false_alerts
-           FROM hits GROUP BY ALL
-           UNION ALL
-           SELECT ev.slo_id, 'missed', 0, count(*) FROM ev
-           WHERE NOT EXISTS (SELECT 1 FROM al WHERE al.slo_id = ev.slo_id
-                             AND ev.start_at < al.end_at AND al.start_at < ev.end_at + INTERVAL 1 HOUR)
-             AND ev.shape <> 'metrics_gap'
-           GROUP BY ev.slo_id
-           ORDER BY 1, 2"""
-    ).df()
+def quarterly_review(con: duckdb.DuckDBPyConnection, quarter: str) -> dict[str, Any]:
+    """The quarterly review of `quarter` (`2026-Q3`), as `slo report quarterly --format json` builds it."""
+    return build_review(con, Quarter.parse(quarter))
+
+
+def quarter_deploys(con: duckdb.DuckDBPyConnection, quarter: str, hours: int) -> dict[str, Any]:
+    """The review's deploy correlation for another window than its default."""
+    return deploy_correlation(con, Quarter.parse(quarter), hours)
 
 
 def alert_sources(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -500,45 +485,6 @@ def alert_sources(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         """SELECT source, count(*) AS alerts, count(incident_id) AS with_incident,
                   count(DISTINCT incident_id) AS incidents
            FROM alerts GROUP BY source ORDER BY alerts DESC"""
-    ).df()
-
-
-def oncall_load(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Pages per ISO week and service (engine page intervals and SEV1/SEV2 incidents), with how many
-    began outside 08:00–18:00 UTC on weekdays."""
-    return con.execute(
-        """WITH pages AS (
-             SELECT s.service, to_timestamp(i.start_minute * 60)::TIMESTAMP AS started, 'engine page' AS kind
-             FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit) JOIN slos s USING (slo_key)
-             WHERE a.severity = 'page'
-             UNION ALL
-             SELECT service, detected_at, 'SEV1/SEV2 incident' FROM incidents
-             WHERE severity IN ('SEV1', 'SEV2') AND detected_at IS NOT NULL)
-           SELECT date_trunc('week', started) AS week, service, kind, count(*) AS pages,
-                  count(*) FILTER (WHERE hour(started) < 8 OR hour(started) >= 18 OR isodow(started) >= 6)
-                    AS out_of_hours
-           FROM pages GROUP BY ALL ORDER BY week, service"""
-    ).df()
-
-
-def deploy_correlation(con: duckdb.DuckDBPyConnection, hours: int) -> pd.DataFrame:
-    """Per incident (or, before incidents exist, per injected demo event and burn-rate page): whether
-    the service deployed within `hours` before it started."""
-    return con.execute(
-        """WITH starts AS (
-             SELECT 'incident' AS kind, id AS ref, service, impact_start AS at FROM incidents
-             WHERE impact_start IS NOT NULL
-             UNION ALL
-             SELECT 'engine page', s.slo_id, s.service, to_timestamp(i.start_minute * 60)::TIMESTAMP
-             FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit) JOIN slos s USING (slo_key)
-             WHERE a.severity = 'page')
-           SELECT st.kind, st.ref, st.service, st.at,
-                  max(d.deployed_at) AS last_deploy,
-                  date_diff('minute', max(d.deployed_at), st.at) AS minutes_after_deploy
-           FROM starts st LEFT JOIN deploys d ON d.service = st.service
-                AND d.deployed_at <= st.at AND d.deployed_at > st.at - to_hours(?)
-           GROUP BY st.kind, st.ref, st.service, st.at ORDER BY st.at""",
-        [hours],
     ).df()
 
 
@@ -568,45 +514,6 @@ def quarters(con: duckdb.DuckDBPyConnection) -> list[str]:
            ORDER BY q DESC"""
     ).fetchall()
     return [r[0] for r in rows]
-
-
-def quarter_bounds(quarter: str) -> tuple[int, int]:
-    """`2026-Q3` → [start, end) in epoch minutes; ValueError on anything else."""
-    year_text, _, q_text = quarter.partition("-Q")
-    if not (year_text.isdigit() and q_text in {"1", "2", "3", "4"}):
-        raise ValueError(f"{quarter!r} is not a quarter; expected e.g. 2026-Q3")
-    year, q = int(year_text), int(q_text)
-    start = dt.datetime(year, 3 * q - 2, 1, tzinfo=dt.UTC)
-    end = dt.datetime(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1, tzinfo=dt.UTC)
-    return int(start.timestamp() // 60), int(end.timestamp() // 60)
-
-
-def quarter_slos(con: duckdb.DuckDBPyConnection, quarter: str) -> pd.DataFrame:
-    """Per SLO over the quarter (up to the latest data): attainment, budget spent, alert and
-    policy-state counts."""
-    start, end = quarter_bounds(quarter)
-    return con.execute(
-        """WITH b AS (
-             SELECT slo_key, sum(good) AS good, sum(valid) AS valid FROM buckets
-             WHERE minute >= ? AND minute < ? GROUP BY slo_key),
-           al AS (
-             SELECT slo_key, count(*) FILTER (WHERE a.severity = 'page') AS pages,
-                    count(*) FILTER (WHERE a.severity = 'ticket') AS tickets
-             FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit)
-             WHERE i.start_minute >= ? AND i.start_minute < ? GROUP BY slo_key),
-           ex AS (
-             SELECT slo_key, count(*) AS exhausted FROM policy_transitions
-             WHERE to_state = 'exhausted' AND minute >= ? AND minute < ? GROUP BY slo_key)
-           SELECT s.slo_id, s.service, s.owner, s.target, s.window_text AS window,
-                  CASE WHEN b.valid > 0 THEN b.good / b.valid END AS attainment,
-                  CASE WHEN b.valid > 0 THEN (b.valid - b.good) / ((1 - s.target) * b.valid) END
-                    AS budget_spent,
-                  coalesce(al.pages, 0) AS pages, coalesce(al.tickets, 0) AS tickets,
-                  coalesce(ex.exhausted, 0) AS times_exhausted
-           FROM slos s LEFT JOIN b USING (slo_key) LEFT JOIN al USING (slo_key) LEFT JOIN ex USING (slo_key)
-           WHERE s.active ORDER BY budget_spent DESC NULLS LAST, s.slo_id""",
-        [start, end, start, end, start, end],
-    ).df()
 
 
 def percentile_summary(values: pd.Series) -> dict[str, float | int | None]:
@@ -641,13 +548,11 @@ QUERIES: dict[str, Callable[..., Any]] = {
     "incidents": incidents,
     "incident_detail": incident_detail,
     "incident_durations": incident_durations,
-    "alert_backtest": alert_backtest,
     "alert_sources": alert_sources,
-    "oncall_load": oncall_load,
-    "deploy_correlation": deploy_correlation,
     "counts": counts,
     "quarters": quarters,
-    "quarter_slos": quarter_slos,
+    "quarterly_review": quarterly_review,
+    "quarter_deploys": quarter_deploys,
 }
 
 BURN_WINDOWS = tuple(STANDARD_BURN_WINDOWS)

@@ -1,7 +1,9 @@
 """Reliability analytics: MTTD/MTTA/MTTM/MTTR distributions, severity mix, repeats, alert quality and
 the alert backtest, on-call load and deploy correlation.
 
-Read straight from the incident and engine tables of the published snapshot.
+Every figure comes from the analytics module (`pipelines/analytics`): the distributions from the
+`incident_durations` table the pipeline cycle materialises, the per-quarter sections from the quarterly
+review itself, so this page, the Quarterly review page and `slo report quarterly` agree.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, freshness, queries, url_state
+from pipelines.analytics import render
 
 st.title("Reliability analytics")
 if not freshness.require_snapshot():
@@ -77,83 +80,107 @@ else:
             column_config={"repeat share": st.column_config.NumberColumn(format="percent")},
         )
 
+quarters_all: list[str] = queries.read("quarters")
+st.divider()
+focus = url_state.selectbox(
+    "Quarter for alert quality, on-call load and deploys",
+    "focus",
+    quarters_all,
+    default=quarters_all[0] if quarters_all else None,
+    where=st,
+)
+if focus is None:
+    st.stop()
+with st.spinner(f"Computing {focus} (the alert backtest replays the quarter's buckets)…"):
+    review = queries.read("quarterly_review", focus)
+review_charts = render.figures(review)
+
 st.header("Alert quality")
-backtest: pd.DataFrame = queries.read("alert_backtest")
-sources: pd.DataFrame = queries.read("alert_sources")
-if backtest.empty:
-    st.info("No burn-rate alerts and no ground-truth events to score yet.")
-else:
-    totals = backtest.groupby("severity")[["true_alerts", "false_alerts"]].sum()
-    caught = (
-        int(totals.loc[["page", "ticket"], "true_alerts"].sum())
-        if {"page", "ticket"} & set(totals.index)
-        else 0
+quality = review["alert_quality"]
+cols = st.columns(4)
+cols[0].metric("pages", quality["pages"])
+cols[1].metric("precision (pages with an incident)", charts.pct(quality["precision"]))
+cols[2].metric("recall (incidents after an alert)", charts.pct(quality["recall"]))
+detect = quality["detection_minutes"]
+cols[3].metric(
+    "detection p50", queries.fmt_minutes(detect["p50"]), help=f"p90 {queries.fmt_minutes(detect['p90'])}"
+)
+st.caption(
+    f"{focus}, pages from {quality['page_source']}: {quality['pages_linked']} of {quality['pages']} pages "
+    f"were linked to an incident; {quality['incidents_preceded_by_alert']} of {quality['incidents']} "
+    "incidents were preceded by an alert."
+)
+st.subheader("Backtest: the burn-rate alert settings replayed over the stored history")
+if review["backtest"]:
+    st.plotly_chart(review_charts["backtest"], key="backtest")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "setting": b["setting"],
+                    "pages": b["pages"],
+                    "precision vs incidents": b["vs_incidents"]["precision"],
+                    "recall vs incidents": b["vs_incidents"]["recall"],
+                    "detection p50 (min)": b["vs_incidents"]["detection_p50_minutes"],
+                    "precision vs injected events": (b["vs_demo_events"] or {}).get("precision"),
+                    "recall vs injected events": (b["vs_demo_events"] or {}).get("recall"),
+                }
+                for b in review["backtest"]
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            c: st.column_config.NumberColumn(format="percent")
+            for c in (
+                "precision vs incidents",
+                "recall vs incidents",
+                "precision vs injected events",
+                "recall vs injected events",
+            )
+        },
     )
-    false = int(totals.drop(index="missed", errors="ignore")["false_alerts"].sum())
-    missed = int(backtest.loc[backtest["severity"] == "missed", "false_alerts"].sum())
-    cols = st.columns(3)
-    cols[0].metric("alerts on a real event", caught)
-    cols[1].metric("alerts with no event (false)", false)
-    cols[2].metric("events no alert caught", missed)
     st.caption(
-        "Backtest of the burn-rate alerts against the demo's injected events (`demo_events`): an alert "
-        "interval is true when it overlaps an event on the same SLO (up to an hour after it ends); an event "
-        "is missed when no alert overlaps it (metrics gaps are not counted as events to catch)."
+        "Each setting's page conditions are replayed with the engine's own window sums over the quarter's "
+        "buckets and scored against the incidents (and, on the demo, its injected events). Try your own "
+        f'with `slo report quarterly --quarter {focus} --candidate "1h/5m>10,6h/30m>4"`.'
     )
-    plot = backtest.melt(
-        id_vars=["slo_id", "severity"],
-        value_vars=["true_alerts", "false_alerts"],
-        var_name="outcome",
-        value_name="count",
-    )
-    plot = plot[plot["count"] > 0].assign(
-        outcome=lambda x: [
-            ("missed event" if s == "missed" else f"{s}: {o.replace('_alerts', '')}")
-            for s, o in zip(x["severity"], x["outcome"], strict=True)
-        ]
-    )
-    st.plotly_chart(
-        charts.stacked_bars(plot, "slo_id", "count", "outcome", "Alert backtest per SLO"),
-        key="backtest",
-    )
+else:
+    st.info("No SLO with stored buckets in this quarter to replay.")
+sources: pd.DataFrame = queries.read("alert_sources")
 if not sources.empty:
     st.markdown("**Received alerts by source** (and how many opened or joined an incident)")
     st.dataframe(sources, hide_index=True)
 
 st.header("On-call load")
-load: pd.DataFrame = queries.read("oncall_load")
-if load.empty:
-    st.info("No pages yet.")
-else:
-    st.plotly_chart(
-        charts.stacked_bars(load, "week", "pages", "service", "Pages per week by service"), key="oncall"
-    )
+oncall = review["oncall"]
+if oncall["pages_per_week"]:
+    st.plotly_chart(review_charts["pages_per_week"], key="oncall")
     st.caption(
-        f"{int(load['out_of_hours'].sum())} of {int(load['pages'].sum())} pages began out of hours "
-        "(before 08:00, after 18:00 UTC or at weekends)."
+        f"{focus}: {oncall['weeks']} weeks, mean {oncall['mean']} pages per week, "
+        f"{oncall['weeks_at_or_over_target']} week(s) at or over the target of 5; "
+        f"{oncall['distinct_responders']} distinct responders; {oncall['counting']}."
     )
+else:
+    st.info("No pages in this quarter.")
 
 st.header("Deploy correlation")
 hours = url_state.number(
     "Deploy within",
     "deploy_hours",
-    [1, 2, 6, 24],
-    2,
+    [1, 2, 4, 6, 24],
+    4,
     where=st,
     format_func=lambda h: f"{h} h before the start",
 )
-corr: pd.DataFrame = queries.read("deploy_correlation", hours)
-if corr.empty:
-    st.info("No incidents or pages to correlate with deploys yet.")
-else:
-    by_kind = (
-        corr.assign(after_deploy=corr["last_deploy"].notna())
-        .groupby("kind")
-        .agg(starts=("ref", "count"), after_deploy=("after_deploy", "sum"))
-        .reset_index()
-    )
-    by_kind["share"] = by_kind["after_deploy"] / by_kind["starts"]
-    st.dataframe(
-        by_kind, hide_index=True, column_config={"share": st.column_config.NumberColumn(format="percent")}
-    )
-    st.dataframe(corr, hide_index=True, width="stretch")
+deploys = queries.read("quarter_deploys", focus, hours)
+deploy_cols = st.columns(3)
+deploy_cols[0].metric(
+    "incidents after a deploy", f"{deploys['incidents_after_deploy']} of {deploys['incidents']}"
+)
+deploy_cols[1].metric("deploys", deploys["deploys"])
+deploy_cols[2].metric("change failure rate", charts.pct(deploys["change_failure_rate"]))
+if deploys["incidents_list"]:
+    st.dataframe(pd.DataFrame(deploys["incidents_list"]), hide_index=True, width="stretch")
+if deploys["by_service"]:
+    st.dataframe(pd.DataFrame(deploys["by_service"]), hide_index=True)

@@ -1,10 +1,18 @@
-"""Quarterly review: pick a quarter, read the review, download it as Markdown or HTML."""
+"""Quarterly review: pick a quarter, read the review, download it as Markdown, HTML or JSON.
+
+The review is `slo report quarterly`'s own (`pipelines.analytics.review.build_review`), rendered here
+from the same sections and charts as its Markdown and HTML, so the page and the report never disagree.
+"""
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import streamlit as st
 
-from dashboard import freshness, queries, review, url_state
+from dashboard import freshness, queries, url_state
+from pipelines.analytics import render
 
 st.title("Quarterly review")
 if not freshness.require_snapshot():
@@ -16,22 +24,51 @@ if quarter is None:
     st.info("No data yet: the review needs at least one quarter of metrics or incidents.")
     st.stop()
 
-model = review.build(
-    quarter,
-    queries.read("quarter_slos", quarter),
-    queries.read("incident_durations"),
-    queries.read("freshness"),
+with st.spinner(f"Building the {quarter} review (the alert backtest replays the quarter's buckets)…"):
+    review = queries.read("quarterly_review", quarter)
+st.caption(
+    f"Data as of {review['as_of']} UTC; compared with {review['previous_quarter']}. "
+    f"The same review as `slo report quarterly --quarter {quarter}`."
 )
-markdown = review.to_markdown(model)
-c1, c2 = st.columns(2)
+c1, c2, c3 = st.columns(3)
 c1.download_button(
-    "Download Markdown", markdown, file_name=f"review-{quarter}.md", mime="text/markdown", key="dl_md"
+    "Download Markdown",
+    render.render_markdown(review),
+    file_name=f"review-{quarter}.md",
+    mime="text/markdown",
+    key="dl_md",
 )
+# The HTML inlines Plotly (about 5 MB): built only when asked for.
 c2.download_button(
     "Download HTML",
-    review.to_html(model),
+    lambda: render.render_html(review),
     file_name=f"review-{quarter}.html",
     mime="text/html",
     key="dl_html",
 )
-st.markdown(markdown)
+c3.download_button(
+    "Download JSON",
+    json.dumps(review, indent=2, default=str),
+    file_name=f"review-{quarter}.json",
+    mime="application/json",
+    key="dl_json",
+)
+
+charts = render.figures(review)
+for title, section in render.blocks(review):
+    st.header(title)
+    for kind, payload in section:
+        if kind == "summary":
+            st.info(f"**Executive summary (model-written)**\n\n{payload['text']}")
+        elif kind in ("bullets", "list"):
+            st.markdown("\n".join(f"- {item}" for item in payload))
+        elif kind == "table":
+            header, rows = payload
+            if rows:
+                st.dataframe(pd.DataFrame(rows, columns=header), hide_index=True, width="stretch")
+            else:
+                st.caption("none")
+        elif kind == "text":
+            st.markdown(payload)
+        elif kind == "chart":
+            st.plotly_chart(charts[payload], key=f"review_{payload}")

@@ -60,7 +60,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 # Section contents shared by both formats: (title, list of (kind, payload))
 
 
-def _blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
+def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """The review as sections of renderer-neutral blocks: (title, [(kind, payload)]), kind one of
+    summary, bullets, list, table ((header, rows) of text), text, chart (a key of `figures`)."""
     h = r["headline"]
     inc = r["incidents"]
     out: list[tuple[str, list[tuple[str, Any]]]] = []
@@ -413,9 +415,9 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Data as of {r['as_of']}; compared with {r['previous_quarter']}.",
         "",
     ]
-    for title, blocks in _blocks(r):
+    for title, section in blocks(r):
         lines += [f"## {title}", ""]
-        for kind, payload in blocks:
+        for kind, payload in section:
             if kind == "summary":
                 lines += ["> **Executive summary (model-written)**", ">", f"> {payload['text']}", ""]
             elif kind in ("bullets", "list"):
@@ -454,7 +456,8 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _figures(r: dict[str, Any]) -> dict[str, go.Figure]:
+def figures(r: dict[str, Any]) -> dict[str, go.Figure]:
+    """The review's charts, by the key its `chart` blocks name."""
     figs: dict[str, go.Figure] = {}
     bd = go.Figure()
     series: dict[str, tuple[list[str], list[float | None]]] = {}
@@ -504,12 +507,12 @@ def _figures(r: dict[str, Any]) -> dict[str, go.Figure]:
 
 
 def render_html(r: dict[str, Any]) -> str:
-    figs = _figures(r)
+    figs = figures(r)
     first = True
     parts = []
-    for title, blocks in _blocks(r):
+    for title, section in blocks(r):
         body = []
-        for kind, payload in blocks:
+        for kind, payload in section:
             if kind == "summary":
                 body.append(
                     f'<div class="summary"><strong>Executive summary (model-written)</strong>'

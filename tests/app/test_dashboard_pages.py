@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from pipelines.inbox import Inbox
 from pipelines.store import Snapshot
-from tests.support.dashboard_store import ALERT_COLUMNS, HISTORY, ROOT, DemoStore, build_demo_store
+from tests.support.dashboard_store import ALERT_COLUMNS, HISTORY, ROOT, DemoStore, build_demo_store, cli
 
 APP = ROOT / "dashboard" / "app.py"
 
@@ -385,11 +385,42 @@ def test_analytics_distributions_from_the_incident_rows(env: DemoStore) -> None:
     assert len(points) == sum(1 for *_, resolved in rows if resolved)  # one point per resolved incident
     mix = next(c for c in charts if c["layout"]["title"]["text"].startswith("Incidents by severity"))
     assert sum(sum(t["y"]) for t in mix["data"]) == len(rows)
-    # The summary's TTD p50 per quarter is numpy's linear-interpolation median of the stored values.
+    # The summary's TTD p50 per quarter is numpy's linear-interpolation median of the resolved incidents'
+    # values (open incidents are left out of durations, DESIGN §2).
     summary = at.dataframe[0].value
     for quarter, p50 in summary.loc[summary["measure"] == "TTD", ["quarter", "p50"]].itertuples(index=False):
-        values = [v for q, v, _ in rows if q == quarter and v is not None]
+        values = [v for q, v, resolved in rows if q == quarter and v is not None and resolved]
         assert p50 == pytest.approx(float(np.percentile(values, 50))), quarter
+
+
+def test_analytics_quarter_sections_are_the_reviews(env: DemoStore) -> None:
+    """Alert quality, the backtest, on-call load and deploys show `slo report quarterly --format json`'s
+    figures for the chosen quarter."""
+    at = page("analytics")
+    focus = at.selectbox(key="focus").value
+    done = cli(env.data_dir, "report", "quarterly", "--quarter", focus, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    metrics = {m.label: m.value for m in at.metric}
+    quality = report["alert_quality"]
+    print(f"{focus}: page metrics {metrics}; report alert quality {quality}")
+    assert metrics["pages"] == str(quality["pages"])
+    assert metrics["precision (pages with an incident)"] == charts_pct(quality["precision"])
+    assert metrics["incidents after a deploy"] == (
+        f"{report['deploys']['incidents_after_deploy']} of {report['deploys']['incidents']}"
+    )
+    table = next(d.value for d in at.dataframe if "setting" in d.value.columns)
+    assert list(zip(table["setting"], table["pages"], strict=True)) == [
+        (b["setting"], b["pages"]) for b in report["backtest"]
+    ]
+    weekly = next(f for f in figures(at) if f["layout"]["title"]["text"] == "Pages per on-call week")
+    assert weekly["data"][0]["y"] == report["oncall"]["pages_per_week"]
+
+
+def charts_pct(value: float | None) -> str:
+    from dashboard.charts import pct
+
+    return pct(value)
 
 
 def test_analytics_filters_by_quarter_and_severity(env: DemoStore) -> None:
@@ -400,13 +431,29 @@ def test_analytics_filters_by_quarter_and_severity(env: DemoStore) -> None:
     assert points["DASH-H4"] == 30 and not [i for i in points if i in {"DASH-H1", "DASH-2"}]
 
 
-def test_quarterly_review_renders_and_downloads(env: DemoStore) -> None:
+def test_quarterly_review_is_the_reports_and_downloads(env: DemoStore) -> None:
+    from pipelines.analytics.render import SECTIONS
+
     at = page("quarterly")
     quarter = at.selectbox(key="quarter").value
-    text = at.markdown[-1].value
-    assert text.startswith(f"# Reliability review {quarter}")
-    assert text.count("\n| ") >= 17  # one row per SLO
-    assert [b.proto.label for b in at.get("download_button")] == ["Download Markdown", "Download HTML"]
+    done = cli(env.data_dir, "report", "quarterly", "--quarter", quarter, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [h.value for h in at.header] == list(SECTIONS)
+    assert [b.proto.label for b in at.get("download_button")] == [
+        "Download Markdown",
+        "Download HTML",
+        "Download JSON",
+    ]
+    slos = at.dataframe[0].value
+    assert list(slos["SLO"]) == [s["slo"] for s in report["slos"]]
+    assert len(slos) == 17  # every demo SLO
+    h = report["headline"]
+    headline = at.markdown[0].value
+    print(headline)
+    assert f"- SLOs met: {h['slos_met']} of {h['slos_measured']} (" in headline
+    assert f"- Incidents: {h['incidents']} (" in headline
+    assert len(at.get("plotly_chart")) == 5  # burn-down, two trends, pages per week, backtest
 
 
 def test_pages_without_incident_data_say_so(
@@ -416,10 +463,12 @@ def test_pages_without_incident_data_say_so(
     import shutil
 
     shutil.copy(store.data_dir / "slo.duckdb", tmp_path / "work.duckdb")
+    from pipelines.analytics import tables as analytics
     from pipelines.store import Writer
 
     with Writer(tmp_path) as w:
         w.db.execute("DELETE FROM incidents")
+        analytics.refresh(w.db)  # as every publishing writer does
         w.publish()  # publishes the (empty-incident) work file
     monkeypatch.setenv("SLO_DATA_DIR", str(tmp_path))
     at = page("incidents")

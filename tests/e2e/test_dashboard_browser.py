@@ -19,8 +19,11 @@ PAGES: dict[str, tuple[str, list[str]]] = {
     "slo?slo=checkout-api%2Favailability": ("SLO detail", [".js-plotly-plot", "[data-testid='stMetric']"]),
     "alerts?since=129600": ("Alerts", ["[data-testid='stDataFrame']"]),
     "incidents?incident=DASH-2": ("Incidents", ["[data-testid='stTable']", "[data-testid='stDataFrame']"]),
-    "analytics": ("Reliability analytics", [".js-plotly-plot"]),
-    "quarterly": ("Quarterly review", ["[data-testid='stDownloadButton']", "table"]),
+    "analytics": ("Reliability analytics", [".js-plotly-plot", "[data-testid='stMetric']"]),
+    "quarterly": (
+        "Quarterly review",
+        ["[data-testid='stDownloadButton']", "[data-testid='stDataFrame']", ".js-plotly-plot"],
+    ),
 }
 
 

@@ -20,7 +20,7 @@ from pipelines.analytics.alert_quality import (
     replay_pages,
 )
 from pipelines.analytics.quarter import Quarter
-from pipelines.analytics.render import SECTIONS
+from pipelines.analytics.render import SECTIONS, render_html
 from pipelines.store import Snapshot
 from tests.support.review_store import build_review_store
 
@@ -118,6 +118,16 @@ def test_markdown_report_has_every_section_with_its_figures(data_dir: Path) -> N
     assert "| INC-2 → INC-3 | search | 2 |" in md
     assert "| Post-mortems within 48 h (SEV1/SEV2) | 100% | 50.0% | missed |" in md
     assert "3 pages (alerts), 2 linked to an incident: precision 66.7%." in md
+
+
+def test_html_report_escapes_the_names_it_quotes(data_dir: Path) -> None:
+    done = slo(data_dir, "report", "quarterly", "--quarter", "2026-Q3", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    r = json.loads(done.stdout)
+    r["slos"][0]["slo"] = "<script>alert(1)</script>"
+    page = render_html(r)
+    assert "<script>alert(1)</script>" not in page
+    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in page
 
 
 def test_backtest_of_the_spec_setting_replays_the_engine(data_dir: Path) -> None:

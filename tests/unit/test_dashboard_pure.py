@@ -1,5 +1,6 @@
-"""The dashboard's pure parts: stale-data reasons, the quarterly review model and renderers, the
-launch command line, and the service-state check against a real (closed / open) loopback port."""
+"""The dashboard's pure parts: stale-data reasons, period bounds, percentiles, the launch command line,
+and the service-state check against a real (closed / open) loopback port. (The quarterly review is the
+analytics module's; its renderers are tested with it.)"""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboard import actions, freshness, queries, review
+from dashboard import actions, freshness, queries
 from pipelines import launch
 
 NOW = dt.datetime(2026, 11, 23, 12, 0)
@@ -70,24 +71,6 @@ def test_stale_reasons(rows: list[dict[str, object]], fresh: dict[str, object], 
     assert freshness.stale_reasons(rows, fresh, NOW) == expected
 
 
-@pytest.mark.parametrize(
-    ("quarter", "bounds"),
-    [
-        ("2026-Q1", ("2026-01-01", "2026-04-01")),
-        ("2026-Q4", ("2026-10-01", "2027-01-01")),
-    ],
-)
-def test_quarter_bounds(quarter: str, bounds: tuple[str, str]) -> None:
-    start, end = queries.quarter_bounds(quarter)
-    assert (queries.ts(start), queries.ts(end)) == tuple(pd.Timestamp(b) for b in bounds)
-
-
-@pytest.mark.parametrize("bad", ["2026-Q5", "2026Q1", "Q1-2026", ""])
-def test_quarter_bounds_refuses_other_text(bad: str) -> None:
-    with pytest.raises(ValueError, match=r"expected e\.g\. 2026-Q3"):
-        queries.quarter_bounds(bad)
-
-
 def test_period_bounds_month_and_quarter() -> None:
     minute = int(dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC).timestamp() // 60)
     assert [queries.ts(m) for m in queries.period_bounds(minute, "month")] == [
@@ -103,61 +86,6 @@ def test_percentiles_interpolate_linearly_like_numpy() -> None:
     s = queries.percentile_summary(pd.Series([40.0, None, 10.0, 30.0, 20.0]))
     assert s == {"count": 4, "p50": 25.0, "p90": 37.0, "mean": 25.0}
     assert queries.percentile_summary(pd.Series([], dtype=float))["count"] == 0
-
-
-def _review() -> review.Review:
-    slos = pd.DataFrame(
-        {
-            "slo_id": ["a/avail", "b/lat"], "service": ["a", "b"], "owner": ["team-a", None],
-            "target": [0.999, 0.99], "window": ["30d", "30d"], "attainment": [0.9985, 0.9999],
-            "budget_spent": [1.5, 0.01], "pages": [3, 0], "tickets": [1, 0], "times_exhausted": [1, 0],
-        }
-    )  # fmt: skip
-    durations = pd.DataFrame(
-        {
-            "id": ["I1", "I2", "I3"], "severity": ["SEV2", "SEV3", "SEV2"], "quarter": ["2026-Q4"] * 3,
-            "repeat": [False, True, False], "open": [False, False, True],
-            "ttd": [5.0, 15.0, 2.0], "tta": [10.0, 20.0, None], "ttm": [30.0, 60.0, None],
-            "ttr": [60.0, 180.0, None],
-        }
-    )  # fmt: skip
-    return review.build("2026-Q4", slos, durations, {"evaluated_to": pd.Timestamp("2026-11-23 12:00")})
-
-
-def test_review_model() -> None:
-    r = _review()
-    assert [(s["slo"], s["met"]) for s in r.slos] == [("a/avail", False), ("b/lat", True)]
-    inc = r.incidents
-    assert (inc["total"], inc["open"], inc["repeats"], inc["by_severity"]) == (
-        3,
-        1,
-        1,
-        {"SEV2": 2, "SEV3": 1},
-    )
-    # open incidents are left out of the durations, not filled in with "now"
-    assert inc["ttr_minutes"] == {"count": 2, "p50": 120.0, "p90": 168.0, "mean": 120.0}
-    assert r.recommendations[0].startswith("a/avail: budget overspent (150%)")
-    assert any(x.startswith("b/lat: only 1.0% of the budget spent") for x in r.recommendations)
-
-
-def test_review_markdown_and_html_say_the_same() -> None:
-    r = _review()
-    md = review.to_markdown(r)
-    assert md.startswith("# Reliability review 2026-Q4")
-    assert "| a/avail | team-a | 99.90% | 99.850% | **no** | 150.0% | 3 | 1 | 1 |" in md
-    assert "| TTR | 2 | 2.0 h | 2.8 h | 2.0 h | — |" in md
-    page = review.to_html(r)
-    assert (
-        "<td>a/avail</td><td>team-a</td><td>99.90%</td><td>99.850%</td><td><strong>no</strong></td>" in page
-    )
-    assert page.count("<tr>") == md.count("\n| ") == 2 + 2 + 4  # two tables: header + rows each
-
-
-def test_review_html_escapes_names() -> None:
-    r = _review()
-    r.slos[0]["slo"] = "<script>alert(1)</script>"
-    page = review.to_html(r)
-    assert "<script>" not in page and "&lt;script&gt;" in page
 
 
 def test_dashboard_command_binds_loopback_and_never_calls_out() -> None:
