@@ -573,6 +573,9 @@ def _check_sli(check: _FileCheck, name: str, key_node: yaml.Node, node: yaml.Nod
         if "valid" not in fields and not any(k in fields for k in ("direction", "threshold", "comparison")):
             check.problem(where, path, f"no query given; {SLI_FORMS}")
 
+    if len(check.problems) == before and kind == "ratio":
+        events = {"good": good_query, "bad": bad_query, "valid": valid_query}
+        _check_event_queries(check, fields, path, events, ratio_query)
     if category is None:
         category = name if name in SLI_CATEGORIES else ("latency" if kind == "threshold" else "availability")
     if len(check.problems) > before:
@@ -594,6 +597,29 @@ def _check_sli(check: _FileCheck, name: str, key_node: yaml.Node, node: yaml.Nod
         good_event=good_event,
         valid_event=valid_event,
     )
+
+
+def _check_event_queries(
+    check: _FileCheck,
+    fields: dict[str, tuple[yaml.Node, yaml.Node]],
+    path: str,
+    queries: dict[str, str | None],
+    ratio_query: str | None,
+) -> None:
+    """Event queries must give a counter's per-minute increase (DESIGN §2), as the Prometheus pull
+    asks for them: refused here, at the field's line, rather than at the first pull."""
+    from pipelines.sources.promql import QueryShapeError, per_minute_increase, ratio_parts
+
+    parts = [(key, key, q) for key, q in queries.items() if q]
+    split = ratio_parts(ratio_query) if ratio_query else None
+    if split is not None:
+        parts = [("metric", "metric (numerator)", split[0]), ("metric", "metric (denominator)", split[1])]
+    for key, label, query in parts:
+        try:
+            per_minute_increase(query)
+        except QueryShapeError as exc:
+            check.problem(fields[key][1], f"{path}.{key}", f"{label}: {exc}" if key != label else str(exc))
+            return
 
 
 def _ratio_direction(

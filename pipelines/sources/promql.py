@@ -116,6 +116,12 @@ def per_minute_increase(query: str) -> str:
     return f"sum({expr})"
 
 
+def ratio_parts(metric: str) -> tuple[str, str] | None:
+    """A ratio `metric`'s numerator and denominator queries, split at its top-level '/'."""
+    parts = split_ratio(fill_window(metric))
+    return None if parts is None else (_unwrap(parts[0]), _unwrap(parts[1]))
+
+
 def plan_queries(slo: Slo) -> SliQueries:
     """The per-minute queries for one SLO, from whichever form its SLI uses (DESIGN §2)."""
     sli = slo.sli
@@ -140,13 +146,13 @@ def plan_queries(slo: Slo) -> SliQueries:
             slo.id, "ratio", bad=convert("bad", sli.bad_query), valid=convert("valid", sli.valid_query)
         )
     if sli.ratio_query:
-        parts = split_ratio(fill_window(sli.ratio_query))
+        parts = ratio_parts(sli.ratio_query)
         if parts is None:
             raise QueryShapeError(
                 f"slis.{sli.name}.metric: cannot split the ratio at a single top-level '/'; give "
                 "'good' (or 'bad') and 'valid' queries instead"
             )
-        numerator, denominator = (_unwrap(p) for p in parts)
+        numerator, denominator = parts
         role = "bad" if sli.ratio_direction == "bad" else "good"
         return SliQueries(
             slo.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import PrometheusSettings
-from pipelines.errors import StoreError
+from pipelines.errors import SpecError, StoreError
 from pipelines.sources import promql
 from pipelines.sources.prometheus import _http_error, display_url, pull_ranges
 from pipelines.specs import load_specs
@@ -95,9 +96,21 @@ def test_a_ratio_that_cannot_be_split_says_which_field(tmp_path: Path) -> None:
         "    metric: 'sum(irate(hits_total[5m])) / sum(rate(all_total[5m]))'\n    direction: good\n"
         "slos:\n  - sli: hits\n    target: 99%\n"
     )
+    # The native loader refuses it at the field's line (`slo validate` says so before any pull) ...
+    with pytest.raises(SpecError) as refused:
+        load_specs([spec])
+    assert str(refused.value).startswith(f"{spec}:5: slis.hits.metric: metric (numerator): irate() does not")
+    # ... and the pull's planner says which field for an SLO that reached it another way (an import).
+    spec.write_text(spec.read_text().replace("irate(", "rate("))
     slos, _ = load_specs([spec])
+    bad = dataclasses.replace(
+        slos[0],
+        sli=dataclasses.replace(
+            slos[0].sli, ratio_query=slos[0].sli.ratio_query.replace("rate(", "irate(", 1)
+        ),
+    )
     with pytest.raises(promql.QueryShapeError) as caught:
-        promql.plan_queries(slos[0])
+        promql.plan_queries(bad)
     assert str(caught.value).startswith("slis.hits.metric (numerator): irate() does not give")
 
 

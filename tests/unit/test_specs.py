@@ -546,6 +546,18 @@ BROKEN = [
         "(minute granularity); "
         "expected a whole number of minutes with units w, d, h, m, like 5m, 1h, 30d, 4w or 1h30m",
     ),
+    (  # an event query must give a counter's per-minute increase, as the Prometheus pull asks for it
+        "irate_query.yaml",
+        "5: slis.availability.good: irate() does not give a counter's per-minute increase; expected counters "
+        "inside rate(...[window]) or increase(...[window]), or a bare counter selector such as "
+        'requests_total{code=~"5.."}',
+    ),
+    (
+        "gauge_ratio.yaml",
+        "5: slis.correctness.metric: metric (denominator): no range selector (like [5m] or [{{.window}}]) in "
+        "'time() - process_start_time_seconds'; expected counters inside rate(...[window]) or "
+        'increase(...[window]), or a bare counter selector such as requests_total{code=~"5.."}',
+    ),
     (
         "yaml_syntax.yaml",
         "10: (yaml): invalid YAML: expected <block end>, but found '<block mapping start>' "
