@@ -3,16 +3,20 @@
 A store with N SLOs (default 1,000; `BENCH_SLOS`) and D days of per-minute buckets (default 3;
 `BENCH_DAYS`), generated with the engine benchmark's data model and evaluated by the engine, is
 published; `slo dashboard` serves it on a free loopback port; Debian's Chromium (DESIGN §4 flags)
-opens the fleet page `BENCH_RUNS` times (default 7), each in a fresh browser context.
+opens the fleet page `BENCH_RUNS` times (default 7) per case.
 
 Timed per run, from `page.goto` (navigation start):
-- **table**: the fleet table is rendered and the caption says "showing N of N SLOs";
-- **interactive**: the table is rendered *and* a filter responds: a service picked in the sidebar
-  multiselect, until the caption says "showing 10 of N SLOs" (the filter's own time is reported too).
+- **table**: the fleet table is drawn and the caption says "showing N of N SLOs";
+- **interactive**: the table is drawn *and* the page answers input: a click on the sidebar's service
+  filter has opened its list of options (time to interactive);
+- **filter**: after typing a service name, from the Enter key until the table shows that service's
+  10 SLOs (the app's own round trip: widget state to the server, script rerun, new table drawn).
 
-Two kinds of run: **warm** (the per-snapshot query cache is filled: what every visitor after the first
-sees until the next publish) and **cold** (a new snapshot was published just before: the first visitor
-after a pipeline cycle pays the fleet queries). Median of the runs of each kind; target < 1.5 s.
+Cases: a first visit (new browser context, empty HTTP cache: Streamlit's JavaScript is downloaded),
+a returning visitor (same context), and a returning visitor just after a new snapshot was published
+(the per-snapshot query cache is cold). The **floor**: the same page served from a 10-SLO store in the
+same run (20 SLOs), by a second dashboard process — what Streamlit itself costs, so the 1,000-SLO figure minus
+the floor is what the thousand rows cost. Medians of the runs; target < 1.5 s.
 
 Run: `.venv/bin/python tests/benchmarks/bench_dashboard.py` (or through pytest like bench_engine).
 Results: a table on stdout and `tests/benchmarks/results/dashboard.json`.
@@ -95,6 +99,7 @@ def one_run(browser: Any, url: str, n: int, context: Any = None) -> dict[str, fl
     own = context is None
     context = context or browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
+    shown = 10  # SLOs of one service: the benchmark model has 10 per service
     try:
         t0 = time.perf_counter()
         page.goto(url, wait_until="commit")
@@ -103,14 +108,17 @@ def one_run(browser: Any, url: str, n: int, context: Any = None) -> dict[str, fl
         t_table = time.perf_counter()
         box = page.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect']").first
         box.click()
+        page.locator("[role='option']").first.wait_for(timeout=60_000)
+        t_interactive = time.perf_counter()
         page.keyboard.type("svc0001")
+        t_enter = time.perf_counter()
         page.keyboard.press("Enter")
-        page.get_by_text(f"showing 10 of {n} SLOs").wait_for(timeout=60_000)
+        page.get_by_text(f"showing {shown} of {n} SLOs").wait_for(timeout=60_000)
         t_filter = time.perf_counter()
         return {
             "table_s": t_table - t0,
-            "filter_s": t_filter - t_table,
-            "interactive_s": t_filter - t0,
+            "interactive_s": t_interactive - t0,
+            "filter_s": t_filter - t_enter,
         }
     finally:
         page.close()
@@ -118,44 +126,58 @@ def one_run(browser: Any, url: str, n: int, context: Any = None) -> dict[str, fl
             context.close()
 
 
+def serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SLO_DATA_DIR": str(data_dir), "SLO_SERVICE_URL": "http://127.0.0.1:9"}
+    log = open(data_dir / "dashboard.log", "wb")  # noqa: SIM115 - the child keeps it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "dashboard", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    wait_ready(url, proc)
+    return proc, url
+
+
 def main() -> dict[str, Any]:
     n = int(os.environ.get("BENCH_SLOS", "1000"))
     days = int(os.environ.get("BENCH_DAYS", "3"))
     runs = int(os.environ.get("BENCH_RUNS", "7"))
+    floor_n = 20  # two services, so the filter (svc0001) has 10 of them to show
     work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
-    proc: subprocess.Popen[bytes] | None = None
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        store = build_store(work, n, days)
+        (work / "big").mkdir()
+        (work / "floor").mkdir()
+        store = build_store(work / "big", n, days)
+        build_store(work / "floor", floor_n, days)
         print(f"store: {store}", flush=True)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "SLO_DATA_DIR": str(work), "SLO_SERVICE_URL": "http://127.0.0.1:9"}
-        log = open(work / "dashboard.log", "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "dashboard", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        wait_ready(url, proc)
+        big, url = serve(work / "big")
+        small, floor_url = serve(work / "floor")
+        procs += [big, small]
         from playwright.sync_api import sync_playwright
 
         results: dict[str, list[dict[str, float]]] = {
-            "first visit, warm cache": [],
-            "returning, warm cache": [],
-            "returning, cold cache": [],
+            "first visit": [],
+            "returning visitor": [],
+            "returning, just after a publish": [],
+            f"floor: returning, {floor_n} SLOs": [],
         }
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             try:
-                one_run(browser, url, n)  # the server's first page load also imports everything
+                one_run(browser, url, n)  # each server's first page load also imports everything
+                one_run(browser, floor_url, floor_n)
                 returning = browser.new_context(viewport={"width": 1400, "height": 1000})
                 one_run(browser, url, n, returning)  # fills this context's HTTP cache
                 for i in range(runs):
-                    # "cache" is the dashboard's per-snapshot query cache; "first visit" is a browser
-                    # with an empty HTTP cache (it downloads Streamlit's JavaScript).
-                    results["first visit, warm cache"].append(one_run(browser, url, n))
-                    results["returning, warm cache"].append(one_run(browser, url, n, returning))
-                    republish(work)
-                    results["returning, cold cache"].append(one_run(browser, url, n, returning))
+                    results["first visit"].append(one_run(browser, url, n))
+                    results["returning visitor"].append(one_run(browser, url, n, returning))
+                    republish(work / "big")
+                    results["returning, just after a publish"].append(one_run(browser, url, n, returning))
+                    results[f"floor: returning, {floor_n} SLOs"].append(
+                        one_run(browser, floor_url, floor_n, returning)
+                    )
                     print(
                         f"run {i + 1}: "
                         + "; ".join(f"{k} {v[-1]['interactive_s']:.2f}s" for k, v in results.items()),
@@ -180,14 +202,14 @@ def main() -> dict[str, Any]:
         (HERE / "results").mkdir(exist_ok=True)
         (HERE / "results" / "dashboard.json").write_text(json.dumps(out, indent=2))
         print(f"\nfleet page, {n} SLOs, median of {runs} runs (load avg {os.getloadavg()[0]:.1f}):")
-        print("| case | table rendered | filter response | interactive (table + filter) |")
-        print("| --- | --- | --- | --- |")
+        print("| case | table drawn | interactive (table + filter opens) | filter round trip |")
+        print("| --- | ---: | ---: | ---: |")
         for kind in results:
             m = summary[kind]
-            print(f"| {kind} | {m['table_s']:.2f} s | {m['filter_s']:.2f} s | {m['interactive_s']:.2f} s |")
+            print(f"| {kind} | {m['table_s']:.2f} s | {m['interactive_s']:.2f} s | {m['filter_s']:.2f} s |")
         return out
     finally:
-        if proc is not None:
+        for proc in procs:
             proc.terminate()
             try:
                 proc.wait(timeout=15)
@@ -200,7 +222,7 @@ def main() -> dict[str, Any]:
 def test_dashboard_benchmark() -> None:
     """Pytest entry: reports the figures (DESIGN §5 asks for a benchmark, not a timed test)."""
     out = main()
-    assert out["median"]["returning, warm cache"]["table_s"] > 0
+    assert out["median"]["returning visitor"]["table_s"] > 0
 
 
 if __name__ == "__main__":
