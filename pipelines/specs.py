@@ -574,8 +574,8 @@ def _check_sli(check: _FileCheck, name: str, key_node: yaml.Node, node: yaml.Nod
             check.problem(where, path, f"no query given; {SLI_FORMS}")
 
     if len(check.problems) == before and kind == "ratio":
-        events = {"good": good_query, "bad": bad_query, "valid": valid_query}
-        _check_event_queries(check, fields, path, events, ratio_query)
+        event_queries = {"good": good_query, "bad": bad_query, "valid": valid_query}
+        _check_event_queries(check, fields, path, event_queries, ratio_query)
     if category is None:
         category = name if name in SLI_CATEGORIES else ("latency" if kind == "threshold" else "availability")
     if len(check.problems) > before:

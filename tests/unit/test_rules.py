@@ -229,7 +229,9 @@ def test_slo_rules_refuses_an_unexportable_spec_and_writes_nothing(tmp_path: Pat
         timeout=60,
     )
     assert result.returncode == 1
-    assert "shop/availability: the good query 'sum(good_total)' has no range selector" in result.stderr
+    # refused by the spec loader, at the query's line, before any rule is written
+    assert f"{spec}:5: slis.availability.good: no range selector (like [5m] or [{{{{.window}}}}]) in " \
+        "'sum(good_total)'" in result.stderr  # fmt: skip
     assert not out.exists() and list(tmp_path.iterdir()) == [spec]
 
 
