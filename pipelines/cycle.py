@@ -1,8 +1,8 @@
 """One pipeline cycle, top to bottom: the whole product in one function.
 
     pull metrics → store buckets → evaluate SLOs → incidents (engine alerts → inbox → fold →
-    triage/route → remediate/escalate → verify → timers → documents) → analytics (incident
-    durations and their quarterly roll-up) → publish a snapshot
+    triage/route → remediate/escalate → verify → timers → documents) → publish: the analytics
+    stage (incident durations and their quarterly roll-up), then the snapshot
 
 `run_cycle` is what `slo run`, `slo demo` and the service's worker call.
 """
@@ -17,7 +17,6 @@ import duckdb
 import pandas as pd
 
 from pipelines import engine
-from pipelines.analytics import tables as analytics
 from pipelines.buckets import write_buckets
 from pipelines.catalog import sync_slos
 from pipelines.config import Settings
@@ -73,9 +72,8 @@ def run_cycle(
         record_source_state(con, keys, pull.origin, pull.high_water)
         result = engine.evaluate(con, slos, pull.end, progress=progress)
         incidents.run_stage(con, settings, pull.origin, pull.end, demo_replay=reset, runner=incident_runner)
-        analytics.refresh(con)
         _record_run(con, started, pull, written, result.minutes_evaluated)
-        writer.publish()
+        writer.publish()  # the analytics stage (pipelines/analytics/tables.py), then the snapshot
     return CycleReport(
         slos=len(slos),
         buckets_written=written,

@@ -425,7 +425,11 @@ class Writer:
         migrate(self.con)
 
     def publish(self) -> Path:
-        """Checkpoint the work file and atomically replace the published snapshot with a copy."""
+        """Rebuild the derived analytics tables, checkpoint the work file and atomically replace the
+        published snapshot with a copy: every snapshot's analytics describe its own incidents."""
+        from pipelines.analytics import tables as analytics
+
+        analytics.refresh(self.db)
         self.db.execute("CHECKPOINT")
         target = self.data_dir / SNAPSHOT_FILE
         tmp = self.data_dir / f".{SNAPSHOT_FILE}.{os.getpid()}.tmp"

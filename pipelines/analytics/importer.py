@@ -436,7 +436,6 @@ class ImportOutcome:
 def import_file(data_dir: Path, fmt: str, path: Path) -> ImportOutcome:
     """Parse the whole file first (nothing is stored when any part is bad), append it to the inbox,
     then fold the new rows into DuckDB and publish, unless the running service holds the writer."""
-    from pipelines.analytics import tables as analytics
     from pipelines.store import Writer
 
     batch = parse_file(fmt, path)
@@ -461,7 +460,6 @@ def import_file(data_dir: Path, fmt: str, path: Path) -> ImportOutcome:
     try:
         with Writer(data_dir) as writer:
             outcome.applied = fold_import_rows(writer.db, rows)
-            analytics.refresh(writer.db)
             writer.publish()
     except StoreError as exc:
         # The lock is held by `slo serve` (or a run): the rows are durable in the inbox and the

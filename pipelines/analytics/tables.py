@@ -1,12 +1,14 @@
 """The cycle's analytics stage: the incident analytics the report, the dashboard and the CLI all read,
-materialised in DuckDB before every publish.
+materialised in DuckDB by `Writer.publish` before every snapshot (so no writer can publish incidents
+without them).
 
 - `incident_durations`: per incident, its quarter and TTD/TTA/TTM/TTR (`mttx.DURATIONS_SQL`);
 - `mttx_rollup`: count, open count and each duration's count/p50/p90/mean per quarter, quarter ×
   severity, quarter × service and quarter × severity × service (`mttx.ROLLUP_SQL`).
 
-Both are derived (rebuilt whole from `incidents` each time, a few milliseconds for thousands of
-incidents), so they need no migration and can never drift from the incidents they describe. The
+Both are derived (rebuilt whole from `incidents` at each publish, a few milliseconds for thousands of
+incidents), so they need no migration and every published snapshot's tables describe its own
+incidents. A snapshot published by an older version has neither until the next publish. The
 per-quarter sections that depend on a chosen setting (repeat window, deploy hours, backtest alerts)
 are computed from them on demand.
 """

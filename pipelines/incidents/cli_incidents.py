@@ -361,14 +361,12 @@ def _check_known(settings: Settings, incident_id: str) -> None:
 
 def _apply_now(settings: Settings) -> bool | None:
     """Fold the inbox now if no writer holds the store; None when one does (the service)."""
-    from pipelines.analytics import tables as analytics
     from pipelines.incidents.lifecycle import process
     from pipelines.store import Writer
 
     try:
         with Writer(settings.data_dir) as writer:
             process(writer.db, settings, dt.datetime.now(dt.UTC).replace(tzinfo=None))
-            analytics.refresh(writer.db)
             writer.publish()
     except StoreError as exc:
         cause = exc.__cause__

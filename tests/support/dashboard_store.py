@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.analytics import tables as analytics
 from pipelines.store import Snapshot, Writer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,5 +198,4 @@ def add_incidents(data_dir: Path) -> None:
             start = now - dt.timedelta(days=days)
             incident(iid, service, f"{service} history {iid}", severity, "resolved", None,
                      start, start + dt.timedelta(minutes=ttr), "escalate", source="statuspage")  # fmt: skip
-        analytics.refresh(db)  # as the cycle does before it publishes
         writer.publish()

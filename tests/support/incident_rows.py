@@ -89,7 +89,7 @@ def add_incident(
             detected or s,
         ],
     )
-    analytics.refresh(con)  # as the cycle's analytics stage does before every publish
+    analytics.refresh(con)  # as Writer.publish does before every snapshot
     return {"id": id, "impact_start": s, "resolved_at": resolved}
 
 

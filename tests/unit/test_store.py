@@ -126,6 +126,34 @@ def test_publish_writes_a_snapshot_next_to_the_work_file(tmp_path: Path) -> None
         con.close()
 
 
+def test_every_publish_carries_analytics_of_its_own_incidents(tmp_path: Path) -> None:
+    """Whichever writer publishes, the snapshot's incident_durations and mttx_rollup describe its
+    incidents: one resolved 40 min after impact (TTR 40), then the same store with it deleted."""
+    snapshot = Snapshot(tmp_path)
+    with Writer(tmp_path) as writer:
+        writer.db.execute(
+            """INSERT INTO incidents (id, service, title, severity, status, source, fingerprint,
+                 impact_start, detected_at, resolved_at, created_at, updated_at)
+               VALUES ('INC-1', 'shop', 't', 'SEV2', 'resolved', 'test', 'f', TIMESTAMP '2026-07-01 10:00',
+                 TIMESTAMP '2026-07-01 10:05', TIMESTAMP '2026-07-01 10:40', TIMESTAMP '2026-07-01 10:05',
+                 TIMESTAMP '2026-07-01 10:40')"""
+        )
+        writer.publish()
+        with snapshot.connection() as con:
+            assert con.execute("SELECT id, quarter, ttd, ttr FROM incident_durations").fetchall() == [
+                ("INC-1", "2026-Q3", 5.0, 40.0)
+            ]
+            assert con.execute(
+                "SELECT incidents, ttr_p50 FROM mttx_rollup WHERE severity = '*' AND service = '*'"
+            ).fetchall() == [(1, 40.0)]
+        writer.db.execute("DELETE FROM incidents")
+        writer.publish()
+    with snapshot.connection() as con:
+        assert con.execute("SELECT count(*) FROM incident_durations").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM mttx_rollup").fetchone() == (0,)
+    snapshot.close()
+
+
 def test_snapshot_before_any_publish_says_what_to_do(tmp_path: Path) -> None:
     snapshot = Snapshot(tmp_path)
     assert not snapshot.exists()
