@@ -62,18 +62,31 @@ def snapshot_version(directory: Path) -> str | None:
     return f"{st_.st_dev}:{st_.st_ino}"
 
 
-def run_query(directory: Path, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run `fn(con, *args)` on the latest snapshot (uncached). One query at a time per process:
-    a DuckDB connection is not shared across threads, and Streamlit runs each session in its own."""
+def run_query(directory: Path, fn: Callable[..., Any], *args: Any, own_connection: bool = False) -> Any:
+    """Run `fn(con, *args)` on the latest snapshot (uncached). One query at a time per process on the
+    shared connection: a DuckDB connection is not shared across threads, and Streamlit runs each
+    session in its own. `own_connection` attaches the snapshot afresh for this query alone instead."""
+    if own_connection:
+        snap = Snapshot(directory)
+        try:
+            with snap.connection() as con:
+                return fn(con, *args)
+        finally:
+            snap.close()
     with _lock:
         snap = _snapshots.setdefault(str(directory), Snapshot(directory))
         with snap.connection() as con:
             return fn(con, *args)
 
 
+# Queries that take seconds (the quarterly review replays every SLO's buckets for its backtest): each
+# runs on a connection of its own, so the fleet's queries and other sessions never wait behind it.
+SLOW_QUERIES = frozenset({"quarterly_review", "quarter_deploys"})
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
 def _cached(name: str, directory: str, version: str, args: tuple[Any, ...]) -> Any:
-    return run_query(Path(directory), QUERIES[name], *args)
+    return run_query(Path(directory), QUERIES[name], *args, own_connection=name in SLOW_QUERIES)
 
 
 def read(name: str, *args: Any, directory: Path | None = None) -> Any:
@@ -122,11 +135,6 @@ def start_prefetch(directory: str) -> threading.Thread:
 def ts(minute: int | None) -> pd.Timestamp | None:
     """Epoch minute → naive UTC timestamp (what the charts plot)."""
     return None if minute is None else pd.Timestamp(minute * 60, unit="s")
-
-
-def _table_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()  # table names are ours, not input
-    return int(row[0]) if row else 0
 
 
 def latest_minute(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -455,9 +463,9 @@ DURATIONS = {"ttd": "TTD", "tta": "TTA", "ttm": "TTM", "ttr": "TTR"}
 
 
 def incident_durations(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Per incident (the analytics stage's `incident_durations`): quarter of impact_start, severity,
-    TTD/TTA/TTM/TTR in minutes (null while the incident is open: DESIGN §2 never fills in "now"), and
-    the incident it repeats (DESIGN §2's repeat rule, as the review counts it)."""
+    """Per incident (the analytics stage's `incident_durations`): its quarter (of impact_start, else of
+    detection), severity, TTD/TTA/TTM/TTR in minutes (null while the incident is open: DESIGN §2 never
+    fills in "now"), and the incident it repeats (DESIGN §2's repeat rule, as the review counts it)."""
     df = con.execute(
         f"""SELECT id, service, severity, status, source, quarter, impact_start, route,
                   root_cause_category, ttd, tta, ttm, ttr, open
@@ -488,14 +496,6 @@ def alert_sources(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
-def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Row counts of the tables the incident and analytics pages read."""
-    return {
-        t: _table_count(con, t)
-        for t in ("incidents", "alerts", "timeline", "alert_intervals", "demo_events", "deploys")
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # Quarterly review
 
@@ -503,14 +503,13 @@ def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def quarters(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Quarters with data (buckets or incidents), newest first, as `2026-Q3`."""
     rows = con.execute(
-        """SELECT DISTINCT q FROM (
+        f"""SELECT DISTINCT q FROM (
              SELECT year(to_timestamp(minute * 60)) || '-Q' || quarter(to_timestamp(minute * 60)) AS q
              FROM (SELECT min(minute) AS minute FROM buckets UNION ALL SELECT max(minute) FROM buckets
                    UNION ALL SELECT minute FROM checkpoints WHERE minute % 1440 = 0)
              WHERE minute IS NOT NULL
              UNION ALL
-             SELECT year(impact_start) || '-Q' || quarter(impact_start) FROM incidents
-             WHERE impact_start IS NOT NULL)
+             SELECT quarter FROM {mttx.DURATIONS_TABLE})  -- as the analytics place incidents
            ORDER BY q DESC"""
     ).fetchall()
     return [r[0] for r in rows]
@@ -549,7 +548,6 @@ QUERIES: dict[str, Callable[..., Any]] = {
     "incident_detail": incident_detail,
     "incident_durations": incident_durations,
     "alert_sources": alert_sources,
-    "counts": counts,
     "quarters": quarters,
     "quarterly_review": quarterly_review,
     "quarter_deploys": quarter_deploys,

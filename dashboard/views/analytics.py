@@ -1,9 +1,10 @@
 """Reliability analytics: MTTD/MTTA/MTTM/MTTR distributions, severity mix, repeats, alert quality and
 the alert backtest, on-call load and deploy correlation.
 
-Every figure comes from the analytics module (`pipelines/analytics`): the distributions from the
-`incident_durations` table the pipeline cycle materialises, the per-quarter sections from the quarterly
-review itself, so this page, the Quarterly review page and `slo report quarterly` agree.
+The incident figures come from the analytics module (`pipelines/analytics`): the distributions from
+the `incident_durations` table every publish materialises (summarised here with the same linear
+percentiles), the per-quarter sections from the quarterly review itself, so this page, the Quarterly
+review page and `slo report quarterly` agree. Only "received alerts by source" is the page's own query.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import streamlit as st
 
 from dashboard import charts, freshness, queries, url_state
 from pipelines.analytics import render
+from pipelines.analytics.success_metrics import PAGES_PER_WEEK_TARGET
 
 st.title("Reliability analytics")
 if not freshness.require_snapshot():
@@ -158,7 +160,7 @@ if oncall["pages_per_week"]:
     st.plotly_chart(review_charts["pages_per_week"], key="oncall")
     st.caption(
         f"{focus}: {oncall['weeks']} weeks, mean {oncall['mean']} pages per week, "
-        f"{oncall['weeks_at_or_over_target']} week(s) at or over the target of 5; "
+        f"{oncall['weeks_at_or_over_target']} week(s) at or over the target of {PAGES_PER_WEEK_TARGET}; "
         f"{oncall['distinct_responders']} distinct responders; {oncall['counting']}."
     )
 else:

@@ -92,16 +92,24 @@ times = pd.DataFrame(
         ],
     }
 )
-durations = queries.read("incident_durations")
-mine = durations[durations["id"] == incident_id]
+# This incident's own durations so far (DESIGN §2), each once both of its times are known; the
+# analytics leave an open incident out of every distribution, but its responders want them now.
+SPANS = {"ttd": ("impact_start", "detected_at"), "tta": ("detected_at", "acknowledged_at"),
+         "ttm": ("impact_start", "mitigated_at"), "ttr": ("impact_start", "resolved_at")}  # fmt: skip
+
+
+def _minutes(start: str, end: str) -> float | None:
+    a, b = inc.get(start), inc.get(end)
+    if a is None or b is None or pd.isna(a) or pd.isna(b):
+        return None
+    return (pd.Timestamp(b) - pd.Timestamp(a)).total_seconds() / 60
+
+
 left, right = st.columns([2, 3])
 with left:
     st.dataframe(times, hide_index=True)
-    if not mine.empty:
-        m = mine.iloc[0]
-        st.caption(
-            " · ".join(f"{label} {queries.fmt_minutes(m[key])}" for key, label in queries.DURATIONS.items())
-        )
+    spans = [f"{label} {queries.fmt_minutes(_minutes(*SPANS[k]))}" for k, label in queries.DURATIONS.items()]
+    st.caption(" · ".join(spans))
     st.markdown(f"**Route:** {inc['route'] or 'not routed yet'}")
     if inc.get("root_cause"):
         st.markdown(f"**Root cause** ({inc.get('root_cause_category') or '—'}): {inc['root_cause']}")

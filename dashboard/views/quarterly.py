@@ -2,6 +2,8 @@
 
 The review is `slo report quarterly`'s own (`pipelines.analytics.review.build_review`), rendered here
 from the same sections and charts as its Markdown and HTML, so the page and the report never disagree.
+The model-written executive summary is not here: the dashboard makes no model calls; `slo report`
+adds it when a model key is set.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ with st.spinner(f"Building the {quarter} review (the alert backtest replays the 
     review = queries.read("quarterly_review", quarter)
 st.caption(
     f"Data as of {review['as_of']} UTC; compared with {review['previous_quarter']}. "
-    f"The same review as `slo report quarterly --quarter {quarter}`."
+    f"The figures of `slo report quarterly --quarter {quarter}` (which also adds a model-written summary "
+    "when a model key is set)."
 )
 c1, c2, c3 = st.columns(3)
 c1.download_button(

@@ -323,7 +323,7 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
         )
     )
     aq = r["alert_quality"]
-    blocks: list[tuple[str, Any]] = [
+    quality: list[tuple[str, Any]] = [
         (
             "text",
             f"{aq['pages']} pages ({aq['page_source']}), {aq['pages_linked']} linked to an incident: "
@@ -333,7 +333,7 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
         ),
     ]
     if r["backtest"]:
-        blocks.append(
+        quality.append(
             (
                 "table",
                 (
@@ -365,8 +365,8 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
                 ),
             )
         )
-        blocks.append(("chart", "backtest"))
-    out.append(("Alert quality", blocks))
+        quality.append(("chart", "backtest"))
+    out.append(("Alert quality", quality))
     d = r["deploys"]
     out.append(
         (
