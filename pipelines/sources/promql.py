@@ -13,11 +13,13 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pipelines.model import Slo
 from pipelines.specs import split_ratio
+
+if TYPE_CHECKING:  # pandas is imported where frames are built: the spec loader uses this module too
+    import pandas as pd
 
 STEP_SECONDS = 60
 PER_MINUTE = "1m"
@@ -306,6 +308,8 @@ def _finite(x: float) -> float:
 
 
 def _frame(slo_id: str, minutes: list[int], goods: list[int], valids: list[int]) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "slo_id": pd.Series([slo_id] * len(minutes), dtype="object"),
