@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import actions, freshness, pending, queries, url_state
+from pipelines.analytics import mttx
 
 st.title("Incidents")
 if not freshness.require_snapshot():
@@ -92,12 +93,10 @@ times = pd.DataFrame(
         ],
     }
 )
-# This incident's own durations so far (DESIGN §2), each once both of its times are known; the
-# analytics leave an open incident out of every distribution, but its responders want them now.
-SPANS = {"ttd": ("impact_start", "detected_at"), "tta": ("detected_at", "acknowledged_at"),
-         "ttm": ("impact_start", "mitigated_at"), "ttr": ("impact_start", "resolved_at")}  # fmt: skip
 
 
+# This incident's own durations so far (DESIGN §2, mttx.SPANS), each once both of its times are known;
+# the analytics leave an open incident out of every distribution, but its responders want them now.
 def _minutes(start: str, end: str) -> float | None:
     a, b = inc.get(start), inc.get(end)
     if a is None or b is None or pd.isna(a) or pd.isna(b):
@@ -108,7 +107,9 @@ def _minutes(start: str, end: str) -> float | None:
 left, right = st.columns([2, 3])
 with left:
     st.dataframe(times, hide_index=True)
-    spans = [f"{label} {queries.fmt_minutes(_minutes(*SPANS[k]))}" for k, label in queries.DURATIONS.items()]
+    spans = [
+        f"{label} {queries.fmt_minutes(_minutes(*mttx.SPANS[k]))}" for k, label in queries.DURATIONS.items()
+    ]
     st.caption(" · ".join(spans))
     st.markdown(f"**Route:** {inc['route'] or 'not routed yet'}")
     if inc.get("root_cause"):

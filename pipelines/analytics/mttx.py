@@ -23,11 +23,24 @@ METRICS = ("ttd", "tta", "ttm", "ttr")
 # The table the cycle's analytics stage (`pipelines.analytics.tables.refresh`) fills from DURATIONS_SQL;
 # every other analytics query, the report and the dashboard read it.
 DURATIONS_TABLE = "incident_durations"
+ROLLUP_TABLE = "mttx_rollup"
+
+# Each duration of DESIGN §2 as (from, to) incident times: TTD = detected − impact_start, and so on.
+SPANS: dict[str, tuple[str, str]] = {
+    "ttd": ("impact_start", "detected_at"),
+    "tta": ("detected_at", "acknowledged_at"),
+    "ttm": ("impact_start", "mitigated_at"),
+    "ttr": ("impact_start", "resolved_at"),
+}
+_DURATION_COLUMNS = ",\n       ".join(
+    f"CASE WHEN i.resolved_at IS NOT NULL THEN (epoch_ms(i.{end}) - epoch_ms(i.{start})) / 60000.0 END AS {m}"
+    for m, (start, end) in SPANS.items()
+)
 
 # Per incident: the quarter it belongs to and its durations in minutes. A duration is NULL when one of
 # its two times is unknown or the incident is still open. `placed_at` falls back on detected_at and
 # created_at only to place an incident whose impact_start is unknown (its durations stay NULL).
-DURATIONS_SQL = """
+DURATIONS_SQL = f"""
 SELECT i.id, i.service, coalesce(i.severity, 'unknown') AS severity, i.status, i.source, i.imported,
        i.fingerprint, i.root_cause_category, i.slo_id, i.title, i.route,
        i.impact_start, i.detected_at, i.acknowledged_at, i.mitigated_at, i.resolved_at,
@@ -36,14 +49,7 @@ SELECT i.id, i.service, coalesce(i.severity, 'unknown') AS severity, i.status, i
        CAST(year(coalesce(i.impact_start, i.detected_at, i.created_at)) AS VARCHAR) || '-Q'
          || CAST(quarter(coalesce(i.impact_start, i.detected_at, i.created_at)) AS VARCHAR) AS quarter,
        i.resolved_at IS NULL AS open,
-       CASE WHEN i.resolved_at IS NOT NULL
-         THEN (epoch_ms(i.detected_at) - epoch_ms(i.impact_start)) / 60000.0 END AS ttd,
-       CASE WHEN i.resolved_at IS NOT NULL
-         THEN (epoch_ms(i.acknowledged_at) - epoch_ms(i.detected_at)) / 60000.0 END AS tta,
-       CASE WHEN i.resolved_at IS NOT NULL
-         THEN (epoch_ms(i.mitigated_at) - epoch_ms(i.impact_start)) / 60000.0 END AS ttm,
-       CASE WHEN i.resolved_at IS NOT NULL
-         THEN (epoch_ms(i.resolved_at) - epoch_ms(i.impact_start)) / 60000.0 END AS ttr
+       {_DURATION_COLUMNS}
 FROM incidents i
 """
 
@@ -80,8 +86,8 @@ def durations(con: duckdb.DuckDBPyConnection, quarter: str | None = None) -> lis
 
 
 def rollup(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """The quarterly roll-up (ROLLUP_SQL, materialised as `mttx_rollup` by the analytics stage) as dicts."""
-    return records(con.execute("FROM mttx_rollup ORDER BY quarter, severity, service"))
+    """The quarterly roll-up (ROLLUP_SQL, materialised as ROLLUP_TABLE by the analytics stage) as dicts."""
+    return records(con.execute(f"FROM {ROLLUP_TABLE} ORDER BY quarter, severity, service"))
 
 
 def distribution(row: dict[str, Any], metric: str) -> dict[str, Any]:
@@ -170,4 +176,3 @@ def records(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """The rows of an executed query as dicts keyed by column name."""
     names = [d[0] for d in cursor.description or []]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-

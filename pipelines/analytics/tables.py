@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import duckdb
 
-from pipelines.analytics.mttx import DURATIONS_SQL, DURATIONS_TABLE, ROLLUP_SQL
+from pipelines.analytics.mttx import DURATIONS_SQL, DURATIONS_TABLE, ROLLUP_SQL, ROLLUP_TABLE
 
 # In dependency order: the roll-up reads the durations.
 DERIVED: tuple[tuple[str, str], ...] = (
     (DURATIONS_TABLE, DURATIONS_SQL),
-    ("mttx_rollup", ROLLUP_SQL),
+    (ROLLUP_TABLE, ROLLUP_SQL),
 )
 
 
