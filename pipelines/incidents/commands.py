@@ -20,6 +20,7 @@ from pipelines.config import Settings
 from pipelines.errors import SloError
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Command
+from pipelines.ingest.fields import EARLIEST
 
 HUMAN_COMMANDS = (
     "acknowledge", "mitigate", "resolve", "close", "reopen", "root_cause", "action_item",
@@ -109,6 +110,8 @@ def build_command(
         at = at.astimezone(dt.UTC).replace(tzinfo=None)
     if at is not None and at > dt.datetime.now(dt.UTC).replace(tzinfo=None) + FUTURE_SLACK:
         raise CommandError(f"at {at.isoformat()}Z: in the future; a step is recorded when it happened")
+    if at is not None and at < EARLIEST:
+        raise CommandError(f"at {at.isoformat()}Z: before {EARLIEST.date()}, the earliest time accepted")
     key = f"{source}:{command}:{incident_id}:{request_id or uuid.uuid4().hex}"
     return Command(
         command=command, incident_id=incident_id, actor=actor, source=source, dedup_key=key, at=at, args=clean

@@ -76,10 +76,10 @@ def parse_delivery(
     fmt = fmt or detect_format(body, headers)
     try:
         if fmt == "alertmanager":
-            alerts = alertmanager.parse(body, severity_aliases)
+            alerts = alertmanager.parse(body, severity_aliases, received_at)
             return Delivery(fmt, [Entry(a.dedup_key, "alert", a.source, a.to_json()) for a in alerts])
         if fmt == "pagerduty":
-            pd = pagerduty.parse(body, severity_aliases)
+            pd = pagerduty.parse(body, severity_aliases, received_at)
             entries = [Entry(a.dedup_key, "alert", a.source, a.to_json()) for a in pd.alerts]
             entries += [Entry(c.dedup_key, "command", c.source, c.to_json()) for c in pd.commands]
             return Delivery(fmt, entries, pd.ignored)

@@ -9,6 +9,7 @@ so the key of a firing alert does not drift between repeats.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pipelines.errors import MalformedInput
@@ -23,7 +24,9 @@ def looks_like(body: Any) -> bool:
     return isinstance(body, dict) and "alerts" in body and ("groupKey" in body or "receiver" in body)
 
 
-def parse(body: Any, severity_aliases: dict[str, str] | None = None) -> list[Alert]:
+def parse(
+    body: Any, severity_aliases: dict[str, str] | None = None, received_at: dt.datetime | None = None
+) -> list[Alert]:
     root = obj(body, "body")
     version = root.get("version")
     if version != "4":
@@ -36,7 +39,9 @@ def parse(body: Any, severity_aliases: dict[str, str] | None = None) -> list[Ale
     alerts = []
     for i, raw in enumerate(items(root, "alerts", "")):
         path = f"alerts[{i}]"
-        alerts.append(_alert(obj(raw, path), path, common_labels, common_annotations, severity_aliases))
+        alerts.append(
+            _alert(obj(raw, path), path, common_labels, common_annotations, severity_aliases, received_at)
+        )
     if not alerts:
         raise MalformedInput("alerts: the group holds no alert; expected at least one")
     return alerts
@@ -48,14 +53,15 @@ def _alert(
     common_labels: dict[str, str],
     common_annotations: dict[str, str],
     severity_aliases: dict[str, str] | None,
+    received_at: dt.datetime | None,
 ) -> Alert:
     status = _status(a, path)
     labels = {**common_labels, **str_map(a, "labels", path)}
     annotations = {**common_annotations, **str_map(a, "annotations", path)}
-    starts_at = timestamp(a, "startsAt", path)
+    starts_at = timestamp(a, "startsAt", path, now=received_at)
     if starts_at is None:
         raise MalformedInput(f"{path}.startsAt: an alert must have started; got Go's zero time")
-    ends_at = timestamp(a, "endsAt", path, required=False)
+    ends_at = timestamp(a, "endsAt", path, required=False, now=received_at)
     # Alertmanager ≥ 0.19 sends the fingerprint; older ones do not: derive it from the labels.
     fingerprint = text(a, "fingerprint", path, required=False) or digest(*sorted(labels.items()))[:16]
     service = labels.get("service") or labels.get("job") or "unknown"

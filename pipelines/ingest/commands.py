@@ -61,7 +61,7 @@ def parse_command(
             raise MalformedInput(
                 f"args.due_date: {args['due_date'][:40]!r} is not a date; expected YYYY-MM-DD"
             ) from None
-    at = timestamp(root, "at", "", required=False) or received_at
+    at = timestamp(root, "at", "", required=False, now=received_at) or received_at
     own_key = idempotency_key or text(root, "dedup_key", "", required=False)
     key = digest("command", incident_id, own_key) if own_key else uuid.uuid4().hex
     return Command(

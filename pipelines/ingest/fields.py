@@ -13,6 +13,11 @@ from pipelines.errors import MalformedInput
 
 # Alertmanager's "not set" time (Go's zero time.Time).
 ZERO_TIME = dt.datetime(1, 1, 1)
+# The plausible range of any time accepted from outside (DESIGN §6): from 2000-01-01 to one day past
+# the time of receipt. A year-1 or year-9999 time would overflow date arithmetic downstream (the
+# deploy look-back, escalation deadlines) or poison a quarter's mean; it is refused at the door.
+EARLIEST = dt.datetime(2000, 1, 1)
+LATEST_AHEAD = dt.timedelta(days=1)
 MAX_TEXT = 10_000  # characters kept of any one text field (titles, descriptions, label values)
 
 
@@ -78,10 +83,13 @@ def items(parent: dict[str, Any], key: str, path: str) -> list[Any]:
     return value
 
 
-def timestamp(parent: dict[str, Any], key: str, path: str, *, required: bool = True) -> dt.datetime | None:
+def timestamp(
+    parent: dict[str, Any], key: str, path: str, *, required: bool = True, now: dt.datetime | None = None
+) -> dt.datetime | None:
     """An RFC 3339 / ISO 8601 time → naive UTC; Go's zero time and absent (when allowed) → None.
 
-    Nanosecond fractions (Go's format) are cut to microseconds; a time without offset is UTC.
+    Nanosecond fractions (Go's format) are cut to microseconds; a time without offset is UTC. A time
+    outside `plausible_range(now)` (now: the time of receipt, default the clock) is refused.
     """
     where = _join(path, key)
     value = parent.get(key)
@@ -94,7 +102,26 @@ def timestamp(parent: dict[str, Any], key: str, path: str, *, required: bool = T
     parsed = parse_time(value)
     if parsed is None:
         raise MalformedInput(f"{where}: {value[:60]!r} is not an RFC 3339 time (e.g. 2026-11-23T12:00:00Z)")
-    return None if parsed == ZERO_TIME else parsed
+    if parsed == ZERO_TIME:
+        return None
+    return plausible(parsed, where, now)
+
+
+def plausible_range(now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """[EARLIEST, now + LATEST_AHEAD], naive UTC."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return EARLIEST, now + LATEST_AHEAD
+
+
+def plausible(t: dt.datetime, where: str, now: dt.datetime | None = None) -> dt.datetime:
+    """`t` (naive UTC) if it lies in `plausible_range(now)`, else MalformedInput naming `where`."""
+    lo, hi = plausible_range(now)
+    if not lo <= t <= hi:
+        raise MalformedInput(
+            f"{where}: {t.isoformat()}Z is outside the accepted range "
+            f"{lo.isoformat()}Z … {hi.isoformat(timespec='seconds')}Z (2000-01-01 to one day after receipt)"
+        )
+    return t
 
 
 def parse_time(value: str) -> dt.datetime | None:

@@ -64,8 +64,8 @@ def _alert(
             f"{where}severity: {raw_severity[:40]!r} is unknown; expected one of {', '.join(SEVERITIES)}, "
             "P0–P4, critical, page, warning, ticket or info"
         )
-    starts_at = timestamp(a, "starts_at", path, required=False) or received_at
-    ends_at = timestamp(a, "ends_at", path, required=False)
+    starts_at = timestamp(a, "starts_at", path, required=False, now=received_at) or received_at
+    ends_at = timestamp(a, "ends_at", path, required=False, now=received_at)
     fingerprint = text(a, "fingerprint", path, required=False) or digest(service, title)[:16]
     slo = text(a, "slo", path, required=False) or None
     if slo and "/" not in slo:

@@ -10,6 +10,7 @@ stored for them.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 from dataclasses import dataclass, field
@@ -58,7 +59,9 @@ def sign(raw_body: bytes, secret: str) -> str:
     return "v1=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
 
 
-def parse(body: Any, severity_aliases: dict[str, str] | None = None) -> Parsed:
+def parse(
+    body: Any, severity_aliases: dict[str, str] | None = None, received_at: dt.datetime | None = None
+) -> Parsed:
     event = obj(obj(body, "body").get("event"), "event")
     event_id = text(event, "id", "event")
     event_type = text(event, "event_type", "event")
@@ -72,7 +75,7 @@ def parse(body: Any, severity_aliases: dict[str, str] | None = None) -> Parsed:
             }
         )
         return out
-    occurred_at = timestamp(event, "occurred_at", "event")
+    occurred_at = timestamp(event, "occurred_at", "event", now=received_at)
     if occurred_at is None:
         raise MalformedInput("event.occurred_at: Go's zero time is not a time an event occurred")
     data = obj(event.get("data"), "event.data")
@@ -109,7 +112,7 @@ def parse(body: Any, severity_aliases: dict[str, str] | None = None) -> Parsed:
     )
     urgency = text(data, "urgency", "event.data", required=False)
     severity = map_severity(priority_name, severity_aliases) or URGENCY_SEVERITY.get(urgency)
-    created_at = timestamp(data, "created_at", "event.data", required=False)
+    created_at = timestamp(data, "created_at", "event.data", required=False, now=received_at)
     out.alerts.append(
         Alert(
             source=SOURCE,
