@@ -11,12 +11,21 @@ Row kinds (the `body` is JSON):
 - `command`: a human step (`pipelines.incidents.contract.Command.to_json()`) from the CLI, the API or the
   dashboard, or an outcome reported back by a worker (e.g. a remediation's result);
 - `import`: one historical incident from `slo import incidents` (Statuspage or CSV), folded by analytics.
+
+The file may be deleted or replaced (restored from a backup) under a running process. Every connection
+remembers the file (device, inode) it opened and reopens when the path names another file, so nothing
+is appended to a deleted file that no reader will ever see. A WAL or shared-memory file left without
+its database is set aside before a new database is created, never replayed into it. The fold detects
+that the inbox no longer holds the row its cursor points at and refolds from the start
+(`pipelines.incidents.fold`), which de-duplication keys make idempotent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -26,7 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 INBOX_FILE = "inbox.sqlite3"
+_REOPEN = threading.Lock()  # one thread at a time sets orphans aside and creates a new file
 KINDS = ("alert", "command", "import")
 
 _SCHEMA = """
@@ -77,17 +89,25 @@ class Inbox:
         self.path = data_dir / INBOX_FILE
         self._local = threading.local()
         self._synchronous = synchronous
-        with self._con() as con:
-            con.executescript(_SCHEMA)
+        self._con()
 
     def _con(self) -> sqlite3.Connection:
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is not None and _file_id(self.path) != self._local.file_id:
+            log.warning("%s was deleted or replaced under this process: reopening it", self.path)
+            con.close()
+            con = None
         if con is None:
-            con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            con.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is fsynced before it returns, so "202 Accepted" means on disk.
-            con.execute(f"PRAGMA synchronous={self._synchronous}")
-            con.execute("PRAGMA busy_timeout=30000")
+            with _REOPEN:
+                if not self.path.exists():
+                    _set_orphans_aside(self.path)
+                con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                con.execute("PRAGMA journal_mode=WAL")
+                # FULL: a commit is fsynced before it returns, so "202 Accepted" means on disk.
+                con.execute(f"PRAGMA synchronous={self._synchronous}")
+                con.execute("PRAGMA busy_timeout=30000")
+                con.executescript(_SCHEMA)
+                self._local.file_id = _file_id(self.path)
             self._local.con = con
         return con
 
@@ -142,6 +162,11 @@ class Inbox:
             yield from rows
             seq = rows[-1].seq
 
+    def key_at(self, seq: int) -> str | None:
+        """The de-duplication key of row `seq` (None when there is no such row)."""
+        row = self._con().execute("SELECT dedup_key FROM inbox WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else str(row[0])
+
     def count(self) -> int:
         return int(self._con().execute("SELECT count(*) FROM inbox").fetchone()[0])
 
@@ -153,6 +178,26 @@ class Inbox:
         if con is not None:
             con.close()
             self._local.con = None
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _set_orphans_aside(path: Path) -> None:
+    """A -wal/-shm file without its database belongs to a deleted one: renamed, so SQLite never
+    replays its pages into the new file."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    for suffix in ("-wal", "-shm", "-journal"):
+        orphan = path.with_name(path.name + suffix)
+        if orphan.exists():
+            aside = orphan.with_name(f"{orphan.name}.orphaned-{stamp}")
+            orphan.rename(aside)
+            log.warning("%s had no database beside it: set aside as %s", orphan, aside.name)
 
 
 class GroupCommit:

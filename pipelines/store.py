@@ -317,6 +317,31 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        """
+        -- Hardening (issue 11). The key of the row the cursor stands on: an inbox that no longer holds
+        -- it (deleted, restored from an older backup, replaced) is refolded from its start.
+        ALTER TABLE inbox_cursor ADD COLUMN last_key VARCHAR;
+        -- Commands folded, by inbox de-duplication key, so a refold never applies one twice (alerts
+        -- have their own key in `alerts`).
+        CREATE TABLE folded_commands (dedup_key VARCHAR PRIMARY KEY, folded_at TIMESTAMP NOT NULL);
+        -- One step that failed on one record (an incident or a remediation): the cycle rolls that
+        -- record back, keeps the failure here and on the incident's timeline, and goes on with every
+        -- other record. cleared_at is set once the step succeeds for the record again.
+        CREATE TABLE step_failures (
+            step VARCHAR NOT NULL,            -- triage | escalation | verification | timers | ...
+            record VARCHAR NOT NULL,          -- incident id (or remediation id)
+            incident_id VARCHAR,
+            error VARCHAR NOT NULL,
+            first_at TIMESTAMP NOT NULL,
+            last_at TIMESTAMP NOT NULL,
+            attempts INTEGER NOT NULL,
+            cleared_at TIMESTAMP,
+            PRIMARY KEY (step, record)
+        );
+        """,
+    ),
 ]
 
 

@@ -3,7 +3,10 @@
 No I/O but the DuckDB connection: triage, notifications and remediations run in the respond stage
 (`lifecycle.py`), which reads what the fold left for it (`triage_pending`, `escalation_pending`, queued
 remediations). The cursor `inbox_cursor.last_seq` advances in the same transaction as the effects, so a
-process that dies mid-way re-folds nothing twice and skips nothing.
+process that dies mid-way re-folds nothing twice and skips nothing. The cursor also keeps the key of the
+row it stands on: an inbox that no longer holds that row (deleted, restored from an older backup,
+replaced) is refolded from its first row, which the de-duplication keys make idempotent (alerts by
+`alerts.dedup_key`, commands by `folded_commands`), so nothing accepted into it is skipped.
 
 - `alert` rows: stored in `alerts` (the dedup key is the primary key: a re-delivery changes nothing).
   A firing alert joins the open incident with the same service and fingerprint, else the open incident
@@ -24,15 +27,20 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
+from pipelines.errors import MalformedInput
 from pipelines.inbox import Inbox, Row
 from pipelines.incidents import impact
 from pipelines.incidents.contract import SEVERITIES, Alert, Command
+from pipelines.ingest.fields import plausible
+
+log = logging.getLogger(__name__)
 
 OPEN_STATES = ("triggered", "acknowledged", "mitigated")
 REPEAT_DAYS = 30
@@ -64,6 +72,7 @@ class FoldReport:
     commands: int = 0
     rejected: int = 0
     imports: int = 0
+    refolds: int = 0  # cursors given up because the inbox no longer held their row
 
 
 def _now_naive(t: dt.datetime) -> dt.datetime:
@@ -119,7 +128,7 @@ def _touch(con: duckdb.DuckDBPyConnection, incident_id: str, at: dt.datetime) ->
 def fold_inbox(con: duckdb.DuckDBPyConnection, inbox: Inbox, *, max_rows: int | None = None) -> FoldReport:
     """Fold every inbox row after the cursor, in order; batches commit with the cursor."""
     report = FoldReport()
-    cursor = int((con.execute("SELECT last_seq FROM inbox_cursor").fetchone() or (0,))[0])
+    cursor = _cursor(con, inbox, report)
     while max_rows is None or report.rows < max_rows:
         rows = inbox.read_since(cursor, BATCH if max_rows is None else min(BATCH, max_rows - report.rows))
         if not rows:
@@ -127,6 +136,32 @@ def fold_inbox(con: duckdb.DuckDBPyConnection, inbox: Inbox, *, max_rows: int | 
         _fold_batch(con, rows, report)
         cursor = rows[-1].seq
     return report
+
+
+def _cursor(con: duckdb.DuckDBPyConnection, inbox: Inbox, report: FoldReport) -> int:
+    """Where to fold from: the stored cursor, while the inbox still holds the row it stands on;
+    otherwise 0 (the whole inbox again, de-duplicated)."""
+    seq, key = con.execute("SELECT last_seq, last_key FROM inbox_cursor").fetchone() or (0, None)
+    if not seq:
+        return 0
+    found = inbox.key_at(int(seq))
+    if found is not None and key is None:  # a store from before keys were kept: adopt this inbox
+        con.execute("UPDATE inbox_cursor SET last_key = ?", [found])
+        return int(seq)
+    if found is not None and found == key:
+        return int(seq)
+    log.warning(
+        "the inbox does not hold row %d (%s) the store folded last: it was deleted, replaced or restored "
+        "from an older backup; refolding it from its first row (duplicates are recognised)",
+        seq,
+        "missing" if found is None else "another key",
+    )
+    report.refolds += 1
+    return 0
+
+
+def _advance(con: duckdb.DuckDBPyConnection, row: Row) -> None:
+    con.execute("UPDATE inbox_cursor SET last_seq = ?, last_key = ?", [row.seq, row.dedup_key])
 
 
 @dataclass
@@ -192,7 +227,7 @@ def _fold_batch(con: duckdb.DuckDBPyConnection, rows: Sequence[Row], report: Fol
         cache = _Cache.for_rows(con, rows)
         for row in rows:
             _fold_row(con, row, report, cache)
-        con.execute("UPDATE inbox_cursor SET last_seq = ?", [rows[-1].seq])
+        _advance(con, rows[-1])
         con.execute("COMMIT")
         return
     except Exception:
@@ -202,13 +237,13 @@ def _fold_batch(con: duckdb.DuckDBPyConnection, rows: Sequence[Row], report: Fol
         con.execute("BEGIN TRANSACTION")
         try:
             _fold_row(con, row, report)
-            con.execute("UPDATE inbox_cursor SET last_seq = ?", [row.seq])
+            _advance(con, row)
             con.execute("COMMIT")
         except Exception as exc:  # an unforeseen failure: keep the row's reason, move on
             con.execute("ROLLBACK")
             con.execute("BEGIN TRANSACTION")
             _reject(con, row, f"could not be applied: {exc.__class__.__name__}: {exc}", report)
-            con.execute("UPDATE inbox_cursor SET last_seq = ?", [row.seq])
+            _advance(con, row)
             con.execute("COMMIT")
 
 
@@ -260,6 +295,7 @@ def fold_alert(
         raise Rejected(f"alert body does not match the Alert contract: {exc}") from exc
     if not alert.service or not alert.fingerprint or alert.status not in ("firing", "resolved"):
         raise Rejected("alert needs a service, a fingerprint and status firing|resolved")
+    _check_times(row, starts_at=alert.starts_at, ends_at=alert.ends_at)
     if (
         (alert.dedup_key in cache.known_keys)
         if cache is not None
@@ -530,10 +566,26 @@ def fold_command(con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport) -
         cmd = Command.from_json(row.body)
     except (TypeError, ValueError, KeyError) as exc:
         raise Rejected(f"command body does not match the Command contract: {exc}") from exc
+    if con.execute("SELECT 1 FROM folded_commands WHERE dedup_key = ?", [row.dedup_key]).fetchone():
+        report.duplicates += 1  # a refolded inbox: applied the first time
+        return
+    con.execute("INSERT INTO folded_commands VALUES (?, ?)", [row.dedup_key, row.received_at])
+    _check_times(row, at=cmd.at)
     incident_id = _resolve_incident(con, cmd)
     at = _now_naive(cmd.at) if cmd.at else row.received_at
     report.commands += 1
     apply_command(con, incident_id, cmd, at)
+
+
+def _check_times(row: Row, **times: dt.datetime | None) -> None:
+    """Rows stored before the door checked times: one outside the accepted range is rejected here."""
+    for name, t in times.items():
+        if t is None:
+            continue
+        try:
+            plausible(_now_naive(t), name, row.received_at)
+        except MalformedInput as exc:
+            raise Rejected(str(exc)) from None
 
 
 def _resolve_incident(con: duckdb.DuckDBPyConnection, cmd: Command) -> str:

@@ -6,12 +6,14 @@
 
 Only the writer calls this. Everything slow or external (the model, PagerDuty/Slack, remediation
 scripts) happens here or in a runner, never inside the fold's transactions, and every outcome is
-recorded on the incident's timeline. Nothing in this stage raises for one bad incident: the error is
-recorded and the next incident goes on.
+recorded on the incident's timeline. Nothing in this stage raises for one bad incident: every step
+runs each record (an incident, a remediation) through `Isolation.run`, which rolls that record back,
+keeps the failure in `step_failures` and on the incident's timeline, and goes on with the next record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -210,30 +212,33 @@ def process(
     inbox = inbox or Inbox(settings.data_dir)
     runner = runner or SyncRunner(inbox, settings)
     report = ProcessReport()
+    iso = Isolation(con, report, now)
     if emit_engine_alerts:
-        report.engine_alerts = engine_alerts.emit(con, inbox, now)
+        report.engine_alerts = _guard(report, "engine alerts", engine_alerts.emit, con, inbox, now) or 0
     for _ in range(3):  # a synchronous runner's results come back through the inbox: fold them too
         _merge(report.fold, fold_inbox(con, inbox))
         todo = _agenda(con)
         if todo["triage"]:
-            triage_pending(con, settings, now, report)
+            _guard(report, "triage", triage_pending, con, settings, now, iso)
         queued = (
-            queue_remediations(con, settings, now, runner, report) if todo["queued"] or todo["triage"] else 0
+            _guard(report, "remediation", queue_remediations, con, settings, now, runner, iso) or 0
+            if todo["queued"] or todo["triage"]
+            else 0
         )
         if todo["escalate"] or todo["triage"]:
-            send_escalations(con, settings, now, report)
+            _guard(report, "escalation", send_escalations, con, settings, now, iso)
         if not (runner.synchronous and queued):
             break
     todo = _agenda(con)
     if todo["verify"]:
-        _guard(report, "verification", verify_remediations, con, now, report)
-        send_escalations(con, settings, now, report)
+        _guard(report, "verification", verify_remediations, con, now, iso)
+        _guard(report, "escalation", send_escalations, con, settings, now, iso)
     if todo["running"]:
         _guard(report, "lost remediations", expire_lost_remediations, con, inbox, settings, now, runner)
-    report.timers = _guard(report, "timers", run_timers, con, settings, now) or 0
-    _guard(report, "PagerDuty resolve", resolve_pages, con, settings, now)
-    _guard(report, "budgets", update_budgets, con, now)
-    report.documents = _guard(report, "documents", write_documents, con, settings, now) or 0
+    report.timers = _guard(report, "timers", run_timers, con, settings, now, iso) or 0
+    _guard(report, "PagerDuty resolve", resolve_pages, con, settings, now, iso)
+    _guard(report, "budgets", update_budgets, con, now, iso)
+    report.documents = _guard(report, "documents", write_documents, con, settings, now, iso) or 0
     for error in report.errors:
         log.warning("incident stage: %s", error)
     return report
@@ -247,6 +252,99 @@ def _guard(report: ProcessReport, step: str, fn: Callable[..., Any], *args: Any)
     except Exception as exc:
         report.errors.append(f"{step}: {exc.__class__.__name__}: {exc}")
         return None
+
+
+class Isolation:
+    """Runs one step for one record so that its failure stays with that record.
+
+    `run` wraps the record's work in a transaction (or lets a step that manages its own run bare); on
+    an exception it rolls the record back, records the failure in `step_failures` (attempts, first
+    and last time) and, when it is new or its error changed, on the incident's timeline and in the
+    log, then returns None: the step goes on with its next record, and the record is tried again next
+    cycle. A record that succeeds again has its failure cleared.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, report: ProcessReport, now: dt.datetime) -> None:
+        self.con, self.report, self.now = con, report, now
+        self.open: set[tuple[str, str]] = {
+            (str(step), str(record))
+            for step, record in con.execute(
+                "SELECT step, record FROM step_failures WHERE cleared_at IS NULL"
+            ).fetchall()
+        }
+
+    def run(
+        self,
+        step: str,
+        record: str,
+        incident_id: str | None,
+        fn: Callable[..., Any],
+        *args: Any,
+        transaction: bool = True,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> Any:
+        con = self.con
+        try:
+            if transaction:
+                con.execute("BEGIN TRANSACTION")
+            result = fn(*args)
+            if transaction:
+                con.execute("COMMIT")
+        except Exception as exc:
+            with contextlib.suppress(duckdb.Error):  # "no transaction is active" when fn had none open
+                con.execute("ROLLBACK")
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            self.report.errors.append(f"{record}: {step}: {error}")
+            try:
+                self._failed(step, record, incident_id, error)
+                if on_failure is not None:
+                    on_failure(error)
+            except Exception:  # recording the failure failed too: the log keeps it, the cycle goes on
+                log.exception("%s: %s failed (%s) and could not be recorded", record, step, error)
+            return None
+        if (step, record) in self.open:
+            self.open.discard((step, record))
+            con.execute(
+                "UPDATE step_failures SET cleared_at = ?"
+                " WHERE step = ? AND record = ? AND cleared_at IS NULL",
+                [self.now, step, record],
+            )
+            if incident_id is not None:
+                add_timeline(con, incident_id, self.now, "step_recovered", step, f"{step} succeeded again")
+        return result
+
+    def _failed(self, step: str, record: str, incident_id: str | None, error: str) -> None:
+        con, now = self.con, self.now
+        before = con.execute(
+            "SELECT error FROM step_failures WHERE step = ? AND record = ? AND cleared_at IS NULL",
+            [step, record],
+        ).fetchone()
+        if before is None:
+            con.execute("DELETE FROM step_failures WHERE step = ? AND record = ?", [step, record])
+            con.execute(
+                "INSERT INTO step_failures VALUES (?, ?, ?, ?, ?, ?, 1, NULL)",
+                [step, record, incident_id, error, now, now],
+            )
+        else:
+            con.execute(
+                "UPDATE step_failures SET error = ?, last_at = ?, attempts = attempts + 1"
+                " WHERE step = ? AND record = ?",
+                [error, now, step, record],
+            )
+        self.open.add((step, record))
+        if before is not None and before[0] == error:
+            return  # the same failure again: counted, not repeated on the timeline or in the log
+        log.warning("%s: %s failed, isolated (the cycle goes on): %s", record, step, error)
+        if incident_id is not None:
+            add_timeline(
+                con,
+                incident_id,
+                now,
+                "step_failed",
+                step,
+                f"{step} failed: {error}; every other incident went on, this one is retried each cycle",
+                data={"step": step, "record": record, "error": error},
+            )
 
 
 def _agenda(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -433,7 +531,7 @@ def _store_triage(
 
 
 def triage_pending(
-    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, report: ProcessReport
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
 ) -> None:
     ids = [
         r[0]
@@ -441,59 +539,77 @@ def triage_pending(
             "SELECT id FROM incidents WHERE triage_pending AND status <> 'closed' ORDER BY created_at, id"
         ).fetchall()
     ]
-    if not ids:
-        return
-    try:
-        from pipelines.incidents.routing import decide_route
-        from pipelines.incidents.runbooks import load_runbook
-        from pipelines.incidents.triage import run_triage
-    except ImportError as exc:
-        report.errors.append(f"triage not available yet ({exc}); {len(ids)} incident(s) wait")
-        return
     started = time.monotonic()
     for n, incident_id in enumerate(ids):
         if n and time.monotonic() - started > TRIAGE_BUDGET_S:  # at least one per cycle
             # The writer must publish: the rest wait for the next cycle, visible but not yet triaged.
-            report.errors.append(f"triage budget used up; {len(ids) - n} incident(s) wait for the next cycle")
+            iso.report.errors.append(
+                f"triage budget used up; {len(ids) - n} incident(s) wait for the next cycle"
+            )
             break
-        inc = incident(con, incident_id)
-        if inc is None:
-            continue
-        at = max(now, inc["detected_at"])
-        ctx = build_context(con, settings, inc, at)
-        result = run_triage(ctx, settings, at=inc["detected_at"])
-        runbook = load_runbook(settings.runbooks_dir, inc["service"])
-        decision = decide_route(result.severity, result, runbook.allowed_actions, runbook.critical_actions)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            attempt = _store_triage(con, inc, result, at)
-            if inc["status"] not in ("triggered", "acknowledged"):
-                # Re-triaged after mitigation: the assessment is kept, nobody is paged about it.
-                con.execute("UPDATE incidents SET triage_pending = FALSE WHERE id = ?", [incident_id])
-                add_timeline(
-                    con,
-                    incident_id,
-                    at,
-                    "route",
-                    "router",
-                    f"route unchanged: the incident is {inc['status']}",
-                )
-                con.execute("COMMIT")
-                report.triaged.append(incident_id)
-                continue
+
+        def untriaged(error: str, incident_id: str = incident_id) -> None:
+            # Seed 000's fallback edge: a triage that cannot run escalates to a human.
+            con.execute(
+                """UPDATE incidents SET triage_pending = FALSE,
+                       escalation_pending = CASE WHEN status IN ('triggered', 'acknowledged')
+                                            THEN ? ELSE escalation_pending END
+                   WHERE id = ?""",
+                [f"triage failed ({error[:200]})", incident_id],
+            )
+
+        if iso.run(
+            "triage",
+            incident_id,
+            incident_id,
+            _triage_one,
+            con,
+            settings,
+            now,
+            incident_id,
+            transaction=False,
+            on_failure=untriaged,
+        ):
+            iso.report.triaged.append(incident_id)
+
+
+def _triage_one(
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, incident_id: str
+) -> bool:
+    """Triage and route one incident; True when it was triaged."""
+    from pipelines.incidents.routing import decide_route
+    from pipelines.incidents.runbooks import load_runbook
+    from pipelines.incidents.triage import run_triage
+
+    inc = incident(con, incident_id)
+    if inc is None:
+        return False
+    at = max(now, inc["detected_at"])
+    ctx = build_context(con, settings, inc, at)
+    result = run_triage(ctx, settings, at=inc["detected_at"])
+    runbook = load_runbook(settings.runbooks_dir, inc["service"])
+    decision = decide_route(result.severity, result, runbook.allowed_actions, runbook.critical_actions)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        attempt = _store_triage(con, inc, result, at)
+        if inc["status"] not in ("triggered", "acknowledged"):
+            # Re-triaged after mitigation: the assessment is kept, nobody is paged about it.
+            con.execute("UPDATE incidents SET triage_pending = FALSE WHERE id = ?", [incident_id])
+            add_timeline(
+                con, incident_id, at, "route", "router", f"route unchanged: the incident is {inc['status']}"
+            )
+        else:
             con.execute(
                 "UPDATE incidents SET severity = ?, triage_pending = FALSE, updated_at = "
-                "greatest(updated_at, ?)"
-                " WHERE id = ?",
+                "greatest(updated_at, ?) WHERE id = ?",
                 [result.severity, at, incident_id],
             )
             _apply_route(con, inc, decision, at, attempt, result)
-            con.execute("COMMIT")
-        except Exception as exc:
-            con.execute("ROLLBACK")
-            report.errors.append(f"{incident_id}: triage could not be stored: {exc}")
-            continue
-        report.triaged.append(incident_id)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return True
 
 
 def _apply_route(
@@ -561,7 +677,7 @@ def queue_remediations(
     settings: Settings,
     now: dt.datetime,
     runner: Runner,
-    report: ProcessReport,
+    iso: Isolation,
 ) -> int:
     rows = con.execute(
         """SELECT r.id, r.incident_id, i.service, r.action, r.created_at, r.approved_by FROM remediations r
@@ -569,25 +685,33 @@ def queue_remediations(
     ).fetchall()
     for rid, iid, service, action, created, approved_by in rows:
         at = max(now, created)
-        con.execute("UPDATE remediations SET status = 'running', started_at = ? WHERE id = ?", [at, rid])
-        add_timeline(
-            con,
-            iid,
-            at,
-            "remediation_started",
-            "remediation",
-            f"running runbooks/{service}/remediate.sh --action {action} --alert-id {iid}"
-            + (" (dry run)" if settings.remediation_dry_run else ""),
-        )
-        try:
-            runner.submit(
-                RemediationJob(rid, iid, service, action, settings.remediation_dry_run, approved_by), at
-            )
-        except Exception as exc:  # e.g. the pool is shutting down: it times out later and escalates
-            report.errors.append(f"{rid}: could not start: {exc.__class__.__name__}: {exc}")
-            continue
-        report.remediations.append(rid)
+        job = RemediationJob(rid, iid, service, action, settings.remediation_dry_run, approved_by)
+        if iso.run("remediation start", rid, iid, _start_remediation, con, settings, runner, job, at):
+            iso.report.remediations.append(rid)
     return len(rows)
+
+
+def _start_remediation(
+    con: duckdb.DuckDBPyConnection, settings: Settings, runner: Runner, job: RemediationJob, at: dt.datetime
+) -> bool:
+    con.execute(
+        "UPDATE remediations SET status = 'running', started_at = ? WHERE id = ?", [at, job.remediation_id]
+    )
+    add_timeline(
+        con,
+        job.incident_id,
+        at,
+        "remediation_started",
+        "remediation",
+        f"running runbooks/{job.service}/remediate.sh --action {job.action} --alert-id {job.incident_id}"
+        + (" (dry run)" if job.dry_run else ""),
+    )
+    try:
+        runner.submit(job, at)
+    except Exception as exc:  # e.g. the pool is shutting down: it times out later and escalates
+        log.warning("%s: could not start: %s: %s", job.remediation_id, exc.__class__.__name__, exc)
+        return False
+    return True
 
 
 def expire_lost_remediations(
@@ -678,41 +802,41 @@ def _notify(
 
 
 def send_escalations(
-    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, report: ProcessReport
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
 ) -> None:
     for (iid,) in con.execute(
         "SELECT id FROM incidents WHERE escalation_pending IS NOT NULL ORDER BY created_at, id"
     ).fetchall():
-        inc = incident(con, iid)
-        if inc is None:
-            continue
-        at = max(now, inc["updated_at"])
-        reason = str(inc["escalation_pending"])
-        con.execute("BEGIN TRANSACTION")
-        try:
-            add_timeline(
-                con,
-                iid,
-                at,
-                "escalated",
-                "router",
-                f"escalated to {timers.TIERS[int(inc['escalation_tier'] or 0)]}: {reason}",
-            )
-            _notify(con, settings, inc, at, reason)
-            con.execute(
-                """UPDATE incidents SET route = 'escalate', escalation_pending = NULL,
-                       escalated_at = coalesce(escalated_at, ?), updated_at = greatest(updated_at,
-                           ?) WHERE id = ?""",
-                [at, at, iid],
-            )
-            con.execute("COMMIT")
-            report.escalated.append(iid)
-        except Exception as exc:
-            con.execute("ROLLBACK")
-            report.errors.append(f"{iid}: escalation could not be recorded: {exc}")
+        if iso.run("escalation", iid, iid, _escalate_one, con, settings, now, iid):
+            iso.report.escalated.append(iid)
 
 
-def resolve_pages(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime) -> None:
+def _escalate_one(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iid: str) -> bool:
+    inc = incident(con, iid)
+    if inc is None:
+        return False
+    at = max(now, inc["updated_at"])
+    reason = str(inc["escalation_pending"])
+    add_timeline(
+        con,
+        iid,
+        at,
+        "escalated",
+        "router",
+        f"escalated to {timers.TIERS[int(inc['escalation_tier'] or 0)]}: {reason}",
+    )
+    _notify(con, settings, inc, at, reason)
+    con.execute(
+        """UPDATE incidents SET route = 'escalate', escalation_pending = NULL,
+               escalated_at = coalesce(escalated_at, ?), updated_at = greatest(updated_at, ?) WHERE id = ?""",
+        [at, at, iid],
+    )
+    return True
+
+
+def resolve_pages(
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
+) -> None:
     """Resolve the PagerDuty alert we triggered once the incident is resolved here (same dedup key),
     unless PagerDuty itself told us; recorded once (timeline `page_resolved`)."""
     rows = con.execute(
@@ -727,7 +851,7 @@ def resolve_pages(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.da
         return
     from pipelines.incidents.outbound import resolve_page
 
-    for iid, resolved_at in rows:
+    def resolve(iid: str, resolved_at: dt.datetime) -> None:
         rec = resolve_page(iid, settings)
         at = max(now, resolved_at)
         con.execute(
@@ -743,6 +867,9 @@ def resolve_pages(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.da
         add_timeline(
             con, iid, at, "page_resolved", "pagerduty", f"PagerDuty alert resolved: {rec.get('status')}"
         )
+
+    for iid, resolved_at in rows:
+        iso.run("PagerDuty resolve", iid, iid, resolve, iid, resolved_at)
 
 
 # --- verification (seed 003) ----------------------------------------------------------------------
@@ -764,7 +891,7 @@ def recovery_minute(
     return None
 
 
-def verify_remediations(con: duckdb.DuckDBPyConnection, now: dt.datetime, report: ProcessReport) -> None:
+def verify_remediations(con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isolation) -> None:
     """Verified when the SLO's shortest alert window burns below its lowest alert factor (under every
     alert threshold) within the set time after the remediation; else the incident escalates."""
     rows = con.execute(
@@ -773,108 +900,129 @@ def verify_remediations(con: duckdb.DuckDBPyConnection, now: dt.datetime, report
            WHERE r.status = 'succeeded' AND r.verified IS NULL ORDER BY r.finished_at"""
     ).fetchall()
     latest = _evaluated_to(con)
-    for rid, iid, action, finished, verify_by, slo_id in rows:
-        horizon = min(now, verify_by)
-        recovered: dt.datetime | None = None
-        how = ""
-        if slo_id:
-            params = con.execute(
-                """SELECT s.slo_key, s.target, min(a.short_window), min(a.factor) FROM slos s
-                   JOIN slo_alerts a USING (slo_key) WHERE s.slo_id = ? GROUP BY ALL""",
-                [slo_id],
-            ).fetchone()
-            if params is not None:
-                key, target, short, factor = params
-                start = engine.minute_of(finished) + 1
-                end = engine.minute_of(horizon)
-                if latest is not None:
-                    end = min(end, engine.minute_of(latest))
-                buckets = con.execute(
-                    "SELECT minute, good, valid FROM buckets WHERE slo_key = ? AND minute >= ? AND "
-                    "minute < ?",
-                    [key, start, end],
-                ).fetchall()
-                m = recovery_minute(
-                    [(int(a), int(b), int(c)) for a, b, c in buckets],
-                    start,
-                    end,
-                    int(short),
-                    float(target),
-                    float(factor),
-                )
-                how = f"{slo_id} burn rate over {short} min below {factor:g}"
-                if m is not None:
-                    recovered = engine.datetime_of(m).replace(tzinfo=None)
-        else:
-            # No SLO: every alert of the incident resolved by the deadline.
-            row = con.execute(
-                """SELECT count(*) FILTER (WHERE status = 'firing'), count(*) FILTER (WHERE status
-                    = 'resolved'),
-                          max(ends_at) FROM alerts WHERE incident_id = ?""",
-                [iid],
-            ).fetchone()
-            how = "all of the incident's alerts resolved"
-            if row and row[1] >= row[0] and row[2] is not None and finished <= row[2] <= horizon:
-                recovered = row[2]
-            elif row and row[1] >= row[0] and row[2] is not None and row[2] < finished:
-                recovered = finished
-        if recovered is not None:
+    for row in rows:
+        if iso.run("verification", row[0], row[1], _verify_one, con, now, latest, *row):
+            iso.report.verified.append(row[0])
+
+
+def _verify_one(
+    con: duckdb.DuckDBPyConnection,
+    now: dt.datetime,
+    latest: dt.datetime | None,
+    rid: str,
+    iid: str,
+    action: str,
+    finished: dt.datetime,
+    verify_by: dt.datetime,
+    slo_id: str | None,
+) -> bool:
+    """Verify one remediation; True when it was verified now."""
+    horizon = min(now, verify_by)
+    recovered: dt.datetime | None = None
+    how = ""
+    if slo_id:
+        params = con.execute(
+            """SELECT s.slo_key, s.target, min(a.short_window), min(a.factor) FROM slos s
+               JOIN slo_alerts a USING (slo_key) WHERE s.slo_id = ? GROUP BY ALL""",
+            [slo_id],
+        ).fetchone()
+        if params is not None:
+            key, target, short, factor = params
+            start = engine.minute_of(finished) + 1
+            end = engine.minute_of(horizon)
+            if latest is not None:
+                end = min(end, engine.minute_of(latest))
+            buckets = con.execute(
+                "SELECT minute, good, valid FROM buckets WHERE slo_key = ? AND minute >= ? AND minute < ?",
+                [key, start, end],
+            ).fetchall()
+            m = recovery_minute(
+                [(int(a), int(b), int(c)) for a, b, c in buckets],
+                start,
+                end,
+                int(short),
+                float(target),
+                float(factor),
+            )
+            how = f"{slo_id} burn rate over {short} min below {factor:g}"
+            if m is not None:
+                recovered = engine.datetime_of(m).replace(tzinfo=None)
+    else:
+        # No SLO: every alert of the incident resolved by the deadline.
+        row = con.execute(
+            """SELECT count(*) FILTER (WHERE status = 'firing'), count(*) FILTER (WHERE status
+                = 'resolved'),
+                      max(ends_at) FROM alerts WHERE incident_id = ?""",
+            [iid],
+        ).fetchone()
+        how = "all of the incident's alerts resolved"
+        if row and row[1] >= row[0] and row[2] is not None and finished <= row[2] <= horizon:
+            recovered = row[2]
+        elif row and row[1] >= row[0] and row[2] is not None and row[2] < finished:
+            recovered = finished
+    if recovered is not None:
+        con.execute("UPDATE remediations SET verified = TRUE, verified_at = ? WHERE id = ?", [recovered, rid])
+        add_timeline(
+            con,
+            iid,
+            recovered,
+            "verified",
+            "verification",
+            f"remediation {rid} ({action}) verified: {how}",
+        )
+        inc = incident(con, iid)
+        if inc and inc["status"] in ("triggered", "acknowledged"):
             con.execute(
-                "UPDATE remediations SET verified = TRUE, verified_at = ? WHERE id = ?", [recovered, rid]
+                """UPDATE incidents SET status = 'mitigated', mitigated_at = ?,
+                    mitigated_at_source = 'verification',
+                       updated_at = greatest(updated_at, ?) WHERE id = ?""",
+                [recovered, recovered, iid],
             )
             add_timeline(
-                con,
-                iid,
-                recovered,
-                "verified",
-                "verification",
-                f"remediation {rid} ({action}) verified: {how}",
+                con, iid, recovered, "mitigated", "verification", f"mitigated by {action} (verified)"
             )
-            inc = incident(con, iid)
-            if inc and inc["status"] in ("triggered", "acknowledged"):
-                con.execute(
-                    """UPDATE incidents SET status = 'mitigated', mitigated_at = ?,
-                        mitigated_at_source = 'verification',
-                           updated_at = greatest(updated_at, ?) WHERE id = ?""",
-                    [recovered, recovered, iid],
-                )
-                add_timeline(
-                    con, iid, recovered, "mitigated", "verification", f"mitigated by {action} (verified)"
-                )
-            report.verified.append(rid)
-        elif now >= verify_by:
-            con.execute("UPDATE remediations SET verified = FALSE WHERE id = ?", [rid])
-            add_timeline(
-                con,
-                iid,
-                verify_by,
-                "verification_failed",
-                "verification",
-                f"remediation {rid} ({action}) not verified by {verify_by:%H:%M}: {how} did not happen",
-            )
-            con.execute(
-                "UPDATE incidents SET escalation_pending = ?, updated_at = greatest(updated_at, ?) "
-                "WHERE id = ?",
-                [f"verification failed after {action}", verify_by, iid],
-            )
+        return True
+    elif now >= verify_by:
+        con.execute("UPDATE remediations SET verified = FALSE WHERE id = ?", [rid])
+        add_timeline(
+            con,
+            iid,
+            verify_by,
+            "verification_failed",
+            "verification",
+            f"remediation {rid} ({action}) not verified by {verify_by:%H:%M}: {how} did not happen",
+        )
+        con.execute(
+            "UPDATE incidents SET escalation_pending = ?, updated_at = greatest(updated_at, ?) WHERE id = ?",
+            [f"verification failed after {action}", verify_by, iid],
+        )
+    return False
 
 
 # --- timers, budgets, documents -------------------------------------------------------------------
 
 
-def run_timers(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime) -> int:
+def run_timers(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation) -> int:
     """Record (and notify) every timer that fell due; incidents resolved over a day ago are done."""
-    fired = 0
     candidates = incidents_where(
         con,
         "NOT imported AND severity IS NOT NULL AND (resolved_at IS NULL OR resolved_at >= ?)"
         " AND status <> 'closed' OR (status = 'closed' AND closed_at >= ?)",
         [now - dt.timedelta(days=1), now - dt.timedelta(days=1)],
     )
-    for inc in candidates:
-        due = timers.due_timers(inc, now)
-        if not due:
-            continue
+    return sum(
+        iso.run("timers", inc["id"], inc["id"], _timers_of, con, settings, now, inc) or 0
+        for inc in candidates
+    )
+
+
+def _timers_of(
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, inc: dict[str, Any]
+) -> int:
+    """Record the timers of one incident that fell due; how many."""
+    fired = 0
+    due = timers.due_timers(inc, now)
+    if due:
         iid = inc["id"]
         done = {
             json.loads(r[0]).get("key")
@@ -905,14 +1053,17 @@ def run_timers(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datet
     return fired
 
 
-def update_budgets(con: duckdb.DuckDBPyConnection, now: dt.datetime) -> None:
+def update_budgets(con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isolation) -> None:
     """Budget consumed per linked SLO: recomputed while open, computed once after resolution."""
     rows = con.execute(
         """SELECT s.incident_id, s.slo_id, i.impact_start, i.resolved_at, i.slo_id FROM incident_slos s
            JOIN incidents i ON i.id = s.incident_id
            WHERE i.impact_start IS NOT NULL AND (i.resolved_at IS NULL OR s.budget_consumed IS NULL)"""
     ).fetchall()
-    for iid, slo, start, resolved, main in rows:
+
+    def update(
+        iid: str, slo: str, start: dt.datetime, resolved: dt.datetime | None, main: str | None
+    ) -> None:
         share = impact.budget_consumed_for(con, slo, start, min(resolved or now, now))
         con.execute(
             "UPDATE incident_slos SET budget_consumed = ? WHERE incident_id = ? AND slo_id = ?",
@@ -921,6 +1072,9 @@ def update_budgets(con: duckdb.DuckDBPyConnection, now: dt.datetime) -> None:
         if slo == main:
             con.execute("UPDATE incidents SET budget_consumed = ? WHERE id = ?", [share, iid])
 
+    for iid, slo, start, resolved, main in rows:
+        iso.run("budgets", f"{iid} {slo}", iid, update, iid, slo, start, resolved, main)
+
 
 def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     rel = con.execute(sql, params)
@@ -928,9 +1082,10 @@ def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> lis
     return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
 
 
-def write_documents(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime) -> int:
+def write_documents(
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
+) -> int:
     """Draft the documents each incident needs now (`documents.documents_due`)."""
-    written = 0
     # Incidents changed since their last document, with a stakeholder update due, or closed without
     # their runbook suggestion yet.
     candidates = incidents_where(
@@ -944,61 +1099,70 @@ def write_documents(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.
                  AND d.kind = 'runbook_suggestion')))""",
         [now, now],
     )
-    for inc in candidates:
-        iid = inc["id"]
-        docs = _records(
+    return sum(
+        iso.run("documents", inc["id"], inc["id"], _documents_of, con, settings, now, inc) or 0
+        for inc in candidates
+    )
+
+
+def _documents_of(
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, inc: dict[str, Any]
+) -> int:
+    """Draft one incident's due documents; how many."""
+    written = 0
+    iid = inc["id"]
+    docs = _records(
+        con,
+        "SELECT kind, created_at, due_at, body FROM documents WHERE incident_id = ? ORDER BY created_at",
+        [iid],
+    )
+    for due in documents.documents_due(inc, docs, now):
+        slos = _records(
             con,
-            "SELECT kind, created_at, due_at, body FROM documents WHERE incident_id = ? ORDER BY created_at",
+            "SELECT slo_id, budget_consumed FROM incident_slos WHERE incident_id = ? ORDER BY 1",
             [iid],
         )
-        for due in documents.documents_due(inc, docs, now):
-            slos = _records(
+        due_at: dt.datetime | None = None
+        model_written = False
+        if due.kind == "stakeholder_update":
+            body, due_at = documents.render_stakeholder_update(inc, slos, due.at)
+        elif due.kind == "postmortem":
+            timeline = _records(
                 con,
-                "SELECT slo_id, budget_consumed FROM incident_slos WHERE incident_id = ? ORDER BY 1",
+                "SELECT occurred_at, message FROM timeline WHERE incident_id = ? ORDER BY occurred_at, seq",
                 [iid],
             )
-            due_at: dt.datetime | None = None
-            model_written = False
-            if due.kind == "stakeholder_update":
-                body, due_at = documents.render_stakeholder_update(inc, slos, due.at)
-            elif due.kind == "postmortem":
-                timeline = _records(
-                    con,
-                    "SELECT occurred_at, message FROM timeline WHERE incident_id = ? ORDER BY "
-                    "occurred_at, seq",
-                    [iid],
-                )
-                items = _records(
-                    con, "SELECT * FROM action_items WHERE incident_id = ? ORDER BY created_at, id", [iid]
-                )
-                start, end = inc["impact_start"], inc["resolved_at"] or now
-                for slo in slos:
-                    counts = impact.span_counts(con, slo["slo_id"], start, end) if start else None
-                    slo["bad"], slo["valid"] = counts if counts else (None, None)
-                narrative = _narrative(settings, inc, timeline) if due.final else None
-                model_written = narrative is not None
-                body = documents.render_postmortem(
-                    inc, timeline, slos, items, final=due.final, narrative=narrative
-                )
-            else:
-                items = _records(con, "SELECT * FROM action_items WHERE incident_id = ?", [iid])
-                rems = _records(con, "SELECT * FROM remediations WHERE incident_id = ?", [iid])
-                body = documents.render_runbook_suggestion(inc, items, rems)
-            con.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-                [iid, due.kind, due.at, model_written, due_at, body],
+            items = _records(
+                con, "SELECT * FROM action_items WHERE incident_id = ? ORDER BY created_at, id", [iid]
             )
-            add_timeline(
-                con,
-                iid,
-                due.at,
-                "document",
-                "documents",
-                f"{due.kind.replace('_', ' ')} drafted ({due.reason})",
+            start, end = inc["impact_start"], inc["resolved_at"] or now
+            for slo in slos:
+                counts = impact.span_counts(con, slo["slo_id"], start, end) if start else None
+                slo["bad"], slo["valid"] = counts if counts else (None, None)
+            narrative = _narrative(settings, inc, timeline) if due.final else None
+            model_written = narrative is not None
+            body = documents.render_postmortem(
+                inc, timeline, slos, items, final=due.final, narrative=narrative
             )
-            docs.append({"kind": due.kind, "created_at": due.at, "body": body, "due_at": due_at})
-            written += 1
-        con.execute("UPDATE incidents SET documents_at = updated_at WHERE id = ?", [iid])
+        else:
+            items = _records(con, "SELECT * FROM action_items WHERE incident_id = ?", [iid])
+            rems = _records(con, "SELECT * FROM remediations WHERE incident_id = ?", [iid])
+            body = documents.render_runbook_suggestion(inc, items, rems)
+        con.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+            [iid, due.kind, due.at, model_written, due_at, body],
+        )
+        add_timeline(
+            con,
+            iid,
+            due.at,
+            "document",
+            "documents",
+            f"{due.kind.replace('_', ' ')} drafted ({due.reason})",
+        )
+        docs.append({"kind": due.kind, "created_at": due.at, "body": body, "due_at": due_at})
+        written += 1
+    con.execute("UPDATE incidents SET documents_at = updated_at WHERE id = ?", [iid])
     return written
 
 
