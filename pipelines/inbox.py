@@ -147,11 +147,15 @@ class Inbox:
 
     def read_since(self, seq: int, limit: int = 10_000) -> list[Row]:
         """Rows with seq > `seq`, oldest first."""
-        rows = self._con().execute(
-            "SELECT seq, dedup_key, kind, source, received_at, body FROM inbox"
-            " WHERE seq > ? ORDER BY seq LIMIT ?",
-            (seq, limit),
-        ).fetchall()
+        rows = (
+            self._con()
+            .execute(
+                "SELECT seq, dedup_key, kind, source, received_at, body FROM inbox"
+                " WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            )
+            .fetchall()
+        )
         return [Row(r[0], r[1], r[2], r[3], dt.datetime.fromisoformat(r[4]), json.loads(r[5])) for r in rows]
 
     def iter_since(self, seq: int, batch: int = 10_000) -> Iterator[Row]:

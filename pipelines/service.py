@@ -655,6 +655,8 @@ def create_app(
 
         snap = state.settings.data_dir / SNAPSHOT_FILE
         published = dt.datetime.fromtimestamp(snap.stat().st_mtime, dt.UTC) if snap.exists() else None
+        with state.snapshot_lock:
+            folded = fold_health(state.settings.data_dir, state.inbox)
         return JSONResponse(
             {
                 "status": "ok",
@@ -663,6 +665,8 @@ def create_app(
                     "count": state.inbox.count(),
                     "last_seq": state.inbox.last_seq(),
                 },
+                "fold": folded["fold"],
+                "dead_letters": folded["dead_letters"],
                 "ingest": dict(state.counts),
                 "gc": GC_PAUSES.status(),
                 "worker": state.worker.status() if state.worker else {"running": False},
@@ -736,6 +740,66 @@ def list_incidents(con: Any, *, limit: int | None = None, status: str | None = N
         )
         out.append(row)
     return out
+
+
+# SQL: where the published fold stands, and what it set aside (issue 11): rejected inbox rows and
+# steps failing on one record.
+FOLD_HEALTH_SQL = """
+SELECT (SELECT last_seq FROM inbox_cursor), (SELECT last_key FROM inbox_cursor),
+       (SELECT count(*) FROM inbox_rejects),
+       (SELECT count(*) FROM step_failures WHERE cleared_at IS NULL)
+"""
+RECENT_FAILURES_SQL = """
+SELECT step, record, incident_id, error, attempts, first_at, last_at FROM step_failures
+WHERE cleared_at IS NULL ORDER BY last_at DESC, step, record LIMIT 5
+"""
+
+
+def fold_health(data_dir: Path, inbox: Inbox) -> dict[str, Any]:
+    """Folding lag (newest inbox row vs the published cursor) and the dead letters, from the snapshot.
+
+    `refold_pending` is true when the inbox no longer holds the row the cursor stands on (deleted,
+    restored or replaced): the next cycle refolds it from its first row.
+    """
+    from pipelines.store import Snapshot
+
+    last_seq = inbox.last_seq()
+    snapshot = Snapshot(data_dir)
+    if not snapshot.exists():
+        fold: dict[str, Any] = {"folded_seq": 0, "lag": last_seq, "refold_pending": False}
+        return {"fold": fold, "dead_letters": None}
+    try:
+        with snapshot.connection() as con:
+            seq, key, rejects, failing = con.execute(FOLD_HEALTH_SQL).fetchone()
+            recent = con.execute(RECENT_FAILURES_SQL).fetchall()
+    except Exception as exc:  # an older or unreadable snapshot: say so, health still answers
+        return {"fold": {"error": f"{type(exc).__name__}: {exc}"[:300]}, "dead_letters": None}
+    finally:
+        snapshot.close()
+    refold = bool(seq) and inbox.key_at(int(seq)) != key
+    return {
+        "fold": {
+            "folded_seq": int(seq),
+            "lag": last_seq if refold else max(0, last_seq - int(seq)),
+            "refold_pending": refold,
+        },
+        "dead_letters": {
+            "inbox_rejects": int(rejects),
+            "step_failures": int(failing),
+            "recent_failures": [
+                {
+                    "step": r[0],
+                    "record": r[1],
+                    "incident_id": r[2],
+                    "error": r[3],
+                    "attempts": r[4],
+                    "first_at": _iso(r[5]),
+                    "last_at": _iso(r[6]),
+                }
+                for r in recent
+            ],
+        },
+    }
 
 
 # --------------------------------------------------------------------------------- request checks

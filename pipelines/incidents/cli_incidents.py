@@ -243,6 +243,13 @@ def incident_detail(con: Any, incident_id: str) -> dict[str, Any] | None:
     for entry in timeline:
         entry["data"] = json.loads(entry["data"]) if entry["data"] else None
     out["timeline"] = timeline
+    # Steps failing on this incident (issue 11): the cycle goes on without it and retries each time.
+    out["step_failures"] = _rows(
+        con,
+        "SELECT step, record, error, attempts, first_at, last_at, cleared_at FROM step_failures"
+        " WHERE incident_id = ? ORDER BY first_at, step",
+        [incident_id],
+    )
     return out
 
 
@@ -293,6 +300,11 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
             f"{a['due_date']} {a['status']}"
         )
     print(f"documents: {', '.join(doc['kind'] for doc in d['documents']) or '-'}")
+    for f in d["step_failures"]:
+        state = f"cleared {f['cleared_at'][:19]}" if f["cleared_at"] else "failing, retried each cycle"
+        print(
+            f"step {f['step']} {state}: {f['error']} ({f['attempts']} attempt(s) since {f['first_at'][:19]})"
+        )
     return 0
 
 
