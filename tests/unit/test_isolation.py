@@ -18,7 +18,7 @@ import pytest
 
 from pipelines.inbox import INBOX_FILE, Entry, Inbox
 from pipelines.incidents.contract import Alert, Command
-from tests.unit.test_incident_flow import M, T0, firing, kinds, one, run, settings_for
+from tests.unit.test_incident_flow import T0, M, firing, kinds, one, run, settings_for
 
 YEAR_9999 = dt.datetime(9999, 12, 31, 23, 59, 59)
 YEAR_1 = dt.datetime(1, 1, 1, 0, 0, 1)
