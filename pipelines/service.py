@@ -770,7 +770,7 @@ def fold_health(data_dir: Path, inbox: Inbox) -> dict[str, Any]:
         return {"fold": fold, "dead_letters": None}
     try:
         with snapshot.connection() as con:
-            seq, key, rejects, failing = con.execute(FOLD_HEALTH_SQL).fetchone()
+            seq, key, rejects, failing = con.execute(FOLD_HEALTH_SQL).fetchone() or (0, None, 0, 0)
             recent = con.execute(RECENT_FAILURES_SQL).fetchall()
     except Exception as exc:  # an older or unreadable snapshot: say so, health still answers
         return {"fold": {"error": f"{type(exc).__name__}: {exc}"[:300]}, "dead_letters": None}
