@@ -192,10 +192,13 @@ def _run_remediation(
                 log.warning("could not record running remediation %s: %s", remediation_id, exc)
 
         env = _script_env(service, action, incident_id, attempt, marker)
-        status, exit_code, output = _run_once(
+        status, exit_code, output, size = _run_once(
             command, script_path.parent, env, settings.remediation_timeout_s, started_script
         )
-        outputs.append(f"--- attempt {attempt}: {status}, exit code {exit_code}\n{output}")
+        # The byte count leads the attempt, so it survives when a later cut keeps only the head and end.
+        outputs.append(
+            f"--- attempt {attempt}: {status}, exit code {exit_code}, {size} bytes of output\n{output}"
+        )
         record.update(status=status, exit_code=exit_code, attempts=attempt)
         if status == "succeeded" or (exit_code is None and status == "failed"):
             break  # done, or the script could not even start: another attempt would not start either
@@ -226,9 +229,10 @@ def _run_once(
     env: dict[str, str],
     timeout_s: float,
     on_start: Callable[[int], None],
-) -> tuple[str, int | None, str]:
-    """(status, exit code, output) of one run. When it ends (exited, or timed out), whatever is left of
-    it — its process group, and anything carrying its marker that escaped the group — is killed."""
+) -> tuple[str, int | None, str, int]:
+    """(status, exit code, output, output bytes) of one run. When it ends (exited, or timed out),
+    whatever is left of it — its process group, and anything carrying its marker that escaped the
+    group — is killed."""
     try:
         proc = subprocess.Popen(
             command,
@@ -240,7 +244,7 @@ def _run_once(
             start_new_session=True,  # its own process group, so a timeout can kill its children too
         )
     except OSError as exc:
-        return "failed", None, f"could not start: {exc.__class__.__name__}: {exc}"
+        return "failed", None, f"could not start: {exc.__class__.__name__}: {exc}", 0
     assert proc.stdout is not None
     with proc.stdout:
         on_start(proc.pid)
@@ -252,13 +256,13 @@ def _run_once(
     try:
         returncode = proc.wait(KILL_WAIT_S)
     except subprocess.TimeoutExpired:  # not even SIGKILL ended it (uninterruptible I/O)
-        return "timed_out", None, capture.text() + "\n[could not be killed]"
+        return "timed_out", None, capture.text() + "\n[could not be killed]", capture.total
     text = capture.text()
     if not exited:
-        return "timed_out", None, f"{text}\n[killed after {timeout_s:g} s]"
+        return "timed_out", None, f"{text}\n[killed after {timeout_s:g} s]", capture.total
     if processes:
         text += f"\n[the script exited and left {processes} process(es) running; they were killed]"
-    return ("succeeded" if returncode == 0 else "failed"), returncode, text
+    return ("succeeded" if returncode == 0 else "failed"), returncode, text, capture.total
 
 
 def _exited(pid: int) -> bool:

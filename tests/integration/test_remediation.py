@@ -6,6 +6,7 @@ file that does not exist, checked next to one that does.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import Settings
+from pipelines.incidents.lifecycle import RemediationJob, _result_command
 from pipelines.incidents.routing import run_remediation
 
 pytestmark = pytest.mark.integration
@@ -199,8 +201,18 @@ def test_output_keeps_its_head_and_tail_and_says_how_much_was_dropped(tmp_path: 
     kept = 2 * 64 * 1024
     assert f"…[{1_048_575 - kept} bytes omitted of 1048575]…" in out
     head, tail = out.split(f"\n…[{1_048_575 - kept} bytes omitted of 1048575]…\n")
-    assert head == "--- attempt 1: succeeded, exit code 0\nBEGIN" + "x" * (64 * 1024 - 5)
+    assert head == "--- attempt 1: succeeded, exit code 0, 1048575 bytes of output\nBEGIN" + "x" * (65536 - 5)
     assert tail == "x" * (64 * 1024 - 4) + "END\n"
+
+    # What reaches the inbox (and the incident) is shorter still, but keeps the byte count, the head
+    # and the end.
+    job = RemediationJob("INC-0008-R1", "INC-0008", "svc", "restart", False)
+    now = dt.datetime(2026, 6, 1, 10, 0)
+    sent = _result_command(job, record, now, now, settings(runbooks)).body["args"]["output"]
+    assert len(sent) <= 4000
+    assert sent.startswith("--- attempt 1: succeeded, exit code 0, 1048575 bytes of output\nBEGINxxx")
+    assert sent.endswith("xxxEND\n")
+    assert "characters omitted]…" in sent
 
 
 def test_a_setsid_grandchild_is_killed_on_timeout(tmp_path: Path, sentinel: Path) -> None:
@@ -249,7 +261,9 @@ def test_a_running_script_is_recorded_for_a_restart_to_reap(
     tmp_path: Path, sentinel: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = """#!/usr/bin/env bash
-cp "$SLO_REMEDIATE_RECORDS"/*.json "$SLO_REMEDIATE_SENTINEL_DIR/seen.json"
+# The runner records the script once it knows its pid, so the script may start first: wait for it.
+for _ in $(seq 100); do [ -e "$SLO_REMEDIATE_RECORDS/INC-0011-R1.json" ] && break; sleep 0.05; done
+cp "$SLO_REMEDIATE_RECORDS/INC-0011-R1.json" "$SLO_REMEDIATE_SENTINEL_DIR/seen.json"
 echo $$ > "$SLO_REMEDIATE_SENTINEL_DIR/script.pid"
 """
     runbooks = make_runbook(tmp_path, script, ACTIONS)
