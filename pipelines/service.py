@@ -520,6 +520,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         inbox = Inbox(settings.data_dir)
         committer = GroupCommit(Inbox(settings.data_dir)).start() if service.group_commit else None
+        # Before the first cycle: scripts a killed predecessor left running are killed and reported.
+        from pipelines.incidents.lifecycle import reap_interrupted_remediations
+
+        reap_interrupted_remediations(inbox, settings)
         worker = None
         if service.cycle_seconds > 0:
             worker = Worker(cycle or idle_cycle(settings), service.cycle_seconds)

@@ -836,7 +836,8 @@ def _approval(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command,
         )
 
 
-REMEDIATION_OUTCOMES = ("succeeded", "failed", "timed_out", "dry_run", "refused")
+# interrupted: the service restarted while the script ran (lifecycle.reap_interrupted_remediations)
+REMEDIATION_OUTCOMES = ("succeeded", "failed", "timed_out", "interrupted", "dry_run", "refused")
 
 
 def _remediation_result(
@@ -890,7 +891,8 @@ def _remediation_result(
             if not dry
             else " (dry run: nothing ran)"
         )
-        + (f"; verifying the SLI until {verify_by:%H:%M}" if verify_by else ""),
+        + (f"; verifying the SLI until {verify_by:%H:%M}" if verify_by else "")
+        + (f": {str(a['note'])[:500]}" if a.get("note") else ""),
         actor=cmd.actor,
         data={k: a.get(k) for k in ("exit_code", "attempts", "status")},
     )

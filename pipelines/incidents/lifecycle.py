@@ -28,7 +28,7 @@ import duckdb
 from pipelines import engine
 from pipelines.config import Settings
 from pipelines.inbox import Entry, Inbox
-from pipelines.incidents import documents, engine_alerts, impact, timers
+from pipelines.incidents import documents, engine_alerts, impact, supervision, timers
 from pipelines.incidents.contract import Command, TriageContext, TriageResult
 from pipelines.incidents.fold import FoldReport, add_timeline, fold_inbox, incident
 
@@ -38,6 +38,7 @@ SIMILAR_LIMIT = 5
 # are published untriaged and triaged in the next cycle, so a slow model never hides them.
 TRIAGE_BUDGET_S = 20.0
 DEPLOY_LOOKBACK = dt.timedelta(hours=24)
+INBOX_OUTPUT_CHARS = 4000  # the fold keeps the last 4,000 characters of a remediation's output
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ def _result_command(
     settings: Settings,
 ) -> Entry:
     status = str(result.get("status") or "failed")
+    output = str(result.get("output") or "")
+    if len(output) > INBOX_OUTPUT_CHARS:  # the head (and the byte count near it) and the end survive
+        head, tail = INBOX_OUTPUT_CHARS // 2, INBOX_OUTPUT_CHARS // 2 - 100
+        output = f"{output[:head]}\n…[{len(output) - head - tail} characters omitted]…\n{output[-tail:]}"
     cmd = Command(
         command="remediation_result",
         incident_id=job.incident_id,
@@ -81,10 +86,11 @@ def _result_command(
             "status": status,
             "exit_code": result.get("exit_code"),
             "attempts": result.get("attempts"),
-            "output": str(result.get("output") or "")[-4000:],
+            "output": output,
             "started_at": started.isoformat(),
             "finished_at": finished.isoformat(),
             "verify_within_minutes": settings.verify_within_minutes,
+            **({"note": str(result["note"])} if result.get("note") else {}),
         },
     )
     return Entry(cmd.dedup_key, "command", "remediation", cmd.to_json())
@@ -108,6 +114,7 @@ def _run(job: RemediationJob, settings: Settings) -> dict[str, Any]:
             settings,
             dry_run=job.dry_run,
             approved_by=job.approved_by,
+            remediation_id=job.remediation_id,
         )
     except Exception as exc:  # the runner never takes the worker down
         return {
@@ -133,6 +140,7 @@ class SyncRunner:
         took = self.duration or dt.timedelta(seconds=max(1, round(time.monotonic() - t0)))
         finished = now + took
         self.inbox.append([_result_command(job, result, now, finished, self.settings)])
+        supervision.remove_record(self.settings.data_dir, job.remediation_id)  # the outcome is durable
 
     def in_flight(self) -> set[str]:
         return set()
@@ -154,6 +162,7 @@ class ThreadRunner:
             result = _run(job, self.settings)
             finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             self.inbox.append([_result_command(job, result, started, finished, self.settings)])
+            supervision.remove_record(self.settings.data_dir, job.remediation_id)  # the outcome is durable
 
         self._futures[job.remediation_id] = self._pool.submit(work)
 
@@ -162,6 +171,52 @@ class ThreadRunner:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def reap_interrupted_remediations(inbox: Inbox, settings: Settings) -> list[str]:
+    """At service start, before any cycle: a script recorded as running whose supervisor is gone (the
+    service was killed) is killed with everything it started, and its outcome goes to the inbox as
+    `interrupted`, saying so, under the key a real result would have used (so only one of them counts).
+    The incident escalates like after any remediation that did not succeed. Returns the ids reaped."""
+    reaped = []
+    for rec in supervision.records(settings.data_dir):
+        if supervision.supervisor_alive(rec):
+            continue  # another process on this data dir still runs it
+        rid, pid = str(rec["remediation_id"]), rec.get("pid")
+        try:
+            processes = supervision.reap(rec)
+        except (TypeError, ValueError) as exc:  # a damaged record must not keep the service down
+            log.warning("remediation %s: cannot reap its record %r: %s", rid, rec, exc)
+            continue
+        note = (
+            "the service restarted while this remediation was running "
+            f"(attempt {rec.get('attempt')}, pid {pid}); "
+            + (
+                f"its {processes} process(es) were killed"
+                if processes
+                else "it had already exited and its result was lost"
+            )
+        )
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        try:
+            started = dt.datetime.fromisoformat(str(rec.get("started_at")))
+        except ValueError:
+            started = now
+        job = RemediationJob(
+            rid, str(rec.get("incident_id")), str(rec.get("service")), str(rec.get("action")), False
+        )
+        result = {
+            "status": "interrupted",
+            "exit_code": None,
+            "attempts": rec.get("attempt"),
+            "output": note,
+            "note": note,
+        }
+        inbox.append([_result_command(job, result, started, now, settings)])
+        supervision.remove_record(settings.data_dir, rid)
+        log.warning("remediation %s of %s: %s", rid, job.incident_id, note)
+        reaped.append(rid)
+    return reaped
 
 
 @dataclass

@@ -6,6 +6,8 @@ file that does not exist, checked next to one that does.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import Settings
+from pipelines.incidents.lifecycle import RemediationJob, _result_command
 from pipelines.incidents.routing import run_remediation
 
 pytestmark = pytest.mark.integration
@@ -188,11 +191,101 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_output_is_bounded(tmp_path: Path, sentinel: Path) -> None:
-    noisy = "#!/usr/bin/env bash\nhead -c 100000 /dev/zero | tr '\\0' 'x'\necho\necho done\n"
+def test_output_keeps_its_head_and_tail_and_says_how_much_was_dropped(tmp_path: Path, sentinel: Path) -> None:
+    # 1 MiB: "BEGIN" then 1,048,566 x's then "END\n" (5 + 1048566 + 4 + 1 newline from the last echo).
+    noisy = "#!/usr/bin/env bash\nprintf BEGIN\nhead -c 1048566 /dev/zero | tr '\\0' 'x'\nprintf 'END\\n'\n"
     runbooks = make_runbook(tmp_path, noisy, ACTIONS)
     record = run_remediation("svc", "restart", "INC-0008", settings(runbooks))
-    assert record["status"] == "succeeded"
-    assert len(record["output"]) < 8_200
-    assert record["output"].endswith("done\n")
-    assert "earlier characters dropped" in record["output"]
+    assert record["status"] == "succeeded", record["output"][-500:]
+    out = record["output"]
+    kept = 2 * 64 * 1024
+    assert f"…[{1_048_575 - kept} bytes omitted of 1048575]…" in out
+    head, tail = out.split(f"\n…[{1_048_575 - kept} bytes omitted of 1048575]…\n")
+    assert head == "--- attempt 1: succeeded, exit code 0, 1048575 bytes of output\nBEGIN" + "x" * (65536 - 5)
+    assert tail == "x" * (64 * 1024 - 4) + "END\n"
+
+    # What reaches the inbox (and the incident) is shorter still, but keeps the byte count, the head
+    # and the end.
+    job = RemediationJob("INC-0008-R1", "INC-0008", "svc", "restart", False)
+    now = dt.datetime(2026, 6, 1, 10, 0)
+    sent = _result_command(job, record, now, now, settings(runbooks)).body["args"]["output"]
+    assert len(sent) <= 4000
+    assert sent.startswith("--- attempt 1: succeeded, exit code 0, 1048575 bytes of output\nBEGINxxx")
+    assert sent.endswith("xxxEND\n")
+    assert "characters omitted]…" in sent
+
+
+def test_a_setsid_grandchild_is_killed_on_timeout(tmp_path: Path, sentinel: Path) -> None:
+    # One grandchild leaves the group with setsid, another double-forks out of it as well: neither
+    # is in the script's process group, both still carry the run's marker in their environment.
+    script = """#!/usr/bin/env bash
+setsid sleep 300 &
+echo $! > "$SLO_REMEDIATE_SENTINEL_DIR/setsid.pid"
+( setsid bash -c 'echo $$ > "$SLO_REMEDIATE_SENTINEL_DIR/double.pid"; exec sleep 301' & ) &
+echo "$SLO_REMEDIATION_RUN" > "$SLO_REMEDIATE_SENTINEL_DIR/marker"
+sleep 60
+"""
+    runbooks = make_runbook(tmp_path, script, ACTIONS)
+    record = run_remediation(
+        "svc", "restart", "INC-0009", settings(runbooks, remediation_timeout_s=1.0, remediation_retries=0)
+    )
+    assert (record["status"], record["attempts"]) == ("timed_out", 1)
+    assert "[killed after 1 s]" in record["output"]
+    marker = (sentinel / "marker").read_text().strip()
+    assert len(marker) == 32
+    pids = [int((sentinel / name).read_text()) for name in ("setsid.pid", "double.pid")]
+    assert [_alive(p) for p in pids] == [False, False]
+    assert _with_marker(marker) == []
+
+
+def test_what_an_exited_script_left_running_is_killed(tmp_path: Path, sentinel: Path) -> None:
+    script = """#!/usr/bin/env bash
+setsid sleep 300 > /dev/null 2>&1 &
+echo $! > "$SLO_REMEDIATE_SENTINEL_DIR/left.pid"
+echo "$SLO_REMEDIATION_RUN" > "$SLO_REMEDIATE_SENTINEL_DIR/marker"
+echo restarted
+"""
+    runbooks = make_runbook(tmp_path, script, ACTIONS)
+    began = time.monotonic()
+    record = run_remediation("svc", "restart", "INC-0010", settings(runbooks))
+    assert time.monotonic() - began < 5
+    assert (record["status"], record["exit_code"]) == ("succeeded", 0)
+    assert record["output"].endswith(
+        "restarted\n\n[the script exited and left 1 process(es) running; they were killed]"
+    )
+    assert not _alive(int((sentinel / "left.pid").read_text()))
+    assert _with_marker((sentinel / "marker").read_text().strip()) == []
+
+
+def test_a_running_script_is_recorded_for_a_restart_to_reap(
+    tmp_path: Path, sentinel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = """#!/usr/bin/env bash
+# The runner records the script once it knows its pid, so the script may start first: wait for it.
+for _ in $(seq 100); do [ -e "$SLO_REMEDIATE_RECORDS/INC-0011-R1.json" ] && break; sleep 0.05; done
+cp "$SLO_REMEDIATE_RECORDS/INC-0011-R1.json" "$SLO_REMEDIATE_SENTINEL_DIR/seen.json"
+echo $$ > "$SLO_REMEDIATE_SENTINEL_DIR/script.pid"
+"""
+    runbooks = make_runbook(tmp_path, script, ACTIONS)
+    s = settings(runbooks)
+    monkeypatch.setenv("SLO_REMEDIATE_RECORDS", str(s.data_dir / "remediations" / "running"))
+    record = run_remediation("svc", "restart", "INC-0011", s, remediation_id="INC-0011-R1")
+    assert record["status"] == "succeeded", record["output"]
+    seen = json.loads((sentinel / "seen.json").read_text())
+    pid = int((sentinel / "script.pid").read_text())
+    assert (seen["remediation_id"], seen["incident_id"], seen["action"], seen["attempt"]) == (
+        "INC-0011-R1",
+        "INC-0011",
+        "restart",
+        1,
+    )
+    assert (seen["pid"], seen["pgid"], seen["supervisor_pid"]) == (pid, pid, os.getpid())
+    assert isinstance(seen["pid_start"], int) and len(seen["marker"]) == 32
+    # The runner leaves the record: whoever makes the outcome durable removes it.
+    assert (s.data_dir / "remediations" / "running" / "INC-0011-R1.json").exists()
+
+
+def _with_marker(marker: str) -> list[int]:
+    from pipelines.incidents.supervision import marked_pids
+
+    return marked_pids(marker)
