@@ -23,6 +23,7 @@ that the inbox no longer holds the row its cursor points at and refolds from the
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import logging
 import os
@@ -141,7 +142,10 @@ class Inbox:
                     (result.accepted if cur.rowcount == 1 else result.duplicates).append(e.dedup_key)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            # SQLite may already have rolled back (a full disk during COMMIT does): a second ROLLBACK
+            # would fail with "no transaction is active" and hide the real error.
+            if con.in_transaction:
+                con.execute("ROLLBACK")
             raise
         return results
 
@@ -182,6 +186,15 @@ class Inbox:
         if con is not None:
             con.close()
             self._local.con = None
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` says the disk (or file system) is full: ENOSPC/EDQUOT, or SQLite's SQLITE_FULL."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    return False
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

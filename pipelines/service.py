@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import gc
 import hmac
@@ -53,10 +54,11 @@ from pipelines.errors import (
     TooLarge,
     Unauthorized,
 )
-from pipelines.inbox import AppendResult, Entry, GroupCommit, Inbox
+from pipelines.inbox import AppendResult, Entry, GroupCommit, Inbox, is_disk_full
 from pipelines.ingest import decode_json, parse_delivery
 from pipelines.ingest.commands import parse_command
 from pipelines.ingest.pagerduty import SIGNATURE_HEADER, signature_matches
+from pipelines.limits import Limits, RequestGuard
 from pipelines.model import Slo
 
 log = logging.getLogger("slo.serve")
@@ -75,6 +77,7 @@ class ServiceSettings:
     cycle_seconds: float = 5.0  # SLO_CYCLE_SECONDS; 0 turns the worker off
     group_commit: bool = True  # SLO_INGEST_GROUP_COMMIT=0: one transaction per request (benchmarks)
     gc_freeze: bool = True  # SLO_GC_FREEZE=0: keep start-up objects in the collector (benchmarks)
+    limits: Limits = dataclasses.field(default_factory=Limits)  # timeouts, connections, Host names
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> ServiceSettings:
@@ -100,6 +103,7 @@ class ServiceSettings:
             group_commit=merged.get("SLO_INGEST_GROUP_COMMIT", "1").strip().lower()
             not in {"0", "false", "no"},
             gc_freeze=merged.get("SLO_GC_FREEZE", "1").strip().lower() not in {"0", "false", "no"},
+            limits=Limits.load(merged),
         )
 
 
@@ -395,6 +399,7 @@ ERRORS = {
     403: "bad_signature",
     404: "not_found",
     405: "method_not_allowed",
+    408: "timeout",
     413: "too_large",
     415: "not_json",
     503: "unavailable",
@@ -419,9 +424,10 @@ ERROR_DOCS = {
     400: "Malformed: not JSON, unknown format, or a field missing/wrong (detail says where).",
     401: "Missing or wrong `Authorization: Bearer` token (SLO_INGEST_TOKEN). Nothing stored.",
     403: "`X-PagerDuty-Signature` matches no v1= value (PAGERDUTY_WEBHOOK_SECRET). Nothing stored.",
+    408: "The body did not arrive within SLO_BODY_TIMEOUT seconds of the headers. Nothing stored.",
     413: "Body over SLO_INGEST_MAX_BYTES. Nothing stored.",
     415: "Content-Type is not application/json. Nothing stored.",
-    503: "Could not be stored (disk error or shutting down); nothing was accepted, retry.",
+    503: "Could not be stored (disk full, disk error or shutting down); nothing was accepted, retry.",
 }
 
 
@@ -458,7 +464,7 @@ POST_DOCS = {
             ]
         },
         "IngestAnswer",
-        (400, 401, 403, 413, 415, 503),
+        (400, 401, 403, 408, 413, 415, 503),
         [
             {
                 "name": "format",
@@ -480,7 +486,7 @@ POST_DOCS = {
         "A human step for an incident (acknowledge, resolve, root_cause, action_item…)",
         {"$ref": _REF.format(model="CommandBody")},
         "CommandAnswer",
-        (400, 401, 413, 415, 503),
+        (400, 401, 408, 413, 415, 503),
         [
             {"name": "incident_id", "in": "path", "required": True, "schema": {"type": "string"}},
             {
@@ -555,6 +561,13 @@ def create_app(
         "Auth: `Authorization: Bearer $SLO_INGEST_TOKEN` (PagerDuty: `X-PagerDuty-Signature`).",
         lifespan=lifespan,
     )
+
+    def refused(status: int) -> None:  # answers RequestGuard gives count as the routes' do
+        state: _State | None = getattr(app.state, "slo", None)
+        if state is not None:
+            state.counts[str(status)] += 1
+
+    app.add_middleware(RequestGuard, limits=service.limits, refused=refused)
 
     @app.exception_handler(IngestError)
     async def _ingest_error(request: Request, exc: IngestError) -> JSONResponse:
@@ -875,6 +888,8 @@ async def _authenticated_body(request: Request, service: ServiceSettings) -> byt
 
     A delivery carrying `X-PagerDuty-Signature` (with PAGERDUTY_WEBHOOK_SECRET set) authenticates by
     that signature over the raw bytes; anything else needs the bearer token when one is configured.
+    The signature authenticates PagerDuty events only: a signed body is parsed as PagerDuty (the
+    header decides the format), and naming another format with `?format=` needs the bearer token.
     """
     _check_length(request, service.max_body_bytes)
     signature = request.headers.get(SIGNATURE_HEADER)
@@ -883,6 +898,12 @@ async def _authenticated_body(request: Request, service: ServiceSettings) -> byt
         and signature is not None
         and not (service.token and _bearer_ok(request, service.token))
     ):
+        fmt = request.query_params.get("format")
+        if service.token and fmt not in (None, "pagerduty"):
+            raise Unauthorized(
+                f"Authorization: missing bearer token; X-PagerDuty-Signature authenticates PagerDuty "
+                f"events only, not ?format={fmt[:20]}"
+            )
         _check_json(request)
         raw = await _read_body(request, service.max_body_bytes)
         if not signature_matches(raw, signature, service.pagerduty_secret):
@@ -905,6 +926,12 @@ async def _append(state: _State, entries: list[Entry]) -> AppendResult:
             return await asyncio.wait_for(asyncio.wrap_future(state.committer.submit(entries)), timeout=30)
         return await asyncio.to_thread(state.inbox.append, entries)
     except Exception as exc:
+        if is_disk_full(exc):  # one line, no traceback: every delivery fails alike until space is freed
+            log.error("inbox append failed: disk full (%s: %s); answering 503", type(exc).__name__, exc)
+            raise _Unavailable(
+                f"inbox: not stored, disk full ({type(exc).__name__}: {exc}); nothing was accepted, "
+                "retry once space is freed"
+            ) from exc
         log.exception("inbox append failed")
         raise _Unavailable(
             f"inbox: not stored ({type(exc).__name__}: {exc}); nothing was accepted, retry"
@@ -921,6 +948,8 @@ def serve(settings: Settings, host: str, port: int, service: ServiceSettings | N
     then the lifespan stops the worker after its current cycle and closes the inbox)."""
     import uvicorn
 
+    from pipelines import limits
+
     service = service or ServiceSettings.load()
     if service.token is None and not is_loopback(host):
         raise SloError(
@@ -932,18 +961,30 @@ def serve(settings: Settings, host: str, port: int, service: ServiceSettings | N
         log.warning("no SLO_INGEST_TOKEN set: listening on %s only, and any local process may post", host)
     if service.pagerduty_secret is None:
         log.info("no PAGERDUTY_WEBHOOK_SECRET: PagerDuty deliveries need the bearer token like any other")
+    held = service.limits.bound_to(host)
+    held = dataclasses.replace(held, max_connections=limits.fit_to_file_limit(held.max_connections))
+    service = dataclasses.replace(service, limits=held)
+    log.info(
+        "answering Host %s; headers within %gs, bodies within %gs; at most %d open connections",
+        ", ".join(held.allowed_hosts),
+        held.header_timeout,
+        held.body_timeout,
+        held.max_connections,
+    )
     app = create_app(settings, service)
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=limits.guarded_protocol(held),
         log_level="info",
         access_log=False,
         proxy_headers=False,  # X-Forwarded-* from anyone on loopback are not to be trusted
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    server = uvicorn.Server(config)
+    limits.install_log_limits()  # after uvicorn.Config, which configures logging
+    server = limits.GuardedServer(config)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler that was
     # installed before it; this one turns that into a normal exit once the shutdown is complete.
     received: list[int] = []

@@ -32,15 +32,24 @@ class Delivery:
 
 
 def decode_json(raw: bytes) -> Any:
-    """Bytes → JSON value, or MalformedInput with the line and column of the first problem."""
+    """Bytes → JSON value, or MalformedInput with the line and column of the first problem.
+
+    The bytes must be strict UTF-8 (RFC 8259 §8.1; docs/ingest.md): `json.loads` on bytes would also
+    take UTF-16 and UTF-32, and UTF-8-encoded surrogates. A leading UTF-8 byte-order mark is ignored,
+    as the RFC allows.
+    """
     try:
-        return json.loads(raw)
+        text = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedInput(
+            f"body: not UTF-8 at byte {exc.start}: {exc.reason}; JSON must be sent as UTF-8"
+        ) from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise MalformedInput(
             f"body: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
-    except UnicodeDecodeError as exc:
-        raise MalformedInput(f"body: not UTF-8 at byte {exc.start}; JSON must be UTF-8") from None
     except RecursionError:
         raise MalformedInput("body: JSON nested too deeply") from None
     except ValueError as exc:  # e.g. an integer with more digits than Python converts

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipelines.errors import MalformedInput
 from pipelines.incidents.contract import Alert, map_severity
-from pipelines.ingest.fields import digest, items, obj, str_map, text, timestamp
+from pipelines.ingest.fields import count_alerts, digest, identifier, items, obj, str_map, text, timestamp
 
 SOURCE = "alertmanager"
 STATUSES = ("firing", "resolved")
@@ -36,8 +36,10 @@ def parse(
     _status(root, "")
     common_labels = str_map(root, "commonLabels", "")
     common_annotations = str_map(root, "commonAnnotations", "")
+    raw_alerts = items(root, "alerts", "")
+    count_alerts(raw_alerts)  # before reading any: a huge group costs nothing to refuse
     alerts = []
-    for i, raw in enumerate(items(root, "alerts", "")):
+    for i, raw in enumerate(raw_alerts):
         path = f"alerts[{i}]"
         alerts.append(
             _alert(obj(raw, path), path, common_labels, common_annotations, severity_aliases, received_at)
@@ -63,7 +65,7 @@ def _alert(
         raise MalformedInput(f"{path}.startsAt: an alert must have started; got Go's zero time")
     ends_at = timestamp(a, "endsAt", path, required=False, now=received_at)
     # Alertmanager ≥ 0.19 sends the fingerprint; older ones do not: derive it from the labels.
-    fingerprint = text(a, "fingerprint", path, required=False) or digest(*sorted(labels.items()))[:16]
+    fingerprint = identifier(a, "fingerprint", path, required=False) or digest(*sorted(labels.items()))[:16]
     service = labels.get("service") or labels.get("job") or "unknown"
     slo = labels.get("slo") or None
     if slo and "/" not in slo:

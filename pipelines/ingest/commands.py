@@ -17,9 +17,9 @@ from typing import Any
 
 from pipelines.errors import MalformedInput
 from pipelines.incidents.contract import COMMANDS, Command
-from pipelines.ingest.fields import digest, obj, text, timestamp
+from pipelines.ingest.fields import digest, identifier, obj, text, timestamp
 
-INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")  # whole id (fullmatch): `$` let a "\n" through
 # Required string args per command (others are optional and passed through when strings).
 REQUIRED_ARGS: dict[str, tuple[str, ...]] = {
     "root_cause": ("category", "text"),
@@ -39,7 +39,7 @@ OPTIONAL_ARGS: dict[str, tuple[str, ...]] = {
 def parse_command(
     incident_id: str, body: Any, received_at: dt.datetime, idempotency_key: str | None = None
 ) -> Command:
-    if not INCIDENT_ID.match(incident_id):
+    if not INCIDENT_ID.fullmatch(incident_id):
         raise MalformedInput(f"path: incident id {incident_id[:70]!r} is not valid; expected e.g. INC-0001")
     root = obj(body, "body")
     name = text(root, "command", "")
@@ -62,7 +62,7 @@ def parse_command(
                 f"args.due_date: {args['due_date'][:40]!r} is not a date; expected YYYY-MM-DD"
             ) from None
     at = timestamp(root, "at", "", required=False, now=received_at) or received_at
-    own_key = idempotency_key or text(root, "dedup_key", "", required=False)
+    own_key = idempotency_key or identifier(root, "dedup_key", "", required=False)
     key = digest("command", incident_id, own_key) if own_key else uuid.uuid4().hex
     return Command(
         command=name,

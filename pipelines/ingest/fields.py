@@ -19,6 +19,7 @@ ZERO_TIME = dt.datetime(1, 1, 1)
 EARLIEST = dt.datetime(2000, 1, 1)
 LATEST_AHEAD = dt.timedelta(days=1)
 MAX_TEXT = 10_000  # characters kept of any one text field (titles, descriptions, label values)
+MAX_ALERTS = 1000  # alerts in one delivery, in every format (a bigger Alertmanager group is a 400)
 
 
 def obj(value: Any, path: str) -> dict[str, Any]:
@@ -44,6 +45,30 @@ def text(parent: dict[str, Any], key: str, path: str, *, required: bool = True, 
     if required and not value.strip():
         raise MalformedInput(f"{_join(path, key)}: must not be empty")
     return unicode(value[:MAX_TEXT], _join(path, key))
+
+
+def identifier(parent: dict[str, Any], key: str, path: str, *, required: bool = True) -> str:
+    """An id (fingerprint, de-duplication key, incident id): text without control characters, which
+    would otherwise split log lines, terminal output and CSV exports wherever the id is shown."""
+    value = text(parent, key, path, required=required)
+    return no_control(value, _join(path, key))
+
+
+def no_control(value: str, where: str) -> str:
+    """`value` if it holds no control character (U+0000–U+001F, U+007F–U+009F), else MalformedInput."""
+    bad = next((i for i, c in enumerate(value) if c < " " or "\x7f" <= c <= "\x9f"), None)
+    if bad is not None:
+        raise MalformedInput(
+            f"{where}: control character U+{ord(value[bad]):04X} at position {bad}; an id must be "
+            "printable text"
+        )
+    return value
+
+
+def count_alerts(alerts: list[Any], path: str = "alerts") -> None:
+    """At most MAX_ALERTS alerts in one delivery."""
+    if len(alerts) > MAX_ALERTS:
+        raise MalformedInput(f"{path}: {len(alerts)} alerts in one delivery; at most {MAX_ALERTS}")
 
 
 def str_map(parent: dict[str, Any], key: str, path: str) -> dict[str, str]:

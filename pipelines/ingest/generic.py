@@ -20,11 +20,10 @@ from typing import Any
 
 from pipelines.errors import MalformedInput
 from pipelines.incidents.contract import SEVERITIES, Alert, map_severity
-from pipelines.ingest.fields import digest, obj, str_map, text, timestamp
+from pipelines.ingest.fields import count_alerts, digest, identifier, obj, str_map, text, timestamp
 
 SOURCE = "generic"
 STATUSES = ("firing", "resolved")
-MAX_ALERTS = 1000
 
 
 def looks_like(body: Any) -> bool:
@@ -39,8 +38,7 @@ def parse(body: Any, received_at: dt.datetime, severity_aliases: dict[str, str] 
         raw = root["alerts"]
         if not isinstance(raw, list) or not raw:
             raise MalformedInput("alerts: expected a non-empty list of alert objects")
-        if len(raw) > MAX_ALERTS:
-            raise MalformedInput(f"alerts: {len(raw)} alerts in one delivery; at most {MAX_ALERTS}")
+        count_alerts(raw)
         return [
             _alert(obj(a, f"alerts[{i}]"), f"alerts[{i}]", received_at, severity_aliases)
             for i, a in enumerate(raw)
@@ -66,11 +64,11 @@ def _alert(
         )
     starts_at = timestamp(a, "starts_at", path, required=False, now=received_at) or received_at
     ends_at = timestamp(a, "ends_at", path, required=False, now=received_at)
-    fingerprint = text(a, "fingerprint", path, required=False) or digest(service, title)[:16]
+    fingerprint = identifier(a, "fingerprint", path, required=False) or digest(service, title)[:16]
     slo = text(a, "slo", path, required=False) or None
     if slo and "/" not in slo:
         slo = f"{service}/{slo}"
-    own_key = text(a, "dedup_key", path, required=False)
+    own_key = identifier(a, "dedup_key", path, required=False)
     key = (
         digest(SOURCE, own_key)
         if own_key

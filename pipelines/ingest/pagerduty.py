@@ -18,7 +18,7 @@ from typing import Any
 
 from pipelines.errors import MalformedInput
 from pipelines.incidents.contract import Alert, Command, map_severity
-from pipelines.ingest.fields import obj, text, timestamp
+from pipelines.ingest.fields import identifier, obj, text, timestamp
 
 SOURCE = "pagerduty"
 SIGNATURE_HEADER = "x-pagerduty-signature"
@@ -63,7 +63,7 @@ def parse(
     body: Any, severity_aliases: dict[str, str] | None = None, received_at: dt.datetime | None = None
 ) -> Parsed:
     event = obj(obj(body, "body").get("event"), "event")
-    event_id = text(event, "id", "event")
+    event_id = identifier(event, "id", "event")
     event_type = text(event, "event_type", "event")
     out = Parsed()
     if event_type != "incident.triggered" and event_type not in COMMAND_OF:
@@ -79,7 +79,7 @@ def parse(
     if occurred_at is None:
         raise MalformedInput("event.occurred_at: Go's zero time is not a time an event occurred")
     data = obj(event.get("data"), "event.data")
-    incident_id = text(data, "id", "event.data")
+    incident_id = identifier(data, "id", "event.data")
     dedup_key = f"pd:{event_id}"
     agent = event.get("agent")
     actor = text(agent, "summary", "event.agent", required=False) if isinstance(agent, dict) else ""

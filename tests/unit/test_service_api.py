@@ -282,7 +282,7 @@ def test_health_and_openapi(client: AsgiClient) -> None:
     assert health["snapshot"] == {"published_at": None, "age_seconds": None}
     doc = client.request("GET", "/openapi.json").json()
     post = doc["paths"]["/api/incidents/ingest"]["post"]
-    assert set(post["responses"]) == {"202", "400", "401", "403", "413", "415", "503"}
+    assert set(post["responses"]) == {"202", "400", "401", "403", "408", "413", "415", "503"}
     one_of = post["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
     assert [s["$ref"].rsplit("/", 1)[1] for s in one_of] == [
         "AlertmanagerWebhook",
