@@ -25,7 +25,15 @@ STOP_TIMEOUT_S = 10.0
 
 
 def dashboard_command(port: int, host: str = "127.0.0.1") -> list[str]:
-    """The `streamlit run` command line for the dashboard on `host:port`."""
+    """The `streamlit run` command line for the dashboard on `host:port`.
+
+    Streamlit's `server.allowedHosts` gets the Host names the service answers (loopback, the bound
+    address, SLO_ALLOWED_HOSTS): a page reached through any other name (DNS rebinding) gets no
+    WebSocket, so no data. Streamlit checks it on the WebSocket only; the static page still loads.
+    """
+    from pipelines.limits import Limits
+
+    allowed = Limits.load(os.environ).bound_to(host).allowed_hosts
     return [
         sys.executable, "-m", "streamlit", "run", str(APP),
         "--server.address", host,
@@ -35,6 +43,7 @@ def dashboard_command(port: int, host: str = "127.0.0.1") -> list[str]:
         "--server.fileWatcherType", "none",
         "--global.developmentMode", "false",
         "--client.toolbarMode", "viewer",
+        *(arg for name in allowed for arg in ("--server.allowedHosts", name)),
     ]  # fmt: skip
 
 

@@ -7,11 +7,13 @@
 - Content-Length with Transfer-Encoding, a foreign Host, a body that is not UTF-8, an id with a control
   character, an Alertmanager group of 1,001 alerts: 400, and nothing stored;
 - a PagerDuty signature lets in PagerDuty events only;
-- a full disk answers 503 "disk full", and once space is freed the next alert is accepted.
+- a full disk answers 503 "disk full", and once space is freed the next alert is accepted;
+- the dashboard opens its data stream (WebSocket) only to the configured Host names.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -24,8 +26,9 @@ from typing import Any
 
 import pytest
 
+from pipelines import launch
 from pipelines.ingest.pagerduty import sign
-from tests.support.realparts import missing
+from tests.support.realparts import free_port, missing
 from tests.support.service import ROOT, Service, running_service
 
 pytestmark = pytest.mark.integration
@@ -465,3 +468,57 @@ def test_a_full_disk_answers_503_disk_full_and_recovers(tmp_path: Path) -> None:
         full_lines = [line for line in _log_lines(svc) if "disk full" in line]
         assert 1 <= len(full_lines) <= 6, full_lines  # 20 failures, rate-limited, no traceback
         assert "Traceback" not in svc.log()
+
+
+# ------------------------------------------------------------------------------------- dashboard
+def _websocket_handshake(port: int, host: str) -> int:
+    """The status Streamlit answers a WebSocket upgrade to its stream (101 accepted, 403 refused)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(
+            f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        return int(s.recv(200).split(b"\r\n")[0].split()[1])
+
+
+def test_the_dashboard_opens_its_data_stream_only_to_the_configured_host_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamlit checks `server.allowedHosts` on the WebSocket that carries every page's data; the
+    static shell page itself is served whatever the Host (it holds no data)."""
+    port = free_port()
+    monkeypatch.setenv("SLO_ALLOWED_HOSTS", "dash.internal")  # as `slo dashboard` would see it
+    env = {**os.environ, "SLO_DATA_DIR": str(tmp_path / "data")}
+    log_path = tmp_path / "dashboard.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(launch.dashboard_command(port), cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.2)
+        answers = {
+            host: _websocket_handshake(port, host)
+            for host in (
+                "127.0.0.1",
+                f"localhost:{port}",
+                "dash.internal",
+                "attacker.example",
+                f"evil.test:{port}",
+            )
+        }
+        assert answers == {
+            "127.0.0.1": 101,
+            f"localhost:{port}": 101,
+            "dash.internal": 101,
+            "attacker.example": 403,
+            f"evil.test:{port}": 403,
+        }, (answers, log_path.read_text())
+    finally:
+        proc.terminate()
+        proc.wait(15)
