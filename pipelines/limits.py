@@ -159,21 +159,20 @@ class RateLimitedLog(logging.Filter):
         now = self.clock()
         window = self._kinds.get(kind)
         if window is None or now - window[0] >= self.interval:
-            left_out = int(window[2]) if window is not None else 0
-            self._kinds[kind] = [now, 1, 0]
+            if window is not None and window[2]:
+                left_out = int(window[2])
+                _append(record, f" [suppressed {left_out} similar lines in the previous {self.interval:g}s]")
+            window = self._kinds[kind] = [now, 0, 0]
             self._kinds.move_to_end(kind)
             while len(self._kinds) > 1000:
                 self._kinds.popitem(last=False)
-            if left_out:
-                _append(record, f" [suppressed {left_out} similar lines in the previous {self.interval:g}s]")
-            return True
-        if window[1] < self.per_interval:
-            window[1] += 1
-            if window[1] == self.per_interval:
-                _append(record, f" [more like this in the next {self.interval:g}s are counted, not logged]")
-            return True
-        window[2] += 1
-        return False
+        if window[1] >= self.per_interval:
+            window[2] += 1
+            return False
+        window[1] += 1
+        if window[1] == self.per_interval:
+            _append(record, f" [more like this in the next {self.interval:g}s are counted, not logged]")
+        return True
 
 
 def _append(record: logging.LogRecord, note: str) -> None:
