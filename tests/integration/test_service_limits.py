@@ -28,7 +28,7 @@ import pytest
 
 from pipelines import launch
 from pipelines.ingest.pagerduty import sign
-from tests.support.realparts import free_port, missing
+from tests.support.realparts import free_port, missing, require_binary
 from tests.support.service import ROOT, Service, running_service
 
 pytestmark = pytest.mark.integration
@@ -522,3 +522,28 @@ def test_the_dashboard_opens_its_data_stream_only_to_the_configured_host_names(
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def test_accept_running_out_of_file_descriptors_logs_a_few_lines_and_health_recovers(tmp_path: Path) -> None:
+    """The open-file limit lowered under the running service (prlimit) below what its connection cap
+    assumed: accept() fails with EMFILE. Each failure closes the longest-idle connection, the log gets
+    a few lines (no traceback), and once the idle sockets are gone /api/health answers again."""
+    prlimit = require_binary("prlimit")
+    with running_service(tmp_path, env={"SLO_HEADER_TIMEOUT": "2"}) as svc:
+        before = len(_log_lines(svc))
+        subprocess.run([prlimit, f"--pid={svc.proc.pid}", "--nofile=64:64"], check=True)
+        idle = [_connect(svc) for _ in range(150)]  # the backlog takes them; accept() hits the limit
+        try:
+            time.sleep(4)
+            started = time.monotonic()
+            status, _ = svc.request("GET", "/api/health", timeout=20)
+            print(f"health answered {time.monotonic() - started:.1f} s after the flood")
+            assert status == 200
+        finally:
+            for s in idle:
+                s.close()
+        added = _log_lines(svc)[before:]
+        accept_errors = [line for line in added if "socket.accept() out of system resource" in line]
+        print(f"{len(added)} log lines, {len(accept_errors)} about accept():\n" + "\n".join(added))
+        assert 1 <= len(accept_errors) <= 6, accept_errors
+        assert "Traceback" not in "\n".join(added)
