@@ -196,8 +196,9 @@ def install_log_limits(log_filter: RateLimitedLog | None = None) -> RateLimitedL
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a header deadline and a cap on open connections.
 
-    A connection is *waiting* while no request of it is in progress: from its opening, and again after
-    each response, until the next request's headers are complete. Waiting longer than
+    A connection is *waiting* while no request of it is in progress: from its opening, and again from
+    each response (even if the client is still sending the refused request's body), until the next
+    request's headers are complete. Waiting longer than
     `limits.header_timeout` closes it (a slowloris sends headers byte by byte and never finishes).
     `open` lists the server's connections, least recently active first; above
     `limits.max_connections` the first waiting one is closed to make room.
@@ -239,7 +240,10 @@ class GuardedH11Protocol(H11Protocol):
         return self._waiting_since is not None
 
     def _track(self) -> None:
-        waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+        # Waiting: no request has started, or ours is answered (a client may still be trickling the
+        # body of a request refused before it was read; it gets no more time than an idle one).
+        answered = self.conn.our_state in (h11.DONE, h11.MUST_CLOSE)
+        waiting = (self.conn.their_state is h11.IDLE or answered) and not self.transport.is_closing()
         if waiting and self._waiting_since is None:
             self._waiting_since = self.loop.time()
             self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_deadline)

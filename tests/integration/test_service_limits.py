@@ -165,6 +165,28 @@ def test_a_slowloris_is_closed_after_the_header_timeout(tmp_path: Path) -> None:
         assert "request headers not complete within 1s" in svc.log()
 
 
+def test_a_refused_request_whose_body_trickles_on_is_closed_after_the_header_timeout(tmp_path: Path) -> None:
+    """401 is answered before the body is read; the client keeps sending body bytes, a few at a time:
+    from the answer on, the connection has the header timeout like an idle one, not forever."""
+    with running_service(tmp_path, token=TOKEN, env={"SLO_HEADER_TIMEOUT": "1"}) as svc, _connect(svc) as s:
+        s.sendall(
+            b"POST /api/incidents/ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n{"
+        )
+        status, _, answer = _read_answer(s)
+        assert status == 401, answer
+        started = time.monotonic()
+        closed_at = None
+        with contextlib.suppress(OSError):
+            while time.monotonic() - started < 5:
+                s.sendall(b" " * 10)
+                if _closed_by_server(s, 0.2) is not None:
+                    closed_at = time.monotonic() - started
+                    break
+        print(f"closed {closed_at} s after the 401")
+        assert closed_at is not None and 0.8 <= closed_at <= 2.5, closed_at
+
+
 def test_a_body_slower_than_the_body_timeout_gets_408_and_nothing_is_stored(tmp_path: Path) -> None:
     with running_service(tmp_path, env={"SLO_BODY_TIMEOUT": "1"}) as svc, _connect(svc) as s:
         body = _generic()
