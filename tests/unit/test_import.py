@@ -105,16 +105,16 @@ def test_bad_statuspage_file_names_every_problem_with_where() -> None:
             "f.json",
         )
     assert err.value.problems == [
-        "f.json: incidents[0] (id a).impact: 'huge' is not a Statuspage impact; expected one of critical, "
+        "f.json:1: incidents[0] (id a).impact: 'huge' is not a Statuspage impact; expected one of critical, "
         "major, minor, none, maintenance",
-        "f.json: incidents[1] (id b).created_at: 'yesterday' is not an ISO 8601 time",
+        "f.json:1: incidents[1] (id b).created_at: 'yesterday' is not an ISO 8601 time",
     ]
     bad_update = incident("c")
     bad_update["incident_updates"] = [{"status": "resolved", "body": "ok", "created_at": "later"}]
     with pytest.raises(ImportFileError) as err:
         parse_statuspage(page(bad_update), "f.json")
     assert err.value.problems == [
-        "f.json: incidents[0] (id c).incident_updates[0].created_at: 'later' is not an ISO 8601 time"
+        "f.json:1: incidents[0] (id c).incident_updates[0].created_at: 'later' is not an ISO 8601 time"
     ]
     with pytest.raises(ImportFileError, match=r"f.json:2:1: not valid JSON"):
         parse_statuspage('{"incidents": [\n}', "f.json")
