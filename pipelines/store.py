@@ -543,8 +543,12 @@ class Snapshot:
         except FileNotFoundError:
             size = None  # replaced meanwhile: ATTACH says what it finds
         if size is not None and size < HEADER_BYTES:
-            reason = "empty file" if size == 0 else f"{size} bytes, shorter than a DuckDB header"
-            raise SnapshotUnreadable(self.path, f"{reason} ({HEADER_BYTES} bytes)")
+            raise SnapshotUnreadable(
+                self.path,
+                "empty file (0 bytes)"
+                if size == 0
+                else f"{size} bytes, shorter than a DuckDB header ({HEADER_BYTES} bytes)",
+            )
         con = connect()
         try:
             # The published file is never written again (a new publish replaces it), so holding it
