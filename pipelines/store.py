@@ -493,7 +493,7 @@ class Writer:
         if problem is None:
             return None
         self.publish()
-        log.warning("published snapshot %s: %s; republished from the work file", self.data_dir, problem)
+        log.warning("snapshot %s: %s; republished from the work file", self.data_dir / SNAPSHOT_FILE, problem)
         return problem
 
 
@@ -584,32 +584,27 @@ PROBE_SQL = "SELECT max(version) FROM schema_version"
 
 
 def snapshot_problem(data_dir: Path) -> str | None:
-    """Why the published snapshot cannot be trusted to read, or None (it reads, or nothing is
-    published yet): it is not the file the last publish wrote (emptied, cut short or overwritten in
-    place: a damaged block deep in a table is only found by the query that reads it), or it cannot
-    be attached and queried."""
+    """Why the published snapshot must be published again, or None (it is fine, or nothing is
+    published yet): it cannot be attached and queried, or it is no longer the file the last publish
+    wrote (cut short or overwritten in place, replaced): damage deep in a table is otherwise only
+    found by the query that happens to read it."""
     data_dir = Path(data_dir)
-    path = data_dir / SNAPSHOT_FILE
-    current = _identity(path)
-    if current is None:
-        return None
-    recorded = _read_published(data_dir)
-    if recorded is not None and recorded != current:
-        return (
-            f"changed since it was published ({recorded['size']} bytes then, {current['size']} now, "
-            "or written in place)"
-        )
     snapshot = Snapshot(data_dir)
     try:
         with snapshot.connection() as con:
             con.execute(PROBE_SQL).fetchall()
     except SnapshotUnreadable as exc:
         return exc.reason
-    except StoreError:  # removed meanwhile: nothing to repair
+    except StoreError:  # not published yet (or removed meanwhile): nothing to repair
         return None
     finally:
         snapshot.close()
-    return None
+    recorded, current = _read_published(data_dir), _identity(data_dir / SNAPSHOT_FILE)
+    if recorded is None or current is None or recorded == current:
+        return None
+    if recorded.get("size") != current["size"]:
+        return f"changed since it was published ({recorded.get('size')} bytes then, {current['size']} now)"
+    return "changed since it was published (written in place, or replaced by another file)"
 
 
 def republish_if_unreadable(data_dir: Path) -> str | None:
