@@ -110,7 +110,7 @@ def _time(value: object, where: str, now: dt.datetime | None) -> dt.datetime | N
         try:
             parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
         except OverflowError:  # year 1 or 9999 pushed past the calendar by its offset: out of range too
-            parsed = parsed.replace(tzinfo=None)
+            parsed, where = parsed.replace(tzinfo=None), f"{where} {value!r}"
     try:
         return plausible(parsed, where, now)
     except MalformedInput as exc:
