@@ -29,8 +29,9 @@ from pipelines.errors import SnapshotUnreadable, StoreError
 WORK_FILE = "work.duckdb"
 SNAPSHOT_FILE = "slo.duckdb"
 LOCK_FILE = "writer.lock"
-# What the last publish wrote (device, inode, size, mtime): a snapshot that is no longer that file was
-# truncated or overwritten in place, or replaced by something else, and is published again.
+# What the last publish wrote (size, modification time in ns): a snapshot that no longer matches was
+# truncated or overwritten in place, or replaced by something else, and is published again. Not the
+# inode: a data directory copied with its times (cp -a, rsync -a, a restore) is still the same store.
 PUBLISHED_FILE = "published.json"
 # A DuckDB file starts with its main header and two database headers, 4 KiB each; a shorter file holds
 # no database at all.
@@ -622,7 +623,7 @@ def _identity(path: Path) -> dict[str, int] | None:
         st = os.stat(path)
     except FileNotFoundError:
         return None
-    return {"device": st.st_dev, "inode": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def _record_published(data_dir: Path) -> None:

@@ -171,7 +171,6 @@ def test_damage_the_first_read_does_not_meet_is_found_because_the_file_changed(
     and the first query still work, the report does not; the cycle's check republishes anyway, because
     the file is not the one the last publish recorded."""
     settings = _copy(pristine, tmp_path)
-    republish_if_unreadable(settings.data_dir)  # a copied data dir is not the file its record names
     before = _readings(settings.data_dir)
     snapshot = settings.data_dir / SNAPSHOT_FILE
     _garbage(snapshot, snapshot.stat().st_size - BLOCK, 4096)
@@ -185,8 +184,7 @@ def test_damage_the_first_read_does_not_meet_is_found_because_the_file_changed(
 
 
 def test_a_healthy_snapshot_is_left_alone(pristine: Path, tmp_path: Path) -> None:
-    settings = _copy(pristine, tmp_path)
-    republish_if_unreadable(settings.data_dir)  # a copied data dir is not the file its record names
+    settings = _copy(pristine, tmp_path)  # copied with its times: still the file its record names
     inode = (settings.data_dir / SNAPSHOT_FILE).stat().st_ino
     assert snapshot_problem(settings.data_dir) is None
     assert republish_if_unreadable(settings.data_dir) is None

@@ -124,8 +124,6 @@ def test_publish_writes_a_snapshot_next_to_the_work_file(tmp_path: Path) -> None
     assert names == [PUBLISHED_FILE, SNAPSHOT_FILE, WORK_FILE]  # no temporary file left behind
     published = os.stat(tmp_path / SNAPSHOT_FILE)  # the record names the file just published
     assert json.loads((tmp_path / PUBLISHED_FILE).read_text()) == {
-        "device": published.st_dev,
-        "inode": published.st_ino,
         "size": published.st_size,
         "mtime_ns": published.st_mtime_ns,
     }
