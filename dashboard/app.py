@@ -19,6 +19,7 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from dashboard import queries  # noqa: E402
+from pipelines.errors import SnapshotUnreadable  # noqa: E402
 
 PAGES = Path(__file__).resolve().parent / "views"
 
@@ -58,4 +59,8 @@ queries.start_prefetch(str(queries.data_dir()))
 with st.sidebar:
     version = queries.snapshot_version(queries.data_dir())
     st.caption(f"Data: `{queries.data_dir()}` · snapshot {version or 'not published yet'}")
-nav.run()
+try:
+    nav.run()
+except SnapshotUnreadable as exc:  # one line instead of a traceback; the pipeline's next cycle repairs it
+    st.error(str(exc), icon=":material/error:")
+    st.stop()

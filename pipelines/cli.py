@@ -237,8 +237,10 @@ def _demo_incidents(settings: Settings, end: int) -> dict[str, int]:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.cycle import Pull, run_cycle
     from pipelines.specs import load_specs
+    from pipelines.store import republish_if_unreadable
 
     started = time.monotonic()
+    republish_if_unreadable(settings.data_dir)  # the demo and Prometheus runs read the snapshot first
     if args.source == "demo":
         return _run_demo(args, settings, started)
     if args.source == "prometheus":

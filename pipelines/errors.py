@@ -4,6 +4,8 @@
     ├── SpecError            one or more problems in spec files (each with file, line, field path)
     ├── SourceError          a metrics source failed (file missing, bad columns, Prometheus down)
     ├── StoreError           the DuckDB store or its lock (e.g. a second writer)
+    ├── SnapshotUnreadable   the published snapshot is empty, truncated or damaged (the next cycle
+    │                        republishes it from the writer's work file)
     └── IngestError          an HTTP delivery was refused; `status` is the HTTP answer
         ├── MalformedInput   400: not parseable, or not the shape its format requires (says where)
         ├── Unauthorized     401: missing or wrong bearer token (or a missing PagerDuty signature)
@@ -48,6 +50,16 @@ class SourceError(SloError):
 
 class StoreError(SloError):
     """The store could not be opened, locked, migrated or published."""
+
+
+class SnapshotUnreadable(SloError):
+    """The published snapshot cannot be read (empty, cut short, damaged). Readers say so in one line;
+    the pipeline's next cycle republishes it from the work file (`store.republish_if_unreadable`)."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = " ".join(reason.split())[:300]  # one line, whatever DuckDB said
+        super().__init__(f"snapshot unreadable ({self.path}: {self.reason}); the next cycle rebuilds it")
 
 
 class IngestError(SloError):

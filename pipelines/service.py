@@ -51,6 +51,7 @@ from pipelines.errors import (
     MalformedInput,
     NotJson,
     SloError,
+    SnapshotUnreadable,
     TooLarge,
     Unauthorized,
 )
@@ -234,6 +235,7 @@ def idle_cycle(settings: Settings) -> Callable[[], object]:
     from pipelines.cycle import Pull, run_cycle
     from pipelines.incidents.lifecycle import ThreadRunner
     from pipelines.specs import load_specs
+    from pipelines.store import republish_if_unreadable
 
     runner = ThreadRunner(Inbox(settings.data_dir), settings)
 
@@ -253,6 +255,7 @@ def idle_cycle(settings: Settings) -> Callable[[], object]:
         return run_cycle(settings, slos, Pull(buckets=empty, end=end, origin="idle"), incident_runner=runner)
 
     def cycle() -> object:
+        republish_if_unreadable(settings.data_dir)  # before stored_state or the pull read the snapshot
         if settings.prometheus.url:
             from pipelines.sources import prometheus
 
@@ -429,6 +432,10 @@ ERROR_DOCS = {
     415: "Content-Type is not application/json. Nothing stored.",
     503: "Could not be stored (disk full, disk error or shutting down); nothing was accepted, retry.",
 }
+SNAPSHOT_503 = (
+    "No published snapshot yet, or it is unreadable (`snapshot unreadable (…); the next cycle rebuilds "
+    "it`): retry after the worker's next cycle."
+)
 
 
 def _post_doc(
@@ -642,7 +649,11 @@ def create_app(
     app.router.add_route("/api/incidents/ingest", ingest, methods=["POST"])
     app.router.add_route("/api/incidents/{incident_id}/commands", command, methods=["POST"])
 
-    @app.get("/api/incidents", summary="Incidents from the published snapshot, newest first")
+    @app.get(
+        "/api/incidents",
+        summary="Incidents from the published snapshot, newest first",
+        responses={503: {"model": ErrorAnswer, "description": SNAPSHOT_503}},
+    )
     def incidents(
         request: Request,
         limit: int | None = Query(None, ge=1, le=100_000),
@@ -661,6 +672,8 @@ def create_app(
             try:
                 with snapshot.connection() as con:
                     rows = list_incidents(con, limit=limit, status=status)
+            except SnapshotUnreadable as exc:
+                return _refuse(request, 503, str(exc))
             finally:
                 snapshot.close()
         return JSONResponse(rows)
@@ -692,6 +705,8 @@ def create_app(
                     "age_seconds": round((dt.datetime.now(dt.UTC) - published).total_seconds(), 1)
                     if published
                     else None,
+                    "readable": None if published is None else "unreadable" not in folded,
+                    "error": folded.get("unreadable"),
                 },
             }
         )
@@ -789,7 +804,9 @@ def fold_health(data_dir: Path, inbox: Inbox) -> dict[str, Any]:
         with snapshot.connection() as con:
             seq, key, rejects, failing = con.execute(FOLD_HEALTH_SQL).fetchone() or (0, None, 0, 0)
             recent = con.execute(RECENT_FAILURES_SQL).fetchall()
-    except Exception as exc:  # an older or unreadable snapshot: say so, health still answers
+    except SnapshotUnreadable as exc:  # health still answers, and its snapshot part says so
+        return {"fold": {"error": str(exc)}, "dead_letters": None, "unreadable": str(exc)}
+    except Exception as exc:  # an older snapshot: say so, health still answers
         return {"fold": {"error": f"{type(exc).__name__}: {exc}"[:300]}, "dead_letters": None}
     finally:
         snapshot.close()

@@ -4,6 +4,10 @@ One process writes (DESIGN §1). It takes an exclusive OS lock on `<data>/writer
 `<data>/work.duckdb`, and publishes a checkpointed copy as `<data>/slo.duckdb` with an atomic
 `os.replace`. Readers never open the work file: `Snapshot` ATTACHes the published file READ_ONLY
 into an in-memory connection and re-attaches when a new file has been published (new inode).
+
+A published file that cannot be read (emptied, cut short, overwritten) is `SnapshotUnreadable` to every
+reader, one line instead of a DuckDB traceback; each cycle starts with `republish_if_unreadable`, which
+publishes again from the work file, so the snapshot reads again after the next cycle.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -18,11 +24,20 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.errors import StoreError
+from pipelines.errors import SnapshotUnreadable, StoreError
 
 WORK_FILE = "work.duckdb"
 SNAPSHOT_FILE = "slo.duckdb"
 LOCK_FILE = "writer.lock"
+# What the last publish wrote (size, modification time in ns): a snapshot that no longer matches was
+# truncated or overwritten in place, or replaced by something else, and is published again. Not the
+# inode: a data directory copied with its times (cp -a, rsync -a, a restore) is still the same store.
+PUBLISHED_FILE = "published.json"
+# A DuckDB file starts with its main header and two database headers, 4 KiB each; a shorter file holds
+# no database at all.
+HEADER_BYTES = 3 * 4096
+
+log = logging.getLogger(__name__)
 
 # Versioned migrations: each entry runs once, in order, inside a transaction; the version reached
 # is kept in `schema_version`. Never edit a released migration: append a new one.
@@ -467,7 +482,20 @@ class Writer:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+        _record_published(self.data_dir)
         return target
+
+    def republish_if_unreadable(self) -> str | None:
+        """Publish again when the published snapshot cannot be read or is no longer the file this
+        store published; returns why it was republished (None: it was fine, or nothing is published).
+
+        Runs under this writer's lock, so no other writer publishes meanwhile."""
+        problem = snapshot_problem(self.data_dir)
+        if problem is None:
+            return None
+        self.publish()
+        log.warning("snapshot %s: %s; republished from the work file", self.data_dir / SNAPSHOT_FILE, problem)
+        return problem
 
 
 class Snapshot:
@@ -496,17 +524,42 @@ class Snapshot:
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The attached snapshot. A file that cannot be read, whether at ATTACH or in a query run in
+        the `with` block, raises `SnapshotUnreadable` (and the next use attaches afresh)."""
         inode = self._current_inode()
         if self._con is None or inode != self._inode:
-            if self._con is not None:
-                self._con.close()
-            con = connect()
+            self.close()
+            self._con, self._inode = self._attach(), inode
+        try:
+            yield self._con
+        except duckdb.Error as exc:
+            if not _damaged(exc):
+                raise
+            self.close()
+            raise SnapshotUnreadable(self.path, str(exc)) from exc
+
+    def _attach(self) -> duckdb.DuckDBPyConnection:
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            size = None  # replaced meanwhile: ATTACH says what it finds
+        if size is not None and size < HEADER_BYTES:
+            raise SnapshotUnreadable(
+                self.path,
+                "empty file (0 bytes)"
+                if size == 0
+                else f"{size} bytes, shorter than a DuckDB header ({HEADER_BYTES} bytes)",
+            )
+        con = connect()
+        try:
             # The published file is never written again (a new publish replaces it), so holding it
             # attached read-only is safe; a concurrent os.replace leaves our open inode intact.
             con.execute(f"ATTACH '{_sql_path(self.path)}' AS snap (READ_ONLY)")
             con.execute("USE snap")
-            self._con, self._inode = con, inode
-        yield self._con
+        except duckdb.Error as exc:
+            con.close()
+            raise SnapshotUnreadable(self.path, str(exc)) from exc
+        return con
 
     def close(self) -> None:
         if self._con is not None:
@@ -516,3 +569,75 @@ class Snapshot:
 
 def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
+
+
+def _damaged(exc: duckdb.Error) -> bool:
+    """Whether a DuckDB error is about the file rather than the query: a read past its end or a
+    failed read (IOException), a block whose checksum does not match (DuckDB raises its base class
+    with "Corrupt database file"), metadata it cannot deserialise."""
+    return isinstance(exc, duckdb.IOException | duckdb.SerializationException) or (
+        "Corrupt database file" in str(exc)
+    )
+
+
+# SQL: the smallest read that needs the catalog and a data block: what every reader does first.
+PROBE_SQL = "SELECT max(version) FROM schema_version"
+
+
+def snapshot_problem(data_dir: Path) -> str | None:
+    """Why the published snapshot must be published again, or None (it is fine, or nothing is
+    published yet): it cannot be attached and queried, or it is no longer the file the last publish
+    wrote (cut short or overwritten in place, replaced): damage deep in a table is otherwise only
+    found by the query that happens to read it."""
+    data_dir = Path(data_dir)
+    snapshot = Snapshot(data_dir)
+    try:
+        with snapshot.connection() as con:
+            con.execute(PROBE_SQL).fetchall()
+    except SnapshotUnreadable as exc:
+        return exc.reason
+    except StoreError:  # not published yet (or removed meanwhile): nothing to repair
+        return None
+    finally:
+        snapshot.close()
+    recorded, current = _read_published(data_dir), _identity(data_dir / SNAPSHOT_FILE)
+    if recorded is None or current is None or recorded == current:
+        return None
+    if recorded.get("size") != current["size"]:
+        return f"changed since it was published ({recorded.get('size')} bytes then, {current['size']} now)"
+    return "changed since it was published (written in place, or replaced by another file)"
+
+
+def republish_if_unreadable(data_dir: Path) -> str | None:
+    """What a cycle does first, before anything reads the snapshot: when `snapshot_problem` finds one,
+    take the writer lock and publish again from the work file. The check needs no lock, so a healthy
+    snapshot costs one small read; returns the problem that was repaired (None: nothing to do)."""
+    if snapshot_problem(data_dir) is None:
+        return None
+    with Writer(data_dir) as writer:
+        return writer.republish_if_unreadable()  # checked again: another writer may have published
+
+
+def _identity(path: Path) -> dict[str, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _record_published(data_dir: Path) -> None:
+    """Keep the identity of the file just published (atomically; a lost record only costs one
+    republish, so no fsync)."""
+    identity = _identity(data_dir / SNAPSHOT_FILE)
+    tmp = data_dir / f".{PUBLISHED_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(identity))
+    os.replace(tmp, data_dir / PUBLISHED_FILE)
+
+
+def _read_published(data_dir: Path) -> dict[str, int] | None:
+    try:
+        recorded = json.loads((data_dir / PUBLISHED_FILE).read_text())
+    except (OSError, ValueError):
+        return None  # published by an older version, or never: the probe decides
+    return recorded if isinstance(recorded, dict) else None

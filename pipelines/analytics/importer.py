@@ -17,6 +17,10 @@ CSV format (header required, one incident per line, times ISO 8601, UTC when no 
     postmortem_done_at,fingerprint,root_cause_category]
 severity is SEV1…SEV4 or P0…P4. An empty time is unknown; an empty resolved_at means still open.
 
+Every time must lie in the range the ingest API accepts (`ingest.fields.plausible_range`: 2000-01-01 to
+one day after the import); a file with a time outside it is refused whole, like any other bad row, each
+problem located by `file:line` (for Statuspage JSON, the line of the field's value).
+
 The inbox de-duplication key is `import:<format>:<source id>:<hash of the normalised incident>`, so
 importing the same file again adds nothing, and a corrected file updates exactly the changed incidents.
 """
@@ -35,9 +39,11 @@ from typing import Any
 
 import duckdb
 
-from pipelines.errors import SloError, StoreError
+from pipelines.analytics import located_json
+from pipelines.errors import MalformedInput, SloError, StoreError
 from pipelines.inbox import Entry, Inbox, Row
 from pipelines.incidents.contract import STATUSPAGE_IMPACT
+from pipelines.ingest.fields import plausible
 
 FORMATS = ("statuspage", "csv")
 CSV_REQUIRED = ("id", "title", "service", "severity", "impact_start")
@@ -89,16 +95,26 @@ def dedup_key(body: dict[str, Any]) -> str:
     return f"import:{body['format']}:{body['source_id']}:{digest}"
 
 
-def _time(value: object) -> dt.datetime | None:
-    """ISO 8601 → naive UTC; None for null/empty; ValueError otherwise."""
+def _time(value: object, where: str, now: dt.datetime | None) -> dt.datetime | None:
+    """ISO 8601 → naive UTC inside the accepted range (`plausible_range(now)`); None for null/empty.
+    Anything else is a ValueError whose message is the problem, located at `where`."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a time")
-    parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{where}: {value!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-    return parsed
+        try:
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:  # year 1 or 9999 pushed past the calendar by its offset: out of range too
+            parsed, where = parsed.replace(tzinfo=None), f"{where} {value!r}"
+    try:
+        return plausible(parsed, where, now)
+    except MalformedInput as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _iso(t: dt.datetime | None) -> str | None:
@@ -123,15 +139,18 @@ def _status(times: dict[str, dt.datetime | None]) -> str:
 # Statuspage
 
 
-def parse_statuspage(text: str, where: str) -> ImportBatch:
-    """A Statuspage `incidents.json` (`{"page": …, "incidents": [...]}`, or one `{"incident": …}`)."""
+def parse_statuspage(text: str, where: str, now: dt.datetime | None = None) -> ImportBatch:
+    """A Statuspage `incidents.json` (`{"page": …, "incidents": [...]}`, or one `{"incident": …}`).
+    `now` (naive UTC, default the clock) bounds the accepted times."""
     try:
-        doc = json.loads(text)
+        doc = located_json.loads(text)
     except json.JSONDecodeError as exc:
         raise ImportFileError([f"{where}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}"]) from exc
-    if isinstance(doc, dict) and isinstance(doc.get("incident"), dict):
-        doc = {**doc, "incidents": [doc["incident"]]}
-    if not isinstance(doc, dict) or not isinstance(doc.get("incidents"), list):
+    if isinstance(doc, located_json.LocatedDict) and isinstance(doc.get("incident"), dict):
+        incidents: Any = [doc["incident"]]
+    else:
+        incidents = doc.get("incidents") if isinstance(doc, dict) else None
+    if not isinstance(doc, located_json.LocatedDict) or not isinstance(incidents, list):
         raise ImportFileError(
             [f"{where}: expected a Statuspage incidents.json: an object with an `incidents` list"]
         )
@@ -140,21 +159,22 @@ def parse_statuspage(text: str, where: str) -> ImportBatch:
     batch = ImportBatch("statuspage")
     problems: list[str] = []
     seen: set[str] = set()
-    for i, inc in enumerate(doc["incidents"]):
-        at = f"{where}: incidents[{i}]"
-        if not isinstance(inc, dict):
-            problems.append(f"{at}: expected an object")
+    for i, inc in enumerate(incidents):
+        path = f"incidents[{i}]"
+        if not isinstance(inc, located_json.LocatedDict):
+            problems.append(f"{where}:{doc.line_of('incidents')}: {path}: expected an object")
             continue
         if inc.get("id"):
-            at += f" (id {inc['id']})"
+            path += f" (id {inc['id']})"
+        at = _Where(where, path, inc)
         before = len(problems)
-        body = _statuspage_incident(inc, at, page_name, problems)
+        body = _statuspage_incident(inc, at, page_name, problems, now)
         if body is None:
             if len(problems) == before:
                 batch.skipped_maintenance += 1
             continue
         if body["source_id"] in seen:
-            problems.append(f"{at}.id: duplicate id {body['source_id']!r} in the file")
+            problems.append(f"{at('id')}: duplicate id {body['source_id']!r} in the file")
             continue
         seen.add(body["source_id"])
         batch.incidents.append(body)
@@ -163,17 +183,30 @@ def parse_statuspage(text: str, where: str) -> ImportBatch:
     return batch
 
 
+@dataclass(frozen=True)
+class _Where:
+    """Where a Statuspage incident's field is: `file:line: incidents[i] (id x).field`."""
+
+    file: str
+    path: str
+    obj: located_json.LocatedDict
+
+    def __call__(self, key: str, obj: located_json.LocatedDict | None = None, path: str = "") -> str:
+        obj = self.obj if obj is None else obj
+        return f"{self.file}:{obj.line_of(key)}: {self.path}{path}.{key}"
+
+
 def _statuspage_incident(
-    inc: dict[str, Any], at: str, page_name: str, problems: list[str]
+    inc: located_json.LocatedDict, at: _Where, page_name: str, problems: list[str], now: dt.datetime | None
 ) -> dict[str, Any] | None:
     source_id = inc.get("id")
     if not isinstance(source_id, str | int) or str(source_id).strip() == "":
-        problems.append(f"{at}.id: missing; every incident needs its Statuspage id")
+        problems.append(f"{at('id')}: missing; every incident needs its Statuspage id")
         return None
     impact = inc.get("impact")
     if impact not in STATUSPAGE_IMPACT:
         problems.append(
-            f"{at}.impact: {impact!r} is not a Statuspage impact; expected one of "
+            f"{at('impact')}: {impact!r} is not a Statuspage impact; expected one of "
             + ", ".join(STATUSPAGE_IMPACT)
         )
         return None
@@ -182,12 +215,12 @@ def _statuspage_incident(
     times: dict[str, dt.datetime | None] = {}
     for name in ("created_at", "started_at", "monitoring_at", "resolved_at"):
         try:
-            times[name] = _time(inc.get(name))
-        except ValueError:
-            problems.append(f"{at}.{name}: {inc.get(name)!r} is not an ISO 8601 time")
+            times[name] = _time(inc.get(name), at(name), now)
+        except ValueError as exc:
+            problems.append(str(exc))
             return None
     if times["created_at"] is None:
-        problems.append(f"{at}.created_at: missing; expected an ISO 8601 time")
+        problems.append(f"{at('created_at')}: missing; expected an ISO 8601 time")
         return None
     name = str(inc.get("name") or "").strip() or f"Statuspage incident {source_id}"
     components = [
@@ -196,14 +229,12 @@ def _statuspage_incident(
     updates = []
     postmortem_at = None
     for j, u in enumerate(inc.get("incident_updates") or []):
-        if not isinstance(u, dict):
+        if not isinstance(u, located_json.LocatedDict):
             continue
         try:
-            u_at = _time(u.get("created_at"))
-        except ValueError:
-            problems.append(
-                f"{at}.incident_updates[{j}].created_at: {u.get('created_at')!r} is not an ISO 8601 time"
-            )
+            u_at = _time(u.get("created_at"), at("created_at", u, f".incident_updates[{j}]"), now)
+        except ValueError as exc:
+            problems.append(str(exc))
             return None
         if u.get("status") == "postmortem" and u_at and (postmortem_at is None or u_at < postmortem_at):
             postmortem_at = u_at
@@ -249,8 +280,9 @@ def _statuspage_incident(
 # CSV
 
 
-def parse_csv(text: str, where: str) -> ImportBatch:
-    """The documented CSV (see the module docstring)."""
+def parse_csv(text: str, where: str, now: dt.datetime | None = None) -> ImportBatch:
+    """The documented CSV (see the module docstring); `now` (naive UTC, default the clock) bounds the
+    accepted times."""
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in CSV_REQUIRED if c not in header]
@@ -283,9 +315,9 @@ def parse_csv(text: str, where: str) -> ImportBatch:
         times: dict[str, dt.datetime | None] = {}
         for col in (*_TIMES, "postmortem_done_at"):
             try:
-                times[col] = _time(row.get(col))
-            except ValueError:
-                problems.append(f"{where}:{line}: {col}: {row.get(col)!r} is not an ISO 8601 time")
+                times[col] = _time(row.get(col), f"{where}:{line}: {col}", now)
+            except ValueError as exc:
+                problems.append(str(exc))
         if not row.get("impact_start"):
             problems.append(f"{where}:{line}: impact_start: empty; expected an ISO 8601 time")
         if row.get("id") in seen:

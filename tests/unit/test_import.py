@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -105,16 +106,16 @@ def test_bad_statuspage_file_names_every_problem_with_where() -> None:
             "f.json",
         )
     assert err.value.problems == [
-        "f.json: incidents[0] (id a).impact: 'huge' is not a Statuspage impact; expected one of critical, "
+        "f.json:1: incidents[0] (id a).impact: 'huge' is not a Statuspage impact; expected one of critical, "
         "major, minor, none, maintenance",
-        "f.json: incidents[1] (id b).created_at: 'yesterday' is not an ISO 8601 time",
+        "f.json:1: incidents[1] (id b).created_at: 'yesterday' is not an ISO 8601 time",
     ]
     bad_update = incident("c")
     bad_update["incident_updates"] = [{"status": "resolved", "body": "ok", "created_at": "later"}]
     with pytest.raises(ImportFileError) as err:
         parse_statuspage(page(bad_update), "f.json")
     assert err.value.problems == [
-        "f.json: incidents[0] (id c).incident_updates[0].created_at: 'later' is not an ISO 8601 time"
+        "f.json:1: incidents[0] (id c).incident_updates[0].created_at: 'later' is not an ISO 8601 time"
     ]
     with pytest.raises(ImportFileError, match=r"f.json:2:1: not valid JSON"):
         parse_statuspage('{"incidents": [\n}', "f.json")
@@ -227,3 +228,60 @@ def test_fold_import_rows_is_idempotent(tmp_path: Path) -> None:
         ("IMP-b", 1, "Looking."),
         ("IMP-b", 2, "Resolved."),
     ]
+
+
+# The accepted range (ingest's `plausible_range`) at a fixed import time: 2000-01-01 … now + 1 day.
+NOW = "2026-07-10T12:00:00"
+
+
+@pytest.mark.parametrize(
+    ("impact_start", "accepted"),
+    [
+        ("2000-01-01T00:00:00Z", True),
+        ("1999-12-31T23:59:59Z", False),
+        ("2000-01-01T00:30:00+01:00", False),  # 1999-12-31T23:30Z
+        ("2026-07-11T12:00:00Z", True),  # now + 1 day exactly
+        ("2026-07-11T12:00:01Z", False),
+        ("2026-07-11T13:00:01+02:00", True),  # 11:00:01Z
+        ("0001-01-01T00:00:00Z", False),
+        ("9999-12-31T23:59:59Z", False),
+    ],
+)
+def test_csv_times_outside_the_accepted_range_are_refused_with_file_line(
+    impact_start: str, accepted: bool
+) -> None:
+    text = (
+        "id,title,service,severity,impact_start\n"
+        f"1,ok,svc,P1,2026-07-01T00:00:00Z\n2,t,svc,P2,{impact_start}\n"
+    )
+    now = datetime.datetime.fromisoformat(NOW)
+    if accepted:
+        assert len(parse_csv(text, "f.csv", now).incidents) == 2
+        return
+    with pytest.raises(ImportFileError) as err:
+        parse_csv(text, "f.csv", now)
+    [problem] = err.value.problems
+    assert problem.startswith("f.csv:3: impact_start: "), problem
+    assert problem.endswith(
+        " is outside the accepted range 2000-01-01T00:00:00Z … 2026-07-11T12:00:00Z "
+        "(2000-01-01 to one day after receipt)"
+    ), problem
+
+
+def test_statuspage_times_outside_the_range_name_the_line_of_the_field() -> None:
+    bad_update = incident("u")
+    bad_update["incident_updates"][1]["created_at"] = "1970-01-01T00:00:00Z"
+    text = json.dumps(
+        {"incidents": [incident("a", started_at="1999-06-01T00:00:00Z"), bad_update]}, indent=1
+    )
+    lines = text.splitlines()
+    with pytest.raises(ImportFileError) as err:
+        parse_statuspage(text, "f.json", datetime.datetime.fromisoformat(NOW))
+    started, update = err.value.problems
+    # The line each names is the line holding that value, as a reader finds it in the file.
+    line = int(started.split(":")[1])
+    assert '"started_at": "1999-06-01T00:00:00Z"' in lines[line - 1]
+    assert started.startswith(f"f.json:{line}: incidents[0] (id a).started_at: 1999-06-01T00:00:00Z is ")
+    line = int(update.split(":")[1])
+    assert '"created_at": "1970-01-01T00:00:00Z"' in lines[line - 1]
+    assert update.startswith(f"f.json:{line}: incidents[1] (id u).incident_updates[1].created_at: 1970-")

@@ -279,7 +279,7 @@ def test_health_and_openapi(client: AsgiClient) -> None:
     assert health["inbox"]["count"] == 2 and health["inbox"]["last_seq"] == 2
     assert health["ingest"] == {"accepted": 2, "duplicates": 0, "202": 1, "400": 1}
     assert health["auth"] == "token" and health["worker"] == {"running": False}
-    assert health["snapshot"] == {"published_at": None, "age_seconds": None}
+    assert health["snapshot"] == {"published_at": None, "age_seconds": None, "readable": None, "error": None}
     doc = client.request("GET", "/openapi.json").json()
     post = doc["paths"]["/api/incidents/ingest"]["post"]
     assert set(post["responses"]) == {"202", "400", "401", "403", "408", "413", "415", "503"}

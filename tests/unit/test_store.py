@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pipelines.errors import StoreError
 from pipelines.store import (
     LOCK_FILE,
     MIGRATIONS,
+    PUBLISHED_FILE,
     SNAPSHOT_FILE,
     WORK_FILE,
     Snapshot,
@@ -118,7 +120,13 @@ def test_publish_writes_a_snapshot_next_to_the_work_file(tmp_path: Path) -> None
         _add_deploy(writer, "v1")
         assert not (tmp_path / SNAPSHOT_FILE).exists()
         assert writer.publish() == tmp_path / SNAPSHOT_FILE
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name != LOCK_FILE) == [SNAPSHOT_FILE, WORK_FILE]
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name != LOCK_FILE)
+    assert names == [PUBLISHED_FILE, SNAPSHOT_FILE, WORK_FILE]  # no temporary file left behind
+    published = os.stat(tmp_path / SNAPSHOT_FILE)  # the record names the file just published
+    assert json.loads((tmp_path / PUBLISHED_FILE).read_text()) == {
+        "size": published.st_size,
+        "mtime_ns": published.st_mtime_ns,
+    }
     con = duckdb.connect(str(tmp_path / SNAPSHOT_FILE), read_only=True)
     try:
         assert con.execute("SELECT version FROM deploys").fetchall() == [("v1",)]
