@@ -59,9 +59,12 @@ def terminal(text: object, *, multiline: bool = False) -> str:
 # Characters that start or end inline Markdown anywhere: escaped with a backslash (CommonMark lets
 # any ASCII punctuation be escaped; these are the ones that matter here):
 #   \ escapes itself; ` code; * _ emphasis; ~ strikethrough (GFM); [ ] links and images (so `(`, `)`
-#   and `!` never matter: without an unescaped `[` there is no link or image); < > raw HTML, autolinks
-#   <http://…> and block quotes; | table cells (GFM); $ Streamlit's LaTeX.
-_INLINE = re.compile(r"([\\`*_~\[\]<>|$])")
+#   and `!` never matter: without an unescaped `[` there is no link or image); | table cells (GFM);
+#   $ Streamlit's LaTeX.
+_INLINE = re.compile(r"([\\`*_~\[\]|$])")
+# < only matters where it could open HTML or an autolink (<img, </a, <!--, <?, <http:…>): "p50 < 30"
+# stays as written. > only matters at the start of a line (a block quote): see _LINE_START.
+_TAG = re.compile(r"<(?=[A-Za-z/!?])")
 # & only matters before an entity (&lt; &#60;), which a renderer would turn into another character.
 _ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
 # Streamlit's directives (:red[…], :small[…]), icons (:material/name:) and emoji shortcodes (:smile:,
@@ -71,8 +74,9 @@ _COLON = re.compile(r":(?=[A-Za-z_+/\-]|\d+:)")
 # GFM's other autolink literals: www.example.com and user@example.com.
 _WWW = re.compile(r"(?<![0-9A-Za-z])(www)(?=\.)", re.IGNORECASE)
 _EMAIL = re.compile(r"(?<=[0-9A-Za-z._+\-])@")
-# Block markers at the start of a line: headings (#), list items (- + and 1. 1)), setext underlines (=).
-_LINE_START = re.compile(r"^([ \t]*)([#+\-=]|\d+(?=[.)]))", re.MULTILINE)
+# Block markers at the start of a line: headings (#), block quotes (>), list items (- + and 1. 1)),
+# setext underlines (=).
+_LINE_START = re.compile(r"^([ \t]*)([#>+\-=]|\d+(?=[.)]))", re.MULTILINE)
 
 
 def markdown(text: object, *, multiline: bool = False) -> str:
@@ -90,6 +94,7 @@ def markdown(text: object, *, multiline: bool = False) -> str:
     """
     s = _clean(text, multiline)
     s = _INLINE.sub(r"\\\1", s)
+    s = _TAG.sub(r"\\<", s)
     s = _ENTITY.sub(r"\\&", s)
     s = _COLON.sub(":" + JOINER, s)
     s = _WWW.sub(r"\1" + JOINER, s)

@@ -17,10 +17,12 @@ ESC = "\x1b"
 MARKDOWN = [
     # (input, Markdown source)
     ("Checkout errors", "Checkout errors"),
-    ("<img src=http://x>", rf"\<img src=http:{J}//x\>"),
+    ("<img src=http://x>", rf"\<img src=http:{J}//x>"),
     ("![a](http://x/a.png)", rf"!\[a\](http:{J}//x/a.png)"),
     ("[a](javascript:alert(1))", rf"\[a\](javascript:{J}alert(1))"),
-    ("<http://x>", rf"\<http:{J}//x\>"),
+    ("<http://x>", rf"\<http:{J}//x>"),
+    ("</a> <!-- c --> <?x", r"\</a> \<!-- c --> \<?x"),
+    ("p50 < 30 min, 1h/5m>2000", "p50 < 30 min, 1h/5m>2000"),
     ("see https://x.test/p now", f"see https:{J}//x.test/p now"),
     ("www.evil.test", f"www{J}.evil.test"),
     ("WWW.evil.test", f"WWW{J}.evil.test"),
