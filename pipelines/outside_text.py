@@ -58,10 +58,11 @@ def terminal(text: object, *, multiline: bool = False) -> str:
 
 # Characters that start or end inline Markdown anywhere: escaped with a backslash (CommonMark lets
 # any ASCII punctuation be escaped; these are the ones that matter here):
-#   \ escapes itself; ` code; * _ emphasis; ~ strikethrough (GFM); [ ] links and images (so `(`, `)`
+#   \ escapes itself; ` code; * emphasis; ~ strikethrough (GFM); [ ] links and images (so `(`, `)`
 #   and `!` never matter: without an unescaped `[` there is no link or image); | table cells (GFM);
-#   $ Streamlit's LaTeX.
-_INLINE = re.compile(r"([\\`*_~\[\]|$])")
+#   $ Streamlit's LaTeX; _ emphasis, except between two letters or digits where it never is
+#   (`too_few`, `p99_latency` stay as written).
+_INLINE = re.compile(r"([\\`*~\[\]|$]|_(?![0-9A-Za-z])|(?<![0-9A-Za-z])_)")
 # < only matters where it could open HTML or an autolink (<img, </a, <!--, <?, <http:…>): "p50 < 30"
 # stays as written. > only matters at the start of a line (a block quote): see _LINE_START.
 _TAG = re.compile(r"<(?=[A-Za-z/!?])")
@@ -74,9 +75,13 @@ _COLON = re.compile(r":(?=[A-Za-z_+/\-]|\d+:)")
 # GFM's other autolink literals: www.example.com and user@example.com.
 _WWW = re.compile(r"(?<![0-9A-Za-z])(www)(?=\.)", re.IGNORECASE)
 _EMAIL = re.compile(r"(?<=[0-9A-Za-z._+\-])@")
-# Block markers at the start of a line: headings (#), block quotes (>), list items (- + and 1. 1)),
-# setext underlines (=).
-_LINE_START = re.compile(r"^([ \t]*)([#>+\-=]|\d+(?=[.)]))", re.MULTILINE)
+# Block markers at the start of a line (each only in the form that makes a block, so "99.9%" or "-5"
+# starting a table cell stay as written): headings (# text), block quotes (>), list items (- text,
+# + text, 1. text, 1) text), thematic breaks and setext underlines (---, ===).
+_LINE_START = re.compile(
+    r"^([ \t]*)(#{1,6}(?=[ \t]|$)|>|[-+](?=[ \t]|$)|-(?=[- \t]*$)|=(?=[= \t]*$)|\d{1,9}(?=[.)](?:[ \t]|$)))",
+    re.MULTILINE,
+)
 
 
 def markdown(text: object, *, multiline: bool = False) -> str:
@@ -104,9 +109,9 @@ def markdown(text: object, *, multiline: bool = False) -> str:
 
 def _escape_marker(m: re.Match[str]) -> str:
     indent, marker = m.group(1), m.group(2)
-    if marker.isdigit():  # "1." → "1\." : the number stays, the list marker goes
+    if marker.isdigit():  # "1. " → "1\. " : the number stays, the list marker goes
         return f"{indent}{marker}\\"
-    return f"{indent}\\{marker}"
+    return f"{indent}\\{marker}"  # "## x" → "\## x": one escape is enough for the whole run
 
 
 def plotly(text: object) -> str:

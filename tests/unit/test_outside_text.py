@@ -46,6 +46,14 @@ MARKDOWN = [
     ("12) twelfth", r"12\) twelfth"),
     ("=====", r"\====="),
     ("> quote", r"\> quote"),
+    ("---", r"\---"),
+    ("## two", r"\## two"),
+    # Only the forms that make a block are escaped: a number, a negative number, a hashtag, a word
+    # with underscores read as written.
+    ("99.9%", "99.9%"),
+    ("-12.5", "-12.5"),
+    ("#hashtag", "#hashtag"),
+    ("too_few p99_latency _it_", r"too_few p99_latency \_it\_"),
     # One line by default: a newline cannot start a block, a table row or a fake field.
     ("line one\n# two\r\nthree\rfour", "line one # two three four"),
     ("cell\n|---|\n| x |", r"cell \|---\| \| x \|"),
