@@ -23,7 +23,10 @@ from pipelines.errors import SnapshotUnreadable  # noqa: E402
 
 PAGES = Path(__file__).resolve().parent / "views"
 
-st.set_page_config(page_title="Reliability", page_icon=":material/monitoring:", layout="wide")
+# Our own icon file, served by Streamlit itself: with a ":material/…:" or emoji page_icon the browser
+# fetches the favicon from a CDN, and no page may make a request off the machine.
+ICON = Path(__file__).with_name("icon.png")
+st.set_page_config(page_title="Reliability", page_icon=str(ICON), layout="wide")
 
 nav = st.navigation(
     {

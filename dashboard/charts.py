@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.queries import SloDetail
+from pipelines.outside_text import plotly as plotly_text
 
 STATE_COLORS = {
     "normal": "#2e7d32",
@@ -280,7 +281,11 @@ def _incident_band(fig: go.Figure, d: SloDetail) -> None:
                 name=f"{row.id} {row.severity or ''}",
                 showlegend=False,
                 marker={"color": SEV_COLORS.get(row.severity or "unknown", "#9e9e9e")},
-                hovertemplate=f"{row.id} · {row.severity} · {row.status}<br>{row.title}<extra></extra>",
+                # The title is outside text: passed as data (a template would read %{…} in it) and
+                # entity-escaped (Plotly renders <a href>, <b>… in hover text).
+                customdata=[[plotly_text(row.title)]],
+                hovertemplate=f"{row.id} · {row.severity} · {row.status}<br>"
+                + "%{customdata[0]}<extra></extra>",
             ),
             row=5,
             col=1,

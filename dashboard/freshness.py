@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
+from pipelines.outside_text import markdown as md
 
 STALE_AFTER = dt.timedelta(minutes=15)
 
@@ -62,4 +63,5 @@ def banner(rows: list[dict[str, Any]], fresh: dict[str, Any]) -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     reasons = stale_reasons(rows, fresh, now)
     if reasons:
-        st.warning("**Data may be stale.** " + " · ".join(reasons), icon=":material/warning:")
+        # A reason can be a source's own error text (Prometheus's): shown as text, not Markdown.
+        st.warning("**Data may be stale.** " + " · ".join(md(r) for r in reasons), icon=":material/warning:")

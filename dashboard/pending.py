@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import actions, queries
+from pipelines.outside_text import markdown as md
 
 REFRESH_SECONDS = 2.0
 _KEY = "sent_commands"
@@ -41,11 +42,11 @@ def _panel(incident_id: str | None) -> None:
         st.markdown("**Your actions**")
         for s in sent:
             if s.dedup_key not in done:
-                st.markdown(f":orange-badge[pending] — {actions.describe(s)}")
+                st.markdown(f":orange-badge[pending] — {md(actions.describe(s))}")
             elif done[s.dedup_key] is None:
-                st.markdown(f":green-badge[done] — {actions.describe(s)}")
+                st.markdown(f":green-badge[done] — {md(actions.describe(s))}")
             else:
-                st.markdown(f":red-badge[rejected] — {actions.describe(s)}: {done[s.dedup_key]}")
+                st.markdown(f":red-badge[rejected] — {md(actions.describe(s))}: {md(done[s.dedup_key])}")
         pending = [s for s in sent if s.dedup_key not in done]
         if pending:
             state = actions.service_state(directory)

@@ -15,6 +15,7 @@ from pipelines import engine, launch
 from pipelines.analytics import cli as analytics_cli
 from pipelines.config import Settings
 from pipelines.errors import SloError, SpecError
+from pipelines.outside_text import terminal
 from pipelines.progress import Progress
 
 
@@ -385,7 +386,7 @@ def render_status(rows: list[dict[str, Any]], color: bool) -> str:
             state = f"STALE {state}"
         table.append(
             [
-                r["slo"],
+                terminal(r["slo"]),
                 f"{r['target'] * 100:g}%",
                 r["window"],
                 _fmt_pct(r["sli"]),
@@ -424,11 +425,12 @@ def render_status(rows: list[dict[str, Any]], color: bool) -> str:
         if r.get("stale"):
             stale.setdefault((r["stale_reason"], (r["stale_since"] or "")[:19] + "Z"), []).append(r["slo"])
     for (reason, since), slos in stale.items():
-        lines.append(f"STALE since {since}: {', '.join(sorted(slos))}: {reason}")
+        # The reason is the source's own error text (e.g. Prometheus's): shown without its controls.
+        lines.append(f"STALE since {since}: {terminal(', '.join(sorted(slos)))}: {terminal(reason)}")
     for r in order:
         if r["data_status"] != "ok":
             lines.append(
-                f"note: {r['slo']}: {r['data_status'].replace('_', ' ')}"
+                f"note: {terminal(r['slo'])}: {r['data_status'].replace('_', ' ')}"
                 f" (last data {r['last_data_at'] or 'never'})"
             )
     return "\n".join(lines)

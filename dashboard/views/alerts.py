@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import actions, freshness, pending, queries, url_state
+from pipelines.outside_text import markdown as md
 
 st.title("Alerts")
 if not freshness.require_snapshot():
@@ -70,7 +71,8 @@ else:
     alert = {k: (None if pd.isna(v) else v) for k, v in shown.iloc[rows[0]].to_dict().items()}
     with st.container(border=True):
         st.markdown(
-            f"**{alert['title']}** · {alert['source']} · since {alert['starts_at']:%Y-%m-%d %H:%M} UTC"
+            f"**{md(alert['title'])}** · {md(alert['source'])} · "
+            f"since {alert['starts_at']:%Y-%m-%d %H:%M} UTC"
         )
         incident_id = alert.get("incident_id")
         if incident_id:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import actions, freshness, pending, queries, url_state
 from pipelines.analytics import mttx
+from pipelines.outside_text import markdown as md
 
 st.title("Incidents")
 if not freshness.require_snapshot():
@@ -72,8 +73,11 @@ if d is None:
     st.stop()
 inc = d.incident
 st.subheader(f"{inc['id']} · {inc['severity'] or 'unclassified'} · {inc['status']}")
+# Outside text (titles, services, root causes, actors, model text) goes through `md`: shown as text,
+# never as a link, image, HTML or Streamlit directive. No code spans: a backtick inside would end one.
 st.markdown(
-    f"**{inc['title']}** — service `{inc['service']}`" + (f", SLO `{inc['slo_id']}`" if inc["slo_id"] else "")
+    f"**{md(inc['title'])}** — service {md(inc['service'])}"
+    + (f", SLO {md(inc['slo_id'])}" if inc["slo_id"] else "")
 )
 
 
@@ -82,7 +86,7 @@ def _t(name: str) -> str:
     if value is None or pd.isna(value):
         return "—"
     source = inc.get(f"{name}_source")
-    return f"{value:%Y-%m-%d %H:%M} UTC" + (f" ({source})" if source else "")
+    return f"{value:%Y-%m-%d %H:%M} UTC" + (f" ({source})" if source else "")  # a dataframe: plain text
 
 
 times = pd.DataFrame(
@@ -113,7 +117,7 @@ with left:
     st.caption(" · ".join(spans))
     st.markdown(f"**Route:** {inc['route'] or 'not routed yet'}")
     if inc.get("root_cause"):
-        st.markdown(f"**Root cause** ({inc.get('root_cause_category') or '—'}): {inc['root_cause']}")
+        st.markdown(f"**Root cause** ({md(inc.get('root_cause_category')) or '—'}): {md(inc['root_cause'])}")
     if inc.get("repeat_of"):
         st.markdown(f"**Repeat of** {inc['repeat_of']}")
     updates = (
@@ -136,16 +140,16 @@ with right:
         conf = "—" if pd.isna(last["confidence"]) else f"{last['confidence']:.0%}"
         st.markdown(
             f"attempt {last['attempt']} · method **{last['method']}**"
-            + (f" ({last['model']})" if last.get("model") else "")
+            + (f" ({md(last['model'])})" if last.get("model") else "")
             + f" · severity **{last['severity']}** · confidence **{conf}** · recommended "
-            f"**{last['recommended_action'] or '—'}**"
+            f"**{md(last['recommended_action']) or '—'}**"
         )
         if last.get("root_cause_hypothesis"):
-            st.markdown(f"Hypothesis: {last['root_cause_hypothesis']}")
+            st.markdown(f"Hypothesis: {md(last['root_cause_hypothesis'])}")
         if last.get("rationale"):
-            st.markdown(f"Rationale: {last['rationale']}")
+            st.markdown(f"Rationale: {md(last['rationale'])}")
         if last.get("error"):
-            st.warning(f"Triage error (escalated): {last['error']}")
+            st.warning(f"Triage error (escalated): {md(last['error'])}")
         if len(d.triage) > 1:
             st.dataframe(
                 d.triage[["attempt", "method", "severity", "recommended_action", "confidence", "created_at"]],
@@ -161,9 +165,11 @@ st.markdown("**Timeline**")
 if d.timeline.empty:
     st.caption("The timeline is empty.")
 else:
-    # A plain table: every step readable in full (messages wrap), and selectable text.
+    # A plain table: every step readable in full (messages wrap), and selectable text. st.table renders
+    # its cells as Markdown, so the text columns are escaped.
+    escaped = {c: (lambda x, c=c: x[c].map(md)) for c in ("kind", "source", "actor", "message")}
     st.table(
-        d.timeline.assign(occurred_at=lambda x: x["occurred_at"].dt.strftime("%Y-%m-%d %H:%M:%S"))[
+        d.timeline.assign(occurred_at=lambda x: x["occurred_at"].dt.strftime("%Y-%m-%d %H:%M:%S"), **escaped)[
             ["seq", "occurred_at", "kind", "source", "actor", "message"]
         ].set_index("seq")
     )
@@ -198,16 +204,16 @@ awaiting = (
 )
 for rem in awaiting.itertuples():
     with st.container(border=True):
-        st.markdown(f"Remediation **{rem.action}** (`{rem.id}`) is waiting for approval.")
+        st.markdown(f"Remediation **{md(rem.action)}** ({md(rem.id)}) is waiting for approval.")
         a, r = st.columns(2)
-        if a.button(f"Approve {rem.action}", key=f"approve_{rem.id}", type="primary"):
+        if a.button(f"Approve {md(rem.action)}", key=f"approve_{rem.id}", type="primary"):
             pending.remember(
                 actions.send_command(
                     directory, "approve_remediation", incident_id, actor, {"remediation_id": rem.id}
                 )
             )
             st.rerun()
-        if r.button(f"Reject {rem.action}", key=f"reject_{rem.id}"):
+        if r.button(f"Reject {md(rem.action)}", key=f"reject_{rem.id}"):
             pending.remember(
                 actions.send_command(
                     directory,

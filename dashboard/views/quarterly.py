@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboard import freshness, queries, url_state
 from pipelines.analytics import render
+from pipelines.outside_text import markdown as md
 
 st.title("Quarterly review")
 if not freshness.require_snapshot():
@@ -62,9 +63,9 @@ for title, section in render.blocks(review):
     st.header(title)
     for kind, payload in section:
         if kind == "summary":
-            st.info(f"**Executive summary (model-written)**\n\n{payload['text']}")
+            st.info(f"**Executive summary (model-written)**\n\n{md(payload['text'], multiline=True)}")
         elif kind in ("bullets", "list"):
-            st.markdown("\n".join(f"- {item}" for item in payload))
+            st.markdown("\n".join(f"- {md(item)}" for item in payload))
         elif kind == "table":
             header, rows = payload
             if rows:
@@ -72,6 +73,6 @@ for title, section in render.blocks(review):
             else:
                 st.caption("none")
         elif kind == "text":
-            st.markdown(payload)
+            st.markdown(md(payload))
         elif kind == "chart":
             st.plotly_chart(charts[payload], key=f"review_{payload}")

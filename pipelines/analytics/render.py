@@ -1,5 +1,9 @@
 """The quarterly review as Markdown or as one self-contained HTML file with interactive Plotly charts.
 
+Markdown: every text and table cell goes through `outside_text.markdown` at render time (the blocks
+stay raw text for the HTML and the dashboard), so a service name, fingerprint, deploy or model-written
+summary from outside shows as literal text, never as a link, an image or HTML.
+
 HTML: Plotly's JavaScript is inlined once (no CDN, no network), every chart is responsive, and the page
 has a viewport meta and a single-column layout under 700 px so it reads on a phone.
 """
@@ -11,6 +15,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 from plotly.io import to_html
+
+from pipelines.outside_text import markdown as md
 
 SECTIONS = (
     "Headline",
@@ -51,8 +57,8 @@ def _met(m: bool | None) -> str:
 def _table(header: list[str], rows: list[list[str]]) -> str:
     if not rows:
         return "_none_\n"
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(md(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(md(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -419,13 +425,14 @@ def render_markdown(r: dict[str, Any]) -> str:
         lines += [f"## {title}", ""]
         for kind, payload in section:
             if kind == "summary":
-                lines += ["> **Executive summary (model-written)**", ">", f"> {payload['text']}", ""]
+                text = md(payload["text"], multiline=True).replace("\n", "\n> ")
+                lines += ["> **Executive summary (model-written)**", ">", f"> {text}", ""]
             elif kind in ("bullets", "list"):
-                lines += [f"- {b}" for b in payload] + [""]
+                lines += [f"- {md(b)}" for b in payload] + [""]
             elif kind == "table":
                 lines += [_table(*payload)]
             elif kind == "text":
-                lines += [payload, ""]
+                lines += [md(payload), ""]
             elif kind == "chart":
                 lines += [f"_(chart `{payload}` in the HTML report)_", ""]
     return "\n".join(lines).rstrip() + "\n"

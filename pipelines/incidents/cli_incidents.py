@@ -18,6 +18,7 @@ from typing import Any
 
 from pipelines.config import Settings
 from pipelines.errors import SloError, StoreError
+from pipelines.outside_text import terminal as tt
 
 STEPS: dict[str, tuple[str, str]] = {
     # subcommand: (command, help)
@@ -188,10 +189,10 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
             r["severity"] or "-",
             r["status"],
             r["route"] or "-",
-            r["service"],
+            tt(r["service"]),
             (r["detected_at"] or "-")[:16].replace("T", " "),
-            f"{r['triage']['method']}:{r['triage']['recommended_action']}" if r["triage"] else "-",
-            r["title"][:70],
+            tt(f"{r['triage']['method']}:{r['triage']['recommended_action']}") if r["triage"] else "-",
+            tt(r["title"])[:70],
         )
         for r in rows
     ]
@@ -264,46 +265,52 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
         docs = [doc for doc in detail["documents"] if doc["kind"] == args.document]
         if not docs:
             raise SloError(f"{args.id} has no {args.document.replace('_', ' ')} yet")
-        print(docs[-1]["body"], end="")
+        print(tt(docs[-1]["body"], multiline=True), end="")
         return 0
     if args.json:
         print(json.dumps(detail, indent=2, default=str))
         return 0
+    # Human output: every value from outside (titles, actors, root causes, action items, model text,
+    # error messages) goes through `tt` so no control character or escape sequence reaches the terminal.
     d = detail
-    print(f"{d['id']}  {d['severity'] or '-'}  {d['status']}  {d['service']}: {d['title']}")
+    print(f"{d['id']}  {d['severity'] or '-'}  {d['status']}  {tt(d['service'])}: {tt(d['title'])}")
     for name in ("impact_start", "detected_at", "acknowledged_at", "mitigated_at", "resolved_at"):
-        print(f"  {name:<16} {d[name] or '-':<22} {d.get(name + '_source') or ''}")
+        print(f"  {name:<16} {d[name] or '-':<22} {tt(d.get(name + '_source'))}")
     slos = ", ".join(
-        f"{s['slo_id']} ({s['budget_consumed'] * 100:.1f}% of budget)"
+        f"{tt(s['slo_id'])} ({s['budget_consumed'] * 100:.1f}% of budget)"
         if s["budget_consumed"] is not None
-        else s["slo_id"]
+        else tt(s["slo_id"])
         for s in d["slos"]
     )
     print(f"  route: {d['route'] or '-'}   SLOs: {slos or '-'}   repeat of: {d['repeat_of'] or '-'}")
     if d["triage"]:
         t = d["triage"]
         print(
-            f"  triage: {t['method']} {t['severity']} → {t['recommended_action']} (confidence "
+            f"  triage: {t['method']} {t['severity']} → {tt(t['recommended_action'])} (confidence "
             f"{t['confidence']})"
         )
     if d["root_cause"]:
-        print(f"  root cause ({d['root_cause_category']}): {d['root_cause']}  fix: {d['fix'] or '-'}")
+        print(
+            f"  root cause ({tt(d['root_cause_category'])}): {tt(d['root_cause'])}"
+            f"  fix: {tt(d['fix']) or '-'}"
+        )
     print("timeline:")
     for e in d["timeline"]:
-        who = f" [{e['actor']}]" if e["actor"] else ""
-        print(f"  {e['occurred_at'][:19].replace('T', ' ')}  {e['kind']:<20} {e['message']}{who}")
+        who = f" [{tt(e['actor'])}]" if e["actor"] else ""
+        print(f"  {e['occurred_at'][:19].replace('T', ' ')}  {e['kind']:<20} {tt(e['message'])}{who}")
     for r in d["remediations"]:
-        print(f"remediation {r['id']}: {r['action']} {r['status']} (verified: {r['verified']})")
+        print(f"remediation {r['id']}: {tt(r['action'])} {r['status']} (verified: {r['verified']})")
     for a in d["action_items"]:
         print(
-            f"action item {a['id']}: {a['title']} → {a['owner']} {a['priority']} due "
+            f"action item {a['id']}: {tt(a['title'])} → {tt(a['owner'])} {tt(a['priority'])} due "
             f"{a['due_date']} {a['status']}"
         )
     print(f"documents: {', '.join(doc['kind'] for doc in d['documents']) or '-'}")
     for f in d["step_failures"]:
         state = f"cleared {f['cleared_at'][:19]}" if f["cleared_at"] else "failing, retried each cycle"
         print(
-            f"step {f['step']} {state}: {f['error']} ({f['attempts']} attempt(s) since {f['first_at'][:19]})"
+            f"step {f['step']} {state}: {tt(f['error'])} ({f['attempts']} attempt(s) since "
+            f"{f['first_at'][:19]})"
         )
     return 0
 
@@ -412,5 +419,5 @@ def _say(args: argparse.Namespace, result: dict[str, Any], code: int) -> int:
         print(json.dumps(result, indent=2))
     else:
         stream = sys.stderr if code else sys.stdout
-        print(f"{result['incident']}: {result['outcome']}", file=stream)
+        print(f"{tt(result['incident'])}: {tt(result['outcome'])}", file=stream)
     return code

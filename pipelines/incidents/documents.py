@@ -9,7 +9,9 @@
 - `runbook_suggestion`: after the post-mortem (seed 000's update_runbook step), stored for review and
   never applied to `runbooks/` by anything.
 
-Rendering is pure (`render_*` take dicts and lists); `documents_due` decides what is missing.
+Rendering is pure (`render_*` take dicts and lists); `documents_due` decides what is missing. The
+documents are Markdown: every value from outside (titles, services, root causes, fixes, action items,
+actors' notes on the timeline, triage and model text) goes in through `md`, shown as literal text.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+
+from pipelines.outside_text import markdown as md
 
 UPDATE_CADENCE = {
     "SEV1": dt.timedelta(minutes=15),
@@ -60,7 +64,7 @@ def _minutes(a: dt.datetime | None, b: dt.datetime | None) -> str:
 
 def _budget(slos: list[dict[str, Any]]) -> str:
     parts = [
-        f"{s['slo_id']} {s['budget_consumed'] * 100:.1f}% of its window's error budget"
+        f"{md(s['slo_id'])} {s['budget_consumed'] * 100:.1f}% of its window's error budget"
         for s in slos
         if s.get("budget_consumed") is not None
     ]
@@ -74,15 +78,15 @@ def render_stakeholder_update(
     inc: dict[str, Any], slos: list[dict[str, Any]], at: dt.datetime
 ) -> tuple[str, dt.datetime | None]:
     """(body, next update due) for the incident as it stands at `at`."""
-    sev, svc = inc.get("severity") or "SEV?", inc["service"]
+    sev, svc, title = inc.get("severity") or "SEV?", md(inc["service"]), md(inc["title"])
     word = status_word(inc)
-    impact = f"{inc['title']}. Budget spent so far: {_budget(slos)}."
+    impact = f"{title}. Budget spent so far: {_budget(slos)}."
     if word == "Resolved":
         body = "\n".join(
             [
-                f"Subject: [RESOLVED] {svc} — {inc['title']}",
+                f"Subject: [RESOLVED] {svc} — {title}",
                 "",
-                f"Resolution: {inc.get('fix') or inc.get('root_cause') or _DETAILS_LATER}",
+                f"Resolution: {md(inc.get('fix') or inc.get('root_cause')) or _DETAILS_LATER}",
                 f"Duration: {_t(inc.get('impact_start'))} to {_t(inc.get('resolved_at'))} "
                 f"({_minutes(inc.get('impact_start'), inc.get('resolved_at'))})",
                 f"Impact Summary: {impact}",
@@ -96,7 +100,7 @@ def render_stakeholder_update(
     if first:
         body = "\n".join(
             [
-                f"Subject: [{sev}] {svc} — {inc['title']}",
+                f"Subject: [{sev}] {svc} — {title}",
                 "",
                 f"Current Status: We are investigating an issue affecting {svc}.",
                 f"Impact: {impact}",
@@ -104,11 +108,11 @@ def render_stakeholder_update(
             ]
         )
         if sev == "SEV1":  # seed 001: executives get a brief of their own for the most severe incidents
-            cause = f"Known — {inc['root_cause']}" if inc.get("root_cause") else "Under investigation"
+            cause = f"Known — {md(inc['root_cause'])}" if inc.get("root_cause") else "Under investigation"
             body += "\n\n" + "\n".join(
                 [
                     f"INCIDENT BRIEF — {_t(at)}",
-                    f"SITUATION: {svc} is degraded: {inc['title']}",
+                    f"SITUATION: {svc} is degraded: {title}",
                     f"CAUSE: {cause}",
                     "ACTION: on-call engaged; see the incident timeline — ETA unknown",
                     f"IMPACT: {_budget(slos)}",
@@ -116,13 +120,13 @@ def render_stakeholder_update(
                 ]
             )
     else:
-        actions = inc.get("_actions") or "see the incident timeline"
+        actions = md(inc.get("_actions")) or "see the incident timeline"
         body = "\n".join(
             [
                 f"Subject: [{sev} UPDATE] {svc} — {word}",
                 "",
                 f"Status: {word}",
-                f"Current Understanding: {inc.get('root_cause') or 'cause under investigation'}",
+                f"Current Understanding: {md(inc.get('root_cause')) or 'cause under investigation'}",
                 f"Actions Taken: {actions}",
                 f"Next Steps: {_NEXT_STEPS.get(word, 'continue the investigation')}",
                 f"Next Update: by {_t(due)}.",
@@ -136,26 +140,26 @@ def render_stakeholder_update(
 
 def render_triage_report(inc: dict[str, Any], triage: dict[str, Any], route: dict[str, Any] | None) -> str:
     lines = [
-        f"# Triage report: {inc['id']} — {inc['title']}",
+        f"# Triage report: {inc['id']} — {md(inc['title'])}",
         "",
-        f"- Service: {inc['service']}",
+        f"- Service: {md(inc['service'])}",
         f"- Detected: {_t(inc.get('detected_at'))} ({inc.get('detected_at_source')})",
         f"- Impact start (estimate): {_t(inc.get('impact_start'))} ({inc.get('impact_start_source')})",
         f"- Triage attempt {triage['attempt']}: method **{triage['method']}**"
         + (
-            f" (model {triage['model']}, {triage['latency_ms']:.0f} ms)"
+            f" (model {md(triage['model'])}, {triage['latency_ms']:.0f} ms)"
             if triage.get("model") and triage.get("latency_ms") is not None
             else ""
         ),
         f"- Severity: **{triage['severity']}**, confidence {triage.get('confidence') or 0:.2f}",
-        f"- Root-cause hypothesis: {triage.get('root_cause_hypothesis') or '—'}",
-        f"- Recommended action: `{triage.get('recommended_action') or 'escalate'}`",
-        f"- Rationale: {triage.get('rationale') or '—'}",
+        f"- Root-cause hypothesis: {md(triage.get('root_cause_hypothesis')) or '—'}",
+        f"- Recommended action: {md(triage.get('recommended_action') or 'escalate')}",
+        f"- Rationale: {md(triage.get('rationale')) or '—'}",
     ]
     if triage.get("error"):
-        lines.append(f"- Fell back to rules because: {triage['error']}")
+        lines.append(f"- Fell back to rules because: {md(triage['error'])}")
     if route:
-        lines.append(f"- Route: **{route['route']}** — {route['reason']}")
+        lines.append(f"- Route: **{route['route']}** — {md(route['reason'])}")
     return "\n".join(lines) + "\n"
 
 
@@ -175,25 +179,25 @@ def render_postmortem(
     day = (start or inc["detected_at"]).date()
     rows = [
         f"| {e['occurred_at'].strftime('%H:%M' if e['occurred_at'].date() == day else '%m-%d %H:%M')} "
-        f"| {e['message']} |"
+        f"| {md(e['message'])} |"
         for e in timeline
     ]
     items = [
-        f"| {i + 1} | {a['title']} | {a['owner']} | {a['priority']} | {a['due_date']} | "
+        f"| {i + 1} | {md(a['title'])} | {md(a['owner'])} | {md(a['priority'])} | {a['due_date']} | "
         f"{'Done' if a['status'] == 'done' else 'Not Started'} |"
         for i, a in enumerate(action_items)
     ] or ["| — | (no action items recorded yet) | | | | |"]
     summary = (
-        f"{inc['service']} was affected by: {inc['title']}. "
+        f"{md(inc['service'])} was affected by: {md(inc['title'])}. "
         f"Impact from {_t(start)} to {_t(end)}; {_budget(slos)}. "
         + (
-            f"Root cause ({inc['root_cause_category']}): {inc['root_cause'].rstrip('.')}."
+            f"Root cause ({md(inc['root_cause_category'])}): {md(inc['root_cause'].rstrip('.'))}."
             if inc.get("root_cause")
             else "Root cause not yet recorded."
         )
     )
     parts = [
-        f"# Post-Mortem: {inc['title']}",
+        f"# Post-Mortem: {md(inc['title'])}",
         "",
         f"**Date**: {(start or inc['detected_at']):%Y-%m-%d}",
         f"**Severity**: {inc.get('severity') or 'untriaged'}",
@@ -222,9 +226,9 @@ def render_postmortem(
         "### What happened",
         narrative_block(narrative)
         if narrative
-        else (inc.get("root_cause") or "[to be written by the responders]"),
+        else (md(inc.get("root_cause")) or "[to be written by the responders]"),
         "### Contributing Factors",
-        f"1. Immediate cause: {inc.get('root_cause') or '[answer]'}",
+        f"1. Immediate cause: {md(inc.get('root_cause')) or '[answer]'}",
         "2. Underlying cause: [answer]",
         "3. Systemic cause: [answer]",
         "### 5 Whys",
@@ -241,7 +245,7 @@ def render_postmortem(
         *items,
         "",
         "## Lessons Learned",
-        f"Fix applied: {inc.get('fix') or '[to be written]'}",
+        f"Fix applied: {md(inc.get('fix')) or '[to be written]'}",
     ]
     return "\n".join(parts) + "\n"
 
@@ -249,7 +253,7 @@ def render_postmortem(
 def _affected(slos: list[dict[str, Any]]) -> str:
     """From the SLI data: bad of valid events per linked SLO over the incident's span."""
     parts = [
-        f"{s['bad']:,} of {s['valid']:,} events bad ({s['bad'] / s['valid'] * 100:.2f}%) on {s['slo_id']}"
+        f"{s['bad']:,} of {s['valid']:,} events bad ({s['bad'] / s['valid'] * 100:.2f}%) on {md(s['slo_id'])}"
         for s in slos
         if s.get("valid")
     ]
@@ -257,7 +261,9 @@ def _affected(slos: list[dict[str, Any]]) -> str:
 
 
 def narrative_block(text: str) -> str:
-    return "> *Model-written narrative (review before publishing):*\n>\n> " + text.replace("\n", "\n> ")
+    """Model text as a quoted block of literal text: its own Markdown is shown, not rendered."""
+    quoted = md(text, multiline=True).replace("\n", "\n> ")
+    return "> *Model-written narrative (review before publishing):*\n>\n> " + quoted
 
 
 def render_runbook_suggestion(
@@ -270,14 +276,15 @@ def render_runbook_suggestion(
         if r["status"] in ("failed", "timed_out") or r.get("verified") is False
     ]
     lines = [
-        f"# Suggested runbook update for {inc['service']} (from {inc['id']}; for review, not applied)",
+        f"# Suggested runbook update for {md(inc['service'])} (from {inc['id']}; for review, not applied)",
         "",
-        f"Proposed addition to `runbooks/{inc['service']}/runbook.md`:",
+        # Not a code span: a backtick in the service name would end it; escaped text cannot.
+        f"Proposed addition to runbooks/{md(inc['service'])}/runbook.md:",
         "",
-        f"## Known failure: {inc.get('root_cause_category') or 'unknown'} — {inc['title']}",
-        f"- Symptom / detection: {inc['title']} (fingerprint `{inc.get('fingerprint')}`)",
-        f"- Root cause seen: {inc.get('root_cause') or '—'}",
-        f"- Fix that worked: {inc.get('fix') or '—'}",
+        f"## Known failure: {md(inc.get('root_cause_category')) or 'unknown'} — {md(inc['title'])}",
+        f"- Symptom / detection: {md(inc['title'])} (fingerprint {md(inc.get('fingerprint'))})",
+        f"- Root cause seen: {md(inc.get('root_cause')) or '—'}",
+        f"- Fix that worked: {md(inc.get('fix')) or '—'}",
     ]
     if worked:
         lines.append(f"- Automated remediation that recovered the SLI: {', '.join(f'`{a}`' for a in worked)}")
@@ -285,7 +292,7 @@ def render_runbook_suggestion(
         lines.append(f"- Remediation that did not help here: {', '.join(f'`{a}`' for a in failed)}")
     for a in action_items:
         if "runbook" in a["title"].lower():
-            lines.append(f"- Post-mortem action: {a['title']} ({a['owner']})")
+            lines.append(f"- Post-mortem action: {md(a['title'])} ({md(a['owner'])})")
     return "\n".join(lines) + "\n"
 
 
