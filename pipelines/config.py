@@ -41,6 +41,23 @@ def _dotenv(path: Path) -> dict[str, str]:
 PROMETHEUS_POINTS_LIMIT = 11_000
 
 
+
+def env_number(env: Mapping[str, str], name: str, default: float, *, above_zero: bool = False) -> float:
+    """`name` from `env` as a number (default when unset or blank); SloError naming the setting when it
+    is not a number, or is negative (zero too, with `above_zero`)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SloError(f"{name}={raw!r} is not a number") from None
+    if above_zero and not value > 0:
+        raise SloError(f"{name}={raw!r} must be above 0")
+    if value < 0:
+        raise SloError(f"{name}={raw!r} must not be negative")
+    return value
+
 @dataclass(frozen=True)
 class PrometheusSettings:
     """How to reach Prometheus. Values that do not parse are kept in `problems`, reported when used.

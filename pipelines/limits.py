@@ -57,19 +57,10 @@ class Limits:
 
     @classmethod
     def load(cls, env: Mapping[str, str]) -> Limits:
-        from pipelines.errors import SloError
+        from pipelines.config import env_number
 
         def positive(name: str, default: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise SloError(f"{name}={raw!r} is not a number") from None
-            if not value > 0:
-                raise SloError(f"{name}={raw!r} must be above 0")
-            return value
+            return env_number(env, name, default, above_zero=True)
 
         extra = [h.strip().lower() for h in env.get("SLO_ALLOWED_HOSTS", "").split(",") if h.strip()]
         return cls(

@@ -44,7 +44,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipelines.config import Settings, _dotenv
+from pipelines.config import Settings, _dotenv, env_number
 from pipelines.errors import (
     BadSignature,
     IngestError,
@@ -85,16 +85,7 @@ class ServiceSettings:
         merged = {**_dotenv(Path(".env")), **(env if env is not None else os.environ)}
 
         def number(name: str, default: float) -> float:
-            raw = merged.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise SloError(f"{name}={raw!r} is not a number") from None
-            if value < 0:
-                raise SloError(f"{name}={raw!r} must not be negative")
-            return value
+            return env_number(merged, name, default)
 
         return cls(
             token=merged.get("SLO_INGEST_TOKEN") or None,
