@@ -15,14 +15,12 @@ from urllib.parse import urlparse
 import pytest
 
 from pipelines.config import Settings
-from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Alert
-from pipelines.incidents.lifecycle import process
 from pipelines.outside_text import JOINER
-from pipelines.store import Writer
 from tests.e2e.conftest import Server, dashboard_server
 from tests.e2e.test_dashboard_browser import wait_idle
 from tests.support.dashboard_store import ROOT
+from tests.support.incident_rows import publish_alert
 from tests.support.realparts import free_port
 
 pytestmark = pytest.mark.e2e
@@ -39,24 +37,12 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = base / "data"
     env = {**os.environ, "SLO_DATA_DIR": str(data)}
     env.pop("ANTHROPIC_API_KEY", None)
-    os.environ["SLO_DATA_DIR"], old = str(data), os.environ.get("SLO_DATA_DIR")
-    try:
-        settings = Settings.load()
-    finally:
-        if old is None:
-            os.environ.pop("SLO_DATA_DIR")
-        else:
-            os.environ["SLO_DATA_DIR"] = old
+    settings = Settings.load({**os.environ, "SLO_DATA_DIR": str(data)})
     alert = Alert(
         source="alertmanager", status="firing", service="shop", fingerprint="Hostile", title=TITLE,
         dedup_key="am:hostile", starts_at=T0, severity="SEV2",
     )  # fmt: skip
-    inbox = Inbox(settings.data_dir)
-    inbox.append([Entry(alert.dedup_key, "alert", "alertmanager", alert.to_json())])
-    with Writer(settings.data_dir) as writer:
-        process(writer.db, settings, T0 + dt.timedelta(minutes=1), inbox=inbox)
-        writer.publish()
-    inbox.close()
+    publish_alert(settings, alert, T0 + dt.timedelta(minutes=1))
     for step in (
         ["ack", "INC-0001", "--actor", ACTOR],
         ["root-cause", "INC-0001", "--category", "deploy", "--text", ROOT_CAUSE, "--actor", ACTOR],

@@ -19,11 +19,9 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import Settings
-from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Alert
-from pipelines.incidents.lifecycle import process
 from pipelines.outside_text import JOINER
-from pipelines.store import Writer
+from tests.support.incident_rows import publish_alert
 
 pytestmark = pytest.mark.integration
 
@@ -49,25 +47,12 @@ def slo(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("outside") / "data"
-    old = os.environ.get("SLO_DATA_DIR")
-    os.environ["SLO_DATA_DIR"] = str(data)
-    try:
-        settings = Settings.load()
-    finally:
-        if old is None:
-            os.environ.pop("SLO_DATA_DIR")
-        else:
-            os.environ["SLO_DATA_DIR"] = old
+    settings = Settings.load({**os.environ, "SLO_DATA_DIR": str(data)})
     alert = Alert(
         source="alertmanager", status="firing", service=SERVICE, fingerprint="HostileTitle",
         title=TITLE, dedup_key="am:hostile", starts_at=T0, severity="SEV2",
     )  # fmt: skip
-    inbox = Inbox(settings.data_dir)
-    inbox.append([Entry(alert.dedup_key, "alert", "alertmanager", alert.to_json())])
-    with Writer(settings.data_dir) as writer:
-        process(writer.db, settings, T0 + dt.timedelta(minutes=1), inbox=inbox)
-        writer.publish()
-    inbox.close()
+    publish_alert(settings, alert, T0 + dt.timedelta(minutes=1))
     iid = json.loads(slo(data, "incidents", "list", "--json").stdout)[0]["id"]
     for step in (
         ["ack", iid, "--actor", ACTOR],

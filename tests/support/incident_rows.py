@@ -1,4 +1,5 @@
-"""Incident rows written straight into a test DuckDB with the migration-2 schema (analytics fixtures).
+"""Incident rows written straight into a test DuckDB with the migration-2 schema (analytics fixtures),
+and `publish_alert`: one alert through the real inbox, incident stage and publish.
 
 The incident fold (another part of the product) fills these tables from the inbox; analytics tests only
 need rows with known values, so they insert them here.
@@ -12,7 +13,11 @@ from typing import Any
 import duckdb
 
 from pipelines.analytics import tables as analytics
-from pipelines.store import connect, migrate
+from pipelines.config import Settings
+from pipelines.inbox import Entry, Inbox
+from pipelines.incidents.contract import Alert
+from pipelines.incidents.lifecycle import process
+from pipelines.store import Writer, connect, migrate
 
 
 def store() -> duckdb.DuckDBPyConnection:
@@ -146,3 +151,13 @@ def add_alert(
             incident_id,
         ],
     )
+
+
+def publish_alert(settings: Settings, alert: Alert, now: dt.datetime) -> None:
+    """The real path for one alert: into the inbox, through the incident stage at `now`, published."""
+    inbox = Inbox(settings.data_dir)
+    inbox.append([Entry(alert.dedup_key, "alert", alert.source, alert.to_json())])
+    with Writer(settings.data_dir) as writer:
+        process(writer.db, settings, now, inbox=inbox)
+        writer.publish()
+    inbox.close()

@@ -14,10 +14,10 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.config import Settings
-from pipelines.inbox import Entry, Inbox
+from pipelines.inbox import Inbox
 from pipelines.incidents.contract import Alert
-from pipelines.incidents.lifecycle import process
 from pipelines.store import Writer
+from tests.support.incident_rows import publish_alert
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 6, 1, 10, 0)
@@ -41,12 +41,7 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         starts_at=T0,
         severity="SEV2",
     )
-    inbox = Inbox(settings.data_dir)
-    inbox.append([Entry(alert.dedup_key, "alert", "alertmanager", alert.to_json())])
-    with Writer(settings.data_dir) as writer:
-        process(writer.db, settings, T0 + dt.timedelta(minutes=1), inbox=inbox)
-        writer.publish()
-    inbox.close()
+    publish_alert(settings, alert, T0 + dt.timedelta(minutes=1))
     return tmp_path / "data"
 
 
