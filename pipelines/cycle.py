@@ -1,12 +1,13 @@
 """One pipeline cycle, top to bottom: the whole product in one function.
 
-    republish an unreadable snapshot → pull metrics → store buckets → evaluate SLOs → incidents
-    (engine alerts → inbox → fold → triage/route → remediate/escalate → verify → timers → documents)
-    → publish: the analytics stage (incident durations and their quarterly roll-up), then the snapshot
+    pull metrics → store buckets → evaluate SLOs → incidents (engine alerts → inbox → fold →
+    triage/route → remediate/escalate → verify → timers → documents) → publish: the analytics
+    stage (incident durations and their quarterly roll-up), then the snapshot
 
-`run_cycle` is what `slo run`, `slo demo` and the service's worker call. Those that read the published
-snapshot before they get here (the service's worker, `slo run`) call `store.republish_if_unreadable`
-first, so an unreadable snapshot never stops the cycle that rebuilds it.
+`run_cycle` is what `slo run`, `slo demo` and the service's worker call. Those that continue a store
+(the service's worker, `slo run`) first call `store.republish_if_unreadable`, before anything of theirs
+reads the published snapshot, so an emptied or damaged one never stops the cycle that rebuilds it;
+`slo demo` rebuilds the store from nothing.
 """
 
 from __future__ import annotations
@@ -67,10 +68,6 @@ def run_cycle(
     with Writer(settings.data_dir) as writer:
         if reset:
             writer.reset()
-        else:
-            # An emptied or damaged snapshot is published again first, so readers have it back even
-            # when a later step of this cycle fails.
-            writer.republish_if_unreadable()
         con = writer.db
         keys = sync_slos(con, slos)
         written = write_buckets(con, pull.buckets, keys, pull.origin)
