@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.inbox import Entry, Inbox
-from pipelines.incidents.contract import COMMANDS, Alert, Command
+from pipelines.incidents.commands import CommandError, validate_args
+from pipelines.incidents.contract import Alert, Command, map_severity
 from pipelines.store import LOCK_FILE
 
 DEFAULT_SERVICE_URL = "http://127.0.0.1:8080"  # `slo serve`'s default
@@ -49,9 +50,16 @@ class Sent:
 def send_command(
     data_dir: Path, command: str, incident_id: str, actor: str, args: dict[str, Any] | None = None
 ) -> Sent:
-    """Append one Command for `incident_id`; returns what to track until it shows up applied."""
-    if command not in COMMANDS:
-        raise ValueError(f"command {command!r} is not one of {', '.join(COMMANDS)}")
+    """Append one Command for `incident_id`; returns what to track until it shows up applied.
+
+    The arguments go through the validator the API, the CLI and the fold use: a bad one raises
+    ValueError (the API's wording, e.g. `args.owner: required, a non-empty text`) and nothing is
+    appended; the stored arguments are the normalised ones (an action item's default priority filled in).
+    """
+    try:
+        clean = validate_args(command, dict(args or {}))
+    except CommandError as exc:
+        raise ValueError(exc.detail) from exc
     key = f"dashboard-{uuid.uuid4()}"
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     body = Command(
@@ -61,7 +69,7 @@ def send_command(
         source="dashboard",
         dedup_key=key,
         at=now,
-        args=dict(args or {}),
+        args=clean,
     ).to_json()
     inbox = Inbox(data_dir)
     try:
@@ -84,7 +92,7 @@ def send_alert(data_dir: Path, alert: dict[str, Any], actor: str) -> Sent:
         title=str(alert["title"]),
         dedup_key=key,
         starts_at=alert["starts_at"],
-        severity=_alert_severity(alert.get("severity")),
+        severity=map_severity(alert.get("severity")),
         slo=alert.get("slo"),
         description=f"incident requested from the dashboard by {actor}",
         labels={"requested_by": actor, "requested_from": "dashboard"},
@@ -95,12 +103,6 @@ def send_alert(data_dir: Path, alert: dict[str, Any], actor: str) -> Sent:
     finally:
         inbox.close()
     return Sent(key, "start_incident", None, actor, now, {"fingerprint": alert["fingerprint"]})
-
-
-def _alert_severity(value: object) -> str | None:
-    from pipelines.incidents.contract import map_severity
-
-    return map_severity(value)
 
 
 @dataclass(frozen=True)

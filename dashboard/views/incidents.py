@@ -254,8 +254,8 @@ with right, st.form("action_item", clear_on_submit=True):
         if not title.strip():
             st.error("An action item needs a title.")
         else:
-            pending.remember(
-                actions.send_command(
+            try:
+                sent = actions.send_command(
                     directory,
                     "action_item",
                     incident_id,
@@ -267,8 +267,11 @@ with right, st.form("action_item", clear_on_submit=True):
                         "due_date": due_date.isoformat(),
                     },
                 )
-            )
-            st.rerun()
+            except ValueError as exc:  # refused by the commands' one validator (e.g. no owner): nothing sent
+                st.error(str(exc))
+            else:
+                pending.remember(sent)
+                st.rerun()
 
 st.markdown("**Action items**")
 if d.action_items.empty:

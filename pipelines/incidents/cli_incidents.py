@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("id")
     q.add_argument("--title", required=True)
     q.add_argument("--owner", required=True)
-    q.add_argument("--priority", required=True, help="P0…P4")
+    q.add_argument("--priority", help="P0…P4 (default P2)")
     q.add_argument("--due", required=True, help="due date YYYY-MM-DD")
     _common(q)
     q = isub.add_parser("action-item-done", help="mark an action item done")

@@ -1,10 +1,21 @@
-"""Human steps as inbox commands: one validation for the CLI, the HTTP API and the dashboard.
+"""Human steps as inbox commands: ONE validation for the HTTP API, the CLI, the dashboard and the fold.
 
-    command_from_request(incident_id, body, actor=…, source="api") → Command    (for the API)
+    validate_args(name, args) → the arguments, normalised               (every door, and the fold again)
+    command_from_request(incident_id, body, actor=…, source="api") → Command
     build_command(name, incident_id, args, actor=…, source=…)        → Command    (for the CLI)
     submit(settings, command) → "accepted" | "duplicate"                          (appends to the inbox)
 
+`validate_args` is the contract: the HTTP API (`pipelines.ingest.commands`), the CLI, the dashboard and
+the fold all call it, so a command a door accepts is one the fold can apply (an API `202` for an action
+item the fold then rejected was the bug this module ended). An action item's priority is optional and
+defaults to `DEFAULT_PRIORITY` (P2: the dashboard form's preselected choice, and the priority of the
+runbook and automation follow-ups in the seed post-mortem template); its due date is required, as the
+fold has always required it ("clear owners and deadlines", and the on-time metric needs one).
+
 A bad request raises `CommandError` naming the field and what is expected, before anything is stored.
+Its message is said two ways, from the same check: `str(error)` for the CLI and the fold's timeline
+(`priority 'URGENT': expected one of P0, …`), and `error.detail` in the JSON-path form every 400 of
+the HTTP API uses (`args.priority: 'URGENT' is not one of P0, …`), which the dashboard raises too.
 What the incident's state allows is decided later, by the fold, which records a command that does not
 fit as rejected on the incident's timeline.
 """
@@ -19,75 +30,120 @@ from typing import Any
 from pipelines.config import Settings
 from pipelines.errors import SloError
 from pipelines.inbox import Entry, Inbox
-from pipelines.incidents.contract import Command
+from pipelines.incidents.contract import COMMANDS, Command
 from pipelines.ingest.fields import EARLIEST
 
-HUMAN_COMMANDS = (
-    "acknowledge", "mitigate", "resolve", "close", "reopen", "root_cause", "action_item",
-    "action_item_done", "approve_remediation", "reject_remediation", "retriage",
-)  # fmt: skip
+# Every command a person (API, CLI, dashboard) may send; the worker's own `remediation_result` is not one.
+HUMAN_COMMANDS = COMMANDS
 PRIORITIES = ("P0", "P1", "P2", "P3", "P4")
-CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+DEFAULT_PRIORITY = "P2"
+CATEGORY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+# A whole id (fullmatch: `$` would let a trailing "\n" through).
+INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+WORD = "word (letters, digits, - or _)"
 MAX_TEXT = 4000
 FUTURE_SLACK = dt.timedelta(minutes=5)  # clock skew tolerated for a step's own time
 
 
 class CommandError(SloError):
-    """A human step that cannot be accepted; the message names the field."""
+    """A human step that cannot be accepted; the message names the field.
+
+    `str()` is `<field> <value>: expected …`; `detail` is `<path>: <problem>`, the HTTP API's form,
+    where `path` is `command` or `args.<field>`.
+    """
+
+    def __init__(self, message: str, path: str = "", problem: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.problem = problem or message
+
+    @property
+    def detail(self) -> str:
+        return f"{self.path}: {self.problem}" if self.path else str(self)
+
+
+def valid_incident_id(value: object) -> bool:
+    return isinstance(value, str) and INCIDENT_ID.fullmatch(value) is not None
 
 
 def _text(args: dict[str, Any], name: str, *, required: bool = True) -> str | None:
     value = args.get(name)
+    path = f"args.{name}"
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise CommandError(f"{name}: required, a non-empty text")
+            raise CommandError(f"{name}: required, a non-empty text", path, "required, a non-empty text")
         return None
     if not isinstance(value, str):
-        raise CommandError(f"{name}: expected text, got {type(value).__name__}")
+        kind = type(value).__name__
+        raise CommandError(f"{name}: expected text, got {kind}", path, f"expected text, got {kind}")
     if len(value) > MAX_TEXT:
-        raise CommandError(f"{name}: at most {MAX_TEXT} characters, got {len(value)}")
+        too_long = f"at most {MAX_TEXT} characters, got {len(value)}"
+        raise CommandError(f"{name}: {too_long}", path, too_long)
+    try:  # JSON's \ud800 escapes (and argv's undecodable bytes) can carry lone surrogates no file holds
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = f"not valid Unicode (a lone surrogate at character {exc.start})"
+        raise CommandError(f"{name}: {bad}", path, bad) from None
     return value.strip()
 
 
-def validate_args(command: str, args: dict[str, Any]) -> dict[str, Any]:
-    """The command's arguments, normalised; raises CommandError for anything missing or malformed."""
+def _choice(name: str, value: str, expected: str, problem: str) -> CommandError:
+    value = value[:40]
+    return CommandError(f"{name} {value!r}: expected {expected}", f"args.{name}", f"{value!r} {problem}")
+
+
+def validate_args(command: str, args: object) -> dict[str, Any]:
+    """The command's arguments, normalised (optional ones left out when absent, defaults filled in);
+    raises CommandError for an unknown command or anything missing or malformed."""
     if command not in HUMAN_COMMANDS:
-        raise CommandError(f"command {command!r}: expected one of {', '.join(HUMAN_COMMANDS)}")
+        known, shown = ", ".join(HUMAN_COMMANDS), command[:40]
+        raise CommandError(
+            f"command {shown!r}: expected one of {known}",
+            "command",
+            f"{shown!r} is unknown, not one of {known}",
+        )
     if not isinstance(args, dict):
-        raise CommandError("args: expected an object")
+        raise CommandError(
+            "args: expected an object", "args", f"expected a JSON object, got {type(args).__name__}"
+        )
     if command == "root_cause":
         category = (_text(args, "category") or "").lower()
-        if not CATEGORY.match(category):
-            raise CommandError(
-                f"category {category!r}: expected a short lower-case word (letters, digits, - or _), "
-                "e.g. deploy, config, capacity, dependency"
+        if not CATEGORY.fullmatch(category):
+            raise _choice(
+                "category",
+                category,
+                f"a short lower-case {WORD}, e.g. deploy, config, capacity, dependency",
+                f"is not a short lower-case {WORD}, e.g. deploy, config, capacity, dependency",
             )
-        return {"category": category, "text": _text(args, "text"), "fix": _text(args, "fix", required=False)}
-    if command == "action_item":
-        priority = (_text(args, "priority") or "").upper()
+        out = {"category": category, "text": _text(args, "text"), "fix": _text(args, "fix", required=False)}
+    elif command == "action_item":
+        title, owner = _text(args, "title"), _text(args, "owner")
+        priority = (_text(args, "priority", required=False) or DEFAULT_PRIORITY).upper()
         if priority not in PRIORITIES:
-            raise CommandError(f"priority {priority!r}: expected one of {', '.join(PRIORITIES)}")
+            raise _choice(
+                "priority",
+                priority,
+                f"one of {', '.join(PRIORITIES)}",
+                f"is not one of {', '.join(PRIORITIES)}",
+            )
         due = _text(args, "due_date")
         try:
             dt.date.fromisoformat(str(due))
         except ValueError:
-            raise CommandError(f"due_date {due!r}: expected a date YYYY-MM-DD") from None
-        return {
-            "title": _text(args, "title"),
-            "owner": _text(args, "owner"),
-            "priority": priority,
-            "due_date": due,
-        }
-    if command == "action_item_done":
-        return {"action_item_id": _text(args, "action_item_id")}
-    if command in ("approve_remediation", "reject_remediation"):
-        return {
+            raise _choice(
+                "due_date", str(due), "a date YYYY-MM-DD", "is not a date; expected YYYY-MM-DD"
+            ) from None
+        out = {"title": title, "owner": owner, "priority": priority, "due_date": due}
+    elif command == "action_item_done":
+        out = {"action_item_id": _text(args, "action_item_id")}
+    elif command in ("approve_remediation", "reject_remediation"):
+        out = {
             "remediation_id": _text(args, "remediation_id"),
             "reason": _text(args, "reason", required=False),
         }
-    note = _text(args, "note", required=False)
-    return {"note": note} if note else {}
+    else:
+        out = {"note": _text(args, "note", required=False)}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def build_command(
@@ -101,7 +157,7 @@ def build_command(
     request_id: str | None = None,
 ) -> Command:
     """A validated Command; `request_id` (e.g. an Idempotency-Key) makes a retried request a duplicate."""
-    if not isinstance(incident_id, str) or not INCIDENT_ID.match(incident_id):
+    if not valid_incident_id(incident_id):
         raise CommandError(f"incident id {incident_id!r}: expected an id such as INC-0001")
     if not actor or len(actor) > 200:
         raise CommandError("actor: required, at most 200 characters")

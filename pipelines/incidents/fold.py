@@ -37,6 +37,7 @@ import duckdb
 from pipelines.errors import MalformedInput
 from pipelines.inbox import Inbox, Row
 from pipelines.incidents import impact
+from pipelines.incidents.commands import CommandError, validate_args
 from pipelines.incidents.contract import SEVERITIES, Alert, Command
 from pipelines.ingest.fields import plausible
 
@@ -705,8 +706,8 @@ def _transition(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Comman
 
 
 def _args(cmd: Command) -> dict[str, Any]:
-    from pipelines.incidents.commands import CommandError, validate_args
-
+    """The command's arguments through the one validator every door uses (a command stored before a
+    rule changed, or appended by hand, is still checked here), with its defaults filled in."""
     try:
         return validate_args(cmd.command, cmd.args)
     except CommandError as exc:
@@ -717,7 +718,7 @@ def _root_cause(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Comman
     if inc["status"] == "closed":
         raise Rejected("the incident is closed")
     a = _args(cmd)
-    category, text, fix = a["category"], a["text"], a["fix"]
+    category, text, fix = a["category"], a["text"], a.get("fix")
     con.execute(
         """UPDATE incidents SET root_cause_category = ?, root_cause = ?, fix = coalesce(?, fix),
                root_cause_at = coalesce(root_cause_at, ?) WHERE id = ?""",
