@@ -30,6 +30,7 @@ from pipelines.analytics.repeats import repeat_links
 from pipelines.analytics.review import build_review
 from pipelines.config import Settings
 from pipelines.errors import SloError
+from pipelines.incidents.read import incident_frame
 from pipelines.model import STANDARD_BURN_WINDOWS
 from pipelines.status import StatusQuery, status
 from pipelines.store import SNAPSHOT_FILE, Snapshot
@@ -366,16 +367,11 @@ def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 # Incidents
 
-INCIDENT_COLUMNS = """id, service, title, severity, status, source, fingerprint, slo_id, route,
-    impact_start, detected_at, acknowledged_at, mitigated_at, resolved_at, root_cause_category,
-    root_cause, repeat_of, imported"""
-
 
 def incidents(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every incident, newest first."""
-    return con.execute(
-        f"SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY coalesce(impact_start, created_at) DESC"
-    ).df()
+    """Every incident, newest impact first: the one incident list (`pipelines.incidents.read`, the
+    fields `slo incidents list --json` and `GET /api/incidents` give), as a DataFrame."""
+    return incident_frame(con, "impact")
 
 
 @dataclass

@@ -56,6 +56,7 @@ from pipelines.errors import (
     Unauthorized,
 )
 from pipelines.inbox import AppendResult, Entry, GroupCommit, Inbox, is_disk_full
+from pipelines.incidents.read import API_TRIAGE_FIELDS, list_incidents
 from pipelines.ingest import decode_json, parse_delivery
 from pipelines.ingest.commands import parse_command
 from pipelines.ingest.pagerduty import SIGNATURE_HEADER, signature_matches
@@ -662,7 +663,7 @@ def create_app(
                 return _refuse(request, 503, "no published snapshot yet; the worker publishes one each cycle")
             try:
                 with snapshot.connection() as con:
-                    rows = list_incidents(con, limit=limit, status=status)
+                    rows = list_incidents(con, status, limit=limit, triage_fields=API_TRIAGE_FIELDS)
             except SnapshotUnreadable as exc:
                 return _refuse(request, 503, str(exc))
             finally:
@@ -723,46 +724,6 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-# SQL: one row per incident with its latest triage, newest first (DESIGN §3 `incidents list --json`).
-INCIDENTS_SQL = """
-SELECT i.id, i.service, i.title, i.severity, i.status, i.source, i.fingerprint, i.slo_id,
-       i.impact_start, i.detected_at, i.acknowledged_at, i.mitigated_at, i.resolved_at, i.route,
-       t.method, t.severity AS triage_severity, t.recommended_action, t.confidence
-FROM incidents i
-LEFT JOIN (SELECT incident_id, arg_max(method, attempt) AS method, arg_max(severity, attempt) AS severity,
-                  arg_max(recommended_action, attempt) AS recommended_action,
-                  arg_max(confidence, attempt) AS confidence
-           FROM triage GROUP BY incident_id) t ON t.incident_id = i.id
-WHERE ? IS NULL OR i.status = ?
-ORDER BY i.detected_at DESC NULLS LAST, i.id DESC
-LIMIT ?
-"""
-
-
-def list_incidents(con: Any, *, limit: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
-    cur = con.execute(INCIDENTS_SQL, [status, status, limit if limit is not None else 2**62])
-    names = [d[0] for d in cur.description]
-    out = []
-    for values in cur.fetchall():
-        row = dict(zip(names, values, strict=True))
-        triage = {k: row.pop(k) for k in ("method", "triage_severity", "recommended_action", "confidence")}
-        for key, value in row.items():
-            if isinstance(value, dt.datetime):
-                row[key] = _iso(value)
-        row["triage"] = (
-            None
-            if triage["method"] is None
-            else {
-                "method": triage["method"],
-                "severity": triage["triage_severity"],
-                "recommended_action": triage["recommended_action"],
-                "confidence": triage["confidence"],
-            }
-        )
-        out.append(row)
-    return out
 
 
 # SQL: where the published fold stands, and what it set aside (issue 11): rejected inbox rows and

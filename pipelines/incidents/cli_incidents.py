@@ -18,6 +18,7 @@ from typing import Any
 
 from pipelines.config import Settings
 from pipelines.errors import SloError, StoreError
+from pipelines.incidents.read import incident_detail, list_incidents
 from pipelines.outside_text import terminal as tt
 
 STEPS: dict[str, tuple[str, str]] = {
@@ -110,61 +111,6 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
 # --- reading --------------------------------------------------------------------------------------
 
 
-def _iso(value: object) -> object:
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
-
-
-def _rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    rel = con.execute(sql, params)
-    cols = [d[0] for d in rel.description]
-    return [{c: _iso(v) for c, v in zip(cols, r, strict=True)} for r in rel.fetchall()]
-
-
-# The incident list (DESIGN §3 fields), with the latest triage attempt of each incident.
-LIST_SQL = """
-SELECT i.id, i.service, i.title, i.severity, i.status, i.source, i.fingerprint, i.slo_id,
-       i.impact_start, i.impact_start_source, i.detected_at, i.detected_at_source,
-       i.acknowledged_at, i.acknowledged_at_source, i.mitigated_at, i.mitigated_at_source,
-       i.resolved_at, i.resolved_at_source, i.closed_at, i.route, i.budget_consumed, i.repeat_of,
-       i.root_cause_category, i.external_id, i.escalation_tier, i.imported,
-       t.method AS triage_method, t.severity AS triage_severity, t.recommended_action AS triage_action,
-       t.confidence AS triage_confidence, t.model AS triage_model
-FROM incidents i
-LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY incident_id ORDER BY attempt DESC) AS n FROM triage) t
-       ON t.incident_id = i.id AND t.n = 1
-WHERE (? IS NULL OR i.service = ?)
-  AND (? IS NULL OR i.status = ? OR (? = 'open' AND i.status NOT IN ('resolved', 'closed')))
-ORDER BY i.detected_at DESC NULLS LAST, i.id DESC
-"""
-
-
-def _listing(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if not k.startswith("triage_")}
-    out["triage"] = (
-        None
-        if row["triage_method"] is None
-        else {
-            "method": row["triage_method"],
-            "severity": row["triage_severity"],
-            "recommended_action": row["triage_action"],
-            "confidence": row["triage_confidence"],
-            "model": row["triage_model"],
-        }
-    )
-    return out
-
-
-def list_incidents(
-    con: Any, status: str | None = None, service: str | None = None, limit: int | None = None
-) -> list[dict[str, Any]]:
-    rows = _rows(con, LIST_SQL, [service, service, status, status, status])
-    return [_listing(r) for r in (rows if limit is None else rows[:limit])]
-
-
 def _snapshot(settings: Settings) -> Any:
     from pipelines.store import Snapshot
 
@@ -200,58 +146,6 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     for row in table:
         print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)).rstrip())
     return 0
-
-
-def incident_detail(con: Any, incident_id: str) -> dict[str, Any] | None:
-    rows = _rows(con, "SELECT * FROM incidents WHERE id = ?", [incident_id])
-    if not rows:
-        return None
-    out = rows[0]
-    listed = [r for r in list_incidents(con) if r["id"] == incident_id]
-    out["triage"] = listed[0]["triage"] if listed else None
-    out["slos"] = _rows(
-        con,
-        "SELECT slo_id, budget_consumed FROM incident_slos WHERE incident_id = ? ORDER BY 1",
-        [incident_id],
-    )
-    out["alerts"] = _rows(
-        con,
-        "SELECT dedup_key, source, status, fingerprint, severity, title, starts_at, ends_at, received_at"
-        " FROM alerts WHERE incident_id = ? ORDER BY inbox_seq",
-        [incident_id],
-    )
-    out["triage_attempts"] = _rows(
-        con, "SELECT * FROM triage WHERE incident_id = ? ORDER BY attempt", [incident_id]
-    )
-    out["remediations"] = _rows(
-        con, "SELECT * FROM remediations WHERE incident_id = ? ORDER BY created_at, id", [incident_id]
-    )
-    out["notifications"] = _rows(
-        con, "SELECT * FROM notifications WHERE incident_id = ? ORDER BY sent_at", [incident_id]
-    )
-    out["action_items"] = _rows(
-        con, "SELECT * FROM action_items WHERE incident_id = ? ORDER BY created_at, id", [incident_id]
-    )
-    out["documents"] = _rows(
-        con,
-        "SELECT kind, created_at, due_at, model_written, body FROM documents WHERE incident_id = ?"
-        " ORDER BY created_at, kind",
-        [incident_id],
-    )
-    timeline = _rows(
-        con, "SELECT * FROM timeline WHERE incident_id = ? ORDER BY occurred_at, seq", [incident_id]
-    )
-    for entry in timeline:
-        entry["data"] = json.loads(entry["data"]) if entry["data"] else None
-    out["timeline"] = timeline
-    # Steps failing on this incident (issue 11): the cycle goes on without it and retries each time.
-    out["step_failures"] = _rows(
-        con,
-        "SELECT step, record, error, attempts, first_at, last_at, cleared_at FROM step_failures"
-        " WHERE incident_id = ? ORDER BY first_at, step",
-        [incident_id],
-    )
-    return out
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:

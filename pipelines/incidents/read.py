@@ -1,0 +1,164 @@
+"""The incident list and detail, read from a (published) store: ONE definition for `slo incidents
+list/show`, `GET /api/incidents` and the dashboard's incident list.
+
+`list_incidents(con, status=, service=, limit=)` gives one JSON object per incident, newest detected
+first (`detected_at DESC NULLS LAST, id DESC`), with these fields (the union of what the CLI and the
+service used to answer; DESIGN §3's list is a subset):
+
+    id, service, title, severity, status, source, fingerprint, slo_id,
+    impact_start, impact_start_source, detected_at, detected_at_source,
+    acknowledged_at, acknowledged_at_source, mitigated_at, mitigated_at_source,
+    resolved_at, resolved_at_source, closed_at,
+    route, budget_consumed, repeat_of, root_cause_category, root_cause, external_id,
+    escalation_tier, imported,
+    triage: null | {method, severity, recommended_action, confidence, model}   (the latest attempt)
+
+Times are UTC ISO 8601 with a `Z` (`2026-06-01T10:00:00Z`). `status` filters on one status, or `open`
+for any but resolved and closed; `service` on one service. `triage_fields` narrows the triage object:
+`GET /api/incidents` answers its four DESIGN §3 fields (`API_TRIAGE_FIELDS`: method, severity,
+recommended_action, confidence), without `model`.
+
+`incident_frame(con)` is the same query as a DataFrame for the dashboard (times stay timestamps, the
+triage fields are flat `triage_*` columns), newest impact first (`coalesce(impact_start, created_at)`),
+the order the dashboard has always shown.
+
+`incident_detail(con, id)` is one incident's row (every column) with its triage (as in the list), SLOs,
+alerts, triage attempts, remediations, notifications, action items, documents, timeline and failing
+steps: `slo incidents show ID --json`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # only the dashboard asks for a DataFrame; the service and the CLI start without pandas
+    import pandas as pd
+
+TRIAGE_FIELDS = ("method", "severity", "recommended_action", "confidence", "model")
+# The triage object `GET /api/incidents` answers: DESIGN §3's four fields (its tests pin them).
+API_TRIAGE_FIELDS = TRIAGE_FIELDS[:4]
+
+# Newest detected first (the CLI and the API), or newest impact first (the dashboard).
+ORDERS = {
+    "detected": "i.detected_at DESC NULLS LAST, i.id DESC",
+    "impact": "coalesce(i.impact_start, i.created_at) DESC, i.id DESC",
+}
+
+# One row per incident with its latest triage attempt. Parameters: service (twice), status (three
+# times), limit.
+LIST_SQL = """
+SELECT i.id, i.service, i.title, i.severity, i.status, i.source, i.fingerprint, i.slo_id,
+       i.impact_start, i.impact_start_source, i.detected_at, i.detected_at_source,
+       i.acknowledged_at, i.acknowledged_at_source, i.mitigated_at, i.mitigated_at_source,
+       i.resolved_at, i.resolved_at_source, i.closed_at, i.route, i.budget_consumed, i.repeat_of,
+       i.root_cause_category, i.root_cause, i.external_id, i.escalation_tier, i.imported,
+       t.method AS triage_method, t.severity AS triage_severity,
+       t.recommended_action AS triage_recommended_action, t.confidence AS triage_confidence,
+       t.model AS triage_model
+FROM incidents i
+LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY incident_id ORDER BY attempt DESC) AS n FROM triage) t
+       ON t.incident_id = i.id AND t.n = 1
+WHERE (? IS NULL OR i.service = ?)
+  AND (? IS NULL OR i.status = ? OR (? = 'open' AND i.status NOT IN ('resolved', 'closed')))
+ORDER BY {order}
+LIMIT ?
+"""
+
+
+def iso(value: object) -> object:
+    """A time as `2026-06-01T10:00:00Z`, a date as `2026-06-01`; anything else as it is."""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    """The query's rows as JSON-ready dicts (times through `iso`)."""
+    rel = con.execute(sql, params)
+    cols = [d[0] for d in rel.description]
+    return [{c: iso(v) for c, v in zip(cols, r, strict=True)} for r in rel.fetchall()]
+
+
+def _list_params(status: str | None, service: str | None, limit: int | None) -> list[Any]:
+    return [service, service, status, status, status, limit if limit is not None else 2**62]
+
+
+def _listing(row: dict[str, Any], triage_fields: tuple[str, ...]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if not k.startswith("triage_")}
+    out["triage"] = None if row["triage_method"] is None else {k: row[f"triage_{k}"] for k in triage_fields}
+    return out
+
+
+def list_incidents(
+    con: Any,
+    status: str | None = None,
+    service: str | None = None,
+    limit: int | None = None,
+    *,
+    triage_fields: tuple[str, ...] = TRIAGE_FIELDS,
+) -> list[dict[str, Any]]:
+    """The incident list (fields in the module docstring), newest detected first."""
+    sql = LIST_SQL.format(order=ORDERS["detected"])
+    return [_listing(r, triage_fields) for r in rows(con, sql, _list_params(status, service, limit))]
+
+
+def incident_frame(con: Any, order: Literal["detected", "impact"] = "impact") -> pd.DataFrame:
+    """Every incident as a DataFrame: the list's columns, triage flat as `triage_*`."""
+    return con.execute(LIST_SQL.format(order=ORDERS[order]), _list_params(None, None, None)).df()
+
+
+def incident_detail(con: Any, incident_id: str) -> dict[str, Any] | None:
+    """One incident with everything that happened to it (module docstring); None when unknown."""
+    found = rows(con, "SELECT * FROM incidents WHERE id = ?", [incident_id])
+    if not found:
+        return None
+    out = found[0]
+    listed = [r for r in list_incidents(con) if r["id"] == incident_id]
+    out["triage"] = listed[0]["triage"] if listed else None
+    out["slos"] = rows(
+        con,
+        "SELECT slo_id, budget_consumed FROM incident_slos WHERE incident_id = ? ORDER BY 1",
+        [incident_id],
+    )
+    out["alerts"] = rows(
+        con,
+        "SELECT dedup_key, source, status, fingerprint, severity, title, starts_at, ends_at, received_at"
+        " FROM alerts WHERE incident_id = ? ORDER BY inbox_seq",
+        [incident_id],
+    )
+    out["triage_attempts"] = rows(
+        con, "SELECT * FROM triage WHERE incident_id = ? ORDER BY attempt", [incident_id]
+    )
+    out["remediations"] = rows(
+        con, "SELECT * FROM remediations WHERE incident_id = ? ORDER BY created_at, id", [incident_id]
+    )
+    out["notifications"] = rows(
+        con, "SELECT * FROM notifications WHERE incident_id = ? ORDER BY sent_at", [incident_id]
+    )
+    out["action_items"] = rows(
+        con, "SELECT * FROM action_items WHERE incident_id = ? ORDER BY created_at, id", [incident_id]
+    )
+    out["documents"] = rows(
+        con,
+        "SELECT kind, created_at, due_at, model_written, body FROM documents WHERE incident_id = ?"
+        " ORDER BY created_at, kind",
+        [incident_id],
+    )
+    timeline = rows(
+        con, "SELECT * FROM timeline WHERE incident_id = ? ORDER BY occurred_at, seq", [incident_id]
+    )
+    for entry in timeline:
+        entry["data"] = json.loads(entry["data"]) if entry["data"] else None
+    out["timeline"] = timeline
+    # Steps failing on this incident (issue 11): the cycle goes on without it and retries each time.
+    out["step_failures"] = rows(
+        con,
+        "SELECT step, record, error, attempts, first_at, last_at, cleared_at FROM step_failures"
+        " WHERE incident_id = ? ORDER BY first_at, step",
+        [incident_id],
+    )
+    return out
