@@ -455,7 +455,7 @@ def applied_commands(
 # Reliability analytics and the quarterly review: the analytics module's own tables and functions
 # (pipelines/analytics), so the pages show the figures `slo report quarterly` prints.
 
-DURATIONS = {"ttd": "TTD", "tta": "TTA", "ttm": "TTM", "ttr": "TTR"}
+DURATIONS = {m: m.upper() for m in mttx.SPANS}  # TTD, TTA, TTM, TTR: the labels of mttx's spans
 
 
 def incident_durations(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -512,16 +512,9 @@ def quarters(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def percentile_summary(values: pd.Series) -> dict[str, float | int | None]:
-    """count, p50, p90 (linear interpolation, numpy's default) and mean of the non-null values."""
-    clean = values.dropna().astype(float)
-    if clean.empty:
-        return {"count": 0, "p50": None, "p90": None, "mean": None}
-    return {
-        "count": int(clean.size),
-        "p50": float(clean.quantile(0.5)),
-        "p90": float(clean.quantile(0.9)),
-        "mean": float(clean.mean()),
-    }
+    """count, p50, p90 (linear interpolation, numpy's default) and mean of the non-null values, by the
+    analytics' own aggregate (`mttx.summarise`), so the page shows what the report computes."""
+    return mttx.summarise(values.dropna().astype(float))
 
 
 def fmt_minutes(value: float | None) -> str:

@@ -11,7 +11,9 @@ Quarter-over-quarter changes are judged by a bootstrap confidence interval of th
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,14 +56,17 @@ FROM incidents i
 """
 
 
+def aggregate(column: str, prefix: str = "") -> str:
+    """The one distribution of a duration column (DESIGN §2): count, p50 and p90 (linear interpolation
+    between ranks, numpy's default) and the mean, as `<prefix>count, <prefix>p50, …`."""
+    return (
+        f"count({column}) AS {prefix}count, quantile_cont({column}, 0.5) AS {prefix}p50, "
+        f"quantile_cont({column}, 0.9) AS {prefix}p90, avg({column}) AS {prefix}mean"
+    )
+
+
 def _aggregates(prefix: str = "") -> str:
-    parts = []
-    for m in METRICS:
-        parts.append(
-            f"count({m}) AS {prefix}{m}_count, quantile_cont({m}, 0.5) AS {prefix}{m}_p50, "
-            f"quantile_cont({m}, 0.9) AS {prefix}{m}_p90, avg({m}) AS {prefix}{m}_mean"
-        )
-    return ",\n       ".join(parts)
+    return ",\n       ".join(aggregate(m, f"{prefix}{m}_") for m in METRICS)
 
 
 # Count, open count and each duration's count/p50/p90/mean per quarter, per quarter × severity, per
@@ -98,6 +103,24 @@ def distribution(row: dict[str, Any], metric: str) -> dict[str, Any]:
         "p90": round_figure(row.get(f"{metric}_p90")),
         "mean": round_figure(row.get(f"{metric}_mean")),
     }
+
+
+@functools.cache
+def _scratch() -> duckdb.DuckDBPyConnection:
+    """An in-memory database for `summarise`, opened once: a connection costs ~70 ms, a cursor ~1 ms."""
+    return duckdb.connect()
+
+
+def summarise(values: Iterable[float]) -> dict[str, Any]:
+    """`{count, p50, p90, mean}` of some durations (minutes, not rounded) by the roll-up's own SQL
+    (`aggregate`), for a selection the roll-up has no row for (the dashboard's filters)."""
+    clean = [float(v) for v in values if v is not None and not math.isnan(v)]
+    with _scratch().cursor() as cur:
+        row = cur.execute(
+            f"SELECT {aggregate('x')} FROM (SELECT unnest(?::DOUBLE[]) AS x)", [clean]
+        ).fetchone()
+    count, p50, p90, mean = row or (0, None, None, None)
+    return {"count": int(count), "p50": p50, "p90": p90, "mean": mean}
 
 
 def empty_distribution() -> dict[str, Any]:
