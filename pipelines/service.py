@@ -368,8 +368,9 @@ class CommandBody(BaseModel):
     actor: str | None = Field(None, description="Who did it (default: api).")
     args: dict[str, str] | None = Field(
         None,
-        description="root_cause {category, text, fix?}; action_item {title, owner, priority?, due_date?}; "
-        "action_item_done {action_item_id}; approve/reject_remediation {remediation_id, reason?}; note.",
+        description="root_cause {category, text, fix?}; action_item {title, owner, priority? (default P2), "
+        "due_date}; action_item_done {action_item_id}; approve/reject_remediation {remediation_id, reason?}; "
+        "note.",
     )
     at: str | None = Field(None, description="RFC 3339; default: time of receipt.")
     dedup_key: str | None = Field(None, description="Idempotency key (or the Idempotency-Key header).")
