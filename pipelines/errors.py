@@ -3,7 +3,8 @@
     SloError                 base; exit code 1 in the CLI
     ├── SpecError            one or more problems in spec files (each with file, line, field path)
     ├── SourceError          a metrics source failed (file missing, bad columns, Prometheus down)
-    ├── StoreError           the DuckDB store or its lock (e.g. a second writer)
+    ├── StoreError           the DuckDB store or its lock
+    │   └── WriterBusy       another process holds the writer lock (`slo serve`, `slo run`, `slo demo`)
     ├── SnapshotUnreadable   the published snapshot is empty, truncated or damaged (the next cycle
     │                        republishes it from the writer's work file)
     └── IngestError          an HTTP delivery was refused; `status` is the HTTP answer
@@ -52,9 +53,21 @@ class StoreError(SloError):
     """The store could not be opened, locked, migrated or published."""
 
 
+class WriterBusy(StoreError):
+    """Another process holds the single-writer lock. Accepted input waits in the inbox; whoever holds
+    the lock (normally the running service) applies it."""
+
+    def __init__(self, data_dir: object, holder: str):
+        self.holder = holder
+        super().__init__(
+            f"{data_dir}: another writer holds the store (pid {holder}); only one of "
+            "`slo serve`, `slo run` or `slo demo` may write at a time — stop it or wait"
+        )
+
+
 class SnapshotUnreadable(SloError):
     """The published snapshot cannot be read (empty, cut short, damaged). Readers say so in one line;
-    the pipeline's next cycle republishes it from the work file (`store.republish_if_unreadable`)."""
+    the pipeline's next cycle republishes it from the work file (`cycle.republish_if_unreadable`)."""
 
     def __init__(self, path: object, reason: str):
         self.path = str(path)

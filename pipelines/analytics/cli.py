@@ -60,10 +60,11 @@ def register(sub: Any) -> None:
 
 
 def cmd_import(args: argparse.Namespace, settings: Any) -> int:
-    from pipelines.analytics.importer import ImportFileError, import_file
+    from pipelines.analytics.importer import ImportFileError
+    from pipelines.cycle import import_history
 
     try:
-        outcome = import_file(settings.data_dir, args.format, args.file)
+        outcome = import_history(settings.data_dir, args.format, args.file)
     except ImportFileError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
