@@ -14,7 +14,7 @@ from typing import Any
 from pipelines import engine, launch
 from pipelines.analytics import cli as analytics_cli
 from pipelines.config import Settings
-from pipelines.errors import SloError, SpecError
+from pipelines.errors import PullFailed, SloError, SpecError
 from pipelines.outside_text import terminal
 from pipelines.progress import Progress
 
@@ -271,7 +271,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _run_prometheus(args: argparse.Namespace, settings: Settings, started: float) -> int:
     """Pull from Prometheus; an incomplete pull publishes nothing and marks its SLOs stale."""
     from pipelines.cycle import run_prometheus
-    from pipelines.sources import prometheus
     from pipelines.specs import load_specs
 
     slos, warnings = load_specs([settings.specs_dir])
@@ -286,7 +285,7 @@ def _run_prometheus(args: argparse.Namespace, settings: Settings, started: float
             progress=Progress("prometheus"),
             evaluate_progress=Progress("evaluating"),
         )
-    except prometheus.PullFailed as exc:
+    except PullFailed as exc:
         if args.json:
             stale = [{"slo": slo, "reason": reason} for slo, reason in sorted(exc.failures.items())]
             print(json.dumps({"ok": False, "published": False, "stale": stale}, indent=2))

@@ -5,10 +5,11 @@ only module that opens the writer.
     triage/route → remediate/escalate → verify → timers → documents) → publish: the analytics
     stage (incident durations and their quarterly roll-up), then the snapshot
 
-`run_cycle` is what `slo run`, `slo demo` and the service's worker call; the incident stage is passed
-in (`IncidentStage` unless a caller brings its own clock or history). Those that continue a store
-(the service's worker, `slo run`) first call `republish_if_unreadable`, before anything of theirs reads
-the published snapshot, so an emptied or damaged one never stops the cycle that rebuilds it.
+`run_cycle` is what every command that pulls metrics and the service's worker call; the incident stage
+is passed in (`IncidentStage`, unless a caller brings its own clock or history to replay). Those that
+continue a store (the service's worker, `slo run`) first call `republish_if_unreadable`, before
+anything of theirs reads the published snapshot, so an emptied or damaged one never stops the cycle
+that rebuilds it.
 
 Every other change to DuckDB also goes through here, under the same single-writer lock
 (DESIGN §1): `apply_inbox` (a CLI command applied at once when no service runs), `import_history`
@@ -33,7 +34,7 @@ from pipelines.analytics.importer import ImportOutcome
 from pipelines.buckets import write_buckets
 from pipelines.catalog import sync_slos
 from pipelines.config import Settings
-from pipelines.errors import WriterBusy
+from pipelines.errors import PullFailed, WriterBusy
 from pipelines.incidents.lifecycle import IncidentStage
 from pipelines.model import Slo
 from pipelines.progress import Progress
@@ -115,12 +116,12 @@ def run_prometheus(
     states = published_source_states(settings.data_dir, prometheus_source.SOURCE)
     try:
         pull, stats = prometheus_source.pull_since(settings.prometheus, slos, states, start, end, progress)
-    except prometheus_source.PullFailed as exc:
+    except PullFailed as exc:
         try:
             with open_writer(settings.data_dir):
                 mark_stale(settings.data_dir, prometheus_source.SOURCE, exc.failures, states)
         except WriterBusy as lock_error:
-            raise prometheus_source.PullFailed(
+            raise PullFailed(
                 exc.failures, exc.total, f" (not recorded: {lock_error})"
             ) from exc
         raise

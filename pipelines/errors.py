@@ -2,7 +2,11 @@
 
     SloError                 base; exit code 1 in the CLI
     ├── SpecError            one or more problems in spec files (each with file, line, field path)
+    ├── ConfigError          an environment setting has a value that cannot be used
+    ├── ExportError          some SLOs cannot be written as Prometheus rules
+    ├── ImportFileError      a historical-incident file cannot be imported (every problem, located)
     ├── SourceError          a metrics source failed (file missing, bad columns, Prometheus down)
+    │   └── PullFailed       a Prometheus pull is incomplete: SLO id → reason (nothing published)
     ├── StoreError           the DuckDB store or its lock
     │   └── WriterBusy       another process holds the writer lock (`slo serve`, `slo run`, `slo demo`)
     ├── SnapshotUnreadable   the published snapshot is empty, truncated or damaged (the next cycle
@@ -17,6 +21,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -45,8 +50,38 @@ class SpecError(SloError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class ConfigError(SloError):
+    """An environment setting has a value that cannot be used (the message names it)."""
+
+
+class ExportError(SloError):
+    """Some SLOs cannot be written as Prometheus rules; the message lists each one and why."""
+
+
+class ImportFileError(SloError):
+    """The file cannot be imported; `problems` lists every problem found, each with where it is."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
 class SourceError(SloError):
     """A metrics source could not deliver data; the message says which and why."""
+
+
+class PullFailed(SourceError):
+    """The pull is incomplete for `failures` (SLO id → reason); nothing of it was published."""
+
+    def __init__(self, failures: Mapping[str, str], total: int, note: str = ""):
+        self.failures = dict(failures)
+        self.total = total
+        lines = [
+            f"Prometheus pull incomplete for {len(failures)} of {total} SLO(s); nothing was published "
+            f"(the snapshot is unchanged) and these SLOs are marked stale:{note}"
+        ]
+        lines += [f"  {slo}: {reason}" for slo, reason in sorted(failures.items())]
+        super().__init__("\n".join(lines))
 
 
 class StoreError(SloError):

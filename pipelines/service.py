@@ -44,7 +44,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipelines.config import Settings, _dotenv, env_number
+from pipelines.config import Settings, env_number, read_dotenv
 from pipelines.errors import (
     BadSignature,
     IngestError,
@@ -82,7 +82,7 @@ class ServiceSettings:
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> ServiceSettings:
-        merged = {**_dotenv(Path(".env")), **(env if env is not None else os.environ)}
+        merged = {**read_dotenv(Path(".env")), **(env if env is not None else os.environ)}
 
         def number(name: str, default: float) -> float:
             return env_number(merged, name, default)

@@ -31,6 +31,7 @@ from pipelines import engine
 from pipelines.analytics.mttx import DURATIONS_TABLE, records
 from pipelines.analytics.quarter import Quarter
 from pipelines.model import STANDARD_BURN_WINDOWS, BurnRateAlert, Sli, Slo, SloWindow
+from pipelines.specs import parse_duration
 
 GRACE_MINUTES = 60  # a page up to an hour after an incident's end still belongs to it (long windows lag)
 
@@ -189,8 +190,6 @@ def parse_setting(text: str) -> Setting:
     """A candidate from the command line: `LONG/SHORT>FACTOR[,LONG/SHORT>FACTOR…]`, e.g. `1h/5m>10,6h/30m>4`.
 
     Each condition pages while burn(LONG) > FACTOR and burn(SHORT) > FACTOR (DESIGN §2)."""
-    from pipelines.specs import parse_duration
-
     alerts = []
     for part in text.split(","):
         windows, sep, factor = part.strip().partition(">")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.analytics.quarter import Quarter
+from pipelines.errors import ImportFileError
 
 
 def _quarter(text: str) -> Quarter:
@@ -60,7 +61,6 @@ def register(sub: Any) -> None:
 
 
 def cmd_import(args: argparse.Namespace, settings: Any) -> int:
-    from pipelines.analytics.importer import ImportFileError
     from pipelines.cycle import import_history
 
     try:

@@ -40,7 +40,7 @@ from typing import Any
 import duckdb
 
 from pipelines.analytics import located_json
-from pipelines.errors import MalformedInput, SloError
+from pipelines.errors import ImportFileError, MalformedInput
 from pipelines.inbox import Entry, Inbox, Row
 from pipelines.incidents.contract import STATUSPAGE_IMPACT
 from pipelines.ingest.fields import plausible
@@ -68,14 +68,6 @@ CSV_SEVERITIES = {
     "p4": "SEV4",
 }
 _TIMES = ("impact_start", "detected_at", "acknowledged_at", "mitigated_at", "resolved_at")
-
-
-class ImportFileError(SloError):
-    """The file cannot be imported; `problems` lists every problem found, each with where it is."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 @dataclass

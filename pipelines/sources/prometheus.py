@@ -31,7 +31,7 @@ from urllib3.util.retry import Retry
 
 from pipelines import engine
 from pipelines.config import PrometheusSettings
-from pipelines.errors import SourceError
+from pipelines.errors import PullFailed, SourceError
 from pipelines.model import Slo
 from pipelines.progress import Progress
 from pipelines.sources import Pull, promql
@@ -56,20 +56,6 @@ class PrometheusError(Exception):
         super().__init__(message)
         self.kind = kind
         self.transient = transient
-
-
-class PullFailed(SourceError):
-    """The pull is incomplete for `failures` (SLO id → reason); nothing of it was published."""
-
-    def __init__(self, failures: Mapping[str, str], total: int, note: str = ""):
-        self.failures = dict(failures)
-        self.total = total
-        lines = [
-            f"Prometheus pull incomplete for {len(failures)} of {total} SLO(s); nothing was published "
-            f"(the snapshot is unchanged) and these SLOs are marked stale:{note}"
-        ]
-        lines += [f"  {slo}: {reason}" for slo, reason in sorted(failures.items())]
-        super().__init__("\n".join(lines))
 
 
 def display_url(url: str) -> str:

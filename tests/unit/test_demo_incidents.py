@@ -13,8 +13,8 @@ import pytest
 
 from pipelines.config import Settings
 from pipelines.cycle import run_cycle
-from pipelines.inbox import Inbox
 from pipelines.demo.source import demo_pull
+from pipelines.inbox import Inbox
 from pipelines.store import SNAPSHOT_FILE
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
