@@ -68,7 +68,7 @@ ORDER BY d.impact_start
 """
 
 
-def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Union of [start, end) intervals."""
     out: list[tuple[int, int]] = []
     for s, e in sorted(intervals):
@@ -112,7 +112,7 @@ def alert_quality(con: duckdb.DuckDBPyConnection, quarter: Quarter, as_of_minute
             by_slo.setdefault((r["slo_id"], r["service"]), []).append((r["start_minute"], end))
         pages = []
         for (_, service), spans in by_slo.items():
-            for s, e in _merge(spans):
+            for s, e in merge_intervals(spans):
                 is_linked = any(
                     i["service"] == service and _overlaps(s, e, i["start_minute"], i["end_minute"] or horizon)
                     for i in incidents
@@ -215,7 +215,7 @@ FROM slos s LEFT JOIN engine_state e USING (slo_key) WHERE s.active ORDER BY s.s
 """
 
 
-def _stored_slos(con: duckdb.DuckDBPyConnection) -> list[tuple[engine.EngineSlo, int | None]]:
+def stored_engine_slos(con: duckdb.DuckDBPyConnection) -> list[tuple[engine.EngineSlo, int | None]]:
     """The active SLOs as the engine's model, rebuilt from the `slos` and `slo_alerts` tables."""
     alerts: dict[int, list[BurnRateAlert]] = {}
     for key, severity, long_w, short_w, factor in con.execute(
@@ -328,7 +328,7 @@ def backtest(
     """Per setting: pages, and precision/recall/detection time against incidents and demo events."""
     qs, qe = engine.minute_of(quarter.start), engine.minute_of(quarter.end)
     pages: dict[str, list[tuple[str, str, int, int]]] = {s.name: [] for s in settings}
-    for es, evaluated_to in _stored_slos(con):
+    for es, evaluated_to in stored_engine_slos(con):
         end = min(qe, evaluated_to or qe)
         if end <= qs:
             continue
