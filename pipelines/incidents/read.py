@@ -47,19 +47,24 @@ ORDERS = {
 }
 
 # One row per incident with its latest triage attempt. Parameters: service (twice), status (three
-# times), limit.
+# times), limit. The latest attempt is one `arg_max` of a struct: a window `row_number()` took 2.5× as
+# long on 10,000 incidents, and `arg_max` of each field alone would skip the attempt's NULL fields
+# (a rules triage has no model) and report an older attempt's.
 LIST_SQL = """
 SELECT i.id, i.service, i.title, i.severity, i.status, i.source, i.fingerprint, i.slo_id,
        i.impact_start, i.impact_start_source, i.detected_at, i.detected_at_source,
        i.acknowledged_at, i.acknowledged_at_source, i.mitigated_at, i.mitigated_at_source,
        i.resolved_at, i.resolved_at_source, i.closed_at, i.route, i.budget_consumed, i.repeat_of,
        i.root_cause_category, i.root_cause, i.external_id, i.escalation_tier, i.imported,
-       t.method AS triage_method, t.severity AS triage_severity,
-       t.recommended_action AS triage_recommended_action, t.confidence AS triage_confidence,
-       t.model AS triage_model
+       t.last.method AS triage_method, t.last.severity AS triage_severity,
+       t.last.recommended_action AS triage_recommended_action, t.last.confidence AS triage_confidence,
+       t.last.model AS triage_model
 FROM incidents i
-LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY incident_id ORDER BY attempt DESC) AS n FROM triage) t
-       ON t.incident_id = i.id AND t.n = 1
+LEFT JOIN (SELECT incident_id,
+                  arg_max(struct_pack(method := method, severity := severity,
+                                      recommended_action := recommended_action, confidence := confidence,
+                                      model := model), attempt) AS last
+           FROM triage GROUP BY incident_id) t ON t.incident_id = i.id
 WHERE (? IS NULL OR i.service = ?)
   AND (? IS NULL OR i.status = ? OR (? = 'open' AND i.status NOT IN ('resolved', 'closed')))
 ORDER BY {order}
@@ -68,19 +73,30 @@ LIMIT ?
 
 
 def iso(value: object) -> object:
-    """A time as `2026-06-01T10:00:00Z`, a date as `2026-06-01`; anything else as it is."""
+    """A (naive UTC) time as `2026-06-01T10:00:00Z`, a date as `2026-06-01`; anything else as it is."""
     if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.replace(microsecond=0).isoformat() + "Z"
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
 
 
 def rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    """The query's rows as JSON-ready dicts (times through `iso`)."""
+    """The query's rows as JSON-ready dicts (the time and date columns through `iso`). Only the columns
+    typed as times are converted, and with isoformat, not strftime: converting every value took 4× the
+    old service's time for a 10,000-incident list."""
     rel = con.execute(sql, params)
     cols = [d[0] for d in rel.description]
-    return [{c: iso(v) for c, v in zip(cols, r, strict=True)} for r in rel.fetchall()]
+    times = [
+        c for c, d in zip(cols, rel.description, strict=True) if str(d[1]).startswith(("TIMESTAMP", "DATE"))
+    ]
+    out = [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
+    for row in out:
+        for c in times:
+            row[c] = iso(row[c])
+    return out
 
 
 def _list_params(status: str | None, service: str | None, limit: int | None) -> list[Any]:
@@ -88,9 +104,11 @@ def _list_params(status: str | None, service: str | None, limit: int | None) -> 
 
 
 def _listing(row: dict[str, Any], triage_fields: tuple[str, ...]) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if not k.startswith("triage_")}
-    out["triage"] = None if row["triage_method"] is None else {k: row[f"triage_{k}"] for k in triage_fields}
-    return out
+    """The row with its flat `triage_*` columns folded into one `triage` object (last, null when the
+    incident has no triage yet)."""
+    latest = {k: row.pop(f"triage_{k}") for k in TRIAGE_FIELDS}
+    row["triage"] = None if latest["method"] is None else {k: latest[k] for k in triage_fields}
+    return row
 
 
 def list_incidents(
