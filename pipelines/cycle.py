@@ -23,7 +23,7 @@ from pipelines import engine
 from pipelines.buckets import write_buckets
 from pipelines.catalog import sync_slos
 from pipelines.config import Settings
-from pipelines.incidents import lifecycle as incidents
+from pipelines.incidents import stage as incidents
 from pipelines.model import Slo
 from pipelines.progress import Progress
 from pipelines.staleness import record_source_state

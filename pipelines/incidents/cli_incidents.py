@@ -380,7 +380,7 @@ def _check_known(settings: Settings, incident_id: str) -> None:
 
 def _apply_now(settings: Settings) -> bool | None:
     """Fold the inbox now if no writer holds the store; None when one does (the service)."""
-    from pipelines.incidents.lifecycle import process
+    from pipelines.incidents.stage import process
     from pipelines.store import Writer
 
     try:

@@ -33,7 +33,7 @@ from pipelines import engine
 from pipelines.config import PrometheusSettings, Settings
 from pipelines.cycle import CycleReport, Pull, run_cycle
 from pipelines.errors import SourceError, StoreError
-from pipelines.incidents.lifecycle import Runner
+from pipelines.incidents.runners import Runner
 from pipelines.model import Slo
 from pipelines.progress import Progress
 from pipelines.sources import promql

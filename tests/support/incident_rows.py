@@ -16,7 +16,7 @@ from pipelines.analytics import tables as analytics
 from pipelines.config import Settings
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Alert
-from pipelines.incidents.lifecycle import process
+from pipelines.incidents.stage import process
 from pipelines.store import Writer, connect, migrate
 
 
