@@ -33,6 +33,8 @@ def _latest_triage(con: duckdb.DuckDBPyConnection, iid: str) -> TriageResult:
 def notify(
     con: duckdb.DuckDBPyConnection, settings: Settings, inc: dict[str, Any], at: dt.datetime, reason: str
 ) -> list[dict[str, Any]]:
+    """Page the incident's responders (PagerDuty, Slack) for `reason` and record every notification at
+    `at` (the cycle's clock) and on the timeline; a failure to send is recorded, never raised."""
     try:
         records = escalate({**inc, "escalation_reason": reason}, _latest_triage(con, inc["id"]), settings)
     except Exception as exc:
