@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.errors import ExportError
 from pipelines.model import BurnRateAlert, Sli, Slo, SloWindow
-from pipelines.rules import ExportError, duration_text, export_rules, rule_windows
+from pipelines.rules import duration_text, export_rules, rule_windows
 from pipelines.specs import load_specs
 from pipelines.window_queries import QueryError, as_template, bad_slice, error_ratio
 
