@@ -35,7 +35,7 @@ from pipelines.buckets import write_buckets
 from pipelines.catalog import sync_slos
 from pipelines.config import Settings
 from pipelines.errors import PullFailed, WriterBusy
-from pipelines.incidents.lifecycle import IncidentStage
+from pipelines.incidents.stage import IncidentStage
 from pipelines.model import Slo
 from pipelines.progress import Progress
 from pipelines.sources import Pull

@@ -225,7 +225,8 @@ def idle_cycle(settings: Settings) -> Callable[[], object]:
 
     from pipelines import engine
     from pipelines.cycle import republish_if_unreadable, run_cycle, run_prometheus
-    from pipelines.incidents.lifecycle import IncidentStage, ThreadRunner
+    from pipelines.incidents.runners import ThreadRunner
+    from pipelines.incidents.stage import IncidentStage
     from pipelines.sources import Pull
     from pipelines.specs import load_specs
 
@@ -525,7 +526,7 @@ def create_app(
         inbox = Inbox(settings.data_dir)
         committer = GroupCommit(Inbox(settings.data_dir)).start() if service.group_commit else None
         # Before the first cycle: scripts a killed predecessor left running are killed and reported.
-        from pipelines.incidents.lifecycle import reap_interrupted_remediations
+        from pipelines.incidents.runners import reap_interrupted_remediations
 
         reap_interrupted_remediations(inbox, settings)
         worker = None

@@ -3,7 +3,7 @@
 The engine's burn-rate alerts over the demo history, plus a few Alertmanager-style alerts the demo
 injects (a queue backlog the runbook fixes, a cache problem whose runbook action fails, a stalled
 report job that is still open at the end), enter the inbox at their own times. A simulated clock steps
-from one input to the next; at each step `lifecycle.process` runs exactly as in the service (rule-based
+from one input to the next; at each step `stage.process` runs exactly as in the service (rule-based
 triage, routing, real remediation scripts from `runbooks/`, verification, timers, documents), and
 simulated responders answer the way on-call people would: acknowledge (some late, so the timers fire),
 find the root cause (named after the demo's ground truth), mitigate when the injected event ends,
@@ -31,7 +31,10 @@ from pipelines.config import Settings
 from pipelines.inbox import INBOX_FILE, Entry, Inbox
 from pipelines.incidents import engine_alerts
 from pipelines.incidents.contract import Alert, Command, map_severity
-from pipelines.incidents.lifecycle import ProcessReport, SyncRunner, _merge, incidents_where, process
+from pipelines.incidents.isolation import ProcessReport, merge_fold
+from pipelines.incidents.rows import incidents_where
+from pipelines.incidents.runners import SyncRunner
+from pipelines.incidents.stage import process
 
 REPO_RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
 M = dt.timedelta(minutes=1)
@@ -371,7 +374,7 @@ def at_data_end(con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.date
 
 
 def _add(total: ProcessReport, report: ProcessReport) -> None:
-    _merge(total.fold, report.fold)
+    merge_fold(total.fold, report.fold)
     for name in ("triaged", "escalated", "remediations", "verified", "errors"):
         getattr(total, name).extend(getattr(report, name))
     total.timers += report.timers

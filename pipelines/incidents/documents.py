@@ -4,8 +4,8 @@
 - `stakeholder_update`: drafts from seed 002's templates (initial notification, status update, resolved)
   with the next update due by severity: SEV1 15 min, SEV2 30 min, SEV3 2 h, SEV4 daily.
 - `postmortem`: seed 002's post-mortem template filled from the timeline and SLI data; a draft when the
-  incident is resolved, the final version when it is closed. A model-written narrative is added only
-  when a model key is set (and marked as such); otherwise the narrative sections are left for people.
+  incident is resolved, the final version when it is closed. The narrative sections are left for
+  people (no model writes them).
 - `runbook_suggestion`: after the post-mortem (seed 000's update_runbook step), stored for review and
   never applied to `runbooks/` by anything.
 
@@ -173,7 +173,6 @@ def render_postmortem(
     action_items: list[dict[str, Any]],
     *,
     final: bool,
-    narrative: str | None = None,
 ) -> str:
     start, end = inc.get("impact_start"), inc.get("resolved_at")
     day = (start or inc["detected_at"]).date()
@@ -224,9 +223,7 @@ def render_postmortem(
         "",
         "## Root Cause Analysis",
         "### What happened",
-        narrative_block(narrative)
-        if narrative
-        else (md(inc.get("root_cause")) or "[to be written by the responders]"),
+        md(inc.get("root_cause")) or "[to be written by the responders]",
         "### Contributing Factors",
         f"1. Immediate cause: {md(inc.get('root_cause')) or '[answer]'}",
         "2. Underlying cause: [answer]",
@@ -258,12 +255,6 @@ def _affected(slos: list[dict[str, Any]]) -> str:
         if s.get("valid")
     ]
     return "; ".join(parts) or "unknown (no SLI data linked)"
-
-
-def narrative_block(text: str) -> str:
-    """Model text as a quoted block of literal text: its own Markdown is shown, not rendered."""
-    quoted = md(text, multiline=True).replace("\n", "\n> ")
-    return "> *Model-written narrative (review before publishing):*\n>\n> " + quoted
 
 
 def render_runbook_suggestion(

@@ -1,7 +1,7 @@
 """The inbox fold: inbox rows, in `seq` order, become alerts, incidents and timeline entries in DuckDB.
 
 No I/O but the DuckDB connection: triage, notifications and remediations run in the respond stage
-(`lifecycle.py`), which reads what the fold left for it (`triage_pending`, `escalation_pending`, queued
+(`stage.py`), which reads what the fold left for it (`triage_pending`, `escalation_pending`, queued
 remediations). The cursor `inbox_cursor.last_seq` advances in the same transaction as the effects, so a
 process that dies mid-way re-folds nothing twice and skips nothing. The cursor also keeps the key of the
 row it stands on: an inbox that no longer holds that row (deleted, restored from an older backup,
@@ -833,7 +833,7 @@ def _approval(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command,
         )
 
 
-# interrupted: the service restarted while the script ran (lifecycle.reap_interrupted_remediations)
+# interrupted: the service restarted while the script ran (runners.reap_interrupted_remediations)
 REMEDIATION_OUTCOMES = ("succeeded", "failed", "timed_out", "interrupted", "dry_run", "refused")
 
 

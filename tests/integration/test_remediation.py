@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import Settings
-from pipelines.incidents.lifecycle import RemediationJob, _result_command
 from pipelines.incidents.routing import run_remediation
+from pipelines.incidents.runners import RemediationJob, result_command
 
 pytestmark = pytest.mark.integration
 
@@ -208,7 +208,7 @@ def test_output_keeps_its_head_and_tail_and_says_how_much_was_dropped(tmp_path: 
     # and the end.
     job = RemediationJob("INC-0008-R1", "INC-0008", "svc", "restart", False)
     now = dt.datetime(2026, 6, 1, 10, 0)
-    sent = _result_command(job, record, now, now, settings(runbooks)).body["args"]["output"]
+    sent = result_command(job, record, now, now, settings(runbooks)).body["args"]["output"]
     assert len(sent) <= 4000
     assert sent.startswith("--- attempt 1: succeeded, exit code 0, 1048575 bytes of output\nBEGINxxx")
     assert sent.endswith("xxxEND\n")

@@ -159,7 +159,7 @@ def test_a_record_whose_supervisor_still_runs_is_left_alone(tmp_path: Path) -> N
     from pipelines.config import Settings
     from pipelines.inbox import Inbox
     from pipelines.incidents import supervision
-    from pipelines.incidents.lifecycle import reap_interrupted_remediations
+    from pipelines.incidents.runners import reap_interrupted_remediations
 
     marker = supervision.new_marker()
     proc = subprocess.Popen(

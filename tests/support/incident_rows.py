@@ -17,7 +17,7 @@ from pipelines.config import Settings
 from pipelines.cycle import open_writer as Writer
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Alert
-from pipelines.incidents.lifecycle import process
+from pipelines.incidents.stage import process
 from pipelines.store import connect, migrate
 
 

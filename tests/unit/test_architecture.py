@@ -18,6 +18,7 @@ LAZY_IMPORTS = {
     "pipelines.cli": "each command imports what it runs (start-up time)",
     "pipelines.analytics.cli": "each command imports what it runs (start-up time)",
     "pipelines.incidents.cli_incidents": "each command imports what it runs (start-up time)",
+    "pipelines.incidents.steps.triage": "the triage module loads the anthropic SDK only when one runs",
 }
 
 

@@ -17,7 +17,8 @@ from pipelines.config import Settings
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents import documents, timers
 from pipelines.incidents.contract import Alert, Command
-from pipelines.incidents.lifecycle import SyncRunner, process
+from pipelines.incidents.runners import SyncRunner
+from pipelines.incidents.stage import process
 from pipelines.store import connect, migrate
 
 T0 = dt.datetime(2026, 6, 1, 10, 0)
@@ -407,9 +408,9 @@ def test_sev1_initial_update_carries_the_executive_brief() -> None:
 
 
 def test_a_slow_triage_leaves_the_rest_for_the_next_cycle(con, inbox, tmp_path, monkeypatch) -> None:
-    from pipelines.incidents import lifecycle
+    from pipelines.incidents.steps import triage as triage_step
 
-    monkeypatch.setattr(lifecycle, "TRIAGE_BUDGET_S", 0.0)  # the first triage already uses it up
+    monkeypatch.setattr(triage_step, "TRIAGE_BUDGET_S", 0.0)  # the first triage already uses it up
     settings = settings_for(tmp_path)
     inbox.append([firing("A", "SEV2"), firing("B", "SEV2")])
     report = run(con, settings, inbox, T0)
@@ -465,7 +466,7 @@ def test_pagerduty_is_paged_and_resolved_with_our_id_as_dedup_key(con, inbox, tm
 
 
 def test_the_service_runner_runs_off_the_writer_and_reports_through_the_inbox(con, inbox, tmp_path) -> None:
-    from pipelines.incidents.lifecycle import ThreadRunner
+    from pipelines.incidents.runners import ThreadRunner
 
     settings = settings_for(tmp_path, rules_route_by_severity=True)
     runner = ThreadRunner(inbox, settings)

@@ -1,0 +1,121 @@
+"""The incident stage of a pipeline cycle: `process(con, settings, now)`, top to bottom.
+
+    engine alerts → inbox → fold (alerts, incidents, commands) → triage → route → escalate | queue a
+    remediation (run outside DuckDB; its outcome comes back through the inbox) → verify → timers →
+    budgets → documents
+
+Only the writer calls this. Everything slow or external (the model, PagerDuty/Slack, remediation
+scripts) happens here or in a runner, never inside the fold's transactions, and every outcome is
+recorded on the incident's timeline. Nothing in this stage raises for one bad incident: every step
+runs each record (an incident, a remediation) through `Isolation.run`, which rolls that record back,
+keeps the failure in `step_failures` and on the incident's timeline, and goes on with the next record.
+
+Each step lives in `steps/` (triage, route, remediate, verify, notify, timers, budgets, documents);
+the triage context in `context.py`, the remediation runners in `runners.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from pipelines.config import Settings
+from pipelines.inbox import Inbox
+from pipelines.incidents import engine_alerts
+from pipelines.incidents.fold import fold_inbox
+from pipelines.incidents.isolation import Isolation, ProcessReport, merge_fold
+from pipelines.incidents.runners import Runner, SyncRunner
+from pipelines.incidents.steps.budgets import update_budgets
+from pipelines.incidents.steps.documents import write_documents
+from pipelines.incidents.steps.notify import resolve_pages, send_escalations
+from pipelines.incidents.steps.remediate import expire_lost_remediations, queue_remediations
+from pipelines.incidents.steps.timers import run_timers
+from pipelines.incidents.steps.triage import triage_pending
+from pipelines.incidents.steps.verify import verify_remediations
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IncidentStage:
+    """The cycle's incident stage in production: the inbox processed once, at the wall clock (or at
+    the data's end when a source's data runs ahead of it). The service passes its thread runner."""
+
+    runner: Runner | None = None
+
+    def __call__(self, con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> ProcessReport:
+        wall = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return process(con, settings, max(wall, end), runner=self.runner)
+
+
+def process(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    *,
+    inbox: Inbox | None = None,
+    runner: Runner | None = None,
+    emit_engine_alerts: bool = True,
+) -> ProcessReport:
+    """Run the incident stage once at `now` (naive or aware UTC)."""
+    now = now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
+    inbox = inbox or Inbox(settings.data_dir)
+    runner = runner or SyncRunner(inbox, settings)
+    report = ProcessReport()
+    iso = Isolation(con, report, now)
+    if emit_engine_alerts:
+        report.engine_alerts = _guard(report, "engine alerts", engine_alerts.emit, con, inbox, now) or 0
+    for _ in range(3):  # a synchronous runner's results come back through the inbox: fold them too
+        merge_fold(report.fold, fold_inbox(con, inbox))
+        todo = _agenda(con)
+        if todo["triage"]:
+            _guard(report, "triage", triage_pending, con, settings, now, iso)
+        queued = (
+            _guard(report, "remediation", queue_remediations, con, settings, now, runner, iso) or 0
+            if todo["queued"] or todo["triage"]
+            else 0
+        )
+        if todo["escalate"] or todo["triage"]:
+            _guard(report, "escalation", send_escalations, con, settings, now, iso)
+        if not (runner.synchronous and queued):
+            break
+    todo = _agenda(con)
+    if todo["verify"]:
+        _guard(report, "verification", verify_remediations, con, now, iso)
+        _guard(report, "escalation", send_escalations, con, settings, now, iso)
+    if todo["running"]:
+        _guard(report, "lost remediations", expire_lost_remediations, con, inbox, settings, now, runner)
+    report.timers = _guard(report, "timers", run_timers, con, settings, now, iso) or 0
+    _guard(report, "PagerDuty resolve", resolve_pages, con, settings, now, iso)
+    _guard(report, "budgets", update_budgets, con, now, iso)
+    report.documents = _guard(report, "documents", write_documents, con, now, iso) or 0
+    for error in report.errors:
+        log.warning("incident stage: %s", error)
+    return report
+
+
+def _guard(report: ProcessReport, step: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run one housekeeping step; a failure is reported (and logged) instead of stopping the cycle,
+    whose metrics and alerts must still be published."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        report.errors.append(f"{step}: {exc.__class__.__name__}: {exc}")
+        return None
+
+
+def _agenda(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """What the respond steps have to do (one query, so an idle cycle costs little)."""
+    row = con.execute(
+        """SELECT (SELECT count(*) FROM incidents WHERE triage_pending AND status <> 'closed'),
+                  (SELECT count(*) FROM incidents WHERE escalation_pending IS NOT NULL),
+                  (SELECT count(*) FROM remediations WHERE status = 'queued'),
+                  (SELECT count(*) FROM remediations WHERE status = 'succeeded' AND verified IS NULL),
+                  (SELECT count(*) FROM remediations WHERE status = 'running')"""
+    ).fetchone() or (0, 0, 0, 0, 0)
+    return dict(zip(("triage", "escalate", "queued", "verify", "running"), map(int, row), strict=True))
