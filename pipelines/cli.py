@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines import engine, launch
+from pipelines import launch
 from pipelines.analytics import cli as analytics_cli
 from pipelines.config import Settings
 from pipelines.errors import PullFailed, SloError, SpecError
 from pipelines.outside_text import terminal
 from pipelines.progress import Progress
+from pipelines.timeutil import datetime_of, minute_of
 
 
 def _timestamp(text: str) -> dt.datetime:
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.incidents.cli_incidents import register as register_incidents
 
     register_incidents(sub)
-    from pipelines import service
+    from pipelines.service import app as service
 
     service.register(sub)
     launch.register(sub)  # slo dashboard, slo up
@@ -190,7 +191,7 @@ def _summary(
         "slos": report.slos,
         "buckets_written": report.buckets_written,
         "minutes_evaluated": report.minutes_evaluated,
-        "evaluated_to": engine.datetime_of(report.end).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "evaluated_to": datetime_of(report.end).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seconds": round(seconds, 2),
         **(extra or {}),
     }
@@ -230,7 +231,7 @@ def _demo_incidents(settings: Settings, end: int) -> dict[str, int]:
 
     snapshot = Snapshot(settings.data_dir)
     with snapshot.connection() as con:
-        result = summary(con, engine.datetime_of(end))
+        result = summary(con, datetime_of(end))
     snapshot.close()
     return result
 
@@ -255,8 +256,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     slos, warnings = load_specs([settings.specs_dir])
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    start = engine.minute_of(args.start) if args.start else None
-    end = engine.minute_of(args.end) if args.end else None
+    start = minute_of(args.start) if args.start else None
+    end = minute_of(args.end) if args.end else None
     frames = [read_events(path, start, end) for path in args.events]
     buckets = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if buckets.empty and end is None:
@@ -280,8 +281,8 @@ def _run_prometheus(args: argparse.Namespace, settings: Settings, started: float
         report, stats = run_prometheus(
             settings,
             slos,
-            start=engine.minute_of(args.start) if args.start else None,
-            end=engine.minute_of(args.end) if args.end else None,
+            start=minute_of(args.start) if args.start else None,
+            end=minute_of(args.end) if args.end else None,
             progress=Progress("prometheus"),
             evaluate_progress=Progress("evaluating"),
         )
@@ -298,7 +299,7 @@ def _run_prometheus(args: argparse.Namespace, settings: Settings, started: float
     pulled = {
         "requests": stats.requests,
         "ranges": {
-            slo: [engine.datetime_of(a).strftime(iso), engine.datetime_of(b).strftime(iso)]
+            slo: [datetime_of(a).strftime(iso), datetime_of(b).strftime(iso)]
             for slo, (a, b) in sorted(stats.ranges.items())
         },
     }
@@ -328,9 +329,9 @@ def _run_demo(args: argparse.Namespace, settings: Settings, started: float) -> i
         return cmd_demo(argparse.Namespace(now=args.end, seed=None, json=args.json), settings)
     slos, pull, _ = demo_pull(args.end, None, Progress("generating"))  # the ground truth is recorded already
     if pull.end <= last:
-        raise SloError(f"the demo is already evaluated up to {engine.datetime_of(last):%Y-%m-%dT%H:%MZ}")
+        raise SloError(f"the demo is already evaluated up to {datetime_of(last):%Y-%m-%dT%H:%MZ}")
     pull.buckets = pull.buckets[pull.buckets["minute"] >= last]
-    pull.deploys = [d for d in pull.deploys if engine.minute_of(d[1]) >= last]
+    pull.deploys = [d for d in pull.deploys if minute_of(d[1]) >= last]
     report = run_cycle(settings, slos, pull, stage=at_data_end, progress=Progress("evaluating"))
     _summary(args, report, time.monotonic() - started)
     return 0
@@ -485,7 +486,7 @@ def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.service import cmd_serve
+    from pipelines.service.app import cmd_serve
 
     return cmd_serve(args, settings)
 

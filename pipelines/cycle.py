@@ -42,6 +42,7 @@ from pipelines.sources import Pull
 from pipelines.sources import prometheus as prometheus_source
 from pipelines.staleness import SourceState, mark_stale, record_source_state, source_states
 from pipelines.store import Snapshot, Writer, snapshot_problem
+from pipelines.timeutil import datetime_of
 
 
 class Stage(Protocol):
@@ -88,7 +89,7 @@ def run_cycle(
         _write_deploys(con, pull)
         record_source_state(con, keys, pull.origin, pull.high_water)
         result = engine.evaluate(con, slos, pull.end, progress=progress)
-        stage(con, settings, engine.datetime_of(pull.end).replace(tzinfo=None))
+        stage(con, settings, datetime_of(pull.end).replace(tzinfo=None))
         _record_run(con, started, pull, written, result.minutes_evaluated)
         writer.publish()  # the analytics stage (pipelines/analytics/tables.py), then the snapshot
     return CycleReport(

@@ -18,7 +18,6 @@ side DESIGN §2 says, not on a rounding error's side. Three ways use it:
 """
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -937,14 +936,3 @@ def evaluate_at(
     con.register("ws", ws)
     con.register("params", params)
     return con.sql(formula_sql(windows, k, exact=exact_type(ws, params)))
-
-
-def minute_of(ts: dt.datetime) -> int:
-    """Epoch minute of a UTC datetime (naive datetimes are taken as UTC)."""
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=dt.UTC)
-    return int(ts.timestamp() // 60)
-
-
-def datetime_of(minute: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(minute * 60, tz=dt.UTC)

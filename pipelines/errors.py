@@ -16,7 +16,11 @@
         ├── Unauthorized     401: missing or wrong bearer token (or a missing PagerDuty signature)
         ├── BadSignature     403: an `X-PagerDuty-Signature` that matches no `v1=` value
         ├── TooLarge         413: over the body-size limit
-        └── NotJson          415: a content type other than JSON
+        ├── NotJson          415: a content type other than JSON
+        └── Unavailable      503: could not be stored (disk full, disk error, shutting down)
+
+`HTTP_ANSWERS` is the one table of the service's error answers: status → the `error` name in the JSON
+body, and what the OpenAPI document says it means. The CLI's exit codes: 0 ok, 1 any SloError, 2 usage.
 """
 
 from __future__ import annotations
@@ -134,3 +138,37 @@ class TooLarge(IngestError):
 
 class NotJson(IngestError):
     status = 415
+
+
+class Unavailable(IngestError):
+    status = 503
+
+
+# status → (the `error` field of the JSON answer, what the OpenAPI document says it means).
+HTTP_ANSWERS: dict[int, tuple[str, str]] = {
+    400: (
+        "bad_request",
+        "Malformed: not JSON, unknown format, or a field missing/wrong (detail says where).",
+    ),
+    401: (
+        "unauthorized",
+        "Missing or wrong `Authorization: Bearer` token (SLO_INGEST_TOKEN). Nothing stored.",
+    ),
+    403: (
+        "bad_signature",
+        "`X-PagerDuty-Signature` matches no v1= value (PAGERDUTY_WEBHOOK_SECRET). Nothing stored.",
+    ),
+    404: ("not_found", "No such route."),
+    405: ("method_not_allowed", "The route does not take this method."),
+    408: (
+        "timeout",
+        "The body did not arrive within SLO_BODY_TIMEOUT seconds of the headers. Nothing stored.",
+    ),
+    413: ("too_large", "Body over SLO_INGEST_MAX_BYTES. Nothing stored."),
+    415: ("not_json", "Content-Type is not application/json. Nothing stored."),
+    500: ("internal", "An unexpected error; nothing was accepted."),
+    503: (
+        "unavailable",
+        "Could not be stored (disk full, disk error or shutting down); nothing was accepted, retry.",
+    ),
+}

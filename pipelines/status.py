@@ -15,6 +15,7 @@ from pipelines.catalog import stored_slos
 from pipelines.errors import SloError
 from pipelines.model import STANDARD_BURN_WINDOWS
 from pipelines.staleness import StaleMark, current_marks, source_states
+from pipelines.timeutil import datetime_of, minute_of
 
 
 def duration_text(minutes: int) -> str:
@@ -28,7 +29,7 @@ def duration_text(minutes: int) -> str:
 def _iso(minute: int | None) -> str | None:
     if minute is None:
         return None
-    return engine.datetime_of(minute).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime_of(minute).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -56,7 +57,7 @@ def status(
     latest = max((s[1] for s in state.values() if s[1] is not None), default=None)
     if latest is None:
         raise SloError("the snapshot holds no evaluated data yet; run `slo demo` or `slo run`")
-    t = engine.minute_of(query.at) if query.at else latest
+    t = minute_of(query.at) if query.at else latest
     if t > latest:
         raise SloError(f"--at {_iso(t)}: after the latest evaluated instant {_iso(latest)}")
     earliest = min((s[0] + 1 for s in state.values() if s[0] is not None and s[1] is not None), default=t)

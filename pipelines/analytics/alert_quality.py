@@ -32,6 +32,7 @@ from pipelines.analytics.mttx import DURATIONS_TABLE, records
 from pipelines.analytics.quarter import Quarter
 from pipelines.model import STANDARD_BURN_WINDOWS, BurnRateAlert, Sli, Slo, SloWindow
 from pipelines.specs import parse_duration
+from pipelines.timeutil import minute_of
 
 GRACE_MINUTES = 60  # a page up to an hour after an incident's end still belongs to it (long windows lag)
 
@@ -93,14 +94,14 @@ def _median(values: Sequence[float]) -> float | None:
 
 
 def alert_quality(con: duckdb.DuckDBPyConnection, quarter: Quarter, as_of_minute: int) -> dict[str, Any]:
-    qs, qe = engine.minute_of(quarter.start), engine.minute_of(quarter.end)
+    qs, qe = minute_of(quarter.start), minute_of(quarter.end)
     horizon = min(qe, as_of_minute)
     incidents = records(con.execute(QUARTER_INCIDENTS_SQL, [quarter.label]))
     alert_pages = records(con.execute(ALERT_PAGES_SQL, [quarter.start, quarter.end]))
     if alert_pages or con.execute("SELECT count(*) FROM alerts").fetchone()[0]:  # type: ignore[index]
         source = "alerts"
         pages = [
-            {"service": p["service"], "start_minute": engine.minute_of(p["start_at"]), "linked": p["linked"]}
+            {"service": p["service"], "start_minute": minute_of(p["start_at"]), "linked": p["linked"]}
             for p in alert_pages
         ]
         preceded = [i for i in incidents if i["has_alert"]]
@@ -326,7 +327,7 @@ def backtest(
     settings: Sequence[Setting] = DEFAULT_SETTINGS,
 ) -> list[dict[str, Any]]:
     """Per setting: pages, and precision/recall/detection time against incidents and demo events."""
-    qs, qe = engine.minute_of(quarter.start), engine.minute_of(quarter.end)
+    qs, qe = minute_of(quarter.start), minute_of(quarter.end)
     pages: dict[str, list[tuple[str, str, int, int]]] = {s.name: [] for s in settings}
     for es, evaluated_to in stored_engine_slos(con):
         end = min(qe, evaluated_to or qe)
@@ -339,7 +340,7 @@ def backtest(
         for r in records(con.execute(QUARTER_INCIDENTS_SQL, [quarter.label]))
     ]
     events = [
-        (service, set(slo_ids or []), engine.minute_of(s), engine.minute_of(e))
+        (service, set(slo_ids or []), minute_of(s), minute_of(e))
         for service, slo_ids, s, e in con.execute(
             "SELECT service, slo_ids, start_at, end_at FROM demo_events "
             "WHERE shape <> 'metrics_gap' AND start_at >= ? AND start_at < ? ORDER BY start_at",

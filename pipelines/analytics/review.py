@@ -13,7 +13,6 @@ from typing import Any
 
 import duckdb
 
-from pipelines import engine
 from pipelines.analytics import mttx
 from pipelines.analytics.alert_quality import DEFAULT_SETTINGS, Setting, alert_quality, backtest
 from pipelines.analytics.deploys import DEFAULT_HOURS, deploy_correlation
@@ -22,13 +21,14 @@ from pipelines.analytics.repeats import DEFAULT_WINDOW_DAYS, quarter_repeats
 from pipelines.analytics.slo_quarter import burn_down, slo_quarter
 from pipelines.analytics.success_metrics import success_metrics
 from pipelines.incidents.contract import SEVERITIES
+from pipelines.timeutil import datetime_of, minute_of
 
 
 def data_as_of(con: duckdb.DuckDBPyConnection) -> dt.datetime:
     """The instant the stored data reaches: the latest evaluated minute, else now (UTC, naive)."""
     row = con.execute("SELECT max(data_to) FROM runs").fetchone()
     if row and row[0] is not None:
-        return engine.datetime_of(int(row[0])).replace(tzinfo=None)
+        return datetime_of(int(row[0])).replace(tzinfo=None)
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
@@ -150,7 +150,7 @@ def build_review(
 
     slos = slo_quarter(con, quarter)
     repeats = quarter_repeats(con, label, repeat_days)
-    quality = alert_quality(con, quarter, engine.minute_of(as_of))
+    quality = alert_quality(con, quarter, minute_of(as_of))
     metrics = success_metrics(con, quarter, as_of, quality["pages_per_week"], repeats["count"])
     prev_metrics = success_metrics(con, previous, as_of, [], 0)
     tests = backtest(con, quarter, settings) if with_backtest else []
@@ -204,7 +204,7 @@ def build_review(
         "burn_down": [
             {
                 "slo": r["slo_id"],
-                "at": _iso(engine.datetime_of(int(r["minute"])).replace(tzinfo=None)),
+                "at": _iso(datetime_of(int(r["minute"])).replace(tzinfo=None)),
                 "budget_remaining": None
                 if r["budget_remaining"] is None
                 else round(r["budget_remaining"], 4),

@@ -14,8 +14,8 @@ import duckdb
 
 from pipelines.analytics.mttx import records
 from pipelines.analytics.quarter import Quarter
-from pipelines.engine import minute_of
 from pipelines.model import POLICY_STATES
+from pipelines.timeutil import minute_of
 
 # Σgood and Σvalid of every active SLO over the buckets that start in [start, end).
 QUARTER_SUMS_SQL = """

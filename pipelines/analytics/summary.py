@@ -70,7 +70,7 @@ def executive_summary(
     review: dict[str, Any], *, api_key: str, base_url: str | None = None, model: str | None = None
 ) -> SummaryResult:
     """Ask the model (Messages API) for a summary of the figures and check every number it quotes."""
-    import anthropic
+    import anthropic  # lazy: the SDK takes ~2 s to import, paid only when a summary is asked for
 
     given = figures(review)
     model = model or DEFAULT_MODEL

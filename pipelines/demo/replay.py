@@ -26,7 +26,6 @@ from typing import Any
 
 import duckdb
 
-from pipelines import engine
 from pipelines.config import Settings
 from pipelines.inbox import INBOX_FILE, Entry, Inbox
 from pipelines.incidents import engine_alerts
@@ -35,6 +34,7 @@ from pipelines.incidents.isolation import ProcessReport, merge_fold
 from pipelines.incidents.rows import incidents_where
 from pipelines.incidents.runners import SyncRunner
 from pipelines.incidents.stage import process
+from pipelines.timeutil import datetime_of, minute_of
 
 REPO_RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
 M = dt.timedelta(minutes=1)
@@ -172,7 +172,7 @@ def _alert_entries(a: ExternalAlert, end: dt.datetime) -> list[tuple[dt.datetime
 def _engine_entries(con: duckdb.DuckDBPyConnection, end: dt.datetime) -> list[tuple[dt.datetime, Entry]]:
     out = []
     for interval in engine_alerts.merged_intervals(con, None):
-        for al in engine_alerts.to_alerts(interval, engine.minute_of(end)):
+        for al in engine_alerts.to_alerts(interval, minute_of(end)):
             at = al.ends_at if al.status == "resolved" and al.ends_at else al.starts_at
             out.append((at, Entry(al.dedup_key, "alert", "engine", al.to_json())))
     return out
@@ -307,7 +307,7 @@ def replay(con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime)
     inbox = fresh_inbox(settings.data_dir)
     runner = SyncRunner(inbox, settings, duration=dt.timedelta(seconds=40))  # deterministic times
     start_row = con.execute("SELECT min(minute) FROM buckets").fetchone()
-    start = engine.datetime_of(int(start_row[0])).replace(tzinfo=None) if start_row and start_row[0] else end
+    start = datetime_of(int(start_row[0])).replace(tzinfo=None) if start_row and start_row[0] else end
     inputs = [
         *_engine_entries(con, end),
         *(e for a in external_alerts(start, end) for e in _alert_entries(a, end)),

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipelines import engine
 from pipelines.demo.generate import DEFAULT_SEED, generate_demo
 from pipelines.demo.replay import GroundTruth, ReplayStage
 from pipelines.model import Slo
 from pipelines.progress import Progress
 from pipelines.sources import Pull
+from pipelines.timeutil import minute_of
 
 
 def demo_pull(
@@ -21,7 +21,7 @@ def demo_pull(
     data = generate_demo(now=now, seed=DEFAULT_SEED if seed is None else seed, progress=progress)
     pull = Pull(
         buckets=data.buckets,
-        end=engine.minute_of(data.end),
+        end=minute_of(data.end),
         origin="demo",
         deploys=[(d.service, d.at, d.version, d.description) for d in data.deploys],
     )

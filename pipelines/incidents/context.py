@@ -12,12 +12,12 @@ from typing import Any
 
 import duckdb
 
-from pipelines import engine
 from pipelines.config import Settings
 from pipelines.errors import SloError
 from pipelines.incidents.contract import TriageContext
 from pipelines.incidents.runbooks import load_runbook
 from pipelines.status import StatusQuery, status
+from pipelines.timeutil import datetime_of
 
 SIMILAR_LIMIT = 5
 DEPLOY_LOOKBACK = dt.timedelta(hours=24)
@@ -26,7 +26,7 @@ DEPLOY_LOOKBACK = dt.timedelta(hours=24)
 def evaluated_to(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
     """How far the engine has evaluated (the latest minute any SLO is evaluated to), or None."""
     row = con.execute("SELECT max(evaluated_to) FROM engine_state").fetchone()
-    return None if not row or row[0] is None else engine.datetime_of(int(row[0])).replace(tzinfo=None)
+    return None if not row or row[0] is None else datetime_of(int(row[0])).replace(tzinfo=None)
 
 
 def build_context(

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import duckdb
 
-from pipelines import engine
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Alert, map_severity
 from pipelines.status import duration_text
+from pipelines.timeutil import datetime_of, minute_of
 
 LIVE_HORIZON_MINUTES = 24 * 60
 
@@ -85,7 +85,7 @@ def to_alerts(a: EngineAlert, upto: int) -> list[Alert]:
     """The firing notification (if it started by `upto`) and the resolved one (if it ended by then)."""
     if a.start > upto:
         return []
-    start = engine.datetime_of(a.start).replace(tzinfo=None)
+    start = datetime_of(a.start).replace(tzinfo=None)
     key = f"engine:{a.slo}:{a.severity}:{start.isoformat()}"
     common = dict(
         source="engine",
@@ -100,7 +100,7 @@ def to_alerts(a: EngineAlert, upto: int) -> list[Alert]:
     )
     out = [Alert(status="firing", dedup_key=key + ":firing", **common)]  # type: ignore[arg-type]
     if a.end is not None and a.end <= upto:
-        ended = engine.datetime_of(a.end).replace(tzinfo=None)
+        ended = datetime_of(a.end).replace(tzinfo=None)
         out.append(Alert(status="resolved", dedup_key=key + ":resolved", ends_at=ended, **common))  # type: ignore[arg-type]
     return out
 
@@ -111,7 +111,7 @@ def emit(con: duckdb.DuckDBPyConnection, inbox: Inbox, now: dt.datetime) -> int:
     row = con.execute("SELECT max(evaluated_to) FROM engine_state").fetchone()
     if not row or row[0] is None:
         return 0
-    now_minute = engine.minute_of(now)
+    now_minute = minute_of(now)
     upto = min(now_minute, int(row[0]))
     entries = [
         Entry(dedup_key=al.dedup_key, kind="alert", source="engine", body=al.to_json())

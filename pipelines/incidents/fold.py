@@ -34,7 +34,6 @@ from typing import Any
 
 import duckdb
 
-from pipelines import engine
 from pipelines.analytics import importer
 from pipelines.errors import MalformedInput
 from pipelines.inbox import Inbox, Row
@@ -42,6 +41,7 @@ from pipelines.incidents import impact
 from pipelines.incidents.commands import CommandError, validate_args
 from pipelines.incidents.contract import SEVERITIES, Alert, Command, parse_time
 from pipelines.ingest.fields import plausible
+from pipelines.timeutil import minute_of
 
 log = logging.getLogger(__name__)
 
@@ -453,7 +453,7 @@ def linked_slos(con: duckdb.DuckDBPyConnection, alert: Alert) -> list[str]:
     """The alert's own SLO; else the service's SLOs with a burn-rate alert firing within 30 min of it."""
     if alert.slo:
         return [alert.slo]
-    m0 = engine.minute_of(alert.starts_at)
+    m0 = minute_of(alert.starts_at)
     rows = con.execute(
         """SELECT DISTINCT s.slo_id FROM alert_intervals a JOIN slos s USING (slo_key)
            WHERE s.service = ? AND a.start_minute <= ? AND coalesce(a.end_minute, ?) >= ? ORDER BY 1""",

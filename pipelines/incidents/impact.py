@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from pipelines import engine
+from pipelines.timeutil import datetime_of, minute_of
 
 BASELINE_MINUTES = 7 * 1440
 LOOKBACK_MINUTES = 24 * 60
@@ -104,7 +104,7 @@ def impact_start_for(
     if slo is None:
         return fallback
     key, target, _ = slo
-    m0 = engine.minute_of(alert_start)
+    m0 = minute_of(alert_start)
     lo = m0 - LOOKBACK_MINUTES
     # Baseline: the bad share over the week before the look-back window.
     base = con.execute(
@@ -124,7 +124,7 @@ def impact_start_for(
     )
     if first is None:
         return fallback
-    start = engine.datetime_of(first).replace(tzinfo=None)
+    start = datetime_of(first).replace(tzinfo=None)
     method = (
         f"{slo_id}: first minute of the stretch with bad share > {threshold:.6g} "
         f"(max(2 × baseline {baseline:.6g}, 1 − target)) ending at the alert; "
@@ -145,7 +145,7 @@ def budget_consumed_for(
     if slo is None:
         return None
     key, target, window = slo
-    m_start, m_end = engine.minute_of(start), engine.minute_of(end)
+    m_start, m_end = minute_of(start), minute_of(end)
     if m_end <= m_start:
         return 0.0
     # Bad events in the incident span, and valid events over the SLO window ending at the span's end.
@@ -178,6 +178,6 @@ def span_counts(
     row = con.execute(
         "SELECT coalesce(sum(valid - good), 0), coalesce(sum(valid), 0) FROM buckets"
         " WHERE slo_key = ? AND minute >= ? AND minute < ?",
-        [slo[0], engine.minute_of(start), engine.minute_of(end)],
+        [slo[0], minute_of(start), minute_of(end)],
     ).fetchone()
     return None if row is None else (int(row[0]), int(row[1]))

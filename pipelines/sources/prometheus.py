@@ -29,13 +29,13 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from pipelines import engine
 from pipelines.config import PrometheusSettings
 from pipelines.errors import PullFailed, SourceError
 from pipelines.model import Slo
 from pipelines.progress import Progress
 from pipelines.sources import Pull, promql
 from pipelines.staleness import SourceState
+from pipelines.timeutil import datetime_of, minute_of
 
 SOURCE = "prometheus"
 # Without a high-water mark an SLO is backfilled over its window, and at least the 3d burn window.
@@ -400,7 +400,7 @@ def _failure_reason(exc: PrometheusError, task: _Task, slo: Slo) -> str:
 
 
 def _iso(minute: int) -> str:
-    return engine.datetime_of(minute).strftime("%Y-%m-%dT%H:%MZ")
+    return datetime_of(minute).strftime("%Y-%m-%dT%H:%MZ")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -410,7 +410,7 @@ def _iso(minute: int) -> str:
 def default_end(now: dt.datetime | None = None) -> int:
     """The last bucket worth pulling ends a minute before now: its closing sample must be scraped."""
     now = now or dt.datetime.now(dt.UTC)
-    return engine.minute_of(now) - 1
+    return minute_of(now) - 1
 
 
 def pull_since(

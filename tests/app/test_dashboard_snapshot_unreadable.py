@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pipelines.config import Settings
-from pipelines.service import idle_cycle
+from pipelines.service.worker import idle_cycle
 from pipelines.store import SNAPSHOT_FILE
 from tests.support.dashboard_store import ROOT
 from tests.support.review_store import build_review_store

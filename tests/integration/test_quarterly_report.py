@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import engine
 from pipelines.analytics.alert_quality import (
     DEFAULT_SETTINGS,
     ENGINE_PAGES_SQL,
@@ -22,6 +21,7 @@ from pipelines.analytics.alert_quality import (
 from pipelines.analytics.quarter import Quarter
 from pipelines.analytics.render import SECTIONS, render_html
 from pipelines.store import Snapshot
+from pipelines.timeutil import minute_of
 from tests.support.review_store import build_review_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +132,7 @@ def test_html_report_escapes_the_names_it_quotes(data_dir: Path) -> None:
 
 def test_backtest_of_the_spec_setting_replays_the_engine(data_dir: Path) -> None:
     q = Quarter(2026, 3)
-    qs, qe = engine.minute_of(q.start), engine.minute_of(q.end)
+    qs, qe = minute_of(q.start), minute_of(q.end)
     snap = Snapshot(data_dir)
     try:
         with snap.connection() as con:

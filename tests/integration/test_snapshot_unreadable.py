@@ -25,7 +25,7 @@ import pytest
 
 from pipelines.config import Settings
 from pipelines.cycle import republish_if_unreadable
-from pipelines.service import idle_cycle
+from pipelines.service.worker import idle_cycle
 from pipelines.store import HEADER_BYTES, SNAPSHOT_FILE, snapshot_problem
 from tests.support.review_store import build_review_store
 from tests.support.service import running_service

@@ -27,9 +27,9 @@ from pipelines.config import Settings
 from pipelines.cycle import open_writer as Writer
 from pipelines.cycle import run_cycle
 from pipelines.demo.replay import record_ground_truth
-from pipelines.engine import minute_of
 from pipelines.sources import Pull
 from pipelines.specs import load_specs
+from pipelines.timeutil import minute_of
 from tests.support.incident_rows import add_action_item, add_alert, add_incident
 
 START = dt.datetime(2026, 6, 24)

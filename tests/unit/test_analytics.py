@@ -18,7 +18,7 @@ from pipelines.analytics.quarter import Quarter
 from pipelines.analytics.repeats import chains, quarter_repeats, repeat_links
 from pipelines.analytics.slo_quarter import slo_quarter
 from pipelines.analytics.success_metrics import success_metrics
-from pipelines.engine import minute_of
+from pipelines.timeutil import minute_of
 from tests.support.incident_rows import add_action_item, add_alert, add_incident, store, t
 
 Q3 = Quarter(2026, 3)

@@ -11,14 +11,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINES = ROOT / "pipelines"
 
-# Modules whose function-local imports are deliberate: the CLI's command handlers import what their
-# command needs when it runs, so `slo --help` and every other command start without loading DuckDB,
-# pandas, FastAPI or the Prometheus client for nothing.
+# Modules whose function-local imports are deliberate, for start-up time: the CLI's command handlers
+# import what their command needs when it runs, so `slo --help` and every other command start without
+# loading DuckDB, pandas, FastAPI or the Prometheus client for nothing; the ingest service answers
+# before DuckDB and pandas are loaded; the anthropic SDK (~2 s to import) loads only when a model is called.
 LAZY_IMPORTS = {
     "pipelines.cli": "each command imports what it runs (start-up time)",
     "pipelines.analytics.cli": "each command imports what it runs (start-up time)",
     "pipelines.incidents.cli_incidents": "each command imports what it runs (start-up time)",
     "pipelines.incidents.steps.triage": "the triage module loads the anthropic SDK only when one runs",
+    "pipelines.analytics.summary": "the anthropic SDK only when an executive summary is asked for",
+    "pipelines.service.app": "the ingest door answers without loading DuckDB (the snapshot readers)",
+    "pipelines.service.worker": "the cycle (DuckDB, pandas) loads in the worker thread, after start-up",
 }
 
 

@@ -28,8 +28,9 @@ from pipelines.sources import Pull
 from pipelines.specs import default_alerts
 from pipelines.status import StatusQuery, status
 from pipelines.store import Snapshot
+from pipelines.timeutil import datetime_of, minute_of
 
-START = engine.minute_of(dt.datetime(2026, 9, 29, 0, 0, tzinfo=dt.UTC))
+START = minute_of(dt.datetime(2026, 9, 29, 0, 0, tzinfo=dt.UTC))
 SPAN = 3 * 1440  # through 2026-10-01T23:59
 
 
@@ -107,7 +108,7 @@ class Oracle:
         last = dt.datetime.fromtimestamp((t - 1) * 60, tz=dt.UTC)
         month = last.month if w.calendar == "month" else 3 * ((last.month - 1) // 3) + 1
         start = dt.datetime(last.year, month, 1, tzinfo=dt.UTC)
-        return self.sums(engine.minute_of(start), t)
+        return self.sums(minute_of(start), t)
 
     def burn(self, t: int, window: int) -> Fraction | None:
         g, v = self.sums(t - window, t)
@@ -155,10 +156,10 @@ INSTANTS = [
     START + 1,
     START + 61,
     START + 1440,  # one day in
-    engine.minute_of(dt.datetime(2026, 9, 30, 23, 59, tzinfo=dt.UTC)),
-    engine.minute_of(dt.datetime(2026, 10, 1, 0, 0, tzinfo=dt.UTC)),  # the whole of September
-    engine.minute_of(dt.datetime(2026, 10, 1, 0, 1, tzinfo=dt.UTC)),  # October's first minute
-    engine.minute_of(dt.datetime(2026, 10, 1, 7, 13, tzinfo=dt.UTC)),
+    minute_of(dt.datetime(2026, 9, 30, 23, 59, tzinfo=dt.UTC)),
+    minute_of(dt.datetime(2026, 10, 1, 0, 0, tzinfo=dt.UTC)),  # the whole of September
+    minute_of(dt.datetime(2026, 10, 1, 0, 1, tzinfo=dt.UTC)),  # October's first minute
+    minute_of(dt.datetime(2026, 10, 1, 7, 13, tzinfo=dt.UTC)),
     START + SPAN,
 ]
 
@@ -173,7 +174,7 @@ def _close(a: float | None, b: Fraction | None) -> bool:
 def test_status_equals_oracle(evaluated: tuple[Path, dict[str, Oracle]], t: int) -> None:
     data_dir, oracles = evaluated
     with Snapshot(data_dir).connection() as con:
-        rows = status(con, StatusQuery(at=engine.datetime_of(t)))
+        rows = status(con, StatusQuery(at=datetime_of(t)))
     assert {r["slo"] for r in rows} == set(oracles)
     for row in rows:
         o = oracles[row["slo"]]
@@ -190,7 +191,7 @@ def test_status_equals_oracle(evaluated: tuple[Path, dict[str, Oracle]], t: int)
             for b in o.firing(t)
         ]
         assert fired == expected, (row["slo"], t)
-        assert row["evaluated_at"] == engine.datetime_of(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert row["evaluated_at"] == datetime_of(t).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _windows(a: BurnRateAlert) -> tuple[str, str]:
@@ -334,7 +335,7 @@ def test_hugeint_products_give_the_same_status(
     evaluated: tuple[Path, dict[str, Oracle]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data_dir, _ = evaluated
-    at = engine.datetime_of(INSTANTS[-2])
+    at = datetime_of(INSTANTS[-2])
     snapshot = Snapshot(data_dir)
     with snapshot.connection() as con:
         fast = status(con, StatusQuery(at=at))

@@ -24,9 +24,10 @@ from pipelines.catalog import sync_slos
 from pipelines.model import BurnRateAlert, Sli, Slo, SloWindow
 from pipelines.specs import default_alerts
 from pipelines.store import migrate
+from pipelines.timeutil import minute_of
 
 # 2026-09-30T20:00Z: the data crosses a month and a quarter boundary four hours later.
-START = engine.minute_of(dt.datetime(2026, 9, 30, 20, 0, tzinfo=dt.UTC))
+START = minute_of(dt.datetime(2026, 9, 30, 20, 0, tzinfo=dt.UTC))
 SPAN = 600
 
 

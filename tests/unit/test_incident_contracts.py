@@ -18,7 +18,8 @@ from dashboard import queries
 from pipelines.analytics import mttx
 from pipelines.cli import main
 from pipelines.config import Settings
-from pipelines.service import ServiceSettings, create_app
+from pipelines.service.app import create_app
+from pipelines.service.settings import ServiceSettings
 from pipelines.store import Snapshot, Writer
 from tests.support.asgi import AsgiClient
 from tests.support.incident_rows import add_incident, store

@@ -16,6 +16,7 @@ from pipelines.incidents import impact
 from pipelines.incidents.contract import Alert, Command
 from pipelines.incidents.fold import fold_inbox
 from pipelines.store import connect, migrate
+from pipelines.timeutil import minute_of
 
 T0 = dt.datetime(2026, 6, 1, 10, 0)
 
@@ -442,11 +443,10 @@ def _engine_slo(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_engine_alerts_merge_conditions_per_severity_and_enter_once(con, inbox) -> None:
-    from pipelines import engine
     from pipelines.incidents import engine_alerts
 
     _engine_slo(con)
-    m0 = engine.minute_of(T0)
+    m0 = minute_of(T0)
     # page 1h/5m fires 10:00–10:20, page 6h/30m 10:05–10:40 (overlapping: one page alert 10:00–10:40);
     # ticket fires at 10:30 and is still firing.
     con.executemany(

@@ -16,7 +16,9 @@ from pipelines.cycle import open_writer as Writer
 from pipelines.errors import SloError
 from pipelines.inbox import Inbox
 from pipelines.ingest.pagerduty import sign
-from pipelines.service import ServiceSettings, Worker, create_app, idle_cycle, is_loopback
+from pipelines.service.app import create_app
+from pipelines.service.settings import ServiceSettings, is_loopback
+from pipelines.service.worker import Worker, idle_cycle
 from pipelines.store import Snapshot
 from tests.support.asgi import AsgiClient
 

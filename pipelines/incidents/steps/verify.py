@@ -10,10 +10,10 @@ import datetime as dt
 
 import duckdb
 
-from pipelines import engine
 from pipelines.incidents.context import evaluated_to
 from pipelines.incidents.fold import add_timeline, incident
 from pipelines.incidents.isolation import Isolation
+from pipelines.timeutil import datetime_of, minute_of
 
 
 def recovery_minute(
@@ -69,10 +69,10 @@ def _verify_one(
         ).fetchone()
         if params is not None:
             key, target, short, factor = params
-            start = engine.minute_of(finished) + 1
-            end = engine.minute_of(horizon)
+            start = minute_of(finished) + 1
+            end = minute_of(horizon)
             if latest is not None:
-                end = min(end, engine.minute_of(latest))
+                end = min(end, minute_of(latest))
             buckets = con.execute(
                 "SELECT minute, good, valid FROM buckets WHERE slo_key = ? AND minute >= ? AND minute < ?",
                 [key, start, end],
@@ -87,7 +87,7 @@ def _verify_one(
             )
             how = f"{slo_id} burn rate over {short} min below {factor:g}"
             if m is not None:
-                recovered = engine.datetime_of(m).replace(tzinfo=None)
+                recovered = datetime_of(m).replace(tzinfo=None)
     else:
         # No SLO: every alert of the incident resolved by the deadline.
         row = con.execute(

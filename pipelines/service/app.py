@@ -1,22 +1,5 @@
-"""`slo serve`: the ingest API (DESIGN §3 HTTP) and the worker that runs the pipeline cycle.
-
-    POST /api/incidents/ingest          Alertmanager v4 | PagerDuty V3 | generic alert → inbox → 202
-    POST /api/incidents/{id}/commands   a human step (acknowledge, resolve, root_cause…) → inbox → 202
-    GET  /api/incidents                 incidents from the published snapshot
-    GET  /api/health                    inbox, worker and snapshot freshness
-    GET  /openapi.json, /docs           the OpenAPI document
-
-FastAPI because it is the Python ecosystem's default for a JSON API: the OpenAPI document and its
-browsable /docs come from the code itself, and uvicorn, its server, is already installed as a
-dependency of Streamlit. Routes read the raw body themselves (not a pydantic model) so that every
-refusal is one of the documented answers (400/401/403/413/415 with what was wrong and where), never
-FastAPI's 422, and so the PagerDuty signature is checked over the exact bytes received.
-
-Durability: a 202 is sent only after the inbox's COMMIT returned (SQLite WAL, synchronous=FULL).
-Concurrent deliveries share one commit (`inbox.GroupCommit`), which is what makes 1,000 alerts/s on
-one disk possible. The worker thread runs `cycle.run_cycle` every SLO_CYCLE_SECONDS under the
-single-writer lock; a failed cycle is logged and the next one runs on time.
-"""
+"""The ASGI app: routes, authentication, request checks and the mapping of errors to answers; `serve`
+runs it under uvicorn with the worker, and `register` adds `slo serve` to the CLI."""
 
 from __future__ import annotations
 
@@ -26,9 +9,7 @@ import dataclasses
 import datetime as dt
 import gc
 import hmac
-import ipaddress
 import logging
-import os
 import signal
 import threading
 import time
@@ -36,16 +17,19 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipelines.config import Settings, env_number, read_dotenv
+from pipelines import limits
+from pipelines.config import Settings
 from pipelines.errors import (
+    HTTP_ANSWERS,
     BadSignature,
     IngestError,
     MalformedInput,
@@ -54,59 +38,21 @@ from pipelines.errors import (
     SnapshotUnreadable,
     TooLarge,
     Unauthorized,
+    Unavailable,
 )
 from pipelines.inbox import AppendResult, Entry, GroupCommit, Inbox, is_disk_full
 from pipelines.incidents.read import API_TRIAGE_FIELDS, list_incidents
+from pipelines.incidents.runners import reap_interrupted_remediations
 from pipelines.ingest import decode_json, parse_delivery
 from pipelines.ingest.commands import parse_command
 from pipelines.ingest.pagerduty import SIGNATURE_HEADER, signature_matches
-from pipelines.limits import Limits, RequestGuard
-from pipelines.model import Slo
+from pipelines.limits import RequestGuard
+from pipelines.service.openapi import DOC_MODELS, POST_DOCS, SCHEMA_REF, SNAPSHOT_503, ErrorAnswer
+from pipelines.service.settings import ServiceSettings, is_loopback
+from pipelines.service.worker import Worker, idle_cycle
+from pipelines.timeutil import iso, utc_now
 
 log = logging.getLogger("slo.serve")
-
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
-
-
-# ---------------------------------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class ServiceSettings:
-    """The service's knobs, from the environment (or `.env`)."""
-
-    token: str | None = None  # SLO_INGEST_TOKEN: bearer token required on every POST
-    pagerduty_secret: str | None = None  # PAGERDUTY_WEBHOOK_SECRET: verifies X-PagerDuty-Signature
-    max_body_bytes: int = 1_048_576  # SLO_INGEST_MAX_BYTES
-    cycle_seconds: float = 5.0  # SLO_CYCLE_SECONDS; 0 turns the worker off
-    group_commit: bool = True  # SLO_INGEST_GROUP_COMMIT=0: one transaction per request (benchmarks)
-    gc_freeze: bool = True  # SLO_GC_FREEZE=0: keep start-up objects in the collector (benchmarks)
-    limits: Limits = dataclasses.field(default_factory=Limits)  # timeouts, connections, Host names
-
-    @classmethod
-    def load(cls, env: dict[str, str] | None = None) -> ServiceSettings:
-        merged = {**read_dotenv(Path(".env")), **(env if env is not None else os.environ)}
-
-        def number(name: str, default: float) -> float:
-            return env_number(merged, name, default)
-
-        return cls(
-            token=merged.get("SLO_INGEST_TOKEN") or None,
-            pagerduty_secret=merged.get("PAGERDUTY_WEBHOOK_SECRET") or None,
-            max_body_bytes=int(number("SLO_INGEST_MAX_BYTES", 1_048_576)),
-            cycle_seconds=number("SLO_CYCLE_SECONDS", 5.0),
-            group_commit=merged.get("SLO_INGEST_GROUP_COMMIT", "1").strip().lower()
-            not in {"0", "false", "no"},
-            gc_freeze=merged.get("SLO_GC_FREEZE", "1").strip().lower() not in {"0", "false", "no"},
-            limits=Limits.load(merged),
-        )
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _GcPauses:
@@ -138,369 +84,6 @@ class _GcPauses:
 GC_PAUSES = _GcPauses()
 
 
-# ------------------------------------------------------------------------------------------ worker
-class Worker:
-    """Runs `cycle` every `every` seconds in a thread; an exception is logged, never fatal."""
-
-    def __init__(self, cycle: Callable[[], object], every: float) -> None:
-        self._cycle = cycle
-        self._every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="pipeline-worker", daemon=True)
-        self.cycles = 0
-        self.failures = 0
-        self.last_started: dt.datetime | None = None
-        self.last_finished: dt.datetime | None = None
-        self.last_ok: dt.datetime | None = None
-        self.last_error: str | None = None
-        self.last_seconds: float | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 60.0) -> None:
-        """Let a running cycle finish (it holds the writer lock and may be publishing), then stop."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            self.run_once()
-            self._stop.wait(max(0.0, self._every - (time.monotonic() - started)))
-
-    def run_once(self) -> None:
-        self.last_started = _now()
-        started = time.monotonic()
-        try:
-            self._cycle()
-        except SloError as exc:  # e.g. another writer holds the store: say so, try next time
-            self.failures += 1
-            self.last_error = str(exc)
-            log.warning("pipeline cycle skipped: %s; retrying in %gs", exc, self._every)
-        except Exception as exc:
-            self.failures += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.exception("pipeline cycle failed; the next one runs in %gs", self._every)
-        else:
-            self.last_ok = _now()
-            self.last_error = None
-        finally:
-            self.cycles += 1
-            self.last_finished = _now()
-            self.last_seconds = round(time.monotonic() - started, 3)
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "running": self._thread.is_alive(),
-            "every_seconds": self._every,
-            "cycles": self.cycles,
-            "failures": self.failures,
-            "last_started": _iso(self.last_started),
-            "last_finished": _iso(self.last_finished),
-            "last_ok": _iso(self.last_ok),
-            "last_seconds": self.last_seconds,
-            "last_error": self.last_error,
-        }
-
-
-def idle_cycle(settings: Settings) -> Callable[[], object]:
-    """The service's cycle: pull metrics when a source is configured, then everything else runs.
-
-    With PROMETHEUS_URL set, each cycle pulls from Prometheus incrementally (from each SLO's
-    high-water mark) for the specs in SLO_SPECS_DIR. When that pull fails, nothing of it is published
-    and its SLOs are marked stale; the cycle then goes on without new metrics so alerts and commands
-    are still folded.
-
-    Without new metrics there is no new SLO set either: the cycle keeps the SLOs the store holds
-    (whoever pulls metrics, `slo run` or `slo demo`, decides them) and evaluates up to the minute the
-    store is already evaluated to, so the inbox fold, triage, routing and timers run and publish.
-    Before anything was published it starts from SLO_SPECS_DIR (if present) at the current minute.
-
-    Remediations run on a thread pool (`ThreadRunner`), outside the DuckDB writer; their outcome
-    comes back through the inbox.
-    """
-    import pandas as pd
-
-    from pipelines import engine
-    from pipelines.cycle import republish_if_unreadable, run_cycle, run_prometheus
-    from pipelines.incidents.runners import ThreadRunner
-    from pipelines.incidents.stage import IncidentStage
-    from pipelines.sources import Pull
-    from pipelines.specs import load_specs
-
-    stage = IncidentStage(ThreadRunner(Inbox(settings.data_dir), settings))
-
-    def without_metrics() -> object:
-        slos, end = stored_state(settings.data_dir)
-        if end is None:  # nothing published yet: start from the specs, at the current minute
-            slos = load_specs([settings.specs_dir])[0] if settings.specs_dir.exists() else []
-            end = engine.minute_of(_now())
-        empty = pd.DataFrame(
-            {
-                "slo_id": pd.Series(dtype=str),
-                "minute": pd.Series(dtype="int64"),
-                "good": pd.Series(dtype="int64"),
-                "valid": pd.Series(dtype="int64"),
-            }
-        )
-        return run_cycle(settings, slos, Pull(buckets=empty, end=end, origin="idle"), stage=stage)
-
-    def cycle() -> object:
-        republish_if_unreadable(settings.data_dir)  # before stored_state or the pull read the snapshot
-        if settings.prometheus.url:
-            try:
-                slos = load_specs([settings.specs_dir])[0]
-                return run_prometheus(settings, slos, stage=stage)[0]
-            except SloError as exc:  # a failed pull (already marked stale) or a broken spec
-                log.warning("metrics pull failed, cycle goes on without new metrics: %s", exc)
-        return without_metrics()
-
-    return cycle
-
-
-def stored_state(data_dir: Path) -> tuple[list[Slo], int | None]:
-    """The active SLOs and the latest minute any run evaluated up to, from the published snapshot
-    (([], None) when nothing is published yet)."""
-    from pipelines.catalog import stored_slos
-    from pipelines.store import Snapshot
-
-    snapshot = Snapshot(data_dir)
-    if not snapshot.exists():
-        return [], None
-    try:
-        with snapshot.connection() as con:
-            row = con.execute("SELECT max(data_to) FROM runs").fetchone()
-            slos = [slo for _, slo in stored_slos(con)]
-    finally:
-        snapshot.close()
-    return slos, (int(row[0]) if row and row[0] is not None else None)
-
-
-# ---------------------------------------------------------------------------------- OpenAPI models
-class GenericAlert(BaseModel):
-    """The generic alert format: for anything that is neither Alertmanager nor PagerDuty."""
-
-    service: str = Field(description="Service the alert is about (need not have an SLO spec).")
-    title: str = Field(description="One-line summary.")
-    status: Literal["firing", "resolved"] = "firing"
-    severity: str | None = Field(
-        None, description="SEV1–SEV4, P0–P4, critical/page (SEV2), warning/ticket (SEV3)."
-    )
-    fingerprint: str | None = Field(
-        None, description="Identifies the alert across notifications; default: hash of service and title."
-    )
-    starts_at: str | None = Field(None, description="RFC 3339 time; default: time of receipt.")
-    ends_at: str | None = Field(None, description="RFC 3339 time, for resolved alerts.")
-    slo: str | None = Field(None, description="`<service>/<slo name>` (or the slo name alone).")
-    description: str | None = None
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
-    url: str | None = None
-    dedup_key: str | None = Field(
-        None,
-        description="Idempotency key. Default: hash of service, fingerprint, status, starts_at, ends_at, "
-        "so re-sending the same alert is a duplicate when starts_at is given.",
-    )
-
-
-class GenericDelivery(BaseModel):
-    alerts: list[GenericAlert] = Field(description="1 to 1,000 alerts.")
-
-
-class AlertmanagerAlert(BaseModel):
-    status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    annotations: dict[str, str] = {}
-    startsAt: str
-    endsAt: str = Field("0001-01-01T00:00:00Z", description="Go's zero time while firing.")
-    generatorURL: str | None = None
-    fingerprint: str | None = None
-
-
-class AlertmanagerWebhook(BaseModel):
-    """Alertmanager `webhook_config` payload, version 4 (one `Alert` per element of `alerts`)."""
-
-    version: Literal["4"]
-    groupKey: str
-    truncatedAlerts: int | None = 0
-    status: Literal["firing", "resolved"]
-    receiver: str
-    groupLabels: dict[str, str] = {}
-    commonLabels: dict[str, str] = {}
-    commonAnnotations: dict[str, str] = {}
-    externalURL: str | None = None
-    alerts: list[AlertmanagerAlert]
-
-
-class PagerDutyEvent(BaseModel):
-    id: str
-    event_type: str = Field(
-        description="incident.triggered → alert; acknowledged/resolved/reopened → command; "
-        "others are answered 202 and ignored."
-    )
-    resource_type: str | None = "incident"
-    occurred_at: str
-    agent: dict[str, Any] | None = None
-    data: dict[str, Any] = Field(description="The incident: id, title, service.summary, urgency, priority…")
-
-
-class PagerDutyWebhook(BaseModel):
-    """PagerDuty V3 webhook; authenticated by `X-PagerDuty-Signature: v1=<hmac-sha256 hex>`."""
-
-    event: PagerDutyEvent
-
-
-class IngestAnswer(BaseModel):
-    format: str
-    accepted: list[str] = Field(description="De-duplication keys newly stored (on disk).")
-    duplicates: list[str] = Field(description="Keys already in the inbox: re-deliveries, not counted again.")
-    ignored: list[dict[str, str]] = Field([], description="PagerDuty events the incident flow does not use.")
-
-
-class CommandBody(BaseModel):
-    command: str = Field(
-        description="acknowledge, mitigate, resolve, close, reopen, root_cause, action_item, "
-        "action_item_done, postmortem_done, approve_remediation, reject_remediation, retriage"
-    )
-    actor: str | None = Field(None, description="Who did it (default: api).")
-    args: dict[str, str] | None = Field(
-        None,
-        description="root_cause {category, text, fix?}; action_item {title, owner, priority? (default P2), "
-        "due_date}; action_item_done {action_item_id}; approve/reject_remediation {remediation_id, reason?}; "
-        "note.",
-    )
-    at: str | None = Field(None, description="RFC 3339; default: time of receipt.")
-    dedup_key: str | None = Field(None, description="Idempotency key (or the Idempotency-Key header).")
-
-
-class CommandAnswer(BaseModel):
-    accepted: list[str]
-    duplicates: list[str]
-    command: dict[str, Any]
-
-
-class ErrorAnswer(BaseModel):
-    error: str = Field(description="bad_request | unauthorized | bad_signature | too_large | not_json | …")
-    detail: str = Field(
-        description="What was wrong and where, e.g. `alerts[0].startsAt: required time is missing`."
-    )
-
-
-ERRORS = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "bad_signature",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "timeout",
-    413: "too_large",
-    415: "not_json",
-    503: "unavailable",
-    500: "internal",
-}
-DOC_MODELS: list[type[BaseModel]] = [
-    IngestAnswer,
-    CommandAnswer,
-    ErrorAnswer,
-    AlertmanagerWebhook,
-    AlertmanagerAlert,
-    PagerDutyWebhook,
-    PagerDutyEvent,
-    GenericDelivery,
-    GenericAlert,
-    CommandBody,
-]
-_REF = "#/components/schemas/{model}"
-
-
-ERROR_DOCS = {
-    400: "Malformed: not JSON, unknown format, or a field missing/wrong (detail says where).",
-    401: "Missing or wrong `Authorization: Bearer` token (SLO_INGEST_TOKEN). Nothing stored.",
-    403: "`X-PagerDuty-Signature` matches no v1= value (PAGERDUTY_WEBHOOK_SECRET). Nothing stored.",
-    408: "The body did not arrive within SLO_BODY_TIMEOUT seconds of the headers. Nothing stored.",
-    413: "Body over SLO_INGEST_MAX_BYTES. Nothing stored.",
-    415: "Content-Type is not application/json. Nothing stored.",
-    503: "Could not be stored (disk full, disk error or shutting down); nothing was accepted, retry.",
-}
-SNAPSHOT_503 = (
-    "No published snapshot yet, or it is unreadable (`snapshot unreadable (…); the next cycle rebuilds "
-    "it`): retry after the worker's next cycle."
-)
-
-
-def _post_doc(
-    summary: str, body: dict[str, Any], answer: str, codes: tuple[int, ...], parameters: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The OpenAPI operation of a POST route that reads its raw body (see `create_app`)."""
-
-    def json_ref(model: str) -> dict[str, Any]:
-        return {"application/json": {"schema": {"$ref": _REF.format(model=model)}}}
-
-    responses: dict[str, Any] = {"202": {"description": "Stored on disk.", "content": json_ref(answer)}}
-    for code in codes:
-        responses[str(code)] = {"description": ERROR_DOCS[code], "content": json_ref("ErrorAnswer")}
-    return {
-        "post": {
-            "summary": summary,
-            "operationId": answer.removesuffix("Answer").lower(),
-            "parameters": parameters,
-            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-            "responses": responses,
-            "security": [{"bearer": []}],
-        }
-    }
-
-
-POST_DOCS = {
-    "/api/incidents/ingest": _post_doc(
-        "Deliver alerts (Alertmanager v4, PagerDuty V3 or generic)",
-        {
-            "oneOf": [
-                {"$ref": _REF.format(model=m.__name__)}
-                for m in (AlertmanagerWebhook, PagerDutyWebhook, GenericDelivery, GenericAlert)
-            ]
-        },
-        "IngestAnswer",
-        (400, 401, 403, 408, 413, 415, 503),
-        [
-            {
-                "name": "format",
-                "in": "query",
-                "required": False,
-                "description": "Skip detection: the body is in this format.",
-                "schema": {"type": "string", "enum": ["alertmanager", "pagerduty", "generic"]},
-            },
-            {
-                "name": "X-PagerDuty-Signature",
-                "in": "header",
-                "required": False,
-                "description": "PagerDuty: v1=<hex HMAC-SHA256 of the body>; replaces the bearer token.",
-                "schema": {"type": "string"},
-            },
-        ],
-    ),
-    "/api/incidents/{incident_id}/commands": _post_doc(
-        "A human step for an incident (acknowledge, resolve, root_cause, action_item…)",
-        {"$ref": _REF.format(model="CommandBody")},
-        "CommandAnswer",
-        (400, 401, 408, 413, 415, 503),
-        [
-            {"name": "incident_id", "in": "path", "required": True, "schema": {"type": "string"}},
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "description": "A retried request with the same key is a duplicate, not a second step.",
-                "schema": {"type": "string"},
-            },
-        ],
-    ),
-}
-
-
-# ------------------------------------------------------------------------------------------- app
 @dataclass
 class _State:
     settings: Settings
@@ -526,8 +109,6 @@ def create_app(
         inbox = Inbox(settings.data_dir)
         committer = GroupCommit(Inbox(settings.data_dir)).start() if service.group_commit else None
         # Before the first cycle: scripts a killed predecessor left running are killed and reported.
-        from pipelines.incidents.runners import reap_interrupted_remediations
-
         reap_interrupted_remediations(inbox, settings)
         worker = None
         if service.cycle_seconds > 0:
@@ -586,7 +167,7 @@ def create_app(
     # body themselves anyway. Their OpenAPI entries are written out in `POST_DOCS` below.
     async def ingest(request: Request) -> JSONResponse:
         state: _State = request.app.state.slo
-        received_at = _now()
+        received_at = utc_now()
         raw = await _authenticated_body(request, state.service)
         try:
             delivery = parse_delivery(
@@ -613,7 +194,7 @@ def create_app(
 
     async def command(request: Request) -> JSONResponse:
         state: _State = request.app.state.slo
-        received_at = _now()
+        received_at = utc_now()
         _check_length(request, state.service.max_body_bytes)
         _check_bearer(request, state.service)
         _check_json(request)
@@ -655,7 +236,7 @@ def create_app(
     ) -> JSONResponse:
         state: _State = request.app.state.slo
         _check_bearer(request, state.service)  # incident data is for those who hold the token
-        from pipelines.store import Snapshot
+        from pipelines.store import Snapshot  # lazy: see the package docstring
 
         with state.snapshot_lock:
             snapshot = Snapshot(state.settings.data_dir)
@@ -673,7 +254,7 @@ def create_app(
     @app.get("/api/health", summary="Inbox, worker and snapshot freshness")
     def health(request: Request) -> JSONResponse:
         state: _State = request.app.state.slo
-        from pipelines.store import SNAPSHOT_FILE
+        from pipelines.store import SNAPSHOT_FILE  # lazy: see the package docstring
 
         snap = state.settings.data_dir / SNAPSHOT_FILE
         published = dt.datetime.fromtimestamp(snap.stat().st_mtime, dt.UTC) if snap.exists() else None
@@ -693,7 +274,7 @@ def create_app(
                 "gc": GC_PAUSES.status(),
                 "worker": state.worker.status() if state.worker else {"running": False},
                 "snapshot": {
-                    "published_at": _iso(published.replace(tzinfo=None)) if published else None,
+                    "published_at": iso(published.replace(tzinfo=None)) if published else None,
                     "age_seconds": round((dt.datetime.now(dt.UTC) - published).total_seconds(), 1)
                     if published
                     else None,
@@ -705,8 +286,6 @@ def create_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            from fastapi.openapi.utils import get_openapi
-
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
@@ -717,7 +296,7 @@ def create_app(
                 schema["paths"].setdefault(path, {}).update(item)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in DOC_MODELS:
-                components[model.__name__] = model.model_json_schema(ref_template=_REF)
+                components[model.__name__] = model.model_json_schema(ref_template=SCHEMA_REF)
             schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             app.openapi_schema = schema
         return app.openapi_schema
@@ -745,7 +324,7 @@ def fold_health(data_dir: Path, inbox: Inbox) -> dict[str, Any]:
     `refold_pending` is true when the inbox no longer holds the row the cursor stands on (deleted,
     restored or replaced): the next cycle refolds it from its first row.
     """
-    from pipelines.store import Snapshot
+    from pipelines.store import Snapshot  # lazy: see the package docstring
 
     last_seq = inbox.last_seq()
     snapshot = Snapshot(data_dir)
@@ -779,8 +358,8 @@ def fold_health(data_dir: Path, inbox: Inbox) -> dict[str, Any]:
                     "incident_id": r[2],
                     "error": r[3],
                     "attempts": r[4],
-                    "first_at": _iso(r[5]),
-                    "last_at": _iso(r[6]),
+                    "first_at": iso(r[5]),
+                    "last_at": iso(r[6]),
                 }
                 for r in recent
             ],
@@ -794,7 +373,8 @@ def _refuse(request: Request, status: int, detail: str) -> JSONResponse:
     if state is not None:
         state.counts[str(status)] += 1
     detail = detail.encode("utf-8", "backslashreplace").decode()  # an echoed input may not be valid Unicode
-    return JSONResponse({"error": ERRORS.get(status, "error"), "detail": detail}, status_code=status)
+    name = HTTP_ANSWERS.get(status, ("error", ""))[0]
+    return JSONResponse({"error": name, "detail": detail}, status_code=status)
 
 
 def _check_length(request: Request, limit: int) -> None:
@@ -897,28 +477,20 @@ async def _append(state: _State, entries: list[Entry]) -> AppendResult:
     except Exception as exc:
         if is_disk_full(exc):  # one line, no traceback: every delivery fails alike until space is freed
             log.error("inbox append failed: disk full (%s: %s); answering 503", type(exc).__name__, exc)
-            raise _Unavailable(
+            raise Unavailable(
                 f"inbox: not stored, disk full ({type(exc).__name__}: {exc}); nothing was accepted, "
                 "retry once space is freed"
             ) from exc
         log.exception("inbox append failed")
-        raise _Unavailable(
+        raise Unavailable(
             f"inbox: not stored ({type(exc).__name__}: {exc}); nothing was accepted, retry"
         ) from exc
-
-
-class _Unavailable(IngestError):
-    status = 503
 
 
 # ------------------------------------------------------------------------------------------- serve
 def serve(settings: Settings, host: str, port: int, service: ServiceSettings | None = None) -> int:
     """Run the service until SIGTERM/SIGINT (uvicorn's handlers: stop accepting, finish requests,
     then the lifespan stops the worker after its current cycle and closes the inbox)."""
-    import uvicorn
-
-    from pipelines import limits
-
     service = service or ServiceSettings.load()
     if service.token is None and not is_loopback(host):
         raise SloError(
@@ -969,14 +541,6 @@ def serve(settings: Settings, host: str, port: int, service: ServiceSettings | N
     if received:
         log.info("stopped by %s; the inbox holds everything accepted", signal.Signals(received[0]).name)
     return 0
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _iso(t: dt.datetime | None) -> str | None:
-    return None if t is None else t.isoformat(timespec="seconds") + "Z"
 
 
 # --------------------------------------------------------------------------------------------- CLI
