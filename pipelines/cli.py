@@ -17,7 +17,7 @@ from pipelines.config import Settings
 from pipelines.errors import PullFailed, SloError, SpecError
 from pipelines.outside_text import terminal
 from pipelines.progress import Progress
-from pipelines.timeutil import datetime_of, minute_of
+from pipelines.timeutil import datetime_of, iso, minute_of
 
 
 def _timestamp(text: str) -> dt.datetime:
@@ -191,7 +191,7 @@ def _summary(
         "slos": report.slos,
         "buckets_written": report.buckets_written,
         "minutes_evaluated": report.minutes_evaluated,
-        "evaluated_to": datetime_of(report.end).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "evaluated_to": iso(datetime_of(report.end)),
         "seconds": round(seconds, 2),
         **(extra or {}),
     }

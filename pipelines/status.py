@@ -15,7 +15,7 @@ from pipelines.catalog import stored_slos
 from pipelines.errors import SloError
 from pipelines.model import STANDARD_BURN_WINDOWS
 from pipelines.staleness import StaleMark, current_marks, source_states
-from pipelines.timeutil import datetime_of, minute_of
+from pipelines.timeutil import datetime_of, iso, minute_of
 
 
 def duration_text(minutes: int) -> str:
@@ -29,7 +29,7 @@ def duration_text(minutes: int) -> str:
 def _iso(minute: int | None) -> str | None:
     if minute is None:
         return None
-    return datetime_of(minute).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso(datetime_of(minute))
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pipelines.analytics.repeats import DEFAULT_WINDOW_DAYS, quarter_repeats
 from pipelines.analytics.slo_quarter import burn_down, slo_quarter
 from pipelines.analytics.success_metrics import success_metrics
 from pipelines.incidents.contract import SEVERITIES
-from pipelines.timeutil import datetime_of, minute_of
+from pipelines.timeutil import datetime_of, iso, minute_of
 
 
 def data_as_of(con: duckdb.DuckDBPyConnection) -> dt.datetime:
@@ -109,7 +109,7 @@ def build_review(
                 "severity": i["severity"],
                 "status": i["status"],
                 "open": i["open"],
-                "impact_start": _iso(i["impact_start"]),
+                "impact_start": iso(i["impact_start"]),
                 **{f"{m}_minutes": mttx.round_figure(i[m]) for m in mttx.METRICS},
             }
             for i in this_incidents
@@ -120,7 +120,7 @@ def build_review(
                 "service": i["service"],
                 "severity": i["severity"],
                 "title": i["title"],
-                "impact_start": _iso(i["impact_start"]),
+                "impact_start": iso(i["impact_start"]),
             }
             for i in this_incidents
             if i["open"]
@@ -185,8 +185,8 @@ def build_review(
     review: dict[str, Any] = {
         "quarter": label,
         "previous_quarter": previous.label,
-        "as_of": _iso(as_of),
-        "generated_at": _iso(dt.datetime.now(dt.UTC).replace(tzinfo=None)),
+        "as_of": iso(as_of),
+        "generated_at": iso(dt.datetime.now(dt.UTC).replace(tzinfo=None)),
         "headline": headline,
         "slos": slos,
         "incidents": incidents,
@@ -204,7 +204,7 @@ def build_review(
         "burn_down": [
             {
                 "slo": r["slo_id"],
-                "at": _iso(datetime_of(int(r["minute"])).replace(tzinfo=None)),
+                "at": iso(datetime_of(int(r["minute"])).replace(tzinfo=None)),
                 "budget_remaining": None
                 if r["budget_remaining"] is None
                 else round(r["budget_remaining"], 4),
@@ -227,10 +227,6 @@ def _vs(this: dict[str, Any], prev: dict[str, Any]) -> dict[str, Any]:
         "previous_p50": prev["detail"]["p50"],
         "previous_p90": prev["detail"]["p90"],
     }
-
-
-def _iso(t: dt.datetime | None) -> str | None:
-    return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _pct(x: float | None) -> str:

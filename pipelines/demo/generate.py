@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipelines.model import MINUTES_PER_DAY, Slo
 from pipelines.specs import load_specs
+from pipelines.timeutil import datetime_of, minute_of
 
 DEMO_SPECS_DIR = Path(__file__).parent / "specs"
 DEFAULT_SEED = 20261123
@@ -255,7 +256,7 @@ def generate_demo(
     if missing:
         raise ValueError(f"demo specs without a traffic profile in pipelines/demo.py: {', '.join(missing)}")
 
-    start_minute, end_minute = _minute(start), _minute(end)
+    start_minute, end_minute = minute_of(start), minute_of(end)
     first_day = start_minute // MINUTES_PER_DAY
     days = -(-end_minute // MINUTES_PER_DAY) - first_day  # whole days, so a day's draws never depend on now
     placed = _place_injections(seed, start, end)
@@ -375,7 +376,7 @@ def _place_injections(seed: int, start: datetime, end: datetime) -> list[_Placed
     number = year * 4 + quarter
     while divmod(number, 4) <= last:
         q_year, q_index = divmod(number, 4)
-        q_start = _minute(_quarter_start(q_year, q_index))
+        q_start = minute_of(_quarter_start(q_year, q_index))
         for injection in INJECTIONS:
             if injection.quarters not in ("all", ("even", "odd")[number % 2]):
                 continue
@@ -414,8 +415,8 @@ def _events(placed: list[_Placed], slos: list[Slo], end_minute: int) -> list[Dem
                 event_id=f"{event.quarter}-{injection.key}",
                 service=injection.service,
                 slo_ids=slo_ids,
-                start=_datetime(event.start),
-                end=_datetime(min(event.end, end_minute)),
+                start=datetime_of(event.start),
+                end=datetime_of(min(event.end, end_minute)),
                 shape=injection.shape,
                 fingerprint=injection.fingerprint,
                 description=injection.description,
@@ -444,7 +445,7 @@ def _deploys(
         if event.deploy_at is not None and event.injection.deploy is not None:
             at_minutes.append((event.deploy_at, event.injection.service, event.injection.deploy))
     return [
-        Deploy(service=service, at=_datetime(minute), version=_version(minute), description=note)
+        Deploy(service=service, at=datetime_of(minute), version=_version(minute), description=note)
         for minute, service, note in sorted(at_minutes)
         if start_minute <= minute < end_minute
     ]
@@ -457,7 +458,7 @@ def _stable_hash(text: str) -> int:
 
 def _version(minute: int) -> str:
     """A release version derived from the deploy time, so it is the same whatever `now` is."""
-    return _datetime(minute).strftime("v%Y.%m.%d-%H%M")
+    return datetime_of(minute).strftime("v%Y.%m.%d-%H%M")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -477,11 +478,3 @@ def _month_starts(minutes: np.ndarray) -> np.ndarray:
     """The first minute of the UTC calendar month of each absolute minute."""
     months = minutes.astype("datetime64[m]").astype("datetime64[M]")
     return months.astype("datetime64[m]").astype(np.int64)
-
-
-def _minute(moment: datetime) -> int:
-    return int(moment.timestamp()) // 60
-
-
-def _datetime(minute: int) -> datetime:
-    return datetime.fromtimestamp(minute * 60, tz=UTC)

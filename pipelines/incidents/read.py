@@ -33,6 +33,8 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any, Literal
 
+from pipelines import timeutil
+
 if TYPE_CHECKING:  # only the dashboard asks for a DataFrame; the service and the CLI start without pandas
     import pandas as pd
 
@@ -75,9 +77,7 @@ LIMIT ?
 def iso(value: object) -> object:
     """A (naive UTC) time as `2026-06-01T10:00:00Z`, a date as `2026-06-01`; anything else as it is."""
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value.replace(microsecond=0).isoformat() + "Z"
+        return timeutil.iso(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
