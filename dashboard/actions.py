@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.errors import CommandError
 from pipelines.inbox import Entry, Inbox
-from pipelines.incidents.commands import CommandError, validate_args
+from pipelines.incidents.commands import validate_args
 from pipelines.incidents.contract import Alert, Command, map_severity
 from pipelines.store import LOCK_FILE
 

@@ -29,7 +29,7 @@ from pipelines.analytics.quarter import Quarter
 from pipelines.analytics.repeats import repeat_links
 from pipelines.analytics.review import build_review
 from pipelines.config import Settings
-from pipelines.errors import SloError
+from pipelines.errors import NoSnapshot
 from pipelines.incidents.read import incident_frame
 from pipelines.model import STANDARD_BURN_WINDOWS
 from pipelines.status import StatusQuery, status
@@ -37,10 +37,6 @@ from pipelines.store import SNAPSHOT_FILE, Snapshot
 
 SERIES_SPARK_MINUTES = 24 * 60  # the fleet sparkline: burn rate over the last day
 BURN_DOWN_STEP = 60  # minutes per burn-down point
-
-
-class NoSnapshot(SloError):
-    """No published snapshot yet: the pipeline has not run."""
 
 
 def data_dir() -> Path:

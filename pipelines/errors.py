@@ -5,6 +5,8 @@
     ├── ConfigError          an environment setting has a value that cannot be used
     ├── ExportError          some SLOs cannot be written as Prometheus rules
     ├── ImportFileError      a historical-incident file cannot be imported (every problem, located)
+    ├── CommandError         a human step that cannot be accepted (the same check at every door)
+    ├── NoSnapshot           nothing published yet (the dashboard's readers)
     ├── SourceError          a metrics source failed (file missing, bad columns, Prometheus down)
     │   └── PullFailed       a Prometheus pull is incomplete: SLO id → reason (nothing published)
     ├── StoreError           the DuckDB store or its lock
@@ -68,6 +70,27 @@ class ImportFileError(SloError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class CommandError(SloError):
+    """A human step that cannot be accepted; the message names the field.
+
+    `str()` is `<field> <value>: expected …`; `detail` is `<path>: <problem>`, the HTTP API's form,
+    where `path` is `command` or `args.<field>`.
+    """
+
+    def __init__(self, message: str, path: str = "", problem: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.problem = problem or message
+
+    @property
+    def detail(self) -> str:
+        return f"{self.path}: {self.problem}" if self.path else str(self)
+
+
+class NoSnapshot(SloError):
+    """No published snapshot yet: the pipeline has not run (the dashboard says so)."""
 
 
 class SourceError(SloError):

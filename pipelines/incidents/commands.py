@@ -28,7 +28,7 @@ import uuid
 from typing import Any
 
 from pipelines.config import Settings
-from pipelines.errors import SloError
+from pipelines.errors import CommandError
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import COMMANDS, Command
 from pipelines.ingest.fields import EARLIEST
@@ -43,23 +43,6 @@ INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 WORD = "word (letters, digits, - or _)"
 MAX_TEXT = 4000
 FUTURE_SLACK = dt.timedelta(minutes=5)  # clock skew tolerated for a step's own time
-
-
-class CommandError(SloError):
-    """A human step that cannot be accepted; the message names the field.
-
-    `str()` is `<field> <value>: expected …`; `detail` is `<path>: <problem>`, the HTTP API's form,
-    where `path` is `command` or `args.<field>`.
-    """
-
-    def __init__(self, message: str, path: str = "", problem: str = "") -> None:
-        super().__init__(message)
-        self.path = path
-        self.problem = problem or message
-
-    @property
-    def detail(self) -> str:
-        return f"{self.path}: {self.problem}" if self.path else str(self)
 
 
 def valid_incident_id(value: object) -> bool:

@@ -35,10 +35,10 @@ from typing import Any
 import duckdb
 
 from pipelines.analytics import importer
-from pipelines.errors import MalformedInput
+from pipelines.errors import CommandError, MalformedInput
 from pipelines.inbox import Inbox, Row
 from pipelines.incidents import impact
-from pipelines.incidents.commands import CommandError, validate_args
+from pipelines.incidents.commands import validate_args
 from pipelines.incidents.contract import SEVERITIES, Alert, Command, parse_time
 from pipelines.ingest.fields import plausible
 from pipelines.timeutil import minute_of

@@ -17,8 +17,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from pipelines.errors import MalformedInput
-from pipelines.incidents.commands import CommandError, valid_incident_id, validate_args
+from pipelines.errors import CommandError, MalformedInput
+from pipelines.incidents.commands import valid_incident_id, validate_args
 from pipelines.incidents.contract import Command
 from pipelines.ingest.fields import digest, identifier, obj, text, timestamp
 

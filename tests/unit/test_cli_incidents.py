@@ -198,7 +198,8 @@ def test_cli_as_a_subprocess(data: Path) -> None:
     ],
 )
 def test_api_requests_become_validated_commands(body: Any, message: str | None) -> None:
-    from pipelines.incidents.commands import CommandError, command_from_request
+    from pipelines.errors import CommandError
+    from pipelines.incidents.commands import command_from_request
 
     if message is None:
         cmd = command_from_request("INC-0001", body, actor="carol")
