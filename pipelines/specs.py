@@ -27,6 +27,7 @@ from pipelines.model import (
     SloWindow,
     SpecWarning,
 )
+from pipelines.promql import QueryShapeError, per_minute_increase, ratio_parts, split_ratio, top_level_slashes
 
 if TYPE_CHECKING:
     from pipelines.spec_import import OpenSloDocuments
@@ -224,18 +225,6 @@ def default_alerts(window_minutes: int) -> tuple[BurnRateAlert, ...]:
         BurnRateAlert(severity, long_minutes, short_minutes, fraction * window_minutes / long_minutes)
         for severity, long_minutes, short_minutes, fraction in DEFAULT_ALERT_RULES
     )
-
-
-def split_ratio(query: str) -> tuple[str, str] | None:
-    """Numerator and denominator of a ratio query split at its single top-level `/`, else None.
-
-    Slashes inside brackets, braces, parentheses or quotes (label values like "/api") do not count.
-    """
-    slashes = _top_level_slashes(query)
-    if len(slashes) != 1:
-        return None
-    at = slashes[0]
-    return query[:at].strip(), query[at + 1 :].strip()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -608,8 +597,6 @@ def _check_event_queries(
 ) -> None:
     """Event queries must give a counter's per-minute increase (DESIGN §2), as the Prometheus pull
     asks for them: refused here, at the field's line, rather than at the first pull."""
-    from pipelines.sources.promql import QueryShapeError, per_minute_increase, ratio_parts
-
     parts = [(key, key, q) for key, q in queries.items() if q]
     split = ratio_parts(ratio_query) if ratio_query else None
     if split is not None:
@@ -631,7 +618,7 @@ def _ratio_direction(
     metric_node = fields["metric"][1]
     parts = split_ratio(metric)
     if parts is None:
-        count = len(_top_level_slashes(metric))
+        count = len(top_level_slashes(metric))
         found = "no top-level '/'" if count == 0 else f"{count} top-level '/'"
         check.problem(
             metric_node,
@@ -1012,31 +999,6 @@ def _decimal_with_percent(value: object) -> tuple[Decimal | None, bool]:
     text = value.strip()
     percent = text.endswith("%")
     return _decimal(text[:-1] if percent else text), percent
-
-
-def _top_level_slashes(query: str) -> list[int]:
-    """Offsets of `/` outside brackets and quotes."""
-    depth = 0
-    quote: str | None = None
-    slashes: list[int] = []
-    escaped = False
-    for at, char in enumerate(query):
-        if quote is not None:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = None
-        elif char in "\"'`":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char == "/" and depth == 0:
-            slashes.append(at)
-    return slashes
 
 
 def _duration_text(minutes: int) -> str:

@@ -29,14 +29,13 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from pipelines import engine
+from pipelines import engine, promql
 from pipelines.config import PrometheusSettings, Settings
 from pipelines.cycle import CycleReport, Pull, run_cycle
 from pipelines.errors import SourceError, StoreError
 from pipelines.incidents.lifecycle import Runner
 from pipelines.model import Slo
 from pipelines.progress import Progress
-from pipelines.sources import promql
 from pipelines.staleness import SourceState, mark_stale, source_states
 from pipelines.store import Snapshot, Writer
 
