@@ -31,6 +31,7 @@ from pipelines.model import Sli, Slo
 if TYPE_CHECKING:  # pandas is imported where frames are built: the spec loader uses this module too
     import pandas as pd
 
+# Per minute (the Prometheus source).
 STEP_SECONDS = 60
 PER_MINUTE = "1m"
 
@@ -70,6 +71,7 @@ _EXPECTED = (
     'such as requests_total{code=~"5.."}'
 )
 
+# Over a window (the rules exporter).
 WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*\.window\s*\}\}")
 # One PromQL duration: units in descending order, e.g. 5m, 1h30m, 2d.
 _DURATION = re.compile(r"\s*(?:\d+(?:y|w|d|h|ms|m|s))+\s*")
@@ -166,7 +168,8 @@ def _unwrap(part: str) -> str:
 
 
 def _unwrap_once(part: str) -> str:
-    """A numerator/denominator without one pair of redundant outer parentheses."""
+    """A numerator/denominator without one pair of redundant outer parentheses (the rules exporter's
+    reading, which keeps the rule text it has always written; `_unwrap` takes off every pair)."""
     text = part.strip()
     if text.startswith("(") and text.endswith(")"):
         depth = 0
