@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import duckdb
 
-from pipelines.model import Slo
+from pipelines.model import BurnRateAlert, Sli, Slo, SloWindow
 
 
 def sync_slos(con: duckdb.DuckDBPyConnection, slos: Sequence[Slo]) -> dict[str, int]:
@@ -92,8 +92,6 @@ def _row(slo: Slo) -> list[object]:
 
 def stored_slos(con: duckdb.DuckDBPyConnection, service: str | None = None) -> list[tuple[int, Slo]]:
     """The active SLOs as stored in a snapshot, rebuilt as model records, with their keys."""
-    from pipelines.model import BurnRateAlert, Sli, SloWindow
-
     alerts: dict[int, list[BurnRateAlert]] = {}
     for key, severity, long_w, short_w, factor in con.execute(
         "SELECT slo_key, severity, long_window, short_window, factor FROM slo_alerts ORDER BY slo_key, bit"

@@ -14,7 +14,7 @@ from typing import Any
 from pipelines import engine, launch
 from pipelines.analytics import cli as analytics_cli
 from pipelines.config import Settings
-from pipelines.errors import SloError, SpecError
+from pipelines.errors import PullFailed, SloError, SpecError
 from pipelines.outside_text import terminal
 from pipelines.progress import Progress
 
@@ -215,17 +215,17 @@ def _summary(
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.cycle import run_cycle
-    from pipelines.sources.demo_source import demo_pull
+    from pipelines.demo.source import demo_pull
 
     started = time.monotonic()
-    slos, pull = demo_pull(args.now, args.seed, Progress("generating"))
-    report = run_cycle(settings, slos, pull, reset=True, progress=Progress("evaluating"))
+    slos, pull, replay = demo_pull(args.now, args.seed, Progress("generating"))
+    report = run_cycle(settings, slos, pull, stage=replay, reset=True, progress=Progress("evaluating"))
     _summary(args, report, time.monotonic() - started, _demo_incidents(settings, report.end))
     return 0
 
 
 def _demo_incidents(settings: Settings, end: int) -> dict[str, int]:
-    from pipelines.incidents.demo_flow import summary
+    from pipelines.demo.replay import summary
     from pipelines.store import Snapshot
 
     snapshot = Snapshot(settings.data_dir)
@@ -236,9 +236,9 @@ def _demo_incidents(settings: Settings, end: int) -> dict[str, int]:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.cycle import Pull, run_cycle
+    from pipelines.cycle import republish_if_unreadable, run_cycle
+    from pipelines.sources import Pull
     from pipelines.specs import load_specs
-    from pipelines.store import republish_if_unreadable
 
     started = time.monotonic()
     republish_if_unreadable(settings.data_dir)  # the demo and Prometheus runs read the snapshot first
@@ -270,14 +270,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_prometheus(args: argparse.Namespace, settings: Settings, started: float) -> int:
     """Pull from Prometheus; an incomplete pull publishes nothing and marks its SLOs stale."""
-    from pipelines.sources import prometheus
+    from pipelines.cycle import run_prometheus
     from pipelines.specs import load_specs
 
     slos, warnings = load_specs([settings.specs_dir])
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     try:
-        report, stats = prometheus.run(
+        report, stats = run_prometheus(
             settings,
             slos,
             start=engine.minute_of(args.start) if args.start else None,
@@ -285,7 +285,7 @@ def _run_prometheus(args: argparse.Namespace, settings: Settings, started: float
             progress=Progress("prometheus"),
             evaluate_progress=Progress("evaluating"),
         )
-    except prometheus.PullFailed as exc:
+    except PullFailed as exc:
         if args.json:
             stale = [{"slo": slo, "reason": reason} for slo, reason in sorted(exc.failures.items())]
             print(json.dumps({"ok": False, "published": False, "stale": stale}, indent=2))
@@ -313,7 +313,8 @@ def _run_demo(args: argparse.Namespace, settings: Settings, started: float) -> i
     demo store yet, this is `slo demo`.
     """
     from pipelines.cycle import run_cycle
-    from pipelines.sources.demo_source import demo_pull
+    from pipelines.demo.replay import at_data_end
+    from pipelines.demo.source import demo_pull
     from pipelines.store import Snapshot
 
     snapshot = Snapshot(settings.data_dir)
@@ -325,13 +326,12 @@ def _run_demo(args: argparse.Namespace, settings: Settings, started: float) -> i
         snapshot.close()
     if last is None:
         return cmd_demo(argparse.Namespace(now=args.end, seed=None, json=args.json), settings)
-    slos, pull = demo_pull(args.end, None, Progress("generating"))
+    slos, pull, _ = demo_pull(args.end, None, Progress("generating"))  # the ground truth is recorded already
     if pull.end <= last:
         raise SloError(f"the demo is already evaluated up to {engine.datetime_of(last):%Y-%m-%dT%H:%MZ}")
     pull.buckets = pull.buckets[pull.buckets["minute"] >= last]
     pull.deploys = [d for d in pull.deploys if engine.minute_of(d[1]) >= last]
-    pull.events = []
-    report = run_cycle(settings, slos, pull, progress=Progress("evaluating"))
+    report = run_cycle(settings, slos, pull, stage=at_data_end, progress=Progress("evaluating"))
     _summary(args, report, time.monotonic() - started)
     return 0
 

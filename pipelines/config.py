@@ -13,18 +13,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import SloError
+from pipelines.errors import ConfigError, SloError
 
 # seed 000: the ai_triage node's model and timeout; the auto_remediate node's timeout and retry policy.
 DEFAULT_TRIAGE_MODEL = "claude-sonnet-4-20250514"
 DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
 
-class ConfigError(SloError):
-    """An environment setting has a value that cannot be used (the message names it)."""
-
-
-def _dotenv(path: Path) -> dict[str, str]:
+def read_dotenv(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     if not path.is_file():
         return values
@@ -187,7 +183,7 @@ class Settings:
 
         Raises `ConfigError` naming the variable when a number or flag cannot be read.
         """
-        merged = {**_dotenv(Path(".env")), **(env if env is not None else os.environ)}
+        merged = {**read_dotenv(Path(".env")), **(env if env is not None else os.environ)}
 
         def text(name: str) -> str | None:
             value = merged.get(name, "").strip()

@@ -1,46 +1,54 @@
-"""One pipeline cycle, top to bottom: the whole product in one function.
+"""The write path: one pipeline cycle, top to bottom — the whole product in one function — and the
+only module that opens the writer.
 
-    pull metrics → store buckets → evaluate SLOs → incidents (engine alerts → inbox → fold →
+    pull metrics → store buckets → evaluate SLOs → incident stage (engine alerts → inbox → fold →
     triage/route → remediate/escalate → verify → timers → documents) → publish: the analytics
     stage (incident durations and their quarterly roll-up), then the snapshot
 
-`run_cycle` is what `slo run`, `slo demo` and the service's worker call. Those that continue a store
-(the service's worker, `slo run`) first call `store.republish_if_unreadable`, before anything of theirs
-reads the published snapshot, so an emptied or damaged one never stops the cycle that rebuilds it;
-`slo demo` rebuilds the store from nothing.
+`run_cycle` is what every command that pulls metrics and the service's worker call; the incident stage
+is passed in (`IncidentStage`, unless a caller brings its own clock or history to replay). Those that
+continue a store (the service's worker, `slo run`) first call `republish_if_unreadable`, before
+anything of theirs reads the published snapshot, so an emptied or damaged one never stops the cycle
+that rebuilds it.
+
+Every other change to DuckDB also goes through here, under the same single-writer lock
+(DESIGN §1): `apply_inbox` (a CLI command applied at once when no service runs), `import_history`
+(`slo import incidents`), `run_prometheus` (a pull, or on a failed one the stale marks beside the
+snapshot) and `republish_if_unreadable`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import duckdb
-import pandas as pd
 
 from pipelines import engine
+from pipelines.analytics import importer
+from pipelines.analytics import tables as analytics
+from pipelines.analytics.importer import ImportOutcome
 from pipelines.buckets import write_buckets
 from pipelines.catalog import sync_slos
 from pipelines.config import Settings
-from pipelines.incidents import lifecycle as incidents
+from pipelines.errors import PullFailed, WriterBusy
+from pipelines.incidents.lifecycle import IncidentStage
 from pipelines.model import Slo
 from pipelines.progress import Progress
-from pipelines.staleness import record_source_state
-from pipelines.store import Writer
+from pipelines.sources import Pull
+from pipelines.sources import prometheus as prometheus_source
+from pipelines.staleness import SourceState, mark_stale, record_source_state, source_states
+from pipelines.store import Snapshot, Writer, snapshot_problem
 
 
-@dataclass
-class Pull:
-    """What a source delivered: buckets, and the instant up to which the data is complete."""
+class Stage(Protocol):
+    """A cycle's incident stage: runs on the writer's connection once the SLOs are evaluated up to
+    `end` (the data's end, naive UTC) and before the publish."""
 
-    buckets: pd.DataFrame
-    end: int  # exclusive bucket bound (epoch minute): SLOs are evaluated up to this instant
-    origin: str
-    deploys: list[tuple[str, dt.datetime, str, str]] = field(default_factory=list)
-    events: list[tuple[object, ...]] = field(default_factory=list)
-    # SLO id → minute up to which this pull is complete, for incremental sources (Prometheus).
-    high_water: dict[str, int] = field(default_factory=dict)
+    def __call__(self, con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> object: ...
 
 
 @dataclass
@@ -53,28 +61,34 @@ class CycleReport:
     end: int
 
 
+def open_writer(data_dir: Path) -> Writer:
+    """The writer every door uses: each publish first runs the analytics stage."""
+    return Writer(data_dir, before_publish=analytics.refresh)
+
+
 def run_cycle(
     settings: Settings,
     slos: Sequence[Slo],
     pull: Pull,
     *,
+    stage: Stage | None = None,
     reset: bool = False,
     progress: Progress | None = None,
-    incident_runner: incidents.Runner | None = None,
 ) -> CycleReport:
-    """Store what was pulled, evaluate every SLO up to `pull.end`, run the incident and analytics
-    stages, and publish a snapshot."""
+    """Store what was pulled, evaluate every SLO up to `pull.end`, run the incident stage and the
+    analytics stage, and publish a snapshot. `reset` rebuilds the store from nothing."""
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with Writer(settings.data_dir) as writer:
+    stage = stage or IncidentStage()
+    with open_writer(settings.data_dir) as writer:
         if reset:
             writer.reset()
         con = writer.db
         keys = sync_slos(con, slos)
         written = write_buckets(con, pull.buckets, keys, pull.origin)
-        _write_context(con, pull)
+        _write_deploys(con, pull)
         record_source_state(con, keys, pull.origin, pull.high_water)
         result = engine.evaluate(con, slos, pull.end, progress=progress)
-        incidents.run_stage(con, settings, pull.origin, pull.end, demo_replay=reset, runner=incident_runner)
+        stage(con, settings, engine.datetime_of(pull.end).replace(tzinfo=None))
         _record_run(con, started, pull, written, result.minutes_evaluated)
         writer.publish()  # the analytics stage (pipelines/analytics/tables.py), then the snapshot
     return CycleReport(
@@ -87,14 +101,90 @@ def run_cycle(
     )
 
 
-def _write_context(con: duckdb.DuckDBPyConnection, pull: Pull) -> None:
+def run_prometheus(
+    settings: Settings,
+    slos: Sequence[Slo],
+    start: int | None = None,
+    end: int | None = None,
+    progress: Progress | None = None,
+    evaluate_progress: Progress | None = None,
+    stage: Stage | None = None,
+) -> tuple[CycleReport, prometheus_source.PullStats]:
+    """Pull from Prometheus (only what the published high-water marks say is new) and run the cycle;
+    on an incomplete pull publish nothing, mark the failed SLOs stale beside the snapshot (under the
+    writer lock, which guards that side file too), and raise PullFailed."""
+    states = published_source_states(settings.data_dir, prometheus_source.SOURCE)
+    try:
+        pull, stats = prometheus_source.pull_since(settings.prometheus, slos, states, start, end, progress)
+    except PullFailed as exc:
+        try:
+            with open_writer(settings.data_dir):
+                mark_stale(settings.data_dir, prometheus_source.SOURCE, exc.failures, states)
+        except WriterBusy as lock_error:
+            raise PullFailed(
+                exc.failures, exc.total, f" (not recorded: {lock_error})"
+            ) from exc
+        raise
+    return run_cycle(settings, slos, pull, stage=stage, progress=evaluate_progress), stats
+
+
+def published_source_states(data_dir: Path, source: str) -> dict[str, SourceState]:
+    """A source's high-water marks in the published snapshot (none before the first publish)."""
+    snapshot = Snapshot(data_dir)
+    if not snapshot.exists():
+        return {}
+    try:
+        with snapshot.connection() as con:
+            return dict(source_states(con, source))
+    finally:
+        snapshot.close()
+
+
+def apply_inbox(settings: Settings, stage: Stage | None = None) -> bool:
+    """Fold the inbox and run the incident stage now, then publish: what a CLI command does when no
+    service runs. False when another writer holds the store (the service applies it next cycle)."""
+    stage = stage or IncidentStage()
+    try:
+        with open_writer(settings.data_dir) as writer:
+            stage(writer.db, settings, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+            writer.publish()
+    except WriterBusy:
+        return False
+    return True
+
+
+def import_history(data_dir: Path, fmt: str, path: Path) -> ImportOutcome:
+    """`slo import incidents`: the whole file parsed and made durable in the inbox first (nothing is
+    stored when any part is bad), then its rows folded into the store and published — unless another
+    writer holds the store: then they wait in the inbox and its fold applies them (`queued`)."""
+    outcome, rows = importer.append_file(data_dir, fmt, path)
+    if not rows:
+        return outcome
+    try:
+        with open_writer(data_dir) as writer:
+            outcome.applied = importer.fold_import_rows(writer.db, rows)
+            writer.publish()
+    except WriterBusy:
+        outcome.queued = True
+    return outcome
+
+
+def republish_if_unreadable(data_dir: Path) -> str | None:
+    """What a cycle does first, before anything reads the snapshot: when `store.snapshot_problem` finds
+    one, take the writer lock and publish again from the work file. The check needs no lock, so a
+    healthy snapshot costs one small read; returns the problem that was repaired (None: nothing to do)."""
+    if snapshot_problem(data_dir) is None:
+        return None
+    with open_writer(data_dir) as writer:
+        return writer.republish_if_unreadable()  # checked again: another writer may have published
+
+
+def _write_deploys(con: duckdb.DuckDBPyConnection, pull: Pull) -> None:
     for service, at, version, description in pull.deploys:
         con.execute(
             "INSERT INTO deploys VALUES (?, ?, ?, ?)",
             [service, at.replace(tzinfo=None), version, description],
         )
-    for row in pull.events:
-        con.execute("INSERT OR REPLACE INTO demo_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(row))
 
 
 def _record_run(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pipelines.config import Settings
 from pipelines.errors import SloError
+from pipelines.limits import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
@@ -31,8 +32,6 @@ def dashboard_command(port: int, host: str = "127.0.0.1") -> list[str]:
     address, SLO_ALLOWED_HOSTS): a page reached through any other name (DNS rebinding) gets no
     WebSocket, so no data. Streamlit checks it on the WebSocket only; the static page still loads.
     """
-    from pipelines.limits import Limits
-
     allowed = Limits.load(os.environ).bound_to(host).allowed_hosts
     return [
         sys.executable, "-m", "streamlit", "run", str(APP),

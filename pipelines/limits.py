@@ -30,7 +30,10 @@ from typing import Any
 
 import h11
 import uvicorn
+from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from pipelines.config import env_number
 
 log = logging.getLogger("slo.limits")
 
@@ -57,8 +60,6 @@ class Limits:
 
     @classmethod
     def load(cls, env: Mapping[str, str]) -> Limits:
-        from pipelines.config import env_number
-
         def positive(name: str, default: float) -> float:
             return env_number(env, name, default, above_zero=True)
 
@@ -411,8 +412,6 @@ class RequestGuard:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)
-
-        from starlette.requests import ClientDisconnect
 
         where = f"{scope.get('method')} {scope.get('path')}"
         try:

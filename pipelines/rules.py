@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from pipelines.errors import SloError
+from pipelines.errors import ExportError
 from pipelines.model import MINUTES_PER_DAY, STANDARD_BURN_WINDOWS, Slo
 from pipelines.promql import ErrorRatio, QueryShapeError, error_ratio
 
@@ -44,10 +44,6 @@ _POLICY_BRANCHES = (
     ("freeze_review", "ge . 0.25"),
     ("reliability_focus", "gt . 0.0"),
 )
-
-
-class ExportError(SloError):
-    """Some SLOs cannot be written as Prometheus rules; the message lists each one and why."""
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipelines.config import Settings, _dotenv, env_number
+from pipelines.config import Settings, env_number, read_dotenv
 from pipelines.errors import (
     BadSignature,
     IngestError,
@@ -82,7 +82,7 @@ class ServiceSettings:
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> ServiceSettings:
-        merged = {**_dotenv(Path(".env")), **(env if env is not None else os.environ)}
+        merged = {**read_dotenv(Path(".env")), **(env if env is not None else os.environ)}
 
         def number(name: str, default: float) -> float:
             return env_number(merged, name, default)
@@ -223,12 +223,12 @@ def idle_cycle(settings: Settings) -> Callable[[], object]:
     import pandas as pd
 
     from pipelines import engine
-    from pipelines.cycle import Pull, run_cycle
-    from pipelines.incidents.lifecycle import ThreadRunner
+    from pipelines.cycle import republish_if_unreadable, run_cycle, run_prometheus
+    from pipelines.incidents.lifecycle import IncidentStage, ThreadRunner
+    from pipelines.sources import Pull
     from pipelines.specs import load_specs
-    from pipelines.store import republish_if_unreadable
 
-    runner = ThreadRunner(Inbox(settings.data_dir), settings)
+    stage = IncidentStage(ThreadRunner(Inbox(settings.data_dir), settings))
 
     def without_metrics() -> object:
         slos, end = stored_state(settings.data_dir)
@@ -243,16 +243,14 @@ def idle_cycle(settings: Settings) -> Callable[[], object]:
                 "valid": pd.Series(dtype="int64"),
             }
         )
-        return run_cycle(settings, slos, Pull(buckets=empty, end=end, origin="idle"), incident_runner=runner)
+        return run_cycle(settings, slos, Pull(buckets=empty, end=end, origin="idle"), stage=stage)
 
     def cycle() -> object:
         republish_if_unreadable(settings.data_dir)  # before stored_state or the pull read the snapshot
         if settings.prometheus.url:
-            from pipelines.sources import prometheus
-
             try:
                 slos = load_specs([settings.specs_dir])[0]
-                return prometheus.run(settings, slos, incident_runner=runner)[0]
+                return run_prometheus(settings, slos, stage=stage)[0]
             except SloError as exc:  # a failed pull (already marked stale) or a broken spec
                 log.warning("metrics pull failed, cycle goes on without new metrics: %s", exc)
         return without_metrics()

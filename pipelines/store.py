@@ -6,7 +6,7 @@ One process writes (DESIGN §1). It takes an exclusive OS lock on `<data>/writer
 into an in-memory connection and re-attaches when a new file has been published (new inode).
 
 A published file that cannot be read (emptied, cut short, overwritten) is `SnapshotUnreadable` to every
-reader, one line instead of a DuckDB traceback; each cycle starts with `republish_if_unreadable`, which
+reader, one line instead of a DuckDB traceback; each cycle starts with `cycle.republish_if_unreadable`, which
 publishes again from the work file, so the snapshot reads again after the next cycle.
 """
 
@@ -19,12 +19,12 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
 
-from pipelines.errors import SnapshotUnreadable, StoreError
+from pipelines.errors import SnapshotUnreadable, StoreError, WriterBusy
 
 WORK_FILE = "work.duckdb"
 SNAPSHOT_FILE = "slo.duckdb"
@@ -393,12 +393,19 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
 class Writer:
     """The single writer: holds the OS lock, owns the work database, publishes snapshots.
 
-    Use as a context manager. A second writer on the same data directory fails at once with a
-    StoreError naming the holder, instead of waiting or corrupting anything.
+    Use as a context manager. A second writer on the same data directory fails at once with
+    `WriterBusy` naming the holder, instead of waiting or corrupting anything.
+
+    `before_publish` runs on the work database before each publish: the write path
+    (`pipelines/cycle.py`) passes the analytics stage, so every snapshot's analytics describe its own
+    incidents while the store knows nothing of analytics.
     """
 
-    def __init__(self, data_dir: Path):
+    def __init__(
+        self, data_dir: Path, *, before_publish: Callable[[duckdb.DuckDBPyConnection], object] | None = None
+    ):
         self.data_dir = Path(data_dir)
+        self.before_publish = before_publish
         self.con: duckdb.DuckDBPyConnection | None = None
         self._lock_fd: int | None = None
 
@@ -430,10 +437,7 @@ class Writer:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise StoreError(
-                    f"{self.data_dir}: another writer holds the store (pid {holder}); only one of "
-                    "`slo serve`, `slo run` or `slo demo` may write at a time — stop it or wait"
-                ) from exc
+                raise WriterBusy(self.data_dir, holder) from exc
             raise StoreError(f"{path}: cannot lock: {exc}") from exc
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
@@ -465,11 +469,10 @@ class Writer:
         migrate(self.con)
 
     def publish(self) -> Path:
-        """Rebuild the derived analytics tables, checkpoint the work file and atomically replace the
-        published snapshot with a copy: every snapshot's analytics describe its own incidents."""
-        from pipelines.analytics import tables as analytics
-
-        analytics.refresh(self.db)
+        """Run the `before_publish` step (the analytics stage), checkpoint the work file and atomically
+        replace the published snapshot with a copy."""
+        if self.before_publish is not None:
+            self.before_publish(self.db)
         self.db.execute("CHECKPOINT")
         target = self.data_dir / SNAPSHOT_FILE
         tmp = self.data_dir / f".{SNAPSHOT_FILE}.{os.getpid()}.tmp"
@@ -606,16 +609,6 @@ def snapshot_problem(data_dir: Path) -> str | None:
     if recorded.get("size") != current["size"]:
         return f"changed since it was published ({recorded.get('size')} bytes then, {current['size']} now)"
     return "changed since it was published (written in place, or replaced by another file)"
-
-
-def republish_if_unreadable(data_dir: Path) -> str | None:
-    """What a cycle does first, before anything reads the snapshot: when `snapshot_problem` finds one,
-    take the writer lock and publish again from the work file. The check needs no lock, so a healthy
-    snapshot costs one small read; returns the problem that was repaired (None: nothing to do)."""
-    if snapshot_problem(data_dir) is None:
-        return None
-    with Writer(data_dir) as writer:
-        return writer.republish_if_unreadable()  # checked again: another writer may have published
 
 
 def _identity(path: Path) -> dict[str, int] | None:

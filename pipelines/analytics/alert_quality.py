@@ -31,6 +31,7 @@ from pipelines import engine
 from pipelines.analytics.mttx import DURATIONS_TABLE, records
 from pipelines.analytics.quarter import Quarter
 from pipelines.model import STANDARD_BURN_WINDOWS, BurnRateAlert, Sli, Slo, SloWindow
+from pipelines.specs import parse_duration
 
 GRACE_MINUTES = 60  # a page up to an hour after an incident's end still belongs to it (long windows lag)
 
@@ -67,7 +68,7 @@ ORDER BY d.impact_start
 """
 
 
-def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Union of [start, end) intervals."""
     out: list[tuple[int, int]] = []
     for s, e in sorted(intervals):
@@ -111,7 +112,7 @@ def alert_quality(con: duckdb.DuckDBPyConnection, quarter: Quarter, as_of_minute
             by_slo.setdefault((r["slo_id"], r["service"]), []).append((r["start_minute"], end))
         pages = []
         for (_, service), spans in by_slo.items():
-            for s, e in _merge(spans):
+            for s, e in merge_intervals(spans):
                 is_linked = any(
                     i["service"] == service and _overlaps(s, e, i["start_minute"], i["end_minute"] or horizon)
                     for i in incidents
@@ -189,8 +190,6 @@ def parse_setting(text: str) -> Setting:
     """A candidate from the command line: `LONG/SHORT>FACTOR[,LONG/SHORT>FACTOR…]`, e.g. `1h/5m>10,6h/30m>4`.
 
     Each condition pages while burn(LONG) > FACTOR and burn(SHORT) > FACTOR (DESIGN §2)."""
-    from pipelines.specs import parse_duration
-
     alerts = []
     for part in text.split(","):
         windows, sep, factor = part.strip().partition(">")
@@ -216,7 +215,7 @@ FROM slos s LEFT JOIN engine_state e USING (slo_key) WHERE s.active ORDER BY s.s
 """
 
 
-def _stored_slos(con: duckdb.DuckDBPyConnection) -> list[tuple[engine.EngineSlo, int | None]]:
+def stored_engine_slos(con: duckdb.DuckDBPyConnection) -> list[tuple[engine.EngineSlo, int | None]]:
     """The active SLOs as the engine's model, rebuilt from the `slos` and `slo_alerts` tables."""
     alerts: dict[int, list[BurnRateAlert]] = {}
     for key, severity, long_w, short_w, factor in con.execute(
@@ -329,7 +328,7 @@ def backtest(
     """Per setting: pages, and precision/recall/detection time against incidents and demo events."""
     qs, qe = engine.minute_of(quarter.start), engine.minute_of(quarter.end)
     pages: dict[str, list[tuple[str, str, int, int]]] = {s.name: [] for s in settings}
-    for es, evaluated_to in _stored_slos(con):
+    for es, evaluated_to in stored_engine_slos(con):
         end = min(qe, evaluated_to or qe)
         if end <= qs:
             continue

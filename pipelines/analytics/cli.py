@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.analytics.quarter import Quarter
+from pipelines.errors import ImportFileError
 
 
 def _quarter(text: str) -> Quarter:
@@ -60,10 +61,10 @@ def register(sub: Any) -> None:
 
 
 def cmd_import(args: argparse.Namespace, settings: Any) -> int:
-    from pipelines.analytics.importer import ImportFileError, import_file
+    from pipelines.cycle import import_history
 
     try:
-        outcome = import_file(settings.data_dir, args.format, args.file)
+        outcome = import_history(settings.data_dir, args.format, args.file)
     except ImportFileError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

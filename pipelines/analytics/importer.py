@@ -1,8 +1,8 @@
 """Historical incidents from a Statuspage `incidents.json` or a CSV file, through the durable inbox.
 
-Parsing is pure (`parse_statuspage`, `parse_csv` → normalised incident bodies); `import_file` is the I/O
-edge (read the file, append to the inbox, apply); `fold_import_rows` turns inbox `import` rows into
-`incidents` rows and is what the pipeline's inbox fold calls.
+Parsing is pure (`parse_statuspage`, `parse_csv` → normalised incident bodies); `append_file` is the
+I/O edge (read the file, append it to the inbox; `cycle.import_history` then applies it);
+`fold_import_rows` turns inbox `import` rows into `incidents` rows and is what the inbox fold calls.
 
 Statuspage mapping (DESIGN §2): `started_at` (else `created_at`) → impact_start, `created_at` →
 detected_at, `monitoring_at` → mitigated_at, `resolved_at` → resolved_at; acknowledged_at stays unknown
@@ -40,7 +40,7 @@ from typing import Any
 import duckdb
 
 from pipelines.analytics import located_json
-from pipelines.errors import MalformedInput, SloError, StoreError
+from pipelines.errors import ImportFileError, MalformedInput
 from pipelines.inbox import Entry, Inbox, Row
 from pipelines.incidents.contract import STATUSPAGE_IMPACT
 from pipelines.ingest.fields import plausible
@@ -68,14 +68,6 @@ CSV_SEVERITIES = {
     "p4": "SEV4",
 }
 _TIMES = ("impact_start", "detected_at", "acknowledged_at", "mitigated_at", "resolved_at")
-
-
-class ImportFileError(SloError):
-    """The file cannot be imported; `problems` lists every problem found, each with where it is."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 @dataclass
@@ -465,11 +457,9 @@ class ImportOutcome:
         return dict(self.__dict__)
 
 
-def import_file(data_dir: Path, fmt: str, path: Path) -> ImportOutcome:
-    """Parse the whole file first (nothing is stored when any part is bad), append it to the inbox,
-    then fold the new rows into DuckDB and publish, unless the running service holds the writer."""
-    from pipelines.store import Writer
-
+def append_file(data_dir: Path, fmt: str, path: Path) -> tuple[ImportOutcome, list[Row]]:
+    """Parse the whole file first (nothing is stored when any part is bad), then append it to the
+    inbox; the outcome so far and the inbox rows this file added (`cycle.import_history` folds them)."""
     batch = parse_file(fmt, path)
     inbox = Inbox(data_dir)
     try:
@@ -487,16 +477,4 @@ def import_file(data_dir: Path, fmt: str, path: Path) -> ImportOutcome:
         applied=0,
         queued=False,
     )
-    if not rows:
-        return outcome
-    try:
-        with Writer(data_dir) as writer:
-            outcome.applied = fold_import_rows(writer.db, rows)
-            writer.publish()
-    except StoreError as exc:
-        # The lock is held by `slo serve` (or a run): the rows are durable in the inbox and the
-        # service's inbox fold applies them. Any other store problem is reported as it is.
-        if "another writer holds the store" not in str(exc):
-            raise
-        outcome.queued = True
-    return outcome
+    return outcome, rows

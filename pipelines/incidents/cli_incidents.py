@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import errno
 import getpass
 import json
 import sys
 from typing import Any
 
 from pipelines.config import Settings
-from pipelines.errors import SloError, StoreError
+from pipelines.cycle import apply_inbox
+from pipelines.errors import SloError
 from pipelines.outside_text import terminal as tt
 
 STEPS: dict[str, tuple[str, str]] = {
@@ -343,8 +343,7 @@ def _step(args: argparse.Namespace, settings: Settings) -> int:
     )
     _check_known(settings, args.id)
     stored = submit(settings, cmd)
-    outcome = _apply_now(settings)
-    if outcome is None:
+    if not apply_inbox(settings):  # another writer (the running service) holds the store
         return _say(
             args,
             {
@@ -376,23 +375,6 @@ def _check_known(settings: Settings, incident_id: str) -> None:
     snap.close()
     if not known:
         raise SloError(f"no incident {incident_id!r}; `slo incidents list` shows the ids")
-
-
-def _apply_now(settings: Settings) -> bool | None:
-    """Fold the inbox now if no writer holds the store; None when one does (the service)."""
-    from pipelines.incidents.lifecycle import process
-    from pipelines.store import Writer
-
-    try:
-        with Writer(settings.data_dir) as writer:
-            process(writer.db, settings, dt.datetime.now(dt.UTC).replace(tzinfo=None))
-            writer.publish()
-    except StoreError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, OSError) and cause.errno in (errno.EAGAIN, errno.EACCES):
-            return None
-        raise
-    return True
 
 
 def _outcome(settings: Settings, incident_id: str, dedup_key: str, command: str) -> tuple[str, int]:

@@ -45,7 +45,7 @@ def _iso(t: dt.datetime | None) -> str | None:
     return None if t is None else t.replace(tzinfo=None).isoformat()
 
 
-def _parse(t: object) -> dt.datetime | None:
+def parse_time(t: object) -> dt.datetime | None:
     if t is None or t == "":
         return None
     value = t if isinstance(t, dt.datetime) else dt.datetime.fromisoformat(str(t).replace("Z", "+00:00"))
@@ -92,8 +92,8 @@ class Alert:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Alert:
         d = dict(d)
-        d["starts_at"] = _parse(d["starts_at"])
-        d["ends_at"] = _parse(d.get("ends_at"))
+        d["starts_at"] = parse_time(d["starts_at"])
+        d["ends_at"] = parse_time(d.get("ends_at"))
         return cls(**d)
 
 
@@ -124,7 +124,7 @@ class Command:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Command:
         d = dict(d)
-        d["at"] = _parse(d.get("at"))
+        d["at"] = parse_time(d.get("at"))
         return cls(**d)
 
 

@@ -19,6 +19,7 @@ import duckdb
 from pipelines import engine
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Alert, map_severity
+from pipelines.status import duration_text
 
 LIVE_HORIZON_MINUTES = 24 * 60
 
@@ -77,8 +78,6 @@ def merged_intervals(con: duckdb.DuckDBPyConnection, since: int | None) -> list[
 
 
 def _dur(minutes: int) -> str:
-    from pipelines.status import duration_text
-
     return duration_text(minutes)
 
 

@@ -19,7 +19,7 @@ replaced) is refolded from its first row, which the de-duplication keys make ide
   remediation results. A command that does not fit the incident's state is recorded on the timeline as
   rejected; a command naming no known incident is kept in `inbox_rejects`. Nothing here raises on bad
   input.
-- `import` rows: handed to `pipelines.analytics.importer.fold_import_rows` when that module exists.
+- `import` rows: handed to `pipelines.analytics.importer.fold_import_rows`.
 """
 
 from __future__ import annotations
@@ -34,10 +34,12 @@ from typing import Any
 
 import duckdb
 
+from pipelines import engine
+from pipelines.analytics import importer
 from pipelines.errors import MalformedInput
 from pipelines.inbox import Inbox, Row
 from pipelines.incidents import impact
-from pipelines.incidents.contract import SEVERITIES, Alert, Command
+from pipelines.incidents.contract import SEVERITIES, Alert, Command, parse_time
 from pipelines.ingest.fields import plausible
 
 log = logging.getLogger(__name__)
@@ -275,10 +277,6 @@ def _fold_row(
 
 
 def _fold_import(con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport) -> None:
-    try:
-        from pipelines.analytics import importer  # another branch writes it
-    except ImportError as exc:
-        raise Rejected("import rows need pipelines.analytics.importer, which is not installed") from exc
     importer.fold_import_rows(con, [row])
     report.imports += 1
 
@@ -454,8 +452,6 @@ def linked_slos(con: duckdb.DuckDBPyConnection, alert: Alert) -> list[str]:
     """The alert's own SLO; else the service's SLOs with a burn-rate alert firing within 30 min of it."""
     if alert.slo:
         return [alert.slo]
-    from pipelines import engine
-
     m0 = engine.minute_of(alert.starts_at)
     rows = con.execute(
         """SELECT DISTINCT s.slo_id FROM alert_intervals a JOIN slos s USING (slo_key)
@@ -855,10 +851,8 @@ def _remediation_result(
     status = str(a.get("status"))
     if status not in REMEDIATION_OUTCOMES:
         status = "failed"
-    from pipelines.incidents.contract import _parse
-
-    started = _parse(a.get("started_at")) or at
-    finished = _parse(a.get("finished_at")) or at
+    started = parse_time(a.get("started_at")) or at
+    finished = parse_time(a.get("finished_at")) or at
     dry = status == "dry_run"
     verify_by = None
     if status == "succeeded":

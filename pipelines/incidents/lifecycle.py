@@ -232,25 +232,16 @@ class ProcessReport:
     errors: list[str] = field(default_factory=list)
 
 
-def run_stage(
-    con: duckdb.DuckDBPyConnection,
-    settings: Settings,
-    origin: str,
-    end_minute: int,
-    *,
-    demo_replay: bool = False,
-    runner: Runner | None = None,
-) -> ProcessReport:
-    """The cycle's incident stage. A fresh `slo demo` replays its whole history with simulated
-    responders; every other run processes the inbox once, at the data's end for the demo source and
-    at the wall clock otherwise."""
-    end = engine.datetime_of(end_minute).replace(tzinfo=None)
-    if origin == "demo" and demo_replay:
-        from pipelines.incidents import demo_flow
+@dataclass(frozen=True)
+class IncidentStage:
+    """The cycle's incident stage in production: the inbox processed once, at the wall clock (or at
+    the data's end when a source's data runs ahead of it). The service passes its thread runner."""
 
-        return demo_flow.replay(con, settings, end)
-    wall = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    return process(con, settings, end if origin == "demo" else max(wall, end), runner=runner)
+    runner: Runner | None = None
+
+    def __call__(self, con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> ProcessReport:
+        wall = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return process(con, settings, max(wall, end), runner=self.runner)
 
 
 def process(

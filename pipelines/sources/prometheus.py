@@ -1,7 +1,7 @@
 """Pull per-minute SLI buckets from a real Prometheus through prometheus-api-client (issue 3).
 
     plan queries (promql.py) → chunked range queries, a bounded number in parallel, each with a
-    timeout and bounded retries → buckets → run_cycle publishes them, or, when any SLO's pull is
+    timeout and bounded retries → a Pull (`cycle.run_prometheus` publishes it), or, when any SLO's pull is
     incomplete, nothing is published and those SLOs are marked stale (staleness.py).
 
 Errors at this edge:
@@ -30,14 +30,12 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.util.retry import Retry
 
 from pipelines import engine, promql
-from pipelines.config import PrometheusSettings, Settings
-from pipelines.cycle import CycleReport, Pull, run_cycle
-from pipelines.errors import SourceError, StoreError
-from pipelines.incidents.lifecycle import Runner
+from pipelines.config import PrometheusSettings
+from pipelines.errors import PullFailed, SourceError
 from pipelines.model import Slo
 from pipelines.progress import Progress
-from pipelines.staleness import SourceState, mark_stale, source_states
-from pipelines.store import Snapshot, Writer
+from pipelines.sources import Pull
+from pipelines.staleness import SourceState
 
 SOURCE = "prometheus"
 # Without a high-water mark an SLO is backfilled over its window, and at least the 3d burn window.
@@ -58,20 +56,6 @@ class PrometheusError(Exception):
         super().__init__(message)
         self.kind = kind
         self.transient = transient
-
-
-class PullFailed(SourceError):
-    """The pull is incomplete for `failures` (SLO id → reason); nothing of it was published."""
-
-    def __init__(self, failures: Mapping[str, str], total: int, note: str = ""):
-        self.failures = dict(failures)
-        self.total = total
-        lines = [
-            f"Prometheus pull incomplete for {len(failures)} of {total} SLO(s); nothing was published "
-            f"(the snapshot is unchanged) and these SLOs are marked stale:{note}"
-        ]
-        lines += [f"  {slo}: {reason}" for slo, reason in sorted(failures.items())]
-        super().__init__("\n".join(lines))
 
 
 def display_url(url: str) -> str:
@@ -169,7 +153,7 @@ class Client:
                 "unreachable", f"request to {self.url} failed ({_short(exc)})", True
             ) from None
         except PrometheusApiClientException as exc:
-            raise _http_error(str(exc), self.url) from None
+            raise http_error(str(exc), self.url) from None
         except (ValueError, KeyError, TypeError) as exc:
             raise PrometheusError(
                 "answer", f"{self.url} did not answer like the Prometheus API ({exc})"
@@ -199,7 +183,7 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-def _http_error(text: str, url: str) -> PrometheusError:
+def http_error(text: str, url: str) -> PrometheusError:
     """Map the library's 'HTTP Status Code 400 (b'…')' to a PrometheusError with Prometheus's own words."""
     match = re.match(r"HTTP Status Code (\d+) \((.*)\)$", text, re.DOTALL)
     if match is None:
@@ -429,17 +413,16 @@ def default_end(now: dt.datetime | None = None) -> int:
     return engine.minute_of(now) - 1
 
 
-def run(
-    settings: Settings,
+def pull_since(
+    settings: PrometheusSettings,
     slos: Sequence[Slo],
+    states: Mapping[str, SourceState],
     start: int | None = None,
     end: int | None = None,
     progress: Progress | None = None,
-    evaluate_progress: Progress | None = None,
-    incident_runner: Runner | None = None,
-) -> tuple[CycleReport, PullStats]:
-    """Pull from Prometheus and run the pipeline cycle; on an incomplete pull publish nothing,
-    mark the failed SLOs stale beside the snapshot, and raise PullFailed."""
+) -> tuple[Pull, PullStats]:
+    """What is new since the high-water marks `states` (or since `start`), up to `end` (default: a
+    minute ago); raises PullFailed when any SLO's pull is incomplete."""
     latest = default_end()
     if end is None:
         end = latest
@@ -450,28 +433,5 @@ def run(
         )
     if start is not None and start >= end:
         raise SourceError(f"--from {_iso(start)} is not before the end {_iso(end)}")
-    states = published_states(settings)
-    ranges = pull_ranges(slos, start, end, states, settings.prometheus.overlap_minutes)
-    try:
-        result, stats = pull(settings.prometheus, slos, ranges, end, progress)
-    except PullFailed as exc:
-        try:
-            with Writer(settings.data_dir):  # the single-writer lock guards the side file too
-                mark_stale(settings.data_dir, SOURCE, exc.failures, states)
-        except StoreError as lock_error:
-            raise PullFailed(exc.failures, exc.total, f" (not recorded: {lock_error})") from exc
-        raise
-    report = run_cycle(settings, slos, result, progress=evaluate_progress, incident_runner=incident_runner)
-    return report, stats
-
-
-def published_states(settings: Settings) -> dict[str, SourceState]:
-    """The high-water marks in the published snapshot (none before the first publish)."""
-    snapshot = Snapshot(settings.data_dir)
-    if not snapshot.exists():
-        return {}
-    try:
-        with snapshot.connection() as con:
-            return source_states(con, SOURCE)
-    finally:
-        snapshot.close()
+    ranges = pull_ranges(slos, start, end, states, settings.overlap_minutes)
+    return pull(settings, slos, ranges, end, progress)

@@ -23,7 +23,7 @@ PUBLISHER = """
 import datetime as dt, sys, time
 from pathlib import Path
 from pipelines.errors import StoreError
-from pipelines.store import Writer
+from pipelines.cycle import open_writer as Writer
 data, seconds = Path(sys.argv[1]), float(sys.argv[2])
 deadline, published = time.monotonic() + seconds, 0
 while time.monotonic() < deadline:

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from pipelines.cycle import open_writer as Writer
 from pipelines.inbox import Inbox
 from pipelines.store import Snapshot
 from tests.support.dashboard_store import ALERT_COLUMNS, HISTORY, ROOT, DemoStore, build_demo_store, cli
@@ -341,7 +342,6 @@ def test_incident_root_cause_and_action_item_forms(env: DemoStore) -> None:
 def test_a_command_shows_done_once_the_snapshot_has_it_on_the_timeline(
     env: DemoStore, step_actor: str, names_key: bool, kind: str, mark: str
 ) -> None:
-    from pipelines.store import Writer
 
     at = page("incidents", incident="DASH-1")
     at.text_input(key="actor").set_value("alice")
@@ -468,7 +468,6 @@ def test_pages_without_incident_data_say_so(
     import shutil
 
     shutil.copy(store.data_dir / "slo.duckdb", tmp_path / "work.duckdb")
-    from pipelines.store import Writer
 
     with Writer(tmp_path) as w:
         w.db.execute("DELETE FROM incidents")
@@ -495,7 +494,6 @@ def test_an_engine_alert_taken_in_by_the_incident_flow_is_listed_once(
     import shutil
 
     from dashboard import queries
-    from pipelines.store import Writer
 
     shutil.copy(store.data_dir / "work.duckdb", tmp_path / "work.duckdb")
     with Writer(tmp_path) as w:

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from pipelines import engine  # noqa: E402
 from pipelines.buckets import write_buckets  # noqa: E402
 from pipelines.catalog import sync_slos  # noqa: E402
-from pipelines.store import Writer  # noqa: E402
+from pipelines.cycle import open_writer as Writer  # noqa: E402
 from tests.benchmarks.bench_engine import DAY, START, DataModel, make_slos  # noqa: E402
 from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
 from tests.support.realparts import free_port  # noqa: E402

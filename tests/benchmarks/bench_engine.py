@@ -62,9 +62,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from pipelines import engine
 from pipelines.buckets import write_buckets
 from pipelines.catalog import sync_slos
+from pipelines.cycle import open_writer as Writer
 from pipelines.model import Sli, Slo, SloWindow
 from pipelines.specs import default_alerts
-from pipelines.store import WORK_FILE, Writer
+from pipelines.store import WORK_FILE
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from pipelines.cycle import open_writer as Writer
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Alert
-from pipelines.store import Snapshot, Writer
+from pipelines.store import Snapshot
 from tests.e2e.conftest import Server, dashboard_server
 from tests.e2e.test_dashboard_browser import open_page, wait_idle
 from tests.support.dashboard_store import DemoStore

@@ -29,17 +29,17 @@ from typing import Any
 import pytest
 
 from pipelines.incidents.contract import SEVERITIES
-from tests.integration.test_rules_prometheus import (
+from tests.support.realparts import free_port, require_binary
+from tests.support.rules_stack import (
     SPEC,
     Target,
-    _get,
-    _guide_alertmanager_yml,
-    _page_alerts,
-    _serve,
-    _stop,
-    _wait,
+    get,
+    guide_alertmanager_yml,
+    page_alerts,
+    serve,
+    stop,
+    wait,
 )
-from tests.support.realparts import free_port, require_binary
 from tests.support.service import ROOT, running_service
 
 pytestmark = pytest.mark.integration
@@ -107,9 +107,9 @@ def test_prometheus_rules_and_alertmanager_open_a_triaged_routed_incident_in_the
     token.write_text(f"{TOKEN}\n")
     env = {**QUIET, "SLO_CYCLE_SECONDS": "1", "SLO_SPECS_DIR": str(specs)}
     with running_service(tmp_path, token=TOKEN, env=env) as svc:
-        scrape = _serve(target)
+        scrape = serve(target)
         am_port, port = free_port(), free_port()
-        (tmp_path / "alertmanager.yml").write_text(_guide_alertmanager_yml(svc.port, token))
+        (tmp_path / "alertmanager.yml").write_text(guide_alertmanager_yml(svc.port, token))
         config = tmp_path / "prometheus.yml"
         config.write_text(
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
@@ -147,27 +147,27 @@ def test_prometheus_rules_and_alertmanager_open_a_triaged_routed_incident_in_the
         passed = False
         try:
             for url in (f"{api}/-/ready", f"{am_api}/-/ready"):
-                _wait(
+                wait(
                     lambda url=url: urllib.request.urlopen(url, timeout=2).status == 200, 30, f"{url} ready"
                 )
-            _wait(
+            wait(
                 lambda: (
-                    len(_get(f"{api}/api/v1/query?query=shop_requests_total")["data"]["result"]) == 2
+                    len(get(f"{api}/api/v1/query?query=shop_requests_total")["data"]["result"]) == 2
                     and time.monotonic() - target.started > 5
                 ),
                 30,
                 "the first scrapes",
             )
-            assert _page_alerts(api) == [], "a page alert fired while every request succeeded"
+            assert page_alerts(api) == [], "a page alert fired while every request succeeded"
             assert _cli(svc.data_dir, "incidents", "list") == [], "an incident before any error"
 
             target.fail()
             jump = target.failing_since or 0.0
-            firing = _wait(lambda: _page_alerts(api), DEADLINE, "SLOBurnRateHigh{severity='page'} to fire")
+            firing = wait(lambda: page_alerts(api), DEADLINE, "SLOBurnRateHigh{severity='page'} to fire")
             fired_after = time.monotonic() - jump
-            _wait(lambda: svc.health()["inbox"]["count"] >= 1, DEADLINE, "the alert in the service's inbox")
+            wait(lambda: svc.health()["inbox"]["count"] >= 1, DEADLINE, "the alert in the service's inbox")
             accepted_after = time.monotonic() - jump
-            (incident,) = _wait(
+            (incident,) = wait(
                 lambda: _routed_alertmanager_incidents(svc.data_dir),
                 max(1.0, DEADLINE - accepted_after),
                 "a triaged, routed incident in `slo incidents list --json`",
@@ -188,7 +188,7 @@ def test_prometheus_rules_and_alertmanager_open_a_triaged_routed_incident_in_the
                 "shop/availability",
                 "page",
             )
-            sent = {a["fingerprint"]: a["labels"] for a in _get(f"{am_api}/api/v2/alerts")}
+            sent = {a["fingerprint"]: a["labels"] for a in get(f"{am_api}/api/v2/alerts")}
             (page_fp,) = [fp for fp, am_labels in sent.items() if am_labels == labels]
             assert incident["fingerprint"] in sent
             assert (incident["service"], incident["slo_id"], incident["status"]) == (
@@ -198,7 +198,7 @@ def test_prometheus_rules_and_alertmanager_open_a_triaged_routed_incident_in_the
             )
             # Every alert of the error jump (pages, tickets, budget exhausted) is one problem on one SLO:
             # one incident, holding the page alert with its pre-triage severity, page → SEV2 (DESIGN §2).
-            detail = _wait(
+            detail = wait(
                 lambda: _holding(svc.data_dir, incident["id"], page_fp), 30, "the page alert on the incident"
             )
             assert [i["id"] for i in _cli(svc.data_dir, "incidents", "list")] == [incident["id"]]
@@ -248,7 +248,7 @@ def test_prometheus_rules_and_alertmanager_open_a_triaged_routed_incident_in_the
             passed = True
         finally:
             for process in processes:
-                _stop(process)
+                stop(process)
             scrape.shutdown()
             scrape.server_close()
             for log in logs.values():

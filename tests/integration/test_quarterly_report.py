@@ -15,9 +15,9 @@ from pipelines import engine
 from pipelines.analytics.alert_quality import (
     DEFAULT_SETTINGS,
     ENGINE_PAGES_SQL,
-    _merge,
-    _stored_slos,
+    merge_intervals,
     replay_pages,
+    stored_engine_slos,
 )
 from pipelines.analytics.quarter import Quarter
 from pipelines.analytics.render import SECTIONS, render_html
@@ -143,11 +143,11 @@ def test_backtest_of_the_spec_setting_replays_the_engine(data_dir: Path) -> None
                 es.slo.id: replay_pages(con, es, DEFAULT_SETTINGS[:1], qs, min(qe, end or qe))[
                     DEFAULT_SETTINGS[0].name
                 ]
-                for es, end in _stored_slos(con)
+                for es, end in stored_engine_slos(con)
             }
     finally:
         snap.close()
-    assert replayed == {k: _merge(stored.get(k, [])) for k in replayed}
+    assert replayed == {k: merge_intervals(stored.get(k, [])) for k in replayed}
     assert sum(len(v) for v in replayed.values()) == 2  # one page per Q3 outage
 
 

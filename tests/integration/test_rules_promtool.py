@@ -63,7 +63,7 @@ def run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess
 # --- promtool check rules on every spec the product ships --------------------------------------
 
 
-@pytest.mark.parametrize("specs", ["slo_specs", "pipelines/demo_specs"])
+@pytest.mark.parametrize("specs", ["slo_specs", "pipelines/demo/specs"])
 def test_promtool_accepts_the_rules_for_shipped_specs(specs: str, tmp_path: Path) -> None:
     tool = promtool()
     out = tmp_path / "rules.yaml"

@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 
 from pipelines.config import Settings
+from pipelines.cycle import republish_if_unreadable
 from pipelines.service import idle_cycle
-from pipelines.store import HEADER_BYTES, SNAPSHOT_FILE, republish_if_unreadable, snapshot_problem
+from pipelines.store import HEADER_BYTES, SNAPSHOT_FILE, snapshot_problem
 from tests.support.review_store import build_review_store
 from tests.support.service import running_service
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.store import Snapshot, Writer
+from pipelines.cycle import open_writer as Writer
+from pipelines.store import Snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,10 +14,11 @@ import duckdb
 
 from pipelines.analytics import tables as analytics
 from pipelines.config import Settings
+from pipelines.cycle import open_writer as Writer
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Alert
 from pipelines.incidents.lifecycle import process
-from pipelines.store import Writer, connect, migrate
+from pipelines.store import connect, migrate
 
 
 def store() -> duckdb.DuckDBPyConnection:

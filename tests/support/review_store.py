@@ -24,10 +24,12 @@ import pandas as pd
 import yaml
 
 from pipelines.config import Settings
-from pipelines.cycle import Pull, run_cycle
+from pipelines.cycle import open_writer as Writer
+from pipelines.cycle import run_cycle
+from pipelines.demo.replay import record_ground_truth
 from pipelines.engine import minute_of
+from pipelines.sources import Pull
 from pipelines.specs import load_specs
-from pipelines.store import Writer
 from tests.support.incident_rows import add_action_item, add_alert, add_incident
 
 START = dt.datetime(2026, 6, 24)
@@ -79,42 +81,44 @@ def build_review_store(data_dir: Path, specs_dir: Path) -> None:
         end=hi,
         origin="test",
         deploys=[("checkout-api", dt.datetime(2026, 7, 3, 9, 30), "v2", "cart cache change")],
-        events=[
-            (
-                "e1",
-                "checkout-api",
-                ["checkout-api/availability"],
-                dt.datetime(2026, 7, 3, 10),
-                dt.datetime(2026, 7, 3, 10, 20),
-                "fast_burn",
-                "checkout-api/cache",
-                "cache",
-            ),
-            (
-                "e2",
-                "search",
-                ["search/availability"],
-                dt.datetime(2026, 6, 27, 14),
-                dt.datetime(2026, 6, 27, 14, 30),
-                "fast_burn",
-                "search/x",
-                "planner",
-            ),
-            (
-                "e3",
-                "search",
-                ["search/availability"],
-                dt.datetime(2026, 7, 5, 9),
-                dt.datetime(2026, 7, 5, 9, 10),
-                "recurrence",
-                "search/x",
-                "planner again",
-            ),
-        ],
     )
+    # The ground truth of the outages, as `slo demo` records its injected events.
+    events = [
+        (
+            "e1",
+            "checkout-api",
+            ["checkout-api/availability"],
+            dt.datetime(2026, 7, 3, 10),
+            dt.datetime(2026, 7, 3, 10, 20),
+            "fast_burn",
+            "checkout-api/cache",
+            "cache",
+        ),
+        (
+            "e2",
+            "search",
+            ["search/availability"],
+            dt.datetime(2026, 6, 27, 14),
+            dt.datetime(2026, 6, 27, 14, 30),
+            "fast_burn",
+            "search/x",
+            "planner",
+        ),
+        (
+            "e3",
+            "search",
+            ["search/availability"],
+            dt.datetime(2026, 7, 5, 9),
+            dt.datetime(2026, 7, 5, 9, 10),
+            "recurrence",
+            "search/x",
+            "planner again",
+        ),
+    ]
     run_cycle(Settings(data_dir=data_dir, specs_dir=specs_dir), slos, pull, reset=True)
     with Writer(data_dir) as writer:
         con = writer.db
+        record_ground_truth(con, events)
         add_incident(
             con,
             "INC-1",

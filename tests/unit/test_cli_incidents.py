@@ -14,9 +14,9 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.config import Settings
+from pipelines.cycle import open_writer as Writer
 from pipelines.inbox import Inbox
 from pipelines.incidents.contract import Alert
-from pipelines.store import Writer
 from tests.support.incident_rows import publish_alert
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import ConfigError, Settings, scrub
+from pipelines.config import Settings, scrub
+from pipelines.errors import ConfigError
 
 
 def test_defaults_follow_the_seeds() -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.demo import DEMO_SPECS_DIR, DemoData, demo_span, generate_demo
+from pipelines.demo.generate import DEMO_SPECS_DIR, DemoData, demo_span, generate_demo
 from pipelines.model import POLICY_STATES, Slo
 from pipelines.specs import load_specs
 

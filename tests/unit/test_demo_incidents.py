@@ -13,8 +13,8 @@ import pytest
 
 from pipelines.config import Settings
 from pipelines.cycle import run_cycle
+from pipelines.demo.source import demo_pull
 from pipelines.inbox import Inbox
-from pipelines.sources.demo_source import demo_pull
 from pipelines.store import SNAPSHOT_FILE
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
@@ -26,12 +26,12 @@ KEEP = {"search/availability", "notifications/availability", "reports/availabili
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[duckdb.DuckDBPyConnection, Path]:
     data = tmp_path_factory.mktemp("demo") / "data"
     settings = Settings.load({"SLO_DATA_DIR": str(data)})
-    slos, pull = demo_pull(NOW, None)
+    slos, pull, replay = demo_pull(NOW, None)
     slos = [s for s in slos if s.id in KEEP]
     pull.buckets = pull.buckets[pull.buckets["slo_id"].isin(KEEP)]
-    pull.events = [e for e in pull.events if set(e[2]) & KEEP]  # type: ignore[arg-type]
+    replay.events = [e for e in replay.events if set(e[2]) & KEEP]
     pull.deploys = [d for d in pull.deploys if d[0] in {"search", "notifications", "reports"}]
-    run_cycle(settings, slos, pull, reset=True)
+    run_cycle(settings, slos, pull, stage=replay, reset=True)
     con = duckdb.connect(str(data / SNAPSHOT_FILE), read_only=True)
     yield con, data
     con.close()

@@ -21,11 +21,13 @@ from hypothesis import strategies as st
 
 from pipelines import engine
 from pipelines.config import Settings
-from pipelines.cycle import Pull, run_cycle
+from pipelines.cycle import open_writer as Writer
+from pipelines.cycle import run_cycle
 from pipelines.model import STANDARD_BURN_WINDOWS, BurnRateAlert, Sli, Slo, SloWindow
+from pipelines.sources import Pull
 from pipelines.specs import default_alerts
 from pipelines.status import StatusQuery, status
-from pipelines.store import Snapshot, Writer
+from pipelines.store import Snapshot
 
 START = engine.minute_of(dt.datetime(2026, 9, 29, 0, 0, tzinfo=dt.UTC))
 SPAN = 3 * 1440  # through 2026-10-01T23:59

@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 
 from pipelines.analytics.importer import (
-    ImportFileError,
     fold_import_rows,
-    import_file,
     parse_csv,
     parse_statuspage,
 )
+from pipelines.cycle import import_history as import_file
+from pipelines.cycle import open_writer as Writer
+from pipelines.errors import ImportFileError
 from pipelines.inbox import Inbox
-from pipelines.store import Snapshot, Writer
+from pipelines.store import Snapshot
 from tests.support.incident_rows import store
 
 

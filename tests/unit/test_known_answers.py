@@ -22,8 +22,9 @@ import pytest
 import yaml
 
 from pipelines.config import Settings
-from pipelines.cycle import CycleReport, Pull, run_cycle
+from pipelines.cycle import CycleReport, run_cycle
 from pipelines.model import Slo
+from pipelines.sources import Pull
 from pipelines.specs import load_specs
 from pipelines.status import StatusQuery, status
 from pipelines.store import Snapshot

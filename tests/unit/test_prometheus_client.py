@@ -21,7 +21,8 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.config import PrometheusSettings
-from pipelines.sources.prometheus import Client, PrometheusError, PullFailed, pull
+from pipelines.errors import PullFailed
+from pipelines.sources.prometheus import Client, PrometheusError, pull
 from pipelines.specs import load_specs
 
 Reply = tuple[int, dict | str]

@@ -12,7 +12,7 @@ import pytest
 from pipelines import promql
 from pipelines.config import PrometheusSettings
 from pipelines.errors import SpecError, StoreError
-from pipelines.sources.prometheus import _http_error, display_url, pull_ranges
+from pipelines.sources.prometheus import display_url, http_error, pull_ranges
 from pipelines.specs import load_specs
 from pipelines.staleness import SourceState, StaleMark, current_marks, mark_stale, read_marks
 
@@ -252,8 +252,8 @@ def test_settings_from_the_environment() -> None:
         ("HTTP Status Code 404 (b'')", "http", False, "no Prometheus API at http://p:9090 (HTTP 404)"),
     ],
 )
-def test_http_errors_are_classified(text: str, kind: str, transient: bool, message: str) -> None:
-    error = _http_error(text, "http://p:9090")
+def testhttp_errors_are_classified(text: str, kind: str, transient: bool, message: str) -> None:
+    error = http_error(text, "http://p:9090")
     assert (error.kind, error.transient) == (kind, transient)
     assert message in str(error)
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.errors import ExportError
 from pipelines.model import BurnRateAlert, Sli, Slo, SloWindow
 from pipelines.promql import QueryShapeError as QueryError
 from pipelines.promql import as_template, bad_slice, error_ratio
-from pipelines.rules import ExportError, duration_text, export_rules, rule_windows
+from pipelines.rules import duration_text, export_rules, rule_windows
 from pipelines.specs import load_specs
 
 REPO = Path(__file__).resolve().parents[2]

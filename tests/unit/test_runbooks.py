@@ -34,7 +34,7 @@ def test_demo_runbooks(service: str) -> None:
 
 
 def test_every_demo_service_has_a_runbook() -> None:
-    demo_dir = ROOT / "pipelines" / "demo_specs"
+    demo_dir = ROOT / "pipelines" / "demo" / "specs"
     services = {slo.service for slo in load_specs([demo_dir])[0]}
     assert services == set(DEMO_ALLOW_LISTS)
 

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from pipelines.config import Settings
+from pipelines.cycle import open_writer as Writer
 from pipelines.errors import SloError
 from pipelines.inbox import Inbox
 from pipelines.ingest.pagerduty import sign
 from pipelines.service import ServiceSettings, Worker, create_app, idle_cycle, is_loopback
-from pipelines.store import Snapshot, Writer
+from pipelines.store import Snapshot
 from tests.support.asgi import AsgiClient
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
@@ -410,7 +411,8 @@ def test_idle_cycle_keeps_the_stored_slos_and_their_evaluation(settings: Setting
     # A store built by `slo run` from some specs; the service's specs dir does not even exist.
     import pandas as pd
 
-    from pipelines.cycle import Pull, run_cycle
+    from pipelines.cycle import run_cycle
+    from pipelines.sources import Pull
     from pipelines.specs import load_specs
 
     slos, _ = load_specs([Path(__file__).resolve().parent.parent.parent / "slo_specs"])

@@ -281,7 +281,7 @@ def test_native_ids_and_imported_ids_must_not_collide(tmp_path: Path) -> None:
         IMPORT / "sloth_shop.yaml",
         IMPORT / "sloth_crd.yaml",
         REPO / "slo_specs",
-        REPO / "pipelines" / "demo_specs",
+        REPO / "pipelines" / "demo" / "specs",
     ],
 )
 def test_native_form_loads_back_to_the_same_slos(specs: Path, tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ import pytest
 
 from pipelines.cli import main, render_status
 from pipelines.config import Settings
-from pipelines.cycle import Pull, run_cycle
+from pipelines.cycle import run_cycle
+from pipelines.sources import Pull
 from pipelines.specs import load_specs
 from pipelines.staleness import mark_stale
 

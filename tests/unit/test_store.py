@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.cycle import open_writer
 from pipelines.errors import StoreError
 from pipelines.store import (
     LOCK_FILE,
@@ -138,7 +139,7 @@ def test_every_publish_carries_analytics_of_its_own_incidents(tmp_path: Path) ->
     """Whichever writer publishes, the snapshot's incident_durations and mttx_rollup describe its
     incidents: one resolved 40 min after impact (TTR 40), then the same store with it deleted."""
     snapshot = Snapshot(tmp_path)
-    with Writer(tmp_path) as writer:
+    with open_writer(tmp_path) as writer:
         writer.db.execute(
             """INSERT INTO incidents (id, service, title, severity, status, source, fingerprint,
                  impact_start, detected_at, resolved_at, created_at, updated_at)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pipelines.demo import _INJECTIONS
+from pipelines.demo.generate import INJECTIONS
 from pipelines.incidents.untrusted import find_instructions, quote
 
 STEERING = [
@@ -52,7 +52,7 @@ ORDINARY = [
 ]
 
 
-@pytest.mark.parametrize("text", ORDINARY + [i.description for i in _INJECTIONS])
+@pytest.mark.parametrize("text", ORDINARY + [i.description for i in INJECTIONS])
 def test_ordinary_alerts_are_not_flagged(text: str) -> None:
     assert find_instructions(text) == []
     as_the_fold_sends_it = {

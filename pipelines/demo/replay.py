@@ -341,6 +341,35 @@ def replay(con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime)
     return total
 
 
+# One injected event, as the `demo_events` table keeps it: id, service, SLO ids, start, end, shape,
+# fingerprint, description.
+GroundTruth = tuple[str, str, list[str], dt.datetime, dt.datetime, str, str, str]
+
+
+def record_ground_truth(con: duckdb.DuckDBPyConnection, events: list[GroundTruth]) -> None:
+    """Keep what the demo injected, so alert quality can score the burn-rate alerts against it."""
+    for row in events:
+        con.execute("INSERT OR REPLACE INTO demo_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(row))
+
+
+@dataclasses.dataclass
+class ReplayStage:
+    """`slo demo`'s incident stage (passed to `run_cycle`): record the ground truth, then replay the
+    whole history up to the data's end."""
+
+    events: list[GroundTruth]
+
+    def __call__(self, con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> ProcessReport:
+        record_ground_truth(con, self.events)
+        return replay(con, settings, end)
+
+
+def at_data_end(con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> ProcessReport:
+    """`slo run --source demo`'s incident stage: the demo's clock is its data, so the inbox is
+    processed at the data's end, not at the wall clock."""
+    return process(con, settings, end)
+
+
 def _add(total: ProcessReport, report: ProcessReport) -> None:
     _merge(total.fold, report.fold)
     for name in ("triaged", "escalated", "remediations", "verified", "errors"):

@@ -21,7 +21,7 @@ import pandas as pd
 from pipelines.model import MINUTES_PER_DAY, Slo
 from pipelines.specs import load_specs
 
-DEMO_SPECS_DIR = Path(__file__).parent / "demo_specs"
+DEMO_SPECS_DIR = Path(__file__).parent / "specs"
 DEFAULT_SEED = 20261123
 
 # 1970-01-01 was a Thursday: (day number + 3) % 7 is the ISO weekday counted from Monday = 0.
@@ -129,7 +129,7 @@ class _Injection:
 
 
 # fmt: off
-_INJECTIONS: tuple[_Injection, ...] = (
+INJECTIONS: tuple[_Injection, ...] = (
     _Injection(
         "search-planner", "search", "fast_burn", "search/query-planner-regression",
         day=6, at="14:20", minutes=25, effects=(("availability", 0.40),),
@@ -376,7 +376,7 @@ def _place_injections(seed: int, start: datetime, end: datetime) -> list[_Placed
     while divmod(number, 4) <= last:
         q_year, q_index = divmod(number, 4)
         q_start = _minute(_quarter_start(q_year, q_index))
-        for injection in _INJECTIONS:
+        for injection in INJECTIONS:
             if injection.quarters not in ("all", ("even", "odd")[number % 2]):
                 continue
             # The jitter is keyed by fingerprint, so a recurrence moves together with its original.
