@@ -149,7 +149,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.native:
-        from pipelines.spec_import import native_yaml
+        from pipelines.specs import native_yaml
 
         print(native_yaml(slos), end="")
         return 0

@@ -27,7 +27,7 @@ import yaml
 
 from pipelines.errors import ExportError
 from pipelines.model import MINUTES_PER_DAY, STANDARD_BURN_WINDOWS, Slo
-from pipelines.window_queries import ErrorRatio, QueryError, error_ratio
+from pipelines.promql import ErrorRatio, QueryShapeError, error_ratio
 
 ERROR_RATIO_RECORD = "slo:sli_error:ratio_rate{window}"
 BAD_SLICE_RECORD = "slo:sli_error:slice"
@@ -75,7 +75,7 @@ def export_rules(slos: Sequence[Slo], runbook_base_url: str = DEFAULT_RUNBOOK_BA
     for slo in slos:
         try:
             ratio = error_ratio(slo)
-        except QueryError as exc:
+        except QueryShapeError as exc:
             problems.append(str(exc))
             continue
         groups.append(slo_group(slo, ratio, runbook_base_url))

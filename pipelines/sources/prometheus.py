@@ -29,11 +29,12 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
+from pipelines import promql
 from pipelines.config import PrometheusSettings
 from pipelines.errors import PullFailed, SourceError
 from pipelines.model import Slo
 from pipelines.progress import Progress
-from pipelines.sources import Pull, promql
+from pipelines.sources import Pull
 from pipelines.staleness import SourceState
 from pipelines.timeutil import datetime_of, minute_of
 

@@ -23,6 +23,7 @@ LAZY_IMPORTS = {
     "pipelines.analytics.summary": "the anthropic SDK only when an executive summary is asked for",
     "pipelines.service.app": "the ingest door answers without loading DuckDB (the snapshot readers)",
     "pipelines.service.worker": "the cycle (DuckDB, pandas) loads in the worker thread, after start-up",
+    "pipelines.promql": "the spec loader (`slo validate`, `slo rules`) imports it and need not load pandas",
 }
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pipelines import promql
 from pipelines.config import PrometheusSettings
 from pipelines.errors import SpecError, StoreError
-from pipelines.sources import promql
 from pipelines.sources.prometheus import display_url, http_error, pull_ranges
 from pipelines.specs import load_specs
 from pipelines.staleness import SourceState, StaleMark, current_marks, mark_stale, read_marks

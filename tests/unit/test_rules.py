@@ -12,9 +12,10 @@ import yaml
 
 from pipelines.errors import ExportError
 from pipelines.model import BurnRateAlert, Sli, Slo, SloWindow
+from pipelines.promql import QueryShapeError as QueryError
+from pipelines.promql import as_template, bad_slice, error_ratio
 from pipelines.rules import duration_text, export_rules, rule_windows
 from pipelines.specs import load_specs
-from pipelines.window_queries import QueryError, as_template, bad_slice, error_ratio
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,7 @@ import pytest
 
 from pipelines.errors import SpecError
 from pipelines.model import BurnRateAlert, Slo
-from pipelines.spec_import import native_yaml
-from pipelines.specs import load_specs
+from pipelines.specs import load_specs, native_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 IMPORT = Path(__file__).resolve().parent / "specs" / "import"

@@ -1,0 +1,239 @@
+"""Pure parsers of spec field values (durations, targets, windows, budgets, thresholds, burn rates):
+text in, a value or a `ValueError` saying what is expected out. Every spec reader uses them."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from pipelines.model import CALENDAR_NOMINAL_MINUTES, MINUTES_PER_DAY, BurnRateAlert, SloWindow
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
+NAME_EXPECTED = "expected lowercase letters, digits, '-' and '_', starting with a letter or digit"
+DEFAULT_WINDOW = "30d"
+MIN_WINDOW_MINUTES = 5
+
+# DESIGN §2 defaults: (severity, long window, short window, share of the budget the long window may burn).
+DEFAULT_ALERT_RULES: tuple[tuple[str, int, int, float], ...] = (
+    ("page", 60, 5, 0.02),
+    ("page", 360, 30, 0.05),
+    ("ticket", 1440, 120, 0.10),
+    ("ticket", 4320, 360, 0.10),
+)
+SLI_CATEGORIES = ("availability", "latency", "correctness", "freshness", "throughput", "durability")
+
+_TARGET_EXPECTED = "expected a percentage below 100 like 99.9%, or a fraction like 0.999"
+_DURATION_RE = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_DURATION_UNIT_SECONDS = (7 * 86400, 86400, 3600, 60, 1)
+_DURATION_EXPECTED = "expected a whole number of minutes with units w, d, h, m, like 5m, 1h, 30d, 4w or 1h30m"
+
+_THRESHOLD_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m)?(?:\s+at\s+p(\d+(?:\.\d+)?))?", re.IGNORECASE)
+_THRESHOLD_UNIT_SECONDS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60)}
+
+_BUDGET_RE = re.compile(
+    r"(\d+(?:\.\d+)?)\s*([a-z]+)\s*(?:/|\s+per\s+)\s*(\S+)",
+    re.IGNORECASE,
+)
+_BUDGET_AMOUNT_UNITS = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1 / 60),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 1.0),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 60.0),
+    **dict.fromkeys(("d", "day", "days"), float(MINUTES_PER_DAY)),
+}
+_BUDGET_PERIODS = {
+    "month": CALENDAR_NOMINAL_MINUTES["month"],
+    "quarter": CALENDAR_NOMINAL_MINUTES["quarter"],
+    "week": 7 * MINUTES_PER_DAY,
+    "day": MINUTES_PER_DAY,
+}
+_BUDGET_EXPECTED = (
+    "expected an amount of time per period like '21.6 minutes/month', '7.2 hours/month' or '43m/30d' "
+    "(periods: month = 30d, quarter = 90d, week, day, or a duration)"
+)
+
+
+def parse_duration(text: object) -> int:
+    """Minutes in a duration like `5m`, `1h`, `30d`, `4w` or `1h30m` (units in that order, each once)."""
+    if not isinstance(text, str):
+        raise ValueError(f"{_show(text)} is not a duration; {_DURATION_EXPECTED}")
+    match = _DURATION_RE.fullmatch(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"{_show(text)} is not a duration; {_DURATION_EXPECTED}")
+    seconds = sum(int(n) * unit for n, unit in zip(match.groups(), _DURATION_UNIT_SECONDS, strict=True) if n)
+    if seconds == 0:
+        raise ValueError(f"{_show(text)} is zero; expected a positive duration like 5m or 1h")
+    if seconds % 60:
+        raise ValueError(
+            f"{_show(text)} is not a whole number of minutes (minute granularity); {_DURATION_EXPECTED}"
+        )
+    return seconds // 60
+
+
+def parse_target(value: object) -> float:
+    """The target as a fraction: `99.95%`, `99.95` (a number above 1 is a percentage), `0.9995` → 0.9995."""
+    invalid = ValueError(f"{_show(value)} is not a target; {_TARGET_EXPECTED}")
+    number, percent = _decimal_with_percent(value)
+    if number is None:
+        raise invalid
+    if number > 1:
+        percent = True
+    fraction = number / 100 if percent else number
+    if fraction == 1:
+        raise ValueError(
+            f"{_show(value)} leaves no error budget (100% allows no failures); "
+            "expected a target below 100% like 99.9%"
+        )
+    if not 0 < fraction < 1:
+        raise invalid
+    return float(fraction)
+
+
+def parse_window(value: object) -> SloWindow:
+    """A rolling window (`30d`, `28d`, `4w`, `7d`; at least 5m) or a calendar `month` / `quarter`."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text in CALENDAR_NOMINAL_MINUTES:
+        return SloWindow(kind="calendar", minutes=CALENDAR_NOMINAL_MINUTES[text], text=text, calendar=text)
+    try:
+        minutes = parse_duration(text)
+    except ValueError:
+        raise ValueError(
+            f"{_show(value)} is not a window; expected a rolling duration like 30d, 28d, 4w or 7d, "
+            "or a calendar window: month, quarter"
+        ) from None
+    if minutes < MIN_WINDOW_MINUTES:
+        raise ValueError(f"{_show(value)} is shorter than 5m; expected a window of at least 5m, like 30d")
+    assert isinstance(text, str)
+    return SloWindow(kind="rolling", minutes=minutes, text=text)
+
+
+@dataclass(frozen=True)
+class ErrorBudget:
+    """A declared time-based error budget, e.g. '7.2 hours/month' → 432 minutes per 43200."""
+
+    minutes: float  # the amount, in minutes
+    period_minutes: int  # per this many minutes (month = 30 days, quarter = 90 days)
+    unit: str  # the amount's unit as written, e.g. "hours"
+    unit_minutes: float
+    period: str  # the period as written, e.g. "month", "30d"
+
+
+def parse_error_budget_parts(text: object) -> ErrorBudget:
+    """The amount, unit and period of an error budget like '21.6 minutes/month' or '43m/30d'."""
+    match = _BUDGET_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{_show(text)} is not an error budget; {_BUDGET_EXPECTED}")
+    amount, unit, period = match.group(1), match.group(2), match.group(3)
+    unit_minutes = _BUDGET_AMOUNT_UNITS.get(unit.lower())
+    if unit_minutes is None:
+        raise ValueError(f"{_show(text)} has an unknown unit '{unit}'; {_BUDGET_EXPECTED}")
+    period_minutes = _BUDGET_PERIODS.get(period.lower())
+    if period_minutes is None:
+        try:
+            period_minutes = parse_duration(period)
+        except ValueError:
+            raise ValueError(f"{_show(text)} has an unknown period '{period}'; {_BUDGET_EXPECTED}") from None
+    return ErrorBudget(
+        minutes=float(amount) * unit_minutes,
+        period_minutes=period_minutes,
+        unit=unit,
+        unit_minutes=unit_minutes,
+        period=period,
+    )
+
+
+def parse_error_budget(text: object) -> float:
+    """Minutes of budget in '21.6 minutes/month' (21.6), '7.2 hours/month' (432), '43m/30d' (43)."""
+    return parse_error_budget_parts(text).minutes
+
+
+def parse_threshold(value: object) -> float:
+    """A threshold in base units (seconds for durations): `"400ms at p99"` → 0.4, `"2s"` → 2.0."""
+    return parse_threshold_percentile(value)[0]
+
+
+def parse_threshold_percentile(value: object) -> tuple[float, float | None]:
+    """(threshold in base units, percentile from "at p99" or None)."""
+    expected = (
+        "expected a duration with unit ms, s or m and an optional percentile, like '400ms at p99', "
+        "'0.4s' or '2s at p95', or a number in the metric's base unit (seconds)"
+    )
+    if isinstance(value, bool):
+        raise ValueError(f"{_show(value)} is not a threshold; {expected}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{_show(value)} is not a threshold; {expected}")
+        return float(value), None
+    match = _THRESHOLD_RE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{_show(value)} is not a threshold; {expected}")
+    number, unit, percentile = match.groups()
+    seconds = Decimal(number) * _THRESHOLD_UNIT_SECONDS[unit.lower()] if unit else Decimal(number)
+    if percentile is not None and not 0 < float(percentile) < 100:
+        raise ValueError(f"{_show(value)} has percentile p{percentile}; expected one below p100, like p99")
+    return float(seconds), float(percentile) if percentile is not None else None
+
+
+def parse_burn_rate(value: str) -> float:
+    """A burn-rate factor as written: `14.4x`, `14.4`, `6x`."""
+    text = value.strip()
+    number = _decimal(text[:-1] if text[-1:] in ("x", "X") else text)
+    if number is None or number <= 0:
+        raise ValueError(f"{_show(value)} is not a burn rate; expected a positive factor like 14.4x or 6")
+    return float(number)
+
+
+def parse_budget_fraction(value: str) -> float:
+    """A share of the error budget: `2%` or `0.02`."""
+    number, percent = _decimal_with_percent(value)
+    fraction = None if number is None else (number / 100 if percent else number)
+    if fraction is None or not 0 < fraction <= 1:
+        raise ValueError(
+            f"{_show(value)} is not a share of the budget; "
+            "expected a percentage like 2% or a fraction like 0.02"
+        )
+    return float(fraction)
+
+
+def default_alerts(window_minutes: int) -> tuple[BurnRateAlert, ...]:
+    """DESIGN §2 multiwindow alerts scaled to the window: 14.4, 6, 3, 1 at 30d."""
+    return tuple(
+        BurnRateAlert(severity, long_minutes, short_minutes, fraction * window_minutes / long_minutes)
+        for severity, long_minutes, short_minutes, fraction in DEFAULT_ALERT_RULES
+    )
+
+
+def duration_text(minutes: int) -> str:
+    """43200 → '30d', 90 → '1h30m'."""
+    parts = []
+    for unit, size in (("d", MINUTES_PER_DAY), ("h", 60), ("m", 1)):
+        if minutes >= size:
+            parts.append(f"{minutes // size}{unit}")
+            minutes %= size
+    return "".join(parts) or "0m"
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        number = Decimal(text.strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _decimal_with_percent(value: object) -> tuple[Decimal | None, bool]:
+    """(number, written with %) for `99.95%`, `"0.9995"`, 99.95; (None, False) when not a number."""
+    if isinstance(value, bool):
+        return None, False
+    if isinstance(value, (int, float)):
+        return (Decimal(repr(value)) if math.isfinite(value) else None), False
+    if not isinstance(value, str):
+        return None, False
+    text = value.strip()
+    percent = text.endswith("%")
+    return _decimal(text[:-1] if percent else text), percent
+
+
+def _show(value: object) -> str:
+    return f"'{value}'" if isinstance(value, str) else str(value)
