@@ -26,8 +26,9 @@ from typing import Any
 import yaml
 
 from pipelines.errors import ExportError
-from pipelines.model import MINUTES_PER_DAY, STANDARD_BURN_WINDOWS, Slo
+from pipelines.model import STANDARD_BURN_WINDOWS, Slo
 from pipelines.promql import ErrorRatio, QueryShapeError, error_ratio
+from pipelines.specs.values import duration_text  # a Prometheus duration: 43200 → '30d', 90 → '1h30m'
 
 ERROR_RATIO_RECORD = "slo:sli_error:ratio_rate{window}"
 BAD_SLICE_RECORD = "slo:sli_error:slice"
@@ -120,16 +121,6 @@ def rule_windows(slo: Slo) -> list[int]:
     for alert in slo.alerts:
         windows.update((alert.long_window, alert.short_window))
     return sorted(windows)
-
-
-def duration_text(minutes: int) -> str:
-    """A Prometheus duration: 43200 → '30d', 90 → '1h30m'."""
-    parts = []
-    for unit, size in (("d", MINUTES_PER_DAY), ("h", 60), ("m", 1)):
-        if minutes >= size:
-            parts.append(f"{minutes // size}{unit}")
-            minutes %= size
-    return "".join(parts)
 
 
 def _burn_rate_alert(slo: Slo, index: int, runbook_base_url: str) -> dict[str, Any]:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,9 @@ from dashboard import actions
 from pipelines.config import Settings
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Alert, Command
+from tests.support.cli import slo
 from tests.support.incident_rows import publish_alert
-from tests.support.service import ROOT, running_service
+from tests.support.service import running_service
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +36,6 @@ CHOICES = "P0, P1, P2, P3, P4"
 # The two phrasings of one refusal (see the module docstring).
 API_FORM = f"args.priority: 'URGENT' is not one of {CHOICES}"
 ARG_FORM = f"priority 'URGENT': expected one of {CHOICES}"
-
-
-def slo(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "SLACK_WEBHOOK_URL")}
-    env["SLO_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
 
 
 def show(data_dir: Path, iid: str) -> dict[str, Any]:

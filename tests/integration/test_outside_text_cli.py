@@ -12,8 +12,6 @@ import datetime as dt
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ import pytest
 from pipelines.config import Settings
 from pipelines.incidents.contract import Alert
 from pipelines.outside_text import JOINER
+from tests.support.cli import slo
 from tests.support.incident_rows import publish_alert
 
 pytestmark = pytest.mark.integration
@@ -33,15 +32,6 @@ SERVICE = "shop_[x](http://evil.test/s)"
 ROOT_CAUSE = f"![pixel](http://evil.test/rc.png) {ESC}[31mred{ESC}[0m\rfake line"
 ACTION_TITLE = "[fix](javascript:alert(1)) | cell"
 ACTOR = f"mallory{ESC}]0;owned\x07"
-
-
-def slo(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "SLACK_WEBHOOK_URL")}
-    env["SLO_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
