@@ -16,7 +16,6 @@ import sys
 from typing import Any
 
 from pipelines.config import Settings
-from pipelines.cycle import apply_inbox
 from pipelines.errors import SloError
 from pipelines.incidents.read import incident_detail, list_incidents
 from pipelines.outside_text import terminal as tt
@@ -237,6 +236,8 @@ def _step(args: argparse.Namespace, settings: Settings) -> int:
     )
     _check_known(settings, args.id)
     stored = submit(settings, cmd)
+    from pipelines.cycle import apply_inbox  # lazy: `slo --help` must not load DuckDB and pandas
+
     if not apply_inbox(settings):  # another writer (the running service) holds the store
         return _say(
             args,
