@@ -1,4 +1,8 @@
-"""The `slo` command line (DESIGN §3): exit 0 ok, 1 bad input, 2 usage."""
+"""The `slo` command line (DESIGN §3): exit 0 ok, 1 bad input, 2 usage.
+
+Each command handler imports what its command runs, deliberately inside the function: `slo --help`
+and every other command start without loading DuckDB, pandas or the Prometheus client for nothing.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""`slo import incidents` and `slo report quarterly` (DESIGN §3); `register` adds them to the parser."""
+"""`slo import incidents` and `slo report quarterly` (DESIGN §3); `register` adds them to the parser.
+
+The handlers import what they run inside the function, deliberately, for the CLI's start-up time.
+"""
 
 from __future__ import annotations
 

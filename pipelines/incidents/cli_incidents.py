@@ -4,6 +4,7 @@ Reading commands use the published snapshot. Steps (ack, mitigate, resolve, clos
 items, approvals, re-triage) are appended to the durable inbox first; then, when no writer holds the
 store, this process folds the inbox at once (the incident stage only) and publishes, and prints what
 became of the step. While `slo serve` runs, it says "queued; the running service will apply it".
+The store and the write path are imported inside the handlers, deliberately, for the CLI's start-up.
 """
 
 from __future__ import annotations
