@@ -35,8 +35,10 @@ if TYPE_CHECKING:  # pandas is imported where frames are built: the spec loader 
 STEP_SECONDS = 60
 PER_MINUTE = "1m"
 
-# The Prometheus source also reads `{{window}}` without the dot; the rules exporter does not.
-_LOOSE_WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*\.?window\s*\}\}")
+# The window placeholder, as Sloth writes it (`{{.window}}`), spaces and the dot optional: one
+# definition for the Prometheus source (which puts one minute there) and the rules exporter (each window),
+# so a query one of them reads, the other reads too.
+WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*\.?window\s*\}\}")
 _RANGE = re.compile(r"\[\s*\d+[smhdwy][0-9smhdwy]*\s*\]")
 _SUBQUERY = re.compile(r"\[[^\[\]]*:[^\[\]]*\]")
 _FUNCTION = re.compile(r"\b([a-zA-Z_][a-zA-Z0-9_]*)\s*\(")
@@ -71,8 +73,6 @@ _EXPECTED = (
     'such as requests_total{code=~"5.."}'
 )
 
-# Over a window (the rules exporter).
-WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*\.window\s*\}\}")
 # One PromQL duration: units in descending order, e.g. 5m, 1h30m, 2d.
 _DURATION = re.compile(r"\s*(?:\d+(?:y|w|d|h|ms|m|s))+\s*")
 # A bare instant-vector selector: a metric name with optional label matchers, nothing else.
@@ -205,7 +205,7 @@ class SliQueries:
 
 def fill_window(query: str) -> str:
     """Replace the `{{.window}}` placeholder by the one-minute bucket width."""
-    return _LOOSE_WINDOW_PLACEHOLDER.sub(PER_MINUTE, query.strip())
+    return WINDOW_PLACEHOLDER.sub(PER_MINUTE, query.strip())
 
 
 def per_minute_increase(query: str) -> str:

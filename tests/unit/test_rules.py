@@ -13,7 +13,7 @@ import yaml
 from pipelines.errors import ExportError
 from pipelines.model import BurnRateAlert, Sli, Slo, SloWindow
 from pipelines.promql import QueryShapeError as QueryError
-from pipelines.promql import as_template, bad_slice, error_ratio
+from pipelines.promql import as_template, bad_slice, error_ratio, fill_window, over_window
 from pipelines.rules import duration_text, export_rules, rule_windows
 from pipelines.specs import load_specs
 
@@ -59,6 +59,16 @@ RATIO = Sli(name="availability", kind="ratio", category="availability")
 )
 def test_as_template(query: str, template: str, rewritten: bool) -> None:
     assert as_template(query, _slo(RATIO), "good") == (template, rewritten)
+
+
+@pytest.mark.parametrize("placeholder", ["{{.window}}", "{{ .window }}", "{{window}}", "{{ window }}"])
+def test_the_source_and_the_rules_read_the_same_window_placeholder(placeholder: str) -> None:
+    """One definition: a query the Prometheus source pulls per minute is one the rules put over each
+    window (the dotless form used to pull but fail `slo rules`)."""
+    query = f"sum(increase(x[{placeholder}]))"
+    assert fill_window(query) == "sum(increase(x[1m]))"
+    template, rewritten = as_template(query, _slo(RATIO), "good")
+    assert (over_window(template, "30d"), rewritten) == ("sum(increase(x[30d]))", False)
 
 
 @pytest.mark.parametrize(
