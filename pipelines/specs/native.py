@@ -13,6 +13,7 @@ from pipelines.promql import QueryShapeError, per_minute_increase, ratio_parts, 
 from pipelines.specs.nodes import (
     Entry,
     FileCheck,
+    default_category,
     line_of,
     mapping_fields,
     node_kind,
@@ -23,7 +24,6 @@ from pipelines.specs.values import (
     DEFAULT_WINDOW,
     NAME_EXPECTED,
     NAME_PATTERN,
-    SLI_CATEGORIES,
     default_alerts,
     duration_text,
     parse_budget_fraction,
@@ -263,7 +263,7 @@ def _check_sli(check: FileCheck, name: str, key_node: yaml.Node, node: yaml.Node
         event_queries = {"good": good_query, "bad": bad_query, "valid": valid_query}
         _check_event_queries(check, fields, path, event_queries, ratio_query)
     if category is None:
-        category = name if name in SLI_CATEGORIES else ("latency" if kind == "threshold" else "availability")
+        category = default_category(name, kind)
     if len(check.problems) > before:
         return None
     return Sli(
