@@ -30,7 +30,7 @@ from pipelines.analytics.repeats import repeat_links
 from pipelines.analytics.review import build_review
 from pipelines.config import Settings
 from pipelines.errors import NoSnapshot
-from pipelines.incidents.read import incident_frame
+from pipelines.incidents.read import detail_part, incident_frame
 from pipelines.model import STANDARD_BURN_WINDOWS
 from pipelines.status import StatusQuery, status
 from pipelines.store import SNAPSHOT_FILE, Snapshot
@@ -387,28 +387,17 @@ def incident_detail(con: duckdb.DuckDBPyConnection, incident_id: str) -> Inciden
     if row is None:
         return None
 
-    def q(sql: str) -> pd.DataFrame:
-        return con.execute(sql, [incident_id]).df()
+    def part(name: str) -> pd.DataFrame:
+        return detail_part(con, incident_id, name)
 
     return IncidentDetail(
         incident=dict(zip([d[0] for d in rel.description], row, strict=True)),
-        timeline=q(
-            "SELECT seq, occurred_at, kind, source, actor, message, data::VARCHAR AS data "
-            "FROM timeline WHERE incident_id = ? ORDER BY seq"
-        ),
-        triage=q("SELECT * EXCLUDE (incident_id, raw) FROM triage WHERE incident_id = ? ORDER BY attempt"),
-        remediations=q(
-            "SELECT * EXCLUDE (incident_id) FROM remediations WHERE incident_id = ? ORDER BY created_at"
-        ),
-        notifications=q(
-            "SELECT * EXCLUDE (incident_id) FROM notifications WHERE incident_id = ? ORDER BY sent_at"
-        ),
-        action_items=q(
-            "SELECT * EXCLUDE (incident_id) FROM action_items WHERE incident_id = ? ORDER BY created_at"
-        ),
-        documents=q(
-            "SELECT * EXCLUDE (incident_id) FROM documents WHERE incident_id = ? ORDER BY created_at"
-        ),
+        timeline=part("timeline"),
+        triage=part("triage_attempts").drop(columns=["raw"], errors="ignore"),
+        remediations=part("remediations"),
+        notifications=part("notifications"),
+        action_items=part("action_items"),
+        documents=part("documents"),
     )
 
 

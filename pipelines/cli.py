@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -458,8 +459,6 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
     """Write the Prometheus rules file (atomically with -o: a reader never sees half a file)."""
-    import os
-
     from pipelines.rules import DEFAULT_RUNBOOK_BASE_URL, export_rules
     from pipelines.specs import load_specs
 

@@ -34,7 +34,7 @@ from pipelines.analytics.importer import ImportOutcome
 from pipelines.buckets import write_buckets
 from pipelines.catalog import sync_slos
 from pipelines.config import Settings
-from pipelines.errors import PullFailed, WriterBusy
+from pipelines.errors import PullFailed, StoreError, WriterBusy
 from pipelines.incidents.stage import IncidentStage
 from pipelines.model import Slo
 from pipelines.progress import Progress
@@ -121,7 +121,7 @@ def run_prometheus(
         try:
             with open_writer(settings.data_dir):
                 mark_stale(settings.data_dir, prometheus_source.SOURCE, exc.failures, states)
-        except WriterBusy as lock_error:
+        except StoreError as lock_error:  # the writer is busy (WriterBusy) or cannot be opened
             raise PullFailed(
                 exc.failures, exc.total, f" (not recorded: {lock_error})"
             ) from exc

@@ -242,8 +242,13 @@ with left, st.form("root_cause", clear_on_submit=True):
             args = {"category": category, "text": text.strip()}
             if fix.strip():
                 args["fix"] = fix.strip()
-            pending.remember(actions.send_command(directory, "root_cause", incident_id, actor, args))
-            st.rerun()
+            try:
+                sent = actions.send_command(directory, "root_cause", incident_id, actor, args)
+            except ValueError as exc:  # refused by the commands' one validator (e.g. too long): nothing sent
+                st.error(str(exc))
+            else:
+                pending.remember(sent)
+                st.rerun()
 with right, st.form("action_item", clear_on_submit=True):
     st.markdown("**Add an action item**")
     title = st.text_input("Title", key="ai_title")

@@ -254,7 +254,9 @@ def generate_demo(
     slos = sorted(slos, key=lambda slo: slo.id)
     missing = [slo.id for slo in slos if slo.id not in _PROFILES]
     if missing:
-        raise ValueError(f"demo specs without a traffic profile in pipelines/demo.py: {', '.join(missing)}")
+        raise ValueError(
+            f"demo specs without a traffic profile in pipelines/demo/generate.py: {', '.join(missing)}"
+        )
 
     start_minute, end_minute = minute_of(start), minute_of(end)
     first_day = start_minute // MINUTES_PER_DAY

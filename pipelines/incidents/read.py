@@ -1,9 +1,9 @@
 """The incident list and detail, read from a (published) store: ONE definition for `slo incidents
-list/show`, `GET /api/incidents` and the dashboard's incident list.
+list/show`, `GET /api/incidents` and the dashboard's incident list and incident page.
 
 `list_incidents(con, status=, service=, limit=)` gives one JSON object per incident, newest detected
-first (`detected_at DESC NULLS LAST, id DESC`), with these fields (the union of what the CLI and the
-service used to answer; DESIGN §3's list is a subset):
+first (`detected_at DESC NULLS LAST, id DESC`), with these fields (the union of what the CLI, the
+service and the dashboard used to show; DESIGN §3's list is a subset):
 
     id, service, title, severity, status, source, fingerprint, slo_id,
     impact_start, impact_start_source, detected_at, detected_at_source,
@@ -129,6 +129,32 @@ def incident_frame(con: Any, order: Literal["detected", "impact"] = "impact") ->
     return con.execute(LIST_SQL.format(order=ORDERS[order]), _list_params(None, None, None)).df()
 
 
+# One incident's parts: what each holds and in which order, for every reader of one incident (the
+# CLI's and API's JSON through `incident_detail`, the dashboard's frames through `detail_part`).
+DETAIL_SQL = {
+    "slos": "SELECT slo_id, budget_consumed FROM incident_slos WHERE incident_id = ? ORDER BY 1",
+    "alerts": "SELECT dedup_key, source, status, fingerprint, severity, title, starts_at, ends_at,"
+    " received_at FROM alerts WHERE incident_id = ? ORDER BY inbox_seq",
+    "triage_attempts": "SELECT * FROM triage WHERE incident_id = ? ORDER BY attempt",
+    "remediations": "SELECT * FROM remediations WHERE incident_id = ? ORDER BY created_at, id",
+    "notifications": "SELECT * FROM notifications WHERE incident_id = ? ORDER BY sent_at",
+    "action_items": "SELECT * FROM action_items WHERE incident_id = ? ORDER BY created_at, id",
+    "documents": "SELECT kind, created_at, due_at, model_written, body FROM documents WHERE incident_id = ?"
+    " ORDER BY created_at, kind",
+    "timeline": "SELECT * FROM timeline WHERE incident_id = ? ORDER BY occurred_at, seq",
+    # Steps failing on this incident (issue 11): the cycle goes on without it and retries each time.
+    "step_failures": "SELECT step, record, error, attempts, first_at, last_at, cleared_at FROM step_failures"
+    " WHERE incident_id = ? ORDER BY first_at, step",
+}
+
+
+def detail_part(con: Any, incident_id: str, part: str) -> pd.DataFrame:
+    """One part of an incident (`DETAIL_SQL`) as a DataFrame, times as timestamps, without the
+    incident id every row repeats: what the dashboard shows."""
+    frame = con.execute(DETAIL_SQL[part], [incident_id]).df()
+    return frame.drop(columns=["incident_id"], errors="ignore")
+
+
 def incident_detail(con: Any, incident_id: str) -> dict[str, Any] | None:
     """One incident with everything that happened to it (module docstring); None when unknown."""
     found = rows(con, "SELECT * FROM incidents WHERE id = ?", [incident_id])
@@ -137,46 +163,8 @@ def incident_detail(con: Any, incident_id: str) -> dict[str, Any] | None:
     out = found[0]
     listed = [r for r in list_incidents(con) if r["id"] == incident_id]
     out["triage"] = listed[0]["triage"] if listed else None
-    out["slos"] = rows(
-        con,
-        "SELECT slo_id, budget_consumed FROM incident_slos WHERE incident_id = ? ORDER BY 1",
-        [incident_id],
-    )
-    out["alerts"] = rows(
-        con,
-        "SELECT dedup_key, source, status, fingerprint, severity, title, starts_at, ends_at, received_at"
-        " FROM alerts WHERE incident_id = ? ORDER BY inbox_seq",
-        [incident_id],
-    )
-    out["triage_attempts"] = rows(
-        con, "SELECT * FROM triage WHERE incident_id = ? ORDER BY attempt", [incident_id]
-    )
-    out["remediations"] = rows(
-        con, "SELECT * FROM remediations WHERE incident_id = ? ORDER BY created_at, id", [incident_id]
-    )
-    out["notifications"] = rows(
-        con, "SELECT * FROM notifications WHERE incident_id = ? ORDER BY sent_at", [incident_id]
-    )
-    out["action_items"] = rows(
-        con, "SELECT * FROM action_items WHERE incident_id = ? ORDER BY created_at, id", [incident_id]
-    )
-    out["documents"] = rows(
-        con,
-        "SELECT kind, created_at, due_at, model_written, body FROM documents WHERE incident_id = ?"
-        " ORDER BY created_at, kind",
-        [incident_id],
-    )
-    timeline = rows(
-        con, "SELECT * FROM timeline WHERE incident_id = ? ORDER BY occurred_at, seq", [incident_id]
-    )
-    for entry in timeline:
+    for part, sql in DETAIL_SQL.items():
+        out[part] = rows(con, sql, [incident_id])
+    for entry in out["timeline"]:
         entry["data"] = json.loads(entry["data"]) if entry["data"] else None
-    out["timeline"] = timeline
-    # Steps failing on this incident (issue 11): the cycle goes on without it and retries each time.
-    out["step_failures"] = rows(
-        con,
-        "SELECT step, record, error, attempts, first_at, last_at, cleared_at FROM step_failures"
-        " WHERE incident_id = ? ORDER BY first_at, step",
-        [incident_id],
-    )
     return out

@@ -231,7 +231,9 @@ def create_app(
         request: Request,
         limit: int | None = Query(None, ge=1, le=100_000),
         status: str | None = Query(
-            None, description="triggered | acknowledged | mitigated | resolved | closed"
+            None,
+            description="triggered | acknowledged | mitigated | resolved | closed, "
+            "or open (any but resolved and closed)",
         ),
     ) -> JSONResponse:
         state: _State = request.app.state.slo

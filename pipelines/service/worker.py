@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import Settings
-from pipelines.errors import (
-    SloError,
-)
+from pipelines.errors import SloError
 from pipelines.inbox import Inbox
 from pipelines.model import Slo
 from pipelines.timeutil import iso, minute_of, utc_now

@@ -304,6 +304,18 @@ def test_incident_acknowledge_is_disabled_once_acknowledged(env: DemoStore) -> N
     assert not at.button(key="retriage").disabled
 
 
+def test_a_root_cause_the_validator_refuses_is_said_on_the_page_and_not_sent(env: DemoStore) -> None:
+    """The one command validator refuses text over 4,000 characters at every door: the form says so
+    (the page does not crash) and nothing reaches the inbox."""
+    at = page("incidents", incident="DASH-1")
+    before = len(inbox_rows(env))
+    at.text_area(key="rc_text").set_value("x" * 4001)
+    at.button(key="FormSubmitter:root_cause-Record root cause").click().run()
+    assert not at.exception
+    assert any("4000" in e.value or "4,000" in e.value for e in at.error), [e.value for e in at.error]
+    assert len(inbox_rows(env)) == before
+
+
 def test_incident_root_cause_and_action_item_forms(env: DemoStore) -> None:
     at = page("incidents", incident="DASH-1")
     before = len(inbox_rows(env))

@@ -252,7 +252,7 @@ def test_settings_from_the_environment() -> None:
         ("HTTP Status Code 404 (b'')", "http", False, "no Prometheus API at http://p:9090 (HTTP 404)"),
     ],
 )
-def testhttp_errors_are_classified(text: str, kind: str, transient: bool, message: str) -> None:
+def test_http_errors_are_classified(text: str, kind: str, transient: bool, message: str) -> None:
     error = http_error(text, "http://p:9090")
     assert (error.kind, error.transient) == (kind, transient)
     assert message in str(error)
