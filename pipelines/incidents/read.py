@@ -103,11 +103,14 @@ def _list_params(status: str | None, service: str | None, limit: int | None) -> 
     return [service, service, status, status, status, limit if limit is not None else 2**62]
 
 
+def _triage(latest: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any] | None:
+    """The triage object of an incident's latest attempt (null when it has no triage yet)."""
+    return None if latest.get("method") is None else {k: latest[k] for k in fields}
+
+
 def _listing(row: dict[str, Any], triage_fields: tuple[str, ...]) -> dict[str, Any]:
-    """The row with its flat `triage_*` columns folded into one `triage` object (last, null when the
-    incident has no triage yet)."""
-    latest = {k: row.pop(f"triage_{k}") for k in TRIAGE_FIELDS}
-    row["triage"] = None if latest["method"] is None else {k: latest[k] for k in triage_fields}
+    """The row with its flat `triage_*` columns folded into one `triage` object."""
+    row["triage"] = _triage({k: row.pop(f"triage_{k}") for k in TRIAGE_FIELDS}, triage_fields)
     return row
 
 
@@ -161,10 +164,10 @@ def incident_detail(con: Any, incident_id: str) -> dict[str, Any] | None:
     if not found:
         return None
     out = found[0]
-    listed = [r for r in list_incidents(con) if r["id"] == incident_id]
-    out["triage"] = listed[0]["triage"] if listed else None
-    for part, sql in DETAIL_SQL.items():
-        out[part] = rows(con, sql, [incident_id])
+    parts = {part: rows(con, sql, [incident_id]) for part, sql in DETAIL_SQL.items()}
+    attempts = parts["triage_attempts"]  # in attempt order: the last is the one the list shows
+    out["triage"] = _triage(attempts[-1], TRIAGE_FIELDS) if attempts else None
+    out.update(parts)
     for entry in out["timeline"]:
         entry["data"] = json.loads(entry["data"]) if entry["data"] else None
     return out

@@ -91,6 +91,23 @@ def test_cli_service_and_dashboard_list_the_same_incidents(
     assert frame.loc[1, "impact_start"] == pd.Timestamp("2026-11-23 11:00:00")
 
 
+def test_show_gives_the_triage_the_list_gives(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`slo incidents show --json` takes the latest of the attempts it shows (the rules' second, not
+    the model's first), the object `list --json` gives; no triage yet is null in both."""
+    capsys.readouterr()
+    assert main(["incidents", "list", "--json"]) == 0
+    listed = {r["id"]: r["triage"] for r in json.loads(capsys.readouterr().out)}
+    for iid in ("INC-0001", "INC-0002"):
+        assert main(["incidents", "show", iid, "--json"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["triage"] == listed[iid]
+    assert listed == {
+        "INC-0001": {"method": "rules", "severity": "SEV2", "recommended_action": "escalate",
+                     "confidence": 0.9, "model": None},
+        "INC-0002": None,
+    }  # fmt: skip
+
+
 def test_the_dashboard_duration_figures_are_the_rollups() -> None:
     # Five resolved incidents in 2026-Q3 with TTR 10…50 min (TTD 1…5), and one still open.
     con = store()
