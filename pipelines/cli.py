@@ -300,11 +300,10 @@ def _run_prometheus(args: argparse.Namespace, settings: Settings, started: float
         print(
             f"warning: {slo}: {minutes} minute(s) had good events outside 0…valid (clipped)", file=sys.stderr
         )
-    iso = "%Y-%m-%dT%H:%M:%SZ"
     pulled = {
         "requests": stats.requests,
         "ranges": {
-            slo: [datetime_of(a).strftime(iso), datetime_of(b).strftime(iso)]
+            slo: [iso(datetime_of(a)), iso(datetime_of(b))]
             for slo, (a, b) in sorted(stats.ranges.items())
         },
     }

@@ -42,7 +42,7 @@ from pipelines.sources import Pull
 from pipelines.sources import prometheus as prometheus_source
 from pipelines.staleness import SourceState, mark_stale, record_source_state, source_states
 from pipelines.store import Snapshot, Writer, snapshot_problem
-from pipelines.timeutil import datetime_of
+from pipelines.timeutil import datetime_of, utc_now
 
 
 class Stage(Protocol):
@@ -78,7 +78,7 @@ def run_cycle(
 ) -> CycleReport:
     """Store what was pulled, evaluate every SLO up to `pull.end`, run the incident stage and the
     analytics stage, and publish a snapshot. `reset` rebuilds the store from nothing."""
-    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    started = utc_now()
     stage = stage or IncidentStage()
     with open_writer(settings.data_dir) as writer:
         if reset:
@@ -136,7 +136,7 @@ def published_source_states(data_dir: Path, source: str) -> dict[str, SourceStat
         return {}
     try:
         with snapshot.connection() as con:
-            return dict(source_states(con, source))
+            return source_states(con, source)
     finally:
         snapshot.close()
 
@@ -147,7 +147,7 @@ def apply_inbox(settings: Settings, stage: Stage | None = None) -> bool:
     stage = stage or IncidentStage()
     try:
         with open_writer(settings.data_dir) as writer:
-            stage(writer.db, settings, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+            stage(writer.db, settings, utc_now())
             writer.publish()
     except WriterBusy:
         return False
@@ -198,7 +198,7 @@ def _record_run(
         [
             run_id,
             started,
-            dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            utc_now(),
             pull.origin,
             lo,
             pull.end,

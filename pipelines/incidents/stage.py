@@ -37,6 +37,7 @@ from pipelines.incidents.steps.remediate import expire_lost_remediations, queue_
 from pipelines.incidents.steps.timers import run_timers
 from pipelines.incidents.steps.triage import triage_pending
 from pipelines.incidents.steps.verify import verify_remediations
+from pipelines.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,7 @@ class IncidentStage:
     runner: Runner | None = None
 
     def __call__(self, con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> ProcessReport:
-        wall = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        return process(con, settings, max(wall, end), runner=self.runner)
+        return process(con, settings, max(utc_now(), end), runner=self.runner)
 
 
 def process(
