@@ -132,6 +132,11 @@ def test_the_package_has_no_import_cycles() -> None:
     assert cycles(graph) == []
 
 
+def test_promql_imports_nothing_but_the_model() -> None:
+    """The one PromQL module reads query text only: the spec readers import it, never the reverse."""
+    assert import_graph()["pipelines.promql"] == {"pipelines.model"}
+
+
 def test_no_module_imports_a_private_name_from_another() -> None:
     offenders = []
     for path in sorted(
