@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from pipelines.incidents.contract import SEVERITIES
+from tests.support.prometheus_server import stop
 from tests.support.realparts import free_port, require_binary
 from tests.support.rules_stack import (
     SPEC,
@@ -37,7 +38,6 @@ from tests.support.rules_stack import (
     guide_alertmanager_yml,
     page_alerts,
     serve,
-    stop,
     wait,
 )
 from tests.support.service import ROOT, running_service

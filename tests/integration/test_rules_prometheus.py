@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.prometheus_server import stop
 from tests.support.realparts import free_port, require_binary
 from tests.support.rules_stack import (
     SPEC,
@@ -28,7 +29,6 @@ from tests.support.rules_stack import (
     guide_alertmanager_yml,
     page_alerts,
     serve,
-    stop,
     wait,
 )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import threading
 import time
 import urllib.request
@@ -121,15 +120,6 @@ def guide_alertmanager_yml(ingest_port: int, token_file: Path) -> str:
         .replace("/etc/alertmanager/slo_ingest_token", str(token_file))
         .replace("group_wait: 10s", "group_wait: 1s")
     )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
 
 
 def get(url: str) -> Any:
