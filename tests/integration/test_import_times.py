@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipelines.inbox import Inbox
 from pipelines.store import SNAPSHOT_FILE, Snapshot
+from tests.support.cli import slo
 from tests.support.review_store import build_review_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,12 +42,6 @@ CASES = {
 }
 
 
-def slo(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLO_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
 
 
 def _assert_refused(done: subprocess.CompletedProcess[str], path: Path, starts: list[str]) -> None:

@@ -4,9 +4,6 @@ are worked out by hand in `tests/support/review_store.py`."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +19,7 @@ from pipelines.analytics.quarter import Quarter
 from pipelines.analytics.render import SECTIONS, render_html
 from pipelines.store import Snapshot
 from pipelines.timeutil import minute_of
+from tests.support.cli import slo
 from tests.support.review_store import build_review_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,17 +33,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "data"
 
 
-def slo(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
-    env["SLO_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_json_report_has_the_design_fields_with_hand_checked_figures(data_dir: Path, tmp_path: Path) -> None:

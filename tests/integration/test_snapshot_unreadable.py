@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from pipelines.config import Settings
 from pipelines.cycle import republish_if_unreadable
 from pipelines.service.worker import idle_cycle
 from pipelines.store import HEADER_BYTES, SNAPSHOT_FILE, snapshot_problem
+from tests.support.cli import slo
 from tests.support.review_store import build_review_store
 from tests.support.service import running_service
 
@@ -79,13 +79,6 @@ def _copy(pristine: Path, to: Path) -> Settings:
     return Settings(data_dir=to / "data", specs_dir=to / "specs")
 
 
-def slo(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
-    env["SLO_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
 
 
 def _readings(data_dir: Path) -> dict[str, Any]:
