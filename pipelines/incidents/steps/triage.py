@@ -1,23 +1,32 @@
 """Triage step: triage each pending incident (the model or the rules), store it, and route it.
 
 Runs within a per-cycle time budget, so a slow model never hides new incidents; a triage that cannot
-run escalates the incident to a human.
+run escalates the incident to a human. The SLO status of every pending incident's service is read
+once for the cycle (`context.slo_statuses`), not once per incident.
+
+History (`triage_history`): an incident none of whose alerts was still firing when it reached us (every
+alert's resolution came no later than its firing notification was received, as when a history load
+replays alerts that ended long ago) is triaged first, in bulk, by the rules, without a model call,
+and resolved at its last alert's end; it is never routed, so nobody is paged or notified about it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import replace
 from typing import Any
 
 import duckdb
 
 from pipelines.config import Settings
-from pipelines.incidents.context import build_context
+from pipelines.incidents import rules_triage
+from pipelines.incidents.context import context_with, slo_statuses
 from pipelines.incidents.contract import TriageResult
 from pipelines.incidents.fold import add_timeline, incident
 from pipelines.incidents.isolation import Isolation
 from pipelines.incidents.routing import decide_route
+from pipelines.incidents.rows import records
 from pipelines.incidents.runbooks import load_runbook
 from pipelines.incidents.steps.route import apply_route
 
@@ -29,12 +38,14 @@ TRIAGE_BUDGET_S = 20.0
 def triage_pending(
     con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
 ) -> None:
-    ids = [
-        r[0]
-        for r in con.execute(
-            "SELECT id FROM incidents WHERE triage_pending AND status <> 'closed' ORDER BY created_at, id"
-        ).fetchall()
-    ]
+    triage_history(con, settings, now, iso)
+    pending = con.execute(
+        "SELECT id, service, detected_at FROM incidents WHERE triage_pending AND status <> 'closed' "
+        "ORDER BY created_at, id"
+    ).fetchall()
+    ids = [r[0] for r in pending]
+    # One evaluation of the SLOs of every service involved, at each triage's instant.
+    statuses = slo_statuses(con, [(service, max(now, detected)) for _, service, detected in pending])
     started = time.monotonic()
     for n, incident_id in enumerate(ids):
         if n and time.monotonic() - started > TRIAGE_BUDGET_S:  # at least one per cycle
@@ -63,6 +74,7 @@ def triage_pending(
             settings,
             now,
             incident_id,
+            statuses,
             transaction=False,
             on_failure=untriaged,
         ):
@@ -70,7 +82,11 @@ def triage_pending(
 
 
 def _triage_one(
-    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, incident_id: str
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    incident_id: str,
+    statuses: dict[tuple[str, dt.datetime], list[dict[str, Any]]],
 ) -> bool:
     """Triage and route one incident; True when it was triaged."""
     # Lazy for start-up time: the triage module loads the anthropic SDK (~2 s), needed only once an
@@ -81,7 +97,7 @@ def _triage_one(
     if inc is None:
         return False
     at = max(now, inc["detected_at"])
-    ctx = build_context(con, settings, inc, at)
+    ctx = context_with(con, settings, inc, statuses.get((inc["service"], at), []))
     result = run_triage(ctx, settings, at=inc["detected_at"])
     runbook = load_runbook(settings.runbooks_dir, inc["service"])
     decision = decide_route(result.severity, result, runbook.allowed_actions, runbook.critical_actions)
@@ -156,3 +172,89 @@ def _store_triage(
         },
     )
     return attempt
+
+
+# Incidents waiting for their first triage none of whose firing alerts was news: each has a resolved
+# notification (same fingerprint and start) whose end is no later than the firing one was received.
+HISTORY_SQL = """
+SELECT i.*, (SELECT max(r.ends_at) FROM alerts r WHERE r.incident_id = i.id AND r.status = 'resolved')
+       AS history_ended
+FROM incidents i
+WHERE i.triage_pending AND i.status = 'triggered' AND NOT i.imported
+  AND NOT EXISTS (SELECT 1 FROM triage t WHERE t.incident_id = i.id)
+  AND EXISTS (SELECT 1 FROM alerts f WHERE f.incident_id = i.id AND f.status = 'firing')
+  AND NOT EXISTS (
+      SELECT 1 FROM alerts f WHERE f.incident_id = i.id AND f.status = 'firing'
+        AND NOT EXISTS (
+            SELECT 1 FROM alerts r WHERE r.incident_id = i.id AND r.status = 'resolved'
+              AND r.fingerprint = f.fingerprint AND r.starts_at = f.starts_at
+              AND r.ends_at IS NOT NULL AND r.ends_at <= f.received_at))
+ORDER BY i.created_at, i.id
+"""
+
+HISTORY_NOTE = (
+    "History: every alert of this incident had resolved before it was received (e.g. a history load), "
+    "so it was triaged by the rules in bulk, without a model call, and nobody was paged."
+)
+
+
+def triage_history(
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
+) -> int:
+    """Triage the history incidents (see the module docstring) in bulk; how many."""
+    incs = records(con, HISTORY_SQL, [])
+    if not incs:
+        return 0
+    statuses = slo_statuses(con, [(inc["service"], max(now, inc["detected_at"])) for inc in incs])
+    done = 0
+    for inc in incs:
+        if iso.run("triage", inc["id"], inc["id"], _history_one, con, settings, now, inc, statuses):
+            iso.report.triaged.append(inc["id"])
+            done += 1
+    return done
+
+
+def _history_one(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    inc: dict[str, Any],
+    statuses: dict[tuple[str, dt.datetime], list[dict[str, Any]]],
+) -> bool:
+    """Rules triage, no route, resolved at the last alert's end; runs in the isolation's transaction."""
+    ended = inc.pop("history_ended")
+    iid = inc["id"]
+    at = max(now, inc["detected_at"])
+    ctx = context_with(con, settings, inc, statuses.get((inc["service"], at), []))
+    result = rules_triage.classify(ctx, at=inc["detected_at"])
+    result = replace(result, rationale=f"{result.rationale} {HISTORY_NOTE}")
+    _store_triage(con, inc, result, at)
+    ended = max(ended, inc["detected_at"])
+    con.execute(
+        """UPDATE incidents SET severity = ?, triage_pending = FALSE, status = 'resolved',
+               resolved_at = ?, resolved_at_source = 'alerts',
+               mitigated_at = coalesce(mitigated_at, ?),
+               mitigated_at_source = coalesce(mitigated_at_source, 'alerts (implied by resolve)'),
+               updated_at = greatest(updated_at, ?) WHERE id = ?""",
+        [result.severity, ended, ended, at, iid],
+    )
+    con.execute("UPDATE incident_slos SET budget_consumed = NULL WHERE incident_id = ?", [iid])
+    add_timeline(
+        con,
+        iid,
+        at,
+        "route",
+        "router",
+        "not routed: every alert had resolved before it was received (history); nobody is paged",
+        data={"route": None, "history": True},
+    )
+    add_timeline(
+        con,
+        iid,
+        ended,
+        "resolved",
+        "alerts",
+        "resolved: every alert had ended (history)",
+        data={"from": "triggered"},
+    )
+    return True
