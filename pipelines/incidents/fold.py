@@ -176,6 +176,8 @@ class _Cache:
     known_keys: set[str]
     by_fingerprint: dict[tuple[str, str], str] | None = None
     by_slo: dict[tuple[str, str], str] | None = None
+    # impact_start estimates of the batch's firing alerts that name an SLO, in one set-based query
+    impacts: dict[tuple[str, dt.datetime], impact.ImpactEstimate] = field(default_factory=dict)
 
     @classmethod
     def for_rows(cls, con: duckdb.DuckDBPyConnection, rows: Sequence[Row]) -> _Cache:
@@ -190,7 +192,7 @@ class _Cache:
             if keys
             else set()
         )
-        return cls(known)
+        return cls(known, impacts=_impacts_of(con, rows, known))
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         if self.by_fingerprint is not None:
@@ -220,6 +222,25 @@ class _Cache:
 
     def drop(self) -> None:
         self.by_fingerprint = self.by_slo = None
+
+
+def _impacts_of(
+    con: duckdb.DuckDBPyConnection, rows: Sequence[Row], known: set[str]
+) -> dict[tuple[str, dt.datetime], impact.ImpactEstimate]:
+    """The impact estimates a batch may need (its new firing alerts that name an SLO), all at once;
+    they depend only on the buckets, which the fold does not change."""
+    wanted: set[tuple[str, dt.datetime]] = set()
+    for row in rows:
+        if row.kind != "alert" or row.dedup_key in known:
+            continue
+        try:
+            alert = Alert.from_json(row.body)
+        except (TypeError, ValueError, KeyError):
+            continue  # the fold rejects it with the reason
+        if alert.status == "firing" and alert.slo:
+            wanted.add((alert.slo, alert.starts_at))
+    pairs = sorted(wanted)
+    return dict(zip(pairs, impact.impact_starts(con, pairs), strict=True)) if pairs else {}
 
 
 def _fold_batch(con: duckdb.DuckDBPyConnection, rows: Sequence[Row], report: FoldReport) -> None:
@@ -306,7 +327,7 @@ def fold_alert(
     if alert.status == "firing":
         incident_id = _incident_for_firing(con, alert, cache)
         if incident_id is None:
-            incident_id = open_incident(con, alert, received)
+            incident_id = open_incident(con, alert, received, cache.impacts if cache else None)
             report.opened.append(incident_id)
             if cache is not None:
                 cache.opened(con, incident_id, alert)
@@ -462,10 +483,19 @@ def linked_slos(con: duckdb.DuckDBPyConnection, alert: Alert) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def open_incident(con: duckdb.DuckDBPyConnection, alert: Alert, received: dt.datetime) -> str:
+def open_incident(
+    con: duckdb.DuckDBPyConnection,
+    alert: Alert,
+    received: dt.datetime,
+    impacts: dict[tuple[str, dt.datetime], impact.ImpactEstimate] | None = None,
+) -> str:
     incident_id = next_incident_id(con)
     slos = linked_slos(con, alert)
-    estimates = [impact.impact_start_for(con, slo, alert.starts_at) for slo in slos] or [
+    known = impacts or {}
+    estimates = [
+        known.get((slo, alert.starts_at)) or impact.impact_start_for(con, slo, alert.starts_at)
+        for slo in slos
+    ] or [
         impact.impact_start_for(con, None, alert.starts_at)
     ]
     best = min(estimates, key=lambda e: e.start)

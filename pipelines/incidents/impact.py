@@ -18,7 +18,11 @@ the SLO window (its length W: 30d, or the nominal 30d/90d of a calendar month/qu
 1.0 means one whole window's budget. Background errors inside the span count too: they are part of
 what the budget paid during the incident.
 
-The arithmetic is pure (`estimate_impact_start`, `budget_share`); `*_sql` helpers fetch the buckets.
+The arithmetic is pure (`estimate_impact_start`, `budget_share`); the SQL adapters fetch the buckets.
+`impact_starts` is the same estimate for any number of (SLO, alert start) pairs in a few set-based
+queries (the baseline from the engine's hourly checkpoints plus at most an hour of buckets per end, the
+walk as window functions over the look-back buckets); `impact_start_for` is its one-pair form, and the
+pure function is the oracle it is tested against.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 from pipelines.timeutil import datetime_of, minute_of
 
@@ -99,42 +104,156 @@ def impact_start_for(
     con: duckdb.DuckDBPyConnection, slo_id: str | None, alert_start: dt.datetime
 ) -> ImpactEstimate:
     """The documented estimate for one SLO, or the alert start when there is no SLO or no signal."""
-    fallback = ImpactEstimate(alert_start, "alert_start", "earliest alert start (no SLI signal before it)")
-    slo = _slo_row(con, slo_id) if slo_id else None
-    if slo is None:
-        return fallback
-    key, target, _ = slo
-    m0 = minute_of(alert_start)
-    lo = m0 - LOOKBACK_MINUTES
-    # Baseline: the bad share over the week before the look-back window.
-    base = con.execute(
-        "SELECT coalesce(sum(valid - good), 0), coalesce(sum(valid), 0) FROM buckets"
-        " WHERE slo_key = ? AND minute >= ? AND minute < ?",
-        [key, lo - BASELINE_MINUTES, lo],
-    ).fetchone()
-    baseline = (base[0] / base[1]) if base and base[1] else 0.0
-    # The one-minute buckets of the look-back window.
-    rows = con.execute(
-        "SELECT minute, good, valid FROM buckets WHERE slo_key = ? AND minute >= ? AND minute < ? "
-        "ORDER BY minute",
-        [key, lo, m0],
-    ).fetchall()
-    first, bounded, threshold = estimate_impact_start(
-        [(int(m), int(g), int(v)) for m, g, v in rows], m0, target, baseline
-    )
-    if first is None:
-        return fallback
-    start = datetime_of(first).replace(tzinfo=None)
-    method = (
-        f"{slo_id}: first minute of the stretch with bad share > {threshold:.6g} "
-        f"(max(2 × baseline {baseline:.6g}, 1 − target)) ending at the alert; "
-        f"{m0 - first} min before the alert"
-    )
-    if bounded:
-        return ImpactEstimate(
-            start, "sli_estimate_bounded", method + f" (look-back bound {LOOKBACK_MINUTES} min)"
+    return impact_starts(con, [(slo_id, alert_start)])[0]
+
+
+_MIN_MINUTE = -(2**31)
+
+# C(x) = Σ buckets before x, from the latest checkpoint at or before x (cumulative sums at hours).
+_AT_CHECKPOINT_SQL = """
+SELECT e.qid, e.slo_key, e.x, coalesce(c.minute, ?) AS h,
+       coalesce(c.cum_good, 0) AS cg, coalesce(c.cum_valid, 0) AS cv
+FROM _impact_ends e ASOF LEFT JOIN checkpoints c ON e.slo_key = c.slo_key AND e.x >= c.minute
+"""
+
+_CUMULATIVE_SQL = """
+SELECT a.qid, a.cg + coalesce(sum(b.good), 0), a.cv + coalesce(sum(b.valid), 0)
+FROM _impact_cp a
+LEFT JOIN (SELECT slo_key, minute, good, valid FROM buckets
+           WHERE minute >= ? AND minute < ? AND slo_key IN (SELECT unnest(?::INTEGER[]))) b
+  ON b.slo_key = a.slo_key AND b.minute >= a.h AND b.minute < a.x
+GROUP BY a.qid, a.cg, a.cv
+"""
+
+# The walk back from the alert, for every request at once: over the look-back minutes with data,
+# newest first (rn 1 = the minute before the alert), the walk stops at the first row that completes
+# QUIET consecutive non-elevated rows; the impact starts at the earliest elevated minute before it.
+_WALK_SQL = """
+WITH w AS (
+    SELECT r.qid, b.minute, (b.valid - b.good) / b.valid > r.threshold AS elevated,
+           row_number() OVER (PARTITION BY r.qid ORDER BY b.minute DESC) AS rn
+    FROM _impact_req r
+    JOIN (SELECT slo_key, minute, good, valid FROM buckets
+          WHERE minute >= ? AND minute < ? AND valid > 0
+            AND slo_key IN (SELECT unnest(?::INTEGER[]))) b
+      ON b.slo_key = r.slo_key AND b.minute >= r.m0 - r.lookback AND b.minute < r.m0
+), runs AS (
+    SELECT *, sum(CASE WHEN elevated THEN 1 ELSE 0 END) OVER last_q AS elevated_in_run,
+              count(*) OVER last_q AS run_length
+    FROM w
+    WINDOW last_q AS (PARTITION BY qid ORDER BY rn ROWS BETWEEN {quiet_before} PRECEDING AND CURRENT ROW)
+), stops AS (
+    SELECT qid, min(rn) FILTER (WHERE run_length = {quiet} AND elevated_in_run = 0) AS stop_rn
+    FROM runs GROUP BY qid
+)
+SELECT r.qid, min(r.minute) FILTER (WHERE r.elevated AND (s.stop_rn IS NULL OR r.rn < s.stop_rn)),
+       bool_and(s.stop_rn IS NULL)
+FROM runs r JOIN stops s USING (qid)
+GROUP BY r.qid
+"""
+
+
+def impact_starts(
+    con: duckdb.DuckDBPyConnection,
+    requests: Sequence[tuple[str | None, dt.datetime]],
+    *,
+    lookback: int = LOOKBACK_MINUTES,
+    quiet: int = QUIET_MINUTES,
+) -> list[ImpactEstimate]:
+    """`impact_start_for` of each (slo_id, alert start), in request order, in a few set-based queries
+    whatever the number of requests (the same definition as `estimate_impact_start`)."""
+    out = [
+        ImpactEstimate(start, "alert_start", "earliest alert start (no SLI signal before it)")
+        for _, start in requests
+    ]
+    wanted = sorted({slo for slo, _ in requests if slo})
+    slos = {
+        str(r[0]): (int(r[1]), float(r[2]))
+        for r in con.execute(
+            "SELECT slo_id, slo_key, target FROM slos WHERE slo_id IN (SELECT unnest(?::VARCHAR[]))",
+            [wanted],
+        ).fetchall()
+    } if wanted else {}
+    reqs = [
+        (q, slo, slos[slo][0], minute_of(start), slos[slo][1])
+        for q, (slo, start) in enumerate(requests)
+        if slo and slo in slos
+    ]
+    if not reqs:
+        return out
+    keys = sorted({key for _, _, key, _, _ in reqs})
+    m0s = [m0 for _, _, _, m0, _ in reqs]
+    # Baseline: the bad share over the BASELINE_MINUTES before the look-back window, as C(hi) − C(lo).
+    sums: dict[tuple[int, int], tuple[int, int]] = {}
+    for side, offset in ((0, lookback + BASELINE_MINUTES), (1, lookback)):
+        ends = pa.table(
+            {
+                "qid": pa.array([q for q, *_ in reqs], pa.int64()),
+                "slo_key": pa.array([key for _, _, key, _, _ in reqs], pa.int32()),
+                "x": pa.array([m0 - offset for _, _, _, m0, _ in reqs], pa.int64()),
+            }
         )
-    return ImpactEstimate(start, "sli_estimate", method)
+        con.register("_impact_ends", ends)
+        try:
+            rows = con.execute(_AT_CHECKPOINT_SQL, [_MIN_MINUTE]).fetchall()
+        finally:
+            con.unregister("_impact_ends")
+        names = ("qid", "slo_key", "x", "h", "cg", "cv")
+        cp = pa.table({n: pa.array([int(r[i]) for r in rows], pa.int64()) for i, n in enumerate(names)})
+        lo = min(int(r[3]) for r in rows)
+        hi = max(int(r[2]) for r in rows)
+        con.register("_impact_cp", cp)
+        try:
+            for qid, g, v in con.execute(_CUMULATIVE_SQL, [lo, hi, keys]).fetchall():
+                sums[(int(qid), side)] = (int(g), int(v))
+        finally:
+            con.unregister("_impact_cp")
+    baselines: dict[int, float] = {}
+    thresholds: dict[int, float] = {}
+    for q, _, _, _, target in reqs:
+        g0, v0 = sums[(q, 0)]
+        g1, v1 = sums[(q, 1)]
+        bad, valid = (v1 - v0) - (g1 - g0), v1 - v0
+        baselines[q] = (bad / valid) if valid else 0.0
+        thresholds[q] = max(2.0 * baselines[q], 1.0 - target)
+    req_table = pa.table(
+        {
+            "qid": pa.array([q for q, *_ in reqs], pa.int64()),
+            "slo_key": pa.array([key for _, _, key, _, _ in reqs], pa.int32()),
+            "m0": pa.array(m0s, pa.int64()),
+            "lookback": pa.array([lookback] * len(reqs), pa.int64()),
+            "threshold": pa.array([thresholds[q] for q, *_ in reqs], pa.float64()),
+        }
+    )
+    con.register("_impact_req", req_table)
+    try:
+        walked = {
+            int(qid): (None if first is None else int(first), bool(unbounded))
+            for qid, first, unbounded in con.execute(
+                _WALK_SQL.format(quiet=int(quiet), quiet_before=int(quiet) - 1),
+                [min(m0s) - lookback, max(m0s), keys],
+            ).fetchall()
+        }
+    finally:
+        con.unregister("_impact_req")
+    for q, slo, _, m0, _ in reqs:
+        first, unbounded = walked.get(q, (None, False))
+        if first is None:
+            continue
+        baseline, threshold = baselines[q], thresholds[q]
+        method = (
+            f"{slo}: first minute of the stretch with bad share > {threshold:.6g} "
+            f"(max(2 × baseline {baseline:.6g}, 1 − target)) ending at the alert; "
+            f"{m0 - first} min before the alert"
+        )
+        start = datetime_of(first).replace(tzinfo=None)
+        if unbounded:
+            out[q] = ImpactEstimate(
+                start, "sli_estimate_bounded", method + f" (look-back bound {LOOKBACK_MINUTES} min)"
+            )
+        else:
+            out[q] = ImpactEstimate(start, "sli_estimate", method)
+    return out
 
 
 def budget_consumed_for(
