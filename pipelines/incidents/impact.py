@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -108,6 +109,8 @@ def impact_start_for(
 
 
 _MIN_MINUTE = -(2**31)
+# Points whose bucket ranges lie within a day of each other share one bounded read of the buckets.
+CLUSTER_GAP_MINUTES = 1440
 
 # C(x) = Σ buckets before x, from the latest checkpoint at or before x (cumulative sums at hours).
 _AT_CHECKPOINT_SQL = """
@@ -153,6 +156,53 @@ GROUP BY r.qid
 """
 
 
+def cumulative_sums(
+    con: duckdb.DuckDBPyConnection, points: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """C(x) = (Σgood, Σvalid) of the buckets before minute x, for each (slo_key, x), in order.
+
+    From the engine's latest checkpoint at or before x (cumulative sums at hour boundaries, rebuilt by
+    every evaluation before the incident stage runs) plus the buckets from it to x: at most an hour of
+    buckets per point, read in one bounded query per cluster of nearby points."""
+    if not points:
+        return []
+    ends = pa.table(
+        {
+            "qid": pa.array(range(len(points)), pa.int64()),
+            "slo_key": pa.array([k for k, _ in points], pa.int32()),
+            "x": pa.array([x for _, x in points], pa.int64()),
+        }
+    )
+    con.register("_impact_ends", ends)
+    try:
+        rows = con.execute(_AT_CHECKPOINT_SQL, [_MIN_MINUTE]).fetchall()
+    finally:
+        con.unregister("_impact_ends")
+    out: list[tuple[int, int]] = [(0, 0)] * len(points)
+    rows.sort(key=lambda r: int(r[3]))
+    clusters: list[list[tuple[Any, ...]]] = []
+    reach = _MIN_MINUTE
+    for r in rows:
+        if clusters and int(r[3]) <= reach + CLUSTER_GAP_MINUTES:
+            clusters[-1].append(r)
+            reach = max(reach, int(r[2]))
+        else:
+            clusters.append([r])
+            reach = int(r[2])
+    names = ("qid", "slo_key", "x", "h", "cg", "cv")
+    for cluster in clusters:
+        cp = pa.table({n: pa.array([int(r[i]) for r in cluster], pa.int64()) for i, n in enumerate(names)})
+        lo, hi = min(int(r[3]) for r in cluster), max(int(r[2]) for r in cluster)
+        keys = sorted({int(r[1]) for r in cluster})
+        con.register("_impact_cp", cp)
+        try:
+            for qid, g, v in con.execute(_CUMULATIVE_SQL, [lo, hi, keys]).fetchall():
+                out[int(qid)] = (int(g), int(v))
+        finally:
+            con.unregister("_impact_cp")
+    return out
+
+
 def impact_starts(
     con: duckdb.DuckDBPyConnection,
     requests: Sequence[tuple[str | None, dt.datetime]],
@@ -184,30 +234,12 @@ def impact_starts(
     keys = sorted({key for _, _, key, _, _ in reqs})
     m0s = [m0 for _, _, _, m0, _ in reqs]
     # Baseline: the bad share over the BASELINE_MINUTES before the look-back window, as C(hi) − C(lo).
-    sums: dict[tuple[int, int], tuple[int, int]] = {}
-    for side, offset in ((0, lookback + BASELINE_MINUTES), (1, lookback)):
-        ends = pa.table(
-            {
-                "qid": pa.array([q for q, *_ in reqs], pa.int64()),
-                "slo_key": pa.array([key for _, _, key, _, _ in reqs], pa.int32()),
-                "x": pa.array([m0 - offset for _, _, _, m0, _ in reqs], pa.int64()),
-            }
-        )
-        con.register("_impact_ends", ends)
-        try:
-            rows = con.execute(_AT_CHECKPOINT_SQL, [_MIN_MINUTE]).fetchall()
-        finally:
-            con.unregister("_impact_ends")
-        names = ("qid", "slo_key", "x", "h", "cg", "cv")
-        cp = pa.table({n: pa.array([int(r[i]) for r in rows], pa.int64()) for i, n in enumerate(names)})
-        lo = min(int(r[3]) for r in rows)
-        hi = max(int(r[2]) for r in rows)
-        con.register("_impact_cp", cp)
-        try:
-            for qid, g, v in con.execute(_CUMULATIVE_SQL, [lo, hi, keys]).fetchall():
-                sums[(int(qid), side)] = (int(g), int(v))
-        finally:
-            con.unregister("_impact_cp")
+    ends = cumulative_sums(
+        con,
+        [(key, m0 - lookback - BASELINE_MINUTES) for _, _, key, m0, _ in reqs]
+        + [(key, m0 - lookback) for _, _, key, m0, _ in reqs],
+    )
+    sums = {(q, side): ends[side * len(reqs) + i] for side in (0, 1) for i, (q, *_) in enumerate(reqs)}
     baselines: dict[int, float] = {}
     thresholds: dict[int, float] = {}
     for q, _, _, _, target in reqs:
@@ -253,6 +285,45 @@ def impact_starts(
             )
         else:
             out[q] = ImpactEstimate(start, "sli_estimate", method)
+    return out
+
+
+def budgets_consumed(
+    con: duckdb.DuckDBPyConnection, requests: Sequence[tuple[str, dt.datetime, dt.datetime]]
+) -> list[float | None]:
+    """`budget_consumed_for(con, slo_id, start, end)` of each request, in order, from the cumulative
+    sums at three minutes per request (`cumulative_sums`): bad in [start, end) = C(end) − C(start),
+    the window's valid events = C(end) − C(end − W)."""
+    ids = sorted({slo for slo, _, _ in requests})
+    slos = (
+        {
+            str(r[0]): (int(r[1]), float(r[2]), int(r[3]))
+            for r in con.execute(
+                "SELECT slo_id, slo_key, target, window_minutes FROM slos "
+                "WHERE slo_id IN (SELECT unnest(?::VARCHAR[]))",
+                [ids],
+            ).fetchall()
+        }
+        if ids
+        else {}
+    )
+    out: list[float | None] = [None] * len(requests)
+    todo = []
+    for i, (slo, start, end) in enumerate(requests):
+        if slo not in slos:
+            continue
+        m_start, m_end = minute_of(start), minute_of(end)
+        if m_end <= m_start:
+            out[i] = 0.0
+            continue
+        todo.append((i, slos[slo], m_start, m_end))
+    points = [
+        (key, x) for _, (key, _, window), m_start, m_end in todo for x in (m_start, m_end - window, m_end)
+    ]
+    sums = cumulative_sums(con, points)
+    for n, (i, (_, target, _), _, _) in enumerate(todo):
+        (g0, v0), (_, vw), (g1, v1) = sums[3 * n : 3 * n + 3]
+        out[i] = budget_share((v1 - v0) - (g1 - g0), v1 - vw, target)
     return out
 
 
