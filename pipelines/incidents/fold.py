@@ -495,9 +495,7 @@ def open_incident(
     estimates = [
         known.get((slo, alert.starts_at)) or impact.impact_start_for(con, slo, alert.starts_at)
         for slo in slos
-    ] or [
-        impact.impact_start_for(con, None, alert.starts_at)
-    ]
+    ] or [impact.impact_start_for(con, None, alert.starts_at)]
     best = min(estimates, key=lambda e: e.start)
     repeat_of = _previous_with(con, alert.service, "fingerprint", alert.fingerprint, best.start, incident_id)
     severity = alert.severity if alert.severity in SEVERITIES else None

@@ -217,13 +217,17 @@ def impact_starts(
         for _, start in requests
     ]
     wanted = sorted({slo for slo, _ in requests if slo})
-    slos = {
-        str(r[0]): (int(r[1]), float(r[2]))
-        for r in con.execute(
-            "SELECT slo_id, slo_key, target FROM slos WHERE slo_id IN (SELECT unnest(?::VARCHAR[]))",
-            [wanted],
-        ).fetchall()
-    } if wanted else {}
+    slos = (
+        {
+            str(r[0]): (int(r[1]), float(r[2]))
+            for r in con.execute(
+                "SELECT slo_id, slo_key, target FROM slos WHERE slo_id IN (SELECT unnest(?::VARCHAR[]))",
+                [wanted],
+            ).fetchall()
+        }
+        if wanted
+        else {}
+    )
     reqs = [
         (q, slo, slos[slo][0], minute_of(start), slos[slo][1])
         for q, (slo, start) in enumerate(requests)
