@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from pipelines.timeutil import datetime_of, minute_of
 
@@ -116,12 +115,14 @@ CLUSTER_GAP_MINUTES = 1440
 _AT_CHECKPOINT_SQL = """
 SELECT e.qid, e.slo_key, e.x, coalesce(c.minute, ?) AS h,
        coalesce(c.cum_good, 0) AS cg, coalesce(c.cum_valid, 0) AS cv
-FROM _impact_ends e ASOF LEFT JOIN checkpoints c ON e.slo_key = c.slo_key AND e.x >= c.minute
+FROM (SELECT unnest(?::BIGINT[]) AS qid, unnest(?::INTEGER[]) AS slo_key, unnest(?::BIGINT[]) AS x) e
+ASOF LEFT JOIN checkpoints c ON e.slo_key = c.slo_key AND e.x >= c.minute
 """
 
 _CUMULATIVE_SQL = """
 SELECT a.qid, a.cg + coalesce(sum(b.good), 0), a.cv + coalesce(sum(b.valid), 0)
-FROM _impact_cp a
+FROM (SELECT unnest(?::BIGINT[]) AS qid, unnest(?::INTEGER[]) AS slo_key, unnest(?::BIGINT[]) AS x,
+             unnest(?::BIGINT[]) AS h, unnest(?::BIGINT[]) AS cg, unnest(?::BIGINT[]) AS cv) a
 LEFT JOIN (SELECT slo_key, minute, good, valid FROM buckets
            WHERE minute >= ? AND minute < ? AND slo_key IN (SELECT unnest(?::INTEGER[]))) b
   ON b.slo_key = a.slo_key AND b.minute >= a.h AND b.minute < a.x
@@ -135,7 +136,8 @@ _WALK_SQL = """
 WITH w AS (
     SELECT r.qid, b.minute, (b.valid - b.good) / b.valid > r.threshold AS elevated,
            row_number() OVER (PARTITION BY r.qid ORDER BY b.minute DESC) AS rn
-    FROM _impact_req r
+    FROM (SELECT unnest(?::BIGINT[]) AS qid, unnest(?::INTEGER[]) AS slo_key, unnest(?::BIGINT[]) AS m0,
+                 unnest(?::BIGINT[]) AS lookback, unnest(?::DOUBLE[]) AS threshold) r
     JOIN (SELECT slo_key, minute, good, valid FROM buckets
           WHERE minute >= ? AND minute < ? AND valid > 0
             AND slo_key IN (SELECT unnest(?::INTEGER[]))) b
@@ -166,18 +168,11 @@ def cumulative_sums(
     buckets per point, read in one bounded query per cluster of nearby points."""
     if not points:
         return []
-    ends = pa.table(
-        {
-            "qid": pa.array(range(len(points)), pa.int64()),
-            "slo_key": pa.array([k for k, _ in points], pa.int32()),
-            "x": pa.array([x for _, x in points], pa.int64()),
-        }
-    )
-    con.register("_impact_ends", ends)
-    try:
-        rows = con.execute(_AT_CHECKPOINT_SQL, [_MIN_MINUTE]).fetchall()
-    finally:
-        con.unregister("_impact_ends")
+    # Parameters, not registered tables: a caller's unfinished result never gets in the way.
+    rows = con.execute(
+        _AT_CHECKPOINT_SQL,
+        [_MIN_MINUTE, list(range(len(points))), [k for k, _ in points], [x for _, x in points]],
+    ).fetchall()
     out: list[tuple[int, int]] = [(0, 0)] * len(points)
     rows.sort(key=lambda r: int(r[3]))
     clusters: list[list[tuple[Any, ...]]] = []
@@ -189,17 +184,12 @@ def cumulative_sums(
         else:
             clusters.append([r])
             reach = int(r[2])
-    names = ("qid", "slo_key", "x", "h", "cg", "cv")
     for cluster in clusters:
-        cp = pa.table({n: pa.array([int(r[i]) for r in cluster], pa.int64()) for i, n in enumerate(names)})
-        lo, hi = min(int(r[3]) for r in cluster), max(int(r[2]) for r in cluster)
-        keys = sorted({int(r[1]) for r in cluster})
-        con.register("_impact_cp", cp)
-        try:
-            for qid, g, v in con.execute(_CUMULATIVE_SQL, [lo, hi, keys]).fetchall():
-                out[int(qid)] = (int(g), int(v))
-        finally:
-            con.unregister("_impact_cp")
+        columns = [[int(r[i]) for r in cluster] for i in range(6)]  # qid, slo_key, x, h, cg, cv
+        lo, hi = min(columns[3]), max(columns[2])
+        keys = sorted(set(columns[1]))
+        for qid, g, v in con.execute(_CUMULATIVE_SQL, [*columns, lo, hi, keys]).fetchall():
+            out[int(qid)] = (int(g), int(v))
     return out
 
 
@@ -252,26 +242,22 @@ def impact_starts(
         bad, valid = (v1 - v0) - (g1 - g0), v1 - v0
         baselines[q] = (bad / valid) if valid else 0.0
         thresholds[q] = max(2.0 * baselines[q], 1.0 - target)
-    req_table = pa.table(
-        {
-            "qid": pa.array([q for q, *_ in reqs], pa.int64()),
-            "slo_key": pa.array([key for _, _, key, _, _ in reqs], pa.int32()),
-            "m0": pa.array(m0s, pa.int64()),
-            "lookback": pa.array([lookback] * len(reqs), pa.int64()),
-            "threshold": pa.array([thresholds[q] for q, *_ in reqs], pa.float64()),
-        }
-    )
-    con.register("_impact_req", req_table)
-    try:
-        walked = {
-            int(qid): (None if first is None else int(first), bool(unbounded))
-            for qid, first, unbounded in con.execute(
-                _WALK_SQL.format(quiet=int(quiet), quiet_before=int(quiet) - 1),
-                [min(m0s) - lookback, max(m0s), keys],
-            ).fetchall()
-        }
-    finally:
-        con.unregister("_impact_req")
+    walked = {
+        int(qid): (None if first is None else int(first), bool(unbounded))
+        for qid, first, unbounded in con.execute(
+            _WALK_SQL.format(quiet=int(quiet), quiet_before=int(quiet) - 1),
+            [
+                [q for q, *_ in reqs],
+                [key for _, _, key, _, _ in reqs],
+                m0s,
+                [lookback] * len(reqs),
+                [thresholds[q] for q, *_ in reqs],
+                min(m0s) - lookback,
+                max(m0s),
+                keys,
+            ],
+        ).fetchall()
+    }
     for q, slo, _, m0, _ in reqs:
         first, unbounded = walked.get(q, (None, False))
         if first is None:
@@ -369,9 +355,9 @@ def span_counts(
     slo = _slo_row(con, slo_id)
     if slo is None:
         return None
-    row = con.execute(
-        "SELECT coalesce(sum(valid - good), 0), coalesce(sum(valid), 0) FROM buckets"
-        " WHERE slo_key = ? AND minute >= ? AND minute < ?",
-        [slo[0], minute_of(start), minute_of(end)],
-    ).fetchone()
-    return None if row is None else (int(row[0]), int(row[1]))
+    m_start, m_end = minute_of(start), minute_of(end)
+    if m_end <= m_start:
+        return (0, 0)
+    # C(end) − C(start) from the checkpoints: at most two hours of buckets, whatever the span.
+    (g0, v0), (g1, v1) = cumulative_sums(con, [(slo[0], m_start), (slo[0], m_end)])
+    return ((v1 - v0) - (g1 - g0), v1 - v0)

@@ -213,3 +213,26 @@ def test_budgets_consumed_equal_the_direct_sums(seed: int, checkpoint_every: int
     # The one-SLO form agrees as well.
     for (slo, start, end), expected in list(zip(requests, want, strict=True))[:20]:
         assert impact.budget_consumed_for(con, slo, start, end) == expected
+
+
+@pytest.mark.parametrize(("seed", "checkpoint_every"), [(8, 1), (9, None)])
+def test_span_counts_equal_the_direct_sums(seed: int, checkpoint_every: int | None) -> None:
+    con = _store(seed, checkpoint_every)
+    rng = random.Random(seed)
+    for _ in range(60):
+        start = rng.randrange(M0 - 500, M0 + 15000)
+        end = start + rng.choice([-2, 0, 1, 45, 700, 6000])
+        slo = rng.choice(["a/x", "b/z", "b/empty", "nope/none"])
+        got = impact.span_counts(
+            con, slo, datetime_of(start).replace(tzinfo=None), datetime_of(end).replace(tzinfo=None)
+        )
+        row = con.execute("SELECT slo_key FROM slos WHERE slo_id = ?", [slo]).fetchone()
+        if row is None:
+            assert got is None
+            continue
+        bad, valid = con.execute(
+            "SELECT coalesce(sum(valid - good), 0), coalesce(sum(valid), 0) FROM buckets "
+            "WHERE slo_key = ? AND minute >= ? AND minute < ?",
+            [row[0], start, end],
+        ).fetchone()
+        assert got == (int(bad), int(valid))
