@@ -348,16 +348,40 @@ def budget_consumed_for(
     return budget_share(bad, int(row[1]), target)
 
 
+def spans_counts(
+    con: duckdb.DuckDBPyConnection, requests: Sequence[tuple[str, dt.datetime, dt.datetime]]
+) -> list[tuple[int, int] | None]:
+    """`span_counts` of each (slo_id, start, end), in order: C(end) − C(start) for all at once."""
+    ids = sorted({slo for slo, _, _ in requests})
+    keys = (
+        {
+            str(r[0]): int(r[1])
+            for r in con.execute(
+                "SELECT slo_id, slo_key FROM slos WHERE slo_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
+            ).fetchall()
+        }
+        if ids
+        else {}
+    )
+    out: list[tuple[int, int] | None] = [None] * len(requests)
+    todo = []
+    for i, (slo, start, end) in enumerate(requests):
+        if slo not in keys:
+            continue
+        m_start, m_end = minute_of(start), minute_of(end)
+        if m_end <= m_start:
+            out[i] = (0, 0)
+        else:
+            todo.append((i, keys[slo], m_start, m_end))
+    sums = cumulative_sums(con, [(key, m) for _, key, m_start, m_end in todo for m in (m_start, m_end)])
+    for n, (i, _, _, _) in enumerate(todo):
+        (g0, v0), (g1, v1) = sums[2 * n], sums[2 * n + 1]
+        out[i] = ((v1 - v0) - (g1 - g0), v1 - v0)
+    return out
+
+
 def span_counts(
     con: duckdb.DuckDBPyConnection, slo_id: str, start: dt.datetime, end: dt.datetime
 ) -> tuple[int, int] | None:
     """(bad, valid) events of `slo_id` in [start, end): what users met during the incident."""
-    slo = _slo_row(con, slo_id)
-    if slo is None:
-        return None
-    m_start, m_end = minute_of(start), minute_of(end)
-    if m_end <= m_start:
-        return (0, 0)
-    # C(end) − C(start) from the checkpoints: at most two hours of buckets, whatever the span.
-    (g0, v0), (g1, v1) = cumulative_sums(con, [(slo[0], m_start), (slo[0], m_end)])
-    return ((v1 - v0) - (g1 - g0), v1 - v0)
+    return spans_counts(con, [(slo_id, start, end)])[0]
