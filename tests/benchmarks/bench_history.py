@@ -183,59 +183,58 @@ def main() -> dict[str, Any]:
     print(
         f"{slos:,} SLOs × {days} days = {rows:,} rows; {csv} ({csv.stat().st_size / 1e6:.0f} MB)", flush=True
     )
-    res["duckdb_scan"] = median([duckdb_scan(csv) for _ in range(runs)])
-    res["slo_csv"] = load_runs(base, specs, csv, runs)
-    res["slo_parquet"] = load_runs(base, specs, parquet, runs)
+    out = HERE / "results" / "history.json"
+    out.parent.mkdir(exist_ok=True)
+
+    def done(name: str, result: dict[str, Any], count: int | None = rows) -> None:
+        res[name] = result
+        print(line(name, result, count), flush=True)
+        out.write_text(json.dumps(res, indent=2))  # kept as it goes: a later case may run out of memory
+
+    print(HEADER, flush=True)
+    done("duckdb_scan", median([duckdb_scan(csv) for _ in range(runs)]))
+    done("slo_csv", load_runs(base, specs, csv, runs))
+    done("slo_parquet", load_runs(base, specs, parquet, runs))
     if pandas_runs:
         cmd = [sys.executable, str(Path(__file__)), "--pandas", str(slos), str(csv), str(days)]
-        res["pandas"] = median([timed(cmd) for _ in range(pandas_runs)])
-    res["minute"] = {str(days): more_minutes(base, specs, parquet, slos, minutes)}
+        done("pandas", median([timed(cmd) for _ in range(pandas_runs)]))
+    done(f"minute_after_{days}d", more_minutes(base, specs, parquet, slos, minutes), None)
     if long_days:
         long_specs, long_events = dataset(base, slos, long_days, "parquet")
-        res["minute"][str(long_days)] = more_minutes(base, long_specs, long_events, slos, minutes)
+        done(f"minute_after_{long_days}d", more_minutes(base, long_specs, long_events, slos, minutes), None)
     if big_slos:
         big_specs, big_events = dataset(base, big_slos, big_days, "parquet")
         data = base / "data-big"
         shutil.rmtree(data, ignore_errors=True)
-        res["big"] = {"slos": big_slos, "days": big_days, **slo_run(big_specs, data, big_events)}
+        big = {"slos": big_slos, "days": big_days, **slo_run(big_specs, data, big_events)}
+        done(f"slo_parquet_{big_slos}x{big_days}d", big, big_slos * big_days * 1440)
         shutil.rmtree(data, ignore_errors=True)
-    report(res)
+    ratios(res, days, long_days)
     out = HERE / "results" / "history.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(res, indent=2))
     return res
 
 
-def report(res: dict[str, Any]) -> None:
-    rows = res["rows"]
-    scan, csv = res["duckdb_scan"], res["slo_csv"]
-    print(f"\n{'case':34s} {'wall s':>8s} {'cpu s':>8s} {'peak MB':>8s} {'M rows/s':>9s} {'load':>5s}")
+HEADER = f"\n{'case':34s} {'wall s':>8s} {'cpu s':>8s} {'peak MB':>8s} {'M rows/s':>9s} {'load':>5s}"
 
-    def line(name: str, r: dict[str, Any], n: int | None = rows) -> None:
-        rate = f"{n / r['wall_s'] / 1e6:9.2f}" if n else " " * 9
-        print(f"{name:34s} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['rss_mb']:8.0f} {rate} {r['load']:5.1f}")
 
-    line("DuckDB scan of the CSV", scan)
-    line("slo run --source csv (CSV)", csv)
-    line("slo run --source csv (Parquet)", res["slo_parquet"])
-    if "pandas" in res:
-        line("pandas reference (CSV)", res["pandas"])
-    for days, r in res["minute"].items():
-        line(f"one more minute after {days} d", r, None)
-    if "big" in res:
-        big = res["big"]
-        line(
-            f"slo run {big['slos']:,} SLOs × {big['days']} d (Parquet)", big, big["slos"] * big["days"] * 1440
-        )
+def line(name: str, r: dict[str, Any], rows: int | None) -> str:
+    rate = f"{rows / r['wall_s'] / 1e6:9.2f}" if rows else " " * 9
+    return f"{name:34s} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['rss_mb']:8.0f} {rate} {r['load']:5.1f}"
+
+
+def ratios(res: dict[str, Any], days: int, long_days: int) -> None:
+    csv, scan = res["slo_csv"], res["duckdb_scan"]
     print()
     if "pandas" in res:
         print(f"slo run (CSV) vs pandas reference: {res['pandas']['wall_s'] / csv['wall_s']:.1f}× faster")
         ratio = res["pandas"]["wall_s"] / res["slo_parquet"]["wall_s"]
         print(f"slo run (Parquet) vs pandas reference: {ratio:.1f}× faster")
     print(f"slo run (CSV) / DuckDB scan of the CSV: {csv['wall_s'] / scan['wall_s']:.1f}×")
-    if len(res["minute"]) == 2:
-        short, long = (r["wall_s"] for r in res["minute"].values())
-        print(f"one more minute, long history / short history: {long / short:.2f}")
+    if long_days:
+        short, long = res[f"minute_after_{days}d"]["wall_s"], res[f"minute_after_{long_days}d"]["wall_s"]
+        print(f"one more minute, {long_days} d of history / {days} d: {long / short:.2f}")
 
 
 def test_history_benchmark() -> None:
