@@ -298,7 +298,8 @@ def main() -> int:
     }
     targets = {"burst_listed_s": 15, "burst_triaged_routed_s": 120, "storm_sev1_listed_s": 15}
     print(
-        f"\n{SLOS} SLOs × {DAYS} d in the store, worker every {CYCLE} s, median of {RUNS} (None: not within {TIMEOUT:g} s)"
+        f"\n{SLOS} SLOs × {DAYS} d in the store, worker every {CYCLE} s, median of {RUNS}"
+        f" (None: not within {TIMEOUT:g} s)"
     )
     print(f"{'measure':<28}{'median s':>10}{'target s':>10}  runs")
     for key, value in medians.items():
