@@ -1,4 +1,6 @@
 """The inbox fold: inbox rows, in `seq` order, become alerts, incidents and timeline entries in DuckDB.
+(The service's worker folds urgent rows, and only what they depend on, ahead of a backlog first:
+`fold_inbox` and `fold_order`.)
 
 No I/O but the DuckDB connection: triage, notifications and remediations run in the respond stage
 (`stage.py`), which reads what the fold left for it (`triage_pending`, `escalation_pending`, queued
@@ -28,6 +30,7 @@ import copy
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +39,8 @@ import duckdb
 
 from pipelines.analytics import importer
 from pipelines.errors import CommandError, MalformedInput
-from pipelines.inbox import Inbox, Row
-from pipelines.incidents import impact
+from pipelines.inbox import Head, Inbox, Row
+from pipelines.incidents import fold_order, impact
 from pipelines.incidents.commands import validate_args
 from pipelines.incidents.contract import SEVERITIES, Alert, Command, parse_time
 from pipelines.ingest.fields import plausible
@@ -48,6 +51,10 @@ log = logging.getLogger(__name__)
 OPEN_STATES = ("triggered", "acknowledged", "mitigated")
 REPEAT_DAYS = 30
 BATCH = 200
+# With a time budget (the service): smaller batches, so a batch ends soon after the budget does.
+BUDGET_BATCH = 25
+URGENT_PER_CYCLE = 1000  # urgent rows looked at per cycle (the rest next cycle)
+AHEAD_LIMIT = 2000  # rows folded ahead of the cursor per cycle, urgent ones and what they depend on
 
 # command → (states it may start from, state it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -128,17 +135,129 @@ def _touch(con: duckdb.DuckDBPyConnection, incident_id: str, at: dt.datetime) ->
 # --- the fold -------------------------------------------------------------------------------------
 
 
-def fold_inbox(con: duckdb.DuckDBPyConnection, inbox: Inbox, *, max_rows: int | None = None) -> FoldReport:
-    """Fold every inbox row after the cursor, in order; batches commit with the cursor."""
+def fold_inbox(
+    con: duckdb.DuckDBPyConnection,
+    inbox: Inbox,
+    *,
+    max_rows: int | None = None,
+    budget_s: float | None = None,
+) -> FoldReport:
+    """Fold the inbox rows after the cursor; batches commit with the cursor.
+
+    Without `budget_s` (every command, `slo run`, `slo demo`): every row, in `seq` order. With it (the
+    service's worker, issue 13): first the urgent rows and the earlier rows they depend on
+    (`fold_order`), then the backlog in `seq` order until `budget_s` seconds are spent (at least one
+    batch of each); the next cycle goes on where this one stopped.
+
+    Rows folded ahead of the cursor commit their effects without moving it. The backlog pass then
+    recognises them (`_folded_ahead`: the alert stored under that seq and key, the command's key in
+    `folded_commands`, the row's seq and key in `inbox_rejects`) and only moves the cursor past them,
+    so a crash at any point neither loses a row nor folds one twice.
+    """
     report = FoldReport()
+    stored = _stored_seq(con)
     cursor = _cursor(con, inbox, report)
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    if deadline is not None:
+        _fold_urgent_first(con, inbox, cursor, stored, report, deadline)
+    size = BATCH if deadline is None else BUDGET_BATCH
+    first = True
     while max_rows is None or report.rows < max_rows:
-        rows = inbox.read_since(cursor, BATCH if max_rows is None else min(BATCH, max_rows - report.rows))
+        if deadline is not None and not first and time.monotonic() > deadline:
+            break
+        rows = inbox.read_since(cursor, size if max_rows is None else min(size, max_rows - report.rows))
         if not rows:
             break
-        _fold_batch(con, rows, report)
+        _fold_batch(con, rows, report, ahead=_folded_ahead(con, rows, stored))
         cursor = rows[-1].seq
+        first = False
     return report
+
+
+def _stored_seq(con: duckdb.DuckDBPyConnection) -> int:
+    """The cursor as stored: rows after it may have been folded ahead of it."""
+    row = con.execute("SELECT last_seq FROM inbox_cursor").fetchone()
+    return int(row[0]) if row and row[0] else 0
+
+
+def _fold_urgent_first(
+    con: duckdb.DuckDBPyConnection,
+    inbox: Inbox,
+    cursor: int,
+    stored: int,
+    report: FoldReport,
+    deadline: float,
+) -> None:
+    """Fold the urgent rows after the cursor, with what they depend on, in `seq` order, without moving
+    the cursor (stops at the deadline after at least one batch; a `seq`-prefix of the set is closed)."""
+    urgent = inbox.urgent_since(cursor, URGENT_PER_CYCLE)
+    if not urgent:
+        return
+    heads = inbox.heads(cursor, urgent[-1])
+    done = _folded_ahead(con, heads, stored)
+    heads = [h for h in heads if h.seq not in done]
+    services = _command_services(con, [h for h in heads if h.kind == "command"])
+
+    def service_of(h: Head) -> str | None:
+        if h.kind == "alert":
+            return h.service
+        return services.get(h.seq) if h.kind == "command" else None
+
+    seqs = fold_order.ahead_of_backlog(heads, service_of, AHEAD_LIMIT)
+    for i in range(0, len(seqs), BUDGET_BATCH):
+        if i and time.monotonic() > deadline:
+            break
+        rows = inbox.read_seqs(seqs[i : i + BUDGET_BATCH])
+        if rows:
+            _fold_batch(con, rows, report, advance=False)
+
+
+def _command_services(con: duckdb.DuckDBPyConnection, commands: Sequence[Head]) -> dict[int, str]:
+    """The service of the incident each command names (by our id, else by external id); a command whose
+    incident is not there yet is left out (its service is unknown)."""
+    out: dict[int, str] = {}
+    for h in commands:
+        row = None
+        if h.incident_id:
+            row = con.execute("SELECT service FROM incidents WHERE id = ?", [h.incident_id]).fetchone()
+        if row is None and h.external_id:
+            row = con.execute(
+                "SELECT service FROM incidents WHERE external_id = ? OR id = ?"
+                " ORDER BY created_at DESC LIMIT 1",
+                [h.external_id, h.external_id],
+            ).fetchone()
+        if row is not None:
+            out[h.seq] = str(row[0])
+    return out
+
+
+def _folded_ahead(con: duckdb.DuckDBPyConnection, rows: Sequence[Row | Head], stored: int) -> set[int]:
+    """The seqs among `rows` (all after the stored cursor) that an earlier cycle folded ahead of it."""
+    later = [r for r in rows if r.seq > stored]
+    if not later:
+        return set()
+    seqs = [r.seq for r in later]
+    keys = [r.dedup_key for r in later]
+    # Alerts stored, and rows rejected, under this very seq and key; commands by their key.
+    pairs = set(
+        con.execute(
+            """SELECT inbox_seq, dedup_key FROM alerts WHERE list_contains(?, dedup_key)
+               UNION ALL SELECT seq, dedup_key FROM inbox_rejects WHERE list_contains(?, seq)""",
+            [keys, seqs],
+        ).fetchall()
+    )
+    commands = [r.dedup_key for r in later if r.kind == "command"]
+    folded = (
+        {
+            str(k[0])
+            for k in con.execute(
+                "SELECT dedup_key FROM folded_commands WHERE list_contains(?, dedup_key)", [commands]
+            ).fetchall()
+        }
+        if commands
+        else set()
+    )
+    return {r.seq for r in later if (r.seq, r.dedup_key) in pairs or r.dedup_key in folded}
 
 
 def _cursor(con: duckdb.DuckDBPyConnection, inbox: Inbox, report: FoldReport) -> int:
@@ -222,15 +341,26 @@ class _Cache:
         self.by_fingerprint = self.by_slo = None
 
 
-def _fold_batch(con: duckdb.DuckDBPyConnection, rows: Sequence[Row], report: FoldReport) -> None:
-    """One transaction for the batch; if anything unexpected fails, redo it row by row."""
+def _fold_batch(
+    con: duckdb.DuckDBPyConnection,
+    rows: Sequence[Row],
+    report: FoldReport,
+    *,
+    ahead: set[int] | frozenset[int] = frozenset(),
+    advance: bool = True,
+) -> None:
+    """One transaction for the batch; if anything unexpected fails, redo it row by row. Rows in
+    `ahead` were folded already (ahead of the cursor): the cursor only moves past them. With
+    `advance=False` (rows folded ahead) the cursor stays where it is."""
     snapshot = copy.deepcopy(report)
+    todo = [row for row in rows if row.seq not in ahead]
     con.execute("BEGIN TRANSACTION")
     try:
-        cache = _Cache.for_rows(con, rows)
-        for row in rows:
+        cache = _Cache.for_rows(con, todo)
+        for row in todo:
             _fold_row(con, row, report, cache)
-        _advance(con, rows[-1])
+        if advance:
+            _advance(con, rows[-1])
         con.execute("COMMIT")
         return
     except Exception:
@@ -239,14 +369,17 @@ def _fold_batch(con: duckdb.DuckDBPyConnection, rows: Sequence[Row], report: Fol
     for row in rows:
         con.execute("BEGIN TRANSACTION")
         try:
-            _fold_row(con, row, report)
-            _advance(con, row)
+            if row.seq not in ahead:
+                _fold_row(con, row, report)
+            if advance:
+                _advance(con, row)
             con.execute("COMMIT")
         except Exception as exc:  # an unforeseen failure: keep the row's reason, move on
             con.execute("ROLLBACK")
             con.execute("BEGIN TRANSACTION")
             _reject(con, row, f"could not be applied: {exc.__class__.__name__}: {exc}", report)
-            _advance(con, row)
+            if advance:
+                _advance(con, row)
             con.execute("COMMIT")
 
 
