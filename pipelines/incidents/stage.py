@@ -48,9 +48,20 @@ class IncidentStage:
     the data's end when a source's data runs ahead of it). The service passes its thread runner."""
 
     runner: Runner | None = None
+    # The service's per-cycle budgets (issue 13): seconds of folding, and of triage for incidents below
+    # SEV2, so a storm's backlog drains over several short cycles. None: everything in one go.
+    fold_budget_s: float | None = None
+    backlog_triage_budget_s: float | None = None
 
     def __call__(self, con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> ProcessReport:
-        return process(con, settings, max(utc_now(), end), runner=self.runner)
+        return process(
+            con,
+            settings,
+            max(utc_now(), end),
+            runner=self.runner,
+            fold_budget_s=self.fold_budget_s,
+            backlog_triage_budget_s=self.backlog_triage_budget_s,
+        )
 
 
 def process(
@@ -61,8 +72,12 @@ def process(
     inbox: Inbox | None = None,
     runner: Runner | None = None,
     emit_engine_alerts: bool = True,
+    fold_budget_s: float | None = None,
+    backlog_triage_budget_s: float | None = None,
 ) -> ProcessReport:
-    """Run the incident stage once at `now` (naive or aware UTC)."""
+    """Run the incident stage once at `now` (naive or aware UTC). With budgets, the fold takes urgent
+    rows first and stops after `fold_budget_s`; triage takes SEV1/SEV2 incidents first and stops on the
+    others after `backlog_triage_budget_s` (`fold.fold_inbox`, `steps.triage.triage_pending`)."""
     now = now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
     inbox = inbox or Inbox(settings.data_dir)
     runner = runner or SyncRunner(inbox, settings)
@@ -71,10 +86,10 @@ def process(
     if emit_engine_alerts:
         report.engine_alerts = _guard(report, "engine alerts", engine_alerts.emit, con, inbox, now) or 0
     for _ in range(3):  # a synchronous runner's results come back through the inbox: fold them too
-        merge_fold(report.fold, fold_inbox(con, inbox))
+        merge_fold(report.fold, fold_inbox(con, inbox, budget_s=fold_budget_s))
         todo = _agenda(con)
         if todo["triage"]:
-            _guard(report, "triage", triage_pending, con, settings, now, iso)
+            _guard(report, "triage", triage_pending, con, settings, now, iso, backlog_triage_budget_s)
         queued = (
             _guard(report, "remediation", queue_remediations, con, settings, now, runner, iso) or 0
             if todo["queued"] or todo["triage"]

@@ -27,17 +27,27 @@ TRIAGE_BUDGET_S = 20.0
 
 
 def triage_pending(
-    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    iso: Isolation,
+    backlog_budget_s: float | None = None,
 ) -> None:
+    """Triage pending incidents, oldest first. With `backlog_budget_s` (the service, issue 13) SEV1/SEV2
+    incidents go first, so a page never waits behind a storm's tickets, and the others stop after
+    `backlog_budget_s` seconds (the rest wait for the next cycle, listed but not yet triaged)."""
+    first = "coalesce(severity IN ('SEV1', 'SEV2'), FALSE)" if backlog_budget_s is not None else "FALSE"
     ids = [
-        r[0]
+        (str(r[0]), bool(r[1]))
         for r in con.execute(
-            "SELECT id FROM incidents WHERE triage_pending AND status <> 'closed' ORDER BY created_at, id"
+            f"""SELECT id, coalesce(severity IN ('SEV1', 'SEV2'), FALSE) FROM incidents
+                WHERE triage_pending AND status <> 'closed' ORDER BY {first} DESC, created_at, id"""
         ).fetchall()
     ]
     started = time.monotonic()
-    for n, incident_id in enumerate(ids):
-        if n and time.monotonic() - started > TRIAGE_BUDGET_S:  # at least one per cycle
+    for n, (incident_id, urgent) in enumerate(ids):
+        budget = TRIAGE_BUDGET_S if urgent or backlog_budget_s is None else backlog_budget_s
+        if n and time.monotonic() - started > budget:  # at least one per cycle
             # The writer must publish: the rest wait for the next cycle, visible but not yet triaged.
             iso.report.errors.append(
                 f"triage budget used up; {len(ids) - n} incident(s) wait for the next cycle"
