@@ -83,6 +83,7 @@ class FoldReport:
     rejected: int = 0
     imports: int = 0
     refolds: int = 0  # cursors given up because the inbox no longer held their row
+    ahead: int = 0  # rows folded ahead of the cursor (urgent ones and what they depend on)
 
 
 def _now_naive(t: dt.datetime) -> dt.datetime:
@@ -146,8 +147,9 @@ def fold_inbox(
 
     Without `budget_s` (every command, `slo run`, `slo demo`): every row, in `seq` order. With it (the
     service's worker, issue 13): first the urgent rows and the earlier rows they depend on
-    (`fold_order`), then the backlog in `seq` order until `budget_s` seconds are spent (at least one
-    batch of each); the next cycle goes on where this one stopped.
+    (`fold_order`), then the backlog in `seq` order until `budget_s` seconds are spent, at least one
+    batch of it, and only that one when urgent rows were folded (this cycle publishes them soon); the
+    next cycle goes on where this one stopped.
 
     Rows folded ahead of the cursor commit their effects without moving it. The backlog pass then
     recognises them (`_folded_ahead`: the alert stored under that seq and key, the command's key in
@@ -163,7 +165,7 @@ def fold_inbox(
     size = BATCH if deadline is None else BUDGET_BATCH
     first = True
     while max_rows is None or report.rows < max_rows:
-        if deadline is not None and not first and time.monotonic() > deadline:
+        if deadline is not None and not first and (report.ahead or time.monotonic() > deadline):
             break
         rows = inbox.read_since(cursor, size if max_rows is None else min(size, max_rows - report.rows))
         if not rows:
@@ -210,6 +212,7 @@ def _fold_urgent_first(
         rows = inbox.read_seqs(seqs[i : i + BUDGET_BATCH])
         if rows:
             _fold_batch(con, rows, report, advance=False)
+            report.ahead += len(rows)
 
 
 def _command_services(con: duckdb.DuckDBPyConnection, commands: Sequence[Head]) -> dict[int, str]:

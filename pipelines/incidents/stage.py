@@ -86,7 +86,10 @@ def process(
     if emit_engine_alerts:
         report.engine_alerts = _guard(report, "engine alerts", engine_alerts.emit, con, inbox, now) or 0
     for _ in range(3):  # a synchronous runner's results come back through the inbox: fold them too
-        merge_fold(report.fold, fold_inbox(con, inbox, budget_s=fold_budget_s))
+        folded = fold_inbox(con, inbox, budget_s=fold_budget_s)
+        merge_fold(report.fold, folded)
+        if folded.ahead and backlog_triage_budget_s is not None:
+            backlog_triage_budget_s = 0.0  # urgent rows came in: publish them soon, the backlog waits
         todo = _agenda(con)
         if todo["triage"]:
             _guard(report, "triage", triage_pending, con, settings, now, iso, backlog_triage_budget_s)
