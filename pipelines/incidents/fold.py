@@ -103,21 +103,26 @@ def add_timeline(
     *,
     actor: str | None = None,
     data: dict[str, Any] | None = None,
+    seq: int | None = None,
 ) -> None:
-    """Append one step to an incident's timeline (seq is the order it was recorded in)."""
+    """Append one step to an incident's timeline (seq is the order it was recorded in). `seq` is given
+    only by whoever knows it: the incident being opened, whose timeline has no row yet (this saves a
+    scan of the timeline per step, which a storm of new incidents pays thousands of times)."""
+    values = [
+        _now_naive(at),
+        kind,
+        source,
+        actor,
+        message,
+        json.dumps(data, default=str, sort_keys=True) if data is not None else None,
+    ]
+    if seq is not None:
+        con.execute("INSERT INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [incident_id, seq, *values])
+        return
     con.execute(
         """INSERT INTO timeline
            SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ?, ?, ?, ? FROM timeline WHERE incident_id = ?""",
-        [
-            incident_id,
-            _now_naive(at),
-            kind,
-            source,
-            actor,
-            message,
-            json.dumps(data, default=str, sort_keys=True) if data is not None else None,
-            incident_id,
-        ],
+        [incident_id, *values, incident_id],
     )
 
 
@@ -298,6 +303,13 @@ class _Cache:
     known_keys: set[str]
     by_fingerprint: dict[tuple[str, str], str] | None = None
     by_slo: dict[tuple[str, str], str] | None = None
+    next_number: int | None = None  # of the next INC-NNNN (read once, then counted)
+
+    def next_incident_id(self, con: duckdb.DuckDBPyConnection) -> str:
+        if self.next_number is None:
+            self.next_number = int(next_incident_id(con)[4:])
+        self.next_number += 1
+        return f"INC-{self.next_number - 1:04d}"
 
     @classmethod
     def for_rows(cls, con: duckdb.DuckDBPyConnection, rows: Sequence[Row]) -> _Cache:
@@ -442,7 +454,9 @@ def fold_alert(
     if alert.status == "firing":
         incident_id = _incident_for_firing(con, alert, cache)
         if incident_id is None:
-            incident_id = open_incident(con, alert, received)
+            incident_id = open_incident(
+                con, alert, received, incident_id=cache.next_incident_id(con) if cache is not None else None
+            )
             report.opened.append(incident_id)
             if cache is not None:
                 cache.opened(con, incident_id, alert)
@@ -598,8 +612,12 @@ def linked_slos(con: duckdb.DuckDBPyConnection, alert: Alert) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def open_incident(con: duckdb.DuckDBPyConnection, alert: Alert, received: dt.datetime) -> str:
-    incident_id = next_incident_id(con)
+def open_incident(
+    con: duckdb.DuckDBPyConnection, alert: Alert, received: dt.datetime, *, incident_id: str | None = None
+) -> str:
+    """Open a new incident for a firing alert (`incident_id`: the next free one, when the caller knows
+    it). Its timeline starts here, so its steps are numbered here."""
+    incident_id = incident_id or next_incident_id(con)
     slos = linked_slos(con, alert)
     estimates = [impact.impact_start_for(con, slo, alert.starts_at) for slo in slos] or [
         impact.impact_start_for(con, None, alert.starts_at)
@@ -641,6 +659,7 @@ def open_incident(con: duckdb.DuckDBPyConnection, alert: Alert, received: dt.dat
         best.source,
         f"impact started (estimated: {best.method})",
         data={"slos": slos},
+        seq=1,
     )
     add_timeline(
         con,
@@ -656,6 +675,7 @@ def open_incident(con: duckdb.DuckDBPyConnection, alert: Alert, received: dt.dat
             "labels": alert.labels,
             "external_id": alert.external_id,
         },
+        seq=2,
     )
     if repeat_of:
         add_timeline(
@@ -666,6 +686,7 @@ def open_incident(con: duckdb.DuckDBPyConnection, alert: Alert, received: dt.dat
             "fold",
             f"repeat of {repeat_of} (same fingerprint within {REPEAT_DAYS} days of its resolution)",
             data={"repeat_of": repeat_of},
+            seq=3,
         )
     return incident_id
 

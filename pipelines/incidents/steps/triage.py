@@ -36,12 +36,12 @@ def triage_pending(
     """Triage pending incidents, oldest first. With `backlog_budget_s` (the service, issue 13) SEV1/SEV2
     incidents go first, so a page never waits behind a storm's tickets, and the others stop after
     `backlog_budget_s` seconds (the rest wait for the next cycle, listed but not yet triaged)."""
-    first = "coalesce(severity IN ('SEV1', 'SEV2'), FALSE)" if backlog_budget_s is not None else "FALSE"
+    order = "urgent DESC, created_at, id" if backlog_budget_s is not None else "created_at, id"
     ids = [
         (str(r[0]), bool(r[1]))
         for r in con.execute(
-            f"""SELECT id, coalesce(severity IN ('SEV1', 'SEV2'), FALSE) FROM incidents
-                WHERE triage_pending AND status <> 'closed' ORDER BY {first} DESC, created_at, id"""
+            f"""SELECT id, coalesce(severity IN ('SEV1', 'SEV2'), FALSE) AS urgent FROM incidents
+                WHERE triage_pending AND status <> 'closed' ORDER BY {order}"""
         ).fetchall()
     ]
     started = time.monotonic()
