@@ -153,8 +153,9 @@ def fold_inbox(
     Without `budget_s` (every command, `slo run`, `slo demo`): every row, in `seq` order. With it (the
     service's worker, issue 13): first the urgent rows and the earlier rows they depend on
     (`fold_order`), then the backlog in `seq` order until `budget_s` seconds are spent, at least one
-    batch of it, and only that one when urgent rows were folded (this cycle publishes them soon); the
-    next cycle goes on where this one stopped.
+    batch of it; an urgent row that comes in meanwhile is folded at once. Once urgent rows were
+    folded the backlog stops (this cycle publishes them soon); the next cycle goes on where this one
+    stopped.
 
     Rows folded ahead of the cursor commit their effects without moving it. The backlog pass then
     recognises them (`_folded_ahead`: the alert stored under that seq and key, the command's key in
@@ -165,13 +166,15 @@ def fold_inbox(
     stored = _stored_seq(con)
     cursor = _cursor(con, inbox, report)
     deadline = None if budget_s is None else time.monotonic() + budget_s
-    if deadline is not None:
-        _fold_urgent_first(con, inbox, cursor, stored, report, deadline)
+    seen = _fold_urgent_first(con, inbox, cursor, stored, report, deadline) if deadline is not None else 0
     size = BATCH if deadline is None else BUDGET_BATCH
     first = True
     while max_rows is None or report.rows < max_rows:
-        if deadline is not None and not first and (report.ahead or time.monotonic() > deadline):
-            break
+        if deadline is not None and not first:
+            if inbox.urgent_since(max(cursor, seen), 1):  # a page came in while the backlog folds
+                seen = _fold_urgent_first(con, inbox, cursor, stored, report, deadline)
+            if report.ahead or time.monotonic() > deadline:
+                break
         rows = inbox.read_since(cursor, size if max_rows is None else min(size, max_rows - report.rows))
         if not rows:
             break
@@ -194,12 +197,13 @@ def _fold_urgent_first(
     stored: int,
     report: FoldReport,
     deadline: float,
-) -> None:
+) -> int:
     """Fold the urgent rows after the cursor, with what they depend on, in `seq` order, without moving
-    the cursor (stops at the deadline after at least one batch; a `seq`-prefix of the set is closed)."""
+    the cursor (stops at the deadline after at least one batch; a `seq`-prefix of the set is closed).
+    Returns the last urgent seq it looked at (the cursor when there was none)."""
     urgent = inbox.urgent_since(cursor, URGENT_PER_CYCLE)
     if not urgent:
-        return
+        return cursor
     heads = inbox.heads(cursor, urgent[-1])
     done = _folded_ahead(con, heads, stored)
     heads = [h for h in heads if h.seq not in done]
@@ -218,6 +222,7 @@ def _fold_urgent_first(
         if rows:
             _fold_batch(con, rows, report, advance=False)
             report.ahead += len(rows)
+    return urgent[-1]
 
 
 def _command_services(con: duckdb.DuckDBPyConnection, commands: Sequence[Head]) -> dict[int, str]:

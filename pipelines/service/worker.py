@@ -22,9 +22,10 @@ log = logging.getLogger("slo.serve")
 
 # Per-cycle budgets of the service's incident stage (issue 13): a storm's backlog drains over several
 # short cycles, while urgent alerts and SEV1/SEV2 incidents go first in each (`fold.fold_inbox`,
-# `steps.triage.triage_pending`). With a 5 s cycle, an urgent alert is listed within about two cycles'
-# fixed cost plus these.
-FOLD_BUDGET_S = 2.0
+# `steps.triage.triage_pending`). An urgent alert that arrives while the backlog folds is folded at once
+# and stops the backlog; one that arrives later waits for the rest of that cycle, then the cycle it
+# woke publishes it.
+FOLD_BUDGET_S = 4.0
 BACKLOG_TRIAGE_BUDGET_S = 2.0
 
 
