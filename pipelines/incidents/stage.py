@@ -27,7 +27,7 @@ import duckdb
 from pipelines.config import Settings
 from pipelines.inbox import Inbox
 from pipelines.incidents import engine_alerts
-from pipelines.incidents.fold import fold_inbox
+from pipelines.incidents.fold import FoldReport, fold_inbox
 from pipelines.incidents.isolation import Isolation, ProcessReport, merge_fold
 from pipelines.incidents.runners import Runner, SyncRunner
 from pipelines.incidents.steps.budgets import update_budgets
@@ -49,7 +49,8 @@ class IncidentStage:
 
     runner: Runner | None = None
     # The service's per-cycle budgets (issue 13): seconds of folding, and of triage for incidents below
-    # SEV2, so a storm's backlog drains over several short cycles. None: everything in one go.
+    # SEV2 while the fold has a backlog, so a storm's backlog drains over several short cycles. None:
+    # everything in one go.
     fold_budget_s: float | None = None
     backlog_triage_budget_s: float | None = None
 
@@ -75,9 +76,9 @@ def process(
     fold_budget_s: float | None = None,
     backlog_triage_budget_s: float | None = None,
 ) -> ProcessReport:
-    """Run the incident stage once at `now` (naive or aware UTC). With budgets, the fold takes urgent
-    rows first and stops after `fold_budget_s`; triage takes SEV1/SEV2 incidents first and stops on the
-    others after `backlog_triage_budget_s` (`fold.fold_inbox`, `steps.triage.triage_pending`)."""
+    """Run the incident stage once at `now` (naive or aware UTC). With `fold_budget_s` (the service),
+    the fold takes urgent rows first and stops after `fold_budget_s`, and triage takes SEV1/SEV2
+    incidents first (`fold.fold_inbox`, `_triage_budgeted`)."""
     now = now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
     inbox = inbox or Inbox(settings.data_dir)
     runner = runner or SyncRunner(inbox, settings)
@@ -88,11 +89,23 @@ def process(
     for _ in range(3):  # a synchronous runner's results come back through the inbox: fold them too
         folded = fold_inbox(con, inbox, budget_s=fold_budget_s)
         merge_fold(report.fold, folded)
-        if folded.ahead and backlog_triage_budget_s is not None:
-            backlog_triage_budget_s = 0.0  # urgent rows came in: publish them soon, the backlog waits
         todo = _agenda(con)
         if todo["triage"]:
-            _guard(report, "triage", triage_pending, con, settings, now, iso, backlog_triage_budget_s)
+            if fold_budget_s is None:
+                _guard(report, "triage", triage_pending, con, settings, now, iso)
+            else:
+                _guard(
+                    report,
+                    "triage",
+                    _triage_budgeted,
+                    con,
+                    settings,
+                    now,
+                    iso,
+                    inbox,
+                    folded,
+                    backlog_triage_budget_s,
+                )
         queued = (
             _guard(report, "remediation", queue_remediations, con, settings, now, runner, iso) or 0
             if todo["queued"] or todo["triage"]
@@ -115,6 +128,33 @@ def process(
     for error in report.errors:
         log.warning("incident stage: %s", error)
     return report
+
+
+def _triage_budgeted(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    iso: Isolation,
+    inbox: Inbox,
+    folded: FoldReport,
+    backlog_s: float | None,
+) -> None:
+    """The service's triage (issue 13): SEV1/SEV2 incidents first. Below SEV2: nothing more once this
+    cycle folded urgent rows (it publishes them soon); `backlog_s` while the fold has a backlog, so
+    the next cycle folds and lists more soon; the usual budget once it has caught up. Either way a
+    page arriving meanwhile stops the rest."""
+    seen = inbox.last_seq()
+    (folded_to,) = con.execute("SELECT last_seq FROM inbox_cursor").fetchone() or (0,)
+    budget = 0.0 if folded.ahead else backlog_s if seen > int(folded_to or 0) else None
+    triage_pending(
+        con,
+        settings,
+        now,
+        iso,
+        budget,
+        urgent_first=True,
+        interrupted=lambda: bool(inbox.urgent_since(seen, 1)),
+    )
 
 
 def _guard(report: ProcessReport, step: str, fn: Callable[..., Any], *args: Any) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -32,11 +33,15 @@ def triage_pending(
     now: dt.datetime,
     iso: Isolation,
     backlog_budget_s: float | None = None,
+    *,
+    urgent_first: bool = False,
+    interrupted: Callable[[], bool] | None = None,
 ) -> None:
-    """Triage pending incidents, oldest first. With `backlog_budget_s` (the service, issue 13) SEV1/SEV2
-    incidents go first, so a page never waits behind a storm's tickets, and the others stop after
-    `backlog_budget_s` seconds (the rest wait for the next cycle, listed but not yet triaged)."""
-    order = "urgent DESC, created_at, id" if backlog_budget_s is not None else "created_at, id"
+    """Triage pending incidents, oldest first. The service (issue 13) passes `urgent_first`: SEV1/SEV2
+    incidents go first, so a page never waits behind a storm's tickets; the others stop after
+    `backlog_budget_s` seconds, or as soon as `interrupted()` says a page came in (the rest wait for
+    the next cycle, listed but not yet triaged)."""
+    order = "urgent DESC, created_at, id" if urgent_first else "created_at, id"
     ids = [
         (str(r[0]), bool(r[1]))
         for r in con.execute(
@@ -47,7 +52,8 @@ def triage_pending(
     started = time.monotonic()
     for n, (incident_id, urgent) in enumerate(ids):
         budget = TRIAGE_BUDGET_S if urgent or backlog_budget_s is None else backlog_budget_s
-        if n and time.monotonic() - started > budget:  # at least one per cycle
+        # at least one per cycle
+        if n and (time.monotonic() - started > budget or (not urgent and interrupted and interrupted())):
             # The writer must publish: the rest wait for the next cycle, visible but not yet triaged.
             iso.report.errors.append(
                 f"triage budget used up; {len(ids) - n} incident(s) wait for the next cycle"
