@@ -140,12 +140,13 @@ def _triage_budgeted(
     backlog_s: float | None,
 ) -> None:
     """The service's triage (issue 13): SEV1/SEV2 incidents first. Below SEV2: nothing more once this
-    cycle folded urgent rows (it publishes them soon); `backlog_s` while the fold has a backlog, so
-    the next cycle folds and lists more soon; the usual budget once it has caught up. Either way a
-    page arriving meanwhile stops the rest."""
+    cycle folded urgent rows (it publishes them soon); `backlog_s` when it opened incidents or the fold
+    has a backlog, so what was folded is listed soon and the next cycle folds more; the usual budget
+    only when nothing new came in. Either way, anything arriving meanwhile stops it: every accepted
+    alert is listed within seconds, and the triage goes on next cycle."""
     seen = inbox.last_seq()
     (folded_to,) = con.execute("SELECT last_seq FROM inbox_cursor").fetchone() or (0,)
-    budget = 0.0 if folded.ahead else backlog_s if seen > int(folded_to or 0) else None
+    budget = 0.0 if folded.ahead else backlog_s if folded.opened or seen > int(folded_to or 0) else None
     triage_pending(
         con,
         settings,
@@ -153,7 +154,7 @@ def _triage_budgeted(
         iso,
         budget,
         urgent_first=True,
-        interrupted=lambda: bool(inbox.urgent_since(seen, 1)),
+        interrupted=lambda: inbox.last_seq() > seen,
     )
 
 

@@ -39,8 +39,8 @@ def triage_pending(
 ) -> None:
     """Triage pending incidents, oldest first. The service (issue 13) passes `urgent_first`: SEV1/SEV2
     incidents go first, so a page never waits behind a storm's tickets; the others stop after
-    `backlog_budget_s` seconds, or as soon as `interrupted()` says a page came in (the rest wait for
-    the next cycle, listed but not yet triaged)."""
+    `backlog_budget_s` seconds, or as soon as `interrupted()` says new input came in (the rest wait
+    for the next cycle, listed but not yet triaged)."""
     order = "urgent DESC, created_at, id" if urgent_first else "created_at, id"
     ids = [
         (str(r[0]), bool(r[1]))
