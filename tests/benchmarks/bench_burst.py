@@ -184,10 +184,29 @@ def post(svc: Service, body: bytes) -> dict[str, Any]:
 
 
 def listing(svc: Service) -> list[dict[str, Any]]:
-    status, rows = svc.request(
-        "GET", "/api/incidents", headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
-    )
+    """The incidents `GET /api/incidents` lists; none while it does not answer (a busy service may
+    take longer than the request's timeout: that counts as not listed yet)."""
+    try:
+        status, rows = svc.request(
+            "GET", "/api/incidents", headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
+        )
+    except OSError:
+        return []
     return list(rows) if status == 200 else []
+
+
+def worker_status(svc: Service) -> dict[str, Any]:
+    try:
+        return dict(svc.health()["worker"])
+    except (OSError, KeyError, TypeError):
+        return {}
+
+
+def fold_lag(svc: Service) -> int | None:
+    try:
+        return int(svc.health()["fold"]["lag"])
+    except (OSError, KeyError, TypeError):
+        return None
 
 
 def run_burst(work: Path, specs: Path, store: Path, run: int) -> dict[str, Any]:
@@ -227,10 +246,14 @@ def run_burst(work: Path, specs: Path, store: Path, run: int) -> dict[str, Any]:
                 triaged_s = elapsed
                 break
             time.sleep(0.25)
-        worker = svc.health()["worker"]
+        worker = worker_status(svc)
     finally:
         stop_service(svc)
-    return {"listed_s": _round(listed_s), "triaged_routed_s": _round(triaged_s), "cycles": worker["cycles"]}
+    return {
+        "listed_s": _round(listed_s),
+        "triaged_routed_s": _round(triaged_s),
+        "cycles": worker.get("cycles"),
+    }
 
 
 def run_storm(work: Path, specs: Path, store: Path, run: int) -> dict[str, Any]:
@@ -267,20 +290,20 @@ def run_storm(work: Path, specs: Path, store: Path, run: int) -> dict[str, Any]:
             elapsed = time.monotonic() - accepted
             if listed_s is None and any(r["title"] == title for r in listing(svc)):
                 listed_s = elapsed
-            if folded_s is None and svc.health()["fold"].get("lag") == 0:
+            if folded_s is None and fold_lag(svc) == 0:
                 folded_s = elapsed
             if listed_s is not None and folded_s is not None:
                 break
             time.sleep(0.25)
-        worker = svc.health()["worker"]
+        worker = worker_status(svc)
     finally:
         stop_service(svc)
     return {
         "storm_accepted_s": _round(storm_accepted_s),
         "sev1_listed_s": _round(listed_s),
         "all_folded_s": _round(folded_s),
-        "cycles": worker["cycles"],
-        "last_cycle_s": worker["last_seconds"],
+        "cycles": worker.get("cycles"),
+        "last_cycle_s": worker.get("last_seconds"),
     }
 
 
