@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -27,17 +28,32 @@ TRIAGE_BUDGET_S = 20.0
 
 
 def triage_pending(
-    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    iso: Isolation,
+    backlog_budget_s: float | None = None,
+    *,
+    urgent_first: bool = False,
+    interrupted: Callable[[], bool] | None = None,
 ) -> None:
+    """Triage pending incidents, oldest first. The service (issue 13) passes `urgent_first`: SEV1/SEV2
+    incidents go first, so a page never waits behind a storm's tickets; the others stop after
+    `backlog_budget_s` seconds, or as soon as `interrupted()` says new input came in (the rest wait
+    for the next cycle, listed but not yet triaged)."""
+    order = "urgent DESC, created_at, id" if urgent_first else "created_at, id"
     ids = [
-        r[0]
+        (str(r[0]), bool(r[1]))
         for r in con.execute(
-            "SELECT id FROM incidents WHERE triage_pending AND status <> 'closed' ORDER BY created_at, id"
+            f"""SELECT id, coalesce(severity IN ('SEV1', 'SEV2'), FALSE) AS urgent FROM incidents
+                WHERE triage_pending AND status <> 'closed' ORDER BY {order}"""
         ).fetchall()
     ]
     started = time.monotonic()
-    for n, incident_id in enumerate(ids):
-        if n and time.monotonic() - started > TRIAGE_BUDGET_S:  # at least one per cycle
+    for n, (incident_id, urgent) in enumerate(ids):
+        budget = TRIAGE_BUDGET_S if urgent or backlog_budget_s is None else backlog_budget_s
+        # at least one per cycle
+        if n and (time.monotonic() - started > budget or (not urgent and interrupted and interrupted())):
             # The writer must publish: the rest wait for the next cycle, visible but not yet triaged.
             iso.report.errors.append(
                 f"triage budget used up; {len(ids) - n} incident(s) wait for the next cycle"
