@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -33,22 +34,40 @@ from pipelines.incidents.steps.route import apply_route
 # Seconds of triage per cycle (one model call may take its whole 30 s timeout): new incidents past it
 # are published untriaged and triaged in the next cycle, so a slow model never hides them.
 TRIAGE_BUDGET_S = 20.0
+# Pending incidents whose SLO status is read together (one evaluation of their services' SLOs).
+CONTEXT_CHUNK = 50
 
 
 def triage_pending(
-    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    iso: Isolation,
+    backlog_budget_s: float | None = None,
+    *,
+    urgent_first: bool = False,
+    interrupted: Callable[[], bool] | None = None,
 ) -> None:
+    """Triage pending incidents, oldest first. The service (issue 13) passes `urgent_first`: SEV1/SEV2
+    incidents go first, so a page never waits behind a storm's tickets; the others stop after
+    `backlog_budget_s` seconds, or as soon as `interrupted()` says new input came in (the rest wait
+    for the next cycle, listed but not yet triaged). History incidents (`triage_history`) go first,
+    in bulk, outside any budget: they cost no model call and page nobody."""
     triage_history(con, settings, now, iso)
+    order = "urgent DESC, created_at, id" if urgent_first else "created_at, id"
     pending = con.execute(
-        "SELECT id, service, detected_at FROM incidents WHERE triage_pending AND status <> 'closed' "
-        "ORDER BY created_at, id"
+        f"""SELECT id, coalesce(severity IN ('SEV1', 'SEV2'), FALSE) AS urgent, service, detected_at
+            FROM incidents WHERE triage_pending AND status <> 'closed' ORDER BY {order}"""
     ).fetchall()
-    ids = [r[0] for r in pending]
-    # One evaluation of the SLOs of every service involved, at each triage's instant.
-    statuses = slo_statuses(con, [(service, max(now, detected)) for _, service, detected in pending])
+    ids = [(str(r[0]), bool(r[1])) for r in pending]
+    # The SLO status of the services involved: one evaluation per chunk of incidents (a cycle that
+    # stops early after a budget never pays for the whole backlog).
+    statuses: dict[tuple[str, dt.datetime], list[dict[str, Any]]] = {}
     started = time.monotonic()
-    for n, incident_id in enumerate(ids):
-        if n and time.monotonic() - started > TRIAGE_BUDGET_S:  # at least one per cycle
+    for n, (incident_id, urgent) in enumerate(ids):
+        budget = TRIAGE_BUDGET_S if urgent or backlog_budget_s is None else backlog_budget_s
+        # at least one per cycle
+        if n and (time.monotonic() - started > budget or (not urgent and interrupted and interrupted())):
             # The writer must publish: the rest wait for the next cycle, visible but not yet triaged.
             iso.report.errors.append(
                 f"triage budget used up; {len(ids) - n} incident(s) wait for the next cycle"
@@ -65,6 +84,9 @@ def triage_pending(
                 [f"triage failed ({error[:200]})", incident_id],
             )
 
+        if (pending[n][2], max(now, pending[n][3])) not in statuses:
+            chunk = pending[n : n + CONTEXT_CHUNK]
+            statuses.update(slo_statuses(con, [(r[2], max(now, r[3])) for r in chunk]))
         if iso.run(
             "triage",
             incident_id,
