@@ -18,12 +18,12 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
 
+from pipelines import partitions
 from pipelines.errors import SnapshotUnreadable, StoreError, WriterBusy
 
 WORK_FILE = "work.duckdb"
@@ -33,6 +33,8 @@ LOCK_FILE = "writer.lock"
 # truncated or overwritten in place, or replaced by something else, and is published again. Not the
 # inode: a data directory copied with its times (cp -a, rsync -a, a restore) is still the same store.
 PUBLISHED_FILE = "published.json"
+# The name the snapshot being written is attached under in the writer's connection.
+PUBLISH_CATALOG = "publishing"
 # A DuckDB file starts with its main header and two database headers, 4 KiB each; a shorter file holds
 # no database at all.
 HEADER_BYTES = 3 * 4096
@@ -357,6 +359,37 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        6,
+        """
+        -- Publishing by partitions (issue 13; pipelines/partitions.py). Per big table: the lowest minute
+        -- written or deleted since the last publish (NULL: none), the newest minute ever written, and
+        -- the first day the last publish kept in the snapshot (the days before it are Parquet files).
+        CREATE TABLE publish_marks (
+            table_name VARCHAR PRIMARY KEY,
+            changed_from INTEGER,
+            last_minute INTEGER,
+            open_day INTEGER
+        );
+        INSERT INTO publish_marks SELECT 'buckets', min(minute), max(minute), NULL FROM buckets
+            HAVING count(*) > 0;
+        INSERT INTO publish_marks SELECT 'checkpoints', min(minute), max(minute), NULL FROM checkpoints
+            HAVING count(*) > 0;
+        INSERT INTO publish_marks SELECT 'slo_series', min(minute), max(minute), NULL FROM slo_series
+            HAVING count(*) > 0;
+        -- The files the last publish listed: one per big table and closed day (path under the data dir).
+        CREATE TABLE publish_parts (
+            table_name VARCHAR NOT NULL,
+            day INTEGER NOT NULL,             -- days since the Unix epoch, UTC
+            file VARCHAR NOT NULL,
+            rows BIGINT NOT NULL,
+            bytes BIGINT NOT NULL,
+            PRIMARY KEY (table_name, day)
+        );
+        -- Files no snapshot lists any more since retired_at (Unix seconds): deleted after a grace period.
+        CREATE TABLE publish_retired (file VARCHAR PRIMARY KEY, retired_at DOUBLE NOT NULL);
+        """,
+    ),
 ]
 
 
@@ -457,7 +490,8 @@ class Writer:
         return self.con
 
     def reset(self) -> None:
-        """Drop everything (used by `slo demo`, which rebuilds the store from scratch)."""
+        """Drop everything (used by `slo demo`, which rebuilds the store from scratch). The partition
+        files go too, once readers of the snapshot published before can no longer be using them."""
         if self.con is not None:
             self.con.close()
         for name in (WORK_FILE, WORK_FILE + ".wal"):
@@ -467,16 +501,22 @@ class Writer:
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
         migrate(self.con)
+        partitions.retire_all(self.con, self.data_dir)
 
     def publish(self) -> Path:
-        """Run the `before_publish` step (the analytics stage), checkpoint the work file and atomically
-        replace the published snapshot with a copy."""
+        """Run the `before_publish` step (the analytics stage), write the partition files of the closed
+        days that changed, and atomically replace the published snapshot with a new small file that
+        holds everything else and lists those files."""
         if self.before_publish is not None:
             self.before_publish(self.db)
-        self.db.execute("CHECKPOINT")
         target = self.data_dir / SNAPSHOT_FILE
         tmp = self.data_dir / f".{SNAPSHOT_FILE}.{os.getpid()}.tmp"
-        shutil.copyfile(self.data_dir / WORK_FILE, tmp)
+        plan = partitions.write_parts(self.db, self.data_dir)
+        wrong = self._build_snapshot(tmp, plan)
+        if wrong:  # rows written without mark_changed: every day of those tables again
+            log.warning("%s: rows changed without mark_changed; writing all their days again", ", ".join(wrong))
+            plan = partitions.write_parts(self.db, self.data_dir, redo_all=wrong)
+            self._build_snapshot(tmp, plan)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -486,7 +526,23 @@ class Writer:
         finally:
             os.close(dir_fd)
         _record_published(self.data_dir)
+        partitions.commit(self.db, plan)
+        partitions.collect_garbage(self.db, self.data_dir)
         return target
+
+    def _build_snapshot(self, tmp: Path, plan: partitions.Plan) -> frozenset[str]:
+        """Write the snapshot of `plan` to `tmp` (a new file); returns the tables whose rows do not add
+        up (see `partitions.miscounted`)."""
+        for stale in (tmp, Path(str(tmp) + ".wal")):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        self.db.execute(f"ATTACH '{_sql_path(tmp)}' AS {PUBLISH_CATALOG}")
+        try:
+            partitions.snapshot_tables(self.db, PUBLISH_CATALOG, plan)
+            wrong = partitions.miscounted(self.db, PUBLISH_CATALOG, plan)
+        finally:
+            self.db.execute(f"DETACH {PUBLISH_CATALOG}")
+        return wrong
 
     def republish_if_unreadable(self) -> str | None:
         """Publish again when the published snapshot cannot be read or is no longer the file this
@@ -559,6 +615,9 @@ class Snapshot:
             # attached read-only is safe; a concurrent os.replace leaves our open inode intact.
             con.execute(f"ATTACH '{_sql_path(self.path)}' AS snap (READ_ONLY)")
             con.execute("USE snap")
+            # Partition files never change once written, so their footers can be cached.
+            con.execute("SET parquet_metadata_cache = true")
+            partitions.reader_views(con, "snap", self.path.parent)
         except duckdb.Error as exc:
             con.close()
             raise SnapshotUnreadable(self.path, str(exc)) from exc
@@ -597,6 +656,9 @@ def snapshot_problem(data_dir: Path) -> str | None:
     try:
         with snapshot.connection() as con:
             con.execute(PROBE_SQL).fetchall()
+            missing = partitions.snapshot_part_problem(con, "snap", data_dir)
+        if missing:
+            return missing
     except SnapshotUnreadable as exc:
         return exc.reason
     except StoreError:  # not published yet (or removed meanwhile): nothing to repair

@@ -1,0 +1,321 @@
+"""Closed days of the big tables (buckets, checkpoints, slo_series) as immutable Parquet files, so a
+publish costs what changed, not the history (DESIGN §1, issue 13).
+
+Whoever writes or deletes rows of a big table calls `mark_changed` with the minutes it touched. A
+publish (`write_parts`) then writes one file per table and *closed* day — every day before the day of
+the newest minute written — that changed or closed since the last publish, under a name never used
+before (`parts/<table>/<YYYY-MM-DD>.<unique>.parquet`): a file, once written, is never written again.
+The snapshot keeps the rows of open days as `<table>_open` and lists its files in `snapshot_parts`;
+`reader_views` gives a reader's connection each big table under its own name, a view over exactly those
+files (absolute paths under the reader's data directory, so a copied or restored data directory reads
+its own files) and the open rows. After the snapshot is in place, `commit` records the files in the work
+database; `collect_garbage` deletes a file once no snapshot has listed it for PART_GRACE_SECONDS (a
+reader may still be querying the snapshot it attached before) and files of publishes that never
+completed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+PARTS_DIR = "parts"
+# The tables whose closed days are published as files; every other table is copied into the snapshot.
+PARTITIONED = ("buckets", "checkpoints", "slo_series")
+# The work database's own bookkeeping of publishing: never copied into a snapshot.
+BOOKKEEPING = ("publish_marks", "publish_parts", "publish_retired")
+# The snapshot's list of the files it reads.
+SNAPSHOT_PARTS = "snapshot_parts"
+DAY = 1440  # minutes; a partition holds the rows of one UTC day
+# How long a file no snapshot lists any more is kept for readers that attached an older snapshot
+# (a reader re-attaches at its next query once a new snapshot is published; one query takes seconds).
+PART_GRACE_SECONDS = 600.0
+
+log = logging.getLogger(__name__)
+
+# SQL: the lowest minute changed since the last publish and the newest minute ever written, per table.
+MARK_SQL = """
+INSERT INTO publish_marks (table_name, changed_from, last_minute) VALUES (?, ?, ?)
+ON CONFLICT (table_name) DO UPDATE SET
+  changed_from = least(coalesce(publish_marks.changed_from, excluded.changed_from), excluded.changed_from),
+  last_minute = greatest(coalesce(publish_marks.last_minute, excluded.last_minute), excluded.last_minute)
+"""
+
+
+def mark_changed(con: duckdb.DuckDBPyConnection, table: str, first: int, last: int | None = None) -> None:
+    """Record that rows of `table` at minutes `first`..`last` (default: `first`) were written or
+    deleted, so the next publish rewrites the closed days from `first` on. Call it in the same
+    transaction as the write."""
+    con.execute(MARK_SQL, [table, int(first), int(first if last is None else last)])
+
+
+@dataclass(frozen=True)
+class Part:
+    """One partition file: the rows of `table` in UTC day `day` (epoch days)."""
+
+    table: str
+    day: int
+    file: str  # relative to the data directory, with "/" separators
+    rows: int
+    bytes: int
+
+
+@dataclass
+class Plan:
+    """What one publish lists: every file of the new snapshot, and where its open rows start."""
+
+    parts: dict[tuple[str, int], Part]
+    open_from: dict[str, int | None]  # per table, the first minute kept in the snapshot (None: all)
+    written: list[Part] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)  # files of the last publish no longer listed
+
+
+def write_parts(con: duckdb.DuckDBPyConnection, data_dir: Path, redo_all: frozenset[str] = frozenset()) -> Plan:
+    """Write the partition files this publish needs (every closed day of the tables in `redo_all`);
+    changes nothing else: a publish that stops after this leaves files no snapshot lists, which
+    `collect_garbage` removes."""
+    marks = {
+        row[0]: row[1:]
+        for row in con.execute(
+            "SELECT table_name, changed_from, last_minute, open_day FROM publish_marks"
+        ).fetchall()
+    }
+    current = _recorded_parts(con)
+    plan = Plan(parts=dict(current), open_from={})
+    for table in PARTITIONED:
+        changed_from, last, open_day = marks.get(table, (None, None, None))
+        if last is None:  # nothing written through mark_changed: every row stays in the snapshot
+            plan.open_from[table] = None
+            continue
+        closed_before = int(last) // DAY  # the day of the newest minute is open
+        plan.open_from[table] = closed_before * DAY
+        starts = [int(changed_from) // DAY] if changed_from is not None else []
+        if open_day is not None:
+            starts.append(int(open_day))  # days closed since the last publish
+        redo = {
+            day
+            for (t, day), part in current.items()
+            if t == table and day < closed_before and not _intact(data_dir, part)
+        }
+        if table in redo_all:
+            starts.append(-(2**31) // DAY + 1)
+        if starts:
+            redo |= _days_with_rows(con, table, min(starts), closed_before)
+            for t, day in list(plan.parts):
+                if t == table and min(starts) <= day < closed_before and day not in redo:
+                    del plan.parts[(t, day)]  # no rows any more
+        for day in sorted(redo):
+            part = _write_day(con, data_dir, table, day)
+            plan.parts[(table, day)] = part
+            plan.written.append(part)
+    listed = {p.file for p in plan.parts.values()}
+    plan.retired = sorted({p.file for p in current.values()} - listed)
+    return plan
+
+
+def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan) -> None:
+    """Fill the attached, empty database `target` with everything a reader needs: every table of
+    the work database but the partitioned ones, the open rows of those as `<table>_open`, and the
+    list of files (`snapshot_parts`)."""
+    names = [
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND NOT temporary ORDER BY table_name"
+        ).fetchall()
+    ]
+    for name in names:
+        if name in BOOKKEEPING:
+            continue
+        if name in PARTITIONED:
+            lo = plan.open_from.get(name)
+            where = "" if lo is None else f" WHERE minute >= {int(lo)}"
+            con.execute(f'CREATE TABLE {target}."{name}_open" AS SELECT * FROM main."{name}"{where}')
+        else:
+            con.execute(f'CREATE TABLE {target}."{name}" AS SELECT * FROM main."{name}"')
+    con.execute(
+        f"CREATE TABLE {target}.{SNAPSHOT_PARTS} (table_name VARCHAR NOT NULL, day INTEGER NOT NULL, "
+        "file VARCHAR NOT NULL, rows BIGINT NOT NULL, bytes BIGINT NOT NULL)"
+    )
+    rows = [[p.table, p.day, p.file, p.rows, p.bytes] for _, p in sorted(plan.parts.items())]
+    if rows:
+        con.executemany(f"INSERT INTO {target}.{SNAPSHOT_PARTS} VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def miscounted(con: duckdb.DuckDBPyConnection, target: str, plan: Plan) -> frozenset[str]:
+    """The partitioned tables whose rows in `plan`'s files and in the snapshot `target` do not add
+    up to the work table's (counts DuckDB keeps, no scan): rows written or deleted without
+    `mark_changed`. The publish writes every day of those again."""
+    wrong = set()
+    for table in PARTITIONED:
+        total = (con.execute(f'SELECT count(*) FROM main."{table}"').fetchone() or (0,))[0]
+        kept = (con.execute(f'SELECT count(*) FROM {target}."{table}_open"').fetchone() or (0,))[0]
+        if total != kept + sum(p.rows for (t, _), p in plan.parts.items() if t == table):
+            wrong.add(table)
+    return frozenset(wrong)
+
+
+def commit(con: duckdb.DuckDBPyConnection, plan: Plan, now: float | None = None) -> None:
+    """Once the snapshot listing `plan` is published: record its files as the current ones, the files
+    it no longer lists as retired (from `now`), and clear the change marks."""
+    now = time.time() if now is None else now
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM publish_parts")
+        rows = [[p.table, p.day, p.file, p.rows, p.bytes] for p in plan.parts.values()]
+        if rows:
+            con.executemany("INSERT INTO publish_parts VALUES (?, ?, ?, ?, ?)", rows)
+        for file in plan.retired:
+            con.execute("INSERT OR IGNORE INTO publish_retired VALUES (?, ?)", [file, now])
+        for table, lo in plan.open_from.items():
+            con.execute(
+                "UPDATE publish_marks SET changed_from = NULL, open_day = ? WHERE table_name = ?",
+                [None if lo is None else lo // DAY, table],
+            )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def retire_all(con: duckdb.DuckDBPyConnection, data_dir: Path, now: float | None = None) -> None:
+    """Mark every partition file in the data directory retired (a store rebuilt from nothing): they
+    are deleted once the grace period has passed, after the next publish."""
+    now = time.time() if now is None else now
+    for file in _files_on_disk(data_dir):
+        con.execute("INSERT OR IGNORE INTO publish_retired VALUES (?, ?)", [file, now])
+
+
+def collect_garbage(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, now: float | None = None, grace: float | None = None
+) -> list[str]:
+    """Delete the files retired more than `grace` seconds ago and the files no publish recorded (a
+    publish that stopped before its snapshot was in place) older than that; returns them."""
+    now = time.time() if now is None else now
+    grace = PART_GRACE_SECONDS if grace is None else grace
+    deleted = []
+    for (file,) in con.execute(
+        "SELECT file FROM publish_retired WHERE retired_at <= ? ORDER BY file", [now - grace]
+    ).fetchall():
+        with contextlib.suppress(FileNotFoundError):
+            (data_dir / file).unlink()
+        con.execute("DELETE FROM publish_retired WHERE file = ?", [file])
+        deleted.append(file)
+    known = {row[0] for row in con.execute("SELECT file FROM publish_parts UNION SELECT file FROM publish_retired").fetchall()}
+    for file in sorted(_files_on_disk(data_dir) - known):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(data_dir / file).st_mtime <= now - grace:
+                (data_dir / file).unlink()
+                deleted.append(file)
+    return deleted
+
+
+def reader_views(con: duckdb.DuckDBPyConnection, catalog: str, data_dir: Path) -> None:
+    """Make each big table of the attached snapshot `catalog` readable under its own name: a
+    temporary view over the snapshot's files, resolved under `data_dir`, and its open rows. A
+    snapshot published before partitions (no `snapshot_parts`) holds the tables themselves."""
+    present = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [catalog]
+        ).fetchall()
+    }
+    if SNAPSHOT_PARTS not in present:
+        return
+    files: dict[str, list[str]] = {}
+    for table, file in con.execute(
+        f"SELECT table_name, file FROM {catalog}.{SNAPSHOT_PARTS} ORDER BY table_name, day"
+    ).fetchall():
+        files.setdefault(table, []).append(str(Path(data_dir).resolve() / file))
+    for table in PARTITIONED:
+        if f"{table}_open" not in present:
+            continue
+        open_rows = f'SELECT * FROM {catalog}."{table}_open"'
+        paths = files.get(table)
+        if paths:
+            listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+            sql = f"SELECT * FROM read_parquet([{listed}]) UNION ALL {open_rows}"
+        else:
+            sql = open_rows
+        con.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS {sql}')
+
+
+def snapshot_part_problem(con: duckdb.DuckDBPyConnection, catalog: str, data_dir: Path) -> str | None:
+    """Why a file the attached snapshot lists cannot be read as published (missing, or not the size
+    it was written with), or None."""
+    present = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+        [catalog, SNAPSHOT_PARTS],
+    ).fetchone()
+    if not present or not present[0]:
+        return None
+    for table, day, file, rows, size in con.execute(
+        f"SELECT table_name, day, file, rows, bytes FROM {catalog}.{SNAPSHOT_PARTS} ORDER BY file"
+    ).fetchall():
+        if not _intact(data_dir, Part(table, day, file, rows, size)):
+            return f"partition file {file} is missing or was changed since it was published"
+    return None
+
+
+def _recorded_parts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], Part]:
+    return {
+        (t, day): Part(t, day, file, rows, size)
+        for t, day, file, rows, size in con.execute(
+            "SELECT table_name, day, file, rows, bytes FROM publish_parts"
+        ).fetchall()
+    }
+
+
+def _intact(data_dir: Path, part: Part) -> bool:
+    try:
+        return os.stat(data_dir / part.file).st_size == part.bytes
+    except FileNotFoundError:
+        return False
+
+
+def _days_with_rows(con: duckdb.DuckDBPyConnection, table: str, first_day: int, before: int) -> set[int]:
+    """The days in [first_day, before) that hold rows of `table` (reads only those minutes)."""
+    lo = max(first_day, -(2**31) // DAY + 1) * DAY  # minute is an INTEGER column
+    return {
+        int(row[0])
+        for row in con.execute(
+            f'SELECT DISTINCT minute // {DAY} FROM main."{table}" WHERE minute >= ? AND minute < ?',
+            [lo, before * DAY],
+        ).fetchall()
+    }
+
+
+def _write_day(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, day: int) -> Part:
+    """Write one day of `table` to a new file (in the table's order, so minute ranges prune row groups)."""
+    date = (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
+    rel = f"{PARTS_DIR}/{table}/{date}.{uuid.uuid4().hex[:12]}.parquet"
+    path = data_dir / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    row = con.execute(
+        f"COPY (SELECT * FROM main.\"{table}\" WHERE minute >= {day * DAY} AND minute < {(day + 1) * DAY}) "
+        f"TO '{_sql_path(path)}' (FORMAT parquet)"
+    ).fetchone()
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+    return Part(table, day, rel, int(row[0]) if row else 0, os.stat(path).st_size)
+
+
+def _files_on_disk(data_dir: Path) -> set[str]:
+    found = set()
+    for table in PARTITIONED:
+        folder = data_dir / PARTS_DIR / table
+        with contextlib.suppress(FileNotFoundError):
+            found |= {f"{PARTS_DIR}/{table}/{name}" for name in os.listdir(folder) if name.endswith(".parquet")}
+    return found
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
