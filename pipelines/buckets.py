@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 
 from pipelines.errors import SourceError
-from pipelines.partitions import mark_changed
+from pipelines.partitions import mark_rows_changed
 
 
 def write_buckets(
@@ -78,7 +78,7 @@ def write_buckets(
             [lo, hi],
         )
         con.execute("INSERT INTO buckets SELECT * FROM batch")
-        mark_changed(con, "buckets", lo, hi)  # the next publish rewrites the closed days from lo
+        mark_rows_changed(con, "buckets", "batch")  # the next publish rewrites their closed days
         # -- Track the first minute and the earliest changed minute per SLO.
         con.execute(
             """INSERT INTO engine_state (slo_key, first_minute, evaluated_to, dirty_from)

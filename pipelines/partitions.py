@@ -31,7 +31,7 @@ PARTS_DIR = "parts"
 # The tables whose closed days are published as files; every other table is copied into the snapshot.
 PARTITIONED = ("buckets", "checkpoints", "slo_series")
 # The work database's own bookkeeping of publishing: never copied into a snapshot.
-BOOKKEEPING = ("publish_marks", "publish_parts", "publish_retired")
+BOOKKEEPING = ("publish_marks", "publish_changes", "publish_parts", "publish_retired")
 # The snapshot's list of the files it reads.
 SNAPSHOT_PARTS = "snapshot_parts"
 DAY = 1440  # minutes; a partition holds the rows of one UTC day
@@ -41,20 +41,37 @@ PART_GRACE_SECONDS = 600.0
 
 log = logging.getLogger(__name__)
 
-# SQL: the lowest minute changed since the last publish and the newest minute ever written, per table.
-MARK_SQL = """
-INSERT INTO publish_marks (table_name, changed_from, last_minute) VALUES (?, ?, ?)
+# SQL: the newest minute ever written to a table (its day is the first open day).
+LAST_SQL = """
+INSERT INTO publish_marks (table_name, last_minute) VALUES (?, ?)
 ON CONFLICT (table_name) DO UPDATE SET
-  changed_from = least(coalesce(publish_marks.changed_from, excluded.changed_from), excluded.changed_from),
   last_minute = greatest(coalesce(publish_marks.last_minute, excluded.last_minute), excluded.last_minute)
 """
 
 
 def mark_changed(con: duckdb.DuckDBPyConnection, table: str, first: int, last: int | None = None) -> None:
     """Record that rows of `table` at minutes `first`..`last` (default: `first`) were written or
-    deleted, so the next publish rewrites the closed days from `first` on. Call it in the same
+    deleted, so the next publish rewrites the closed days among them. Call it in the same
     transaction as the write."""
-    con.execute(MARK_SQL, [table, int(first), int(first if last is None else last)])
+    last = first if last is None else last
+    con.execute(
+        "INSERT INTO publish_changes SELECT ?, unnest(range(?, ?)) ON CONFLICT DO NOTHING",
+        [table, int(first) // DAY, int(last) // DAY + 1],
+    )
+    con.execute(LAST_SQL, [table, int(last)])
+
+
+def mark_rows_changed(con: duckdb.DuckDBPyConnection, table: str, rows: str) -> None:
+    """`mark_changed` for every minute of the table or view named `rows` (its `minute` column):
+    only the days that hold one are rewritten (a late bucket beside today's does not rewrite the
+    days between)."""
+    con.execute(
+        f"INSERT INTO publish_changes SELECT DISTINCT ?, minute // {DAY} FROM {rows} ON CONFLICT DO NOTHING",
+        [table],
+    )
+    last = con.execute(f"SELECT max(minute) FROM {rows}").fetchone()
+    if last and last[0] is not None:
+        con.execute(LAST_SQL, [table, int(last[0])])
 
 
 @dataclass(frozen=True)
@@ -78,50 +95,56 @@ class Plan:
     retired: list[str] = field(default_factory=list)  # files of the last publish no longer listed
 
 
-def write_parts(con: duckdb.DuckDBPyConnection, data_dir: Path, redo_all: frozenset[str] = frozenset()) -> Plan:
+def write_parts(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, redo_all: frozenset[str] = frozenset()
+) -> Plan:
     """Write the partition files this publish needs (every closed day of the tables in `redo_all`);
     changes nothing else: a publish that stops after this leaves files no snapshot lists, which
     `collect_garbage` removes."""
     marks = {
         row[0]: row[1:]
-        for row in con.execute(
-            "SELECT table_name, changed_from, last_minute, open_day FROM publish_marks"
-        ).fetchall()
+        for row in con.execute("SELECT table_name, last_minute, open_day FROM publish_marks").fetchall()
     }
+    changed: dict[str, set[int]] = {}
+    for table, day in con.execute("SELECT table_name, day FROM publish_changes").fetchall():
+        changed.setdefault(table, set()).add(int(day))
     current = _recorded_parts(con)
     plan = Plan(parts=dict(current), open_from={})
     for table in PARTITIONED:
-        changed_from, last, open_day = marks.get(table, (None, None, None))
+        last, open_day = marks.get(table, (None, None))
         if last is None:  # nothing written through mark_changed: every row stays in the snapshot
             plan.open_from[table] = None
             continue
         closed_before = int(last) // DAY  # the day of the newest minute is open
         plan.open_from[table] = closed_before * DAY
-        starts = [int(changed_from) // DAY] if changed_from is not None else []
-        if open_day is not None:
-            starts.append(int(open_day))  # days closed since the last publish
-        redo = {
+        redo = {day for day in changed.get(table, ()) if day < closed_before}
+        redo |= {
             day
             for (t, day), part in current.items()
             if t == table and day < closed_before and not _intact(data_dir, part)
         }
-        if table in redo_all:
-            starts.append(-(2**31) // DAY + 1)
-        if starts:
-            redo |= _days_with_rows(con, table, min(starts), closed_before)
+        # Days closed since the last publish (all of them on the first, or when rows do not add up).
+        lo = None if open_day is None or table in redo_all else int(open_day)
+        if lo is None or lo < closed_before:
+            held = _days_with_rows(con, table, lo, closed_before)
             for t, day in list(plan.parts):
-                if t == table and min(starts) <= day < closed_before and day not in redo:
+                if t == table and (lo is None or day >= lo) and day < closed_before and day not in held:
                     del plan.parts[(t, day)]  # no rows any more
+            redo |= held
         for day in sorted(redo):
             part = _write_day(con, data_dir, table, day)
-            plan.parts[(table, day)] = part
-            plan.written.append(part)
+            if part.rows:
+                plan.parts[(table, day)] = part
+                plan.written.append(part)
+            else:  # every row of the day was deleted: no file
+                (data_dir / part.file).unlink()
+                plan.parts.pop((table, day), None)
     listed = {p.file for p in plan.parts.values()}
     plan.retired = sorted({p.file for p in current.values()} - listed)
     return plan
 
 
-def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan) -> None:
+def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan, data_dir: Path) -> None:
     """Fill the attached, empty database `target` with everything a reader needs: every table of
     the work database but the partitioned ones, the open rows of those as `<table>_open`, and the
     list of files (`snapshot_parts`)."""
@@ -148,6 +171,16 @@ def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan) -> 
     rows = [[p.table, p.day, p.file, p.rows, p.bytes] for _, p in sorted(plan.parts.items())]
     if rows:
         con.executemany(f"INSERT INTO {target}.{SNAPSHOT_PARTS} VALUES (?, ?, ?, ?, ?)", rows)
+    # For a program that opens the file itself rather than through `Snapshot`: views with the files'
+    # absolute paths where they were published (DuckDB resolves a relative path against the reader's
+    # working directory first, which may hold another store's files). `Snapshot` shadows them with
+    # views resolved under its own data directory.
+    for name in PARTITIONED:
+        if name in names:
+            paths = [
+                str(data_dir.resolve() / p.file) for (t, _), p in sorted(plan.parts.items()) if t == name
+            ]
+            con.execute(f'CREATE VIEW {target}."{name}" AS {_view_sql(paths, f"{name}_open")}')
 
 
 def miscounted(con: duckdb.DuckDBPyConnection, target: str, plan: Plan) -> frozenset[str]:
@@ -175,9 +208,10 @@ def commit(con: duckdb.DuckDBPyConnection, plan: Plan, now: float | None = None)
             con.executemany("INSERT INTO publish_parts VALUES (?, ?, ?, ?, ?)", rows)
         for file in plan.retired:
             con.execute("INSERT OR IGNORE INTO publish_retired VALUES (?, ?)", [file, now])
+        con.execute("DELETE FROM publish_changes")  # days still open are written when they close
         for table, lo in plan.open_from.items():
             con.execute(
-                "UPDATE publish_marks SET changed_from = NULL, open_day = ? WHERE table_name = ?",
+                "UPDATE publish_marks SET open_day = ? WHERE table_name = ?",
                 [None if lo is None else lo // DAY, table],
             )
         con.execute("COMMIT")
@@ -209,7 +243,12 @@ def collect_garbage(
             (data_dir / file).unlink()
         con.execute("DELETE FROM publish_retired WHERE file = ?", [file])
         deleted.append(file)
-    known = {row[0] for row in con.execute("SELECT file FROM publish_parts UNION SELECT file FROM publish_retired").fetchall()}
+    known = {
+        row[0]
+        for row in con.execute(
+            "SELECT file FROM publish_parts UNION SELECT file FROM publish_retired"
+        ).fetchall()
+    }
     for file in sorted(_files_on_disk(data_dir) - known):
         with contextlib.suppress(FileNotFoundError):
             if os.stat(data_dir / file).st_mtime <= now - grace:
@@ -238,14 +277,16 @@ def reader_views(con: duckdb.DuckDBPyConnection, catalog: str, data_dir: Path) -
     for table in PARTITIONED:
         if f"{table}_open" not in present:
             continue
-        open_rows = f'SELECT * FROM {catalog}."{table}_open"'
-        paths = files.get(table)
-        if paths:
-            listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
-            sql = f"SELECT * FROM read_parquet([{listed}]) UNION ALL {open_rows}"
-        else:
-            sql = open_rows
+        sql = _view_sql(files.get(table, []), f'{catalog}."{table}_open"')
         con.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS {sql}')
+
+
+def _view_sql(paths: list[str], open_rows: str) -> str:
+    """A big table as the rows of its files (absolute paths) and its open rows."""
+    if not paths:
+        return f"SELECT * FROM {open_rows}"
+    listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+    return f"SELECT * FROM read_parquet([{listed}]) UNION ALL SELECT * FROM {open_rows}"
 
 
 def snapshot_part_problem(con: duckdb.DuckDBPyConnection, catalog: str, data_dir: Path) -> str | None:
@@ -281,14 +322,15 @@ def _intact(data_dir: Path, part: Part) -> bool:
         return False
 
 
-def _days_with_rows(con: duckdb.DuckDBPyConnection, table: str, first_day: int, before: int) -> set[int]:
+def _days_with_rows(
+    con: duckdb.DuckDBPyConnection, table: str, first_day: int | None, before: int
+) -> set[int]:
     """The days in [first_day, before) that hold rows of `table` (reads only those minutes)."""
-    lo = max(first_day, -(2**31) // DAY + 1) * DAY  # minute is an INTEGER column
+    where = f"minute < {before * DAY}" + ("" if first_day is None else f" AND minute >= {first_day * DAY}")
     return {
         int(row[0])
         for row in con.execute(
-            f'SELECT DISTINCT minute // {DAY} FROM main."{table}" WHERE minute >= ? AND minute < ?',
-            [lo, before * DAY],
+            f'SELECT DISTINCT minute // {DAY} FROM main."{table}" WHERE {where}'
         ).fetchall()
     }
 
@@ -300,7 +342,7 @@ def _write_day(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, day: 
     path = data_dir / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     row = con.execute(
-        f"COPY (SELECT * FROM main.\"{table}\" WHERE minute >= {day * DAY} AND minute < {(day + 1) * DAY}) "
+        f'COPY (SELECT * FROM main."{table}" WHERE minute >= {day * DAY} AND minute < {(day + 1) * DAY}) '
         f"TO '{_sql_path(path)}' (FORMAT parquet)"
     ).fetchone()
     with open(path, "rb") as fh:
@@ -313,7 +355,9 @@ def _files_on_disk(data_dir: Path) -> set[str]:
     for table in PARTITIONED:
         folder = data_dir / PARTS_DIR / table
         with contextlib.suppress(FileNotFoundError):
-            found |= {f"{PARTS_DIR}/{table}/{name}" for name in os.listdir(folder) if name.endswith(".parquet")}
+            found |= {
+                f"{PARTS_DIR}/{table}/{name}" for name in os.listdir(folder) if name.endswith(".parquet")
+            }
     return found
 
 

@@ -362,21 +362,25 @@ MIGRATIONS: list[tuple[int, str]] = [
     (
         6,
         """
-        -- Publishing by partitions (issue 13; pipelines/partitions.py). Per big table: the lowest minute
-        -- written or deleted since the last publish (NULL: none), the newest minute ever written, and
-        -- the first day the last publish kept in the snapshot (the days before it are Parquet files).
+        -- Publishing by partitions (issue 13; pipelines/partitions.py). Per big table: the newest minute
+        -- ever written, and the first day the last publish kept in the snapshot (the days before it
+        -- are Parquet files; NULL: none yet, so the next publish writes every closed day).
         CREATE TABLE publish_marks (
             table_name VARCHAR PRIMARY KEY,
-            changed_from INTEGER,
             last_minute INTEGER,
             open_day INTEGER
         );
-        INSERT INTO publish_marks SELECT 'buckets', min(minute), max(minute), NULL FROM buckets
+        INSERT INTO publish_marks SELECT 'buckets', max(minute), NULL FROM buckets HAVING count(*) > 0;
+        INSERT INTO publish_marks SELECT 'checkpoints', max(minute), NULL FROM checkpoints
             HAVING count(*) > 0;
-        INSERT INTO publish_marks SELECT 'checkpoints', min(minute), max(minute), NULL FROM checkpoints
+        INSERT INTO publish_marks SELECT 'slo_series', max(minute), NULL FROM slo_series
             HAVING count(*) > 0;
-        INSERT INTO publish_marks SELECT 'slo_series', min(minute), max(minute), NULL FROM slo_series
-            HAVING count(*) > 0;
+        -- Days (since the Unix epoch, UTC) whose rows were written or deleted since the last publish.
+        CREATE TABLE publish_changes (
+            table_name VARCHAR NOT NULL,
+            day INTEGER NOT NULL,
+            PRIMARY KEY (table_name, day)
+        );
         -- The files the last publish listed: one per big table and closed day (path under the data dir).
         CREATE TABLE publish_parts (
             table_name VARCHAR NOT NULL,
@@ -514,7 +518,9 @@ class Writer:
         plan = partitions.write_parts(self.db, self.data_dir)
         wrong = self._build_snapshot(tmp, plan)
         if wrong:  # rows written without mark_changed: every day of those tables again
-            log.warning("%s: rows changed without mark_changed; writing all their days again", ", ".join(wrong))
+            log.warning(
+                "%s: rows changed without mark_changed; writing all their days again", ", ".join(wrong)
+            )
             plan = partitions.write_parts(self.db, self.data_dir, redo_all=wrong)
             self._build_snapshot(tmp, plan)
         with open(tmp, "rb") as fh:
@@ -538,7 +544,7 @@ class Writer:
                 stale.unlink()
         self.db.execute(f"ATTACH '{_sql_path(tmp)}' AS {PUBLISH_CATALOG}")
         try:
-            partitions.snapshot_tables(self.db, PUBLISH_CATALOG, plan)
+            partitions.snapshot_tables(self.db, PUBLISH_CATALOG, plan, self.data_dir)
             wrong = partitions.miscounted(self.db, PUBLISH_CATALOG, plan)
         finally:
             self.db.execute(f"DETACH {PUBLISH_CATALOG}")
