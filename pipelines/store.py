@@ -400,8 +400,9 @@ MIGRATIONS: list[tuple[int, str]] = [
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the schema up to the newest migration; returns the version reached."""
     con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-    current = row[0] if row and row[0] is not None else 0
+    # fetchall: a result left half-read blocks the next `register` on this connection (DuckDB 2)
+    (row,) = con.execute("SELECT max(version) FROM schema_version").fetchall()
+    current = row[0] if row[0] is not None else 0
     for version, sql in MIGRATIONS:
         if version <= current:
             continue
@@ -514,6 +515,8 @@ class Writer:
         if self.before_publish is not None:
             self.before_publish(self.db)
         target = self.data_dir / SNAPSHOT_FILE
+        for stale in self.data_dir.glob(f".{SNAPSHOT_FILE}.*.tmp*"):  # of publishes that were killed
+            stale.unlink(missing_ok=True)
         tmp = self.data_dir / f".{SNAPSHOT_FILE}.{os.getpid()}.tmp"
         plan = partitions.write_parts(self.db, self.data_dir)
         wrong = self._build_snapshot(tmp, plan)
@@ -540,8 +543,7 @@ class Writer:
         """Write the snapshot of `plan` to `tmp` (a new file); returns the tables whose rows do not add
         up (see `partitions.miscounted`)."""
         for stale in (tmp, Path(str(tmp) + ".wal")):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
+            stale.unlink(missing_ok=True)
         self.db.execute(f"ATTACH '{_sql_path(tmp)}' AS {PUBLISH_CATALOG}")
         try:
             partitions.snapshot_tables(self.db, PUBLISH_CATALOG, plan, self.data_dir)
