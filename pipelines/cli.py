@@ -254,21 +254,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return _run_prometheus(args, settings, started)
     if not args.events:
         raise SloError("--source csv needs --events FILE…")
-    import pandas as pd
-
-    from pipelines.sources.events_file import read_events
+    from pipelines.sources.events_file import EventsFile
 
     slos, warnings = load_specs([settings.specs_dir])
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     start = minute_of(args.start) if args.start else None
     end = minute_of(args.end) if args.end else None
-    frames = [read_events(path, start, end) for path in args.events]
-    buckets = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if buckets.empty and end is None:
-        raise SloError(f"{', '.join(map(str, args.events))}: no events in the requested range")
-    data_end = end if end is not None else int(buckets["minute"].max()) + 1
-    pull = Pull(buckets=buckets, end=data_end, origin=", ".join(map(str, args.events)))
+    # The files are read by the writer's DuckDB (checked, keyed and summed in SQL), never row by row.
+    files = [EventsFile(Path(path), start, end) for path in args.events]
+    pull = Pull(buckets=files, end=end, origin=", ".join(map(str, args.events)))
     report = run_cycle(settings, slos, pull, progress=Progress("evaluating"))
     _summary(args, report, time.monotonic() - started)
     return 0
@@ -317,6 +312,8 @@ def _run_demo(args: argparse.Namespace, settings: Settings, started: float) -> i
     The demo is deterministic per minute, so earlier minutes are what is stored already. Without a
     demo store yet, this is `slo demo`.
     """
+    import pandas as pd
+
     from pipelines.cycle import run_cycle
     from pipelines.demo.replay import at_data_end
     from pipelines.demo.source import demo_pull
@@ -332,9 +329,12 @@ def _run_demo(args: argparse.Namespace, settings: Settings, started: float) -> i
     if last is None:
         return cmd_demo(argparse.Namespace(now=args.end, seed=None, json=args.json), settings)
     slos, pull, _ = demo_pull(args.end, None, Progress("generating"))  # the ground truth is recorded already
+    frame = pull.buckets
+    if not isinstance(frame, pd.DataFrame) or pull.end is None:
+        raise TypeError("the demo's pull is a frame that ends at a known minute")
     if pull.end <= last:
         raise SloError(f"the demo is already evaluated up to {datetime_of(last):%Y-%m-%dT%H:%MZ}")
-    pull.buckets = pull.buckets[pull.buckets["minute"] >= last]
+    pull.buckets = frame[frame["minute"] >= last]
     pull.deploys = [d for d in pull.deploys if minute_of(d[1]) >= last]
     report = run_cycle(settings, slos, pull, stage=at_data_end, progress=Progress("evaluating"))
     _summary(args, report, time.monotonic() - started)

@@ -31,10 +31,10 @@ from pipelines import engine
 from pipelines.analytics import importer
 from pipelines.analytics import tables as analytics
 from pipelines.analytics.importer import ImportOutcome
-from pipelines.buckets import write_buckets
+from pipelines.buckets import Staged, stage_buckets, write_staged
 from pipelines.catalog import sync_slos
 from pipelines.config import Settings
-from pipelines.errors import PullFailed, StoreError, WriterBusy
+from pipelines.errors import PullFailed, SourceError, StoreError, WriterBusy
 from pipelines.incidents.stage import IncidentStage
 from pipelines.model import Slo
 from pipelines.progress import Progress
@@ -84,13 +84,16 @@ def run_cycle(
         if reset:
             writer.reset()
         con = writer.db
+        ids = [slo.id for slo in slos]
+        staged = stage_buckets(con, pull.buckets, ids, pull.origin)  # checked before anything is written
+        end = pull.end if pull.end is not None else _data_end(staged, pull.origin)
         keys = sync_slos(con, slos)
-        written = write_buckets(con, pull.buckets, keys, pull.origin)
+        written = write_staged(con, ids, keys)
         _write_deploys(con, pull)
         record_source_state(con, keys, pull.origin, pull.high_water)
-        result = engine.evaluate(con, slos, pull.end, progress=progress)
-        stage(con, settings, datetime_of(pull.end).replace(tzinfo=None))
-        _record_run(con, started, pull, written, result.minutes_evaluated)
+        result = engine.evaluate(con, slos, end, progress=progress)
+        stage(con, settings, datetime_of(end).replace(tzinfo=None))
+        _record_run(con, started, pull.origin, staged.first, end, written, result.minutes_evaluated)
         writer.publish()  # the analytics stage (pipelines/analytics/tables.py), then the snapshot
     return CycleReport(
         slos=len(slos),
@@ -98,8 +101,14 @@ def run_cycle(
         minutes_evaluated=result.minutes_evaluated,
         slos_dense=result.slos_dense,
         slos_incremental=result.slos_incremental,
-        end=pull.end,
+        end=end,
     )
+
+
+def _data_end(staged: Staged, origin: str) -> int:
+    if staged.last is None:
+        raise SourceError(f"{origin}: no events in the requested range")
+    return staged.last + 1
 
 
 def run_prometheus(
@@ -122,9 +131,7 @@ def run_prometheus(
             with open_writer(settings.data_dir):
                 mark_stale(settings.data_dir, prometheus_source.SOURCE, exc.failures, states)
         except StoreError as lock_error:  # the writer is busy (WriterBusy) or cannot be opened
-            raise PullFailed(
-                exc.failures, exc.total, f" (not recorded: {lock_error})"
-            ) from exc
+            raise PullFailed(exc.failures, exc.total, f" (not recorded: {lock_error})") from exc
         raise
     return run_cycle(settings, slos, pull, stage=stage, progress=evaluate_progress), stats
 
@@ -189,20 +196,16 @@ def _write_deploys(con: duckdb.DuckDBPyConnection, pull: Pull) -> None:
 
 
 def _record_run(
-    con: duckdb.DuckDBPyConnection, started: dt.datetime, pull: Pull, written: int, evaluated: int
+    con: duckdb.DuckDBPyConnection,
+    started: dt.datetime,
+    origin: str,
+    first: int | None,
+    end: int,
+    written: int,
+    evaluated: int,
 ) -> None:
     run_id = (con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM runs").fetchone() or (1,))[0]
-    lo = int(pull.buckets["minute"].min()) if len(pull.buckets) else None
     con.execute(
         "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            run_id,
-            started,
-            utc_now(),
-            pull.origin,
-            lo,
-            pull.end,
-            written,
-            evaluated,
-        ],
+        [run_id, started, utc_now(), origin, first, end, written, evaluated],
     )

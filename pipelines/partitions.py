@@ -61,17 +61,18 @@ def mark_changed(con: duckdb.DuckDBPyConnection, table: str, first: int, last: i
     con.execute(LAST_SQL, [table, int(last)])
 
 
-def mark_rows_changed(con: duckdb.DuckDBPyConnection, table: str, rows: str) -> None:
-    """`mark_changed` for every minute of the table or view named `rows` (its `minute` column):
-    only the days that hold one are rewritten (a late bucket beside today's does not rewrite the
-    days between)."""
+def mark_rows_changed(con: duckdb.DuckDBPyConnection, table: str, rows: str, last: int | None = None) -> None:
+    """`mark_changed` for every minute of the table or view named `rows` (its `minute` column; `last`:
+    their newest minute, when the caller knows it): only the days that hold one are rewritten (a late
+    bucket beside today's does not rewrite the days between)."""
     con.execute(
         f"INSERT INTO publish_changes SELECT DISTINCT ?, minute // {DAY} FROM {rows} ON CONFLICT DO NOTHING",
         [table],
     )
-    last = con.execute(f"SELECT max(minute) FROM {rows}").fetchone()
-    if last and last[0] is not None:
-        con.execute(LAST_SQL, [table, int(last[0])])
+    if last is None:
+        ((last,),) = con.execute(f"SELECT max(minute) FROM {rows}").fetchall()
+    if last is not None:
+        con.execute(LAST_SQL, [table, int(last)])
 
 
 @dataclass(frozen=True)

@@ -400,9 +400,7 @@ MIGRATIONS: list[tuple[int, str]] = [
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the schema up to the newest migration; returns the version reached."""
     con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    # fetchall: a result left half-read blocks the next `register` on this connection (DuckDB 2)
-    (row,) = con.execute("SELECT max(version) FROM schema_version").fetchall()
-    current = row[0] if row[0] is not None else 0
+    ((current,),) = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()
     for version, sql in MIGRATIONS:
         if version <= current:
             continue

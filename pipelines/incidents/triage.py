@@ -23,14 +23,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
-
-import anthropic
+from typing import TYPE_CHECKING, Any
 
 from pipelines.config import Settings, scrub
 from pipelines.incidents import rules_triage
 from pipelines.incidents.contract import SEVERITIES, TriageContext, TriageResult
 from pipelines.incidents.untrusted import find_instructions, quote
+
+if TYPE_CHECKING:
+    import anthropic
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,8 @@ def _call_model(ctx: TriageContext, settings: Settings) -> tuple[Any, int]:
 
     The SDK's own retries are off so the deadline covers every attempt and the count is ours.
     """
+    import anthropic  # lazy: the SDK takes ~2 s to import, paid only when a model is asked
+
     deadline = time.monotonic() + settings.triage_timeout_s
     client = anthropic.Anthropic(
         api_key=settings.anthropic_api_key,

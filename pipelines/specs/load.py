@@ -93,6 +93,10 @@ def _spec_files(paths: Sequence[str | Path], problems: list[SpecProblem]) -> lis
                 files.append((display, member))
     return files
 
+# libyaml's parser where PyYAML was built with it (about 10× faster on a fleet's specs): the nodes and
+# their line marks are the same as the pure-Python parser's.
+FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list[Entry]:
     try:
@@ -101,11 +105,14 @@ def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list
         check.problem(1, "(file)", f"cannot read the file ({exc}); expected a readable UTF-8 YAML file")
         return []
     try:
-        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        line, message = _yaml_error(exc, text)
-        check.problem(line, "(yaml)", message)
-        return []
+        documents = list(yaml.compose_all(text, Loader=FAST_LOADER))
+    except yaml.YAMLError:
+        try:  # the pure-Python parser words its errors (and places them) the way our messages expect
+            documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        except yaml.YAMLError as exc:
+            line, message = _yaml_error(exc, text)
+            check.problem(line, "(yaml)", message)
+            return []
     documents = [doc for doc in documents if not is_null(doc)]
     if not documents:
         check.problem(1, "(document)", "the file is empty; expected a spec with service, owner, slis, slos")
