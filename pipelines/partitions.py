@@ -203,12 +203,13 @@ def commit(con: duckdb.DuckDBPyConnection, plan: Plan, now: float | None = None)
     now = time.time() if now is None else now
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM publish_parts")
-        rows = [[p.table, p.day, p.file, p.rows, p.bytes] for p in plan.parts.values()]
-        if rows:
-            con.executemany("INSERT INTO publish_parts VALUES (?, ?, ?, ?, ?)", rows)
-        for file in plan.retired:
-            con.execute("INSERT OR IGNORE INTO publish_retired VALUES (?, ?)", [file, now])
+        if plan.retired or plan.written:  # usually neither: no closed day changed
+            listed = [[p.table, p.day, p.file, p.rows, p.bytes] for p in plan.parts.values()]
+            con.execute("DELETE FROM publish_parts")
+            if listed:
+                con.executemany("INSERT INTO publish_parts VALUES (?, ?, ?, ?, ?)", listed)
+            for file in plan.retired:
+                con.execute("INSERT OR IGNORE INTO publish_retired VALUES (?, ?)", [file, now])
         con.execute("DELETE FROM publish_changes")  # days still open are written when they close
         for table, lo in plan.open_from.items():
             con.execute(

@@ -1,13 +1,21 @@
 """The DuckDB store: schema migrations, the single-writer lock, snapshot publishing and the reader.
 
-One process writes (DESIGN §1). It takes an exclusive OS lock on `<data>/writer.lock`, works on
-`<data>/work.duckdb`, and publishes a checkpointed copy as `<data>/slo.duckdb` with an atomic
-`os.replace`. Readers never open the work file: `Snapshot` ATTACHes the published file READ_ONLY
-into an in-memory connection and re-attaches when a new file has been published (new inode).
+One process writes (DESIGN §1). It takes an exclusive OS lock on `<data>/writer.lock` and works on
+`<data>/work.duckdb`, which holds everything. A publish costs what changed, not the history
+(`pipelines/partitions.py`): the closed days of the big tables (buckets, checkpoints, slo_series)
+that changed since the last publish are written as new, never-modified Parquet files under
+`<data>/parts/`, then a small new snapshot file — every other table, the open days' rows, and the
+list of files it reads — replaces `<data>/slo.duckdb` with an atomic `os.replace`. Readers never open
+the work file: `Snapshot` ATTACHes the published file READ_ONLY into an in-memory connection, gives
+each big table its own name as a view over that snapshot's files and open rows, and re-attaches when
+a new file has been published (new inode). A file no snapshot lists any more is deleted only after a
+grace period, so a reader still querying the snapshot it attached finds its files.
 
-A published file that cannot be read (emptied, cut short, overwritten) is `SnapshotUnreadable` to every
-reader, one line instead of a DuckDB traceback; each cycle starts with `cycle.republish_if_unreadable`, which
-publishes again from the work file, so the snapshot reads again after the next cycle.
+A published file that cannot be read (emptied, cut short, overwritten), or one of its partition files
+missing or changed, is `SnapshotUnreadable` to every reader, one line instead of a DuckDB traceback;
+each cycle starts with `cycle.republish_if_unreadable`, which publishes again from the work file
+(rewriting any partition file that is not as published), so the snapshot reads again after the next
+cycle.
 """
 
 from __future__ import annotations

@@ -214,37 +214,53 @@ def sizes(data: Path) -> dict[str, int]:
     }
 
 
-def measure(tree: Path, data: Path, specs: Path, first: int, runs: int, cycles: int) -> dict[str, Any]:
-    env = {"SLO_DATA_DIR": str(data), "SLO_SPECS_DIR": str(specs)}
-    minute = first
-    warm = minute_csv(data.parent / "minute.csv", specs, minute)  # the first run also migrates: untimed
-    run(tree, [sys.executable, "-m", "pipelines.cli", "run", "--source", "csv", "--events", str(warm)], env)
-    minute += 1
-    walls, peaks = [], []
-    for _ in range(runs):
-        csv = minute_csv(data.parent / "minute.csv", specs, minute)
-        wall, peak, _ = run(
-            tree, [sys.executable, "-m", "pipelines.cli", "run", "--source", "csv", "--events", str(csv)], env
-        )
-        walls.append(wall)
-        peaks.append(peak)
-        minute += 1
-    cyc = child(tree, "cycles", data, specs, minute, cycles)["cycle_s"]
-    minute += cycles
-    pubs = []
-    for _ in range(runs):
-        pubs.append(child(tree, "publish", data, specs, minute)["publish_s"])
-        minute += 1
-    return {
-        "slo_run_s": walls,
-        "slo_run_median_s": statistics.median(walls),
-        "slo_run_peak_mb": max(peaks),
-        "cycle_s": cyc,
-        "cycle_median_s": statistics.median(cyc),
-        "publish_s": pubs,
-        "publish_median_s": statistics.median(pubs),
-        **sizes(data),
+def measure(
+    trees: dict[str, Path], where: Path, specs: Path, first: int, runs: int, cycles: int
+) -> dict[str, Any]:
+    """Every case on each tree's copy of the store, the trees taking turns run by run (the machine is
+    shared: a burst of load then hits both alike)."""
+    data = {name: where / name / "data" for name in trees}
+    out: dict[str, dict[str, Any]] = {
+        name: {"slo_run_s": [], "peak_mb": [], "publish_s": []} for name in trees
     }
+
+    def slo_run(name: str, minute: int) -> tuple[float, float]:
+        env = {"SLO_DATA_DIR": str(data[name]), "SLO_SPECS_DIR": str(specs)}
+        csv = minute_csv(where / f"minute-{name}.csv", specs, minute)
+        wall, peak, _ = run(
+            trees[name],
+            [sys.executable, "-m", "pipelines.cli", "run", "--source", "csv", "--events", str(csv)],
+            env,
+        )
+        return wall, peak
+
+    minute = first
+    for name in trees:  # the first run also migrates the store and publishes every closed day: untimed
+        slo_run(name, minute)
+    for _ in range(runs):
+        minute += 1
+        for name in trees:
+            wall, peak = slo_run(name, minute)
+            out[name]["slo_run_s"].append(wall)
+            out[name]["peak_mb"].append(peak)
+    minute += 1
+    for name in trees:
+        out[name]["cycle_s"] = child(trees[name], "cycles", data[name], specs, minute, cycles)["cycle_s"]
+    minute += cycles
+    for _ in range(runs):
+        for name in trees:
+            out[name]["publish_s"].append(
+                child(trees[name], "publish", data[name], specs, minute)["publish_s"]
+            )
+        minute += 1
+    for name in trees:
+        r = out[name]
+        r["slo_run_median_s"] = statistics.median(r["slo_run_s"])
+        r["slo_run_peak_mb"] = max(r.pop("peak_mb"))
+        r["cycle_median_s"] = statistics.median(r["cycle_s"])
+        r["publish_median_s"] = statistics.median(r["publish_s"])
+        r.update(sizes(data[name]))
+    return out
 
 
 def main() -> None:
@@ -274,15 +290,14 @@ def main() -> None:
             log(f"  built in {time.perf_counter() - t0:.0f} s: {built}")
             first = int(built["end"])
             case: dict[str, Any] = {"build": built}
-            for name, tree in trees.items():
-                data = where / name / "data"
-                data.parent.mkdir()
-                subprocess.run(["cp", "-a", str(where / "build"), str(data)], check=True)
-                log(f"  measuring {name} ({tree}) …")
-                case[name] = measure(tree, data, specs, first, runs, cycles)
-                figures = {k: v for k, v in case[name].items() if not isinstance(v, list)}
-                log(f"  {name}: {json.dumps(figures)}")
-                shutil.rmtree(data)
+            for name in trees:
+                (where / name).mkdir()
+                subprocess.run(["cp", "-a", str(where / "build"), str(where / name / "data")], check=True)
+            log(f"  measuring {', '.join(trees)} …")
+            for name, figures in measure(trees, where, specs, first, runs, cycles).items():
+                case[name] = figures
+                log(f"  {name}: {json.dumps({k: v for k, v in figures.items() if not isinstance(v, list)})}")
+                shutil.rmtree(where / name)
             results[f"{days}d"] = case
             shutil.rmtree(where / "build")
     finally:
