@@ -203,3 +203,60 @@ def test_reset_retires_every_partition_file(tmp_path: Path) -> None:
         collect_garbage(writer.db, tmp_path, now=time.time() + partitions.PART_GRACE_SECONDS + 1)
     assert files(tmp_path) == []
     assert (tmp_path / SNAPSHOT_FILE).exists()
+
+
+def test_the_engine_s_rewrites_reach_the_snapshot(tmp_path: Path) -> None:
+    """Checkpoints and the 15-minute series read through the snapshot equal the work file's, row for
+    row, after a first evaluation, one more minute, a late bucket two days back and a target change."""
+    import dataclasses
+
+    from pipelines import engine
+    from pipelines.catalog import sync_slos
+    from pipelines.model import Sli, Slo, SloWindow
+    from pipelines.specs.values import default_alerts
+
+    def slo(name: str, target: float) -> Slo:
+        return Slo(
+            service="shop", name=name, owner="team",
+            sli=Sli(name=name, kind="ratio", category="availability"),
+            target=target, window=SloWindow(kind="rolling", minutes=4320, text="3d"),
+            alerts=default_alerts(4320), alerts_custom=False,
+        )  # fmt: skip
+
+    slos = [slo("availability", 0.99), slo("latency", 0.95)]
+    # four days, a bucket every 7 minutes, one bad event in five
+    rows = [(s.id, DAY0 + m, 4 + (m % 5 != 0), 5) for m in range(0, 4 * DAY - 100, 7) for s in slos]
+    sql = {
+        "checkpoints": "SELECT * FROM checkpoints ORDER BY slo_key, minute",
+        "slo_series": "SELECT * FROM slo_series ORDER BY slo_key, minute",
+    }
+    with Writer(tmp_path) as writer:
+        keys = sync_slos(writer.db, slos)
+        end = DAY0 + 4 * DAY - 100
+
+        def check(step: str) -> set[str]:
+            writer.publish()
+            for table, query in sql.items():
+                work = writer.db.execute(query).fetchall()
+                assert work, (step, table)
+                assert read(tmp_path, query) == work, (step, table)
+            return {row[0] for row in read(tmp_path, "SELECT file FROM snapshot_parts")}
+
+        write_buckets(writer.db, buckets(*rows), keys, "test")
+        engine.evaluate(writer.db, slos, end)
+        first = check("first evaluation")
+        write_buckets(writer.db, buckets(("shop/latency", end, 0, 5)), keys, "test")
+        engine.evaluate(writer.db, slos, end + 1)
+        assert check("one more minute") == first  # no closed day rewritten
+        write_buckets(writer.db, buckets(("shop/availability", DAY0 + DAY + 3, 0, 50)), keys, "test")
+        engine.evaluate(writer.db, slos, end + 1)
+        check("a late bucket two days back")
+        slos = [dataclasses.replace(slos[0], target=0.9), slos[1]]
+        sync_slos(writer.db, slos)
+        engine.evaluate(writer.db, slos, end + 1)
+        listed = check("a target change")
+    # 06-01 … 06-03 closed (06-04 open): one file each for buckets, checkpoints and slo_series
+    assert (
+        sorted(name.split("/")[1] for name in listed)
+        == ["buckets"] * 3 + ["checkpoints"] * 3 + ["slo_series"] * 3
+    )
