@@ -20,8 +20,10 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import shutil
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,13 +134,12 @@ def write_parts(
                 if t == table and (lo is None or day >= lo) and day < closed_before and day not in held:
                     del plan.parts[(t, day)]  # no rows any more
             redo |= held
-        for day in sorted(redo):
-            part = _write_day(con, data_dir, table, day)
-            if part.rows:
-                plan.parts[(table, day)] = part
-                plan.written.append(part)
+        written = _write_days(con, data_dir, table, redo)
+        for day in redo:
+            if day in written:
+                plan.parts[(table, day)] = written[day]
+                plan.written.append(written[day])
             else:  # every row of the day was deleted: no file
-                (data_dir / part.file).unlink()
                 plan.parts.pop((table, day), None)
     listed = {p.file for p in plan.parts.values()}
     plan.retired = sorted({p.file for p in current.values()} - listed)
@@ -169,9 +170,7 @@ def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan, dat
         f"CREATE TABLE {target}.{SNAPSHOT_PARTS} (table_name VARCHAR NOT NULL, day INTEGER NOT NULL, "
         "file VARCHAR NOT NULL, rows BIGINT NOT NULL, bytes BIGINT NOT NULL)"
     )
-    rows = [[p.table, p.day, p.file, p.rows, p.bytes] for _, p in sorted(plan.parts.items())]
-    if rows:
-        con.executemany(f"INSERT INTO {target}.{SNAPSHOT_PARTS} VALUES (?, ?, ?, ?, ?)", rows)
+    _insert_parts(con, f"{target}.{SNAPSHOT_PARTS}", [p for _, p in sorted(plan.parts.items())])
     # For a program that opens the file itself rather than through `Snapshot`: views with the files'
     # absolute paths where they were published (DuckDB resolves a relative path against the reader's
     # working directory first, which may hold another store's files). `Snapshot` shadows them with
@@ -204,10 +203,8 @@ def commit(con: duckdb.DuckDBPyConnection, plan: Plan, now: float | None = None)
     con.execute("BEGIN TRANSACTION")
     try:
         if plan.retired or plan.written:  # usually neither: no closed day changed
-            listed = [[p.table, p.day, p.file, p.rows, p.bytes] for p in plan.parts.values()]
             con.execute("DELETE FROM publish_parts")
-            if listed:
-                con.executemany("INSERT INTO publish_parts VALUES (?, ?, ?, ?, ?)", listed)
+            _insert_parts(con, "publish_parts", list(plan.parts.values()))
             for file in plan.retired:
                 con.execute("INSERT OR IGNORE INTO publish_retired VALUES (?, ?)", [file, now])
         con.execute("DELETE FROM publish_changes")  # days still open are written when they close
@@ -245,6 +242,11 @@ def collect_garbage(
             (data_dir / file).unlink()
         con.execute("DELETE FROM publish_retired WHERE file = ?", [file])
         deleted.append(file)
+    for table in PARTITIONED:  # staging folders of publishes that were killed mid-write
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(data_dir / PARTS_DIR / table):
+                if entry.name.startswith(STAGING_PREFIX) and entry.stat().st_mtime <= now - grace:
+                    shutil.rmtree(entry.path, ignore_errors=True)
     known = {
         row[0]
         for row in con.execute(
@@ -317,6 +319,17 @@ def _recorded_parts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], Par
     }
 
 
+def _insert_parts(con: duckdb.DuckDBPyConnection, table: str, parts: list[Part]) -> None:
+    """One INSERT for every part (executemany costs a statement per row)."""
+    if parts:
+        con.execute(
+            f"""INSERT INTO {table} SELECT unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::VARCHAR[]),
+                                         unnest(?::BIGINT[]), unnest(?::BIGINT[])""",
+            [[p.table for p in parts], [p.day for p in parts], [p.file for p in parts],
+             [p.rows for p in parts], [p.bytes for p in parts]],
+        )  # fmt: skip
+
+
 def _intact(data_dir: Path, part: Part) -> bool:
     try:
         return os.stat(data_dir / part.file).st_size == part.bytes
@@ -337,19 +350,91 @@ def _days_with_rows(
     }
 
 
-def _write_day(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, day: int) -> Part:
-    """Write one day of `table` to a new file (in the table's order, so minute ranges prune row groups)."""
+def _write_days(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, days: set[int]
+) -> dict[int, Part]:
+    """Write each day of `days` that holds rows of `table` to a new file, durably; returns them."""
+    if not days:
+        return {}
+    folder = data_dir / PARTS_DIR / table
+    folder.mkdir(parents=True, exist_ok=True)
+    lo, hi = min(days) * DAY, (max(days) + 1) * DAY
+    parts: dict[int, Part] = {}
+    if len(days) >= BULK_DAYS:
+        ((rows,),) = con.execute(
+            f'SELECT count(*) FROM main."{table}" WHERE minute >= ? AND minute < ?', [lo, hi]
+        ).fetchall()
+        if rows < BULK_ROWS_PER_DAY * len(days):
+            parts = _write_days_at_once(con, data_dir, table, days)
+    for day in sorted(days - set(parts)):
+        rel = _new_name(table, day)
+        ((rows,),) = con.execute(
+            f'COPY (SELECT * FROM main."{table}" WHERE minute >= {day * DAY} AND minute < {(day + 1) * DAY}) '
+            f"TO '{_sql_path(data_dir / rel)}' (FORMAT parquet)"
+        ).fetchall()
+        if rows:
+            parts[day] = Part(table, day, rel, int(rows), os.stat(data_dir / rel).st_size)
+        else:
+            (data_dir / rel).unlink()
+    # fsync the files side by side (the device takes them concurrently), then the folder's entries
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(_fsync, [data_dir / p.file for p in parts.values()]))
+    _fsync(folder)
+    return parts
+
+
+# Many small days (a long history of a few SLOs) are written by one partitioned COPY: one statement
+# instead of one per day (each costs ~15 ms). Large days are faster one COPY each.
+BULK_DAYS = 8
+BULK_ROWS_PER_DAY = 250_000
+
+
+def _write_days_at_once(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, days: set[int]
+) -> dict[int, Part]:
+    """Every day of `days` by one COPY partitioned by day into a staging folder, each file then
+    renamed to its own new name (a day the COPY split into several files is left to the caller)."""
+    staging = data_dir / PARTS_DIR / table / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+    lo, hi = min(days) * DAY, (max(days) + 1) * DAY
+    con.execute(
+        f'COPY (SELECT *, minute // {DAY} AS part_day FROM main."{table}" WHERE minute >= {lo} '
+        f"AND minute < {hi} AND minute // {DAY} IN (SELECT unnest(?::INTEGER[]))) "
+        f"TO '{_sql_path(staging)}' (FORMAT parquet, PARTITION_BY (part_day), FILENAME_PATTERN 'f{{uuid}}')",
+        [sorted(days)],
+    ).fetchall()
+    parts: dict[int, Part] = {}
+    try:
+        found = {int(d.name.split("=", 1)[1]): sorted(d.iterdir()) for d in staging.iterdir() if d.is_dir()}
+        single = {day: files[0] for day, files in found.items() if len(files) == 1}
+        if single:
+            listed = ", ".join(f"'{_sql_path(f)}'" for f in single.values())
+            counts = dict(
+                con.execute(f"SELECT file_name, num_rows FROM parquet_file_metadata([{listed}])").fetchall()
+            )
+        for day, file in single.items():
+            rel = _new_name(table, day)
+            os.rename(file, data_dir / rel)
+            parts[day] = Part(table, day, rel, int(counts[str(file)]), os.stat(data_dir / rel).st_size)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return parts
+
+
+STAGING_PREFIX = ".staging-"
+
+
+def _new_name(table: str, day: int) -> str:
+    """A file name never used before for `table` and `day` (relative to the data directory)."""
     date = (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
-    rel = f"{PARTS_DIR}/{table}/{date}.{uuid.uuid4().hex[:12]}.parquet"
-    path = data_dir / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    row = con.execute(
-        f'COPY (SELECT * FROM main."{table}" WHERE minute >= {day * DAY} AND minute < {(day + 1) * DAY}) '
-        f"TO '{_sql_path(path)}' (FORMAT parquet)"
-    ).fetchone()
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-    return Part(table, day, rel, int(row[0]) if row else 0, os.stat(path).st_size)
+    return f"{PARTS_DIR}/{table}/{date}.{uuid.uuid4().hex[:12]}.parquet"
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _files_on_disk(data_dir: Path) -> set[str]:

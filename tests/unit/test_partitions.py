@@ -260,3 +260,16 @@ def test_the_engine_s_rewrites_reach_the_snapshot(tmp_path: Path) -> None:
         sorted(name.split("/")[1] for name in listed)
         == ["buckets"] * 3 + ["checkpoints"] * 3 + ["slo_series"] * 3
     )
+
+
+def test_many_small_days_are_written_by_one_partitioned_copy(tmp_path: Path) -> None:
+    """Ten days of a few buckets (a long history of few SLOs, like the demo's): one file per closed day,
+    nothing left in the staging folder, every bucket read back."""
+    rows = [(slo, DAY0 + day * DAY + 5, day, 10) for day in range(10) for slo in KEYS]
+    with Writer(tmp_path) as writer:
+        write_buckets(writer.db, buckets(*rows), KEYS, "test")
+        writer.publish()
+    assert [name[:10] for name in files(tmp_path)] == [f"2026-06-{d:02d}" for d in range(1, 10)]
+    assert not [p for p in (tmp_path / PARTS_DIR / "buckets").iterdir() if p.is_dir()]
+    assert read(tmp_path, PER_DAY) == [(day, 2, 2 * day) for day in range(10)]
+    assert read(tmp_path, "SELECT sum(rows) FROM snapshot_parts") == [(18,)]
