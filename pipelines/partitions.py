@@ -79,10 +79,12 @@ def mark_rows_changed(con: duckdb.DuckDBPyConnection, table: str, rows: str, las
 
 @dataclass(frozen=True)
 class Part:
-    """One partition file: the rows of `table` in UTC day `day` (epoch days)."""
+    """One partition file: the rows of `table` in the `span` UTC days from `day` (epoch days): one day
+    of the current month, or a whole month once it has closed."""
 
     table: str
     day: int
+    span: int
     file: str  # relative to the data directory, with "/" separators
     rows: int
     bytes: int
@@ -103,7 +105,10 @@ def write_parts(
 ) -> Plan:
     """Write the partition files this publish needs (every closed day of the tables in `redo_all`);
     changes nothing else: a publish that stops after this leaves files no snapshot lists, which
-    `collect_garbage` removes."""
+    `collect_garbage` removes.
+
+    A closed day of the open day's month is a file of its own; the days of a closed month are one
+    file (written once, when the month closes), so a reader opens a few dozen files, not one a day."""
     marks = {
         row[0]: row[1:]
         for row in con.execute("SELECT table_name, last_minute, open_day FROM publish_marks").fetchall()
@@ -120,30 +125,46 @@ def write_parts(
             continue
         closed_before = int(last) // DAY  # the day of the newest minute is open
         plan.open_from[table] = closed_before * DAY
-        redo = {day for day in changed.get(table, ()) if day < closed_before}
-        redo |= {
-            day
-            for (t, day), part in current.items()
-            if t == table and day < closed_before and not _intact(data_dir, part)
-        }
+        mine = {key: part for key, part in current.items() if key[0] == table}
         # Days closed since the last publish (all of them on the first, or when rows do not add up).
         lo = None if open_day is None or table in redo_all else int(open_day)
-        if lo is None or lo < closed_before:
-            held = _days_with_rows(con, table, lo, closed_before)
-            for t, day in list(plan.parts):
-                if t == table and (lo is None or day >= lo) and day < closed_before and day not in held:
-                    del plan.parts[(t, day)]  # no rows any more
-            redo |= held
-        written = _write_days(con, data_dir, table, redo)
-        for day in redo:
-            if day in written:
-                plan.parts[(table, day)] = written[day]
-                plan.written.append(written[day])
-            else:  # every row of the day was deleted: no file
-                plan.parts.pop((table, day), None)
+        held = _days_with_rows(con, table, lo, closed_before) if lo is None or lo < closed_before else set()
+        dirty = {day for day in changed.get(table, ()) if day < closed_before} | held
+        days = set(dirty)  # every closed day that may hold rows
+        for part in mine.values():
+            covered = range(part.day, part.day + part.span)
+            if lo is None:
+                continue  # written again from the rows found
+            days.update(d for d in covered if d < closed_before)
+            if not _intact(data_dir, part):
+                dirty.update(d for d in covered if d < closed_before)
+        units = {unit_of(day, closed_before) for day in days}
+        redo = {unit_of(day, closed_before) for day in dirty}
+        redo |= {u for u in units if (table, u[0]) not in mine or mine[(table, u[0])].span != u[1]}
+        for key in mine:
+            plan.parts.pop(key)
+        for start, _ in units - redo:
+            plan.parts[(table, start)] = mine[(table, start)]
+        for part in _write_units(con, data_dir, table, redo).values():
+            plan.parts[(table, part.day)] = part
+            plan.written.append(part)
     listed = {p.file for p in plan.parts.values()}
     plan.retired = sorted({p.file for p in current.values()} - listed)
     return plan
+
+
+def unit_of(day: int, open_day: int) -> tuple[int, int]:
+    """The file a closed day belongs in, as (first day, days): its month once the month has closed
+    (the open day is in a later month), else the day alone."""
+    date = EPOCH + dt.timedelta(days=day)
+    month = date.replace(day=1)
+    if month >= (EPOCH + dt.timedelta(days=open_day)).replace(day=1):
+        return (day, 1)
+    following = (month + dt.timedelta(days=32)).replace(day=1)
+    return ((month - EPOCH).days, (following - month).days)
+
+
+EPOCH = dt.date(1970, 1, 1)
 
 
 def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan, data_dir: Path) -> None:
@@ -168,7 +189,7 @@ def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan, dat
             con.execute(f'CREATE TABLE {target}."{name}" AS SELECT * FROM main."{name}"')
     con.execute(
         f"CREATE TABLE {target}.{SNAPSHOT_PARTS} (table_name VARCHAR NOT NULL, day INTEGER NOT NULL, "
-        "file VARCHAR NOT NULL, rows BIGINT NOT NULL, bytes BIGINT NOT NULL)"
+        "span INTEGER NOT NULL, file VARCHAR NOT NULL, rows BIGINT NOT NULL, bytes BIGINT NOT NULL)"
     )
     _insert_parts(con, f"{target}.{SNAPSHOT_PARTS}", [p for _, p in sorted(plan.parts.items())])
     # For a program that opens the file itself rather than through `Snapshot`: views with the files'
@@ -302,19 +323,19 @@ def snapshot_part_problem(con: duckdb.DuckDBPyConnection, catalog: str, data_dir
     ).fetchone()
     if not present or not present[0]:
         return None
-    for table, day, file, rows, size in con.execute(
-        f"SELECT table_name, day, file, rows, bytes FROM {catalog}.{SNAPSHOT_PARTS} ORDER BY file"
+    for table, day, span, file, rows, size in con.execute(
+        f"SELECT table_name, day, span, file, rows, bytes FROM {catalog}.{SNAPSHOT_PARTS} ORDER BY file"
     ).fetchall():
-        if not _intact(data_dir, Part(table, day, file, rows, size)):
+        if not _intact(data_dir, Part(table, day, span, file, rows, size)):
             return f"partition file {file} is missing or was changed since it was published"
     return None
 
 
 def _recorded_parts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], Part]:
     return {
-        (t, day): Part(t, day, file, rows, size)
-        for t, day, file, rows, size in con.execute(
-            "SELECT table_name, day, file, rows, bytes FROM publish_parts"
+        (t, day): Part(t, day, span, file, rows, size)
+        for t, day, span, file, rows, size in con.execute(
+            "SELECT table_name, day, span, file, rows, bytes FROM publish_parts"
         ).fetchall()
     }
 
@@ -323,10 +344,10 @@ def _insert_parts(con: duckdb.DuckDBPyConnection, table: str, parts: list[Part])
     """One INSERT for every part (executemany costs a statement per row)."""
     if parts:
         con.execute(
-            f"""INSERT INTO {table} SELECT unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::VARCHAR[]),
-                                         unnest(?::BIGINT[]), unnest(?::BIGINT[])""",
-            [[p.table for p in parts], [p.day for p in parts], [p.file for p in parts],
-             [p.rows for p in parts], [p.bytes for p in parts]],
+            f"""INSERT INTO {table} SELECT unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]),
+                                         unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::BIGINT[])""",
+            [[p.table for p in parts], [p.day for p in parts], [p.span for p in parts],
+             [p.file for p in parts], [p.rows for p in parts], [p.bytes for p in parts]],
         )  # fmt: skip
 
 
@@ -350,30 +371,34 @@ def _days_with_rows(
     }
 
 
-def _write_days(
-    con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, days: set[int]
+def _write_units(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, units: set[tuple[int, int]]
 ) -> dict[int, Part]:
-    """Write each day of `days` that holds rows of `table` to a new file, durably; returns them."""
-    if not days:
+    """Write each unit (first day, days) that holds rows of `table` to a new file, durably; returns
+    them by first day (a unit without rows gets no file)."""
+    if not units:
         return {}
     folder = data_dir / PARTS_DIR / table
     folder.mkdir(parents=True, exist_ok=True)
-    lo, hi = min(days) * DAY, (max(days) + 1) * DAY
     parts: dict[int, Part] = {}
-    if len(days) >= BULK_DAYS:
+    lo = min(start for start, _ in units) * DAY
+    hi = max(start + span for start, span in units) * DAY
+    if len(units) >= BULK_UNITS:
         ((rows,),) = con.execute(
             f'SELECT count(*) FROM main."{table}" WHERE minute >= ? AND minute < ?', [lo, hi]
         ).fetchall()
-        if rows < BULK_ROWS_PER_DAY * len(days):
-            parts = _write_days_at_once(con, data_dir, table, days)
-    for day in sorted(days - set(parts)):
-        rel = _new_name(table, day)
+        if rows < BULK_ROWS_PER_UNIT * len(units):
+            parts = _write_units_at_once(con, data_dir, table, units)
+    for start, span in sorted(units):
+        if start in parts:
+            continue
+        rel = _new_name(table, start, span)
         ((rows,),) = con.execute(
-            f'COPY (SELECT * FROM main."{table}" WHERE minute >= {day * DAY} AND minute < {(day + 1) * DAY}) '
-            f"TO '{_sql_path(data_dir / rel)}' (FORMAT parquet)"
+            f'COPY (SELECT * FROM main."{table}" WHERE minute >= {start * DAY} '
+            f"AND minute < {(start + span) * DAY}) TO '{_sql_path(data_dir / rel)}' (FORMAT parquet)"
         ).fetchall()
         if rows:
-            parts[day] = Part(table, day, rel, int(rows), os.stat(data_dir / rel).st_size)
+            parts[start] = Part(table, start, span, rel, int(rows), os.stat(data_dir / rel).st_size)
         else:
             (data_dir / rel).unlink()
     # fsync the files side by side (the device takes them concurrently), then the folder's entries
@@ -383,38 +408,49 @@ def _write_days(
     return parts
 
 
-# Many small days (a long history of a few SLOs) are written by one partitioned COPY: one statement
-# instead of one per day (each costs ~15 ms). Large days are faster one COPY each.
-BULK_DAYS = 8
-BULK_ROWS_PER_DAY = 250_000
+# Many small units (a long history of a few SLOs, like the demo's) are written by one partitioned
+# COPY: one statement instead of one per unit (each costs ~15 ms, and a scan of the table where its
+# rows are not in minute order). Large units are faster one COPY each.
+BULK_UNITS = 8
+BULK_ROWS_PER_UNIT = 1_000_000
 
 
-def _write_days_at_once(
-    con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, days: set[int]
+def _write_units_at_once(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, units: set[tuple[int, int]]
 ) -> dict[int, Part]:
-    """Every day of `days` by one COPY partitioned by day into a staging folder, each file then
-    renamed to its own new name (a day the COPY split into several files is left to the caller)."""
+    """Every unit by one COPY partitioned by unit into a staging folder, each file then renamed to
+    its own new name (a unit the COPY split into several files is left to the caller)."""
     staging = data_dir / PARTS_DIR / table / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
-    lo, hi = min(days) * DAY, (max(days) + 1) * DAY
+    starts = sorted(start for start, _ in units)
+    spans = {start: span for start, span in units}
+    lo, hi = starts[0] * DAY, max(start + span for start, span in units) * DAY
+    # SQL: each row's unit, the last unit start at or before its day (units do not overlap)
     con.execute(
-        f'COPY (SELECT *, minute // {DAY} AS part_day FROM main."{table}" WHERE minute >= {lo} '
-        f"AND minute < {hi} AND minute // {DAY} IN (SELECT unnest(?::INTEGER[]))) "
-        f"TO '{_sql_path(staging)}' (FORMAT parquet, PARTITION_BY (part_day), FILENAME_PATTERN 'f{{uuid}}')",
-        [sorted(days)],
+        f"""COPY (
+              SELECT t.*, u.start AS part_unit
+              FROM main."{table}" t ASOF JOIN (SELECT unnest(?::INTEGER[]) AS start,
+                                                      unnest(?::INTEGER[]) AS span) u
+                ON t.minute // {DAY} >= u.start
+              WHERE t.minute >= {lo} AND t.minute < {hi} AND t.minute // {DAY} < u.start + u.span
+            ) TO '{_sql_path(staging)}'
+            (FORMAT parquet, PARTITION_BY (part_unit), FILENAME_PATTERN 'f{{uuid}}')""",
+        [starts, [spans[s] for s in starts]],
     ).fetchall()
     parts: dict[int, Part] = {}
     try:
         found = {int(d.name.split("=", 1)[1]): sorted(d.iterdir()) for d in staging.iterdir() if d.is_dir()}
-        single = {day: files[0] for day, files in found.items() if len(files) == 1}
+        single = {start: files[0] for start, files in found.items() if len(files) == 1}
+        counts: dict[str, int] = {}
         if single:
             listed = ", ".join(f"'{_sql_path(f)}'" for f in single.values())
             counts = dict(
                 con.execute(f"SELECT file_name, num_rows FROM parquet_file_metadata([{listed}])").fetchall()
             )
-        for day, file in single.items():
-            rel = _new_name(table, day)
+        for start, file in single.items():
+            rel = _new_name(table, start, spans[start])
             os.rename(file, data_dir / rel)
-            parts[day] = Part(table, day, rel, int(counts[str(file)]), os.stat(data_dir / rel).st_size)
+            size = os.stat(data_dir / rel).st_size
+            parts[start] = Part(table, start, spans[start], rel, int(counts[str(file)]), size)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return parts
@@ -423,10 +459,12 @@ def _write_days_at_once(
 STAGING_PREFIX = ".staging-"
 
 
-def _new_name(table: str, day: int) -> str:
-    """A file name never used before for `table` and `day` (relative to the data directory)."""
-    date = (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
-    return f"{PARTS_DIR}/{table}/{date}.{uuid.uuid4().hex[:12]}.parquet"
+def _new_name(table: str, day: int, span: int) -> str:
+    """A file name never used before for this unit of `table` (relative to the data directory):
+    `<first day>[.<days>d].<unique>.parquet`."""
+    date = (EPOCH + dt.timedelta(days=day)).isoformat()
+    days = f".{span}d" if span != 1 else ""
+    return f"{PARTS_DIR}/{table}/{date}{days}.{uuid.uuid4().hex[:12]}.parquet"
 
 
 def _fsync(path: Path) -> None:

@@ -389,10 +389,12 @@ MIGRATIONS: list[tuple[int, str]] = [
             day INTEGER NOT NULL,
             PRIMARY KEY (table_name, day)
         );
-        -- The files the last publish listed: one per big table and closed day (path under the data dir).
+        -- The files the last publish listed: per big table, one per closed day or closed month (path
+        -- under the data dir).
         CREATE TABLE publish_parts (
             table_name VARCHAR NOT NULL,
-            day INTEGER NOT NULL,             -- days since the Unix epoch, UTC
+            day INTEGER NOT NULL,             -- its first day (days since the Unix epoch, UTC)
+            span INTEGER NOT NULL,            -- days it holds: 1, or a closed month's
             file VARCHAR NOT NULL,
             rows BIGINT NOT NULL,
             bytes BIGINT NOT NULL,

@@ -273,3 +273,24 @@ def test_many_small_days_are_written_by_one_partitioned_copy(tmp_path: Path) -> 
     assert not [p for p in (tmp_path / PARTS_DIR / "buckets").iterdir() if p.is_dir()]
     assert read(tmp_path, PER_DAY) == [(day, 2, 2 * day) for day in range(10)]
     assert read(tmp_path, "SELECT sum(rows) FROM snapshot_parts") == [(18,)]
+
+
+def test_a_closed_month_is_one_file(tmp_path: Path) -> None:
+    """Buckets from 04-20 to 06-12 (open): April and May are a file each, June's closed days one file a
+    day; a late bucket in May rewrites May's file under a new name, and nothing else."""
+    start = DAY0 - 42 * DAY  # 2026-04-20
+    rows = [(slo, start + day * DAY + 9, day, 100) for day in range(54) for slo in KEYS]
+    with Writer(tmp_path) as writer:
+        write_buckets(writer.db, buckets(*rows), KEYS, "test")
+        writer.publish()
+        first = files(tmp_path)
+        assert [name.rsplit(".", 2)[0] for name in first] == [
+            "2026-04-01.30d", "2026-05-01.31d", *(f"2026-06-{d:02d}" for d in range(1, 12))
+        ]  # fmt: skip
+        write_buckets(writer.db, buckets(("shop/latency", DAY0 - 10 * DAY + 9, 0, 100)), KEYS, "test")
+        writer.publish()
+        listed = {row[0].rsplit("/", 1)[1] for row in read(tmp_path, "SELECT file FROM snapshot_parts")}
+    assert len(listed) == 13 and len(listed - set(first)) == 1
+    assert next(iter(listed - set(first))).startswith("2026-05-01.31d.")
+    got = read(tmp_path, "SELECT count(*), sum(good), min(minute), max(minute) FROM buckets")
+    assert got == [(108, 2 * sum(range(54)) - 32, start + 9, start + 53 * DAY + 9)]  # 05-22: 32 → 0
