@@ -1,17 +1,18 @@
-"""Closed days of the big tables (buckets, checkpoints, slo_series) as immutable Parquet files, so a
-publish costs what changed, not the history (DESIGN §1, issue 13).
+"""Closed hours of the big tables (buckets, checkpoints, slo_series) as immutable Parquet files, so
+a publish costs what changed, not the history (DESIGN §1, issue 13).
 
 Whoever writes or deletes rows of a big table calls `mark_changed` with the minutes it touched. A
-publish (`write_parts`) then writes one file per table and *closed* day — every day before the day of
-the newest minute written — that changed or closed since the last publish, under a name never used
-before (`parts/<table>/<YYYY-MM-DD>.<unique>.parquet`): a file, once written, is never written again.
-The snapshot keeps the rows of open days as `<table>_open` and lists its files in `snapshot_parts`;
-`reader_views` gives a reader's connection each big table under its own name, a view over exactly those
-files (absolute paths under the reader's data directory, so a copied or restored data directory reads
-its own files) and the open rows. After the snapshot is in place, `commit` records the files in the work
-database; `collect_garbage` deletes a file once no snapshot has listed it for PART_GRACE_SECONDS (a
-reader may still be querying the snapshot it attached before) and files of publishes that never
-completed.
+publish (`write_parts`) then writes a file for each *closed* unit — an hour of the open day, a day of
+the current month, a closed month; every hour before the newest minute's is closed — that changed or
+closed since the last publish, under a name never used before
+(`parts/<table>/<2026-11-30T07 | 2026-11-29 | 2026-10-01.31d>.<unique>.parquet`): a file, once written,
+is never written again. The snapshot keeps the rows of the open hour as `<table>_open` and lists its
+files in `snapshot_parts`; `reader_views` gives a reader's connection each big table under its own
+name, a view over exactly those files (absolute paths under the reader's data directory, so a copied or
+restored data directory reads its own files) and the open rows. After the snapshot is in place,
+`commit` records the files in the work database; `collect_garbage` deletes a file once no snapshot has
+listed it for PART_GRACE_SECONDS (a reader may still be querying the snapshot it attached before) and
+files of publishes that never completed.
 """
 
 from __future__ import annotations
@@ -36,14 +37,16 @@ PARTITIONED = ("buckets", "checkpoints", "slo_series")
 BOOKKEEPING = ("publish_marks", "publish_changes", "publish_parts", "publish_retired")
 # The snapshot's list of the files it reads.
 SNAPSHOT_PARTS = "snapshot_parts"
-DAY = 1440  # minutes; a partition holds the rows of one UTC day
+# Minutes in an hour: the unit of change tracking, and the smallest partition (a closed hour of the
+# open day).
+HOUR = 60
 # How long a file no snapshot lists any more is kept for readers that attached an older snapshot
 # (a reader re-attaches at its next query once a new snapshot is published; one query takes seconds).
 PART_GRACE_SECONDS = 600.0
 
 log = logging.getLogger(__name__)
 
-# SQL: the newest minute ever written to a table (its day is the first open day).
+# SQL: the newest minute ever written to a table (its hour is the first open hour).
 LAST_SQL = """
 INSERT INTO publish_marks (table_name, last_minute) VALUES (?, ?)
 ON CONFLICT (table_name) DO UPDATE SET
@@ -58,7 +61,7 @@ def mark_changed(con: duckdb.DuckDBPyConnection, table: str, first: int, last: i
     last = first if last is None else last
     con.execute(
         "INSERT INTO publish_changes SELECT ?, unnest(range(?, ?)) ON CONFLICT DO NOTHING",
-        [table, int(first) // DAY, int(last) // DAY + 1],
+        [table, int(first) // HOUR, int(last) // HOUR + 1],
     )
     con.execute(LAST_SQL, [table, int(last)])
 
@@ -68,7 +71,7 @@ def mark_rows_changed(con: duckdb.DuckDBPyConnection, table: str, rows: str, las
     their newest minute, when the caller knows it): only the days that hold one are rewritten (a late
     bucket beside today's does not rewrite the days between)."""
     con.execute(
-        f"INSERT INTO publish_changes SELECT DISTINCT ?, minute // {DAY} FROM {rows} ON CONFLICT DO NOTHING",
+        f"INSERT INTO publish_changes SELECT DISTINCT ?, minute // {HOUR} FROM {rows} ON CONFLICT DO NOTHING",
         [table],
     )
     if last is None:
@@ -79,11 +82,11 @@ def mark_rows_changed(con: duckdb.DuckDBPyConnection, table: str, rows: str, las
 
 @dataclass(frozen=True)
 class Part:
-    """One partition file: the rows of `table` in the `span` UTC days from `day` (epoch days): one day
-    of the current month, or a whole month once it has closed."""
+    """One partition file: the rows of `table` in the `span` hours from hour `hour` (epoch hours): a
+    closed hour of the open day, a closed day of the current month, or a whole closed month."""
 
     table: str
-    day: int
+    hour: int
     span: int
     file: str  # relative to the data directory, with "/" separators
     rows: int
@@ -103,65 +106,69 @@ class Plan:
 def write_parts(
     con: duckdb.DuckDBPyConnection, data_dir: Path, redo_all: frozenset[str] = frozenset()
 ) -> Plan:
-    """Write the partition files this publish needs (every closed day of the tables in `redo_all`);
+    """Write the partition files this publish needs (every closed hour of the tables in `redo_all`);
     changes nothing else: a publish that stops after this leaves files no snapshot lists, which
     `collect_garbage` removes.
 
-    A closed day of the open day's month is a file of its own; the days of a closed month are one
-    file (written once, when the month closes), so a reader opens a few dozen files, not one a day."""
+    Every hour before the newest minute's is closed. A closed hour of the open day is a file of its
+    own (so the snapshot keeps at most an hour of rows); once its day has closed, the day is one file,
+    and once its month has closed, the month is (each written once, when it closes), so a reader
+    opens a few dozen files, not one an hour or a day."""
     marks = {
         row[0]: row[1:]
-        for row in con.execute("SELECT table_name, last_minute, open_day FROM publish_marks").fetchall()
+        for row in con.execute("SELECT table_name, last_minute, open_hour FROM publish_marks").fetchall()
     }
     changed: dict[str, set[int]] = {}
-    for table, day in con.execute("SELECT table_name, day FROM publish_changes").fetchall():
-        changed.setdefault(table, set()).add(int(day))
+    for table, hour in con.execute("SELECT table_name, hour FROM publish_changes").fetchall():
+        changed.setdefault(table, set()).add(int(hour))
     current = _recorded_parts(con)
     plan = Plan(parts=dict(current), open_from={})
     for table in PARTITIONED:
-        last, open_day = marks.get(table, (None, None))
+        last, open_hour = marks.get(table, (None, None))
         if last is None:  # nothing written through mark_changed: every row stays in the snapshot
             plan.open_from[table] = None
             continue
-        closed_before = int(last) // DAY  # the day of the newest minute is open
-        plan.open_from[table] = closed_before * DAY
+        closed_before = int(last) // HOUR  # the hour of the newest minute is open
+        plan.open_from[table] = closed_before * HOUR
         mine = {key: part for key, part in current.items() if key[0] == table}
-        # Days closed since the last publish (all of them on the first, or when rows do not add up).
-        lo = None if open_day is None or table in redo_all else int(open_day)
-        held = _days_with_rows(con, table, lo, closed_before) if lo is None or lo < closed_before else set()
-        dirty = {day for day in changed.get(table, ()) if day < closed_before} | held
-        days = set(dirty)  # every closed day that may hold rows
+        # Hours closed since the last publish (all of them on the first, or when rows do not add up).
+        lo = None if open_hour is None or table in redo_all else int(open_hour)
+        held = _hours_with_rows(con, table, lo, closed_before) if lo is None or lo < closed_before else set()
+        dirty = {hour for hour in changed.get(table, ()) if hour < closed_before} | held
+        hours = set(dirty)  # every closed hour that may hold rows
         for part in mine.values():
-            covered = range(part.day, part.day + part.span)
+            covered = range(part.hour, part.hour + part.span)
             if lo is None:
                 continue  # written again from the rows found
-            days.update(d for d in covered if d < closed_before)
+            hours.update(h for h in covered if h < closed_before)
             if not _intact(data_dir, part):
-                dirty.update(d for d in covered if d < closed_before)
-        units = {unit_of(day, closed_before) for day in days}
-        redo = {unit_of(day, closed_before) for day in dirty}
+                dirty.update(h for h in covered if h < closed_before)
+        units = {unit_of(hour, closed_before) for hour in hours}
+        redo = {unit_of(hour, closed_before) for hour in dirty}
         redo |= {u for u in units if (table, u[0]) not in mine or mine[(table, u[0])].span != u[1]}
         for key in mine:
             plan.parts.pop(key)
         for start, _ in units - redo:
             plan.parts[(table, start)] = mine[(table, start)]
         for part in _write_units(con, data_dir, table, redo).values():
-            plan.parts[(table, part.day)] = part
+            plan.parts[(table, part.hour)] = part
             plan.written.append(part)
     listed = {p.file for p in plan.parts.values()}
     plan.retired = sorted({p.file for p in current.values()} - listed)
     return plan
 
 
-def unit_of(day: int, open_day: int) -> tuple[int, int]:
-    """The file a closed day belongs in, as (first day, days): its month once the month has closed
-    (the open day is in a later month), else the day alone."""
-    date = EPOCH + dt.timedelta(days=day)
-    month = date.replace(day=1)
+def unit_of(hour: int, open_hour: int) -> tuple[int, int]:
+    """The file a closed hour belongs in, as (first hour, hours): the hour alone while its day is
+    open, its day while its month is open, its month once the month has closed."""
+    day, open_day = hour // 24, open_hour // 24
+    if day >= open_day:
+        return (hour, 1)
+    month = (EPOCH + dt.timedelta(days=day)).replace(day=1)
     if month >= (EPOCH + dt.timedelta(days=open_day)).replace(day=1):
-        return (day, 1)
+        return (day * 24, 24)
     following = (month + dt.timedelta(days=32)).replace(day=1)
-    return ((month - EPOCH).days, (following - month).days)
+    return ((month - EPOCH).days * 24, (following - month).days * 24)
 
 
 EPOCH = dt.date(1970, 1, 1)
@@ -188,7 +195,7 @@ def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan, dat
         else:
             con.execute(f'CREATE TABLE {target}."{name}" AS SELECT * FROM main."{name}"')
     con.execute(
-        f"CREATE TABLE {target}.{SNAPSHOT_PARTS} (table_name VARCHAR NOT NULL, day INTEGER NOT NULL, "
+        f"CREATE TABLE {target}.{SNAPSHOT_PARTS} (table_name VARCHAR NOT NULL, hour INTEGER NOT NULL, "
         "span INTEGER NOT NULL, file VARCHAR NOT NULL, rows BIGINT NOT NULL, bytes BIGINT NOT NULL)"
     )
     _insert_parts(con, f"{target}.{SNAPSHOT_PARTS}", [p for _, p in sorted(plan.parts.items())])
@@ -207,7 +214,7 @@ def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan, dat
 def miscounted(con: duckdb.DuckDBPyConnection, target: str, plan: Plan) -> frozenset[str]:
     """The partitioned tables whose rows in `plan`'s files and in the snapshot `target` do not add
     up to the work table's (counts DuckDB keeps, no scan): rows written or deleted without
-    `mark_changed`. The publish writes every day of those again."""
+    `mark_changed`. The publish writes every hour of those again."""
     wrong = set()
     for table in PARTITIONED:
         total = (con.execute(f'SELECT count(*) FROM main."{table}"').fetchone() or (0,))[0]
@@ -223,16 +230,16 @@ def commit(con: duckdb.DuckDBPyConnection, plan: Plan, now: float | None = None)
     now = time.time() if now is None else now
     con.execute("BEGIN TRANSACTION")
     try:
-        if plan.retired or plan.written:  # usually neither: no closed day changed
+        if plan.retired or plan.written:  # usually neither: no closed hour changed
             con.execute("DELETE FROM publish_parts")
             _insert_parts(con, "publish_parts", list(plan.parts.values()))
             for file in plan.retired:
                 con.execute("INSERT OR IGNORE INTO publish_retired VALUES (?, ?)", [file, now])
-        con.execute("DELETE FROM publish_changes")  # days still open are written when they close
+        con.execute("DELETE FROM publish_changes")  # hours still open are written when they close
         for table, lo in plan.open_from.items():
             con.execute(
-                "UPDATE publish_marks SET open_day = ? WHERE table_name = ?",
-                [None if lo is None else lo // DAY, table],
+                "UPDATE publish_marks SET open_hour = ? WHERE table_name = ?",
+                [None if lo is None else lo // HOUR, table],
             )
         con.execute("COMMIT")
     except Exception:
@@ -296,7 +303,7 @@ def reader_views(con: duckdb.DuckDBPyConnection, catalog: str, data_dir: Path) -
         return
     files: dict[str, list[str]] = {}
     for table, file in con.execute(
-        f"SELECT table_name, file FROM {catalog}.{SNAPSHOT_PARTS} ORDER BY table_name, day"
+        f"SELECT table_name, file FROM {catalog}.{SNAPSHOT_PARTS} ORDER BY table_name, hour"
     ).fetchall():
         files.setdefault(table, []).append(str(Path(data_dir).resolve() / file))
     for table in PARTITIONED:
@@ -323,19 +330,19 @@ def snapshot_part_problem(con: duckdb.DuckDBPyConnection, catalog: str, data_dir
     ).fetchone()
     if not present or not present[0]:
         return None
-    for table, day, span, file, rows, size in con.execute(
-        f"SELECT table_name, day, span, file, rows, bytes FROM {catalog}.{SNAPSHOT_PARTS} ORDER BY file"
+    for table, hour, span, file, rows, size in con.execute(
+        f"SELECT table_name, hour, span, file, rows, bytes FROM {catalog}.{SNAPSHOT_PARTS} ORDER BY file"
     ).fetchall():
-        if not _intact(data_dir, Part(table, day, span, file, rows, size)):
+        if not _intact(data_dir, Part(table, hour, span, file, rows, size)):
             return f"partition file {file} is missing or was changed since it was published"
     return None
 
 
 def _recorded_parts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], Part]:
     return {
-        (t, day): Part(t, day, span, file, rows, size)
-        for t, day, span, file, rows, size in con.execute(
-            "SELECT table_name, day, span, file, rows, bytes FROM publish_parts"
+        (t, hour): Part(t, hour, span, file, rows, size)
+        for t, hour, span, file, rows, size in con.execute(
+            "SELECT table_name, hour, span, file, rows, bytes FROM publish_parts"
         ).fetchall()
     }
 
@@ -346,7 +353,7 @@ def _insert_parts(con: duckdb.DuckDBPyConnection, table: str, parts: list[Part])
         con.execute(
             f"""INSERT INTO {table} SELECT unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]),
                                          unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::BIGINT[])""",
-            [[p.table for p in parts], [p.day for p in parts], [p.span for p in parts],
+            [[p.table for p in parts], [p.hour for p in parts], [p.span for p in parts],
              [p.file for p in parts], [p.rows for p in parts], [p.bytes for p in parts]],
         )  # fmt: skip
 
@@ -358,15 +365,13 @@ def _intact(data_dir: Path, part: Part) -> bool:
         return False
 
 
-def _days_with_rows(
-    con: duckdb.DuckDBPyConnection, table: str, first_day: int | None, before: int
-) -> set[int]:
-    """The days in [first_day, before) that hold rows of `table` (reads only those minutes)."""
-    where = f"minute < {before * DAY}" + ("" if first_day is None else f" AND minute >= {first_day * DAY}")
+def _hours_with_rows(con: duckdb.DuckDBPyConnection, table: str, first: int | None, before: int) -> set[int]:
+    """The hours in [first, before) that hold rows of `table` (reads only those minutes)."""
+    where = f"minute < {before * HOUR}" + ("" if first is None else f" AND minute >= {first * HOUR}")
     return {
         int(row[0])
         for row in con.execute(
-            f'SELECT DISTINCT minute // {DAY} FROM main."{table}" WHERE {where}'
+            f'SELECT DISTINCT minute // {HOUR} FROM main."{table}" WHERE {where}'
         ).fetchall()
     }
 
@@ -374,15 +379,15 @@ def _days_with_rows(
 def _write_units(
     con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, units: set[tuple[int, int]]
 ) -> dict[int, Part]:
-    """Write each unit (first day, days) that holds rows of `table` to a new file, durably; returns
-    them by first day (a unit without rows gets no file)."""
+    """Write each unit (first hour, hours) that holds rows of `table` to a new file, durably; returns
+    them by first hour (a unit without rows gets no file)."""
     if not units:
         return {}
     folder = data_dir / PARTS_DIR / table
     folder.mkdir(parents=True, exist_ok=True)
     parts: dict[int, Part] = {}
-    lo = min(start for start, _ in units) * DAY
-    hi = max(start + span for start, span in units) * DAY
+    lo = min(start for start, _ in units) * HOUR
+    hi = max(start + span for start, span in units) * HOUR
     if len(units) >= BULK_UNITS:
         ((rows,),) = con.execute(
             f'SELECT count(*) FROM main."{table}" WHERE minute >= ? AND minute < ?', [lo, hi]
@@ -394,8 +399,8 @@ def _write_units(
             continue
         rel = _new_name(table, start, span)
         ((rows,),) = con.execute(
-            f'COPY (SELECT * FROM main."{table}" WHERE minute >= {start * DAY} '
-            f"AND minute < {(start + span) * DAY}) TO '{_sql_path(data_dir / rel)}' (FORMAT parquet)"
+            f'COPY (SELECT * FROM main."{table}" WHERE minute >= {start * HOUR} '
+            f"AND minute < {(start + span) * HOUR}) TO '{_sql_path(data_dir / rel)}' (FORMAT parquet)"
         ).fetchall()
         if rows:
             parts[start] = Part(table, start, span, rel, int(rows), os.stat(data_dir / rel).st_size)
@@ -423,15 +428,15 @@ def _write_units_at_once(
     staging = data_dir / PARTS_DIR / table / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
     starts = sorted(start for start, _ in units)
     spans = {start: span for start, span in units}
-    lo, hi = starts[0] * DAY, max(start + span for start, span in units) * DAY
-    # SQL: each row's unit, the last unit start at or before its day (units do not overlap)
+    lo, hi = starts[0] * HOUR, max(start + span for start, span in units) * HOUR
+    # SQL: each row's unit, the last unit start at or before its hour (units do not overlap)
     con.execute(
         f"""COPY (
               SELECT t.*, u.start AS part_unit
               FROM main."{table}" t ASOF JOIN (SELECT unnest(?::INTEGER[]) AS start,
                                                       unnest(?::INTEGER[]) AS span) u
-                ON t.minute // {DAY} >= u.start
-              WHERE t.minute >= {lo} AND t.minute < {hi} AND t.minute // {DAY} < u.start + u.span
+                ON t.minute // {HOUR} >= u.start
+              WHERE t.minute >= {lo} AND t.minute < {hi} AND t.minute // {HOUR} < u.start + u.span
             ) TO '{_sql_path(staging)}'
             (FORMAT parquet, PARTITION_BY (part_unit), FILENAME_PATTERN 'f{{uuid}}')""",
         [starts, [spans[s] for s in starts]],
@@ -459,12 +464,17 @@ def _write_units_at_once(
 STAGING_PREFIX = ".staging-"
 
 
-def _new_name(table: str, day: int, span: int) -> str:
+def _new_name(table: str, hour: int, span: int) -> str:
     """A file name never used before for this unit of `table` (relative to the data directory):
-    `<first day>[.<days>d].<unique>.parquet`."""
-    date = (EPOCH + dt.timedelta(days=day)).isoformat()
-    days = f".{span}d" if span != 1 else ""
-    return f"{PARTS_DIR}/{table}/{date}{days}.{uuid.uuid4().hex[:12]}.parquet"
+    `<day>T<hour>` for an hour, `<day>` for a day, `<first day>.<days>d` for a month, then
+    `.<unique>.parquet`."""
+    start = dt.datetime(1970, 1, 1) + dt.timedelta(hours=hour)
+    unit = (
+        start.strftime("%Y-%m-%dT%H")
+        if span == 1
+        else start.date().isoformat() + ("" if span == 24 else f".{span // 24}d")
+    )
+    return f"{PARTS_DIR}/{table}/{unit}.{uuid.uuid4().hex[:12]}.parquet"
 
 
 def _fsync(path: Path) -> None:

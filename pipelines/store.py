@@ -371,34 +371,34 @@ MIGRATIONS: list[tuple[int, str]] = [
         6,
         """
         -- Publishing by partitions (issue 13; pipelines/partitions.py). Per big table: the newest minute
-        -- ever written, and the first day the last publish kept in the snapshot (the days before it
-        -- are Parquet files; NULL: none yet, so the next publish writes every closed day).
+        -- ever written, and the first hour the last publish kept in the snapshot (the hours before it
+        -- are Parquet files; NULL: none yet, so the next publish writes every closed hour).
         CREATE TABLE publish_marks (
             table_name VARCHAR PRIMARY KEY,
             last_minute INTEGER,
-            open_day INTEGER
+            open_hour INTEGER
         );
         INSERT INTO publish_marks SELECT 'buckets', max(minute), NULL FROM buckets HAVING count(*) > 0;
         INSERT INTO publish_marks SELECT 'checkpoints', max(minute), NULL FROM checkpoints
             HAVING count(*) > 0;
         INSERT INTO publish_marks SELECT 'slo_series', max(minute), NULL FROM slo_series
             HAVING count(*) > 0;
-        -- Days (since the Unix epoch, UTC) whose rows were written or deleted since the last publish.
+        -- Hours (since the Unix epoch, UTC) whose rows were written or deleted since the last publish.
         CREATE TABLE publish_changes (
             table_name VARCHAR NOT NULL,
-            day INTEGER NOT NULL,
-            PRIMARY KEY (table_name, day)
+            hour INTEGER NOT NULL,
+            PRIMARY KEY (table_name, hour)
         );
         -- The files the last publish listed: per big table, one per closed day or closed month (path
         -- under the data dir).
         CREATE TABLE publish_parts (
             table_name VARCHAR NOT NULL,
-            day INTEGER NOT NULL,             -- its first day (days since the Unix epoch, UTC)
-            span INTEGER NOT NULL,            -- days it holds: 1, or a closed month's
+            hour INTEGER NOT NULL,            -- its first hour (hours since the Unix epoch, UTC)
+            span INTEGER NOT NULL,            -- hours it holds: 1, 24, or a closed month's
             file VARCHAR NOT NULL,
             rows BIGINT NOT NULL,
             bytes BIGINT NOT NULL,
-            PRIMARY KEY (table_name, day)
+            PRIMARY KEY (table_name, hour)
         );
         -- Files no snapshot lists any more since retired_at (Unix seconds): deleted after a grace period.
         CREATE TABLE publish_retired (file VARCHAR PRIMARY KEY, retired_at DOUBLE NOT NULL);

@@ -41,8 +41,9 @@ def test_a_data_dir_copied_with_cp_a_reads_its_own_files_from_any_directory(tmp_
     run = slo(data, specs, ROOT, "run", "--source", "csv", "--events", str(events))
     assert run.returncode == 0, run.stderr
     files = sorted(p.relative_to(data).as_posix() for p in (data / PARTS_DIR).rglob("*.parquet"))
-    # buckets end on 11-29 23:59 (11-27 and 11-28 closed); checkpoints and series at 11-30 00:00
-    assert [f.split("/")[1] for f in files] == ["buckets"] * 2 + ["checkpoints"] * 3 + ["slo_series"] * 3
+    # buckets end on 11-29 23:59: 11-27 and 11-28 closed, then 11-29's hours until 23:00 (the open
+    # hour); checkpoints and series end at the instant 11-30 00:00: 11-27 … 11-29 closed
+    assert [f.split("/")[1] for f in files] == ["buckets"] * 25 + ["checkpoints"] * 3 + ["slo_series"] * 3
     before = slo(data, specs, ROOT, "status", "--json")
     assert before.returncode == 0, before.stderr
     rows = json.loads(before.stdout)

@@ -27,11 +27,12 @@ def buckets(*rows: tuple[str, int, int, int]) -> pd.DataFrame:
 
 
 def three_days(writer: Writer) -> None:
-    """Two SLOs, two buckets a day on 2026-06-01, 06-02 and (open) 06-03."""
+    """Two SLOs, two buckets a day (10:00 and 10:10) on 2026-06-01, 06-02 and 06-03, whose 10:00 hour
+    is the open one."""
     rows = [
         (slo, DAY0 + day * DAY + offset, 90 + day, 100)
         for day in range(3)
-        for offset in (0, 600)
+        for offset in (600, 610)
         for slo in KEYS
     ]
     write_buckets(writer.db, buckets(*rows), KEYS, "test")
@@ -62,8 +63,9 @@ def test_closed_days_become_files_and_the_open_day_stays_in_the_snapshot(tmp_pat
     assert [name[:10] for name in files(tmp_path)] == ["2026-06-01", "2026-06-02"]
     # readers see every bucket under the table's own name: 4 a day, good 90/91/92 each
     assert read(tmp_path, PER_DAY) == [(0, 4, 360), (1, 4, 364), (2, 4, 368)]
-    # the snapshot file itself holds only 06-03's rows
-    assert read(tmp_path, "SELECT count(*), min(minute) FROM snap.buckets_open") == [(4, DAY0 + 2 * DAY)]
+    # the snapshot file itself holds only the open hour's rows (06-03 10:00 and 10:10)
+    open_rows = read(tmp_path, "SELECT count(*), min(minute) FROM snap.buckets_open")
+    assert open_rows == [(4, DAY0 + 2 * DAY + 600)]
     assert read(tmp_path, "SELECT table_name, count(*), sum(rows) FROM snapshot_parts GROUP BY 1") == [
         ("buckets", 2, 8)
     ]
@@ -102,8 +104,8 @@ def test_a_late_bucket_gets_a_new_file_and_readers_of_the_old_snapshot_keep_thei
         reader = Snapshot(tmp_path)
         with reader.connection() as con:  # attached before the late bucket is published
             assert con.execute("SELECT sum(good) FROM buckets").fetchone() == (1092,)
-        # a re-read of 06-01 00:00 for one SLO: 10 good instead of 90
-        write_buckets(writer.db, buckets(("shop/availability", DAY0, 10, 100)), KEYS, "test")
+        # a re-read of 06-01 10:00 for one SLO: 10 good instead of 90
+        write_buckets(writer.db, buckets(("shop/availability", DAY0 + 600, 10, 100)), KEYS, "test")
         writer.publish()
         new = files(tmp_path)
         # 06-01 got a second file under a new name; 06-02's file was not rewritten; both old files stay
@@ -128,7 +130,7 @@ def test_a_publish_that_fails_before_the_replace_leaves_the_last_snapshot(
         three_days(writer)
         writer.publish()
         published = files(tmp_path)
-        write_buckets(writer.db, buckets(("shop/availability", DAY0, 10, 100)), KEYS, "test")
+        write_buckets(writer.db, buckets(("shop/availability", DAY0 + 600, 10, 100)), KEYS, "test")
 
         def crash(src: object, dst: object) -> None:
             raise OSError("simulated crash between the partition files and the snapshot")
@@ -255,42 +257,12 @@ def test_the_engine_s_rewrites_reach_the_snapshot(tmp_path: Path) -> None:
         sync_slos(writer.db, slos)
         engine.evaluate(writer.db, slos, end + 1)
         listed = check("a target change")
-    # 06-01 … 06-03 closed (06-04 open): one file each for buckets, checkpoints and slo_series
+    # 06-01 … 06-03 closed: a file a day per table; 06-04 until 22:00 (the open hour): a file an hour
+    names = [name.split("/", 2)[1:] for name in listed]
     assert (
-        sorted(name.split("/")[1] for name in listed)
+        sorted(t for t, n in names if "T" not in n)
         == ["buckets"] * 3 + ["checkpoints"] * 3 + ["slo_series"] * 3
     )
-
-
-def test_many_small_days_are_written_by_one_partitioned_copy(tmp_path: Path) -> None:
-    """Ten days of a few buckets (a long history of few SLOs, like the demo's): one file per closed day,
-    nothing left in the staging folder, every bucket read back."""
-    rows = [(slo, DAY0 + day * DAY + 5, day, 10) for day in range(10) for slo in KEYS]
-    with Writer(tmp_path) as writer:
-        write_buckets(writer.db, buckets(*rows), KEYS, "test")
-        writer.publish()
-    assert [name[:10] for name in files(tmp_path)] == [f"2026-06-{d:02d}" for d in range(1, 10)]
-    assert not [p for p in (tmp_path / PARTS_DIR / "buckets").iterdir() if p.is_dir()]
-    assert read(tmp_path, PER_DAY) == [(day, 2, 2 * day) for day in range(10)]
-    assert read(tmp_path, "SELECT sum(rows) FROM snapshot_parts") == [(18,)]
-
-
-def test_a_closed_month_is_one_file(tmp_path: Path) -> None:
-    """Buckets from 04-20 to 06-12 (open): April and May are a file each, June's closed days one file a
-    day; a late bucket in May rewrites May's file under a new name, and nothing else."""
-    start = DAY0 - 42 * DAY  # 2026-04-20
-    rows = [(slo, start + day * DAY + 9, day, 100) for day in range(54) for slo in KEYS]
-    with Writer(tmp_path) as writer:
-        write_buckets(writer.db, buckets(*rows), KEYS, "test")
-        writer.publish()
-        first = files(tmp_path)
-        assert [name.rsplit(".", 2)[0] for name in first] == [
-            "2026-04-01.30d", "2026-05-01.31d", *(f"2026-06-{d:02d}" for d in range(1, 12))
-        ]  # fmt: skip
-        write_buckets(writer.db, buckets(("shop/latency", DAY0 - 10 * DAY + 9, 0, 100)), KEYS, "test")
-        writer.publish()
-        listed = {row[0].rsplit("/", 1)[1] for row in read(tmp_path, "SELECT file FROM snapshot_parts")}
-    assert len(listed) == 13 and len(listed - set(first)) == 1
-    assert next(iter(listed - set(first))).startswith("2026-05-01.31d.")
-    got = read(tmp_path, "SELECT count(*), sum(good), min(minute), max(minute) FROM buckets")
-    assert got == [(108, 2 * sum(range(54)) - 32, start + 9, start + 53 * DAY + 9)]  # 05-22: 32 → 0
+    hours = {t: sorted(n[:13] for t2, n in names if t2 == t and "T" in n) for t in ("buckets", "slo_series")}
+    assert hours["buckets"] == [f"2026-06-04T{h:02d}" for h in range(22)]  # 06-04 22:19 is the last bucket
+    assert hours["slo_series"] == [f"2026-06-04T{h:02d}" for h in range(22)]
