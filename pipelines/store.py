@@ -2,10 +2,11 @@
 
 One process writes (DESIGN §1). It takes an exclusive OS lock on `<data>/writer.lock` and works on
 `<data>/work.duckdb`, which holds everything. A publish costs what changed, not the history
-(`pipelines/partitions.py`): the closed days of the big tables (buckets, checkpoints, slo_series)
-that changed since the last publish are written as new, never-modified Parquet files under
-`<data>/parts/`, then a small new snapshot file — every other table, the open days' rows, and the
-list of files it reads — replaces `<data>/slo.duckdb` with an atomic `os.replace`. Readers never open
+(`pipelines/partitions.py`): the closed hours, days and months of the big tables (buckets,
+checkpoints, slo_series) that changed or closed since the last publish are written as new,
+never-modified Parquet files under `<data>/parts/`, then a small new snapshot file — every other
+table, the open hour's rows, and the list of files it reads — replaces `<data>/slo.duckdb` with an
+atomic `os.replace`. Readers never open
 the work file: `Snapshot` ATTACHes the published file READ_ONLY into an in-memory connection, gives
 each big table its own name as a view over that snapshot's files and open rows, and re-attaches when
 a new file has been published (new inode). A file no snapshot lists any more is deleted only after a
