@@ -17,12 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from pipelines.errors import SourceError
 from pipelines.partitions import mark_rows_changed
 from pipelines.sources import BucketSource
-from pipelines.sources.events_file import BAD_ROW, EventsFile
+from pipelines.sources.events_file import BAD_ROW, EventsFile, Rows
 
 STAGED = "staged_buckets"
 _IDS = "staged_slo_ids"
@@ -39,8 +40,8 @@ def stage_buckets(
     con: duckdb.DuckDBPyConnection, source: BucketSource, slo_ids: Sequence[str], origin: str
 ) -> Staged:
     """Parse, check and sum `source` into the temp table `staged_buckets` (idx into `slo_ids`,
-    minute, good, valid), in minute order. Raises SourceError on the first bad row; writes nothing
-    to the store's tables."""
+    minute, good, valid), in minute order, one row per SLO and minute. Raises SourceError on the first
+    bad row; writes nothing to the store's tables."""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {_IDS} AS
             SELECT (i - 1)::INTEGER AS idx, ids[i] AS slo_id
@@ -51,7 +52,7 @@ def stage_buckets(
         if isinstance(source, pd.DataFrame):
             _stage_frame(con, source, origin)
         else:
-            _stage_files(con, source)
+            _stage_files(con, source, slo_ids)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {_IDS}")
     ((first, last, rows),) = con.execute(
@@ -92,7 +93,7 @@ def _stage_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, origin: st
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {STAGED} AS
                 SELECT s.idx, i.minute::INTEGER AS minute, sum(i.good)::BIGINT AS good,
-                       sum(i.valid)::BIGINT AS valid
+                       sum(i.valid)::BIGINT AS valid, FALSE AS bad
                 FROM incoming i JOIN {_IDS} s ON s.slo_id = i.slo_id::VARCHAR
                 GROUP BY s.idx, i.minute ORDER BY minute, s.idx"""
         )
@@ -100,90 +101,134 @@ def _stage_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, origin: st
         con.unregister("incoming")
 
 
-def _stage_files(con: duckdb.DuckDBPyConnection, files: Sequence[EventsFile]) -> None:
-    """One pass over each file: parse, join the SLO ids, sum per SLO and minute, flagging groups
-    that hold a bad row or an unknown id; a flagged file is read again to find its first bad line."""
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {STAGED}
-            (idx INTEGER, minute INTEGER, good BIGINT, valid BIGINT)"""
+def _stage_files(con: duckdb.DuckDBPyConnection, files: Sequence[EventsFile], slo_ids: Sequence[str]) -> None:
+    """One pass over each file: parse, look the SLO ids up and flag rows that are bad or name an
+    unknown id; a flagged file is read again to find its first bad line. Rows are then summed per SLO
+    and minute only when some share one, and sorted only when they are not in minute order already."""
+    # The id → index lookup is a cast to an ENUM of the spec ids: a projection keeps the file's row
+    # order (a join would not), so a file in minute order needs no sort.
+    index = (
+        "enum_code(try_cast(slo AS ENUM({})))::INTEGER".format(", ".join(_quote(i) for i in slo_ids))
+        if slo_ids
+        else "NULL::INTEGER"
     )
-    grouped = []
-    for file in files:
-        rows = file.sql(con)
-        # Bad rows (NULL minute or counts, unknown id) are kept whatever their time, so a broken
-        # row outside --from/--to still stops the load, as it does inside.
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE staged_file AS
-                SELECT s.idx, r.minute, sum(r.good)::BIGINT AS good, sum(r.valid)::BIGINT AS valid,
-                       bool_or({BAD_ROW} OR s.idx IS NULL) AS bad
-                FROM ({rows}) r LEFT JOIN {_IDS} s ON s.slo_id = r.slo
-                WHERE ({BAD_ROW} OR s.idx IS NULL) OR ({file.in_range()})
-                GROUP BY s.idx, r.minute"""
-        )
-        if con.execute("SELECT count(*) FROM staged_file WHERE bad").fetchall() != [(0,)]:
+    parts = []
+    for n, file in enumerate(files):
+        part = f"{STAGED}_{n}"
+        if not _stage_file(con, file, file.rows(con), index, part):
+            # The reader could not convert a value as its sniffer typed the column (a stray row, or
+            # times in more than one format): read the file again as text, which says where.
+            _stage_file(con, file, file.rows(con, typed=False), index, part)
+        if con.execute(f"SELECT count(*) FROM {part} WHERE bad").fetchall() != [(0,)]:
             raise file.first_bad_line(con, _IDS)
-        if len(files) == 1:
-            con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE {STAGED} AS
-                    SELECT idx, minute, good, valid FROM staged_file ORDER BY minute, idx"""
-            )
-        else:
-            grouped.append(file)
-            con.execute(f"INSERT INTO {STAGED} SELECT idx, minute, good, valid FROM staged_file")
-    con.execute("DROP TABLE IF EXISTS staged_file")
-    if grouped:  # several files: one SLO's minute may come from more than one of them
+        parts.append(part)
+    if len(parts) == 1:
+        con.execute(f"ALTER TABLE {parts[0]} RENAME TO {STAGED}")
+    else:
+        union = " UNION ALL ".join(f"SELECT * FROM {part}" for part in parts)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {union}")
+        for part in parts:
+            con.execute(f"DROP TABLE {part}")
+    order = _order(con, len(slo_ids))
+    if order == "sum":
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {STAGED} AS
-                SELECT idx, minute, sum(good)::BIGINT AS good, sum(valid)::BIGINT AS valid
+                SELECT idx, minute, sum(good)::BIGINT AS good, sum(valid)::BIGINT AS valid, FALSE AS bad
                 FROM {STAGED} GROUP BY idx, minute ORDER BY minute, idx"""
         )
+    elif order == "sort":
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS SELECT * FROM {STAGED} ORDER BY minute, idx")
+
+
+def _stage_file(con: duckdb.DuckDBPyConnection, file: EventsFile, rows: Rows, index: str, part: str) -> bool:
+    """Materialise one file's rows in range (and every bad row, whatever its time, so a broken row
+    outside --from/--to still stops the load); False when the reader rejected a value."""
+    try:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {part} AS
+                SELECT idx, minute, CASE WHEN NOT bad THEN good::BIGINT END AS good,
+                       CASE WHEN NOT bad THEN valid::BIGINT END AS valid, bad
+                FROM (SELECT *, ({BAD_ROW}) OR idx IS NULL AS bad
+                      FROM (SELECT {index} AS idx, minute, good, valid, slo FROM ({rows.sql})))
+                WHERE bad OR ({file.in_range()})"""
+        )
+        if rows.rejects is None:
+            return True
+        return con.execute(f"SELECT count(*) FROM {rows.rejects}").fetchall() == [(0,)]
+    except duckdb.Error as exc:
+        raise SourceError(f"{file.path}: cannot read events: {exc}") from exc
+    finally:
+        if rows.rejects is not None:
+            con.execute(f"DROP TABLE IF EXISTS {rows.rejects}")
+            con.execute(f"DROP TABLE IF EXISTS {rows.rejects}_scan")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# Above this many (SLO, minute) slots, duplicates are left to SQL's GROUP BY instead of a count per slot.
+MAX_SLOTS = 1 << 28
+
+
+def _order(con: duckdb.DuckDBPyConnection, ids: int) -> str:
+    """What the staged rows need: "" (one row per SLO and minute, in minute order: a typical export),
+    "sort" (one row each, out of order) or "sum" (some SLO and minute has several rows). Decided by one
+    vectorised pass over a row key instead of a GROUP BY of every row."""
+    ((lo, hi),) = con.execute(f"SELECT min(minute), max(minute) FROM {STAGED}").fetchall()
+    if lo is None:
+        return ""
+    slots = (hi - lo + 1) * ids
+    if slots > MAX_SLOTS:
+        return "sum"
+    key = con.execute(f"SELECT (minute - {lo})::BIGINT * {ids} + idx AS k FROM {STAGED}").fetchnumpy()["k"]
+    if bool(np.all(key[1:] > key[:-1])):
+        return ""
+    return "sum" if int(np.bincount(key, minlength=slots).max()) > 1 else "sort"
 
 
 def write_staged(con: duckdb.DuckDBPyConnection, slo_ids: Sequence[str], keys: Mapping[str, int]) -> int:
     """Store `staged_buckets` under the SLOs' keys (`keys`: what `catalog.sync_slos` returned, for the
     same `slo_ids` the rows were staged with); returns the rows written."""
+    key_list = ", ".join(str(int(keys[slo_id])) for slo_id in slo_ids)
+    # A projection, not a join, so the staged minute order is the stored order (zone maps).
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW batch AS
+            SELECT ([{key_list}]::INTEGER[])[idx + 1] AS slo_key, minute, good, valid FROM {STAGED}"""
+    )
     try:
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE batch AS
-                SELECT k.slo_key, b.minute, b.good, b.valid FROM {STAGED} b
-                JOIN (SELECT (i - 1)::INTEGER AS idx, ks[i]::INTEGER AS slo_key
-                      FROM (SELECT ?::INTEGER[] AS ks), generate_series(1, len(ks)) t(i)) k USING (idx)
-                ORDER BY b.minute, k.slo_key""",
-            [[keys[slo_id] for slo_id in slo_ids]],
-        )
+        ((lo, hi, n),) = con.execute(f"SELECT min(minute), max(minute), count(*) FROM {STAGED}").fetchall()
+        if not n:
+            return 0
+        con.execute("BEGIN TRANSACTION")
+        try:
+            # -- A newer batch replaces stored minutes it covers (range-limited so zone maps prune).
+            con.execute(
+                """DELETE FROM buckets b WHERE b.minute BETWEEN ? AND ?
+                   AND EXISTS (SELECT 1 FROM batch n WHERE n.slo_key = b.slo_key AND n.minute = b.minute)""",
+                [lo, hi],
+            )
+            con.execute("INSERT INTO buckets SELECT * FROM batch")
+            mark_rows_changed(con, "buckets", "batch", hi)  # the next publish rewrites their closed hours
+            # -- Track the first minute and the earliest changed minute per SLO.
+            con.execute(
+                """INSERT INTO engine_state (slo_key, first_minute, evaluated_to, dirty_from)
+                   SELECT slo_key, min(minute), NULL, min(minute) FROM batch GROUP BY slo_key
+                   ON CONFLICT (slo_key) DO UPDATE SET
+                     first_minute = least(engine_state.first_minute, excluded.first_minute),
+                     dirty_from = least(coalesce(engine_state.dirty_from, excluded.dirty_from),
+                                        excluded.dirty_from),
+                     evaluated_to = CASE WHEN excluded.first_minute < engine_state.first_minute
+                                         THEN NULL ELSE engine_state.evaluated_to END"""
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        return int(n)
     finally:
+        con.execute("DROP VIEW IF EXISTS batch")
         con.execute(f"DROP TABLE IF EXISTS {STAGED}")
-    ((lo, hi, n),) = con.execute("SELECT min(minute), max(minute), count(*) FROM batch").fetchall()
-    if not n:
-        return 0
-    con.execute("BEGIN TRANSACTION")
-    try:
-        # -- A newer batch replaces stored minutes it covers (range-limited so zone maps prune).
-        con.execute(
-            """DELETE FROM buckets b WHERE b.minute BETWEEN ? AND ?
-               AND EXISTS (SELECT 1 FROM batch n WHERE n.slo_key = b.slo_key AND n.minute = b.minute)""",
-            [lo, hi],
-        )
-        con.execute("INSERT INTO buckets SELECT * FROM batch")
-        mark_rows_changed(con, "buckets", "batch", hi)  # the next publish rewrites their closed days
-        # -- Track the first minute and the earliest changed minute per SLO.
-        con.execute(
-            """INSERT INTO engine_state (slo_key, first_minute, evaluated_to, dirty_from)
-               SELECT slo_key, min(minute), NULL, min(minute) FROM batch GROUP BY slo_key
-               ON CONFLICT (slo_key) DO UPDATE SET
-                 first_minute = least(engine_state.first_minute, excluded.first_minute),
-                 dirty_from = least(coalesce(engine_state.dirty_from, excluded.dirty_from),
-                                    excluded.dirty_from),
-                 evaluated_to = CASE WHEN excluded.first_minute < engine_state.first_minute
-                                     THEN NULL ELSE engine_state.evaluated_to END"""
-        )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.execute("DROP TABLE IF EXISTS batch")
-    return int(n)
 
 
 def write_buckets(

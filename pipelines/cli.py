@@ -103,9 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.incidents.cli_incidents import register as register_incidents
 
     register_incidents(sub)
-    from pipelines.service import app as service
-
-    service.register(sub)
+    p = sub.add_parser(  # defined here: the service's module loads FastAPI, ~1.5 s, for `slo serve` only
+        "serve",
+        help="the ingest API and the pipeline worker",
+        description="Serve POST /api/incidents/ingest, commands, health and OpenAPI, and run the pipeline "
+        "cycle every SLO_CYCLE_SECONDS. Without SLO_INGEST_TOKEN only 127.0.0.1 is allowed.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     launch.register(sub)  # slo dashboard, slo up
     return parser
 

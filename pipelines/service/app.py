@@ -546,17 +546,5 @@ def serve(settings: Settings, host: str, port: int, service: ServiceSettings | N
 
 
 # --------------------------------------------------------------------------------------------- CLI
-def register(sub: Any) -> None:
-    """Add `slo serve` to the CLI's subparsers."""
-    p = sub.add_parser(
-        "serve",
-        help="the ingest API and the pipeline worker",
-        description="Serve POST /api/incidents/ingest, commands, health and OpenAPI, and run the pipeline "
-        "cycle every SLO_CYCLE_SECONDS. Without SLO_INGEST_TOKEN only 127.0.0.1 is allowed.",
-    )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-
-
 def cmd_serve(args: Any, settings: Settings) -> int:
     return serve(settings, args.host, args.port)

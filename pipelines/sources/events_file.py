@@ -22,15 +22,26 @@ REQUIRED = ("slo", "timestamp", "good", "valid")
 EARLIEST_MINUTE = 15_778_080  # 2000-01-01
 LATEST_MINUTE = 68_374_080  # 2100-01-01 (exclusive)
 
-# SQL over `_ts` (text or a timestamp): the row's minute, from an ISO 8601 text (a zone offset is
-# honoured; none means UTC) or epoch seconds, floored; NULL when it is neither or out of range.
-_MINUTE = f"""(SELECT CASE WHEN m >= {EARLIEST_MINUTE} AND m < {LATEST_MINUTE} THEN m::INTEGER END
-   FROM (SELECT floor(epoch(coalesce(try_cast(_ts AS TIMESTAMPTZ),
-                                     try(to_timestamp(try_cast(_ts AS DOUBLE))))) / 60) AS m))"""
+# SQL: a row's epoch seconds `s` (a DOUBLE) → its minute; NULL when out of range. Times are read
+# as ISO 8601 (a zone offset is honoured; none means UTC) or epoch seconds.
+_MINUTE = f"""CASE WHEN s >= {EARLIEST_MINUTE * 60} AND s < {LATEST_MINUTE * 60}
+                   THEN floor(s / 60)::INTEGER END"""
+_EPOCH_OF_TEXT = "epoch(coalesce(try_cast(ts AS TIMESTAMPTZ), try(to_timestamp(try_cast(ts AS DOUBLE)))))"
+
 
 # SQL: what makes a parsed row bad (besides an unknown SLO id, which the join finds).
 BAD_ROW = """slo IS NULL OR minute IS NULL OR good IS NULL OR valid IS NULL OR good < 0 OR valid < 0
              OR good > valid OR good <> trunc(good) OR valid <> trunc(valid)"""
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A SELECT of (slo, minute, good, valid) over a file's rows, unfiltered and unchecked, and
+    the table where the CSV reader keeps the rows it could not convert (None: it converts nothing,
+    every value arrives as text and a bad one becomes NULL)."""
+
+    sql: str
+    rejects: str | None
 
 
 @dataclass(frozen=True)
@@ -41,41 +52,71 @@ class EventsFile:
     start: int | None = None
     end: int | None = None
 
-    def sql(self, con: duckdb.DuckDBPyConnection, *, texts: bool = False) -> str:
-        """A SELECT of (slo, minute, good, valid) over every row of the file, unfiltered and
-        unchecked: a value that does not parse is NULL. Counts are DOUBLE so fractions can be refused.
-        With `texts`, also the row's raw timestamp and counts (for the error message)."""
+    def rows(self, con: duckdb.DuckDBPyConnection, *, typed: bool = True, texts: bool = False) -> Rows:
+        """The file's rows. `typed`: let the reader convert counts and times in parallel, as its
+        sniffer found them (fast; a value it cannot convert lands in `Rows.rejects`, and the caller
+        reads the file again untyped). Untyped, every value is parsed from text: a value that does not
+        parse is NULL. Counts are DOUBLE so fractions can be refused. `texts` adds the row's raw
+        timestamp and counts (for an error message)."""
         if not self.path.exists():
             raise SourceError(f"{self.path}: no such file")
         path = str(self.path).replace("'", "''")
-        if self.path.suffix.lower() in (".parquet", ".pq"):
+        parquet = self.path.suffix.lower() in (".parquet", ".pq")
+        if parquet:
             source = f"read_parquet('{path}')"
         else:
-            # Every column as text: a count that is not a number must become a bad row with its
-            # line, not a reader error that stops the whole file.
-            source = f"read_csv('{path}', header = true, all_varchar = true)"
+            source = f"read_csv('{path}', header = true{'' if typed else ', all_varchar = true'})"
         try:
             columns = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
         except duckdb.Error as exc:
             raise SourceError(f"{self.path}: cannot read events: {exc}") from exc
         kinds = {name.lower(): str(kind) for name, kind, *_ in columns}
+        names = {name.lower(): name for name, *_ in columns}
         missing = [c for c in REQUIRED if c not in kinds]
         if missing:
             raise SourceError(
                 f"{self.path}: missing column(s) {', '.join(missing)}; expected columns "
-                f"{','.join(REQUIRED)} (found {','.join(name for name, *_ in columns)})"
+                f"{','.join(REQUIRED)} (found {','.join(names.values())})"
             )
-        # A Parquet file may hold real timestamps; text (ISO or epoch seconds) is parsed.
-        native = kinds["timestamp"].startswith("TIMESTAMP") or kinds["timestamp"] == "DATE"
-        ts = '"timestamp"::TIMESTAMPTZ' if native else '"timestamp"::VARCHAR'
-        extra = (
+        stamp = kinds["timestamp"]
+        native = stamp.startswith("TIMESTAMP") or stamp == "DATE"
+        numeric = stamp in ("BIGINT", "INTEGER", "DOUBLE", "HUGEINT", "UBIGINT", "FLOAT")
+        rejects = None
+        if not parquet and typed:
+            rejects = f"rejects_{abs(hash((path, id(con))))}"
+            time_type = "TIMESTAMPTZ" if native else "DOUBLE" if numeric else "VARCHAR"
+            types = ", ".join(
+                f"'{names[c]}': '{kind}'"
+                for c, kind in (
+                    ("slo", "VARCHAR"),
+                    ("timestamp", time_type),
+                    ("good", "DOUBLE"),
+                    ("valid", "DOUBLE"),
+                )
+            )
+            source = (
+                f"read_csv('{path}', header = true, types = {{{types}}}, store_rejects = true, "
+                f"rejects_table = '{rejects}', rejects_scan = '{rejects}_scan')"
+            )
+        if native:
+            seconds = 'epoch("timestamp"::TIMESTAMPTZ)'
+        elif numeric and typed:
+            seconds = '"timestamp"::DOUBLE'
+        else:
+            seconds = _EPOCH_OF_TEXT.replace("ts AS", '"timestamp"::VARCHAR AS')
+        raw = (
             ', "timestamp"::VARCHAR AS ts_text, good::VARCHAR AS good_text, valid::VARCHAR AS valid_text'
             if texts
             else ""
         )
-        return f"""SELECT slo::VARCHAR AS slo, (SELECT {_MINUTE} FROM (SELECT {ts} AS _ts)) AS minute,
-                          try_cast(good AS DOUBLE) AS good, try_cast(valid AS DOUBLE) AS valid{extra}
-                   FROM {source}"""
+        shown = ", ts_text, good_text, valid_text" if texts else ""
+        return Rows(
+            f"""SELECT slo, {_MINUTE} AS minute, good, valid{shown}
+                FROM (SELECT slo::VARCHAR AS slo, {seconds} AS s, try_cast(good AS DOUBLE) AS good,
+                             try_cast(valid AS DOUBLE) AS valid{raw}
+                      FROM {source})""",
+            rejects,
+        )
 
     def in_range(self) -> str:
         """SQL condition on `minute` for this file's [start, end)."""
@@ -95,7 +136,8 @@ class EventsFile:
         rows = con.execute(
             f"""SELECT line, slo, ts_text, good_text, valid_text, bad FROM (
                   SELECT *, {BAD_ROW} AS bad, {unknown} AS unknown
-                  FROM (SELECT row_number() OVER () + 1 AS line, * FROM ({self.sql(con, texts=True)})) e)
+                  FROM (SELECT row_number() OVER () + 1 AS line, *
+                        FROM ({self.rows(con, typed=False, texts=True).sql})) e)
                 WHERE bad OR unknown ORDER BY line LIMIT 1"""
         ).fetchall()
         if not rows:
@@ -120,7 +162,7 @@ def read_events(path: Path, start: int | None = None, end: int | None = None) ->
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     try:
-        rows = source.sql(con)
+        rows = source.rows(con, typed=False).sql
         if con.execute(f"SELECT count(*) FROM ({rows}) WHERE {BAD_ROW}").fetchall() != [(0,)]:
             raise source.first_bad_line(con)
         return con.execute(

@@ -1,5 +1,6 @@
 """A fleet to benchmark on: N SLOs as spec files written the way teams write them, and D days of
-per-minute events for them as a CSV or Parquet file (the `slo run --source csv --events F` input).
+per-minute events for them as a CSV (ISO 8601 times) or Parquet file (real timestamps): the
+`slo run --source csv --events F` input.
 
 Deterministic (hash-seeded in SQL, no Python per row). 10 SLOs per service file; every SLO targets
 99.9 % over a rolling 30d window with the default burn-rate alerts. Valid events per minute are
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 PER_SERVICE = 10
 FAILED_EVERY = 4000
@@ -83,30 +86,47 @@ def write_specs(directory: Path, slos: int) -> int:
 
 
 def write_events(path: Path, slos: int, days: int, end: dt.datetime = END, iso: bool = True) -> int:
-    """One row per SLO per minute for `days` days before `end`; returns the row count."""
+    """One row per SLO per minute for `days` days before `end`, in minute order; returns the row count.
+
+    Written a day at a time (a Parquet row group, or a CSV block, per day), so generating 180 days of
+    a thousand SLOs needs the memory of one day."""
     end_minute = int(end.timestamp()) // 60
-    start_minute = end_minute - days * 1440
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET preserve_insertion_order = false")
     names = ", ".join(f"'{name}'" for name in slo_ids(slos))
-    stamp = (
-        "strftime(to_timestamp(m * 60), '%Y-%m-%dT%H:%M:%SZ')" if iso else "(m * 60)::BIGINT"
-    )
-    fmt = "(FORMAT parquet)" if path.suffix == ".parquet" else "(HEADER, DELIMITER ',')"
-    con.execute(
-        f"""COPY (
-              WITH ids AS (SELECT unnest([{names}]) AS slo, generate_subscripts([{names}], 1) AS k),
-              rows AS (
-                SELECT slo, k, m, 100 + (hash(k, m, 1) % 900)::BIGINT AS valid,
-                       hash(k, m, 2) % {FAILED_EVERY} = 0 AS failed
-                FROM ids, range({start_minute}, {end_minute}) t(m))
-              SELECT slo, {stamp} AS timestamp,
-                     CASE WHEN failed THEN 0 ELSE valid END AS good, valid
-              FROM rows ORDER BY m, k
-            ) TO '{path}' {fmt}"""
-    )
-    con.close()
+    stamp = "strftime(to_timestamp(m * 60), '%Y-%m-%dT%H:%M:%SZ')" if iso else "(m * 60)::BIGINT"
+    if path.suffix == ".parquet":
+        stamp = "to_timestamp(m * 60)"
+    writer = None
+    path.unlink(missing_ok=True)
+    try:
+        for day in range(days, 0, -1):
+            lo = end_minute - day * 1440
+            rel = con.sql(
+                f"""WITH ids AS (SELECT unnest([{names}]) AS slo, generate_subscripts([{names}], 1) AS k),
+                      rows AS (
+                        SELECT slo, k, m, 100 + (hash(k, m, 1) % 900)::BIGINT AS valid,
+                               hash(k, m, 2) % {FAILED_EVERY} = 0 AS failed
+                        FROM ids, range({lo}, {lo + 1440}) t(m))
+                    SELECT slo, {stamp} AS timestamp, CASE WHEN failed THEN 0 ELSE valid END AS good, valid
+                    FROM rows ORDER BY m, k"""
+            )
+            if path.suffix == ".parquet":
+                table = rel.to_arrow_table()
+                if writer is None:
+                    writer = pq.ParquetWriter(path, table.schema)
+                writer.write_table(table)
+            else:
+                block = path.with_suffix(".day.csv")
+                rel.write_csv(str(block), header=writer is None)
+                with path.open("ab") as out, block.open("rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 24)
+                block.unlink()
+                writer = True
+    finally:
+        if isinstance(writer, pq.ParquetWriter):
+            writer.close()
+        con.close()
     return slos * days * 1440
 
 

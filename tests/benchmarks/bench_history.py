@@ -1,0 +1,249 @@
+"""History-load benchmark (issue 13): `slo run --source csv` as a whole process, at fleet size.
+
+Every case is a whole process, timed from the parent (wall clock, CPU seconds and peak RSS from
+`os.wait4`), median of `BENCH_RUNS` (3) runs, each into a fresh data directory:
+
+- **slo run (CSV)**: `slo run --source csv --events events.csv` on N SLOs × D days (default
+  1,000 × 30 = 43.2 M rows).
+- **slo run (Parquet)**: the same rows as a Parquet file with real timestamps.
+- **DuckDB scan**: a process that only scans the CSV with DuckDB (`count(*)`, sums): the floor for
+  reading it.
+- **pandas reference**: the same job the plain pandas way: `read_csv` (pyarrow engine), times parsed
+  and floored, rows summed per SLO and minute, then DESIGN §2 evaluated by `bench_engine.pandas_chunk`
+  (rolling sums, burn rates, policy states, alerts, the 15-minute series).
+- **one more minute**: after a load, `slo run --source csv` with one new minute for every SLO
+  (`BENCH_MINUTES`, 5 runs), after D days and after `BENCH_LONG_DAYS` (180) days of history.
+- **big fleet**: `slo run` on `BENCH_BIG_SLOS` (10,000) × `BENCH_BIG_DAYS` (7) days as Parquet
+  (100.8 M rows), once.
+
+The data comes from `fleet.py` (spec files and events, deterministic) and is kept in `BENCH_DIR`
+(default `/tmp/bench-history`) between runs. The machine's load average is recorded beside each case:
+on a shared machine compare the ratios of one run, not figures across runs.
+
+    .venv/bin/python tests/benchmarks/bench_history.py          # everything, ≈ 20 min on 2 cores
+    BENCH_SLOS=100 BENCH_LONG_DAYS=0 BENCH_BIG_SLOS=0 .venv/bin/python tests/benchmarks/bench_history.py
+
+Results: a table on stdout and `tests/benchmarks/results/history.json`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+import fleet  # noqa: E402  (this directory)
+
+SLO = [sys.executable, "-m", "pipelines.cli"]
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run one whole process; its wall seconds, CPU seconds and peak RSS (MB)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {code}")
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "load": os.getloadavg()[0],
+    }
+
+
+def median(runs: list[dict[str, float]]) -> dict[str, Any]:
+    return {
+        "wall_s": statistics.median(r["wall_s"] for r in runs),
+        "cpu_s": statistics.median(r["cpu_s"] for r in runs),
+        "rss_mb": max(r["rss_mb"] for r in runs),
+        "load": max(r["load"] for r in runs),
+        "runs": runs,
+    }
+
+
+def dataset(base: Path, slos: int, days: int, fmt: str) -> tuple[Path, Path]:
+    """(specs dir, events file) for N SLOs × D days, generated once and kept."""
+    where = base / f"{slos}x{days}"
+    specs, events = where / "specs", where / f"events.{fmt}"
+    if not specs.exists():
+        fleet.write_specs(specs, slos)
+    if not events.exists():
+        tmp = events.with_suffix(f".tmp.{fmt}")
+        fleet.write_events(tmp, slos, days)
+        tmp.rename(events)
+    return specs, events
+
+
+def one_minute_file(base: Path, slos: int, at: dt.datetime) -> Path:
+    path = base / f"minute-{slos}-{at:%Y%m%dT%H%M}.csv"
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    path.write_text(
+        "slo,timestamp,good,valid\n" + "".join(f"{i},{stamp},500,500\n" for i in fleet.slo_ids(slos))
+    )
+    return path
+
+
+def slo_run(specs: Path, data: Path, events: Path) -> dict[str, float]:
+    env = {"SLO_SPECS_DIR": str(specs), "SLO_DATA_DIR": str(data)}
+    return timed([*SLO, "run", "--source", "csv", "--events", str(events)], env)
+
+
+def load_runs(base: Path, specs: Path, events: Path, runs: int) -> dict[str, Any]:
+    results = []
+    for n in range(runs):
+        data = base / f"data-{events.stem}-{n}"
+        shutil.rmtree(data, ignore_errors=True)
+        os.sync()
+        results.append(slo_run(specs, data, events))
+        shutil.rmtree(data, ignore_errors=True)
+    return median(results)
+
+
+def more_minutes(base: Path, specs: Path, events: Path, slos: int, minutes: int) -> dict[str, Any]:
+    """Load the history once, then time `minutes` one-minute runs after it."""
+    data = base / f"data-minutes-{events.parent.name}"
+    shutil.rmtree(data, ignore_errors=True)
+    load = slo_run(specs, data, events)
+    runs = []
+    for m in range(minutes):
+        one = one_minute_file(base, slos, fleet.END + dt.timedelta(minutes=m))
+        runs.append(slo_run(specs, data, one))
+        one.unlink()
+    size = sum(f.stat().st_size for f in data.iterdir() if f.is_file())
+    shutil.rmtree(data, ignore_errors=True)
+    return {**median(runs), "history_load": load, "store_mb": size / 1e6}
+
+
+def duckdb_scan(events: Path) -> dict[str, float]:
+    code = (
+        'import duckdb; duckdb.sql("SELECT count(*), sum(good), sum(valid), max(timestamp) '
+        f"FROM read_csv('{events}', header = true)\").fetchall()"
+    )
+    return timed([sys.executable, "-c", code])
+
+
+def pandas_reference(specs_slos: int, events: Path, days: int) -> None:
+    """The whole job the plain pandas way, in this process (run as a child: see `main`)."""
+    import bench_engine
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_csv(events, engine="pyarrow", dtype={"slo": "category"})
+    seconds = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601").astype("int64") // 10**9
+    ids = fleet.slo_ids(specs_slos)
+    frame = pd.DataFrame(
+        {
+            "slo_key": pd.Categorical(frame["slo"], categories=ids).codes.astype("int64") + 1,
+            "minute": (seconds // 60).astype("int64"),
+            "good": frame["good"],
+            "valid": frame["valid"],
+        }
+    )
+    frame = frame.groupby(["slo_key", "minute"], as_index=False).sum()
+    end = int(fleet.END.timestamp()) // 60
+    start = end - days * 1440
+    totals = bench_engine.PandasTotals(np.zeros(4, np.int64), np.zeros(4, np.int64), {}, 0, {})
+    per_chunk = max(1, bench_engine.PANDAS_CHUNK_CELLS // (days * 1440))
+    for lo in range(1, specs_slos + 1, per_chunk):
+        keys = np.arange(lo, min(lo + per_chunk, specs_slos + 1), dtype=np.int64)
+        chunk = frame[(frame["slo_key"] >= keys[0]) & (frame["slo_key"] <= keys[-1])]
+        bench_engine.pandas_chunk(chunk, keys, start, end, totals, set())
+    print(json.dumps({"series_rows": totals.series_rows, "intervals": totals.intervals.tolist()}))
+
+
+def main() -> dict[str, Any]:
+    base = Path(os.environ.get("BENCH_DIR", "/tmp/bench-history"))
+    base.mkdir(parents=True, exist_ok=True)
+    slos, days = env_int("BENCH_SLOS", 1000), env_int("BENCH_DAYS", 30)
+    runs, pandas_runs = env_int("BENCH_RUNS", 3), env_int("BENCH_PANDAS_RUNS", 3)
+    long_days, minutes = env_int("BENCH_LONG_DAYS", 180), env_int("BENCH_MINUTES", 5)
+    big_slos, big_days = env_int("BENCH_BIG_SLOS", 10_000), env_int("BENCH_BIG_DAYS", 7)
+    rows = slos * days * 1440
+    specs, csv = dataset(base, slos, days, "csv")
+    _, parquet = dataset(base, slos, days, "parquet")
+    res: dict[str, Any] = {"slos": slos, "days": days, "rows": rows, "cpus": os.cpu_count()}
+    print(
+        f"{slos:,} SLOs × {days} days = {rows:,} rows; {csv} ({csv.stat().st_size / 1e6:.0f} MB)", flush=True
+    )
+    out = HERE / "results" / "history.json"
+    out.parent.mkdir(exist_ok=True)
+
+    def done(name: str, result: dict[str, Any], count: int | None = rows) -> None:
+        res[name] = result
+        print(line(name, result, count), flush=True)
+        out.write_text(json.dumps(res, indent=2))  # kept as it goes: a later case may run out of memory
+
+    print(HEADER, flush=True)
+    done("duckdb_scan", median([duckdb_scan(csv) for _ in range(runs)]))
+    done("slo_csv", load_runs(base, specs, csv, runs))
+    done("slo_parquet", load_runs(base, specs, parquet, runs))
+    if pandas_runs:
+        cmd = [sys.executable, str(Path(__file__)), "--pandas", str(slos), str(csv), str(days)]
+        done("pandas", median([timed(cmd) for _ in range(pandas_runs)]))
+    done(f"minute_after_{days}d", more_minutes(base, specs, parquet, slos, minutes), None)
+    if long_days:
+        long_specs, long_events = dataset(base, slos, long_days, "parquet")
+        done(f"minute_after_{long_days}d", more_minutes(base, long_specs, long_events, slos, minutes), None)
+    if big_slos:
+        big_specs, big_events = dataset(base, big_slos, big_days, "parquet")
+        data = base / "data-big"
+        shutil.rmtree(data, ignore_errors=True)
+        big = {"slos": big_slos, "days": big_days, **slo_run(big_specs, data, big_events)}
+        done(f"slo_parquet_{big_slos}x{big_days}d", big, big_slos * big_days * 1440)
+        shutil.rmtree(data, ignore_errors=True)
+    ratios(res, days, long_days)
+    out = HERE / "results" / "history.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    return res
+
+
+HEADER = f"\n{'case':34s} {'wall s':>8s} {'cpu s':>8s} {'peak MB':>8s} {'M rows/s':>9s} {'load':>5s}"
+
+
+def line(name: str, r: dict[str, Any], rows: int | None) -> str:
+    rate = f"{rows / r['wall_s'] / 1e6:9.2f}" if rows else " " * 9
+    return f"{name:34s} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['rss_mb']:8.0f} {rate} {r['load']:5.1f}"
+
+
+def ratios(res: dict[str, Any], days: int, long_days: int) -> None:
+    csv, scan = res["slo_csv"], res["duckdb_scan"]
+    print()
+    if "pandas" in res:
+        print(f"slo run (CSV) vs pandas reference: {res['pandas']['wall_s'] / csv['wall_s']:.1f}× faster")
+        ratio = res["pandas"]["wall_s"] / res["slo_parquet"]["wall_s"]
+        print(f"slo run (Parquet) vs pandas reference: {ratio:.1f}× faster")
+    print(f"slo run (CSV) / DuckDB scan of the CSV: {csv['wall_s'] / scan['wall_s']:.1f}×")
+    if long_days:
+        short, long = res[f"minute_after_{days}d"]["wall_s"], res[f"minute_after_{long_days}d"]["wall_s"]
+        print(f"one more minute, {long_days} d of history / {days} d: {long / short:.2f}")
+
+
+def test_history_benchmark() -> None:
+    res = main()
+    assert res["slo_csv"]["wall_s"] > 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--pandas"]:
+        pandas_reference(int(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+    else:
+        main()
