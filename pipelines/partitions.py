@@ -136,14 +136,18 @@ def write_parts(
         held = _hours_with_rows(con, table, lo, closed_before) if lo is None or lo < closed_before else set()
         dirty = {hour for hour in changed.get(table, ()) if hour < closed_before} | held
         hours = set(dirty)  # every closed hour that may hold rows
+        units = set()
         for part in mine.values():
-            covered = range(part.hour, part.hour + part.span)
             if lo is None:
                 continue  # written again from the rows found
-            hours.update(h for h in covered if h < closed_before)
+            covered = range(part.hour, part.hour + part.span)
             if not _intact(data_dir, part):
                 dirty.update(h for h in covered if h < closed_before)
-        units = {unit_of(hour, closed_before) for hour in hours}
+            if unit_of(part.hour, closed_before) == (part.hour, part.span):
+                units.add((part.hour, part.span))  # still its own unit (no need to look at each hour)
+            else:
+                hours.update(h for h in covered if h < closed_before)
+        units |= {unit_of(hour, closed_before) for hour in hours}
         redo = {unit_of(hour, closed_before) for hour in dirty}
         redo |= {u for u in units if (table, u[0]) not in mine or mine[(table, u[0])].span != u[1]}
         for key in mine:
@@ -178,11 +182,18 @@ def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan, dat
     """Fill the attached, empty database `target` with everything a reader needs: every table of
     the work database but the partitioned ones, the open rows of those as `<table>_open`, and the
     list of files (`snapshot_parts`)."""
+    # The file list first, then the tables in the work database's creation order (the analytics
+    # stage's tables, rebuilt before each publish, last), as a whole copy of the work file had them.
+    con.execute(
+        f"CREATE TABLE {target}.{SNAPSHOT_PARTS} (table_name VARCHAR NOT NULL, hour INTEGER NOT NULL, "
+        "span INTEGER NOT NULL, file VARCHAR NOT NULL, rows BIGINT NOT NULL, bytes BIGINT NOT NULL)"
+    )
+    _insert_parts(con, f"{target}.{SNAPSHOT_PARTS}", [p for _, p in sorted(plan.parts.items())])
     names = [
         row[0]
         for row in con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = 'main' AND NOT temporary ORDER BY table_name"
+            "AND schema_name = 'main' AND NOT temporary ORDER BY table_oid"
         ).fetchall()
     ]
     for name in names:
@@ -194,11 +205,6 @@ def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan, dat
             con.execute(f'CREATE TABLE {target}."{name}_open" AS SELECT * FROM main."{name}"{where}')
         else:
             con.execute(f'CREATE TABLE {target}."{name}" AS SELECT * FROM main."{name}"')
-    con.execute(
-        f"CREATE TABLE {target}.{SNAPSHOT_PARTS} (table_name VARCHAR NOT NULL, hour INTEGER NOT NULL, "
-        "span INTEGER NOT NULL, file VARCHAR NOT NULL, rows BIGINT NOT NULL, bytes BIGINT NOT NULL)"
-    )
-    _insert_parts(con, f"{target}.{SNAPSHOT_PARTS}", [p for _, p in sorted(plan.parts.items())])
     # For a program that opens the file itself rather than through `Snapshot`: views with the files'
     # absolute paths where they were published (DuckDB resolves a relative path against the reader's
     # working directory first, which may hold another store's files). `Snapshot` shadows them with

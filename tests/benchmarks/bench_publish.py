@@ -234,8 +234,16 @@ def measure(
         )
         return wall, peak
 
+    # Untimed: the first run migrates the store (and on main copies it whole); the second, an hour
+    # later, closes the hour of the history's end. The history's dense evaluation wrote slo_series and
+    # checkpoints SLO by SLO up to that instant, so until that hour has closed, picking the open hour's
+    # rows of those tables reads all of them; afterwards DuckDB's zone maps skip the old row groups.
+    # The timed runs are the steady state: the service an hour or more after a history load.
     minute = first
-    for name in trees:  # the first run also migrates the store and publishes every closed day: untimed
+    for name in trees:
+        slo_run(name, minute)
+    minute = first + 60
+    for name in trees:
         slo_run(name, minute)
     for _ in range(runs):
         minute += 1
