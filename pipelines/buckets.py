@@ -104,7 +104,7 @@ def _stage_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, origin: st
 def _stage_files(con: duckdb.DuckDBPyConnection, files: Sequence[EventsFile], slo_ids: Sequence[str]) -> None:
     """One pass over each file: parse, look the SLO ids up and flag rows that are bad or name an
     unknown id; a flagged file is read again to find its first bad line. Rows are then summed per SLO
-    and minute only when some share one, and sorted only when they are not in minute order already."""
+    and minute, and sorted, only when they are not one per SLO and minute in minute order already."""
     # The id → index lookup is a cast to an ENUM of the spec ids: a projection keeps the file's row
     # order (a join would not), so a file in minute order needs no sort.
     index = (
@@ -129,15 +129,12 @@ def _stage_files(con: duckdb.DuckDBPyConnection, files: Sequence[EventsFile], sl
         con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {union}")
         for part in parts:
             con.execute(f"DROP TABLE {part}")
-    order = _order(con, len(slo_ids))
-    if order == "sum":
+    if not _in_order(con, len(slo_ids)):
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {STAGED} AS
                 SELECT idx, minute, sum(good)::BIGINT AS good, sum(valid)::BIGINT AS valid, FALSE AS bad
                 FROM {STAGED} GROUP BY idx, minute ORDER BY minute, idx"""
         )
-    elif order == "sort":
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS SELECT * FROM {STAGED} ORDER BY minute, idx")
 
 
 def _stage_file(con: duckdb.DuckDBPyConnection, file: EventsFile, rows: Rows, index: str, part: str) -> bool:
@@ -167,24 +164,28 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-# Above this many (SLO, minute) slots, duplicates are left to SQL's GROUP BY instead of a count per slot.
-MAX_SLOTS = 1 << 28
+# Rows per batch when checking the staged order (bounded memory, however long the history).
+ORDER_BATCH = 1 << 22
 
 
-def _order(con: duckdb.DuckDBPyConnection, ids: int) -> str:
-    """What the staged rows need: "" (one row per SLO and minute, in minute order: a typical export),
-    "sort" (one row each, out of order) or "sum" (some SLO and minute has several rows). Decided by one
-    vectorised pass over a row key instead of a GROUP BY of every row."""
-    ((lo, hi),) = con.execute(f"SELECT min(minute), max(minute) FROM {STAGED}").fetchall()
+def _in_order(con: duckdb.DuckDBPyConnection, ids: int) -> bool:
+    """Whether the staged rows are one per SLO and minute, in minute order (a typical export): then
+    they are stored as they are. One vectorised pass over a row key, a batch at a time, instead of a
+    GROUP BY of every row."""
+    ((lo,),) = con.execute(f"SELECT min(minute) FROM {STAGED}").fetchall()
     if lo is None:
-        return ""
-    slots = (hi - lo + 1) * ids
-    if slots > MAX_SLOTS:
-        return "sum"
-    key = con.execute(f"SELECT (minute - {lo})::BIGINT * {ids} + idx AS k FROM {STAGED}").fetchnumpy()["k"]
-    if bool(np.all(key[1:] > key[:-1])):
-        return ""
-    return "sum" if int(np.bincount(key, minlength=slots).max()) > 1 else "sort"
+        return True
+    reader = con.sql(f"SELECT (minute - {lo})::BIGINT * {ids} + idx AS k FROM {STAGED}").to_arrow_reader(
+        ORDER_BATCH
+    )
+    last = -1
+    for batch in reader:
+        key = batch.column(0).to_numpy()
+        if len(key) and (key[0] <= last or not bool(np.all(key[1:] > key[:-1]))):
+            return False
+        if len(key):
+            last = int(key[-1])
+    return True
 
 
 def write_staged(con: duckdb.DuckDBPyConnection, slo_ids: Sequence[str], keys: Mapping[str, int]) -> int:

@@ -18,6 +18,11 @@ is appended to a deleted file that no reader will ever see. A WAL or shared-memo
 its database is set aside before a new database is created, never replayed into it. The fold detects
 that the inbox no longer holds the row its cursor points at and refolds from the start
 (`pipelines.incidents.fold`), which de-duplication keys make idempotent.
+
+Urgent rows (issue 13): a firing alert of severity SEV1 or SEV2 (a `page`, `critical`, `P1`… label as
+mapped at the door) is indexed by a partial index over the stored body, so the fold can take it ahead
+of a storm's backlog without reading the backlog. The index is derived from the rows themselves: it is
+built for an existing file on open, and a row is in it the moment its commit returns.
 """
 
 from __future__ import annotations
@@ -41,8 +46,14 @@ log = logging.getLogger(__name__)
 INBOX_FILE = "inbox.sqlite3"
 _REOPEN = threading.Lock()  # one thread at a time sets orphans aside and creates a new file
 KINDS = ("alert", "command", "import")
+URGENT_SEVERITIES = ("SEV1", "SEV2")
+# An urgent row: a firing SEV1/SEV2 alert (the same test as `is_urgent`, in SQL over the stored body).
+_URGENT = (
+    "kind = 'alert' AND json_extract(body, '$.status') = 'firing'"
+    " AND json_extract(body, '$.severity') IN ('SEV1', 'SEV2')"
+)
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS inbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     dedup_key TEXT NOT NULL UNIQUE,
@@ -51,6 +62,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     received_at TEXT NOT NULL,
     body TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS inbox_urgent ON inbox (seq) WHERE {_URGENT};
 """
 
 
@@ -74,6 +86,31 @@ class Row:
     source: str
     received_at: dt.datetime
     body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Head:
+    """What the fold's ordering needs of a row, read without decoding its body: the alert's service,
+    fingerprint and SLO, or the incident a command names."""
+
+    seq: int
+    dedup_key: str
+    kind: str
+    urgent: bool
+    service: str | None
+    fingerprint: str | None
+    slo: str | None
+    incident_id: str | None  # commands: ours
+    external_id: str | None  # commands (PagerDuty) and alerts: theirs
+
+
+def is_urgent(entry: Entry) -> bool:
+    """A firing SEV1/SEV2 alert: the fold takes it before a backlog, and the service wakes its worker."""
+    return (
+        entry.kind == "alert"
+        and entry.body.get("status") == "firing"
+        and entry.body.get("severity") in URGENT_SEVERITIES
+    )
 
 
 @dataclass(frozen=True)
@@ -161,6 +198,49 @@ class Inbox:
             .fetchall()
         )
         return [Row(r[0], r[1], r[2], r[3], dt.datetime.fromisoformat(r[4]), json.loads(r[5])) for r in rows]
+
+    def urgent_since(self, seq: int, limit: int = 1000) -> list[int]:
+        """The seqs of urgent rows (firing SEV1/SEV2 alerts) after `seq`, oldest first (the partial index)."""
+        rows = (
+            self._con()
+            .execute(f"SELECT seq FROM inbox WHERE seq > ? AND {_URGENT} ORDER BY seq LIMIT ?", (seq, limit))
+            .fetchall()
+        )
+        return [int(r[0]) for r in rows]
+
+    def heads(self, after: int, upto: int) -> list[Head]:
+        """`Head`s of the rows with after < seq <= upto, oldest first."""
+        rows = (
+            self._con()
+            .execute(
+                f"""SELECT seq, dedup_key, kind, {_URGENT}, json_extract(body, '$.service'),
+                           json_extract(body, '$.fingerprint'), json_extract(body, '$.slo'),
+                           json_extract(body, '$.incident_id'), json_extract(body, '$.external_id')
+                    FROM inbox WHERE seq > ? AND seq <= ? ORDER BY seq""",
+                (after, upto),
+            )
+            .fetchall()
+        )
+        return [
+            Head(r[0], r[1], r[2], bool(r[3]), *(None if v is None else str(v) for v in r[4:])) for r in rows
+        ]
+
+    def read_seqs(self, seqs: Sequence[int]) -> list[Row]:
+        """The rows with these seqs, oldest first."""
+        out: list[Row] = []
+        for i in range(0, len(seqs), 500):
+            chunk = list(seqs[i : i + 500])
+            out += [
+                Row(r[0], r[1], r[2], r[3], dt.datetime.fromisoformat(r[4]), json.loads(r[5]))
+                for r in self._con()
+                .execute(
+                    "SELECT seq, dedup_key, kind, source, received_at, body FROM inbox"
+                    f" WHERE seq IN ({','.join('?' * len(chunk))}) ORDER BY seq",
+                    chunk,
+                )
+                .fetchall()
+            ]
+        return sorted(out, key=lambda r: r.seq)
 
     def iter_since(self, seq: int, batch: int = 10_000) -> Iterator[Row]:
         while True:

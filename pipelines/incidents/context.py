@@ -2,12 +2,18 @@
 
 The firing alerts (passed as data: the triage quotes them), the service's SLO status at the time, its
 recent deploys, its runbook and allowed actions, and similar past incidents with how they ended.
+
+`contexts_for` builds the contexts of all incidents a cycle triages at once: the SLO status of every
+service involved is one evaluation of their SLOs per instant (`status.status_by_service`), instead of
+one `status()` per incident (0.4–0.5 s each at 1,000 SLOs). `build_context` is the one-incident form
+and gives the same context field by field.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -16,7 +22,7 @@ from pipelines.config import Settings
 from pipelines.errors import SloError
 from pipelines.incidents.contract import TriageContext
 from pipelines.incidents.runbooks import load_runbook
-from pipelines.status import StatusQuery, status
+from pipelines.status import StatusQuery, status, status_by_service
 from pipelines.timeutil import datetime_of
 
 SIMILAR_LIMIT = 5
@@ -33,6 +39,29 @@ def build_context(
     con: duckdb.DuckDBPyConnection, settings: Settings, inc: dict[str, Any], now: dt.datetime
 ) -> TriageContext:
     """What the triage may look at; the alert text is passed as data (the triage quotes it)."""
+    return context_with(con, settings, inc, slo_status(con, inc["service"], now))
+
+
+def contexts_for(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    incs: Sequence[dict[str, Any]],
+    now: dt.datetime,
+) -> dict[str, TriageContext]:
+    """`build_context(con, settings, inc, max(now, inc.detected_at))` for each incident, with the SLO
+    status of all their services evaluated together (once per distinct instant: in a live cycle every
+    incident's instant is the latest evaluated minute)."""
+    statuses = slo_statuses(con, [(inc["service"], max(now, inc["detected_at"])) for inc in incs])
+    return {
+        inc["id"]: context_with(con, settings, inc, statuses[(inc["service"], max(now, inc["detected_at"]))])
+        for inc in incs
+    }
+
+
+def context_with(
+    con: duckdb.DuckDBPyConnection, settings: Settings, inc: dict[str, Any], slo_rows: list[dict[str, Any]]
+) -> TriageContext:
+    """The context of `inc` given its service's SLO status (`slo_status` / `slo_statuses`)."""
     alerts = con.execute(
         """SELECT source, title, description, labels, annotations, starts_at, severity FROM alerts
            WHERE incident_id = ? AND status = 'firing' ORDER BY starts_at, inbox_seq LIMIT 5""",
@@ -60,12 +89,34 @@ def build_context(
         title=inc["title"],
         alert_text=alert_text,
         source_severity=inc.get("severity"),
-        slo_status=slo_status(con, inc["service"], now),
+        slo_status=slo_rows,
         recent_deploys=recent_deploys(con, inc["service"], inc["detected_at"]),
         runbook_text=runbook.text,
         allowed_actions=runbook.allowed_actions,
         similar_incidents=similar_incidents(con, inc),
     )
+
+
+def slo_statuses(
+    con: duckdb.DuckDBPyConnection, wanted: Sequence[tuple[str, dt.datetime]]
+) -> dict[tuple[str, dt.datetime], list[dict[str, Any]]]:
+    """`slo_status(con, service, at)` for each (service, at), one evaluation per distinct instant."""
+    out: dict[tuple[str, dt.datetime], list[dict[str, Any]]] = {pair: [] for pair in wanted}
+    latest = evaluated_to(con)
+    if latest is None or not wanted:
+        return out
+    by_instant: dict[dt.datetime, set[str]] = {}
+    for service, at in wanted:
+        by_instant.setdefault(min(at, latest), set()).add(service)
+    for instant, services in by_instant.items():
+        try:
+            rows = status_by_service(con, instant.replace(tzinfo=dt.UTC), services)
+        except SloError:
+            continue
+        for service, at in wanted:
+            if min(at, latest) == instant:
+                out[(service, at)] = rows.get(service, [])
+    return out
 
 
 def slo_status(con: duckdb.DuckDBPyConnection, service: str, now: dt.datetime) -> list[dict[str, Any]]:

@@ -7,6 +7,10 @@ becomes `Alert(source="engine", fingerprint=f"{slo}:{severity}")` with dedup key
 
 A live cycle only looks at intervals still firing or that ended within `LIVE_HORIZON_MINUTES` (a store
 loaded with months of history must not page anyone about last spring); `slo demo` replays them all.
+An interval that had already ended when it was emitted (a history load, or a pull catching up after an
+outage) arrives as a firing and a resolved notification at once, the resolution no later than the
+firing one's `received_at`: its incident is history (`steps.triage.triage_history`) — triaged by the
+rules in bulk, resolved at the alert's end, never routed, paged or notified.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
 """The inbox fold: inbox rows, in `seq` order, become alerts, incidents and timeline entries in DuckDB.
+(The service's worker folds urgent rows, and only what they depend on, ahead of a backlog first:
+`fold_inbox` and `fold_order`.)
 
 No I/O but the DuckDB connection: triage, notifications and remediations run in the respond stage
 (`stage.py`), which reads what the fold left for it (`triage_pending`, `escalation_pending`, queued
@@ -28,6 +30,7 @@ import copy
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +39,8 @@ import duckdb
 
 from pipelines.analytics import importer
 from pipelines.errors import CommandError, MalformedInput
-from pipelines.inbox import Inbox, Row
-from pipelines.incidents import impact
+from pipelines.inbox import Head, Inbox, Row
+from pipelines.incidents import fold_order, impact
 from pipelines.incidents.commands import validate_args
 from pipelines.incidents.contract import SEVERITIES, Alert, Command, parse_time
 from pipelines.ingest.fields import plausible
@@ -48,6 +51,10 @@ log = logging.getLogger(__name__)
 OPEN_STATES = ("triggered", "acknowledged", "mitigated")
 REPEAT_DAYS = 30
 BATCH = 200
+# With a time budget (the service): smaller batches, so a batch ends soon after the budget does.
+BUDGET_BATCH = 25
+URGENT_PER_CYCLE = 1000  # urgent rows looked at per cycle (the rest next cycle)
+AHEAD_LIMIT = 2000  # rows folded ahead of the cursor per cycle, urgent ones and what they depend on
 
 # command → (states it may start from, state it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -76,6 +83,7 @@ class FoldReport:
     rejected: int = 0
     imports: int = 0
     refolds: int = 0  # cursors given up because the inbox no longer held their row
+    ahead: int = 0  # rows folded ahead of the cursor (urgent ones and what they depend on)
 
 
 def _now_naive(t: dt.datetime) -> dt.datetime:
@@ -95,21 +103,26 @@ def add_timeline(
     *,
     actor: str | None = None,
     data: dict[str, Any] | None = None,
+    seq: int | None = None,
 ) -> None:
-    """Append one step to an incident's timeline (seq is the order it was recorded in)."""
+    """Append one step to an incident's timeline (seq is the order it was recorded in). `seq` is given
+    only by whoever knows it: the incident being opened, whose timeline has no row yet (this saves a
+    scan of the timeline per step, which a storm of new incidents pays thousands of times)."""
+    values = [
+        _now_naive(at),
+        kind,
+        source,
+        actor,
+        message,
+        json.dumps(data, default=str, sort_keys=True) if data is not None else None,
+    ]
+    if seq is not None:
+        con.execute("INSERT INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [incident_id, seq, *values])
+        return
     con.execute(
         """INSERT INTO timeline
            SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ?, ?, ?, ? FROM timeline WHERE incident_id = ?""",
-        [
-            incident_id,
-            _now_naive(at),
-            kind,
-            source,
-            actor,
-            message,
-            json.dumps(data, default=str, sort_keys=True) if data is not None else None,
-            incident_id,
-        ],
+        [incident_id, *values, incident_id],
     )
 
 
@@ -128,17 +141,136 @@ def _touch(con: duckdb.DuckDBPyConnection, incident_id: str, at: dt.datetime) ->
 # --- the fold -------------------------------------------------------------------------------------
 
 
-def fold_inbox(con: duckdb.DuckDBPyConnection, inbox: Inbox, *, max_rows: int | None = None) -> FoldReport:
-    """Fold every inbox row after the cursor, in order; batches commit with the cursor."""
+def fold_inbox(
+    con: duckdb.DuckDBPyConnection,
+    inbox: Inbox,
+    *,
+    max_rows: int | None = None,
+    budget_s: float | None = None,
+) -> FoldReport:
+    """Fold the inbox rows after the cursor; batches commit with the cursor.
+
+    Without `budget_s` (every command, `slo run`, `slo demo`): every row, in `seq` order. With it (the
+    service's worker, issue 13): first the urgent rows and the earlier rows they depend on
+    (`fold_order`), then the backlog in `seq` order until `budget_s` seconds are spent, at least one
+    batch of it; an urgent row that comes in meanwhile is folded at once. Once urgent rows were
+    folded the backlog stops (this cycle publishes them soon); the next cycle goes on where this one
+    stopped.
+
+    Rows folded ahead of the cursor commit their effects without moving it. The backlog pass then
+    recognises them (`_folded_ahead`: the alert stored under that seq and key, the command's key in
+    `folded_commands`, the row's seq and key in `inbox_rejects`) and only moves the cursor past them,
+    so a crash at any point neither loses a row nor folds one twice.
+    """
     report = FoldReport()
+    stored = _stored_seq(con)
     cursor = _cursor(con, inbox, report)
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    seen = _fold_urgent_first(con, inbox, cursor, stored, report, deadline) if deadline is not None else 0
+    size = BATCH if deadline is None else BUDGET_BATCH
+    first = True
     while max_rows is None or report.rows < max_rows:
-        rows = inbox.read_since(cursor, BATCH if max_rows is None else min(BATCH, max_rows - report.rows))
+        if deadline is not None and not first:
+            if inbox.urgent_since(max(cursor, seen), 1):  # a page came in while the backlog folds
+                seen = _fold_urgent_first(con, inbox, cursor, stored, report, deadline)
+            if report.ahead or time.monotonic() > deadline:
+                break
+        rows = inbox.read_since(cursor, size if max_rows is None else min(size, max_rows - report.rows))
         if not rows:
             break
-        _fold_batch(con, rows, report)
+        _fold_batch(con, rows, report, ahead=_folded_ahead(con, rows, stored))
         cursor = rows[-1].seq
+        first = False
     return report
+
+
+def _stored_seq(con: duckdb.DuckDBPyConnection) -> int:
+    """The cursor as stored: rows after it may have been folded ahead of it."""
+    row = con.execute("SELECT last_seq FROM inbox_cursor").fetchone()
+    return int(row[0]) if row and row[0] else 0
+
+
+def _fold_urgent_first(
+    con: duckdb.DuckDBPyConnection,
+    inbox: Inbox,
+    cursor: int,
+    stored: int,
+    report: FoldReport,
+    deadline: float,
+) -> int:
+    """Fold the urgent rows after the cursor, with what they depend on, in `seq` order, without moving
+    the cursor (stops at the deadline after at least one batch; a `seq`-prefix of the set is closed).
+    Returns the last urgent seq it looked at (the cursor when there was none)."""
+    urgent = inbox.urgent_since(cursor, URGENT_PER_CYCLE)
+    if not urgent:
+        return cursor
+    heads = inbox.heads(cursor, urgent[-1])
+    done = _folded_ahead(con, heads, stored)
+    heads = [h for h in heads if h.seq not in done]
+    services = _command_services(con, [h for h in heads if h.kind == "command"])
+
+    def service_of(h: Head) -> str | None:
+        if h.kind == "alert":
+            return h.service
+        return services.get(h.seq) if h.kind == "command" else None
+
+    seqs = fold_order.ahead_of_backlog(heads, service_of, AHEAD_LIMIT)
+    for i in range(0, len(seqs), BUDGET_BATCH):
+        if i and time.monotonic() > deadline:
+            break
+        rows = inbox.read_seqs(seqs[i : i + BUDGET_BATCH])
+        if rows:
+            _fold_batch(con, rows, report, advance=False)
+            report.ahead += len(rows)
+    return urgent[-1]
+
+
+def _command_services(con: duckdb.DuckDBPyConnection, commands: Sequence[Head]) -> dict[int, str]:
+    """The service of the incident each command names (by our id, else by external id); a command whose
+    incident is not there yet is left out (its service is unknown)."""
+    out: dict[int, str] = {}
+    for h in commands:
+        row = None
+        if h.incident_id:
+            row = con.execute("SELECT service FROM incidents WHERE id = ?", [h.incident_id]).fetchone()
+        if row is None and h.external_id:
+            row = con.execute(
+                "SELECT service FROM incidents WHERE external_id = ? OR id = ?"
+                " ORDER BY created_at DESC LIMIT 1",
+                [h.external_id, h.external_id],
+            ).fetchone()
+        if row is not None:
+            out[h.seq] = str(row[0])
+    return out
+
+
+def _folded_ahead(con: duckdb.DuckDBPyConnection, rows: Sequence[Row | Head], stored: int) -> set[int]:
+    """The seqs among `rows` (all after the stored cursor) that an earlier cycle folded ahead of it."""
+    later = [r for r in rows if r.seq > stored]
+    if not later:
+        return set()
+    seqs = [r.seq for r in later]
+    keys = [r.dedup_key for r in later]
+    # Alerts stored, and rows rejected, under this very seq and key; commands by their key.
+    pairs = set(
+        con.execute(
+            """SELECT inbox_seq, dedup_key FROM alerts WHERE list_contains(?, dedup_key)
+               UNION ALL SELECT seq, dedup_key FROM inbox_rejects WHERE list_contains(?, seq)""",
+            [keys, seqs],
+        ).fetchall()
+    )
+    commands = [r.dedup_key for r in later if r.kind == "command"]
+    folded = (
+        {
+            str(k[0])
+            for k in con.execute(
+                "SELECT dedup_key FROM folded_commands WHERE list_contains(?, dedup_key)", [commands]
+            ).fetchall()
+        }
+        if commands
+        else set()
+    )
+    return {r.seq for r in later if (r.seq, r.dedup_key) in pairs or r.dedup_key in folded}
 
 
 def _cursor(con: duckdb.DuckDBPyConnection, inbox: Inbox, report: FoldReport) -> int:
@@ -176,6 +308,15 @@ class _Cache:
     known_keys: set[str]
     by_fingerprint: dict[tuple[str, str], str] | None = None
     by_slo: dict[tuple[str, str], str] | None = None
+    # impact_start estimates of the batch's firing alerts that name an SLO, in one set-based query
+    impacts: dict[tuple[str, dt.datetime], impact.ImpactEstimate] = field(default_factory=dict)
+    next_number: int | None = None  # of the next INC-NNNN (read once, then counted)
+
+    def next_incident_id(self, con: duckdb.DuckDBPyConnection) -> str:
+        if self.next_number is None:
+            self.next_number = int(next_incident_id(con)[4:])
+        self.next_number += 1
+        return f"INC-{self.next_number - 1:04d}"
 
     @classmethod
     def for_rows(cls, con: duckdb.DuckDBPyConnection, rows: Sequence[Row]) -> _Cache:
@@ -190,7 +331,7 @@ class _Cache:
             if keys
             else set()
         )
-        return cls(known)
+        return cls(known, impacts=_impacts_of(con, rows, known))
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         if self.by_fingerprint is not None:
@@ -222,15 +363,45 @@ class _Cache:
         self.by_fingerprint = self.by_slo = None
 
 
-def _fold_batch(con: duckdb.DuckDBPyConnection, rows: Sequence[Row], report: FoldReport) -> None:
-    """One transaction for the batch; if anything unexpected fails, redo it row by row."""
+def _impacts_of(
+    con: duckdb.DuckDBPyConnection, rows: Sequence[Row], known: set[str]
+) -> dict[tuple[str, dt.datetime], impact.ImpactEstimate]:
+    """The impact estimates a batch may need (its new firing alerts that name an SLO), all at once;
+    they depend only on the buckets, which the fold does not change."""
+    wanted: set[tuple[str, dt.datetime]] = set()
+    for row in rows:
+        if row.kind != "alert" or row.dedup_key in known:
+            continue
+        try:
+            alert = Alert.from_json(row.body)
+        except (TypeError, ValueError, KeyError):
+            continue  # the fold rejects it with the reason
+        if alert.status == "firing" and alert.slo:
+            wanted.add((alert.slo, alert.starts_at))
+    pairs = sorted(wanted)
+    return dict(zip(pairs, impact.impact_starts(con, pairs), strict=True)) if pairs else {}
+
+
+def _fold_batch(
+    con: duckdb.DuckDBPyConnection,
+    rows: Sequence[Row],
+    report: FoldReport,
+    *,
+    ahead: set[int] | frozenset[int] = frozenset(),
+    advance: bool = True,
+) -> None:
+    """One transaction for the batch; if anything unexpected fails, redo it row by row. Rows in
+    `ahead` were folded already (ahead of the cursor): the cursor only moves past them. With
+    `advance=False` (rows folded ahead) the cursor stays where it is."""
     snapshot = copy.deepcopy(report)
+    todo = [row for row in rows if row.seq not in ahead]
     con.execute("BEGIN TRANSACTION")
     try:
-        cache = _Cache.for_rows(con, rows)
-        for row in rows:
+        cache = _Cache.for_rows(con, todo)
+        for row in todo:
             _fold_row(con, row, report, cache)
-        _advance(con, rows[-1])
+        if advance:
+            _advance(con, rows[-1])
         con.execute("COMMIT")
         return
     except Exception:
@@ -239,14 +410,17 @@ def _fold_batch(con: duckdb.DuckDBPyConnection, rows: Sequence[Row], report: Fol
     for row in rows:
         con.execute("BEGIN TRANSACTION")
         try:
-            _fold_row(con, row, report)
-            _advance(con, row)
+            if row.seq not in ahead:
+                _fold_row(con, row, report)
+            if advance:
+                _advance(con, row)
             con.execute("COMMIT")
         except Exception as exc:  # an unforeseen failure: keep the row's reason, move on
             con.execute("ROLLBACK")
             con.execute("BEGIN TRANSACTION")
             _reject(con, row, f"could not be applied: {exc.__class__.__name__}: {exc}", report)
-            _advance(con, row)
+            if advance:
+                _advance(con, row)
             con.execute("COMMIT")
 
 
@@ -306,7 +480,13 @@ def fold_alert(
     if alert.status == "firing":
         incident_id = _incident_for_firing(con, alert, cache)
         if incident_id is None:
-            incident_id = open_incident(con, alert, received)
+            incident_id = open_incident(
+                con,
+                alert,
+                received,
+                incident_id=cache.next_incident_id(con) if cache is not None else None,
+                impacts=cache.impacts if cache is not None else None,
+            )
             report.opened.append(incident_id)
             if cache is not None:
                 cache.opened(con, incident_id, alert)
@@ -462,12 +642,24 @@ def linked_slos(con: duckdb.DuckDBPyConnection, alert: Alert) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def open_incident(con: duckdb.DuckDBPyConnection, alert: Alert, received: dt.datetime) -> str:
-    incident_id = next_incident_id(con)
+def open_incident(
+    con: duckdb.DuckDBPyConnection,
+    alert: Alert,
+    received: dt.datetime,
+    *,
+    incident_id: str | None = None,
+    impacts: dict[tuple[str, dt.datetime], impact.ImpactEstimate] | None = None,
+) -> str:
+    """Open a new incident for a firing alert (`incident_id`: the next free one, when the caller knows
+    it; `impacts`: impact estimates the caller already made). Its timeline starts here, so its steps
+    are numbered here."""
+    incident_id = incident_id or next_incident_id(con)
     slos = linked_slos(con, alert)
-    estimates = [impact.impact_start_for(con, slo, alert.starts_at) for slo in slos] or [
-        impact.impact_start_for(con, None, alert.starts_at)
-    ]
+    known = impacts or {}
+    estimates = [
+        known.get((slo, alert.starts_at)) or impact.impact_start_for(con, slo, alert.starts_at)
+        for slo in slos
+    ] or [impact.impact_start_for(con, None, alert.starts_at)]
     best = min(estimates, key=lambda e: e.start)
     repeat_of = _previous_with(con, alert.service, "fingerprint", alert.fingerprint, best.start, incident_id)
     severity = alert.severity if alert.severity in SEVERITIES else None
@@ -505,6 +697,7 @@ def open_incident(con: duckdb.DuckDBPyConnection, alert: Alert, received: dt.dat
         best.source,
         f"impact started (estimated: {best.method})",
         data={"slos": slos},
+        seq=1,
     )
     add_timeline(
         con,
@@ -520,6 +713,7 @@ def open_incident(con: duckdb.DuckDBPyConnection, alert: Alert, received: dt.dat
             "labels": alert.labels,
             "external_id": alert.external_id,
         },
+        seq=2,
     )
     if repeat_of:
         add_timeline(
@@ -530,6 +724,7 @@ def open_incident(con: duckdb.DuckDBPyConnection, alert: Alert, received: dt.dat
             "fold",
             f"repeat of {repeat_of} (same fingerprint within {REPEAT_DAYS} days of its resolution)",
             data={"repeat_of": repeat_of},
+            seq=3,
         )
     return incident_id
 

@@ -18,7 +18,11 @@ the SLO window (its length W: 30d, or the nominal 30d/90d of a calendar month/qu
 1.0 means one whole window's budget. Background errors inside the span count too: they are part of
 what the budget paid during the incident.
 
-The arithmetic is pure (`estimate_impact_start`, `budget_share`); `*_sql` helpers fetch the buckets.
+The arithmetic is pure (`estimate_impact_start`, `budget_share`); the SQL adapters fetch the buckets.
+`impact_starts` is the same estimate for any number of (SLO, alert start) pairs in a few set-based
+queries (the baseline from the engine's hourly checkpoints plus at most an hour of buckets per end, the
+walk as window functions over the look-back buckets); `impact_start_for` is its one-pair form, and the
+pure function is the oracle it is tested against.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
@@ -99,42 +104,217 @@ def impact_start_for(
     con: duckdb.DuckDBPyConnection, slo_id: str | None, alert_start: dt.datetime
 ) -> ImpactEstimate:
     """The documented estimate for one SLO, or the alert start when there is no SLO or no signal."""
-    fallback = ImpactEstimate(alert_start, "alert_start", "earliest alert start (no SLI signal before it)")
-    slo = _slo_row(con, slo_id) if slo_id else None
-    if slo is None:
-        return fallback
-    key, target, _ = slo
-    m0 = minute_of(alert_start)
-    lo = m0 - LOOKBACK_MINUTES
-    # Baseline: the bad share over the week before the look-back window.
-    base = con.execute(
-        "SELECT coalesce(sum(valid - good), 0), coalesce(sum(valid), 0) FROM buckets"
-        " WHERE slo_key = ? AND minute >= ? AND minute < ?",
-        [key, lo - BASELINE_MINUTES, lo],
-    ).fetchone()
-    baseline = (base[0] / base[1]) if base and base[1] else 0.0
-    # The one-minute buckets of the look-back window.
+    return impact_starts(con, [(slo_id, alert_start)])[0]
+
+
+_MIN_MINUTE = -(2**31)
+# Points whose bucket ranges lie within a day of each other share one bounded read of the buckets.
+CLUSTER_GAP_MINUTES = 1440
+
+# C(x) = Σ buckets before x, from the latest checkpoint at or before x (cumulative sums at hours).
+_AT_CHECKPOINT_SQL = """
+SELECT e.qid, e.slo_key, e.x, coalesce(c.minute, ?) AS h,
+       coalesce(c.cum_good, 0) AS cg, coalesce(c.cum_valid, 0) AS cv
+FROM (SELECT unnest(?::BIGINT[]) AS qid, unnest(?::INTEGER[]) AS slo_key, unnest(?::BIGINT[]) AS x) e
+ASOF LEFT JOIN checkpoints c ON e.slo_key = c.slo_key AND e.x >= c.minute
+"""
+
+_CUMULATIVE_SQL = """
+SELECT a.qid, a.cg + coalesce(sum(b.good), 0), a.cv + coalesce(sum(b.valid), 0)
+FROM (SELECT unnest(?::BIGINT[]) AS qid, unnest(?::INTEGER[]) AS slo_key, unnest(?::BIGINT[]) AS x,
+             unnest(?::BIGINT[]) AS h, unnest(?::BIGINT[]) AS cg, unnest(?::BIGINT[]) AS cv) a
+LEFT JOIN (SELECT slo_key, minute, good, valid FROM buckets
+           WHERE minute >= ? AND minute < ? AND slo_key IN (SELECT unnest(?::INTEGER[]))) b
+  ON b.slo_key = a.slo_key AND b.minute >= a.h AND b.minute < a.x
+GROUP BY a.qid, a.cg, a.cv
+"""
+
+# The walk back from the alert, for every request at once: over the look-back minutes with data,
+# newest first (rn 1 = the minute before the alert), the walk stops at the first row that completes
+# QUIET consecutive non-elevated rows; the impact starts at the earliest elevated minute before it.
+_WALK_SQL = """
+WITH w AS (
+    SELECT r.qid, b.minute, (b.valid - b.good) / b.valid > r.threshold AS elevated,
+           row_number() OVER (PARTITION BY r.qid ORDER BY b.minute DESC) AS rn
+    FROM (SELECT unnest(?::BIGINT[]) AS qid, unnest(?::INTEGER[]) AS slo_key, unnest(?::BIGINT[]) AS m0,
+                 unnest(?::BIGINT[]) AS lookback, unnest(?::DOUBLE[]) AS threshold) r
+    JOIN (SELECT slo_key, minute, good, valid FROM buckets
+          WHERE minute >= ? AND minute < ? AND valid > 0
+            AND slo_key IN (SELECT unnest(?::INTEGER[]))) b
+      ON b.slo_key = r.slo_key AND b.minute >= r.m0 - r.lookback AND b.minute < r.m0
+), runs AS (
+    SELECT *, sum(CASE WHEN elevated THEN 1 ELSE 0 END) OVER last_q AS elevated_in_run,
+              count(*) OVER last_q AS run_length
+    FROM w
+    WINDOW last_q AS (PARTITION BY qid ORDER BY rn ROWS BETWEEN {quiet_before} PRECEDING AND CURRENT ROW)
+), stops AS (
+    SELECT qid, min(rn) FILTER (WHERE run_length = {quiet} AND elevated_in_run = 0) AS stop_rn
+    FROM runs GROUP BY qid
+)
+SELECT r.qid, min(r.minute) FILTER (WHERE r.elevated AND (s.stop_rn IS NULL OR r.rn < s.stop_rn)),
+       bool_and(s.stop_rn IS NULL)
+FROM runs r JOIN stops s USING (qid)
+GROUP BY r.qid
+"""
+
+
+def cumulative_sums(
+    con: duckdb.DuckDBPyConnection, points: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """C(x) = (Σgood, Σvalid) of the buckets before minute x, for each (slo_key, x), in order.
+
+    From the engine's latest checkpoint at or before x (cumulative sums at hour boundaries, rebuilt by
+    every evaluation before the incident stage runs) plus the buckets from it to x: at most an hour of
+    buckets per point, read in one bounded query per cluster of nearby points."""
+    if not points:
+        return []
+    # Parameters, not registered tables: a caller's unfinished result never gets in the way.
     rows = con.execute(
-        "SELECT minute, good, valid FROM buckets WHERE slo_key = ? AND minute >= ? AND minute < ? "
-        "ORDER BY minute",
-        [key, lo, m0],
+        _AT_CHECKPOINT_SQL,
+        [_MIN_MINUTE, list(range(len(points))), [k for k, _ in points], [x for _, x in points]],
     ).fetchall()
-    first, bounded, threshold = estimate_impact_start(
-        [(int(m), int(g), int(v)) for m, g, v in rows], m0, target, baseline
+    out: list[tuple[int, int]] = [(0, 0)] * len(points)
+    rows.sort(key=lambda r: int(r[3]))
+    clusters: list[list[tuple[Any, ...]]] = []
+    reach = _MIN_MINUTE
+    for r in rows:
+        if clusters and int(r[3]) <= reach + CLUSTER_GAP_MINUTES:
+            clusters[-1].append(r)
+            reach = max(reach, int(r[2]))
+        else:
+            clusters.append([r])
+            reach = int(r[2])
+    for cluster in clusters:
+        columns = [[int(r[i]) for r in cluster] for i in range(6)]  # qid, slo_key, x, h, cg, cv
+        lo, hi = min(columns[3]), max(columns[2])
+        keys = sorted(set(columns[1]))
+        for qid, g, v in con.execute(_CUMULATIVE_SQL, [*columns, lo, hi, keys]).fetchall():
+            out[int(qid)] = (int(g), int(v))
+    return out
+
+
+def impact_starts(
+    con: duckdb.DuckDBPyConnection,
+    requests: Sequence[tuple[str | None, dt.datetime]],
+    *,
+    lookback: int = LOOKBACK_MINUTES,
+    quiet: int = QUIET_MINUTES,
+) -> list[ImpactEstimate]:
+    """`impact_start_for` of each (slo_id, alert start), in request order, in a few set-based queries
+    whatever the number of requests (the same definition as `estimate_impact_start`)."""
+    out = [
+        ImpactEstimate(start, "alert_start", "earliest alert start (no SLI signal before it)")
+        for _, start in requests
+    ]
+    wanted = sorted({slo for slo, _ in requests if slo})
+    slos = (
+        {
+            str(r[0]): (int(r[1]), float(r[2]))
+            for r in con.execute(
+                "SELECT slo_id, slo_key, target FROM slos WHERE slo_id IN (SELECT unnest(?::VARCHAR[]))",
+                [wanted],
+            ).fetchall()
+        }
+        if wanted
+        else {}
     )
-    if first is None:
-        return fallback
-    start = datetime_of(first).replace(tzinfo=None)
-    method = (
-        f"{slo_id}: first minute of the stretch with bad share > {threshold:.6g} "
-        f"(max(2 × baseline {baseline:.6g}, 1 − target)) ending at the alert; "
-        f"{m0 - first} min before the alert"
+    reqs = [
+        (q, slo, slos[slo][0], minute_of(start), slos[slo][1])
+        for q, (slo, start) in enumerate(requests)
+        if slo and slo in slos
+    ]
+    if not reqs:
+        return out
+    keys = sorted({key for _, _, key, _, _ in reqs})
+    m0s = [m0 for _, _, _, m0, _ in reqs]
+    # Baseline: the bad share over the BASELINE_MINUTES before the look-back window, as C(hi) − C(lo).
+    ends = cumulative_sums(
+        con,
+        [(key, m0 - lookback - BASELINE_MINUTES) for _, _, key, m0, _ in reqs]
+        + [(key, m0 - lookback) for _, _, key, m0, _ in reqs],
     )
-    if bounded:
-        return ImpactEstimate(
-            start, "sli_estimate_bounded", method + f" (look-back bound {LOOKBACK_MINUTES} min)"
+    sums = {(q, side): ends[side * len(reqs) + i] for side in (0, 1) for i, (q, *_) in enumerate(reqs)}
+    baselines: dict[int, float] = {}
+    thresholds: dict[int, float] = {}
+    for q, _, _, _, target in reqs:
+        g0, v0 = sums[(q, 0)]
+        g1, v1 = sums[(q, 1)]
+        bad, valid = (v1 - v0) - (g1 - g0), v1 - v0
+        baselines[q] = (bad / valid) if valid else 0.0
+        thresholds[q] = max(2.0 * baselines[q], 1.0 - target)
+    walked = {
+        int(qid): (None if first is None else int(first), bool(unbounded))
+        for qid, first, unbounded in con.execute(
+            _WALK_SQL.format(quiet=int(quiet), quiet_before=int(quiet) - 1),
+            [
+                [q for q, *_ in reqs],
+                [key for _, _, key, _, _ in reqs],
+                m0s,
+                [lookback] * len(reqs),
+                [thresholds[q] for q, *_ in reqs],
+                min(m0s) - lookback,
+                max(m0s),
+                keys,
+            ],
+        ).fetchall()
+    }
+    for q, slo, _, m0, _ in reqs:
+        first, unbounded = walked.get(q, (None, False))
+        if first is None:
+            continue
+        baseline, threshold = baselines[q], thresholds[q]
+        method = (
+            f"{slo}: first minute of the stretch with bad share > {threshold:.6g} "
+            f"(max(2 × baseline {baseline:.6g}, 1 − target)) ending at the alert; "
+            f"{m0 - first} min before the alert"
         )
-    return ImpactEstimate(start, "sli_estimate", method)
+        start = datetime_of(first).replace(tzinfo=None)
+        if unbounded:
+            out[q] = ImpactEstimate(
+                start, "sli_estimate_bounded", method + f" (look-back bound {LOOKBACK_MINUTES} min)"
+            )
+        else:
+            out[q] = ImpactEstimate(start, "sli_estimate", method)
+    return out
+
+
+def budgets_consumed(
+    con: duckdb.DuckDBPyConnection, requests: Sequence[tuple[str, dt.datetime, dt.datetime]]
+) -> list[float | None]:
+    """`budget_consumed_for(con, slo_id, start, end)` of each request, in order, from the cumulative
+    sums at three minutes per request (`cumulative_sums`): bad in [start, end) = C(end) − C(start),
+    the window's valid events = C(end) − C(end − W)."""
+    ids = sorted({slo for slo, _, _ in requests})
+    slos = (
+        {
+            str(r[0]): (int(r[1]), float(r[2]), int(r[3]))
+            for r in con.execute(
+                "SELECT slo_id, slo_key, target, window_minutes FROM slos "
+                "WHERE slo_id IN (SELECT unnest(?::VARCHAR[]))",
+                [ids],
+            ).fetchall()
+        }
+        if ids
+        else {}
+    )
+    out: list[float | None] = [None] * len(requests)
+    todo = []
+    for i, (slo, start, end) in enumerate(requests):
+        if slo not in slos:
+            continue
+        m_start, m_end = minute_of(start), minute_of(end)
+        if m_end <= m_start:
+            out[i] = 0.0
+            continue
+        todo.append((i, slos[slo], m_start, m_end))
+    points = [
+        (key, x) for _, (key, _, window), m_start, m_end in todo for x in (m_start, m_end - window, m_end)
+    ]
+    sums = cumulative_sums(con, points)
+    for n, (i, (_, target, _), _, _) in enumerate(todo):
+        (g0, v0), (_, vw), (g1, v1) = sums[3 * n : 3 * n + 3]
+        out[i] = budget_share((v1 - v0) - (g1 - g0), v1 - vw, target)
+    return out
 
 
 def budget_consumed_for(
@@ -168,16 +348,40 @@ def budget_consumed_for(
     return budget_share(bad, int(row[1]), target)
 
 
+def spans_counts(
+    con: duckdb.DuckDBPyConnection, requests: Sequence[tuple[str, dt.datetime, dt.datetime]]
+) -> list[tuple[int, int] | None]:
+    """`span_counts` of each (slo_id, start, end), in order: C(end) − C(start) for all at once."""
+    ids = sorted({slo for slo, _, _ in requests})
+    keys = (
+        {
+            str(r[0]): int(r[1])
+            for r in con.execute(
+                "SELECT slo_id, slo_key FROM slos WHERE slo_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
+            ).fetchall()
+        }
+        if ids
+        else {}
+    )
+    out: list[tuple[int, int] | None] = [None] * len(requests)
+    todo = []
+    for i, (slo, start, end) in enumerate(requests):
+        if slo not in keys:
+            continue
+        m_start, m_end = minute_of(start), minute_of(end)
+        if m_end <= m_start:
+            out[i] = (0, 0)
+        else:
+            todo.append((i, keys[slo], m_start, m_end))
+    sums = cumulative_sums(con, [(key, m) for _, key, m_start, m_end in todo for m in (m_start, m_end)])
+    for n, (i, _, _, _) in enumerate(todo):
+        (g0, v0), (g1, v1) = sums[2 * n], sums[2 * n + 1]
+        out[i] = ((v1 - v0) - (g1 - g0), v1 - v0)
+    return out
+
+
 def span_counts(
     con: duckdb.DuckDBPyConnection, slo_id: str, start: dt.datetime, end: dt.datetime
 ) -> tuple[int, int] | None:
     """(bad, valid) events of `slo_id` in [start, end): what users met during the incident."""
-    slo = _slo_row(con, slo_id)
-    if slo is None:
-        return None
-    row = con.execute(
-        "SELECT coalesce(sum(valid - good), 0), coalesce(sum(valid), 0) FROM buckets"
-        " WHERE slo_key = ? AND minute >= ? AND minute < ?",
-        [slo[0], minute_of(start), minute_of(end)],
-    ).fetchone()
-    return None if row is None else (int(row[0]), int(row[1]))
+    return spans_counts(con, [(slo_id, start, end)])[0]

@@ -27,7 +27,7 @@ import duckdb
 from pipelines.config import Settings
 from pipelines.inbox import Inbox
 from pipelines.incidents import engine_alerts
-from pipelines.incidents.fold import fold_inbox
+from pipelines.incidents.fold import FoldReport, fold_inbox
 from pipelines.incidents.isolation import Isolation, ProcessReport, merge_fold
 from pipelines.incidents.runners import Runner, SyncRunner
 from pipelines.incidents.steps.budgets import update_budgets
@@ -48,9 +48,21 @@ class IncidentStage:
     the data's end when a source's data runs ahead of it). The service passes its thread runner."""
 
     runner: Runner | None = None
+    # The service's per-cycle budgets (issue 13): seconds of folding, and of triage for incidents below
+    # SEV2 while the fold has a backlog, so a storm's backlog drains over several short cycles. None:
+    # everything in one go.
+    fold_budget_s: float | None = None
+    backlog_triage_budget_s: float | None = None
 
     def __call__(self, con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> ProcessReport:
-        return process(con, settings, max(utc_now(), end), runner=self.runner)
+        return process(
+            con,
+            settings,
+            max(utc_now(), end),
+            runner=self.runner,
+            fold_budget_s=self.fold_budget_s,
+            backlog_triage_budget_s=self.backlog_triage_budget_s,
+        )
 
 
 def process(
@@ -61,8 +73,12 @@ def process(
     inbox: Inbox | None = None,
     runner: Runner | None = None,
     emit_engine_alerts: bool = True,
+    fold_budget_s: float | None = None,
+    backlog_triage_budget_s: float | None = None,
 ) -> ProcessReport:
-    """Run the incident stage once at `now` (naive or aware UTC)."""
+    """Run the incident stage once at `now` (naive or aware UTC). With `fold_budget_s` (the service),
+    the fold takes urgent rows first and stops after `fold_budget_s`, and triage takes SEV1/SEV2
+    incidents first (`fold.fold_inbox`, `_triage_budgeted`)."""
     now = now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
     inbox = inbox or Inbox(settings.data_dir)
     runner = runner or SyncRunner(inbox, settings)
@@ -71,10 +87,25 @@ def process(
     if emit_engine_alerts:
         report.engine_alerts = _guard(report, "engine alerts", engine_alerts.emit, con, inbox, now) or 0
     for _ in range(3):  # a synchronous runner's results come back through the inbox: fold them too
-        merge_fold(report.fold, fold_inbox(con, inbox))
+        folded = fold_inbox(con, inbox, budget_s=fold_budget_s)
+        merge_fold(report.fold, folded)
         todo = _agenda(con)
         if todo["triage"]:
-            _guard(report, "triage", triage_pending, con, settings, now, iso)
+            if fold_budget_s is None:
+                _guard(report, "triage", triage_pending, con, settings, now, iso)
+            else:
+                _guard(
+                    report,
+                    "triage",
+                    _triage_budgeted,
+                    con,
+                    settings,
+                    now,
+                    iso,
+                    inbox,
+                    folded,
+                    backlog_triage_budget_s,
+                )
         queued = (
             _guard(report, "remediation", queue_remediations, con, settings, now, runner, iso) or 0
             if todo["queued"] or todo["triage"]
@@ -97,6 +128,34 @@ def process(
     for error in report.errors:
         log.warning("incident stage: %s", error)
     return report
+
+
+def _triage_budgeted(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    iso: Isolation,
+    inbox: Inbox,
+    folded: FoldReport,
+    backlog_s: float | None,
+) -> None:
+    """The service's triage (issue 13): SEV1/SEV2 incidents first. Below SEV2: nothing more once this
+    cycle folded urgent rows (it publishes them soon); `backlog_s` when it opened incidents or the fold
+    has a backlog, so what was folded is listed soon and the next cycle folds more; the usual budget
+    only when nothing new came in. Either way, anything arriving meanwhile stops it: every accepted
+    alert is listed within seconds, and the triage goes on next cycle."""
+    seen = inbox.last_seq()
+    (folded_to,) = con.execute("SELECT last_seq FROM inbox_cursor").fetchone() or (0,)
+    budget = 0.0 if folded.ahead else backlog_s if folded.opened or seen > int(folded_to or 0) else None
+    triage_pending(
+        con,
+        settings,
+        now,
+        iso,
+        budget,
+        urgent_first=True,
+        interrupted=lambda: inbox.last_seq() > seen,
+    )
 
 
 def _guard(report: ProcessReport, step: str, fn: Callable[..., Any], *args: Any) -> Any:

@@ -40,7 +40,7 @@ from pipelines.errors import (
     Unauthorized,
     Unavailable,
 )
-from pipelines.inbox import AppendResult, Entry, GroupCommit, Inbox, is_disk_full
+from pipelines.inbox import AppendResult, Entry, GroupCommit, Inbox, is_disk_full, is_urgent
 from pipelines.incidents.read import API_TRIAGE_FIELDS, list_incidents
 from pipelines.incidents.runners import reap_interrupted_remediations
 from pipelines.ingest import decode_json, parse_delivery
@@ -179,6 +179,8 @@ def create_app(
             log.exception("unexpected error parsing a delivery")
             raise MalformedInput(f"body: could not be read ({type(exc).__name__})") from exc
         result = await _append(state, delivery.entries)
+        if state.worker is not None and any(map(is_urgent, delivery.entries)):
+            state.worker.wake()  # a page is listed within seconds, not at the next scheduled cycle
         state.counts["accepted"] += len(result.accepted)
         state.counts["duplicates"] += len(result.duplicates)
         state.counts["202"] += 1

@@ -1,4 +1,5 @@
-"""Budget step: the error budget each incident consumed, per linked SLO."""
+"""Budget step: the error budget each incident consumed, per linked SLO (all shares in one batch:
+`impact.budgets_consumed`)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ def update_budgets(con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isolat
            WHERE i.impact_start IS NOT NULL AND (i.resolved_at IS NULL OR s.budget_consumed IS NULL)"""
     ).fetchall()
 
-    def update(
-        iid: str, slo: str, start: dt.datetime, resolved: dt.datetime | None, main: str | None
-    ) -> None:
-        share = impact.budget_consumed_for(con, slo, start, min(resolved or now, now))
+    # Every share in one batch (the buckets do not change in this step), then one isolated update each.
+    shares = impact.budgets_consumed(
+        con, [(slo, start, min(resolved or now, now)) for _, slo, start, resolved, _ in rows]
+    )
+
+    def update(iid: str, slo: str, share: float | None, main: str | None) -> None:
         con.execute(
             "UPDATE incident_slos SET budget_consumed = ? WHERE incident_id = ? AND slo_id = ?",
             [share, iid, slo],
@@ -29,5 +32,5 @@ def update_budgets(con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isolat
         if slo == main:
             con.execute("UPDATE incidents SET budget_consumed = ? WHERE id = ?", [share, iid])
 
-    for iid, slo, start, resolved, main in rows:
-        iso.run("budgets", f"{iid} {slo}", iid, update, iid, slo, start, resolved, main)
+    for (iid, slo, _, _, main), share in zip(rows, shares, strict=True):
+        iso.run("budgets", f"{iid} {slo}", iid, update, iid, slo, share, main)

@@ -31,12 +31,37 @@ def write_documents(con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isola
                  AND d.kind = 'runbook_suggestion')))""",
         [now, now],
     )
+    spans = _spans(con, candidates, now)
     return sum(
-        iso.run("documents", inc["id"], inc["id"], _documents_of, con, now, inc) or 0 for inc in candidates
+        iso.run("documents", inc["id"], inc["id"], _documents_of, con, now, inc, spans) or 0
+        for inc in candidates
     )
 
 
-def _documents_of(con: duckdb.DuckDBPyConnection, now: dt.datetime, inc: dict[str, Any]) -> int:
+def _spans(
+    con: duckdb.DuckDBPyConnection, candidates: list[dict[str, Any]], now: dt.datetime
+) -> dict[tuple[str, str], tuple[int, int] | None]:
+    """(incident, SLO) → what users met during the incident (`impact.span_counts`), for every
+    candidate at once: a post-mortem quotes them (the buckets do not change in this step)."""
+    spans = {inc["id"]: (inc["impact_start"], inc["resolved_at"] or now) for inc in candidates}
+    pairs = [
+        (str(iid), str(slo))
+        for iid, slo in con.execute(
+            "SELECT incident_id, slo_id FROM incident_slos WHERE incident_id IN "
+            "(SELECT unnest(?::VARCHAR[])) ORDER BY 1, 2",
+            [[iid for iid, (start, _) in spans.items() if start is not None]],
+        ).fetchall()
+    ]
+    counts = impact.spans_counts(con, [(slo, *spans[iid]) for iid, slo in pairs])
+    return dict(zip(pairs, counts, strict=True))
+
+
+def _documents_of(
+    con: duckdb.DuckDBPyConnection,
+    now: dt.datetime,
+    inc: dict[str, Any],
+    spans: dict[tuple[str, str], tuple[int, int] | None] | None = None,
+) -> int:
     """Draft one incident's due documents; how many."""
     written = 0
     iid = inc["id"]
@@ -65,7 +90,13 @@ def _documents_of(con: duckdb.DuckDBPyConnection, now: dt.datetime, inc: dict[st
             )
             start, end = inc["impact_start"], inc["resolved_at"] or now
             for slo in slos:
-                counts = impact.span_counts(con, slo["slo_id"], start, end) if start else None
+                key = (iid, slo["slo_id"])
+                if not start:
+                    counts = None
+                elif spans is not None and key in spans:
+                    counts = spans[key]
+                else:
+                    counts = impact.span_counts(con, slo["slo_id"], start, end)
                 slo["bad"], slo["valid"] = counts if counts else (None, None)
             body = documents.render_postmortem(inc, timeline, slos, items, final=due.final)
         else:

@@ -1,43 +1,73 @@
 """Triage step: triage each pending incident (the model or the rules), store it, and route it.
 
 Runs within a per-cycle time budget, so a slow model never hides new incidents; a triage that cannot
-run escalates the incident to a human.
+run escalates the incident to a human. The SLO status of every pending incident's service is read
+once for the cycle (`context.slo_statuses`), not once per incident.
+
+History (`triage_history`): an incident none of whose alerts was still firing when it reached us (every
+alert's resolution came no later than its firing notification was received, as when a history load
+replays alerts that ended long ago) is triaged first, in bulk, by the rules, without a model call,
+and resolved at its last alert's end; it is never routed, so nobody is paged or notified about it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import duckdb
 
 from pipelines.config import Settings
-from pipelines.incidents.context import build_context
+from pipelines.incidents import rules_triage
+from pipelines.incidents.context import context_with, slo_statuses
 from pipelines.incidents.contract import TriageResult
 from pipelines.incidents.fold import add_timeline, incident
 from pipelines.incidents.isolation import Isolation
 from pipelines.incidents.routing import decide_route
+from pipelines.incidents.rows import records
 from pipelines.incidents.runbooks import load_runbook
 from pipelines.incidents.steps.route import apply_route
 
 # Seconds of triage per cycle (one model call may take its whole 30 s timeout): new incidents past it
 # are published untriaged and triaged in the next cycle, so a slow model never hides them.
 TRIAGE_BUDGET_S = 20.0
+# Pending incidents whose SLO status is read together (one evaluation of their services' SLOs).
+CONTEXT_CHUNK = 50
 
 
 def triage_pending(
-    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    iso: Isolation,
+    backlog_budget_s: float | None = None,
+    *,
+    urgent_first: bool = False,
+    interrupted: Callable[[], bool] | None = None,
 ) -> None:
-    ids = [
-        r[0]
-        for r in con.execute(
-            "SELECT id FROM incidents WHERE triage_pending AND status <> 'closed' ORDER BY created_at, id"
-        ).fetchall()
-    ]
+    """Triage pending incidents, oldest first. The service (issue 13) passes `urgent_first`: SEV1/SEV2
+    incidents go first, so a page never waits behind a storm's tickets; the others stop after
+    `backlog_budget_s` seconds, or as soon as `interrupted()` says new input came in (the rest wait
+    for the next cycle, listed but not yet triaged). History incidents (`triage_history`) go first,
+    in bulk, outside any budget: they cost no model call and page nobody."""
+    triage_history(con, settings, now, iso)
+    order = "urgent DESC, created_at, id" if urgent_first else "created_at, id"
+    pending = con.execute(
+        f"""SELECT id, coalesce(severity IN ('SEV1', 'SEV2'), FALSE) AS urgent, service, detected_at
+            FROM incidents WHERE triage_pending AND status <> 'closed' ORDER BY {order}"""
+    ).fetchall()
+    ids = [(str(r[0]), bool(r[1])) for r in pending]
+    # The SLO status of the services involved: one evaluation per chunk of incidents (a cycle that
+    # stops early after a budget never pays for the whole backlog).
+    statuses: dict[tuple[str, dt.datetime], list[dict[str, Any]]] = {}
     started = time.monotonic()
-    for n, incident_id in enumerate(ids):
-        if n and time.monotonic() - started > TRIAGE_BUDGET_S:  # at least one per cycle
+    for n, (incident_id, urgent) in enumerate(ids):
+        budget = TRIAGE_BUDGET_S if urgent or backlog_budget_s is None else backlog_budget_s
+        # at least one per cycle
+        if n and (time.monotonic() - started > budget or (not urgent and interrupted and interrupted())):
             # The writer must publish: the rest wait for the next cycle, visible but not yet triaged.
             iso.report.errors.append(
                 f"triage budget used up; {len(ids) - n} incident(s) wait for the next cycle"
@@ -54,6 +84,9 @@ def triage_pending(
                 [f"triage failed ({error[:200]})", incident_id],
             )
 
+        if (pending[n][2], max(now, pending[n][3])) not in statuses:
+            chunk = pending[n : n + CONTEXT_CHUNK]
+            statuses.update(slo_statuses(con, [(r[2], max(now, r[3])) for r in chunk]))
         if iso.run(
             "triage",
             incident_id,
@@ -63,6 +96,7 @@ def triage_pending(
             settings,
             now,
             incident_id,
+            statuses,
             transaction=False,
             on_failure=untriaged,
         ):
@@ -70,7 +104,11 @@ def triage_pending(
 
 
 def _triage_one(
-    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, incident_id: str
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    incident_id: str,
+    statuses: dict[tuple[str, dt.datetime], list[dict[str, Any]]],
 ) -> bool:
     """Triage and route one incident; True when it was triaged."""
     # Lazy for start-up time: the triage module loads the anthropic SDK (~2 s), needed only once an
@@ -81,7 +119,7 @@ def _triage_one(
     if inc is None:
         return False
     at = max(now, inc["detected_at"])
-    ctx = build_context(con, settings, inc, at)
+    ctx = context_with(con, settings, inc, statuses.get((inc["service"], at), []))
     result = run_triage(ctx, settings, at=inc["detected_at"])
     runbook = load_runbook(settings.runbooks_dir, inc["service"])
     decision = decide_route(result.severity, result, runbook.allowed_actions, runbook.critical_actions)
@@ -156,3 +194,89 @@ def _store_triage(
         },
     )
     return attempt
+
+
+# Incidents waiting for their first triage none of whose firing alerts was news: each has a resolved
+# notification (same fingerprint and start) whose end is no later than the firing one was received.
+HISTORY_SQL = """
+SELECT i.*, (SELECT max(r.ends_at) FROM alerts r WHERE r.incident_id = i.id AND r.status = 'resolved')
+       AS history_ended
+FROM incidents i
+WHERE i.triage_pending AND i.status = 'triggered' AND NOT i.imported
+  AND NOT EXISTS (SELECT 1 FROM triage t WHERE t.incident_id = i.id)
+  AND EXISTS (SELECT 1 FROM alerts f WHERE f.incident_id = i.id AND f.status = 'firing')
+  AND NOT EXISTS (
+      SELECT 1 FROM alerts f WHERE f.incident_id = i.id AND f.status = 'firing'
+        AND NOT EXISTS (
+            SELECT 1 FROM alerts r WHERE r.incident_id = i.id AND r.status = 'resolved'
+              AND r.fingerprint = f.fingerprint AND r.starts_at = f.starts_at
+              AND r.ends_at IS NOT NULL AND r.ends_at <= f.received_at))
+ORDER BY i.created_at, i.id
+"""
+
+HISTORY_NOTE = (
+    "History: every alert of this incident had resolved before it was received (e.g. a history load), "
+    "so it was triaged by the rules in bulk, without a model call, and nobody was paged."
+)
+
+
+def triage_history(
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
+) -> int:
+    """Triage the history incidents (see the module docstring) in bulk; how many."""
+    incs = records(con, HISTORY_SQL, [])
+    if not incs:
+        return 0
+    statuses = slo_statuses(con, [(inc["service"], max(now, inc["detected_at"])) for inc in incs])
+    done = 0
+    for inc in incs:
+        if iso.run("triage", inc["id"], inc["id"], _history_one, con, settings, now, inc, statuses):
+            iso.report.triaged.append(inc["id"])
+            done += 1
+    return done
+
+
+def _history_one(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    inc: dict[str, Any],
+    statuses: dict[tuple[str, dt.datetime], list[dict[str, Any]]],
+) -> bool:
+    """Rules triage, no route, resolved at the last alert's end; runs in the isolation's transaction."""
+    ended = inc.pop("history_ended")
+    iid = inc["id"]
+    at = max(now, inc["detected_at"])
+    ctx = context_with(con, settings, inc, statuses.get((inc["service"], at), []))
+    result = rules_triage.classify(ctx, at=inc["detected_at"])
+    result = replace(result, rationale=f"{result.rationale} {HISTORY_NOTE}")
+    _store_triage(con, inc, result, at)
+    ended = max(ended, inc["detected_at"])
+    con.execute(
+        """UPDATE incidents SET severity = ?, triage_pending = FALSE, status = 'resolved',
+               resolved_at = ?, resolved_at_source = 'alerts',
+               mitigated_at = coalesce(mitigated_at, ?),
+               mitigated_at_source = coalesce(mitigated_at_source, 'alerts (implied by resolve)'),
+               updated_at = greatest(updated_at, ?) WHERE id = ?""",
+        [result.severity, ended, ended, at, iid],
+    )
+    con.execute("UPDATE incident_slos SET budget_consumed = NULL WHERE incident_id = ?", [iid])
+    add_timeline(
+        con,
+        iid,
+        at,
+        "route",
+        "router",
+        "not routed: every alert had resolved before it was received (history); nobody is paged",
+        data={"route": None, "history": True},
+    )
+    add_timeline(
+        con,
+        iid,
+        ended,
+        "resolved",
+        "alerts",
+        "resolved: every alert had ended (history)",
+        data={"from": "triggered"},
+    )
+    return True
