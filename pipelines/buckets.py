@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.errors import SourceError
+from pipelines.partitions import mark_rows_changed
 from pipelines.sources import BucketSource
 from pipelines.sources.events_file import BAD_ROW, EventsFile, Rows
 
@@ -209,6 +210,7 @@ def write_staged(con: duckdb.DuckDBPyConnection, slo_ids: Sequence[str], keys: M
                 [lo, hi],
             )
             con.execute("INSERT INTO buckets SELECT * FROM batch")
+            mark_rows_changed(con, "buckets", "batch", hi)  # the next publish rewrites their closed hours
             # -- Track the first minute and the earliest changed minute per SLO.
             con.execute(
                 """INSERT INTO engine_state (slo_key, first_minute, evaluated_to, dirty_from)

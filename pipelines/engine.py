@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from pipelines import fold_kernels
 from pipelines.fold_kernels import CHECKPOINT_STEP, SERIES_STEP, period_start
 from pipelines.model import STANDARD_BURN_WINDOWS, Slo
+from pipelines.partitions import mark_changed
 
 INCREMENTAL_LIMIT = 1440  # re-evaluate more minutes than this with the dense fold instead
 STATE_NAMES = ("normal", "freeze_review", "reliability_focus", "exhausted")
@@ -524,6 +525,11 @@ def evaluate(
         else:
             incremental.setdefault(max(resume, first) + 1, []).append(es)
 
+    # Checkpoints and series are rewritten from these minutes on: the next publish rewrites those days.
+    rewritten = [*incremental, *(int(state[es.key][0]) for es in dense)]
+    for table in ("checkpoints", "slo_series"):
+        if rewritten:
+            mark_changed(con, table, min(rewritten), end)
     report = EngineReport()
     total = len(dense) + sum(len(v) for v in incremental.values())
     done = 0

@@ -1,13 +1,22 @@
 """The DuckDB store: schema migrations, the single-writer lock, snapshot publishing and the reader.
 
-One process writes (DESIGN §1). It takes an exclusive OS lock on `<data>/writer.lock`, works on
-`<data>/work.duckdb`, and publishes a checkpointed copy as `<data>/slo.duckdb` with an atomic
-`os.replace`. Readers never open the work file: `Snapshot` ATTACHes the published file READ_ONLY
-into an in-memory connection and re-attaches when a new file has been published (new inode).
+One process writes (DESIGN §1). It takes an exclusive OS lock on `<data>/writer.lock` and works on
+`<data>/work.duckdb`, which holds everything. A publish costs what changed, not the history
+(`pipelines/partitions.py`): the closed hours, days and months of the big tables (buckets,
+checkpoints, slo_series) that changed or closed since the last publish are written as new,
+never-modified Parquet files under `<data>/parts/`, then a small new snapshot file — every other
+table, the open hour's rows, and the list of files it reads — replaces `<data>/slo.duckdb` with an
+atomic `os.replace`. Readers never open
+the work file: `Snapshot` ATTACHes the published file READ_ONLY into an in-memory connection, gives
+each big table its own name as a view over that snapshot's files and open rows, and re-attaches when
+a new file has been published (new inode). A file no snapshot lists any more is deleted only after a
+grace period, so a reader still querying the snapshot it attached finds its files.
 
-A published file that cannot be read (emptied, cut short, overwritten) is `SnapshotUnreadable` to every
-reader, one line instead of a DuckDB traceback; each cycle starts with `cycle.republish_if_unreadable`, which
-publishes again from the work file, so the snapshot reads again after the next cycle.
+A published file that cannot be read (emptied, cut short, overwritten), or one of its partition files
+missing or changed, is `SnapshotUnreadable` to every reader, one line instead of a DuckDB traceback;
+each cycle starts with `cycle.republish_if_unreadable`, which publishes again from the work file
+(rewriting any partition file that is not as published), so the snapshot reads again after the next
+cycle.
 """
 
 from __future__ import annotations
@@ -18,12 +27,12 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
 
+from pipelines import partitions
 from pipelines.errors import SnapshotUnreadable, StoreError, WriterBusy
 
 WORK_FILE = "work.duckdb"
@@ -33,6 +42,8 @@ LOCK_FILE = "writer.lock"
 # truncated or overwritten in place, or replaced by something else, and is published again. Not the
 # inode: a data directory copied with its times (cp -a, rsync -a, a restore) is still the same store.
 PUBLISHED_FILE = "published.json"
+# The name the snapshot being written is attached under in the writer's connection.
+PUBLISH_CATALOG = "publishing"
 # A DuckDB file starts with its main header and two database headers, 4 KiB each; a shorter file holds
 # no database at all.
 HEADER_BYTES = 3 * 4096
@@ -357,6 +368,43 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        6,
+        """
+        -- Publishing by partitions (issue 13; pipelines/partitions.py). Per big table: the newest minute
+        -- ever written, and the first hour the last publish kept in the snapshot (the hours before it
+        -- are Parquet files; NULL: none yet, so the next publish writes every closed hour).
+        CREATE TABLE publish_marks (
+            table_name VARCHAR PRIMARY KEY,
+            last_minute INTEGER,
+            open_hour INTEGER
+        );
+        INSERT INTO publish_marks SELECT 'buckets', max(minute), NULL FROM buckets HAVING count(*) > 0;
+        INSERT INTO publish_marks SELECT 'checkpoints', max(minute), NULL FROM checkpoints
+            HAVING count(*) > 0;
+        INSERT INTO publish_marks SELECT 'slo_series', max(minute), NULL FROM slo_series
+            HAVING count(*) > 0;
+        -- Hours (since the Unix epoch, UTC) whose rows were written or deleted since the last publish.
+        CREATE TABLE publish_changes (
+            table_name VARCHAR NOT NULL,
+            hour INTEGER NOT NULL,
+            PRIMARY KEY (table_name, hour)
+        );
+        -- The files the last publish listed: per big table, one per closed day or closed month (path
+        -- under the data dir).
+        CREATE TABLE publish_parts (
+            table_name VARCHAR NOT NULL,
+            hour INTEGER NOT NULL,            -- its first hour (hours since the Unix epoch, UTC)
+            span INTEGER NOT NULL,            -- hours it holds: 1, 24, or a closed month's
+            file VARCHAR NOT NULL,
+            rows BIGINT NOT NULL,
+            bytes BIGINT NOT NULL,
+            PRIMARY KEY (table_name, hour)
+        );
+        -- Files no snapshot lists any more since retired_at (Unix seconds): deleted after a grace period.
+        CREATE TABLE publish_retired (file VARCHAR PRIMARY KEY, retired_at DOUBLE NOT NULL);
+        """,
+    ),
 ]
 
 
@@ -456,7 +504,8 @@ class Writer:
         return self.con
 
     def reset(self) -> None:
-        """Drop everything (used by `slo demo`, which rebuilds the store from scratch)."""
+        """Drop everything (used by `slo demo`, which rebuilds the store from scratch). The partition
+        files go too, once readers of the snapshot published before can no longer be using them."""
         if self.con is not None:
             self.con.close()
         for name in (WORK_FILE, WORK_FILE + ".wal"):
@@ -466,16 +515,26 @@ class Writer:
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
         migrate(self.con)
+        partitions.retire_all(self.con, self.data_dir)
 
     def publish(self) -> Path:
-        """Run the `before_publish` step (the analytics stage), checkpoint the work file and atomically
-        replace the published snapshot with a copy."""
+        """Run the `before_publish` step (the analytics stage), write the partition files of the closed
+        days that changed, and atomically replace the published snapshot with a new small file that
+        holds everything else and lists those files."""
         if self.before_publish is not None:
             self.before_publish(self.db)
-        self.db.execute("CHECKPOINT")
         target = self.data_dir / SNAPSHOT_FILE
+        for stale in self.data_dir.glob(f".{SNAPSHOT_FILE}.*.tmp*"):  # of publishes that were killed
+            stale.unlink(missing_ok=True)
         tmp = self.data_dir / f".{SNAPSHOT_FILE}.{os.getpid()}.tmp"
-        shutil.copyfile(self.data_dir / WORK_FILE, tmp)
+        plan = partitions.write_parts(self.db, self.data_dir)
+        wrong = self._build_snapshot(tmp, plan)
+        if wrong:  # rows written without mark_changed: every day of those tables again
+            log.warning(
+                "%s: rows changed without mark_changed; writing all their days again", ", ".join(wrong)
+            )
+            plan = partitions.write_parts(self.db, self.data_dir, redo_all=wrong)
+            self._build_snapshot(tmp, plan)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -485,7 +544,22 @@ class Writer:
         finally:
             os.close(dir_fd)
         _record_published(self.data_dir)
+        partitions.commit(self.db, plan)
+        partitions.collect_garbage(self.db, self.data_dir)
         return target
+
+    def _build_snapshot(self, tmp: Path, plan: partitions.Plan) -> frozenset[str]:
+        """Write the snapshot of `plan` to `tmp` (a new file); returns the tables whose rows do not add
+        up (see `partitions.miscounted`)."""
+        for stale in (tmp, Path(str(tmp) + ".wal")):
+            stale.unlink(missing_ok=True)
+        self.db.execute(f"ATTACH '{_sql_path(tmp)}' AS {PUBLISH_CATALOG}")
+        try:
+            partitions.snapshot_tables(self.db, PUBLISH_CATALOG, plan, self.data_dir)
+            wrong = partitions.miscounted(self.db, PUBLISH_CATALOG, plan)
+        finally:
+            self.db.execute(f"DETACH {PUBLISH_CATALOG}")
+        return wrong
 
     def republish_if_unreadable(self) -> str | None:
         """Publish again when the published snapshot cannot be read or is no longer the file this
@@ -558,6 +632,9 @@ class Snapshot:
             # attached read-only is safe; a concurrent os.replace leaves our open inode intact.
             con.execute(f"ATTACH '{_sql_path(self.path)}' AS snap (READ_ONLY)")
             con.execute("USE snap")
+            # Partition files never change once written, so their footers can be cached.
+            con.execute("SET parquet_metadata_cache = true")
+            partitions.reader_views(con, "snap", self.path.parent)
         except duckdb.Error as exc:
             con.close()
             raise SnapshotUnreadable(self.path, str(exc)) from exc
@@ -596,6 +673,9 @@ def snapshot_problem(data_dir: Path) -> str | None:
     try:
         with snapshot.connection() as con:
             con.execute(PROBE_SQL).fetchall()
+            missing = partitions.snapshot_part_problem(con, "snap", data_dir)
+        if missing:
+            return missing
     except SnapshotUnreadable as exc:
         return exc.reason
     except StoreError:  # not published yet (or removed meanwhile): nothing to repair

@@ -52,6 +52,7 @@ def test_pages_render_while_the_pipeline_publishes(
 ) -> None:
     shutil.copy(store.data_dir / "work.duckdb", tmp_path / "work.duckdb")
     shutil.copy(store.data_dir / "slo.duckdb", tmp_path / "slo.duckdb")
+    shutil.copytree(store.data_dir / "parts", tmp_path / "parts")  # the snapshot's closed days
     monkeypatch.setenv("SLO_DATA_DIR", str(tmp_path))
     writer = subprocess.Popen(
         [sys.executable, "-c", PUBLISHER, str(tmp_path), "12"],

@@ -479,7 +479,8 @@ def test_pages_without_incident_data_say_so(
     """A store with metrics but no incidents: the incident and analytics pages say "no data yet"."""
     import shutil
 
-    shutil.copy(store.data_dir / "slo.duckdb", tmp_path / "work.duckdb")
+    # the work file (the published snapshot is no longer a whole store: closed days are Parquet files)
+    shutil.copy(store.data_dir / "work.duckdb", tmp_path / "work.duckdb")
 
     with Writer(tmp_path) as w:
         w.db.execute("DELETE FROM incidents")

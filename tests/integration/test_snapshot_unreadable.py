@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from pipelines.config import Settings
@@ -161,13 +162,21 @@ def test_garbage_over_the_middle_half_is_found_by_whichever_reader_meets_it(
 def test_damage_the_first_read_does_not_meet_is_found_because_the_file_changed(
     pristine: Path, tmp_path: Path
 ) -> None:
-    """Garbage at the start of the file's last block (the quarterly roll-up in this store): attaching
-    and the first query still work, the report does not; the cycle's check republishes anyway, because
-    the file is not the one the last publish recorded."""
+    """Garbage at the start of the quarterly roll-up's block (the file's last block when the snapshot
+    was a copy of the work file; the snapshot's own layout now puts it elsewhere): attaching and the
+    first query still work, the report does not; the cycle's check republishes anyway, because the
+    file is not the one the last publish recorded."""
     settings = _copy(pristine, tmp_path)
     before = _readings(settings.data_dir)
     snapshot = settings.data_dir / SNAPSHOT_FILE
-    _garbage(snapshot, snapshot.stat().st_size - BLOCK, 4096)
+    con = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        ((block,),) = con.execute(
+            "SELECT min(block_id) FROM pragma_storage_info('mttx_rollup') WHERE block_id >= 0"
+        ).fetchall()
+    finally:
+        con.close()
+    _garbage(snapshot, HEADER_BYTES + block * BLOCK, 4096)
 
     assert slo(settings.data_dir, *READERS["incidents list"]).returncode == 0
     _one_line_unreadable(slo(settings.data_dir, *READERS["report quarterly"]), snapshot)

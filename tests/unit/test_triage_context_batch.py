@@ -25,7 +25,7 @@ from pipelines.demo.source import demo_pull
 from pipelines.incidents.context import build_context, contexts_for, evaluated_to
 from pipelines.incidents.rows import incidents_where
 from pipelines.status import StatusQuery, status, status_by_service
-from pipelines.store import SNAPSHOT_FILE
+from pipelines.store import SNAPSHOT_FILE, WORK_FILE
 from pipelines.timeutil import minute_of
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
@@ -90,7 +90,7 @@ def test_status_by_service_equals_status_per_service(con) -> None:
 def test_last_data_at_falls_back_to_the_whole_history(demo, tmp_path: Path) -> None:
     # A copy of the store where one SLO's data stops three days before the instant asked about.
     copy = tmp_path / "copy.duckdb"
-    shutil.copy(demo[0], copy)
+    shutil.copy(demo[0].parent / WORK_FILE, copy)  # the whole store (the snapshot reads closed days as files)
     c = duckdb.connect(str(copy))
     try:
         latest = evaluated_to(c)

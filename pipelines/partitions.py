@@ -1,0 +1,506 @@
+"""Closed hours of the big tables (buckets, checkpoints, slo_series) as immutable Parquet files, so
+a publish costs what changed, not the history (DESIGN §1, issue 13).
+
+Whoever writes or deletes rows of a big table calls `mark_changed` with the minutes it touched. A
+publish (`write_parts`) then writes a file for each *closed* unit — an hour of the open day, a day of
+the current month, a closed month; every hour before the newest minute's is closed — that changed or
+closed since the last publish, under a name never used before
+(`parts/<table>/<2026-11-30T07 | 2026-11-29 | 2026-10-01.31d>.<unique>.parquet`): a file, once written,
+is never written again. The snapshot keeps the rows of the open hour as `<table>_open` and lists its
+files in `snapshot_parts`; `reader_views` gives a reader's connection each big table under its own
+name, a view over exactly those files (absolute paths under the reader's data directory, so a copied or
+restored data directory reads its own files) and the open rows. After the snapshot is in place,
+`commit` records the files in the work database; `collect_garbage` deletes a file once no snapshot has
+listed it for PART_GRACE_SECONDS (a reader may still be querying the snapshot it attached before) and
+files of publishes that never completed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import shutil
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+PARTS_DIR = "parts"
+# The tables whose closed days are published as files; every other table is copied into the snapshot.
+PARTITIONED = ("buckets", "checkpoints", "slo_series")
+# The work database's own bookkeeping of publishing: never copied into a snapshot.
+BOOKKEEPING = ("publish_marks", "publish_changes", "publish_parts", "publish_retired")
+# The snapshot's list of the files it reads.
+SNAPSHOT_PARTS = "snapshot_parts"
+# Minutes in an hour: the unit of change tracking, and the smallest partition (a closed hour of the
+# open day).
+HOUR = 60
+# How long a file no snapshot lists any more is kept for readers that attached an older snapshot
+# (a reader re-attaches at its next query once a new snapshot is published; one query takes seconds).
+PART_GRACE_SECONDS = 600.0
+
+log = logging.getLogger(__name__)
+
+# SQL: the newest minute ever written to a table (its hour is the first open hour).
+LAST_SQL = """
+INSERT INTO publish_marks (table_name, last_minute) VALUES (?, ?)
+ON CONFLICT (table_name) DO UPDATE SET
+  last_minute = greatest(coalesce(publish_marks.last_minute, excluded.last_minute), excluded.last_minute)
+"""
+
+
+def mark_changed(con: duckdb.DuckDBPyConnection, table: str, first: int, last: int | None = None) -> None:
+    """Record that rows of `table` at minutes `first`..`last` (default: `first`) were written or
+    deleted, so the next publish rewrites the closed days among them. Call it in the same
+    transaction as the write."""
+    last = first if last is None else last
+    con.execute(
+        "INSERT INTO publish_changes SELECT ?, unnest(range(?, ?)) ON CONFLICT DO NOTHING",
+        [table, int(first) // HOUR, int(last) // HOUR + 1],
+    )
+    con.execute(LAST_SQL, [table, int(last)])
+
+
+def mark_rows_changed(con: duckdb.DuckDBPyConnection, table: str, rows: str, last: int | None = None) -> None:
+    """`mark_changed` for every minute of the table or view named `rows` (its `minute` column; `last`:
+    their newest minute, when the caller knows it): only the days that hold one are rewritten (a late
+    bucket beside today's does not rewrite the days between)."""
+    con.execute(
+        f"INSERT INTO publish_changes SELECT DISTINCT ?, minute // {HOUR} FROM {rows} ON CONFLICT DO NOTHING",
+        [table],
+    )
+    if last is None:
+        ((last,),) = con.execute(f"SELECT max(minute) FROM {rows}").fetchall()
+    if last is not None:
+        con.execute(LAST_SQL, [table, int(last)])
+
+
+@dataclass(frozen=True)
+class Part:
+    """One partition file: the rows of `table` in the `span` hours from hour `hour` (epoch hours): a
+    closed hour of the open day, a closed day of the current month, or a whole closed month."""
+
+    table: str
+    hour: int
+    span: int
+    file: str  # relative to the data directory, with "/" separators
+    rows: int
+    bytes: int
+
+
+@dataclass
+class Plan:
+    """What one publish lists: every file of the new snapshot, and where its open rows start."""
+
+    parts: dict[tuple[str, int], Part]
+    open_from: dict[str, int | None]  # per table, the first minute kept in the snapshot (None: all)
+    written: list[Part] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)  # files of the last publish no longer listed
+
+
+def write_parts(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, redo_all: frozenset[str] = frozenset()
+) -> Plan:
+    """Write the partition files this publish needs (every closed hour of the tables in `redo_all`);
+    changes nothing else: a publish that stops after this leaves files no snapshot lists, which
+    `collect_garbage` removes.
+
+    Every hour before the newest minute's is closed. A closed hour of the open day is a file of its
+    own (so the snapshot keeps at most an hour of rows); once its day has closed, the day is one file,
+    and once its month has closed, the month is (each written once, when it closes), so a reader
+    opens a few dozen files, not one an hour or a day."""
+    marks = {
+        row[0]: row[1:]
+        for row in con.execute("SELECT table_name, last_minute, open_hour FROM publish_marks").fetchall()
+    }
+    changed: dict[str, set[int]] = {}
+    for table, hour in con.execute("SELECT table_name, hour FROM publish_changes").fetchall():
+        changed.setdefault(table, set()).add(int(hour))
+    current = _recorded_parts(con)
+    plan = Plan(parts=dict(current), open_from={})
+    for table in PARTITIONED:
+        last, open_hour = marks.get(table, (None, None))
+        if last is None:  # nothing written through mark_changed: every row stays in the snapshot
+            plan.open_from[table] = None
+            continue
+        closed_before = int(last) // HOUR  # the hour of the newest minute is open
+        plan.open_from[table] = closed_before * HOUR
+        mine = {key: part for key, part in current.items() if key[0] == table}
+        # Hours closed since the last publish (all of them on the first, or when rows do not add up).
+        lo = None if open_hour is None or table in redo_all else int(open_hour)
+        held = _hours_with_rows(con, table, lo, closed_before) if lo is None or lo < closed_before else set()
+        dirty = {hour for hour in changed.get(table, ()) if hour < closed_before} | held
+        hours = set(dirty)  # every closed hour that may hold rows
+        units = set()
+        for part in mine.values():
+            if lo is None:
+                continue  # written again from the rows found
+            covered = range(part.hour, part.hour + part.span)
+            if not _intact(data_dir, part):
+                dirty.update(h for h in covered if h < closed_before)
+            if unit_of(part.hour, closed_before) == (part.hour, part.span):
+                units.add((part.hour, part.span))  # still its own unit (no need to look at each hour)
+            else:
+                hours.update(h for h in covered if h < closed_before)
+        units |= {unit_of(hour, closed_before) for hour in hours}
+        redo = {unit_of(hour, closed_before) for hour in dirty}
+        redo |= {u for u in units if (table, u[0]) not in mine or mine[(table, u[0])].span != u[1]}
+        for key in mine:
+            plan.parts.pop(key)
+        for start, _ in units - redo:
+            plan.parts[(table, start)] = mine[(table, start)]
+        for part in _write_units(con, data_dir, table, redo).values():
+            plan.parts[(table, part.hour)] = part
+            plan.written.append(part)
+    listed = {p.file for p in plan.parts.values()}
+    plan.retired = sorted({p.file for p in current.values()} - listed)
+    return plan
+
+
+def unit_of(hour: int, open_hour: int) -> tuple[int, int]:
+    """The file a closed hour belongs in, as (first hour, hours): the hour alone while its day is
+    open, its day while its month is open, its month once the month has closed."""
+    day, open_day = hour // 24, open_hour // 24
+    if day >= open_day:
+        return (hour, 1)
+    month = (EPOCH + dt.timedelta(days=day)).replace(day=1)
+    if month >= (EPOCH + dt.timedelta(days=open_day)).replace(day=1):
+        return (day * 24, 24)
+    following = (month + dt.timedelta(days=32)).replace(day=1)
+    return ((month - EPOCH).days * 24, (following - month).days * 24)
+
+
+EPOCH = dt.date(1970, 1, 1)
+
+
+def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan, data_dir: Path) -> None:
+    """Fill the attached, empty database `target` with everything a reader needs: every table of
+    the work database but the partitioned ones, the open rows of those as `<table>_open`, and the
+    list of files (`snapshot_parts`)."""
+    # The file list first, then the tables in the work database's creation order (the analytics
+    # stage's tables, rebuilt before each publish, last), as a whole copy of the work file had them.
+    con.execute(
+        f"CREATE TABLE {target}.{SNAPSHOT_PARTS} (table_name VARCHAR NOT NULL, hour INTEGER NOT NULL, "
+        "span INTEGER NOT NULL, file VARCHAR NOT NULL, rows BIGINT NOT NULL, bytes BIGINT NOT NULL)"
+    )
+    _insert_parts(con, f"{target}.{SNAPSHOT_PARTS}", [p for _, p in sorted(plan.parts.items())])
+    names = [
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND NOT temporary ORDER BY table_oid"
+        ).fetchall()
+    ]
+    for name in names:
+        if name in BOOKKEEPING:
+            continue
+        if name in PARTITIONED:
+            lo = plan.open_from.get(name)
+            where = "" if lo is None else f" WHERE minute >= {int(lo)}"
+            con.execute(f'CREATE TABLE {target}."{name}_open" AS SELECT * FROM main."{name}"{where}')
+        else:
+            con.execute(f'CREATE TABLE {target}."{name}" AS SELECT * FROM main."{name}"')
+    # For a program that opens the file itself rather than through `Snapshot`: views with the files'
+    # absolute paths where they were published (DuckDB resolves a relative path against the reader's
+    # working directory first, which may hold another store's files). `Snapshot` shadows them with
+    # views resolved under its own data directory.
+    for name in PARTITIONED:
+        if name in names:
+            paths = [
+                str(data_dir.resolve() / p.file) for (t, _), p in sorted(plan.parts.items()) if t == name
+            ]
+            con.execute(f'CREATE VIEW {target}."{name}" AS {_view_sql(paths, f"{name}_open")}')
+
+
+def miscounted(con: duckdb.DuckDBPyConnection, target: str, plan: Plan) -> frozenset[str]:
+    """The partitioned tables whose rows in `plan`'s files and in the snapshot `target` do not add
+    up to the work table's (counts DuckDB keeps, no scan): rows written or deleted without
+    `mark_changed`. The publish writes every hour of those again."""
+    wrong = set()
+    for table in PARTITIONED:
+        total = (con.execute(f'SELECT count(*) FROM main."{table}"').fetchone() or (0,))[0]
+        kept = (con.execute(f'SELECT count(*) FROM {target}."{table}_open"').fetchone() or (0,))[0]
+        if total != kept + sum(p.rows for (t, _), p in plan.parts.items() if t == table):
+            wrong.add(table)
+    return frozenset(wrong)
+
+
+def commit(con: duckdb.DuckDBPyConnection, plan: Plan, now: float | None = None) -> None:
+    """Once the snapshot listing `plan` is published: record its files as the current ones, the files
+    it no longer lists as retired (from `now`), and clear the change marks."""
+    now = time.time() if now is None else now
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if plan.retired or plan.written:  # usually neither: no closed hour changed
+            con.execute("DELETE FROM publish_parts")
+            _insert_parts(con, "publish_parts", list(plan.parts.values()))
+            for file in plan.retired:
+                con.execute("INSERT OR IGNORE INTO publish_retired VALUES (?, ?)", [file, now])
+        con.execute("DELETE FROM publish_changes")  # hours still open are written when they close
+        for table, lo in plan.open_from.items():
+            con.execute(
+                "UPDATE publish_marks SET open_hour = ? WHERE table_name = ?",
+                [None if lo is None else lo // HOUR, table],
+            )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def retire_all(con: duckdb.DuckDBPyConnection, data_dir: Path, now: float | None = None) -> None:
+    """Mark every partition file in the data directory retired (a store rebuilt from nothing): they
+    are deleted once the grace period has passed, after the next publish."""
+    now = time.time() if now is None else now
+    for file in _files_on_disk(data_dir):
+        con.execute("INSERT OR IGNORE INTO publish_retired VALUES (?, ?)", [file, now])
+
+
+def collect_garbage(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, now: float | None = None, grace: float | None = None
+) -> list[str]:
+    """Delete the files retired more than `grace` seconds ago and the files no publish recorded (a
+    publish that stopped before its snapshot was in place) older than that; returns them."""
+    now = time.time() if now is None else now
+    grace = PART_GRACE_SECONDS if grace is None else grace
+    deleted = []
+    for (file,) in con.execute(
+        "SELECT file FROM publish_retired WHERE retired_at <= ? ORDER BY file", [now - grace]
+    ).fetchall():
+        with contextlib.suppress(FileNotFoundError):
+            (data_dir / file).unlink()
+        con.execute("DELETE FROM publish_retired WHERE file = ?", [file])
+        deleted.append(file)
+    for table in PARTITIONED:  # staging folders of publishes that were killed mid-write
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(data_dir / PARTS_DIR / table):
+                if entry.name.startswith(STAGING_PREFIX) and entry.stat().st_mtime <= now - grace:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+    known = {
+        row[0]
+        for row in con.execute(
+            "SELECT file FROM publish_parts UNION SELECT file FROM publish_retired"
+        ).fetchall()
+    }
+    for file in sorted(_files_on_disk(data_dir) - known):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(data_dir / file).st_mtime <= now - grace:
+                (data_dir / file).unlink()
+                deleted.append(file)
+    return deleted
+
+
+def reader_views(con: duckdb.DuckDBPyConnection, catalog: str, data_dir: Path) -> None:
+    """Make each big table of the attached snapshot `catalog` readable under its own name: a
+    temporary view over the snapshot's files, resolved under `data_dir`, and its open rows. A
+    snapshot published before partitions (no `snapshot_parts`) holds the tables themselves."""
+    present = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [catalog]
+        ).fetchall()
+    }
+    if SNAPSHOT_PARTS not in present:
+        return
+    files: dict[str, list[str]] = {}
+    for table, file in con.execute(
+        f"SELECT table_name, file FROM {catalog}.{SNAPSHOT_PARTS} ORDER BY table_name, hour"
+    ).fetchall():
+        files.setdefault(table, []).append(str(Path(data_dir).resolve() / file))
+    for table in PARTITIONED:
+        if f"{table}_open" not in present:
+            continue
+        sql = _view_sql(files.get(table, []), f'{catalog}."{table}_open"')
+        con.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS {sql}')
+
+
+def _view_sql(paths: list[str], open_rows: str) -> str:
+    """A big table as the rows of its files (absolute paths) and its open rows."""
+    if not paths:
+        return f"SELECT * FROM {open_rows}"
+    listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+    return f"SELECT * FROM read_parquet([{listed}]) UNION ALL SELECT * FROM {open_rows}"
+
+
+def snapshot_part_problem(con: duckdb.DuckDBPyConnection, catalog: str, data_dir: Path) -> str | None:
+    """Why a file the attached snapshot lists cannot be read as published (missing, or not the size
+    it was written with), or None."""
+    present = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+        [catalog, SNAPSHOT_PARTS],
+    ).fetchone()
+    if not present or not present[0]:
+        return None
+    for table, hour, span, file, rows, size in con.execute(
+        f"SELECT table_name, hour, span, file, rows, bytes FROM {catalog}.{SNAPSHOT_PARTS} ORDER BY file"
+    ).fetchall():
+        if not _intact(data_dir, Part(table, hour, span, file, rows, size)):
+            return f"partition file {file} is missing or was changed since it was published"
+    return None
+
+
+def _recorded_parts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], Part]:
+    return {
+        (t, hour): Part(t, hour, span, file, rows, size)
+        for t, hour, span, file, rows, size in con.execute(
+            "SELECT table_name, hour, span, file, rows, bytes FROM publish_parts"
+        ).fetchall()
+    }
+
+
+def _insert_parts(con: duckdb.DuckDBPyConnection, table: str, parts: list[Part]) -> None:
+    """One INSERT for every part (executemany costs a statement per row)."""
+    if parts:
+        con.execute(
+            f"""INSERT INTO {table} SELECT unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]),
+                                         unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::BIGINT[])""",
+            [[p.table for p in parts], [p.hour for p in parts], [p.span for p in parts],
+             [p.file for p in parts], [p.rows for p in parts], [p.bytes for p in parts]],
+        )  # fmt: skip
+
+
+def _intact(data_dir: Path, part: Part) -> bool:
+    try:
+        return os.stat(data_dir / part.file).st_size == part.bytes
+    except FileNotFoundError:
+        return False
+
+
+def _hours_with_rows(con: duckdb.DuckDBPyConnection, table: str, first: int | None, before: int) -> set[int]:
+    """The hours in [first, before) that hold rows of `table` (reads only those minutes)."""
+    where = f"minute < {before * HOUR}" + ("" if first is None else f" AND minute >= {first * HOUR}")
+    return {
+        int(row[0])
+        for row in con.execute(
+            f'SELECT DISTINCT minute // {HOUR} FROM main."{table}" WHERE {where}'
+        ).fetchall()
+    }
+
+
+def _write_units(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, units: set[tuple[int, int]]
+) -> dict[int, Part]:
+    """Write each unit (first hour, hours) that holds rows of `table` to a new file, durably; returns
+    them by first hour (a unit without rows gets no file)."""
+    if not units:
+        return {}
+    folder = data_dir / PARTS_DIR / table
+    folder.mkdir(parents=True, exist_ok=True)
+    parts: dict[int, Part] = {}
+    lo = min(start for start, _ in units) * HOUR
+    hi = max(start + span for start, span in units) * HOUR
+    if len(units) >= BULK_UNITS:
+        ((rows,),) = con.execute(
+            f'SELECT count(*) FROM main."{table}" WHERE minute >= ? AND minute < ?', [lo, hi]
+        ).fetchall()
+        if rows < BULK_ROWS_PER_UNIT * len(units):
+            parts = _write_units_at_once(con, data_dir, table, units)
+    for start, span in sorted(units):
+        if start in parts:
+            continue
+        rel = _new_name(table, start, span)
+        ((rows,),) = con.execute(
+            f'COPY (SELECT * FROM main."{table}" WHERE minute >= {start * HOUR} '
+            f"AND minute < {(start + span) * HOUR}) TO '{_sql_path(data_dir / rel)}' (FORMAT parquet)"
+        ).fetchall()
+        if rows:
+            parts[start] = Part(table, start, span, rel, int(rows), os.stat(data_dir / rel).st_size)
+        else:
+            (data_dir / rel).unlink()
+    # fsync the files side by side (the device takes them concurrently), then the folder's entries
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(_fsync, [data_dir / p.file for p in parts.values()]))
+    _fsync(folder)
+    return parts
+
+
+# Many small units (a long history of a few SLOs, like the demo's) are written by one partitioned
+# COPY: one statement instead of one per unit (each costs ~15 ms, and a scan of the table where its
+# rows are not in minute order). Large units are faster one COPY each.
+BULK_UNITS = 8
+BULK_ROWS_PER_UNIT = 1_000_000
+
+
+def _write_units_at_once(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, units: set[tuple[int, int]]
+) -> dict[int, Part]:
+    """Every unit by one COPY partitioned by unit into a staging folder, each file then renamed to
+    its own new name (a unit the COPY split into several files is left to the caller)."""
+    staging = data_dir / PARTS_DIR / table / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+    starts = sorted(start for start, _ in units)
+    spans = {start: span for start, span in units}
+    lo, hi = starts[0] * HOUR, max(start + span for start, span in units) * HOUR
+    # SQL: each row's unit, the last unit start at or before its hour (units do not overlap)
+    con.execute(
+        f"""COPY (
+              SELECT t.*, u.start AS part_unit
+              FROM main."{table}" t ASOF JOIN (SELECT unnest(?::INTEGER[]) AS start,
+                                                      unnest(?::INTEGER[]) AS span) u
+                ON t.minute // {HOUR} >= u.start
+              WHERE t.minute >= {lo} AND t.minute < {hi} AND t.minute // {HOUR} < u.start + u.span
+            ) TO '{_sql_path(staging)}'
+            (FORMAT parquet, PARTITION_BY (part_unit), FILENAME_PATTERN 'f{{uuid}}')""",
+        [starts, [spans[s] for s in starts]],
+    ).fetchall()
+    parts: dict[int, Part] = {}
+    try:
+        found = {int(d.name.split("=", 1)[1]): sorted(d.iterdir()) for d in staging.iterdir() if d.is_dir()}
+        single = {start: files[0] for start, files in found.items() if len(files) == 1}
+        counts: dict[str, int] = {}
+        if single:
+            listed = ", ".join(f"'{_sql_path(f)}'" for f in single.values())
+            counts = dict(
+                con.execute(f"SELECT file_name, num_rows FROM parquet_file_metadata([{listed}])").fetchall()
+            )
+        for start, file in single.items():
+            rel = _new_name(table, start, spans[start])
+            os.rename(file, data_dir / rel)
+            size = os.stat(data_dir / rel).st_size
+            parts[start] = Part(table, start, spans[start], rel, int(counts[str(file)]), size)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return parts
+
+
+STAGING_PREFIX = ".staging-"
+
+
+def _new_name(table: str, hour: int, span: int) -> str:
+    """A file name never used before for this unit of `table` (relative to the data directory):
+    `<day>T<hour>` for an hour, `<day>` for a day, `<first day>.<days>d` for a month, then
+    `.<unique>.parquet`."""
+    start = dt.datetime(1970, 1, 1) + dt.timedelta(hours=hour)
+    unit = (
+        start.strftime("%Y-%m-%dT%H")
+        if span == 1
+        else start.date().isoformat() + ("" if span == 24 else f".{span // 24}d")
+    )
+    return f"{PARTS_DIR}/{table}/{unit}.{uuid.uuid4().hex[:12]}.parquet"
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _files_on_disk(data_dir: Path) -> set[str]:
+    found = set()
+    for table in PARTITIONED:
+        folder = data_dir / PARTS_DIR / table
+        with contextlib.suppress(FileNotFoundError):
+            found |= {
+                f"{PARTS_DIR}/{table}/{name}" for name in os.listdir(folder) if name.endswith(".parquet")
+            }
+    return found
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
