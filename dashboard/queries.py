@@ -135,8 +135,10 @@ def ts(minute: int | None) -> pd.Timestamp | None:
 
 
 def latest_minute(con: duckdb.DuckDBPyConnection) -> int | None:
-    row = con.execute("SELECT max(evaluated_to) FROM engine_state").fetchone()
-    return row[0] if row else None
+    # fetchall, never fetchone, on this shared connection: a half-read result makes DuckDB refuse
+    # the next `register` (applied_commands)
+    rows = con.execute("SELECT max(evaluated_to) FROM engine_state").fetchall()
+    return rows[0][0] if rows else None
 
 
 def period_bounds(minute: int, calendar: str) -> tuple[int, int]:
@@ -179,7 +181,8 @@ def fleet_sparklines(con: duckdb.DuckDBPyConnection) -> dict[str, list[float | N
 
 def freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """When the pipeline last ran and how far the data is evaluated."""
-    run = con.execute("SELECT finished_at, source FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    runs = con.execute("SELECT finished_at, source FROM runs ORDER BY run_id DESC LIMIT 1").fetchall()
+    run = runs[0] if runs else None
     latest = latest_minute(con)
     return {
         "last_run_at": run[0] if run else None,
@@ -226,9 +229,10 @@ def slo_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def slo_detail(con: duckdb.DuckDBPyConnection, slo_id: str) -> SloDetail | None:
     meta_rel = con.execute("SELECT * FROM slos WHERE slo_id = ?", [slo_id])
-    row = meta_rel.fetchone()
-    if row is None:
+    rows = meta_rel.fetchall()
+    if not rows:
         return None
+    row = rows[0]
     meta = dict(zip([d[0] for d in meta_rel.description], row, strict=True))
     key = meta["slo_key"]
     found = [r for r in status(con, StatusQuery(service=meta["service"])) if r["slo"] == slo_id]
@@ -383,9 +387,10 @@ class IncidentDetail:
 
 def incident_detail(con: duckdb.DuckDBPyConnection, incident_id: str) -> IncidentDetail | None:
     rel = con.execute("SELECT * FROM incidents WHERE id = ?", [incident_id])
-    row = rel.fetchone()
-    if row is None:
+    rows = rel.fetchall()
+    if not rows:
         return None
+    row = rows[0]
 
     def part(name: str) -> pd.DataFrame:
         return detail_part(con, incident_id, name)

@@ -223,8 +223,8 @@ def miscounted(con: duckdb.DuckDBPyConnection, target: str, plan: Plan) -> froze
     `mark_changed`. The publish writes every hour of those again."""
     wrong = set()
     for table in PARTITIONED:
-        total = (con.execute(f'SELECT count(*) FROM main."{table}"').fetchone() or (0,))[0]
-        kept = (con.execute(f'SELECT count(*) FROM {target}."{table}_open"').fetchone() or (0,))[0]
+        ((total,),) = con.execute(f'SELECT count(*) FROM main."{table}"').fetchall()
+        ((kept,),) = con.execute(f'SELECT count(*) FROM {target}."{table}_open"').fetchall()
         if total != kept + sum(p.rows for (t, _), p in plan.parts.items() if t == table):
             wrong.add(table)
     return frozenset(wrong)
@@ -330,11 +330,13 @@ def _view_sql(paths: list[str], open_rows: str) -> str:
 def snapshot_part_problem(con: duckdb.DuckDBPyConnection, catalog: str, data_dir: Path) -> str | None:
     """Why a file the attached snapshot lists cannot be read as published (missing, or not the size
     it was written with), or None."""
-    present = con.execute(
+    # fetchall, not fetchone: a result left half-read makes this DuckDB refuse the reader's next
+    # `register` on the same connection
+    ((present,),) = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
         [catalog, SNAPSHOT_PARTS],
-    ).fetchone()
-    if not present or not present[0]:
+    ).fetchall()
+    if not present:
         return None
     for table, hour, span, file, rows, size in con.execute(
         f"SELECT table_name, hour, span, file, rows, bytes FROM {catalog}.{SNAPSHOT_PARTS} ORDER BY file"
