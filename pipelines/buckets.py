@@ -123,6 +123,7 @@ def _stage_files(con: duckdb.DuckDBPyConnection, files: Sequence[EventsFile], sl
             raise file.first_bad_line(con, _IDS)
         parts.append(part)
     if len(parts) == 1:
+        con.execute(f"DROP TABLE IF EXISTS {STAGED}")  # a stage that never reached write_staged
         con.execute(f"ALTER TABLE {parts[0]} RENAME TO {STAGED}")
     else:
         union = " UNION ALL ".join(f"SELECT * FROM {part}" for part in parts)
@@ -139,13 +140,14 @@ def _stage_files(con: duckdb.DuckDBPyConnection, files: Sequence[EventsFile], sl
 
 def _stage_file(con: duckdb.DuckDBPyConnection, file: EventsFile, rows: Rows, index: str, part: str) -> bool:
     """Materialise one file's rows in range (and every bad row, whatever its time, so a broken row
-    outside --from/--to still stops the load); False when the reader rejected a value."""
+    outside --from/--to still stops the load; an unknown SLO id counts only in range, as before: a file
+    may still hold an SLO since removed from the specs); False when the reader rejected a value."""
     try:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {part} AS
                 SELECT idx, minute, CASE WHEN NOT bad THEN good::BIGINT END AS good,
                        CASE WHEN NOT bad THEN valid::BIGINT END AS valid, bad
-                FROM (SELECT *, ({BAD_ROW}) OR idx IS NULL AS bad
+                FROM (SELECT *, ({BAD_ROW}) OR (idx IS NULL AND ({file.in_range()})) AS bad
                       FROM (SELECT {index} AS idx, minute, good, valid, slo FROM ({rows.sql})))
                 WHERE bad OR ({file.in_range()})"""
         )

@@ -52,7 +52,7 @@ class _Members:
             return True
         if service not in self.services:
             return False
-        return h.slo is None or service in self.without_slo or (service, h.slo) in self.slos
+        return not h.slo or service in self.without_slo or (service, h.slo) in self.slos
 
     def add(self, h: Head, service: str | None) -> None:
         if service is None:
@@ -64,7 +64,7 @@ class _Members:
             return
         if h.fingerprint is not None:
             self.fingerprints.add((service, h.fingerprint))
-        if h.slo is None:
+        if not h.slo:  # an empty label names no SLO, as the fold reads it
             self.without_slo.add(service)
         else:
             self.slos.add((service, h.slo))
@@ -90,14 +90,17 @@ def ahead_of_backlog(
 ) -> list[int]:
     """The rows to fold before the backlog: `closure` of the urgent heads, at most `limit` rows.
 
-    When the closure of every urgent head is larger, the newer urgent heads are left out (halving until
-    it fits), so the oldest pages still go first; an empty list when even the first does not fit (it is
-    then folded in `seq` order with the backlog).
+    When the closure of every urgent head is larger, or takes an import along (an import folded ahead
+    would be folded again in seq order), the newer urgent heads are left out (halving until it fits), so
+    the oldest pages still go first; an empty list when even the first does not fit (it is then folded
+    in `seq` order with the backlog).
     """
+    kinds = {h.seq: h.kind for h in heads}
     urgent = [i for i, h in enumerate(heads) if h.urgent]
     while urgent:
         taken = closure(heads[: urgent[-1] + 1], service_of)
-        if len(taken) <= limit:
+        # An import is recognised as folded only in seq order: one taken ahead would be folded again.
+        if len(taken) <= limit and not any(kinds[seq] == "import" for seq in taken):
             return taken
         urgent = urgent[: len(urgent) // 2]
     return []

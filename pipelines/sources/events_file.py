@@ -129,9 +129,11 @@ class EventsFile:
 
     def first_bad_line(self, con: duckdb.DuckDBPyConnection, known: str | None = None) -> SourceError:
         """The error for the first bad row (line numbers count the header as line 1); with `known`
-        (a table with a `slo_id` column: the ids the specs define) an unknown SLO id is one too."""
+        (a table with a `slo_id` column: the ids the specs define) an unknown SLO id in range is one too."""
         unknown = (
-            f"NOT EXISTS (SELECT 1 FROM {known} k WHERE k.slo_id = e.slo)" if known is not None else "FALSE"
+            f"NOT EXISTS (SELECT 1 FROM {known} k WHERE k.slo_id = e.slo) AND ({self.in_range()})"
+            if known is not None
+            else "FALSE"
         )
         rows = con.execute(
             f"""SELECT line, slo, ts_text, good_text, valid_text, bad FROM (

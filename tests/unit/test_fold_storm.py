@@ -106,6 +106,23 @@ def test_over_the_limit_the_newer_pages_wait_and_the_oldest_goes_first() -> None
     assert fold_order.ahead_of_backlog(heads[:2] + heads[3:], lambda h: h.service, limit=2) == []
 
 
+def test_a_page_behind_an_import_waits_for_seq_order() -> None:
+    """An import names no service, so a page after it would take it along; an import folded ahead
+    would be folded again by the seq pass, so such a page is left to seq order (a page before the
+    import still goes ahead)."""
+    imported = Head(2, "k2", "import", False, None, None, None, None, None)
+    heads = [a(1, "shop", "p", urgent=True), imported, a(3, "pay", "x"), a(4, "pay", "y", urgent=True)]
+    assert fold_order.ahead_of_backlog(heads, lambda h: h.service, limit=100) == [1]
+    assert fold_order.ahead_of_backlog(heads[1:], lambda h: h.service, limit=100) == []
+
+
+def test_an_empty_slo_label_names_no_slo() -> None:
+    """The fold links an alert with `slo: ""` to its service's burning SLOs, like one without the label:
+    so it depends on the service's earlier alerts whatever their SLO."""
+    heads = [a(1, "shop", "p1", slo="checkout"), a(2, "shop", "p2", slo="", urgent=True)]
+    assert fold_order.ahead_of_backlog(heads, lambda h: h.service, limit=100) == [1, 2]
+
+
 # --- the fold -------------------------------------------------------------------------------------
 
 

@@ -198,6 +198,18 @@ def test_parquet_with_real_timestamps_loads_like_the_csv(fleet: list[str], tmp_p
     assert stored(tmp_path / "data") == reference(rows)
 
 
+def test_an_unknown_id_outside_the_range_is_not_an_error(fleet: list[str], tmp_path: Path) -> None:
+    """A file may still hold an SLO since removed from the specs: only the minutes asked for count."""
+    rows = [
+        ("svc0/removed", stamp(START, 0), 1, 1),
+        *((slo, stamp(START + dt.timedelta(minutes=10), 0), 5, 5) for slo in fleet),
+    ]
+    events = write_csv(tmp_path / "events.csv", rows)
+    lo = (START + dt.timedelta(minutes=5)).isoformat()
+    assert main(["run", "--source", "csv", "--events", str(events), "--from", lo]) == 0
+    assert stored(tmp_path / "data") == reference(rows[1:])
+
+
 # --- bad input on the new path: file:line, and nothing changes -------------------------------------
 
 GOOD = "svc0/e0,2026-06-01T00:00:00Z,10,10\nsvc0/e1,2026-06-01T00:00:00Z,10,10\n"
