@@ -261,6 +261,34 @@ def retire_all(con: duckdb.DuckDBPyConnection, data_dir: Path, now: float | None
         con.execute("INSERT OR IGNORE INTO publish_retired VALUES (?, ?)", [file, now])
 
 
+def adopt_published(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, snapshot: Path, now: float | None = None
+) -> list[str]:
+    """Before a publish replaces `snapshot`: the files it lists that no publish recorded (a writer
+    killed after its os.replace and before `commit`) are retired now, so they get the whole grace
+    period from the moment they stop being listed instead of being deleted at once for their age
+    while a reader may still query them. Returns them; an unreadable snapshot lists nothing."""
+    now = time.time() if now is None else now
+    if not snapshot.exists():
+        return []
+    try:
+        con.execute(f"ATTACH '{_sql_path(snapshot)}' AS adopt_published (READ_ONLY)")
+    except duckdb.Error:
+        return []
+    try:
+        listed = con.execute(
+            f"""SELECT file FROM adopt_published.{SNAPSHOT_PARTS}
+                EXCEPT SELECT file FROM publish_parts EXCEPT SELECT file FROM publish_retired"""
+        ).fetchall()
+    except duckdb.Error:
+        listed = []
+    finally:
+        con.execute("DETACH adopt_published")
+    for (file,) in listed:
+        con.execute("INSERT OR IGNORE INTO publish_retired VALUES (?, ?)", [file, now])
+    return sorted(file for (file,) in listed)
+
+
 def collect_garbage(
     con: duckdb.DuckDBPyConnection, data_dir: Path, now: float | None = None, grace: float | None = None
 ) -> list[str]:

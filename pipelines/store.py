@@ -527,6 +527,7 @@ class Writer:
         for stale in self.data_dir.glob(f".{SNAPSHOT_FILE}.*.tmp*"):  # of publishes that were killed
             stale.unlink(missing_ok=True)
         tmp = self.data_dir / f".{SNAPSHOT_FILE}.{os.getpid()}.tmp"
+        partitions.adopt_published(self.db, self.data_dir, target)
         plan = partitions.write_parts(self.db, self.data_dir)
         wrong = self._build_snapshot(tmp, plan)
         if wrong:  # rows written without mark_changed: every day of those tables again

@@ -152,6 +152,40 @@ def test_a_publish_that_fails_before_the_replace_leaves_the_last_snapshot(
     assert published[1] in listed  # 06-02 never changed: still its first file
 
 
+def test_files_of_a_snapshot_whose_publish_died_after_the_replace_get_their_grace_period(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer is killed after os.replace and before it recorded the files: the live snapshot lists
+    files no publish knows. When the next publish replaces it, those files are retired from then on,
+    not deleted at once for their age, so a reader still querying the dead writer's snapshot keeps them."""
+    with Writer(tmp_path) as writer:
+        three_days(writer)
+        writer.publish()
+        write_buckets(writer.db, buckets(("shop/availability", DAY0 + 600, 10, 100)), KEYS, "test")
+
+        def killed(*args: object) -> None:
+            raise OSError("simulated kill after the replace")
+
+        monkeypatch.setattr("pipelines.store.partitions.commit", killed)
+        with pytest.raises(OSError, match="simulated kill"):
+            writer.publish()
+        monkeypatch.undo()
+        orphaned = {row[0].rsplit("/", 1)[1] for row in read(tmp_path, "SELECT file FROM snapshot_parts")}
+        orphaned -= set(
+            row[0].rsplit("/", 1)[1] for row in writer.db.execute("SELECT file FROM publish_parts").fetchall()
+        )
+        assert orphaned  # the day-0 file the dead publish wrote
+        long_ago = time.time() - 10 * partitions.PART_GRACE_SECONDS
+        for name in orphaned:  # old enough that age alone would delete them
+            os.utime(tmp_path / PARTS_DIR / "buckets" / name, (long_ago, long_ago))
+        write_buckets(writer.db, buckets(("shop/availability", DAY0 + 600, 20, 100)), KEYS, "test")
+        writer.publish()  # writes day 0 again under a new name
+        assert orphaned <= set(files(tmp_path))  # still there for the grace period
+        collect_garbage(writer.db, tmp_path, now=time.time() + partitions.PART_GRACE_SECONDS + 1)
+        assert not orphaned & set(files(tmp_path))
+        assert read(tmp_path, PER_DAY)[0] == (0, 4, 290)
+
+
 def test_a_copied_data_dir_reads_its_own_files(tmp_path: Path) -> None:
     original = tmp_path / "data"
     with Writer(original) as writer:
