@@ -451,9 +451,11 @@ def _write_units(
 
 # Many small units (a long history of a few SLOs, like the demo's) are written by one partitioned
 # COPY: one statement instead of one per unit (each costs ~15 ms, and a scan of the table where its
-# rows are not in minute order). Large units are faster one COPY each.
+# rows are not in minute order). Large units are faster one COPY each, and much leaner: at 1,000 SLOs
+# × 30 days (0.8 M bucket rows per unit on average, counting the current day's hours) the partitioned
+# COPY took 8.2 s and raised the load's peak to 4.1 GB, one COPY per unit 6.4 s and 2.3 GB.
 BULK_UNITS = 8
-BULK_ROWS_PER_UNIT = 1_000_000
+BULK_ROWS_PER_UNIT = 250_000
 
 
 def _write_units_at_once(
