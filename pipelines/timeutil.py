@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+# The earliest time accepted from outside (DESIGN §6): an alert's, a command's, a metrics file's
+# bucket. A year-1 or year-9999 time would overflow date arithmetic downstream (the deploy look-back,
+# escalation deadlines), poison a quarter's mean, or stretch every SLO's evaluation over millennia.
+EARLIEST = dt.datetime(2000, 1, 1)
+
 
 def minute_of(ts: dt.datetime) -> int:
     """Epoch minute of a UTC datetime (naive datetimes are taken as UTC)."""

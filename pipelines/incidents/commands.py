@@ -31,7 +31,7 @@ from pipelines.config import Settings
 from pipelines.errors import CommandError
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import COMMANDS, Command
-from pipelines.ingest.fields import EARLIEST
+from pipelines.timeutil import EARLIEST
 
 # Every command a person (API, CLI, dashboard) may send; the worker's own `remediation_result` is not one.
 HUMAN_COMMANDS = COMMANDS

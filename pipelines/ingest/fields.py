@@ -10,13 +10,12 @@ import hashlib
 from typing import Any
 
 from pipelines.errors import MalformedInput
+from pipelines.timeutil import EARLIEST
 
 # Alertmanager's "not set" time (Go's zero time.Time).
 ZERO_TIME = dt.datetime(1, 1, 1)
-# The plausible range of any time accepted from outside (DESIGN §6): from 2000-01-01 to one day past
-# the time of receipt. A year-1 or year-9999 time would overflow date arithmetic downstream (the
-# deploy look-back, escalation deadlines) or poison a quarter's mean; it is refused at the door.
-EARLIEST = dt.datetime(2000, 1, 1)
+# The plausible range of any time accepted from outside (DESIGN §6): from EARLIEST (timeutil) to one
+# day past the time of receipt; anything else is refused at the door.
 LATEST_AHEAD = dt.timedelta(days=1)
 MAX_TEXT = 10_000  # characters kept of any one text field (titles, descriptions, label values)
 MAX_ALERTS = 1000  # alerts in one delivery, in every format (a bigger Alertmanager group is a 400)

@@ -8,6 +8,7 @@ file once more, numbering its rows, to say which line broke it: a cost only bad 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +16,14 @@ import duckdb
 import pandas as pd
 
 from pipelines.errors import SourceError
+from pipelines.timeutil import EARLIEST, minute_of
 
 REQUIRED = ("slo", "timestamp", "good", "valid")
-# Bucket times outside these years are refused: a year-1 or year-9999 row is a broken export, and
-# it would stretch every SLO's evaluation over millennia (epoch minutes, UTC).
-EARLIEST_MINUTE = 15_778_080  # 2000-01-01
-LATEST_MINUTE = 68_374_080  # 2100-01-01 (exclusive)
+# Bucket times outside [EARLIEST, 2100-01-01) are refused (epoch minutes): a year-1 or year-9999
+# row is a broken export. Files may hold data ahead of now (a replayed history), so the upper bound
+# is a year, not the ingest door's "now + 1 day".
+EARLIEST_MINUTE = minute_of(EARLIEST)
+LATEST_MINUTE = minute_of(dt.datetime(2100, 1, 1))
 
 # SQL: a row's epoch seconds `s` (a DOUBLE) → its minute; NULL when out of range. Times are read
 # as ISO 8601 (a zone offset is honoured; none means UTC) or epoch seconds.
