@@ -467,14 +467,16 @@ def _write_units_at_once(
     starts = sorted(start for start, _ in units)
     spans = {start: span for start, span in units}
     lo, hi = starts[0] * HOUR, max(start + span for start, span in units) * HOUR
-    # SQL: each row's unit, the last unit start at or before its hour (units do not overlap)
+    # SQL: each row's unit by an equi-join on its hour (units do not overlap; a table of their hours is
+    # small): twice as fast as an ASOF join on the unit starts, which sorts the rows first.
     con.execute(
         f"""COPY (
               SELECT t.*, u.start AS part_unit
-              FROM main."{table}" t ASOF JOIN (SELECT unnest(?::INTEGER[]) AS start,
-                                                      unnest(?::INTEGER[]) AS span) u
-                ON t.minute // {HOUR} >= u.start
-              WHERE t.minute >= {lo} AND t.minute < {hi} AND t.minute // {HOUR} < u.start + u.span
+              FROM main."{table}" t
+              JOIN (SELECT start + unnest(range(span)) AS hour, start
+                    FROM (SELECT unnest(?::INTEGER[]) AS start, unnest(?::INTEGER[]) AS span)) u
+                ON t.minute // {HOUR} = u.hour
+              WHERE t.minute >= {lo} AND t.minute < {hi}
             ) TO '{_sql_path(staging)}'
             (FORMAT parquet, PARTITION_BY (part_unit), FILENAME_PATTERN 'f{{uuid}}')""",
         [starts, [spans[s] for s in starts]],
