@@ -20,7 +20,7 @@ snapshot) and `republish_if_unreadable`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -47,9 +47,17 @@ from pipelines.timeutil import datetime_of, utc_now
 
 class Stage(Protocol):
     """A cycle's incident stage: runs on the writer's connection once the SLOs are evaluated up to
-    `end` (the data's end, naive UTC) and before the publish."""
+    `end` (the data's end, naive UTC) and before the publish. It may call `publish` (the writer's) to
+    publish early, e.g. the service's stage once its fold has opened incidents, so they are listed
+    before the slower steps after the fold (triage, escalation, documents) have run."""
 
-    def __call__(self, con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> object: ...
+    def __call__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        settings: Settings,
+        end: dt.datetime,
+        publish: Callable[[], object] | None = None,
+    ) -> object: ...
 
 
 @dataclass
@@ -92,7 +100,7 @@ def run_cycle(
         _write_deploys(con, pull)
         record_source_state(con, keys, pull.origin, pull.high_water)
         result = engine.evaluate(con, slos, end, progress=progress)
-        stage(con, settings, datetime_of(end).replace(tzinfo=None))
+        stage(con, settings, datetime_of(end).replace(tzinfo=None), writer.publish)
         _record_run(con, started, pull.origin, staged.first, end, written, result.minutes_evaluated)
         writer.publish()  # the analytics stage (pipelines/analytics/tables.py), then the snapshot
     return CycleReport(

@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import heapq
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -362,14 +363,25 @@ class ReplayStage:
 
     events: list[GroundTruth]
 
-    def __call__(self, con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> ProcessReport:
+    def __call__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        settings: Settings,
+        end: dt.datetime,
+        publish: Callable[[], object] | None = None,  # not used: the demo publishes once, at the end
+    ) -> ProcessReport:
         record_ground_truth(con, self.events)
         return replay(con, settings, end)
 
 
-def at_data_end(con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> ProcessReport:
+def at_data_end(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    end: dt.datetime,
+    publish: Callable[[], object] | None = None,
+) -> ProcessReport:
     """`slo run --source demo`'s incident stage: the demo's clock is its data, so the inbox is
-    processed at the data's end, not at the wall clock."""
+    processed at the data's end, not at the wall clock (and published once, at the cycle's end)."""
     return process(con, settings, end)
 
 

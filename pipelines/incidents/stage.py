@@ -53,8 +53,18 @@ class IncidentStage:
     # everything in one go.
     fold_budget_s: float | None = None
     backlog_triage_budget_s: float | None = None
+    # The service's: publish as soon as the fold has opened incidents (one more publish in such a cycle,
+    # a fraction of a second at 1,000 SLOs), so they are listed before triage, escalation and documents
+    # have run for each of them (a burst of 200 new incidents: seconds).
+    publish_opened: bool = False
 
-    def __call__(self, con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> ProcessReport:
+    def __call__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        settings: Settings,
+        end: dt.datetime,
+        publish: Callable[[], object] | None = None,
+    ) -> ProcessReport:
         return process(
             con,
             settings,
@@ -62,6 +72,7 @@ class IncidentStage:
             runner=self.runner,
             fold_budget_s=self.fold_budget_s,
             backlog_triage_budget_s=self.backlog_triage_budget_s,
+            publish_opened=publish if self.publish_opened else None,
         )
 
 
@@ -75,10 +86,12 @@ def process(
     emit_engine_alerts: bool = True,
     fold_budget_s: float | None = None,
     backlog_triage_budget_s: float | None = None,
+    publish_opened: Callable[[], object] | None = None,
 ) -> ProcessReport:
     """Run the incident stage once at `now` (naive or aware UTC). With `fold_budget_s` (the service),
     the fold takes urgent rows first and stops after `fold_budget_s`, and triage takes SEV1/SEV2
-    incidents first (`fold.fold_inbox`, `_triage_budgeted`)."""
+    incidents first (`fold.fold_inbox`, `_triage_budgeted`). `publish_opened` is called once, right
+    after a fold that opened incidents, before the steps that follow it."""
     now = now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
     inbox = inbox or Inbox(settings.data_dir)
     runner = runner or SyncRunner(inbox, settings)
@@ -89,6 +102,9 @@ def process(
     for _ in range(3):  # a synchronous runner's results come back through the inbox: fold them too
         folded = fold_inbox(con, inbox, budget_s=fold_budget_s)
         merge_fold(report.fold, folded)
+        if publish_opened is not None and folded.opened:
+            publish_opened()  # the new incidents are listed now; triage and the rest follow
+            publish_opened = None
         todo = _agenda(con)
         if todo["triage"]:
             if fold_budget_s is None:

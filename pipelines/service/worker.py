@@ -135,6 +135,7 @@ def idle_cycle(settings: Settings) -> Callable[[], object]:
         ThreadRunner(Inbox(settings.data_dir), settings),
         fold_budget_s=FOLD_BUDGET_S,
         backlog_triage_budget_s=BACKLOG_TRIAGE_BUDGET_S,
+        publish_opened=True,
     )
 
     def without_metrics() -> object:

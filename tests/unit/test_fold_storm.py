@@ -226,3 +226,47 @@ def test_urgent_means_a_firing_sev1_or_sev2_alert() -> None:
     assert not is_urgent(entry("alert", status="firing", severity="SEV3"))
     assert not is_urgent(entry("alert", status="resolved", severity="SEV1"))
     assert not is_urgent(entry("command", status="firing", severity="SEV1"))
+
+
+# --- the service's stage publishes what its fold opened before the slower steps -------------------
+
+
+def test_the_service_stage_publishes_new_incidents_before_it_triages_them(con, inbox, tmp_path) -> None:
+    from pipelines.incidents.runners import SyncRunner
+    from pipelines.incidents.stage import process
+    from tests.unit.test_incident_flow import settings_for
+
+    settings = settings_for(tmp_path)
+    inbox.append([alert(f"Burst{i}", service=f"svc{i}", severity="SEV3") for i in range(5)])
+    seen: list[list[tuple[str, Any]]] = []
+
+    def publish() -> None:  # what a reader would find in the snapshot published at this moment
+        seen.append(con.execute("SELECT id, triage_pending FROM incidents ORDER BY id").fetchall())
+
+    run = process(
+        con,
+        settings,
+        T0,
+        inbox=inbox,
+        runner=SyncRunner(inbox, settings),
+        fold_budget_s=4.0,
+        publish_opened=publish,
+    )
+    assert len(run.fold.opened) == 5
+    # One early publish: all five incidents, none of them triaged yet ...
+    assert seen == [[(f"INC-000{i}", True) for i in range(1, 6)]]
+    # ... and the stage went on to triage them all in the same cycle.
+    assert con.execute("SELECT count(*) FROM incidents WHERE triage_pending").fetchall() == [(0,)]
+
+    # A cycle whose fold opens nothing publishes only at its end (no call).
+    inbox.append([alert("Burst0", service="svc0", severity="SEV3", key="again")])
+    process(
+        con,
+        settings,
+        T0,
+        inbox=inbox,
+        runner=SyncRunner(inbox, settings),
+        fold_budget_s=4.0,
+        publish_opened=publish,
+    )
+    assert len(seen) == 1
