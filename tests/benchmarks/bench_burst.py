@@ -163,6 +163,7 @@ def build_store(work: Path) -> tuple[Path, Path, dict[str, Any]]:
 
 def fresh_service(work: Path, specs: Path, store: Path, name: str) -> Service:
     tmp = work / name
+    shutil.rmtree(tmp, ignore_errors=True)  # a kept BENCH_DIR holds the previous run's copy
     data = tmp / "data"
     shutil.copytree(store, data, ignore=shutil.ignore_patterns("writer.lock"))
     env = {"SLO_CYCLE_SECONDS": CYCLE, "SLO_SPECS_DIR": str(specs)}
