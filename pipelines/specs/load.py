@@ -19,7 +19,7 @@ from pipelines.model import Slo, SpecWarning
 from pipelines.specs.native import check_native
 from pipelines.specs.nodes import Entry, FileCheck, is_null
 from pipelines.specs.openslo import OPENSLO_API, OpenSloDocuments
-from pipelines.specs.sloth import SLOTH_API, SLOTH_VERSION, check_sloth
+from pipelines.specs.sloth import SLOTH_API, SLOTH_VERSION, check_sloth_file
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -118,6 +118,7 @@ def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list
         check.problem(1, "(document)", "the file is empty; expected a spec with service, owner, slis, slos")
         return []
     entries: list[Entry] = []
+    sloth: list[tuple[yaml.Node, str]] = []  # read together: an AlertWindows applies to its file's SLOs
     for document in documents:
         form = spec_format(document)
         if form == "native":
@@ -125,7 +126,7 @@ def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list
         elif form == "openslo":
             openslo.add(check, document)
         elif form.startswith("sloth"):
-            entries.extend(check_sloth(check, document, form))
+            sloth.append((document, form))
         else:
             check.problem(
                 document,
@@ -134,6 +135,7 @@ def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list
                 "sloth.slok.dev/v1 (kind PrometheusServiceLevel), version: prometheus/v1 (Sloth), "
                 "or a native spec (no apiVersion)",
             )
+    entries.extend(check_sloth_file(check, sloth))
     return entries
 
 
