@@ -16,7 +16,9 @@ from pipelines.model import RESERVED_LABELS
 from pipelines.specs.nodes import FileCheck, is_null, node_kind, read_mapping
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-LABEL_NAME_EXPECTED = "expected a Prometheus label name: letters, digits and '_', not starting with a digit or '__'"
+LABEL_NAME_EXPECTED = (
+    "expected a Prometheus label name: letters, digits and '_', not starting with a digit or '__'"
+)
 # Prometheus alert names are metric-name-like in practice; Sloth requires the same.
 ALERT_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 RENAMED_PREFIX = "spec_"
@@ -27,7 +29,9 @@ def renamed(name: str) -> str:
     return f"{RENAMED_PREFIX}{name}" if name in RESERVED_LABELS else name
 
 
-def read_rule_labels(check: FileCheck, node: yaml.Node | None, path: str, what: str = "labels") -> dict[str, str]:
+def read_rule_labels(
+    check: FileCheck, node: yaml.Node | None, path: str, what: str = "labels"
+) -> dict[str, str]:
     """A mapping of Prometheus label (or annotation) names to texts; reserved label names renamed.
 
     `what` is "labels" or "annotations"; annotations keep every name (the product's own annotations
@@ -41,7 +45,9 @@ def read_rule_labels(check: FileCheck, node: yaml.Node | None, path: str, what: 
     for name, value in fields.items():
         where = keys.get(name, value)
         if not LABEL_NAME.fullmatch(name) or name.startswith("__"):
-            check.problem(where, f"{path}.{name}", f"'{name}' is not a valid {what[:-1]} name; {LABEL_NAME_EXPECTED}")
+            check.problem(
+                where, f"{path}.{name}", f"'{name}' is not a valid {what[:-1]} name; {LABEL_NAME_EXPECTED}"
+            )
             continue
         if not isinstance(value, yaml.ScalarNode) or is_null(value):
             check.problem(value, f"{path}.{name}", f"expected a text value, got {node_kind(value)}")
@@ -67,7 +73,8 @@ def read_alert_name(check: FileCheck, node: yaml.Node | None, path: str) -> str 
         check.problem(
             node,
             path,
-            f"'{shown}' is not an alert name; expected letters, digits, '_' and ':' like MyServiceHighErrorRate",
+            f"'{shown}' is not an alert name; expected letters, digits, '_' and ':' "
+            "like MyServiceHighErrorRate",
         )
         return None
     return node.value

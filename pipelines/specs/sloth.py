@@ -170,7 +170,9 @@ def check_sloth(
         return []
     entries = []
     for index, node in enumerate(slos_node.value):
-        entry = _sloth_slo(check, node, f"{prefix}slos[{index}]", service, labels, rule_labels, names, windows)
+        entry = _sloth_slo(
+            check, node, f"{prefix}slos[{index}]", service, labels, rule_labels, names, windows
+        )
         if entry is not None:
             entries.append(entry)
     return entries
@@ -225,9 +227,9 @@ def _sloth_slo(
             check.problem(
                 sli_fields["plugin"],
                 f"{sli_path}.plugin",
-                f"Sloth SLI plugins cannot be imported (here {plugin_id}): its queries live in the plugin's code, "
-                "not in the spec; expected the queries it generates written as events (error_query and "
-                "total_query with {{.window}}) or raw (error_ratio_query)",
+                f"Sloth SLI plugins cannot be imported (here {plugin_id}): its queries live in the "
+                "plugin's code, not in the spec; expected the queries it generates written as events "
+                "(error_query and total_query with {{.window}}) or raw (error_ratio_query)",
             )
         elif len(given) != 1:
             where = sli_fields["raw"] if given else fields["sli"]
@@ -304,7 +306,9 @@ def _sloth_slo(
         alert_name=alerting.name,
         alert_labels={sev: labels for sev, labels in alerting.labels.items() if sev not in alerting.disabled},
         alert_annotations={
-            sev: notes for sev, notes in alerting.annotations.items() if notes and sev not in alerting.disabled
+            sev: notes
+            for sev, notes in alerting.annotations.items()
+            if notes and sev not in alerting.disabled
         },
         disabled_alerts=alerting.disabled,
     )
@@ -348,10 +352,14 @@ def _sloth_alerting(
     for severity in ("page", "ticket"):
         key = names[f"{severity}_alert"]
         alert_path = f"{path}.{key}"
-        alert = read_mapping(check, fields.get(key), alert_path, ("disable", "labels", "annotations"), "an alert")
+        alert = read_mapping(
+            check, fields.get(key), alert_path, ("disable", "labels", "annotations"), "an alert"
+        )
         alert = alert or {}
         own_labels = read_rule_labels(check, alert.get("labels"), f"{alert_path}.labels")
-        own_notes = read_rule_labels(check, alert.get("annotations"), f"{alert_path}.annotations", "annotations")
+        own_notes = read_rule_labels(
+            check, alert.get("annotations"), f"{alert_path}.annotations", "annotations"
+        )
         # Sloth: the alert kind's own labels over the common ones, and its sloth_severity over both.
         labels[severity] = {**common_labels, **own_labels, "sloth_severity": severity}
         annotations[severity] = {**common_notes, **own_notes}
@@ -369,7 +377,11 @@ def _plugin_ids(node: yaml.Node) -> str:
     def walk(item: yaml.Node) -> None:
         if isinstance(item, yaml.MappingNode):
             for key, value in item.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == "id" and isinstance(value, yaml.ScalarNode):
+                if (
+                    isinstance(key, yaml.ScalarNode)
+                    and key.value == "id"
+                    and isinstance(value, yaml.ScalarNode)
+                ):
                     ids.append(value.value)
                 else:
                     walk(value)
@@ -394,7 +406,9 @@ def _alert_windows(check: FileCheck, root: yaml.Node) -> SlothWindows | None:
     top = read_mapping(check, root, "", ("apiVersion", "kind", "metadata", "spec"), "an AlertWindows")
     if top is None:
         return None
-    spec = read_mapping(check, top.get("spec"), "spec", ("sloPeriod", "page", "ticket"), "sloPeriod, page, ticket")
+    spec = read_mapping(
+        check, top.get("spec"), "spec", ("sloPeriod", "page", "ticket"), "sloPeriod, page, ticket"
+    )
     if spec is None:
         check.problem(root, "spec", "required field is missing; expected sloPeriod, page and ticket")
         return None
@@ -402,7 +416,9 @@ def _alert_windows(check: FileCheck, root: yaml.Node) -> SlothWindows | None:
     window: SloWindow | None = None
     period_text = read_text(check, spec, "sloPeriod", "spec")
     if period_text is None and "sloPeriod" not in spec:
-        check.problem(root, "spec.sloPeriod", "required field is missing; expected a duration like 28d or 30d")
+        check.problem(
+            root, "spec.sloPeriod", "required field is missing; expected a duration like 28d or 30d"
+        )
     elif period_text is not None:
         try:
             window = parse_window(period_text)
@@ -410,26 +426,40 @@ def _alert_windows(check: FileCheck, root: yaml.Node) -> SlothWindows | None:
             check.problem(spec["sloPeriod"], "spec.sloPeriod", str(exc))
     alerts: list[BurnRateAlert] = []
     for severity in ("page", "ticket"):
-        kinds = read_mapping(check, spec.get(severity), f"spec.{severity}", ("quick", "slow"), "quick and slow")
+        kinds = read_mapping(
+            check, spec.get(severity), f"spec.{severity}", ("quick", "slow"), "quick and slow"
+        )
         if kinds is None:
-            check.problem(line_of(root), f"spec.{severity}", "required field is missing; expected quick and slow")
+            check.problem(
+                line_of(root), f"spec.{severity}", "required field is missing; expected quick and slow"
+            )
             continue
         for speed in ("quick", "slow"):
             item_path = f"spec.{severity}.{speed}"
             item = read_mapping(
-                check, kinds.get(speed), item_path, ("errorBudgetPercent", "shortWindow", "longWindow"), "a window"
+                check,
+                kinds.get(speed),
+                item_path,
+                ("errorBudgetPercent", "shortWindow", "longWindow"),
+                "a window",
             )
             if item is None:
-                check.problem(kinds.get(severity) or line_of(root), item_path, "required field is missing; "
-                              "expected errorBudgetPercent, shortWindow and longWindow")
+                check.problem(
+                    kinds.get(severity) or line_of(root),
+                    item_path,
+                    "required field is missing; expected errorBudgetPercent, shortWindow and longWindow",
+                )
                 continue
             values: dict[str, int] = {}
             for key in ("shortWindow", "longWindow"):
                 text = read_text(check, item, key, item_path)
                 if text is None:
                     if key not in item:
-                        check.problem(kinds[speed], f"{item_path}.{key}", "required field is missing; expected "
-                                      "a duration like 1h")
+                        check.problem(
+                            kinds[speed],
+                            f"{item_path}.{key}",
+                            "required field is missing; expected a duration like 1h",
+                        )
                     continue
                 try:
                     values[key] = parse_duration(text)
@@ -443,20 +473,33 @@ def _alert_windows(check: FileCheck, root: yaml.Node) -> SlothWindows | None:
                 except ValueError as exc:
                     check.problem(item["errorBudgetPercent"], f"{item_path}.errorBudgetPercent", str(exc))
             elif "errorBudgetPercent" not in item:
-                check.problem(kinds[speed], f"{item_path}.errorBudgetPercent", "required field is missing; "
-                              "expected a percentage of the period's budget like 2")
+                check.problem(
+                    kinds[speed],
+                    f"{item_path}.errorBudgetPercent",
+                    "required field is missing; expected a percentage of the period's budget like 2",
+                )
             long_minutes, short_minutes = values.get("longWindow"), values.get("shortWindow")
             if long_minutes is None or short_minutes is None or share is None or window is None:
                 continue
             if short_minutes >= long_minutes:
-                check.problem(item["shortWindow"], f"{item_path}.shortWindow", "is not shorter than longWindow; "
-                              "expected a short window below the long one, like 5m with 1h")
+                check.problem(
+                    item["shortWindow"],
+                    f"{item_path}.shortWindow",
+                    "is not shorter than longWindow; "
+                    "expected a short window below the long one, like 5m with 1h",
+                )
             elif long_minutes > window.minutes:
-                check.problem(item["longWindow"], f"{item_path}.longWindow", f"{duration_text(long_minutes)} is "
-                              f"longer than sloPeriod {window.text}; expected a long window within the period")
+                check.problem(
+                    item["longWindow"],
+                    f"{item_path}.longWindow",
+                    f"{duration_text(long_minutes)} is "
+                    f"longer than sloPeriod {window.text}; expected a long window within the period",
+                )
             else:
                 alerts.append(
-                    BurnRateAlert(severity, long_minutes, short_minutes, share * window.minutes / long_minutes)
+                    BurnRateAlert(
+                        severity, long_minutes, short_minutes, share * window.minutes / long_minutes
+                    )
                 )
     if len(check.problems) > before or window is None:
         return None

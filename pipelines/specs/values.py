@@ -236,12 +236,14 @@ def default_alert_adjustment(window_minutes: int, period_minutes: int | None = N
     period = window_minutes if period_minutes is None else period_minutes
     kept = default_alerts(window_minutes, period_minutes)
     shown = ", ".join(
-        f"{a.severity} {duration_text(a.long_window)}/{duration_text(a.short_window)} at {a.factor:.6g}x" for a in kept
+        f"{a.severity} {duration_text(a.long_window)}/{duration_text(a.short_window)} at {a.factor:.6g}x"
+        for a in kept
     )
     return (
         f"the default burn-rate alerts are made for periods of 5 days and more; for {duration_text(period)} "
         f"a page factor would fall below 1 or a lookback exceed the {duration_text(window_minutes)} window, "
-        f"so lookbacks longer than the window are left out and factors below 1 raised to 1 ({shown or 'none left'}); "
+        "so lookbacks longer than the window are left out and factors below 1 raised to 1 "
+        f"({shown or 'none left'}); "
         "expected burn_rate_alerts written for this window, or a window of 5d or more"
     )
 
