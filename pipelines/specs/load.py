@@ -19,6 +19,7 @@ from pipelines.model import Slo, SpecWarning
 from pipelines.specs.native import check_native
 from pipelines.specs.nodes import Entry, FileCheck, is_null
 from pipelines.specs.openslo import OPENSLO_API, OpenSloDocuments
+from pipelines.specs.openslo_v1alpha import OPENSLO_V1ALPHA_API, check_openslo_v1alpha
 from pipelines.specs.sloth import SLOTH_API, SLOTH_VERSION, check_sloth_file
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -127,6 +128,8 @@ def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list
             openslo.add(check, document)
         elif form.startswith("sloth"):
             sloth.append((document, form))
+        elif form == "openslo-v1alpha":
+            entries.extend(check_openslo_v1alpha(check, document))
         else:
             check.problem(
                 document,
@@ -166,6 +169,8 @@ def spec_format(root: yaml.Node) -> str:
             return "openslo"
         if value == SLOTH_API:
             return "sloth-crd"
+        if value == OPENSLO_V1ALPHA_API:
+            return "openslo-v1alpha"
         return f"unknown:{value}"
     version = top.get("version")
     if isinstance(version, yaml.ScalarNode) and version.value == SLOTH_VERSION:
