@@ -456,6 +456,15 @@ def _check_slo(
             period = parse_duration(period_text)
         except ValueError as exc:
             check.problem(fields["period"][1], f"{path}.period", str(exc))
+        else:
+            if period < 60:
+                check.problem(
+                    fields["period"][1],
+                    f"{path}.period",
+                    f"'{period_text}' is shorter than an hour; expected the SLO period the alert factors are "
+                    "computed for, like 28d or 4w (or leave it out: the window's length)",
+                )
+                period = None
 
     labels = read_rule_labels(check, fields["labels"][1], f"{path}.labels") if "labels" in fields else {}
     alerting = (
