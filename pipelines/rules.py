@@ -249,6 +249,13 @@ def _notes(slo: Slo, ratio: ErrorRatio) -> list[str]:
             f"{slo.id}: the spec's queries have no {{{{.window}}}}; their range selectors were set to each "
             "window (a bare counter is read as sum(increase(x[W])))"
         )
+    if slo.alert_name:
+        notes.append(f"{slo.id}: burn-rate alerts named {slo.alert_name} (the spec's alerting.name)")
+    for kind in slo.disabled_alerts:
+        also = " and no SLOErrorBudgetExhausted" if kind == "ticket" else ""
+        notes.append(f"{slo.id}: no {kind} alerts{also} (disabled in the spec)")
+    if slo.period_minutes is not None:
+        notes.append(f"{slo.id}: alert factors computed for a {duration_text(slo.period_minutes)} period")
     if ratio.kind == "slices":
         notes.append(
             f"{slo.id}: threshold SLI as time slices: {BAD_SLICE_RECORD} is 1 when a minute misses the "
