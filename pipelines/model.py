@@ -27,6 +27,10 @@ STANDARD_BURN_WINDOWS: dict[str, int] = {
 
 POLICY_STATES = ("normal", "freeze_review", "reliability_focus", "exhausted")
 
+# Labels the exported rules set themselves (DESIGN §3); a spec's label of one of these names is
+# exported as `spec_<name>` (with a warning) so the product's own labels keep their meaning.
+RESERVED_LABELS = ("service", "slo", "severity", "long_window", "short_window", "alertname")
+
 
 @dataclass(frozen=True)
 class SloWindow:
@@ -92,6 +96,24 @@ class Slo:
     error_budget_text: str | None = None
     source_file: str = ""
     source_line: int = 0
+    # Labels put on every exported rule, recordings and alerts (Sloth's service- and SLO-level labels;
+    # native `labels`). Never one of RESERVED_LABELS: readers rename those to `spec_<name>`.
+    labels: dict[str, str] = field(default_factory=dict)
+    # The burn-rate alerts' name instead of SLOBurnRateHigh (Sloth's `alerting.name`; native `alerting.name`).
+    alert_name: str | None = None
+    # Per severity ("page", "ticket"): extra labels and annotations of the alerts of that kind.
+    alert_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    alert_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Severities with no alert at all: no burn-rate alert, and for "ticket" no SLOErrorBudgetExhausted.
+    disabled_alerts: tuple[str, ...] = ()
+    # The SLO period the default burn-rate factors (and `budget_consumed` shares) are computed for,
+    # in minutes; None: the window's length (calendar windows: their nominal length).
+    period_minutes: int | None = None
+
+    @property
+    def factor_period_minutes(self) -> int:
+        """The period the alert factors are scaled to: `period_minutes`, else the window's length."""
+        return self.period_minutes if self.period_minutes is not None else self.window.minutes
 
     @property
     def id(self) -> str:

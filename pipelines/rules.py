@@ -90,7 +90,8 @@ def export_rules(slos: Sequence[Slo], runbook_base_url: str = DEFAULT_RUNBOOK_BA
 
 def slo_group(slo: Slo, ratio: ErrorRatio, runbook_base_url: str) -> dict[str, Any]:
     """The rule group of one SLO: recordings first, then the alerts that read them."""
-    labels = {"service": slo.service, "slo": slo.id}
+    # The spec's labels (Sloth's service- and SLO-level ones) on every rule, the product's over them.
+    labels = {**slo.labels, "service": slo.service, "slo": slo.id}
     rules: list[dict[str, Any]] = []
     if ratio.kind == "slices":
         assert ratio.slice_expr is not None
@@ -111,7 +112,8 @@ def slo_group(slo: Slo, ratio: ErrorRatio, runbook_base_url: str) -> dict[str, A
         {"record": BUDGET_REMAINING_RECORD, "expr": f"1 - {period} / {budget}", "labels": dict(labels)}
     )
     rules += [_burn_rate_alert(slo, index, runbook_base_url) for index in range(len(slo.alerts))]
-    rules.append(_exhausted_alert(slo, runbook_base_url))
+    if "ticket" not in slo.disabled_alerts:  # the exhausted alert is a ticket: disabled with the tickets
+        rules.append(_exhausted_alert(slo, runbook_base_url))
     return {"name": f"slo:{slo.id}", "rules": rules}
 
 
@@ -139,34 +141,54 @@ def _burn_rate_alert(slo: Slo, index: int, runbook_base_url: str) -> dict[str, A
         f"  {_selector(_error_ratio_record(alert.short_window), slo)} > {threshold}\n"
         f")\n/ {budget}"
     )
-    share = alert.factor * alert.long_window / slo.window.minutes
+    share = alert.factor * alert.long_window / slo.factor_period_minutes
+    period_text = (
+        duration_text(slo.factor_period_minutes) if slo.period_minutes is not None else slo.window.text
+    )
     return {
-        "alert": BURN_RATE_ALERT,
+        "alert": slo.alert_name or BURN_RATE_ALERT,
         "expr": expr,
         "labels": {
+            **slo.labels,
+            **slo.alert_labels.get(alert.severity, {}),
             "service": slo.service,
             "slo": slo.id,
             "severity": alert.severity,
             "long_window": long_text,
             "short_window": short_text,
         },
-        "annotations": {
-            "summary": _template_text(
-                f"{slo.id} is burning its error budget "
-                f"{factor}x too fast ({alert.severity}, {long_text}/{short_text})"
-            ),
-            "description": (
-                'Burn rate {{ $value | printf "%.2f" }} over '
-                + _template_text(
-                    f"{long_text} (and above {factor} over {short_text}) against target "
-                    f"{_percent(slo.target)} over {slo.window.text}; at this pace {_percent(share)} of "
-                    f"the {slo.window.text} error budget goes every {long_text}."
-                )
-            ),
-            "policy": _policy_template(slo),
-            "runbook_url": _runbook_url(slo, runbook_base_url),
-        },
+        "annotations": _with_spec_annotations(
+            slo,
+            alert.severity,
+            {
+                "summary": _template_text(
+                    f"{slo.id} is burning its error budget "
+                    f"{factor}x too fast ({alert.severity}, {long_text}/{short_text})"
+                ),
+                "description": (
+                    'Burn rate {{ $value | printf "%.2f" }} over '
+                    + _template_text(
+                        f"{long_text} (and above {factor} over {short_text}) against target "
+                        f"{_percent(slo.target)} over {slo.window.text}; at this pace {_percent(share)} of "
+                        f"the {period_text} error budget goes every {long_text}."
+                    )
+                ),
+                "policy": _policy_template(slo),
+                "runbook_url": _runbook_url(slo, runbook_base_url),
+            },
+        ),
     }
+
+
+def _with_spec_annotations(
+    slo: Slo, severity: str, annotations: dict[str, str], exhausted: bool = False
+) -> dict[str, str]:
+    """The product's annotations with the spec's for alerts of this severity over them (as Sloth's
+    replace its own `summary`/`title`); the exhausted alert keeps its own summary and description."""
+    spec = slo.alert_annotations.get(severity, {})
+    if exhausted:
+        spec = {k: v for k, v in spec.items() if k not in ("summary", "title", "description")}
+    return {**annotations, **spec}
 
 
 def _exhausted_alert(slo: Slo, runbook_base_url: str) -> dict[str, Any]:
@@ -174,16 +196,27 @@ def _exhausted_alert(slo: Slo, runbook_base_url: str) -> dict[str, Any]:
     return {
         "alert": BUDGET_EXHAUSTED_ALERT,
         "expr": f"{_selector(BUDGET_REMAINING_RECORD, slo)} <= 0",
-        "labels": {"service": slo.service, "slo": slo.id, "severity": "ticket"},
-        "annotations": {
-            "summary": _template_text(f"{slo.id} has exhausted its error budget"),
-            "description": (
-                "Budget remaining {{ $value | humanizePercentage }} of the "
-                + _template_text(f"{slo.window.text} error budget at target {_percent(slo.target)}.")
-            ),
-            "policy": _template_text(f"exhausted: {text}"),
-            "runbook_url": _runbook_url(slo, runbook_base_url),
+        "labels": {
+            **slo.labels,
+            **slo.alert_labels.get("ticket", {}),
+            "service": slo.service,
+            "slo": slo.id,
+            "severity": "ticket",
         },
+        "annotations": _with_spec_annotations(
+            slo,
+            "ticket",
+            {
+                "summary": _template_text(f"{slo.id} has exhausted its error budget"),
+                "description": (
+                    "Budget remaining {{ $value | humanizePercentage }} of the "
+                    + _template_text(f"{slo.window.text} error budget at target {_percent(slo.target)}.")
+                ),
+                "policy": _template_text(f"exhausted: {text}"),
+                "runbook_url": _runbook_url(slo, runbook_base_url),
+            },
+            exhausted=True,
+        ),
     }
 
 
@@ -216,6 +249,13 @@ def _notes(slo: Slo, ratio: ErrorRatio) -> list[str]:
             f"{slo.id}: the spec's queries have no {{{{.window}}}}; their range selectors were set to each "
             "window (a bare counter is read as sum(increase(x[W])))"
         )
+    if slo.alert_name:
+        notes.append(f"{slo.id}: burn-rate alerts named {slo.alert_name} (the spec's alerting.name)")
+    for kind in slo.disabled_alerts:
+        also = " and no SLOErrorBudgetExhausted" if kind == "ticket" else ""
+        notes.append(f"{slo.id}: no {kind} alerts{also} (disabled in the spec)")
+    if slo.period_minutes is not None:
+        notes.append(f"{slo.id}: alert factors computed for a {duration_text(slo.period_minutes)} period")
     if ratio.kind == "slices":
         notes.append(
             f"{slo.id}: threshold SLI as time slices: {BAD_SLICE_RECORD} is 1 when a minute misses the "

@@ -19,7 +19,8 @@ from pipelines.model import Slo, SpecWarning
 from pipelines.specs.native import check_native
 from pipelines.specs.nodes import Entry, FileCheck, is_null
 from pipelines.specs.openslo import OPENSLO_API, OpenSloDocuments
-from pipelines.specs.sloth import SLOTH_API, SLOTH_VERSION, check_sloth
+from pipelines.specs.openslo_v1alpha import OPENSLO_V1ALPHA_API, check_openslo_v1alpha
+from pipelines.specs.sloth import SLOTH_API, SLOTH_VERSION, check_sloth_file
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -118,6 +119,7 @@ def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list
         check.problem(1, "(document)", "the file is empty; expected a spec with service, owner, slis, slos")
         return []
     entries: list[Entry] = []
+    sloth: list[tuple[yaml.Node, str]] = []  # read together: an AlertWindows applies to its file's SLOs
     for document in documents:
         form = spec_format(document)
         if form == "native":
@@ -125,7 +127,9 @@ def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list
         elif form == "openslo":
             openslo.add(check, document)
         elif form.startswith("sloth"):
-            entries.extend(check_sloth(check, document, form))
+            sloth.append((document, form))
+        elif form == "openslo-v1alpha":
+            entries.extend(check_openslo_v1alpha(check, document))
         else:
             check.problem(
                 document,
@@ -134,6 +138,7 @@ def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list
                 "sloth.slok.dev/v1 (kind PrometheusServiceLevel), version: prometheus/v1 (Sloth), "
                 "or a native spec (no apiVersion)",
             )
+    entries.extend(check_sloth_file(check, sloth))
     return entries
 
 
@@ -164,6 +169,8 @@ def spec_format(root: yaml.Node) -> str:
             return "openslo"
         if value == SLOTH_API:
             return "sloth-crd"
+        if value == OPENSLO_V1ALPHA_API:
+            return "openslo-v1alpha"
         return f"unknown:{value}"
     version = top.get("version")
     if isinstance(version, yaml.ScalarNode) and version.value == SLOTH_VERSION:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import yaml
 
@@ -20,10 +21,12 @@ from pipelines.specs.nodes import (
     optional_text,
     required_text,
 )
+from pipelines.specs.rule_meta import read_alert_name, read_disable, read_rule_labels
 from pipelines.specs.values import (
     DEFAULT_WINDOW,
     NAME_EXPECTED,
     NAME_PATTERN,
+    default_alert_adjustment,
     default_alerts,
     duration_text,
     parse_budget_fraction,
@@ -65,7 +68,19 @@ SLI_FIELDS = (
     "threshold",
     "comparison",
 )
-SLO_FIELDS = ("sli", "name", "target", "window", "error_budget", "burn_rate_alerts")
+SLO_FIELDS = (
+    "sli",
+    "name",
+    "target",
+    "window",
+    "error_budget",
+    "burn_rate_alerts",
+    "period",
+    "labels",
+    "alerting",
+)
+ALERTING_FIELDS = ("name", "labels", "annotations", "page", "ticket")
+ALERTING_KIND_FIELDS = ("labels", "annotations", "disable")
 ALERT_FIELDS = ("severity", "long_window", "short_window", "burn_rate", "budget_consumed")
 POLICY_FIELDS = (*POLICY_KEYS, *POLICY_KEYS.values())
 
@@ -434,13 +449,43 @@ def _check_slo(
             check, fields["error_budget"][1], f"{path}.error_budget", budget_text, target, target_text, window
         )
 
+    period: int | None = None
+    period_text = optional_text(check, fields, "period", path)
+    if period_text is not None:
+        try:
+            period = parse_duration(period_text)
+        except ValueError as exc:
+            check.problem(fields["period"][1], f"{path}.period", str(exc))
+        else:
+            if period < 60:
+                check.problem(
+                    fields["period"][1],
+                    f"{path}.period",
+                    f"'{period_text}' is shorter than an hour; expected the SLO period the alert factors are "
+                    "computed for, like 28d or 4w (or leave it out: the window's length)",
+                )
+                period = None
+
+    labels = read_rule_labels(check, fields["labels"][1], f"{path}.labels") if "labels" in fields else {}
+    alerting = (
+        _check_alerting(check, fields["alerting"][1], f"{path}.alerting") if "alerting" in fields else None
+    )
+
     alerts: tuple[BurnRateAlert, ...] | None = None
     custom = "burn_rate_alerts" in fields
     if window is not None:
         if custom:
-            alerts = _check_alerts(check, fields["burn_rate_alerts"][1], f"{path}.burn_rate_alerts", window)
+            alerts = _check_alerts(
+                check, fields["burn_rate_alerts"][1], f"{path}.burn_rate_alerts", window, period
+            )
         else:
-            alerts = default_alerts(window.minutes)
+            alerts = default_alerts(window.minutes, period)
+            adjustment = default_alert_adjustment(window.minutes, period)
+            if adjustment:
+                check.warn(fields["window"][1] if "window" in fields else line, f"{path}.window", adjustment)
+        if alerts is not None and alerting is not None and alerting.disabled:
+            alerts = tuple(alert for alert in alerts if alert.severity not in alerting.disabled)
+            custom = True
         if alerts is not None and target is not None:
             _check_reachable(check, fields, path, line, alerts, target, target_text, custom)
 
@@ -464,8 +509,60 @@ def _check_slo(
             error_budget_text=budget_text,
             source_file=check.file,
             source_line=line,
+            labels=labels,
+            alert_name=alerting.name if alerting else None,
+            alert_labels=alerting.labels if alerting else {},
+            alert_annotations=alerting.annotations if alerting else {},
+            disabled_alerts=alerting.disabled if alerting else (),
+            period_minutes=period,
         )
     return Entry(id=f"{service}/{name}", line=line, path=path, slo=slo)
+
+
+@dataclass(frozen=True)
+class _Alerting:
+    name: str | None
+    labels: dict[str, dict[str, str]]
+    annotations: dict[str, dict[str, str]]
+    disabled: tuple[str, ...]
+
+
+def _check_alerting(check: FileCheck, node: yaml.Node, path: str) -> _Alerting | None:
+    """`alerting`: the burn-rate alerts' name, labels and annotations for both kinds, and per kind
+    (`page`, `ticket`) its own labels, annotations and `disable: true` (no alert of that kind at all)."""
+    fields = mapping_fields(check, node, path, ALERTING_FIELDS, "name, labels, annotations, page, ticket")
+    if fields is None:
+        return None
+    value = {key: v for key, (_, v) in fields.items()}
+    name = read_alert_name(check, value.get("name"), f"{path}.name")
+    common_labels = read_rule_labels(check, value.get("labels"), f"{path}.labels")
+    common_notes = read_rule_labels(check, value.get("annotations"), f"{path}.annotations", "annotations")
+    labels: dict[str, dict[str, str]] = {}
+    annotations: dict[str, dict[str, str]] = {}
+    disabled: list[str] = []
+    for severity in SEVERITIES:
+        kind_path = f"{path}.{severity}"
+        kind_fields = (
+            mapping_fields(
+                check, value[severity], kind_path, ALERTING_KIND_FIELDS, "labels, annotations, disable"
+            )
+            if severity in value
+            else {}
+        ) or {}
+        kind = {key: v for key, (_, v) in kind_fields.items()}
+        if "disable" in kind and read_disable(check, kind["disable"], f"{kind_path}.disable"):
+            disabled.append(severity)
+            continue
+        own_labels = {**common_labels, **read_rule_labels(check, kind.get("labels"), f"{kind_path}.labels")}
+        own_notes = {
+            **common_notes,
+            **read_rule_labels(check, kind.get("annotations"), f"{kind_path}.annotations", "annotations"),
+        }
+        if own_labels:
+            labels[severity] = own_labels
+        if own_notes:
+            annotations[severity] = own_notes
+    return _Alerting(name, labels, annotations, tuple(disabled))
 
 
 def _check_error_budget(
@@ -502,7 +599,7 @@ def _check_error_budget(
 
 
 def _check_alerts(
-    check: FileCheck, node: yaml.Node, path: str, window: SloWindow
+    check: FileCheck, node: yaml.Node, path: str, window: SloWindow, period: int | None = None
 ) -> tuple[BurnRateAlert, ...] | None:
     """A spec's own burn_rate_alerts list, which replaces the defaults."""
     if not isinstance(node, yaml.SequenceNode):
@@ -519,13 +616,15 @@ def _check_alerts(
     before = len(check.problems)
     alerts: list[BurnRateAlert] = []
     for index, item in enumerate(node.value):
-        alert = _check_alert(check, item, f"{path}[{index}]", window)
+        alert = _check_alert(check, item, f"{path}[{index}]", window, period)
         if alert is not None:
             alerts.append(alert)
     return tuple(alerts) if len(check.problems) == before else None
 
 
-def _check_alert(check: FileCheck, node: yaml.Node, path: str, window: SloWindow) -> BurnRateAlert | None:
+def _check_alert(
+    check: FileCheck, node: yaml.Node, path: str, window: SloWindow, period: int | None = None
+) -> BurnRateAlert | None:
     expected = "an alert with severity, long_window, short_window, burn_rate"
     fields = mapping_fields(check, node, path, ALERT_FIELDS, expected)
     if fields is None:
@@ -589,8 +688,8 @@ def _check_alert(check: FileCheck, node: yaml.Node, path: str, window: SloWindow
             except ValueError as exc:
                 check.problem(fields["budget_consumed"][1], f"{path}.budget_consumed", str(exc))
             else:
-                if long_minutes is not None:
-                    factor = fraction * window.minutes / long_minutes
+                if long_minutes is not None:  # a share of the period's budget (the window's by default)
+                    factor = fraction * (window.minutes if period is None else period) / long_minutes
 
     if len(check.problems) > before:
         return None

@@ -196,11 +196,55 @@ def parse_budget_fraction(value: str) -> float:
     return float(fraction)
 
 
-def default_alerts(window_minutes: int) -> tuple[BurnRateAlert, ...]:
-    """DESIGN §2 multiwindow alerts scaled to the window: 14.4, 6, 3, 1 at 30d."""
-    return tuple(
-        BurnRateAlert(severity, long_minutes, short_minutes, fraction * window_minutes / long_minutes)
+def default_alerts(window_minutes: int, period_minutes: int | None = None) -> tuple[BurnRateAlert, ...]:
+    """DESIGN §2 multiwindow alerts scaled to the period (the window's length unless given): 14.4, 6, 3, 1
+    at 30d.
+
+    Where the Workbook's numbers make no sense — a page factor would fall below 1 or a long window
+    (lookback) exceed the window, i.e. periods under 5 days (`workbook_fits`) — the alternative is:
+    alerts whose long window exceeds the window are left out and every factor below 1 is raised to 1,
+    so no default alert fires at a burn rate that would not spend the budget within the period.
+    """
+    period = window_minutes if period_minutes is None else period_minutes
+    alerts = tuple(
+        BurnRateAlert(severity, long_minutes, short_minutes, fraction * period / long_minutes)
         for severity, long_minutes, short_minutes, fraction in DEFAULT_ALERT_RULES
+    )
+    if workbook_fits(window_minutes, period):
+        return alerts
+    return tuple(
+        BurnRateAlert(a.severity, a.long_window, a.short_window, max(a.factor, 1.0))
+        for a in alerts
+        if a.long_window <= window_minutes
+    )
+
+
+def workbook_fits(window_minutes: int, period_minutes: int | None = None) -> bool:
+    """Whether the Workbook's default alerts make sense as they are: every page factor at least 1
+    and every long window within the SLO window (true from a 5-day period and window up)."""
+    period = window_minutes if period_minutes is None else period_minutes
+    return all(
+        long_minutes <= window_minutes and (severity != "page" or fraction * period / long_minutes >= 1)
+        for severity, long_minutes, _, fraction in DEFAULT_ALERT_RULES
+    )
+
+
+def default_alert_adjustment(window_minutes: int, period_minutes: int | None = None) -> str | None:
+    """The warning for a window whose default alerts were adjusted (None when the Workbook fits)."""
+    if workbook_fits(window_minutes, period_minutes):
+        return None
+    period = window_minutes if period_minutes is None else period_minutes
+    kept = default_alerts(window_minutes, period_minutes)
+    shown = ", ".join(
+        f"{a.severity} {duration_text(a.long_window)}/{duration_text(a.short_window)} at {a.factor:.6g}x"
+        for a in kept
+    )
+    return (
+        f"the default burn-rate alerts are made for periods of 5 days and more; for {duration_text(period)} "
+        f"a page factor would fall below 1 or a lookback exceed the {duration_text(window_minutes)} window, "
+        "so lookbacks longer than the window are left out and factors below 1 raised to 1 "
+        f"({shown or 'none left'}); "
+        "expected burn_rate_alerts written for this window, or a window of 5d or more"
     )
 
 

@@ -50,6 +50,7 @@ def native_yaml(slos: Iterable[Slo]) -> str:
                 }
                 for alert in slo.alerts
             ]
+        entry.update(_rule_meta(slo))
         doc["slos"].append(entry)
     for doc in documents:
         doc.pop("_key")
@@ -57,6 +58,32 @@ def native_yaml(slos: Iterable[Slo]) -> str:
         if "error_budget_policy" in doc:
             doc["error_budget_policy"] = doc.pop("error_budget_policy")
     return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
+
+
+def _rule_meta(slo: Slo) -> dict[str, Any]:
+    """`period`, `labels` and `alerting` (name, per kind labels/annotations/disable) when the SLO has them."""
+    out: dict[str, Any] = {}
+    if slo.period_minutes is not None:
+        out["period"] = duration_text(slo.period_minutes)
+    if slo.labels:
+        out["labels"] = dict(slo.labels)
+    alerting: dict[str, Any] = {}
+    if slo.alert_name:
+        alerting["name"] = slo.alert_name
+    for severity in ("page", "ticket"):
+        kind: dict[str, Any] = {}
+        if severity in slo.disabled_alerts:
+            kind["disable"] = True
+        else:
+            if slo.alert_labels.get(severity):
+                kind["labels"] = dict(slo.alert_labels[severity])
+            if slo.alert_annotations.get(severity):
+                kind["annotations"] = dict(slo.alert_annotations[severity])
+        if kind:
+            alerting[severity] = kind
+    if alerting:
+        out["alerting"] = alerting
+    return out
 
 
 def _target_text(target: float) -> str | float:
