@@ -118,7 +118,7 @@ def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list
         check.problem(1, "(document)", "the file is empty; expected a spec with service, owner, slis, slos")
         return []
     entries: list[Entry] = []
-    for document in documents:
+    for document in _documents(documents):
         form = spec_format(document)
         if form == "native":
             entries.extend(check_native(check, document))
@@ -135,6 +135,26 @@ def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list
                 "or a native spec (no apiVersion)",
             )
     return entries
+
+
+def _documents(documents: list[yaml.Node]) -> list[yaml.Node]:
+    """Every spec document, a YAML list of objects with an apiVersion (the OpenSLO form `oslo fmt`, the
+    OpenSLO go-sdk and Nobl9 write) opened into its items, each read by its own format. A list of
+    anything else is left whole, so the native reader says what it expected."""
+    out: list[yaml.Node] = []
+    for document in documents:
+        items = document.value if isinstance(document, yaml.SequenceNode) else []
+        if items and all(_has_api_version(item) for item in items if not is_null(item)):
+            out += [item for item in document.value if not is_null(item)]
+        else:
+            out.append(document)
+    return out
+
+
+def _has_api_version(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.MappingNode) and any(
+        isinstance(key, yaml.ScalarNode) and key.value == "apiVersion" for key, _ in node.value
+    )
 
 
 def _yaml_error(exc: yaml.YAMLError, text: str) -> tuple[int, str]:

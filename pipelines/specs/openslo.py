@@ -32,6 +32,7 @@ from pipelines.specs.nodes import (
     Entry,
     FileCheck,
     default_category,
+    is_null,
     line_of,
     node_kind,
     read_labels,
@@ -46,9 +47,12 @@ from pipelines.specs.nodes import (
 from pipelines.specs.values import (
     NAME_EXPECTED,
     NAME_PATTERN,
+    calendar_window,
+    check_time_zone,
     default_alerts,
     duration_text,
     parse_duration,
+    parse_local_start,
     parse_window,
 )
 
@@ -65,7 +69,7 @@ OPENSLO_KINDS = (
 )
 _SEVERITY_ALIASES = {"page": "page", "critical": "page", "ticket": "ticket", "warning": "ticket"}
 _OPS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
-_CALENDAR_DURATIONS = {"1M": "month", "1Q": "quarter"}
+_CALENDAR_DURATIONS = {"1d": "day", "1w": "week", "1M": "month", "1Q": "quarter", "1Y": "year"}
 
 
 @dataclass
@@ -494,10 +498,11 @@ class OpenSloDocuments:
                 check.problem(
                     where,
                     f"{item_path}.duration",
-                    f"'{duration}' is not a supported calendar window; expected 1M (month) or 1Q (quarter)",
+                    f"'{duration}' is not a supported calendar window; expected 1d (day), 1w (week), "
+                    "1M (month), 1Q (quarter) or 1Y (year), or a rolling window (isRolling: true)",
                 )
                 return None
-            return parse_window(_CALENDAR_DURATIONS[duration])
+            return self._calendar(check, fields.get("calendar"), f"{item_path}.calendar", duration)
         if duration[-1:] in ("M", "Q", "Y"):
             check.problem(
                 where,
@@ -511,6 +516,32 @@ class OpenSloDocuments:
         except ValueError as exc:
             check.problem(where, f"{item_path}.duration", str(exc))
             return None
+
+    def _calendar(
+        self, check: FileCheck, node: yaml.Node | None, path: str, duration: str
+    ) -> SloWindow | None:
+        """A calendar window: `timeZone` (IANA, default UTC) and `startTime` (local, default the
+        unit's natural start) validated and carried in the model."""
+        unit = _CALENDAR_DURATIONS[duration]
+        if node is None or is_null(node):
+            return calendar_window(unit)
+        fields = read_mapping(check, node, path, ("startTime", "timeZone"), "startTime and timeZone")
+        if fields is None:
+            return None
+        values: dict[str, str | None] = {}
+        for key in ("timeZone", "startTime"):
+            values[key] = read_text(check, fields, key, path) if key in fields else None
+        try:
+            zone = check_time_zone(values["timeZone"]) if values["timeZone"] is not None else None
+        except ValueError as exc:
+            check.problem(fields["timeZone"], f"{path}.timeZone", str(exc))
+            return None
+        try:
+            start = parse_local_start(values["startTime"]) if values["startTime"] is not None else None
+        except ValueError as exc:
+            check.problem(fields["startTime"], f"{path}.startTime", str(exc))
+            return None
+        return calendar_window(unit, zone, start)
 
     # --- SLI --------------------------------------------------------------------------------------
 
@@ -691,7 +722,9 @@ class OpenSloDocuments:
     ) -> tuple[tuple[BurnRateAlert, ...] | None, bool]:
         if window is None:
             return None, False
-        if node is None:
+        if node is None or is_null(node) or (isinstance(node, yaml.SequenceNode) and not node.value):
+            # absent, `alertPolicies:` or `alertPolicies: []` (what `oslo fmt` writes): no policy of
+            # the spec's own, so the DESIGN §2 defaults, as for a native spec without burn_rate_alerts
             return default_alerts(window.minutes), False
         path = "spec.alertPolicies"
         if not isinstance(node, yaml.SequenceNode):
@@ -860,7 +893,8 @@ class OpenSloDocuments:
                 )
             return None
         cline = line_of(spec["condition"])
-        kind = read_text(check, condition, "kind", cpath)
+        # OpenSLO v1: the condition kind defaults to burnrate.
+        kind = read_text(check, condition, "kind", cpath) if "kind" in condition else "burnrate"
         if (kind or "").lower() != "burnrate":
             check.problem(
                 condition.get("kind", cline),
@@ -906,6 +940,8 @@ class OpenSloDocuments:
             ("lookbackWindow", "the long window, like 1h"),
             ("alertAfter", "the short window, like 5m"),
         ):
+            if key == "alertAfter" and _is_zero_duration(condition.get(key)):
+                continue  # OpenSLO v1: alertAfter defaults to 0m (handled below)
             text = required_text(check, {k: (v, v) for k, v in condition.items()}, key, cpath, cline, what)
             if text is not None:
                 try:
@@ -913,9 +949,21 @@ class OpenSloDocuments:
                 except ValueError as exc:
                     check.problem(condition[key], f"{cpath}.{key}", str(exc))
         long, short = windows.get("lookbackWindow"), windows.get("alertAfter")
+        if long is not None and "alertAfter" not in windows:
+            # alertAfter 0m (the default): no debounce asked for. This product debounces with a short
+            # window instead of `for:`; it takes the SRE Workbook's ratio, 1/12 of the long window
+            # (1h → 5m, 6h → 30m, 1d → 2h, 3d → 6h), at least one minute.
+            short = max(1, long // 12)
+            check.warn(
+                condition.get("alertAfter", cline),
+                f"{cpath}.alertAfter",
+                f"no alertAfter (OpenSLO default 0m): the short window is {duration_text(short)}, "
+                f"1/12 of lookbackWindow {duration_text(long)} as in the SRE Workbook; write alertAfter to "
+                "choose it",
+            )
         if long is not None and short is not None and short >= long:
             check.problem(
-                condition["alertAfter"],
+                condition.get("alertAfter", cline),
                 f"{cpath}.alertAfter",
                 "alertAfter is the short window and must be shorter than lookbackWindow; expected e.g. "
                 "5m with 1h",
@@ -929,6 +977,16 @@ class OpenSloDocuments:
         ):
             return None
         return BurnRateAlert(severity, long_window=long, short_window=short, factor=float(factor))
+
+
+def _is_zero_duration(node: yaml.Node | None) -> bool:
+    """No alertAfter, or one of zero length (`0m`, `0s`, `0`): OpenSLO's default."""
+    if node is None or is_null(node):
+        return True
+    if not isinstance(node, yaml.ScalarNode):
+        return False
+    text = node.value.strip()
+    return text.rstrip("smhdw").strip() in ("0", "") and text[:1] == "0"
 
 
 @dataclass(frozen=True)
