@@ -16,6 +16,7 @@ import yaml
 
 from pipelines.errors import SpecError, SpecProblem
 from pipelines.model import Slo, SpecWarning
+from pipelines.query_shape import slo_problems
 from pipelines.specs.native import check_native
 from pipelines.specs.nodes import Entry, FileCheck, is_null
 from pipelines.specs.openslo import OPENSLO_API, OpenSloDocuments
@@ -54,7 +55,11 @@ def load_specs(paths: Sequence[str | Path]) -> tuple[list[Slo], list[SpecWarning
                 )
             else:
                 first_seen[entry.id] = (check.file, entry.line)
-                if entry.slo is not None:
+                # one query-shape check for every format: what validates also pulls and exports
+                shape = slo_problems(entry.slo) if entry.slo is not None else []
+                for message in shape:
+                    check.problem(entry.line, entry.path, message)
+                if entry.slo is not None and not shape:
                     slos.append(entry.slo)
         problems.extend(sorted(check.problems, key=lambda p: p.line))
         warnings.extend(sorted(check.warnings, key=lambda w: w.line))

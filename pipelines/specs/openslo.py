@@ -27,7 +27,8 @@ from dataclasses import dataclass, field, replace
 import yaml
 
 from pipelines.model import BurnRateAlert, Sli, Slo, SloWindow
-from pipelines.promql import split_ratio
+from pipelines.promql import WINDOW_PLACEHOLDER, fill_window, per_minute_increase, split_ratio
+from pipelines.query_shape import event_query_problem
 from pipelines.specs.nodes import (
     Entry,
     FileCheck,
@@ -431,7 +432,10 @@ class OpenSloDocuments:
                 query = indicator.query
                 counts_good = indicator.raw_type == "success"
             else:
-                query = f"({indicator.query})\n/\n({indicator.total})"
+                # Counters: the slice is the minute's own ratio, good (or bad) increase over total
+                # increase in that minute, never a ratio of the counters' lifetime totals.
+                assert indicator.total is not None
+                query = f"{_slice_part(indicator.query)}\n/\n{_slice_part(indicator.total)}"
                 counts_good = indicator.form == "good"
             threshold = share if counts_good else 1 - share
             return replace(
@@ -657,8 +661,27 @@ class OpenSloDocuments:
                 "expected exactly one of good or bad, with total (or raw + rawType)",
             )
             return None
+        counter = ratio.get("counter")
+        if isinstance(counter, yaml.ScalarNode) and counter.value.strip().lower() == "false":
+            # A gauge's good/total are not event counts: neither its increase nor its sum over a
+            # window counts events, and the engine counts whole events per minute.
+            check.problem(
+                counter,
+                f"{ratio_path}.counter",
+                "counter: false (gauges) cannot be counted as events here; expected counter: true with "
+                "counter queries (like http_requests_total), or raw + rawType with the gauge ratio, or "
+                "a thresholdMetric on the gauge with budgetingMethod: Timeslices",
+            )
+            return None
         numerator = self._query(check, ratio[events[0]], f"{ratio_path}.{events[0]}")
         total = self._query(check, ratio["total"], f"{ratio_path}.total")
+        for key, query in ((events[0], numerator), ("total", total)):
+            problem = event_query_problem(query) if query is not None else None
+            if problem is not None:
+                check.problem(
+                    ratio[key], f"{ratio_path}.{key}.metricSource.spec.query", problem
+                )
+                return None
         if numerator is None or total is None:
             return None
         return _Indicator(obj.name, description, events[0], numerator, total=total)
@@ -977,6 +1000,16 @@ class OpenSloDocuments:
         ):
             return None
         return BurnRateAlert(severity, long_window=long, short_window=short, factor=float(factor))
+
+
+def _slice_part(query: str) -> str:
+    """One side of a Timeslices counter ratio as the minute's increase of one series: a query already
+    written that way with {{.window}} (`sum(increase(x[{{.window}}]))`) is kept as written; any other
+    (`x_total`, `rate(x[5m])`, no sum) becomes `sum(increase(x[1m]))`."""
+    per_minute = per_minute_increase(query)
+    if WINDOW_PLACEHOLDER.search(query) and per_minute == fill_window(query):
+        return f"({query.strip()})"
+    return per_minute
 
 
 def _is_zero_duration(node: yaml.Node | None) -> bool:
