@@ -22,12 +22,20 @@ How the OpenSLO concepts map (say it once, here):
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 import yaml
 
 from pipelines.model import BurnRateAlert, Sli, Slo, SloWindow
-from pipelines.promql import WINDOW_PLACEHOLDER, fill_window, per_minute_increase, split_ratio
+from pipelines.promql import (
+    SLICE_WINDOW,
+    WINDOW_PLACEHOLDER,
+    fill_window,
+    per_minute_increase,
+    split_ratio,
+)
 from pipelines.query_shape import event_query_problem
 from pipelines.specs.nodes import (
     Entry,
@@ -70,6 +78,8 @@ OPENSLO_KINDS = (
 )
 _SEVERITY_ALIASES = {"page": "page", "critical": "page", "ticket": "ticket", "warning": "ticket"}
 _OPS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+# A threshold slice with timeSliceTarget below 1 samples its minute at this step (a common scrape interval).
+SLICE_SAMPLE_STEP = "15s"
 _CALENDAR_DURATIONS = {"1d": "day", "1w": "week", "1M": "month", "1Q": "quarter", "1Y": "year"}
 
 
@@ -397,8 +407,23 @@ class OpenSloDocuments:
                 )
                 return None
             value = read_number(check, fields["value"], f"{path}.value", "expected the threshold, like 0.4")
-            if value is None or op not in _OPS:
+            share: Decimal | None = Decimal(1)
+            if slices and "timeSliceTarget" in fields:
+                share = self._slice_share(check, fields, path)
+            if value is None or op not in _OPS or not share:
                 return None
+            if share < 1:
+                # timeSliceTarget below 1: the minute is good when at least that share of its sample
+                # instants (every SLICE_SAMPLE_STEP) meet the threshold; `>= -Inf` drops NaN (no data).
+                met = f"(\n{_indent(indicator.query)}\n) >= -Inf {_OPS[op]} bool {float(value)!r}"
+                return replace(
+                    base,
+                    kind="threshold",
+                    threshold_query=f"avg_over_time((\n{_indent(met)}\n)[{SLICE_WINDOW}:{SLICE_SAMPLE_STEP}])",
+                    threshold=float(share),
+                    comparison=">=",
+                    threshold_text=str(share),
+                )
             return replace(
                 base,
                 kind="threshold",
@@ -415,17 +440,8 @@ class OpenSloDocuments:
                     "required with Timeslices; expected a share of good events like 0.95",
                 )
                 return None
-            share = read_number(
-                check, fields["timeSliceTarget"], f"{path}.timeSliceTarget", "expected a share like 0.95"
-            )
+            share = self._slice_share(check, fields, path)
             if share is None:
-                return None
-            if not 0 < share <= 1:
-                check.problem(
-                    fields["timeSliceTarget"],
-                    f"{path}.timeSliceTarget",
-                    f"{share} is out of range; expected a share in (0, 1] like 0.95",
-                )
                 return None
             # A minute is good when its good ratio is at least the share (bad ratio at most 1 − share).
             if indicator.form == "raw":
@@ -452,6 +468,20 @@ class OpenSloDocuments:
             return replace(base, bad_query=indicator.query, valid_query=indicator.total)
         direction = "good" if indicator.raw_type == "success" else "bad"
         return replace(base, ratio_query=indicator.query, ratio_direction=direction)
+
+    def _slice_share(self, check: FileCheck, fields: dict[str, yaml.Node], path: str) -> Decimal | None:
+        """timeSliceTarget, a share in (0, 1]."""
+        share = read_number(
+            check, fields["timeSliceTarget"], f"{path}.timeSliceTarget", "expected a share like 0.95"
+        )
+        if share is not None and not 0 < share <= 1:
+            check.problem(
+                fields["timeSliceTarget"],
+                f"{path}.timeSliceTarget",
+                f"{share} is out of range; expected a share in (0, 1] like 0.95",
+            )
+            return None
+        return share
 
     def _slice_window(self, check: FileCheck, fields: dict[str, yaml.Node], path: str, line: int) -> None:
         node = fields.get("timeSliceWindow")
@@ -1000,6 +1030,10 @@ class OpenSloDocuments:
         ):
             return None
         return BurnRateAlert(severity, long_window=long, short_window=short, factor=float(factor))
+
+
+def _indent(query: str) -> str:
+    return textwrap.indent(textwrap.dedent(query.strip()), "  ")
 
 
 def _slice_part(query: str) -> str:
