@@ -206,8 +206,15 @@ def _policy_template(slo: Slo) -> str:
 def _notes(slo: Slo, ratio: ErrorRatio) -> list[str]:
     notes = []
     if slo.window.kind == "calendar":
+        where = ""
+        if slo.window.time_zone or slo.window.start:
+            # the rolling approximation has no period boundaries, so no zone or start to apply
+            where = (
+                f" cut in {slo.window.time_zone or 'UTC'}"
+                + (f" from {slo.window.start}" if slo.window.start else "")
+            )
         notes.append(
-            f"{slo.id}: the calendar {slo.window.calendar} is approximated by a rolling "
+            f"{slo.id}: the calendar {slo.window.calendar}{where} is approximated by a rolling "
             f"{duration_text(slo.window.minutes)} (Prometheus has no calendar ranges); "
             "`slo status` computes the calendar window exactly"
         )

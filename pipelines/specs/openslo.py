@@ -703,21 +703,15 @@ class OpenSloDocuments:
                 "a thresholdMetric on the gauge with budgetingMethod: Timeslices",
             )
             return None
-        numerator = self._query(check, ratio[events[0]], f"{ratio_path}.{events[0]}")
-        total = self._query(check, ratio["total"], f"{ratio_path}.total")
-        for key, query in ((events[0], numerator), ("total", total)):
-            problem = event_query_problem(query) if query is not None else None
-            if problem is not None:
-                check.problem(
-                    ratio[key], f"{ratio_path}.{key}.metricSource.spec.query", problem
-                )
-                return None
+        numerator = self._query(check, ratio[events[0]], f"{ratio_path}.{events[0]}", events=True)
+        total = self._query(check, ratio["total"], f"{ratio_path}.total", events=True)
         if numerator is None or total is None:
             return None
         return _Indicator(obj.name, description, events[0], numerator, total=total)
 
-    def _query(self, check: FileCheck, node: yaml.Node, path: str) -> str | None:
-        """The Prometheus query of a metric: `metricSource` with type Prometheus and `spec.query`."""
+    def _query(self, check: FileCheck, node: yaml.Node, path: str, events: bool = False) -> str | None:
+        """The Prometheus query of a metric: `metricSource` with type Prometheus and `spec.query`;
+        with `events`, one the pull and the rules can count events from (`query_shape`)."""
         outer = read_mapping(check, node, path, ("metricSource",), "a metricSource")
         if outer is None:
             return None
@@ -766,7 +760,12 @@ class OpenSloDocuments:
                 "required field is missing; expected a PromQL query",
             )
             return None
-        return read_text(check, spec, "query", f"{source_path}.spec")
+        query = read_text(check, spec, "query", f"{source_path}.spec")
+        problem = event_query_problem(query) if events and query is not None else None
+        if problem is not None:
+            check.problem(spec["query"], f"{source_path}.spec.query", problem)
+            return None
+        return query
 
     # --- alerts -----------------------------------------------------------------------------------
 
