@@ -209,10 +209,8 @@ def _notes(slo: Slo, ratio: ErrorRatio) -> list[str]:
         where = ""
         if slo.window.time_zone or slo.window.start:
             # the rolling approximation has no period boundaries, so no zone or start to apply
-            where = (
-                f" cut in {slo.window.time_zone or 'UTC'}"
-                + (f" from {slo.window.start}" if slo.window.start else "")
-            )
+            start = f" from {slo.window.start}" if slo.window.start else ""
+            where = f" (periods cut in {slo.window.time_zone or 'UTC'}{start})"
         notes.append(
             f"{slo.id}: the calendar {slo.window.calendar}{where} is approximated by a rolling "
             f"{duration_text(slo.window.minutes)} (Prometheus has no calendar ranges); "

@@ -247,3 +247,16 @@ slos:
     assert at_2301["cal/berlin"]["budget_remaining"] == pytest.approx(1.0)
     assert at_2301["cal/utc"]["valid"] == 300
     assert at_2301["cal/utc"]["budget_remaining"] == pytest.approx(1 - 3 / 3)
+
+
+def test_rules_say_the_calendar_zone_is_approximated() -> None:
+    """Prometheus has no calendar ranges: the rules keep the rolling approximation and say which
+    periods `slo status` cuts exactly."""
+    from pipelines.rules import export_rules
+
+    notes = export_rules(load_specs([FORMS])[0]).notes
+    assert (
+        "payments/payment-weekly: the calendar week (periods cut in Europe/Berlin from 2026-01-05T09:00) "
+        "is approximated by a rolling 7d (Prometheus has no calendar ranges); `slo status` computes the "
+        "calendar window exactly"
+    ) in notes
