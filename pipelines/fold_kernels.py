@@ -18,8 +18,11 @@ A block is `c` SLOs that share their first bucket minute, SLO window and alert w
 
 from __future__ import annotations
 
+import calendar as calendar_days
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -150,10 +153,6 @@ _PERIOD_STEPS = {"day": (0, 1), "week": (0, 7), "month": (1, 0), "quarter": (3, 
 def _period_bounds(calendar: str, tz: str, start: str | None, lo: int, hi: int) -> np.ndarray:
     """Every period start (epoch minutes, ascending) from the last one at or before `lo` to the last
     one at or before `hi`: local wall-clock starts `start + k periods`, each turned into UTC."""
-    import calendar as calendar_days
-    from datetime import datetime, timedelta
-    from zoneinfo import ZoneInfo
-
     zone = ZoneInfo(tz)
     months, days = _PERIOD_STEPS[calendar]
     if start is not None:

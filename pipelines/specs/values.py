@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines.model import CALENDAR_NOMINAL_MINUTES, MINUTES_PER_DAY, BurnRateAlert, SloWindow
 
@@ -141,8 +143,6 @@ def calendar_window(unit: str, time_zone: str | None = None, start: str | None =
 
 
 def _natural_start(unit: str, anchor: str) -> bool:
-    from datetime import datetime
-
     when = datetime.fromisoformat(anchor)
     if (when.hour, when.minute) != (0, 0):
         return False
@@ -156,8 +156,6 @@ def _natural_start(unit: str, anchor: str) -> bool:
 
 def check_time_zone(name: object) -> str:
     """An IANA time zone name as the zoneinfo database knows it (`Europe/Berlin`), else ValueError."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     expected = "expected an IANA time zone name like UTC, Europe/Berlin or America/Los_Angeles"
     if not isinstance(name, str) or not name.strip() or " " in name.strip():
         raise ValueError(f"{_show(name)} is not a time zone; {expected}")
@@ -172,8 +170,6 @@ def parse_local_start(text: object) -> str:
     """A calendar start time without a zone (`2026-01-15`, `2026-01-15 09:30:00`, `2026-01-15T09:30`)
     as `YYYY-MM-DDTHH:MM`, else ValueError. Whole minutes only; an offset is refused (the window's
     time zone says where the time is)."""
-    from datetime import datetime
-
     expected = (
         "expected a local date and time without a zone, like 2026-01-15 or 2026-01-15 09:30:00, "
         "on a whole minute (the time zone goes in timeZone)"
