@@ -21,21 +21,21 @@ ROOT = Path(__file__).resolve().parents[2]
 FORMS = ROOT / "tests" / "unit" / "specs" / "openslo_forms"
 
 REFUNDS = """\
-- apiVersion: openslo/v1
-  kind: SLO
-  metadata: {name: refund-minutes, labels: {owner: payments-team}}
-  spec:
-    service: payments
-    indicator:
-      metadata: {name: refund-minutes}
-      spec:
-        ratioMetric:
-          counter: true
-          good: {metricSource: {type: Prometheus, spec: {query: refunds_ok_total}}}
-          total: {metricSource: {type: Prometheus, spec: {query: refunds_total}}}
-    budgetingMethod: Timeslices
-    objectives:
-      - {target: 0.99, timeSliceTarget: 0.99, timeSliceWindow: 1m}
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: refund-minutes, labels: {owner: payments-team}}
+spec:
+  service: payments
+  indicator:
+    metadata: {name: refund-minutes}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {metricSource: {type: Prometheus, spec: {query: refunds_ok_total}}}
+        total: {metricSource: {type: Prometheus, spec: {query: refunds_total}}}
+  budgetingMethod: Timeslices
+  objectives:
+    - {target: 0.99, timeSliceTarget: 0.99, timeSliceWindow: 1m}
 """
 
 

@@ -76,6 +76,78 @@ def test_empty_alert_policies_take_the_default_alerts() -> None:
         assert slos[name].alerts[0] == BurnRateAlert("page", 60, 5, pytest.approx(0.02 * days * 24))
 
 
+DEFAULTS = """\
+apiVersion: openslo/v1
+kind: AlertCondition
+metadata: {name: fast}
+spec:
+  severity: page
+  condition: {threshold: 14.4, lookbackWindow: 1h}
+---
+apiVersion: openslo/v1
+kind: AlertPolicy
+metadata: {name: burn}
+spec:
+  conditions: [{conditionRef: fast}]
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: with-policy, labels: {owner: web-team}}
+spec:
+  service: web
+  indicator:
+    metadata: {name: ok}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {metricSource: {type: Prometheus, spec: {query: 'web_requests_total{code!~"5.."}'}}}
+        total: {metricSource: {type: Prometheus, spec: {query: web_requests_total}}}
+  budgetingMethod: Occurrences
+  objectives: [{target: 0.99}]
+  alertPolicies: [{alertPolicyRef: burn}]
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: empty-policies, labels: {owner: web-team}}
+spec:
+  service: web
+  indicatorRef: ok-ref
+  budgetingMethod: Occurrences
+  objectives: [{target: 0.99}]
+  alertPolicies:
+---
+apiVersion: openslo/v1
+kind: SLI
+metadata: {name: ok-ref}
+spec:
+  ratioMetric:
+    counter: true
+    good: {metricSource: {type: Prometheus, spec: {query: 'web_requests_total{code!~"5.."}'}}}
+    total: {metricSource: {type: Prometheus, spec: {query: web_requests_total}}}
+"""
+
+
+def test_openslo_defaults_in_plain_documents(tmp_path: Path) -> None:
+    """Each default on its own, in `---` documents main did read: a condition without `kind` and
+    `alertAfter` (main: "'None' conditions cannot be imported", "alertAfter: required field is
+    missing") and `alertPolicies:` with nothing (main: "expected a list of alert policies")."""
+    spec = tmp_path / "web.yaml"
+    spec.write_text(DEFAULTS, encoding="utf-8")
+    slos = {s.name: s for s in load_specs([spec])[0]}
+    assert slos["with-policy"].alerts == (BurnRateAlert("page", 60, 5, 14.4),)
+    # the DESIGN §2 defaults at 30d
+    assert slos["empty-policies"].alerts == tuple(
+        BurnRateAlert(severity, long, short, pytest.approx(factor))
+        for severity, long, short, factor in (
+            ("page", 60, 5, 14.4),
+            ("page", 360, 30, 6.0),
+            ("ticket", 1440, 120, 3.0),
+            ("ticket", 4320, 360, 1.0),
+        )
+    )
+    assert not slos["empty-policies"].alerts_custom
+
+
 def test_calendar_time_zone_and_start_are_carried() -> None:
     slos = {s.name: s for s in load_specs([FORMS])[0]}
     assert slos["payment-weekly"].window == SloWindow(
@@ -94,7 +166,7 @@ def test_timeslices_over_counters_take_each_minutes_own_increase() -> None:
     """Main wrote `(refunds_ok_total)/(sum by (region) (rate(refunds_total[5m])))`: the counters'
     lifetime ratio (bare counters) and a 5-minute rate, so a minute where every refund fails could
     still count as good. Now both sides are the minute's increase, summed to one series."""
-    refunds = {s.name: s for s in load_specs([FORMS])[0]}["refund-minutes"]
+    (refunds,) = load_specs([FORMS / "refunds.yaml"])[0]  # one object, no list: main read it too
     assert refunds.sli.kind == "threshold"
     assert refunds.sli.threshold_query == (
         "sum(increase(refunds_ok_total[1m]))\n/\nsum(sum by (region) (increase(refunds_total[1m])))"
