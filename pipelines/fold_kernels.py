@@ -146,6 +146,16 @@ def period_start(
     return bounds[np.searchsorted(bounds, minutes, side="right") - 1]
 
 
+# minutes after a period's start that always fall in the next period (1.2 × the longest period
+# of the unit, under two of its shortest: DST days of 23 h, February, short quarters)
+CALENDAR_NEXT_PERIOD = {
+    "day": 29 * 60,
+    "week": 8 * 1440 + 600,
+    "month": 36 * 1440,
+    "quarter": 108 * 1440,
+    "year": 438 * 1440,
+}
+
 # unit → (months, days) per period
 _PERIOD_STEPS = {"day": (0, 1), "week": (0, 7), "month": (1, 0), "quarter": (3, 0), "year": (12, 0)}
 

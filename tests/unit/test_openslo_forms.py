@@ -17,7 +17,7 @@ import pytest
 
 from pipelines.fold_kernels import period_start
 from pipelines.model import BurnRateAlert, SloWindow
-from pipelines.specs import load_specs, native_yaml
+from pipelines.specs import load_specs, native_yaml, parse_window
 from tests.unit.test_known_answers import Scenario, buckets, minute_of
 
 SPECS = Path(__file__).resolve().parent / "specs"
@@ -282,8 +282,6 @@ def test_native_form_says_the_same_calendar_and_loads_back() -> None:
     ],
 )
 def test_period_start_in_a_time_zone(window: str, at: str, expected: str) -> None:
-    from pipelines.specs import parse_window
-
     key = parse_window(window).period_key
     got = period_start(np.array([minute_of(at)], dtype=np.int64), key)
     assert got.tolist() == [minute_of(expected)]
@@ -332,3 +330,20 @@ def test_rules_say_the_calendar_zone_is_approximated() -> None:
         "is approximated by a rolling 7d (Prometheus has no calendar ranges); `slo status` computes the "
         "calendar window exactly"
     ) in notes
+
+
+def test_the_dashboard_period_of_a_zoned_calendar_window() -> None:
+    """The SLO page's burn-down runs from the period's start to its end: in Los Angeles time for a
+    Los Angeles month, a Monday-09:00 Berlin week for that week."""
+    from dashboard.queries import period_bounds
+
+    la = parse_window("month in America/Los_Angeles").period_key
+    assert period_bounds(minute_of("2026-03-10T12:00"), la) == (
+        minute_of("2026-03-01T08:00"),
+        minute_of("2026-04-01T07:00"),  # PDT from March 8
+    )
+    week = parse_window("week from 2026-01-05T09:00 in Europe/Berlin").period_key
+    assert period_bounds(minute_of("2026-03-02T08:00"), week) == (
+        minute_of("2026-03-02T08:00"),
+        minute_of("2026-03-09T08:00"),
+    )
