@@ -148,10 +148,9 @@ def period_bounds(minute: int, calendar: str) -> tuple[int, int]:
     calendar window (`SloWindow.period_key`: a day, week or year, a time zone, a start) is cut by
     the engine's own `period_start`."""
     if calendar not in ("month", "quarter"):
-        start = int(period_start(np.array([minute]), calendar)[0])
+        first = int(period_start(np.array([minute]), calendar)[0])
         unit = calendar.split("|", 1)[0]
-        end = int(period_start(np.array([start + CALENDAR_NEXT_PERIOD[unit]]), calendar)[0])
-        return start, end
+        return first, int(period_start(np.array([first + CALENDAR_NEXT_PERIOD[unit]]), calendar)[0])
     d = dt.datetime.fromtimestamp(minute * 60, tz=dt.UTC)
     month = d.month if calendar == "month" else 3 * ((d.month - 1) // 3) + 1
     start = dt.datetime(d.year, month, 1, tzinfo=dt.UTC)
