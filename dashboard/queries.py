@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -30,8 +31,9 @@ from pipelines.analytics.repeats import repeat_links
 from pipelines.analytics.review import build_review
 from pipelines.config import Settings
 from pipelines.errors import NoSnapshot
+from pipelines.fold_kernels import CALENDAR_NEXT_PERIOD, period_start
 from pipelines.incidents.read import detail_part, incident_frame
-from pipelines.model import STANDARD_BURN_WINDOWS
+from pipelines.model import STANDARD_BURN_WINDOWS, SloWindow
 from pipelines.status import StatusQuery, status
 from pipelines.store import SNAPSHOT_FILE, Snapshot
 
@@ -142,7 +144,13 @@ def latest_minute(con: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def period_bounds(minute: int, calendar: str) -> tuple[int, int]:
-    """[start, end) in epoch minutes of the calendar month or quarter containing `minute`."""
+    """[start, end) in epoch minutes of the calendar month or quarter containing `minute`; any other
+    calendar window (`SloWindow.period_key`: a day, week or year, a time zone, a start) is cut by
+    the engine's own `period_start`."""
+    if calendar not in ("month", "quarter"):
+        first = int(period_start(np.array([minute]), calendar)[0])
+        unit = calendar.split("|", 1)[0]
+        return first, int(period_start(np.array([first + CALENDAR_NEXT_PERIOD[unit]]), calendar)[0])
     d = dt.datetime.fromtimestamp(minute * 60, tz=dt.UTC)
     month = d.month if calendar == "month" else 3 * ((d.month - 1) // 3) + 1
     start = dt.datetime(d.year, month, 1, tzinfo=dt.UTC)
@@ -239,7 +247,8 @@ def slo_detail(con: duckdb.DuckDBPyConnection, slo_id: str) -> SloDetail | None:
     slo = found[0]
     t = latest_minute(con) or 0
     if meta["window_kind"] == "calendar":
-        start, end = period_bounds(t - 1, meta["calendar"])
+        window = SloWindow.stored("calendar", meta["window_minutes"], meta["window_text"], meta["calendar"])
+        start, end = period_bounds(t - 1, window.period_key)
     else:
         start, end = t - int(meta["window_minutes"]), t
     target = float(meta["target"])

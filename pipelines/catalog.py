@@ -166,7 +166,7 @@ def stored_slos(con: duckdb.DuckDBPyConnection, service: str | None = None) -> l
             owner=owner or "",
             sli=Sli(name=name, kind=kind or "ratio", category=category or ""),
             target=target,
-            window=SloWindow(kind=wkind, minutes=wmin, text=wtext, calendar=cal),
+            window=SloWindow.stored(wkind, wmin, wtext, cal),
             alerts=tuple(alerts.get(key, ())),
             alerts_custom=bool(custom),
             policy=json.loads(policy) if policy else {},

@@ -255,8 +255,8 @@ def dense_window_sums(
     slo_w = [es.slo.window.minutes for es in slos]
     g_slo = window_sum(cg, bases_g, slo_w)
     v_slo = window_sum(cv, bases_v, slo_w)
-    for cal in ("month", "quarter"):
-        sel_blocks = np.array([es.slo.window.calendar == cal for es in slos])
+    for cal in sorted({es.slo.window.period_key for es in slos} - {""}):
+        sel_blocks = np.array([es.slo.window.period_key == cal for es in slos])
         if not sel_blocks.any():
             continue
         rows = sel_blocks[block]
@@ -368,7 +368,7 @@ def point_window_sums(
             rolling.setdefault(es.slo.window.minutes, []).append(i)
         else:
             ts = np.arange(a - 1, b + 1, dtype=np.int64)
-            starts = period_start(ts - 1, es.slo.window.calendar or "month")
+            starts = period_start(ts - 1, es.slo.window.period_key)
             for ps in np.unique(starts):
                 cg_p, cv_p = cumulative_range(con, keys[i : i + 1], int(ps), int(ps), trusted)
                 sel = starts == ps
@@ -577,7 +577,7 @@ def _recompute_dense(
     def shape_of(es: EngineSlo) -> tuple[int, int | None, str | None, tuple[tuple[int, int], ...]]:
         window = es.slo.window
         rolling = window.minutes if window.kind == "rolling" else None
-        calendar = None if rolling is not None else (window.calendar or "month")
+        calendar = None if rolling is not None else window.period_key
         alert_windows = tuple((a.long_window, a.short_window) for a in es.slo.alerts)
         return (lo_of[es.key], rolling, calendar, alert_windows)
 

@@ -18,8 +18,11 @@ A block is `c` SLOs that share their first bucket minute, SLO window and alert w
 
 from __future__ import annotations
 
+import calendar as calendar_days
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -116,14 +119,83 @@ def _ratio(bad: np.ndarray, valid: np.ndarray, bf_den: np.ndarray, bf_num: np.nd
         )
 
 
-def period_start(minutes: np.ndarray, calendar: str) -> np.ndarray:
-    """Start (epoch minute) of the calendar month or quarter containing each minute, UTC."""
-    months = minutes.astype("datetime64[m]").astype("datetime64[M]").astype(np.int64)
-    if calendar == "quarter":
-        months = months - (months % 3)
-    elif calendar != "month":
+def period_start(
+    minutes: np.ndarray, calendar: str, tz: str | None = None, start: str | None = None
+) -> np.ndarray:
+    """Start (epoch minute) of the calendar period containing each minute.
+
+    `calendar` is the unit (month, quarter, day, week, year) or a whole `SloWindow.period_key`
+    (`month|Europe/Berlin|2026-01-15T09:00`). Periods are cut in the IANA time zone `tz` (UTC when
+    None) and anchored at the local `start` (`YYYY-MM-DDTHH:MM`; None: days and months at 00:00,
+    weeks on Monday, quarters in January/April/July/October, years on 1 January).
+    """
+    if "|" in calendar:
+        calendar, key_tz, key_start = calendar.split("|", 2)
+        tz, start = tz or key_tz or None, start or key_start or None
+    if tz in (None, "UTC") and start is None and calendar in ("month", "quarter"):
+        months = minutes.astype("datetime64[m]").astype("datetime64[M]").astype(np.int64)
+        if calendar == "quarter":
+            months = months - (months % 3)
+        return months.astype("datetime64[M]").astype("datetime64[m]").astype(np.int64)
+    if calendar not in _PERIOD_STEPS:
         raise ValueError(f"unknown calendar window {calendar!r}")
-    return months.astype("datetime64[M]").astype("datetime64[m]").astype(np.int64)
+    minutes = np.asarray(minutes, dtype=np.int64)
+    if minutes.size == 0:
+        return minutes.copy()
+    bounds = _period_bounds(calendar, tz or "UTC", start, int(minutes.min()), int(minutes.max()))
+    return bounds[np.searchsorted(bounds, minutes, side="right") - 1]
+
+
+# minutes after a period's start that always fall in the next period (1.2 × the longest period
+# of the unit, under two of its shortest: DST days of 23 h, February, short quarters)
+CALENDAR_NEXT_PERIOD = {
+    "day": 29 * 60,
+    "week": 8 * 1440 + 600,
+    "month": 36 * 1440,
+    "quarter": 108 * 1440,
+    "year": 438 * 1440,
+}
+
+# unit → (months, days) per period
+_PERIOD_STEPS = {"day": (0, 1), "week": (0, 7), "month": (1, 0), "quarter": (3, 0), "year": (12, 0)}
+
+
+def _period_bounds(calendar: str, tz: str, start: str | None, lo: int, hi: int) -> np.ndarray:
+    """Every period start (epoch minutes, ascending) from the last one at or before `lo` to the last
+    one at or before `hi`: local wall-clock starts `start + k periods`, each turned into UTC."""
+    zone = ZoneInfo(tz)
+    months, days = _PERIOD_STEPS[calendar]
+    if start is not None:
+        anchor = datetime.fromisoformat(start)
+    else:
+        anchor = datetime(2000, 1, 3) if calendar == "week" else datetime(2000, 1, 1)
+
+    def local(k: int) -> datetime:
+        if days:
+            return anchor + timedelta(days=days * k)
+        index = anchor.month - 1 + months * k
+        year, month = anchor.year + index // 12, index % 12 + 1
+        day = min(anchor.day, calendar_days.monthrange(year, month)[1])
+        return anchor.replace(year=year, month=month, day=day)
+
+    def utc_minute(k: int) -> int:
+        return int(local(k).replace(tzinfo=zone).timestamp()) // 60
+
+    first = datetime.fromtimestamp(lo * 60, zone).replace(tzinfo=None)
+    if days:
+        k = (first - anchor).days // days
+    else:
+        k = ((first.year - anchor.year) * 12 + first.month - anchor.month) // months
+    k -= 1
+    while utc_minute(k) > lo:
+        k -= 1
+    while utc_minute(k + 1) <= lo:
+        k += 1
+    bounds = [utc_minute(k)]
+    while (following := utc_minute(k + 1)) <= hi:
+        bounds.append(following)
+        k += 1
+    return np.array(bounds, dtype=np.int64)
 
 
 def evaluate_block(

@@ -12,7 +12,13 @@ MINUTES_PER_DAY = 1440
 
 # Nominal lengths of calendar windows, used wherever a length is needed (time-based budget,
 # default burn-rate factors). The seed's "21.6 minutes/month" for 99.95 % is 0.0005 × 30 days.
-CALENDAR_NOMINAL_MINUTES = {"month": 30 * MINUTES_PER_DAY, "quarter": 90 * MINUTES_PER_DAY}
+CALENDAR_NOMINAL_MINUTES = {
+    "month": 30 * MINUTES_PER_DAY,
+    "quarter": 90 * MINUTES_PER_DAY,
+    "day": MINUTES_PER_DAY,
+    "week": 7 * MINUTES_PER_DAY,
+    "year": 365 * MINUTES_PER_DAY,
+}
 
 # The engine always computes burn rates over these windows (DESIGN §3, `burn_rates` keys).
 STANDARD_BURN_WINDOWS: dict[str, int] = {
@@ -34,12 +40,37 @@ RESERVED_LABELS = ("service", "slo", "severity", "long_window", "short_window", 
 
 @dataclass(frozen=True)
 class SloWindow:
-    """The SLO's compliance window: rolling (`30d`, `4w`) or calendar (`month`, `quarter`)."""
+    """The SLO's compliance window: rolling (`30d`, `4w`) or calendar (`month`, `quarter`, `day`,
+    `week`, `year`), a calendar one optionally in an IANA time zone and anchored at a start time
+    (`month from 2026-01-15T09:00 in Europe/Berlin`: months run from the 15th, 09:00 Berlin time)."""
 
     kind: str  # "rolling" | "calendar"
     minutes: int  # the rolling length; for calendar windows the nominal length
-    text: str  # as written in the spec, e.g. "30d", "month"
-    calendar: str | None = None  # "month" | "quarter" for calendar windows
+    text: str  # as written in the spec, e.g. "30d", "month", "month in Europe/Berlin"
+    calendar: str | None = None  # "month" | "quarter" | "day" | "week" | "year" for calendar windows
+    time_zone: str | None = None  # IANA name the calendar periods are cut in; None is UTC
+    start: str | None = None  # local start of one period, ISO `YYYY-MM-DDTHH:MM`; None is the unit's start
+
+    @classmethod
+    def stored(cls, kind: str, minutes: int, text: str, calendar: str | None) -> SloWindow:
+        """The window as a store row keeps it (kind, minutes, text, calendar): the time zone and start
+        of a calendar window are read back from its text (`month from 2026-01-15T09:00 in Europe/Berlin`),
+        which the spec reader wrote from validated values."""
+        words = text.split() if kind == "calendar" else []
+        zone = words[words.index("in") + 1] if "in" in words[:-1] else None
+        start = words[words.index("from") + 1] if "from" in words[:-1] else None
+        return cls(kind, minutes, text, calendar, time_zone=zone, start=start)
+
+    @property
+    def period_key(self) -> str:
+        """What `fold_kernels.period_start` needs to cut this calendar window's periods: the unit
+        alone ("month") in UTC without a start, else `unit|zone|start`; "" for a rolling window."""
+        if self.kind != "calendar":
+            return ""
+        unit = self.calendar or "month"
+        if self.time_zone in (None, "UTC") and self.start is None:
+            return unit
+        return f"{unit}|{self.time_zone or 'UTC'}|{self.start or ''}"
 
 
 @dataclass(frozen=True)

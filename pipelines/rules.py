@@ -239,8 +239,13 @@ def _policy_template(slo: Slo) -> str:
 def _notes(slo: Slo, ratio: ErrorRatio) -> list[str]:
     notes = []
     if slo.window.kind == "calendar":
+        where = ""
+        if slo.window.time_zone or slo.window.start:
+            # the rolling approximation has no period boundaries, so no zone or start to apply
+            start = f" from {slo.window.start}" if slo.window.start else ""
+            where = f" (periods cut in {slo.window.time_zone or 'UTC'}{start})"
         notes.append(
-            f"{slo.id}: the calendar {slo.window.calendar} is approximated by a rolling "
+            f"{slo.id}: the calendar {slo.window.calendar}{where} is approximated by a rolling "
             f"{duration_text(slo.window.minutes)} (Prometheus has no calendar ranges); "
             "`slo status` computes the calendar window exactly"
         )

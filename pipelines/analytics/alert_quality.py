@@ -231,7 +231,7 @@ def stored_engine_slos(con: duckdb.DuckDBPyConnection) -> list[tuple[engine.Engi
             owner=r["owner"] or "",
             sli=Sli(name=r["name"], kind=r["sli_kind"] or "ratio", category=r["category"] or ""),
             target=r["target"],
-            window=SloWindow(r["window_kind"], r["window_minutes"], r["window_text"], r["calendar"]),
+            window=SloWindow.stored(r["window_kind"], r["window_minutes"], r["window_text"], r["calendar"]),
             alerts=tuple(alerts.get(r["slo_key"], [])),
             alerts_custom=bool(r["alerts_custom"]),
         )

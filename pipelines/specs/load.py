@@ -16,6 +16,7 @@ import yaml
 
 from pipelines.errors import SpecError, SpecProblem
 from pipelines.model import Slo, SpecWarning
+from pipelines.query_shape import slo_problems
 from pipelines.specs.native import check_native
 from pipelines.specs.nodes import Entry, FileCheck, is_null
 from pipelines.specs.openslo import OPENSLO_API, OpenSloDocuments
@@ -55,7 +56,11 @@ def load_specs(paths: Sequence[str | Path]) -> tuple[list[Slo], list[SpecWarning
                 )
             else:
                 first_seen[entry.id] = (check.file, entry.line)
-                if entry.slo is not None:
+                # one query-shape check for every format: what validates also pulls and exports
+                shape = slo_problems(entry.slo) if entry.slo is not None else []
+                for message in shape:
+                    check.problem(entry.line, entry.path, message)
+                if entry.slo is not None and not shape:
                     slos.append(entry.slo)
         problems.extend(sorted(check.problems, key=lambda p: p.line))
         warnings.extend(sorted(check.warnings, key=lambda w: w.line))
@@ -120,7 +125,7 @@ def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list
         return []
     entries: list[Entry] = []
     sloth: list[tuple[yaml.Node, str]] = []  # read together: an AlertWindows applies to its file's SLOs
-    for document in documents:
+    for document in _documents(documents):
         form = spec_format(document)
         if form == "native":
             entries.extend(check_native(check, document))
@@ -140,6 +145,26 @@ def _check_file(check: FileCheck, path: Path, openslo: OpenSloDocuments) -> list
             )
     entries.extend(check_sloth_file(check, sloth))
     return entries
+
+
+def _documents(documents: list[yaml.Node]) -> list[yaml.Node]:
+    """Every spec document, a YAML list of objects with an apiVersion (the OpenSLO form `oslo fmt`, the
+    OpenSLO go-sdk and Nobl9 write) opened into its items, each read by its own format. A list of
+    anything else is left whole, so the native reader says what it expected."""
+    out: list[yaml.Node] = []
+    for document in documents:
+        items = document.value if isinstance(document, yaml.SequenceNode) else []
+        if items and all(_has_api_version(item) for item in items if not is_null(item)):
+            out += [item for item in document.value if not is_null(item)]
+        else:
+            out.append(document)
+    return out
+
+
+def _has_api_version(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.MappingNode) and any(
+        isinstance(key, yaml.ScalarNode) and key.value == "apiVersion" for key, _ in node.value
+    )
 
 
 def _yaml_error(exc: yaml.YAMLError, text: str) -> tuple[int, str]:

@@ -22,16 +22,26 @@ How the OpenSLO concepts map (say it once, here):
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 import yaml
 
 from pipelines.model import BurnRateAlert, Sli, Slo, SloWindow
-from pipelines.promql import split_ratio
+from pipelines.promql import (
+    SLICE_WINDOW,
+    WINDOW_PLACEHOLDER,
+    fill_window,
+    per_minute_increase,
+    split_ratio,
+)
+from pipelines.query_shape import event_query_problem
 from pipelines.specs.nodes import (
     Entry,
     FileCheck,
     default_category,
+    is_null,
     line_of,
     node_kind,
     read_labels,
@@ -46,9 +56,12 @@ from pipelines.specs.nodes import (
 from pipelines.specs.values import (
     NAME_EXPECTED,
     NAME_PATTERN,
+    calendar_window,
+    check_time_zone,
     default_alerts,
     duration_text,
     parse_duration,
+    parse_local_start,
     parse_window,
 )
 
@@ -65,7 +78,9 @@ OPENSLO_KINDS = (
 )
 _SEVERITY_ALIASES = {"page": "page", "critical": "page", "ticket": "ticket", "warning": "ticket"}
 _OPS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
-_CALENDAR_DURATIONS = {"1M": "month", "1Q": "quarter"}
+# A threshold slice with timeSliceTarget below 1 samples its minute at this step (a common scrape interval).
+SLICE_SAMPLE_STEP = "15s"
+_CALENDAR_DURATIONS = {"1d": "day", "1w": "week", "1M": "month", "1Q": "quarter", "1Y": "year"}
 
 
 @dataclass
@@ -392,8 +407,23 @@ class OpenSloDocuments:
                 )
                 return None
             value = read_number(check, fields["value"], f"{path}.value", "expected the threshold, like 0.4")
-            if value is None or op not in _OPS:
+            share: Decimal | None = Decimal(1)
+            if slices and "timeSliceTarget" in fields:
+                share = self._slice_share(check, fields, path)
+            if value is None or op not in _OPS or not share:
                 return None
+            if share < 1:
+                # timeSliceTarget below 1: the minute is good when at least that share of its sample
+                # instants (every SLICE_SAMPLE_STEP) meet the threshold; `>= -Inf` drops NaN (no data).
+                met = f"(\n{_indent(indicator.query)}\n) >= -Inf {_OPS[op]} bool {float(value)!r}"
+                return replace(
+                    base,
+                    kind="threshold",
+                    threshold_query=f"avg_over_time((\n{_indent(met)}\n)[{SLICE_WINDOW}:{SLICE_SAMPLE_STEP}])",
+                    threshold=float(share),
+                    comparison=">=",
+                    threshold_text=str(share),
+                )
             return replace(
                 base,
                 kind="threshold",
@@ -410,24 +440,18 @@ class OpenSloDocuments:
                     "required with Timeslices; expected a share of good events like 0.95",
                 )
                 return None
-            share = read_number(
-                check, fields["timeSliceTarget"], f"{path}.timeSliceTarget", "expected a share like 0.95"
-            )
+            share = self._slice_share(check, fields, path)
             if share is None:
-                return None
-            if not 0 < share <= 1:
-                check.problem(
-                    fields["timeSliceTarget"],
-                    f"{path}.timeSliceTarget",
-                    f"{share} is out of range; expected a share in (0, 1] like 0.95",
-                )
                 return None
             # A minute is good when its good ratio is at least the share (bad ratio at most 1 − share).
             if indicator.form == "raw":
                 query = indicator.query
                 counts_good = indicator.raw_type == "success"
             else:
-                query = f"({indicator.query})\n/\n({indicator.total})"
+                # Counters: the slice is the minute's own ratio, good (or bad) increase over total
+                # increase in that minute, never a ratio of the counters' lifetime totals.
+                assert indicator.total is not None
+                query = f"{_slice_part(indicator.query)}\n/\n{_slice_part(indicator.total)}"
                 counts_good = indicator.form == "good"
             threshold = share if counts_good else 1 - share
             return replace(
@@ -444,6 +468,20 @@ class OpenSloDocuments:
             return replace(base, bad_query=indicator.query, valid_query=indicator.total)
         direction = "good" if indicator.raw_type == "success" else "bad"
         return replace(base, ratio_query=indicator.query, ratio_direction=direction)
+
+    def _slice_share(self, check: FileCheck, fields: dict[str, yaml.Node], path: str) -> Decimal | None:
+        """timeSliceTarget, a share in (0, 1]."""
+        share = read_number(
+            check, fields["timeSliceTarget"], f"{path}.timeSliceTarget", "expected a share like 0.95"
+        )
+        if share is not None and not 0 < share <= 1:
+            check.problem(
+                fields["timeSliceTarget"],
+                f"{path}.timeSliceTarget",
+                f"{share} is out of range; expected a share in (0, 1] like 0.95",
+            )
+            return None
+        return share
 
     def _slice_window(self, check: FileCheck, fields: dict[str, yaml.Node], path: str, line: int) -> None:
         node = fields.get("timeSliceWindow")
@@ -494,10 +532,11 @@ class OpenSloDocuments:
                 check.problem(
                     where,
                     f"{item_path}.duration",
-                    f"'{duration}' is not a supported calendar window; expected 1M (month) or 1Q (quarter)",
+                    f"'{duration}' is not a supported calendar window; expected 1d (day), 1w (week), "
+                    "1M (month), 1Q (quarter) or 1Y (year), or a rolling window (isRolling: true)",
                 )
                 return None
-            return parse_window(_CALENDAR_DURATIONS[duration])
+            return self._calendar(check, fields.get("calendar"), f"{item_path}.calendar", duration)
         if duration[-1:] in ("M", "Q", "Y"):
             check.problem(
                 where,
@@ -511,6 +550,32 @@ class OpenSloDocuments:
         except ValueError as exc:
             check.problem(where, f"{item_path}.duration", str(exc))
             return None
+
+    def _calendar(
+        self, check: FileCheck, node: yaml.Node | None, path: str, duration: str
+    ) -> SloWindow | None:
+        """A calendar window: `timeZone` (IANA, default UTC) and `startTime` (local, default the
+        unit's natural start) validated and carried in the model."""
+        unit = _CALENDAR_DURATIONS[duration]
+        if node is None or is_null(node):
+            return calendar_window(unit)
+        fields = read_mapping(check, node, path, ("startTime", "timeZone"), "startTime and timeZone")
+        if fields is None:
+            return None
+        values: dict[str, str | None] = {}
+        for key in ("timeZone", "startTime"):
+            values[key] = read_text(check, fields, key, path) if key in fields else None
+        try:
+            zone = check_time_zone(values["timeZone"]) if values["timeZone"] is not None else None
+        except ValueError as exc:
+            check.problem(fields["timeZone"], f"{path}.timeZone", str(exc))
+            return None
+        try:
+            start = parse_local_start(values["startTime"]) if values["startTime"] is not None else None
+        except ValueError as exc:
+            check.problem(fields["startTime"], f"{path}.startTime", str(exc))
+            return None
+        return calendar_window(unit, zone, start)
 
     # --- SLI --------------------------------------------------------------------------------------
 
@@ -626,14 +691,27 @@ class OpenSloDocuments:
                 "expected exactly one of good or bad, with total (or raw + rawType)",
             )
             return None
-        numerator = self._query(check, ratio[events[0]], f"{ratio_path}.{events[0]}")
-        total = self._query(check, ratio["total"], f"{ratio_path}.total")
+        counter = ratio.get("counter")
+        if isinstance(counter, yaml.ScalarNode) and counter.value.strip().lower() == "false":
+            # A gauge's good/total are not event counts: neither its increase nor its sum over a
+            # window counts events, and the engine counts whole events per minute.
+            check.problem(
+                counter,
+                f"{ratio_path}.counter",
+                "counter: false (gauges) cannot be counted as events here; expected counter: true with "
+                "counter queries (like http_requests_total), or raw + rawType with the gauge ratio, or "
+                "a thresholdMetric on the gauge with budgetingMethod: Timeslices",
+            )
+            return None
+        numerator = self._query(check, ratio[events[0]], f"{ratio_path}.{events[0]}", events=True)
+        total = self._query(check, ratio["total"], f"{ratio_path}.total", events=True)
         if numerator is None or total is None:
             return None
         return _Indicator(obj.name, description, events[0], numerator, total=total)
 
-    def _query(self, check: FileCheck, node: yaml.Node, path: str) -> str | None:
-        """The Prometheus query of a metric: `metricSource` with type Prometheus and `spec.query`."""
+    def _query(self, check: FileCheck, node: yaml.Node, path: str, events: bool = False) -> str | None:
+        """The Prometheus query of a metric: `metricSource` with type Prometheus and `spec.query`;
+        with `events`, one the pull and the rules can count events from (`query_shape`)."""
         outer = read_mapping(check, node, path, ("metricSource",), "a metricSource")
         if outer is None:
             return None
@@ -682,7 +760,12 @@ class OpenSloDocuments:
                 "required field is missing; expected a PromQL query",
             )
             return None
-        return read_text(check, spec, "query", f"{source_path}.spec")
+        query = read_text(check, spec, "query", f"{source_path}.spec")
+        problem = event_query_problem(query) if events and query is not None else None
+        if problem is not None:
+            check.problem(spec["query"], f"{source_path}.spec.query", problem)
+            return None
+        return query
 
     # --- alerts -----------------------------------------------------------------------------------
 
@@ -691,7 +774,9 @@ class OpenSloDocuments:
     ) -> tuple[tuple[BurnRateAlert, ...] | None, bool]:
         if window is None:
             return None, False
-        if node is None:
+        if node is None or is_null(node) or (isinstance(node, yaml.SequenceNode) and not node.value):
+            # absent, `alertPolicies:` or `alertPolicies: []` (what `oslo fmt` writes): no policy of
+            # the spec's own, so the DESIGN §2 defaults, as for a native spec without burn_rate_alerts
             return default_alerts(window.minutes), False
         path = "spec.alertPolicies"
         if not isinstance(node, yaml.SequenceNode):
@@ -860,7 +945,8 @@ class OpenSloDocuments:
                 )
             return None
         cline = line_of(spec["condition"])
-        kind = read_text(check, condition, "kind", cpath)
+        # OpenSLO v1: the condition kind defaults to burnrate.
+        kind = read_text(check, condition, "kind", cpath) if "kind" in condition else "burnrate"
         if (kind or "").lower() != "burnrate":
             check.problem(
                 condition.get("kind", cline),
@@ -906,6 +992,8 @@ class OpenSloDocuments:
             ("lookbackWindow", "the long window, like 1h"),
             ("alertAfter", "the short window, like 5m"),
         ):
+            if key == "alertAfter" and _is_zero_duration(condition.get(key)):
+                continue  # OpenSLO v1: alertAfter defaults to 0m (handled below)
             text = required_text(check, {k: (v, v) for k, v in condition.items()}, key, cpath, cline, what)
             if text is not None:
                 try:
@@ -913,9 +1001,21 @@ class OpenSloDocuments:
                 except ValueError as exc:
                     check.problem(condition[key], f"{cpath}.{key}", str(exc))
         long, short = windows.get("lookbackWindow"), windows.get("alertAfter")
+        if long is not None and "alertAfter" not in windows:
+            # alertAfter 0m (the default): no debounce asked for. This product debounces with a short
+            # window instead of `for:`; it takes the SRE Workbook's ratio, 1/12 of the long window
+            # (1h → 5m, 6h → 30m, 1d → 2h, 3d → 6h), at least one minute.
+            short = max(1, long // 12)
+            check.warn(
+                condition.get("alertAfter", cline),
+                f"{cpath}.alertAfter",
+                f"no alertAfter (OpenSLO default 0m): the short window is {duration_text(short)}, "
+                f"1/12 of lookbackWindow {duration_text(long)} as in the SRE Workbook; write alertAfter to "
+                "choose it",
+            )
         if long is not None and short is not None and short >= long:
             check.problem(
-                condition["alertAfter"],
+                condition.get("alertAfter", cline),
                 f"{cpath}.alertAfter",
                 "alertAfter is the short window and must be shorter than lookbackWindow; expected e.g. "
                 "5m with 1h",
@@ -929,6 +1029,30 @@ class OpenSloDocuments:
         ):
             return None
         return BurnRateAlert(severity, long_window=long, short_window=short, factor=float(factor))
+
+
+def _indent(query: str) -> str:
+    return textwrap.indent(textwrap.dedent(query.strip()), "  ")
+
+
+def _slice_part(query: str) -> str:
+    """One side of a Timeslices counter ratio as the minute's increase of one series: a query already
+    written that way with {{.window}} (`sum(increase(x[{{.window}}]))`) is kept as written; any other
+    (`x_total`, `rate(x[5m])`, no sum) becomes `sum(increase(x[1m]))`."""
+    per_minute = per_minute_increase(query)
+    if WINDOW_PLACEHOLDER.search(query) and per_minute == fill_window(query):
+        return f"({query.strip()})"
+    return per_minute
+
+
+def _is_zero_duration(node: yaml.Node | None) -> bool:
+    """No alertAfter, or one of zero length (`0m`, `0s`, `0`): OpenSLO's default."""
+    if node is None or is_null(node):
+        return True
+    if not isinstance(node, yaml.ScalarNode):
+        return False
+    text = node.value.strip()
+    return text.rstrip("smhdw").strip() in ("0", "") and text[:1] == "0"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines.model import CALENDAR_NOMINAL_MINUTES, MINUTES_PER_DAY, BurnRateAlert, SloWindow
 
@@ -91,21 +93,96 @@ def parse_target(value: object) -> float:
 
 
 def parse_window(value: object) -> SloWindow:
-    """A rolling window (`30d`, `28d`, `4w`, `7d`; at least 5m) or a calendar `month` / `quarter`."""
+    """A rolling window (`30d`, `28d`, `4w`, `7d`; at least 5m) or a calendar one: `month`, `quarter`,
+    `day`, `week` or `year`, optionally `from <local start>` and `in <IANA time zone>`, like
+    `month in Europe/Berlin` or `week from 2026-01-05T09:00 in America/Los_Angeles`."""
     text = value.strip() if isinstance(value, str) else value
-    if isinstance(text, str) and text in CALENDAR_NOMINAL_MINUTES:
-        return SloWindow(kind="calendar", minutes=CALENDAR_NOMINAL_MINUTES[text], text=text, calendar=text)
+    calendar = _CALENDAR_RE.fullmatch(text) if isinstance(text, str) else None
+    if calendar is not None:
+        return calendar_window(calendar.group(1), calendar.group(3), calendar.group(2))
     try:
         minutes = parse_duration(text)
     except ValueError:
         raise ValueError(
             f"{_show(value)} is not a window; expected a rolling duration like 30d, 28d, 4w or 7d, "
-            "or a calendar window: month, quarter"
+            "or a calendar window: month, quarter"  # (also week, day, year; slo_specs/README.md)
         ) from None
     if minutes < MIN_WINDOW_MINUTES:
         raise ValueError(f"{_show(value)} is shorter than 5m; expected a window of at least 5m, like 30d")
     assert isinstance(text, str)
     return SloWindow(kind="rolling", minutes=minutes, text=text)
+
+
+_CALENDAR_RE = re.compile(rf"({'|'.join(CALENDAR_NOMINAL_MINUTES)})(?:\s+from\s+(\S+))?(?:\s+in\s+(\S+))?")
+DEFAULT_PERIOD_STARTS = "days and months at 00:00, weeks on Monday 00:00, quarters in Jan/Apr/Jul/Oct"
+
+
+def calendar_window(unit: str, time_zone: str | None = None, start: str | None = None) -> SloWindow:
+    """A calendar window of `unit` (month, quarter, day, week, year), its periods cut in `time_zone`
+    (an IANA name, default UTC) and anchored at the local `start` (default: DEFAULT_PERIOD_STARTS).
+
+    Raises ValueError saying what is expected for an unknown zone or a start that is not a date."""
+    if unit not in CALENDAR_NOMINAL_MINUTES:
+        units = ", ".join(CALENDAR_NOMINAL_MINUTES)
+        raise ValueError(f"'{unit}' is not a calendar window; expected one of {units}")
+    zone = check_time_zone(time_zone) if time_zone is not None else None
+    anchor = parse_local_start(start) if start is not None else None
+    # One spelling per meaning: UTC is the default zone, and a start on the unit's own boundary
+    # (2026-01-01 00:00 for a month) cuts the same periods as no start.
+    zone = None if zone == "UTC" else zone
+    anchor = None if anchor is not None and _natural_start(unit, anchor) else anchor
+    text = unit + (f" from {anchor}" if anchor else "") + (f" in {zone}" if zone else "")
+    return SloWindow(
+        kind="calendar",
+        minutes=CALENDAR_NOMINAL_MINUTES[unit],
+        text=text,
+        calendar=unit,
+        time_zone=zone,
+        start=anchor,
+    )
+
+
+def _natural_start(unit: str, anchor: str) -> bool:
+    when = datetime.fromisoformat(anchor)
+    if (when.hour, when.minute) != (0, 0):
+        return False
+    if unit == "day":
+        return True
+    if unit == "week":
+        return when.weekday() == 0
+    months = {"month": 1, "quarter": 3, "year": 12}[unit]
+    return when.day == 1 and (when.month - 1) % months == 0
+
+
+def check_time_zone(name: object) -> str:
+    """An IANA time zone name as the zoneinfo database knows it (`Europe/Berlin`), else ValueError."""
+    expected = "expected an IANA time zone name like UTC, Europe/Berlin or America/Los_Angeles"
+    if not isinstance(name, str) or not name.strip() or " " in name.strip():
+        raise ValueError(f"{_show(name)} is not a time zone; {expected}")
+    try:
+        ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{_show(name)} is not a time zone in the IANA database; {expected}") from None
+    return name.strip()
+
+
+def parse_local_start(text: object) -> str:
+    """A calendar start time without a zone (`2026-01-15`, `2026-01-15 09:30:00`, `2026-01-15T09:30`)
+    as `YYYY-MM-DDTHH:MM`, else ValueError. Whole minutes only; an offset is refused (the window's
+    time zone says where the time is)."""
+    expected = (
+        "expected a local date and time without a zone, like 2026-01-15 or 2026-01-15 09:30:00, "
+        "on a whole minute (the time zone goes in timeZone)"
+    )
+    try:
+        when = datetime.fromisoformat(text.strip()) if isinstance(text, str) else None
+    except ValueError:
+        when = None
+    if when is None:
+        raise ValueError(f"{_show(text)} is not a date; {expected}")
+    if when.tzinfo is not None or when.second or when.microsecond:
+        raise ValueError(f"{_show(text)} has a zone offset or seconds; {expected}")
+    return when.strftime("%Y-%m-%dT%H:%M")
 
 
 @dataclass(frozen=True)

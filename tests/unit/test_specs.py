@@ -132,7 +132,10 @@ def test_parse_window(text: str, window: SloWindow) -> None:
     ("text", "message"),
     [
         ("30x", "'30x' is not a window; expected a rolling duration like 30d, 28d, 4w or 7d, or a calendar"),
-        ("year", "'year' is not a window"),
+        # `year` is a calendar window since issue 14 (OpenSLO 1Y); a unit nobody reads still is not
+        ("decade", "'decade' is not a window"),
+        ("month in Mars/Olympus", "'Mars/Olympus' is not a time zone in the IANA database"),
+        ("month from not-a-date", "'not-a-date' is not a date"),
         ("4m", "'4m' is shorter than 5m; expected a window of at least 5m"),
     ],
 )
