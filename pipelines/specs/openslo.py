@@ -58,6 +58,7 @@ from pipelines.specs.values import (
     NAME_PATTERN,
     calendar_window,
     check_time_zone,
+    default_alert_adjustment,
     default_alerts,
     duration_text,
     parse_duration,
@@ -253,6 +254,10 @@ class OpenSloDocuments:
             )
             method = None
         alerts, custom = self._alerts(check, spec.get("alertPolicies"), window)
+        if window is not None and not custom:
+            adjustment = default_alert_adjustment(window.minutes)  # a short window's defaults (DESIGN §2)
+            if adjustment:
+                check.warn(spec.get("timeWindow") or obj.root, "spec.timeWindow", adjustment)
 
         objectives = spec.get("objectives")
         if not isinstance(objectives, yaml.SequenceNode) or not objectives.value:

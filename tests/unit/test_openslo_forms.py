@@ -347,3 +347,36 @@ def test_the_dashboard_period_of_a_zoned_calendar_window() -> None:
         minute_of("2026-03-02T08:00"),
         minute_of("2026-03-09T08:00"),
     )
+
+
+def test_a_one_day_openslo_window_gets_the_short_window_defaults_with_a_warning(tmp_path: Path) -> None:
+    """A rolling 1d OpenSLO SLO without alert policies: the same adjusted defaults as a native or
+    Sloth spec (no 3d lookback in a 1d window, no factor below 1), and the same warning, at the
+    timeWindow list (line 10 below)."""
+    spec = tmp_path / "daily.yaml"
+    spec.write_text(
+        """\
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: daily, labels: {owner: web-team}}
+spec:
+  service: web
+  indicator:
+    metadata: {name: ok}
+    spec: {ratioMetric: {counter: true, good: {metricSource: {type: Prometheus, spec: {query: 'ok_total'}}}, total: {metricSource: {type: Prometheus, spec: {query: 'all_total'}}}}}
+  timeWindow:
+    - duration: 1d
+      isRolling: true
+  budgetingMethod: Occurrences
+  objectives: [{target: 0.99}]
+""",
+        encoding="utf-8",
+    )
+    (slo,), warnings = load_specs([spec])
+    assert [(a.severity, a.long_window, a.short_window, a.factor) for a in slo.alerts] == [
+        ("page", 60, 5, 1.0),
+        ("page", 360, 30, 1.0),
+        ("ticket", 1440, 120, 1.0),
+    ]
+    assert [(w.line, w.path) for w in warnings] == [(10, "spec.timeWindow")]
+    assert "made for periods of 5 days and more" in warnings[0].message
