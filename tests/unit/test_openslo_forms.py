@@ -352,7 +352,7 @@ def test_the_dashboard_period_of_a_zoned_calendar_window() -> None:
 def test_a_one_day_openslo_window_gets_the_short_window_defaults_with_a_warning(tmp_path: Path) -> None:
     """A rolling 1d OpenSLO SLO without alert policies: the same adjusted defaults as a native or
     Sloth spec (no 3d lookback in a 1d window, no factor below 1), and the same warning, at the
-    timeWindow list (line 10 below)."""
+    timeWindow list (line 14 below)."""
     spec = tmp_path / "daily.yaml"
     spec.write_text(
         """\
@@ -363,7 +363,11 @@ spec:
   service: web
   indicator:
     metadata: {name: ok}
-    spec: {ratioMetric: {counter: true, good: {metricSource: {type: Prometheus, spec: {query: 'ok_total'}}}, total: {metricSource: {type: Prometheus, spec: {query: 'all_total'}}}}}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {metricSource: {type: Prometheus, spec: {query: ok_total}}}
+        total: {metricSource: {type: Prometheus, spec: {query: all_total}}}
   timeWindow:
     - duration: 1d
       isRolling: true
@@ -378,5 +382,5 @@ spec:
         ("page", 360, 30, 1.0),
         ("ticket", 1440, 120, 1.0),
     ]
-    assert [(w.line, w.path) for w in warnings] == [(10, "spec.timeWindow")]
+    assert [(w.line, w.path) for w in warnings] == [(14, "spec.timeWindow")]
     assert "made for periods of 5 days and more" in warnings[0].message
