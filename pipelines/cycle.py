@@ -6,7 +6,9 @@ only module that opens the writer.
     stage (incident durations and their quarterly roll-up), then the snapshot
 
 `run_cycle` is what every command that pulls metrics and the service's worker call; the incident stage
-is passed in (`IncidentStage`, unless a caller brings its own clock or history to replay). Those that
+is passed in (`IncidentStage`, unless a caller brings its own clock or history to replay), with the
+writer's `publish`: the service's stage also publishes right after a fold that opened incidents, so
+they are listed before triage and the rest of the stage have run for each. Those that
 continue a store (the service's worker, `slo run`) first call `republish_if_unreadable`, before
 anything of theirs reads the published snapshot, so an emptied or damaged one never stops the cycle
 that rebuilds it.
