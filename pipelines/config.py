@@ -37,6 +37,7 @@ def read_dotenv(path: Path) -> dict[str, str]:
 PROMETHEUS_POINTS_LIMIT = 11_000
 
 
+
 def env_number(env: Mapping[str, str], name: str, default: float, *, above_zero: bool = False) -> float:
     """`name` from `env` as a number (default when unset or blank); SloError naming the setting when it
     is not a number, or is negative (zero too, with `above_zero`)."""
@@ -52,7 +53,6 @@ def env_number(env: Mapping[str, str], name: str, default: float, *, above_zero:
     if value < 0:
         raise SloError(f"{name}={raw!r} must not be negative")
     return value
-
 
 @dataclass(frozen=True)
 class PrometheusSettings:
@@ -144,8 +144,6 @@ class PrometheusSettings:
         if settings.url and not settings.url.startswith(("http://", "https://")):
             problems.append(f"PROMETHEUS_URL={settings.url!r}: expected http://host:port or https://…")
         return cls(**{**settings.__dict__, "problems": tuple(problems)})
-
-
 def _secret(default: str | None = None) -> Any:
     return field(default=default, metadata={"secret": True})
 
