@@ -112,7 +112,8 @@ def test_only_a_named_approver_approves_through_the_api(tmp_path: Path) -> None:
         assert details[1].startswith("Authorization: unknown bearer token; commands need")
         assert details[2].startswith("Authorization: the ingest token names nobody;")
         assert details[3] == (
-            "approve_remediation: needs the approver role (or higher); the token of bob has the role responder"
+            "approve_remediation: needs the approver role (or higher); the token of bob has the role "
+            "responder"
         )
         assert details[4].startswith("actor: 'mallory' is not the token's actor 'alice'")
         assert details[5] == (
