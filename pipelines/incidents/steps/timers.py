@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.auth.tokens import tokens_for
 from pipelines.config import Settings
 from pipelines.errors import SloError
 from pipelines.incidents import timers
@@ -159,8 +160,6 @@ def _withdraw(
 def _approvers(settings: Settings) -> list[str]:
     """Who may approve, by name, from the personal tokens (none when there are none, or they cannot be
     read: the API then refuses to start, and the announcement still names the role)."""
-    from pipelines.auth.tokens import tokens_for  # the stage reads them only when there is something to say
-
     try:
         return tokens_for(settings).names_allowed("approve_remediation")
     except SloError as exc:
