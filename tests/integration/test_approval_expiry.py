@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,10 @@ import pytest
 from pipelines.config import Settings
 from pipelines.inbox import Inbox
 from pipelines.store import migrate
+from tests.integration.test_api_actors import QUIET, remediation_status, show_until
+from tests.integration.test_api_actors import runbooks as api_runbooks
 from tests.integration.test_pagerduty_events import Endpoint
+from tests.support.service import running_service
 from tests.unit.test_incident_flow import SCRIPT, T0, M, command, firing, kinds, one, run, settings_for
 
 pytestmark = pytest.mark.integration
@@ -175,3 +179,50 @@ def test_an_approval_within_the_timeout_runs_and_nothing_is_withdrawn(
     assert pagerduty.received == [] and len(slack.received) == 1
     con.close()
     inbox.close()
+
+
+def test_slo_serve_withdraws_a_waiting_approval_and_a_restart_does_not_repeat_it(
+    tmp_path: Path, receivers: tuple[Endpoint, Endpoint]
+) -> None:
+    """The same through a real `slo serve` on the wall clock, with a 3-second SLO_APPROVAL_TIMEOUT, then
+    the service restarted on the same data directory."""
+    slack, pagerduty = receivers
+    (tmp_path / "tokens.yaml").write_text(TOKENS)
+    env = {
+        **QUIET,
+        "SLO_API_TOKENS_FILE": str(tmp_path / "tokens.yaml"),
+        "SLO_RUNBOOKS_DIR": str(api_runbooks(tmp_path)),
+        "SLO_RULES_ROUTE_BY_SEVERITY": "true",
+        "SLO_CYCLE_SECONDS": "0.5",
+        "SLO_APPROVAL_TIMEOUT": "3",
+        "SLACK_WEBHOOK_URL": f"{slack.url}/services/T0/B0/secret",
+        "PAGERDUTY_ROUTING_KEY": "R0UT1NG-KEY-0123456789abcdef",
+        "PAGERDUTY_EVENTS_URL": f"{pagerduty.url}/v2/enqueue",
+        "SLO_NOTIFY_RETRIES": "0",
+    }
+    with running_service(tmp_path, env=env) as svc:
+        alert = {"service": "shop", "title": "Workers crash looping", "severity": "SEV3"}
+        assert svc.post("/api/incidents/ingest", json.dumps(alert).encode())[0] == 202
+        detail = show_until(svc, lambda d: remediation_status(d) == "withdrawn")
+        data_dir = svc.data_dir
+    entries = [(e["kind"], e["message"]) for e in detail["timeline"]]
+    assert [k for k, _ in entries].count("approval_requested") == 1
+    assert (
+        "approval_expired",
+        "remediation INC-0001-R1 (restart): no approval within 3 s; the approval request is withdrawn and "
+        "the incident escalated",
+    ) in entries
+    assert (
+        "escalated",
+        "escalated to on-call-primary: remediation INC-0001-R1 (restart) had no approval within 3 s: "
+        "withdrawn",
+    ) in entries
+    assert "*Who may approve:* the approver or admin role: alice, carol." in slack.received[0][1]["text"]
+    assert len(slack.received) == 2 and len(pagerduty.received) == 1  # the announcement; the escalation
+
+    with running_service(tmp_path, env=env, data_dir=data_dir, name="restarted") as again:
+        time.sleep(3)  # six cycles
+        detail = show_until(again, lambda d: True)
+    assert [e["kind"] for e in detail["timeline"]].count("approval_requested") == 1
+    assert [e["kind"] for e in detail["timeline"]].count("escalated") == 1
+    assert len(slack.received) == 2 and len(pagerduty.received) == 1
