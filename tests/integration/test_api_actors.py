@@ -12,6 +12,9 @@ is refused with 403 whatever the body says, while acknowledging works as before.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,8 @@ from typing import Any
 import pytest
 
 from tests.support.cli import slo
-from tests.support.service import Service, running_service
+from tests.support.realparts import free_port
+from tests.support.service import ROOT, Service, running_service
 from tests.unit.test_incident_flow import SCRIPT
 
 pytestmark = pytest.mark.integration
@@ -154,3 +158,20 @@ def test_without_personal_tokens_no_approval_is_anonymous(tmp_path: Path) -> Non
         status, ack = send(svc, {"command": "acknowledge", "actor": "alice"}, None)
         assert (status, ack["command"]["actor"]) == (202, "alice")  # as before issue 15
         assert svc.health()["inbox"]["count"] == 1
+
+
+def test_a_tokens_file_that_cannot_be_used_stops_the_service(tmp_path: Path) -> None:
+    (tmp_path / "tokens.yaml").write_text(f'tokens:\n  "{ALICE}": {{name: alice, role: boss}}\n')
+    env = {
+        **os.environ,
+        **QUIET,
+        "SLO_DATA_DIR": str(tmp_path / "data"),
+        "SLO_API_TOKENS_FILE": str(tmp_path / "tokens.yaml"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(free_port())],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"{tmp_path / 'tokens.yaml'}: tokens entry 1 (alice): role: 'boss' is not a role" in done.stderr
+    assert ALICE not in done.stdout + done.stderr
