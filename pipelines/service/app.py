@@ -282,7 +282,7 @@ def create_app(
                 "auth": "token" if state.service.token else "none (loopback only)",
                 "commands": f"personal tokens ({len(state.tokens)})"
                 if state.tokens
-                else "ingest token, actor unverified; approvals refused",
+                else "no personal tokens: the body's actor, unverified; approvals refused",
                 "inbox": {
                     "count": state.inbox.count(),
                     "last_seq": state.inbox.last_seq(),

@@ -149,7 +149,8 @@ def test_only_a_named_approver_approves_through_the_api(tmp_path: Path) -> None:
 def test_without_personal_tokens_no_approval_is_anonymous(tmp_path: Path) -> None:
     # loopback, no ingest token, no personal tokens: the most open configuration there is
     with running_service(tmp_path, env=QUIET) as svc:
-        assert svc.health()["commands"] == "ingest token, actor unverified; approvals refused"
+        commands = svc.health()["commands"]
+        assert commands == "no personal tokens: the body's actor, unverified; approvals refused"
         for body in (APPROVE, {**APPROVE, "actor": "alice"}, {**APPROVE, "command": "reject_remediation"}):
             status, answer = send(svc, body, None)
             assert (status, answer["error"]) == (403, "forbidden"), answer
