@@ -181,6 +181,31 @@ def test_an_approval_within_the_timeout_runs_and_nothing_is_withdrawn(
     inbox.close()
 
 
+def test_a_request_left_on_a_resolved_incident_is_withdrawn_without_a_page(
+    tmp_path: Path, receivers: tuple[Endpoint, Endpoint]
+) -> None:
+    slack, pagerduty = receivers
+    settings, ran = setup(tmp_path, slack, pagerduty)
+    con = duckdb.connect()
+    migrate(con)
+    inbox = Inbox(tmp_path / "data")
+    inbox.append([firing("Workers crash looping")])
+    run(con, settings, inbox, T0 + M)
+    inbox.append([command("resolve", T0 + 5 * M)])  # it went away by itself
+    run(con, settings, inbox, T0 + 5 * M)
+    run(con, settings, inbox, T0 + 17 * M)
+    assert one(con, "SELECT status FROM remediations") == "withdrawn"
+    assert one(con, "SELECT message FROM timeline WHERE kind = 'approval_expired'") == (
+        "remediation INC-0001-R1 (restart): no approval within 15 min; the approval request is withdrawn "
+        "(the incident is no longer open: nobody is paged)"
+    )
+    assert "escalated" not in kinds(con)
+    assert pagerduty.received == [] and len(slack.received) == 1  # the announcement only
+    assert not ran.exists()
+    con.close()
+    inbox.close()
+
+
 def test_slo_serve_withdraws_a_waiting_approval_and_a_restart_does_not_repeat_it(
     tmp_path: Path, receivers: tuple[Endpoint, Endpoint]
 ) -> None:

@@ -140,20 +140,27 @@ def _withdraw(
         [deadline, rid],
     )
     waited = timers.duration_text(timeout)
+    row = con.execute("SELECT status FROM incidents WHERE id = ?", [iid]).fetchone()
+    still_open = row is not None and row[0] in ("triggered", "acknowledged", "mitigated")
     add_timeline(
         con,
         iid,
         deadline,
         "approval_expired",
         "timer",
-        f"remediation {rid} ({action}): no approval within {waited}; the approval request is withdrawn "
-        "and the incident escalated",
+        f"remediation {rid} ({action}): no approval within {waited}; the approval request is withdrawn"
+        + (
+            " and the incident escalated"
+            if still_open
+            else " (the incident is no longer open: nobody is paged)"
+        ),
         data={"remediation_id": rid},
     )
-    con.execute(
-        "UPDATE incidents SET escalation_pending = ? WHERE id = ?",
-        [f"remediation {rid} ({action}) had no approval within {waited}: withdrawn", iid],
-    )
+    if still_open:
+        con.execute(
+            "UPDATE incidents SET escalation_pending = ? WHERE id = ?",
+            [f"remediation {rid} ({action}) had no approval within {waited}: withdrawn", iid],
+        )
     return True
 
 
