@@ -176,6 +176,12 @@ class Settings:
     remediation_retry_delay_s: float = 15.0
     remediation_dry_run: bool = False
     verify_within_minutes: int = 15
+    # API actors and approvals (issue 15, helper "actors"): named tokens for commands sent through the API
+    # (pipelines/auth/tokens.py), and how long a critical remediation waits for an approval before it is
+    # withdrawn and the incident escalated.
+    api_tokens_file: Path | None = None  # SLO_API_TOKENS_FILE
+    api_tokens: str | None = _secret()  # SLO_API_TOKENS: the same YAML mapping, as text
+    approval_timeout_s: float = 900.0  # SLO_APPROVAL_TIMEOUT, seconds (15 min)
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> Settings:
@@ -239,6 +245,10 @@ class Settings:
             remediation_retry_delay_s=number("SLO_REMEDIATION_RETRY_DELAY", 15.0),
             remediation_dry_run=flag("SLO_REMEDIATION_DRY_RUN"),
             verify_within_minutes=int(number("SLO_VERIFY_WITHIN_MINUTES", 15, minimum=1)),
+            # API actors and approvals (issue 15)
+            api_tokens_file=Path(raw_file) if (raw_file := text("SLO_API_TOKENS_FILE")) else None,
+            api_tokens=text("SLO_API_TOKENS"),
+            approval_timeout_s=number("SLO_APPROVAL_TIMEOUT", 900.0, minimum=1.0),
         )
 
     def secrets(self) -> list[str]:

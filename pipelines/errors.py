@@ -17,6 +17,7 @@
         ├── MalformedInput   400: not parseable, or not the shape its format requires (says where)
         ├── Unauthorized     401: missing or wrong bearer token (or a missing PagerDuty signature)
         ├── BadSignature     403: an `X-PagerDuty-Signature` that matches no `v1=` value
+        ├── Forbidden        403: a known caller whose role does not allow the command (error `forbidden`)
         ├── TooLarge         413: over the body-size limit
         ├── NotJson          415: a content type other than JSON
         └── Unavailable      503: could not be stored (disk full, disk error, shutting down)
@@ -153,6 +154,13 @@ class Unauthorized(IngestError):
 
 class BadSignature(IngestError):
     status = 403
+
+
+class Forbidden(IngestError):
+    """A command from a caller who may not send it (its role, or no named actor for an approval)."""
+
+    status = 403
+    error = "forbidden"  # the answer's `error` name (403's default in HTTP_ANSWERS is bad_signature)
 
 
 class TooLarge(IngestError):

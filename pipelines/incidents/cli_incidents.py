@@ -5,6 +5,10 @@ items, approvals, re-triage) are appended to the durable inbox first; then, when
 store, this process folds the inbox at once (the incident stage only) and publishes, and prints what
 became of the step. While `slo serve` runs, it says "queued; the running service will apply it".
 The store and the write path are imported inside the handlers, deliberately, for the CLI's start-up.
+
+Who: a step is recorded as made by the OS user running the CLI (`getpass.getuser()`), approvals too;
+there is no `--actor`. The CLI is an operator's tool on the machine itself: whoever can run it can
+write the data directory anyway, so it checks no role (the API and the dashboard do, issue 15).
 """
 
 from __future__ import annotations
@@ -85,7 +89,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(q: argparse.ArgumentParser) -> None:
-    q.add_argument("--actor", help="who (default: the login name)")
     q.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
 
@@ -231,7 +234,14 @@ def _step(args: argparse.Namespace, settings: Settings) -> int:
     else:
         command = "approve_remediation" if sub == "approve" else "reject_remediation"
         extra = {"remediation_id": args.remediation, "reason": args.reason}
-    actor = args.actor or _login()
+    actor = _login()
+    if actor is None:
+        if command in ("approve_remediation", "reject_remediation"):
+            raise SloError(
+                f"{sub}: cannot tell which OS user is running this, and an approval needs a named "
+                "approver; run it as your own login (or approve in the dashboard)"
+            )
+        actor = "cli"
     cmd = build_command(
         command, args.id, extra, actor=actor, source="cli", at=dt.datetime.now(dt.UTC).replace(tzinfo=None)
     )
@@ -254,11 +264,12 @@ def _step(args: argparse.Namespace, settings: Settings) -> int:
     return _say(args, {"incident": args.id, "command": command, "stored": stored, "outcome": result}, code)
 
 
-def _login() -> str:
+def _login() -> str | None:
+    """The OS user running the CLI: whom its steps are attributed to (None when it cannot be told)."""
     try:
-        return getpass.getuser()
+        return getpass.getuser().strip()[:200] or None
     except (KeyError, OSError):
-        return "cli"
+        return None
 
 
 def _check_known(settings: Settings, incident_id: str) -> None:

@@ -171,6 +171,40 @@ def escalate(incident: dict[str, Any], triage: TriageResult, settings: Settings)
     ]
 
 
+def approval_message(
+    incident: dict[str, Any],
+    remediation_id: str,
+    action: str,
+    deadline: dt.datetime,
+    approvers: list[str],
+) -> dict[str, Any]:
+    """The Slack announcement of a critical remediation waiting for approval (issue 15): what, until when,
+    and who may approve; every value from outside (title, names) escaped."""
+    iid = _slack_escape(incident["id"])
+    rid = _slack_escape(remediation_id)
+    who = "the approver or admin role" + (
+        f": {', '.join(_slack_escape(n) for n in approvers)}" if approvers else ""
+    )
+    lines = [
+        f":raised_hand: *{iid}* {_slack_escape(incident.get('service'))}: "
+        f"{_slack_escape(incident.get('title'))}",
+        f"*Approval needed:* remediation {rid} ({_slack_escape(action)}) is critical and waits for a human "
+        f"approval until {deadline:%Y-%m-%d %H:%M} UTC.",
+        f"*Who may approve:* {who}.",
+        f"*How:* the dashboard, `slo incidents approve {iid} --remediation {rid}` on the service's machine, "
+        f"or `POST /api/incidents/{iid}/commands` with a personal token.",
+        "Without a decision by then the remediation is withdrawn and the incident escalated.",
+    ]
+    return {"text": "\n".join(lines)}
+
+
+def announce(incident_id: str, message: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Post `message` to Slack only (no page); one notification record, never raises."""
+    return _send(
+        incident_id, "slack", settings.slack_webhook_url, "SLACK_WEBHOOK_URL", lambda: message, settings
+    )
+
+
 def resolve_page(incident_id: str, settings: Settings) -> dict[str, Any]:
     """Resolve the PagerDuty alert `escalate` triggered (same dedup_key), e.g. when the incident resolves.
 

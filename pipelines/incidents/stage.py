@@ -1,8 +1,8 @@
 """The incident stage of a pipeline cycle: `process(con, settings, now)`, top to bottom.
 
     engine alerts → inbox → fold (alerts, incidents, commands) → triage → route → escalate | queue a
-    remediation (run outside DuckDB; its outcome comes back through the inbox) → verify → timers →
-    budgets → documents
+    remediation (run outside DuckDB; its outcome comes back through the inbox) → approvals (announce,
+    withdraw after the timeout and escalate) → verify → timers → budgets → documents
 
 Only the writer calls this. Everything slow or external (the model, PagerDuty/Slack, remediation
 scripts) happens here or in a runner, never inside the fold's transactions, and every outcome is
@@ -34,7 +34,7 @@ from pipelines.incidents.steps.budgets import update_budgets
 from pipelines.incidents.steps.documents import write_documents
 from pipelines.incidents.steps.notify import resolve_pages, send_escalations
 from pipelines.incidents.steps.remediate import expire_lost_remediations, queue_remediations
-from pipelines.incidents.steps.timers import run_timers
+from pipelines.incidents.steps.timers import run_approvals, run_timers
 from pipelines.incidents.steps.triage import triage_pending
 from pipelines.incidents.steps.verify import verify_remediations
 from pipelines.timeutil import utc_now
@@ -132,6 +132,8 @@ def process(
         if not (runner.synchronous and queued):
             break
     todo = _agenda(con)
+    if todo["awaiting"] and _guard(report, "approvals", run_approvals, con, settings, now, iso):
+        _guard(report, "escalation", send_escalations, con, settings, now, iso)  # the withdrawn ones
     if todo["verify"]:
         _guard(report, "verification", verify_remediations, con, now, iso)
         _guard(report, "escalation", send_escalations, con, settings, now, iso)
@@ -191,6 +193,8 @@ def _agenda(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                   (SELECT count(*) FROM incidents WHERE escalation_pending IS NOT NULL),
                   (SELECT count(*) FROM remediations WHERE status = 'queued'),
                   (SELECT count(*) FROM remediations WHERE status = 'succeeded' AND verified IS NULL),
-                  (SELECT count(*) FROM remediations WHERE status = 'running')"""
-    ).fetchone() or (0, 0, 0, 0, 0)
-    return dict(zip(("triage", "escalate", "queued", "verify", "running"), map(int, row), strict=True))
+                  (SELECT count(*) FROM remediations WHERE status = 'running'),
+                  (SELECT count(*) FROM remediations WHERE status = 'awaiting_approval')"""
+    ).fetchone() or (0, 0, 0, 0, 0, 0)
+    names = ("triage", "escalate", "queued", "verify", "running", "awaiting")
+    return dict(zip(names, map(int, row), strict=True))

@@ -88,6 +88,13 @@ def due_timers(inc: dict[str, Any], now: dt.datetime) -> list[TimerEvent]:
     return sorted(events, key=lambda e: e.at)
 
 
+def duration_text(delta: dt.timedelta) -> str:
+    """`15 min`, `2 h`, `90 s` (for messages)."""
+    if delta.total_seconds() < 60:
+        return f"{delta.total_seconds():g} s"
+    return _text(delta)
+
+
 def _text(delta: dt.timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     if minutes % 60 == 0:

@@ -6,7 +6,9 @@
 `command` and `args` are checked by `pipelines.incidents.commands.validate_args`, the one validator the
 CLI, the dashboard and the fold use too, so a typo is a 400, not a silent no-op in the fold, and what is
 answered 202 is what the fold applies (an action item's priority defaults to P2). This module reads the
-HTTP envelope around them: the path's incident id, `actor`, `at` and the de-duplication key. An
+HTTP envelope around them: the path's incident id, `actor`, `at` and the de-duplication key (the
+service then records the personal token's actor instead of the body's, or refuses a different one:
+`pipelines.service.app._authorized`, issue 15). An
 `Idempotency-Key` header (or `dedup_key` in the body) makes a retried request a duplicate instead of a
 second step.
 """

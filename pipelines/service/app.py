@@ -27,10 +27,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines import limits
+from pipelines.auth.roles import ROLES, may
+from pipelines.auth.tokens import Actor, TokenTable, tokens_for
 from pipelines.config import Settings
 from pipelines.errors import (
     HTTP_ANSWERS,
     BadSignature,
+    Forbidden,
     IngestError,
     MalformedInput,
     NotJson,
@@ -41,6 +44,7 @@ from pipelines.errors import (
     Unavailable,
 )
 from pipelines.inbox import AppendResult, Entry, GroupCommit, Inbox, is_disk_full, is_urgent
+from pipelines.incidents.contract import Command
 from pipelines.incidents.read import API_TRIAGE_FIELDS, list_incidents
 from pipelines.incidents.runners import reap_interrupted_remediations
 from pipelines.ingest import decode_json, parse_delivery
@@ -93,6 +97,7 @@ class _State:
     worker: Worker | None
     counts: Counter[str]
     snapshot_lock: threading.Lock
+    tokens: TokenTable = dataclasses.field(default_factory=TokenTable)  # personal tokens (issue 15)
 
 
 def create_app(
@@ -102,7 +107,9 @@ def create_app(
     cycle: Callable[[], object] | None = None,
 ) -> FastAPI:
     """The ASGI app. `cycle` is what the worker runs (default: `idle_cycle`); the worker runs only when
-    `service.cycle_seconds > 0`. The inbox and worker start and stop with the app's lifespan."""
+    `service.cycle_seconds > 0`. The inbox and worker start and stop with the app's lifespan.
+    The personal tokens (SLO_API_TOKENS_FILE / SLO_API_TOKENS) are read here: a bad file stops start-up."""
+    tokens = tokens_for(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,7 +121,9 @@ def create_app(
         if service.cycle_seconds > 0:
             worker = Worker(cycle or idle_cycle(settings), service.cycle_seconds)
             worker.start()
-        app.state.slo = _State(settings, service, inbox, committer, worker, Counter(), threading.Lock())
+        app.state.slo = _State(
+            settings, service, inbox, committer, worker, Counter(), threading.Lock(), tokens
+        )
         if GC_PAUSES not in gc.callbacks:
             gc.callbacks.append(GC_PAUSES)
         if service.gc_freeze:
@@ -151,7 +160,7 @@ def create_app(
 
     @app.exception_handler(IngestError)
     async def _ingest_error(request: Request, exc: IngestError) -> JSONResponse:
-        return _refuse(request, exc.status, str(exc))
+        return _refuse(request, exc.status, str(exc), getattr(exc, "error", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -198,13 +207,14 @@ def create_app(
         state: _State = request.app.state.slo
         received_at = utc_now()
         _check_length(request, state.service.max_body_bytes)
-        _check_bearer(request, state.service)
+        caller = _command_caller(request, state)
         _check_json(request)
         raw = await _read_body(request, state.service.max_body_bytes)
         try:
+            body = decode_json(raw)
             cmd = parse_command(
                 request.path_params["incident_id"],
-                decode_json(raw),
+                body,
                 received_at,
                 request.headers.get("idempotency-key") or None,
             )
@@ -213,6 +223,7 @@ def create_app(
         except Exception as exc:  # as for deliveries: a parser bug is a logged 400, never a 500
             log.exception("unexpected error parsing a command")
             raise MalformedInput(f"body: could not be read ({type(exc).__name__})") from exc
+        cmd = _authorized(cmd, caller, body)
         entry = Entry(cmd.dedup_key, "command", cmd.source, cmd.to_json())
         result = await _append(state, [entry])
         state.counts["202"] += 1
@@ -239,7 +250,8 @@ def create_app(
         ),
     ) -> JSONResponse:
         state: _State = request.app.state.slo
-        _check_bearer(request, state.service)  # incident data is for those who hold the token
+        if state.tokens.lookup(_bearer(request)) is None:  # a personal token of any role may read
+            _check_bearer(request, state.service)  # incident data is for those who hold the token
         from pipelines.store import Snapshot  # lazy: see the package docstring
 
         with state.snapshot_lock:
@@ -268,6 +280,9 @@ def create_app(
             {
                 "status": "ok",
                 "auth": "token" if state.service.token else "none (loopback only)",
+                "commands": f"personal tokens ({len(state.tokens)})"
+                if state.tokens
+                else "no personal tokens: the body's actor, unverified; approvals refused",
                 "inbox": {
                     "count": state.inbox.count(),
                     "last_seq": state.inbox.last_seq(),
@@ -372,12 +387,12 @@ def fold_health(data_dir: Path, inbox: Inbox) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------- request checks
-def _refuse(request: Request, status: int, detail: str) -> JSONResponse:
+def _refuse(request: Request, status: int, detail: str, name: str | None = None) -> JSONResponse:
     state: _State | None = getattr(request.app.state, "slo", None)
     if state is not None:
         state.counts[str(status)] += 1
     detail = detail.encode("utf-8", "backslashreplace").decode()  # an echoed input may not be valid Unicode
-    name = HTTP_ANSWERS.get(status, ("error", ""))[0]
+    name = name or HTTP_ANSWERS.get(status, ("error", ""))[0]
     return JSONResponse({"error": name, "detail": detail}, status_code=status)
 
 
@@ -398,6 +413,59 @@ def _bearer_ok(request: Request, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(
         given.strip().encode(errors="replace"), token.encode()
     )
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return (given.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def _command_caller(request: Request, state: _State) -> Actor | None:
+    """Who sends a command (issue 15): the named actor of a personal token. With personal tokens
+    configured, nothing else may send commands (401 no or unknown token; 403 the ingest token, which
+    names nobody). Without any, the ingest token (or nothing, on loopback) works as before: None."""
+    if not state.tokens:
+        _check_bearer(request, state.service)
+        return None
+    actor = state.tokens.lookup(_bearer(request))
+    if actor is not None:
+        return actor
+    if state.service.token and _bearer_ok(request, state.service.token):
+        raise Forbidden(
+            "Authorization: the ingest token names nobody; commands need a personal token "
+            "(SLO_API_TOKENS_FILE) that names who sends them"
+        )
+    what = "unknown" if "authorization" in request.headers else "missing"
+    raise Unauthorized(
+        f"Authorization: {what} bearer token; commands need `Authorization: Bearer <personal token>` "
+        "(SLO_API_TOKENS_FILE)"
+    )
+
+
+def _authorized(cmd: Command, caller: Actor | None, body: Any) -> Command:
+    """`cmd` as sent by `caller`, or Forbidden naming the role it needs. A body `actor` other than the
+    token's name is refused (the actor is the token's, never a body field); approvals need a named
+    approver: without a personal token they are refused whatever the body says."""
+    needed = next((role for role in ROLES if may(role, cmd.command)), "admin")
+    if caller is None:
+        if needed in ("viewer", "responder"):
+            return cmd  # no personal tokens configured: as before issue 15
+        raise Forbidden(
+            f"{cmd.command}: needs a named {needed}; send a personal token with the {needed} (or admin) "
+            "role (SLO_API_TOKENS_FILE); an approval from nobody in particular is refused"
+        )
+    claimed = body.get("actor") if isinstance(body, dict) else None
+    if isinstance(claimed, str) and claimed.strip() and claimed.strip() != caller.name:
+        raise Forbidden(
+            f"actor: {claimed.strip()[:60]!r} is not the token's actor {caller.name!r}; a command is "
+            "recorded as sent by its token's actor, leave `actor` out"
+        )
+    if not caller.may(cmd.command):
+        raise Forbidden(
+            f"{cmd.command}: needs the {needed} role (or higher); the token of {caller.name} has the "
+            f"role {caller.role}"
+        )
+    return dataclasses.replace(cmd, actor=caller.name)
 
 
 def _check_bearer(request: Request, service: ServiceSettings) -> None:

@@ -95,7 +95,12 @@ class CommandBody(BaseModel):
         description="acknowledge, mitigate, resolve, close, reopen, root_cause, action_item, "
         "action_item_done, postmortem_done, approve_remediation, reject_remediation, retriage"
     )
-    actor: str | None = Field(None, description="Who did it (default: api).")
+    actor: str | None = Field(
+        None,
+        description="Leave it out: with a personal token (SLO_API_TOKENS_FILE) the actor is the token's "
+        "name, and a different one is refused with 403. Only without any personal token configured is it "
+        "recorded as given (default: api), and then approvals are refused.",
+    )
     args: dict[str, str] | None = Field(
         None,
         description="root_cause {category, text, fix?}; action_item {title, owner, priority? (default P2), "
@@ -113,7 +118,9 @@ class CommandAnswer(BaseModel):
 
 
 class ErrorAnswer(BaseModel):
-    error: str = Field(description="bad_request | unauthorized | bad_signature | too_large | not_json | …")
+    error: str = Field(
+        description="bad_request | unauthorized | bad_signature | forbidden | too_large | not_json | …"
+    )
     detail: str = Field(
         description="What was wrong and where, e.g. `alerts[0].startsAt: required time is missing`."
     )
@@ -195,7 +202,7 @@ POST_DOCS = {
         "A human step for an incident (acknowledge, resolve, root_cause, action_item…)",
         {"$ref": SCHEMA_REF.format(model="CommandBody")},
         "CommandAnswer",
-        (400, 401, 408, 413, 415, 503),
+        (400, 401, 403, 408, 413, 415, 503),
         [
             {"name": "incident_id", "in": "path", "required": True, "schema": {"type": "string"}},
             {
@@ -208,3 +215,8 @@ POST_DOCS = {
         ],
     ),
 }
+# A command's 403 is not about signatures: the caller's role does not allow it (issue 15).
+POST_DOCS["/api/incidents/{incident_id}/commands"]["post"]["responses"]["403"]["description"] = (
+    "`forbidden`: the token's role does not allow this command (the detail names the role needed), an "
+    "approval without a personal token, or an `actor` other than the token's. Nothing stored."
+)

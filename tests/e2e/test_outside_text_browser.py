@@ -35,7 +35,7 @@ ACTOR = "mallory <a href=http://evil.test/actor>x</a>"
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("hostile-dashboard")
     data = base / "data"
-    env = {**os.environ, "SLO_DATA_DIR": str(data)}
+    env = {**os.environ, "SLO_DATA_DIR": str(data), "LOGNAME": ACTOR, "USER": ACTOR}  # the CLI's actor
     env.pop("ANTHROPIC_API_KEY", None)
     settings = Settings.load({**os.environ, "SLO_DATA_DIR": str(data)})
     alert = Alert(
@@ -44,9 +44,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )  # fmt: skip
     publish_alert(settings, alert, T0 + dt.timedelta(minutes=1))
     for step in (
-        ["ack", "INC-0001", "--actor", ACTOR],
-        ["root-cause", "INC-0001", "--category", "deploy", "--text", ROOT_CAUSE, "--actor", ACTOR],
-        ["resolve", "INC-0001", "--actor", ACTOR],
+        ["ack", "INC-0001"],
+        ["root-cause", "INC-0001", "--category", "deploy", "--text", ROOT_CAUSE],
+        ["resolve", "INC-0001"],
     ):
         done = subprocess.run(
             [sys.executable, "-m", "pipelines.cli", "incidents", *step],

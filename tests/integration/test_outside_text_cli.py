@@ -45,13 +45,13 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     publish_alert(settings, alert, T0 + dt.timedelta(minutes=1))
     iid = json.loads(slo(data, "incidents", "list", "--json").stdout)[0]["id"]
     for step in (
-        ["ack", iid, "--actor", ACTOR],
-        ["root-cause", iid, "--category", "deploy", "--text", ROOT_CAUSE, "--actor", ACTOR],
+        ["ack", iid],
+        ["root-cause", iid, "--category", "deploy", "--text", ROOT_CAUSE],
         ["action-item", iid, "--title", ACTION_TITLE, "--owner", ACTOR, "--priority", "P2",
-         "--due", "2026-06-15", "--actor", ACTOR],
-        ["resolve", iid, "--actor", ACTOR],
+         "--due", "2026-06-15"],
+        ["resolve", iid],
     ):  # fmt: skip
-        done = slo(data, "incidents", *step)
+        done = slo(data, "incidents", *step, user=ACTOR)  # the CLI's actor is the OS login
         assert done.returncode == 0, (step, done.stdout, done.stderr)
         assert ESC not in done.stdout + done.stderr
     return data

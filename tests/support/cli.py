@@ -11,9 +11,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def slo(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def slo(data_dir: Path, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`slo …` as a subprocess; `user`: the OS login it runs as (getpass reads LOGNAME first), whom the
+    CLI records as the actor of a step."""
     env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "SLACK_WEBHOOK_URL")}
     env["SLO_DATA_DIR"] = str(data_dir)
+    if user is not None:
+        env["LOGNAME"] = env["USER"] = user
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,

@@ -89,9 +89,10 @@ def test_list_json_has_the_design_fields(data: Path, capsys: pytest.CaptureFixtu
 
 
 def test_ack_goes_through_the_inbox_and_is_applied_at_once(
-    data: Path, capsys: pytest.CaptureFixture[str]
+    data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, result = run_json(capsys, "ack", "INC-0001", "--actor", "bob", "--json")
+    monkeypatch.setenv("LOGNAME", "bob")  # the CLI acts as the OS user (getpass reads LOGNAME first)
+    code, result = run_json(capsys, "ack", "INC-0001", "--json")
     assert code == 0
     assert result == {
         "incident": "INC-0001",
@@ -108,6 +109,21 @@ def test_ack_goes_through_the_inbox_and_is_applied_at_once(
     code, result = run_json(capsys, "ack", "INC-0001", "--json")
     assert code == 1
     assert result["outcome"] == "acknowledge rejected: the incident is acknowledged (allowed from: triggered)"
+
+
+def test_the_cli_records_the_os_user_and_takes_no_other_name(
+    data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOGNAME", "dora")
+    with pytest.raises(SystemExit) as refused:  # issue 15: no free-text actor
+        main(["incidents", "ack", "INC-0001", "--actor", "mallory"])
+    assert refused.value.code == 2
+    assert "unrecognized arguments: --actor mallory" in capsys.readouterr().err
+    assert Inbox(data).count() == 1  # the alert only: nothing stored
+    code, _ = run_json(capsys, "ack", "INC-0001", "--json")
+    assert code == 0
+    _, detail = run_json(capsys, "show", "INC-0001", "--json")
+    assert [e["actor"] for e in detail["timeline"] if e["kind"] == "acknowledged"] == ["dora"]
 
 
 def test_bad_input_exits_1_and_stores_nothing(data: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,5 +1,6 @@
-"""Notification steps: escalate the incidents marked for it (PagerDuty, Slack), and resolve the
-PagerDuty alert once the incident is resolved here. Every notification is recorded and on the timeline.
+"""Notification steps: escalate the incidents marked for it (PagerDuty, Slack), announce a critical
+remediation waiting for approval (Slack, naming who may approve), and resolve the PagerDuty alert once
+the incident is resolved here. Every notification is recorded and on the timeline.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pipelines.incidents import timers
 from pipelines.incidents.contract import TriageResult
 from pipelines.incidents.fold import add_timeline, incident
 from pipelines.incidents.isolation import Isolation
-from pipelines.incidents.outbound import resolve_page
+from pipelines.incidents.outbound import announce, approval_message, resolve_page
 from pipelines.incidents.routing import escalate
 
 
@@ -47,28 +48,60 @@ def notify(
             }
         ]
     for rec in records:
-        sent = at  # the cycle's clock (a replayed demo records its simulated time)
-        con.execute(
-            "INSERT INTO notifications VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                inc["id"],
-                str(rec.get("channel")),
-                str(rec.get("status")),
-                int(rec.get("attempts") or 0),
-                str(rec.get("detail") or "")[:2000],
-                sent,
-            ],
-        )
-        add_timeline(
-            con,
-            inc["id"],
-            sent,
-            "notification",
-            str(rec.get("channel")),
-            f"{rec.get('channel')}: {rec.get('status')}"
-            + (f" — {rec.get('detail')}" if rec.get("detail") else ""),
-        )
+        _record(con, inc["id"], rec, at)  # the cycle's clock (a replayed demo records its simulated time)
     return records
+
+
+def _record(con: duckdb.DuckDBPyConnection, iid: str, rec: dict[str, Any], sent: dt.datetime) -> None:
+    """One notification record, and its line on the timeline."""
+    con.execute(
+        "INSERT INTO notifications VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            iid,
+            str(rec.get("channel")),
+            str(rec.get("status")),
+            int(rec.get("attempts") or 0),
+            str(rec.get("detail") or "")[:2000],
+            sent,
+        ],
+    )
+    add_timeline(
+        con,
+        iid,
+        sent,
+        "notification",
+        str(rec.get("channel")),
+        f"{rec.get('channel')}: {rec.get('status')}"
+        + (f" — {rec.get('detail')}" if rec.get("detail") else ""),
+    )
+
+
+def announce_approval(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    inc: dict[str, Any],
+    remediation: tuple[str, str],
+    at: dt.datetime,
+    deadline: dt.datetime,
+    approvers: list[str],
+) -> None:
+    """Say on the timeline and in Slack that remediation `(id, action)` waits for an approval until
+    `deadline`, and who may give it. Once per remediation: the caller skips one whose
+    `approval_requested` entry is on the timeline (written here, in the same transaction)."""
+    rid, action = remediation
+    who = "the approver or admin role" + (f" ({', '.join(approvers)})" if approvers else "")
+    add_timeline(
+        con,
+        inc["id"],
+        at,
+        "approval_requested",
+        "router",
+        f"remediation {rid} ({action}) waits for an approval until {deadline:%Y-%m-%d %H:%M} UTC; "
+        f"who may approve: {who}; without one it is withdrawn and the incident escalated",
+        data={"remediation_id": rid, "deadline": deadline.isoformat(), "approvers": approvers},
+    )
+    rec = announce(inc["id"], approval_message(inc, rid, action, deadline, approvers), settings)
+    _record(con, inc["id"], rec, at)
 
 
 def send_escalations(

@@ -1,24 +1,36 @@
-"""Timer step: record (and notify) every escalation timer that fell due.
+"""Timer steps: record (and notify) every escalation timer that fell due; announce and expire approvals.
 
 The timer rules themselves are pure (`pipelines.incidents.timers`); this step reads the candidates,
 records each due timer once on the timeline, raises the escalation tier and pages while the incident
 is still open.
+
+Approvals (issue 15): a critical remediation waiting for approval is announced once (timeline and
+Slack, naming who may approve); when no approval or rejection came within `approval_timeout_s` of its
+creation (SLO_APPROVAL_TIMEOUT, default 15 min), it is withdrawn at that deadline (status `withdrawn`,
+so a later approval is refused by the fold) and the incident marked for escalation, which
+`send_escalations` pages. Both are keyed on stored state (the `approval_requested` entry, the
+remediation's status), so a replay or a restart neither announces nor escalates twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
 
 import duckdb
 
+from pipelines.auth.tokens import tokens_for
 from pipelines.config import Settings
+from pipelines.errors import SloError
 from pipelines.incidents import timers
-from pipelines.incidents.fold import add_timeline
+from pipelines.incidents.fold import add_timeline, incident
 from pipelines.incidents.isolation import Isolation
 from pipelines.incidents.rows import incidents_where
-from pipelines.incidents.steps.notify import notify
+from pipelines.incidents.steps.notify import announce_approval, notify
+
+log = logging.getLogger(__name__)
 
 
 def run_timers(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation) -> int:
@@ -70,3 +82,93 @@ def _timers_of(
                 notify(con, settings, {**inc, "escalation_tier": event.tier}, event.at, event.message)
             fired += 1
     return fired
+
+
+def run_approvals(
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
+) -> int:
+    """Announce each remediation newly waiting for approval; withdraw those past their deadline (the
+    incident is then marked for escalation). How many were withdrawn."""
+    rows = con.execute(
+        "SELECT id, incident_id, action, created_at FROM remediations WHERE status = 'awaiting_approval' "
+        "ORDER BY created_at, id"
+    ).fetchall()
+    if not rows:
+        return 0
+    announced = {
+        json.loads(r[0]).get("remediation_id")
+        for r in con.execute(
+            "SELECT data FROM timeline WHERE kind = 'approval_requested' AND incident_id IN "
+            "(SELECT incident_id FROM remediations WHERE status = 'awaiting_approval')"
+        ).fetchall()
+        if r[0]
+    }
+    timeout = dt.timedelta(seconds=settings.approval_timeout_s)
+    approvers: list[str] | None = None
+    withdrawn = 0
+    for rid, iid, action, created in rows:
+        deadline = created + timeout
+        if deadline <= now:
+            withdrawn += bool(
+                iso.run("approval expiry", rid, iid, _withdraw, con, rid, iid, action, deadline, timeout)
+            )
+        elif rid not in announced:
+            if approvers is None:
+                approvers = _approvers(settings)
+            inc = incident(con, iid)
+            if inc is not None:
+                at = max(now, created)
+                remediation = (rid, action)
+                iso.run(
+                    "approval announcement", rid, iid, announce_approval, con, settings, inc, remediation, at,
+                    deadline, approvers,
+                )  # fmt: skip
+    return withdrawn
+
+
+def _withdraw(
+    con: duckdb.DuckDBPyConnection,
+    rid: str,
+    iid: str,
+    action: str,
+    deadline: dt.datetime,
+    timeout: dt.timedelta,
+) -> bool:
+    con.execute(
+        "UPDATE remediations SET status = 'withdrawn', finished_at = ? WHERE id = ? AND status = "
+        "'awaiting_approval'",
+        [deadline, rid],
+    )
+    waited = timers.duration_text(timeout)
+    row = con.execute("SELECT status FROM incidents WHERE id = ?", [iid]).fetchone()
+    still_open = row is not None and row[0] in ("triggered", "acknowledged", "mitigated")
+    add_timeline(
+        con,
+        iid,
+        deadline,
+        "approval_expired",
+        "timer",
+        f"remediation {rid} ({action}): no approval within {waited}; the approval request is withdrawn"
+        + (
+            " and the incident escalated"
+            if still_open
+            else " (the incident is no longer open: nobody is paged)"
+        ),
+        data={"remediation_id": rid},
+    )
+    if still_open:
+        con.execute(
+            "UPDATE incidents SET escalation_pending = ? WHERE id = ?",
+            [f"remediation {rid} ({action}) had no approval within {waited}: withdrawn", iid],
+        )
+    return True
+
+
+def _approvers(settings: Settings) -> list[str]:
+    """Who may approve, by name, from the personal tokens (none when there are none, or they cannot be
+    read: the API then refuses to start, and the announcement still names the role)."""
+    try:
+        return tokens_for(settings).names_allowed("approve_remediation")
+    except SloError as exc:
+        log.warning("approval announcement: cannot read the personal tokens: %s", exc)
+        return []
