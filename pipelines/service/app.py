@@ -282,7 +282,7 @@ def create_app(
                 "auth": "token" if state.service.token else "none (loopback only)",
                 "commands": f"personal tokens ({len(state.tokens)})"
                 if state.tokens
-                else "no personal tokens: the body's actor, unverified; approvals refused",
+                else "refused: no personal tokens configured (SLO_API_TOKENS_FILE)",
                 "inbox": {
                     "count": state.inbox.count(),
                     "last_seq": state.inbox.last_seq(),
@@ -423,7 +423,8 @@ def _bearer(request: Request) -> str | None:
 def _command_caller(request: Request, state: _State) -> Actor | None:
     """Who sends a command (issue 15): the named actor of a personal token. With personal tokens
     configured, nothing else may send commands (401 no or unknown token; 403 the ingest token, which
-    names nobody). Without any, the ingest token (or nothing, on loopback) works as before: None."""
+    names nobody). Without any, None once the ingest token is checked: `_authorized` refuses the
+    command (403), since nobody can be named."""
     if not state.tokens:
         _check_bearer(request, state.service)
         return None
@@ -444,15 +445,13 @@ def _command_caller(request: Request, state: _State) -> Actor | None:
 
 def _authorized(cmd: Command, caller: Actor | None, body: Any) -> Command:
     """`cmd` as sent by `caller`, or Forbidden naming the role it needs. A body `actor` other than the
-    token's name is refused (the actor is the token's, never a body field); approvals need a named
-    approver: without a personal token they are refused whatever the body says."""
+    token's name is refused (the actor is the token's, never a body field); without personal tokens
+    every command is refused, whatever the body says."""
     needed = next((role for role in ROLES if may(role, cmd.command)), "admin")
-    if caller is None:
-        if needed in ("viewer", "responder"):
-            return cmd  # no personal tokens configured: as before issue 15
+    if caller is None:  # no personal tokens configured: nobody can be named, so no command is taken
         raise Forbidden(
-            f"{cmd.command}: needs a named {needed}; send a personal token with the {needed} (or admin) "
-            "role (SLO_API_TOKENS_FILE); an approval from nobody in particular is refused"
+            f"{cmd.command}: needs a named {needed}; commands through the API need a personal token "
+            "that names who sends them (SLO_API_TOKENS_FILE or SLO_API_TOKENS), and none is configured"
         )
     claimed = body.get("actor") if isinstance(body, dict) else None
     if isinstance(claimed, str) and claimed.strip() and claimed.strip() != caller.name:

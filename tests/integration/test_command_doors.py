@@ -88,16 +88,19 @@ def test_an_action_item_is_judged_alike_by_the_api_cli_dashboard_and_fold(tmp_pa
     inbox.close()
 
     # The HTTP API of a real service, whose worker folds everything above too.
-    with running_service(tmp_path, env={"SLO_CYCLE_SECONDS": "1"}) as svc:
+    # Commands through the API need a personal token naming who sends them (issue 15): erin, a responder.
+    erin = "erin-personal-token-0123456789"
+    tokens = f'tokens:\n  "{erin}": {{name: erin, role: responder}}\n'
+    as_erin = {"authorization": f"Bearer {erin}"}
+    with running_service(tmp_path, env={"SLO_CYCLE_SECONDS": "1", "SLO_API_TOKENS": tokens}) as svc:
         path = f"/api/incidents/{iid}/commands"
         ok_body = {"command": "action_item", "args": item("via api")}
-        ok_status, ok = svc.post(path, json.dumps(ok_body).encode())
+        ok_status, ok = svc.post(path, json.dumps(ok_body).encode(), as_erin)
         assert ok_status == 202, ok
         assert ok["command"]["args"] == {**item("via api"), "priority": "P2"}
         count = svc.health()["inbox"]["count"]
-        bad_status, bad = svc.post(
-            path, json.dumps({"command": "action_item", "args": item("bad via api", "urgent")}).encode()
-        )
+        bad_body = {"command": "action_item", "args": item("bad via api", "urgent")}
+        bad_status, bad = svc.post(path, json.dumps(bad_body).encode(), as_erin)
         assert (bad_status, bad["detail"]) == (400, API_FORM)
         assert svc.health()["inbox"]["count"] == count  # nothing written
         deadline = time.monotonic() + 20

@@ -111,7 +111,11 @@ def request(fmt: str, field: str, value: str, n: int) -> tuple[str, bytes, dict[
         raw = json.dumps(body).encode()
         return INGEST, raw, {"x-pagerduty-signature": sign(raw, SECRET)}
     body = {"command": "acknowledge", "actor": "fuzz", "at": value, "dedup_key": f"tf-{n}"}
-    return "/api/incidents/INC-0001/commands", json.dumps(body).encode(), {}
+    headers = {"authorization": f"Bearer {FUZZ_TOKEN}"}
+    return "/api/incidents/INC-0001/commands", json.dumps(body).encode(), headers
+
+
+FUZZ_TOKEN = "fuzz-personal-token-0123456789"  # commands need a named actor (issue 15): "fuzz", a responder
 
 
 def expected(value: str, t: dt.datetime, zero_is_absent: bool, now: dt.datetime) -> int:
@@ -140,7 +144,11 @@ def _wait(svc: Service, title: str, within: float = 15.0) -> str:
 
 def test_times_at_both_ends_of_the_range_and_beyond_in_every_format(tmp_path: Path) -> None:
     rng = random.Random(SEED)
-    env = {"SLO_CYCLE_SECONDS": "1", "PAGERDUTY_WEBHOOK_SECRET": SECRET}
+    env = {
+        "SLO_CYCLE_SECONDS": "1",
+        "PAGERDUTY_WEBHOOK_SECRET": SECRET,
+        "SLO_API_TOKENS": f'tokens:\n  "{FUZZ_TOKEN}": {{name: fuzz, role: responder}}\n',
+    }
     answers: Counter[tuple[str, int]] = Counter()
     with running_service(tmp_path, env=env) as svc:
         # The commands need an incident to name.

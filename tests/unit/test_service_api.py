@@ -3,6 +3,7 @@ every documented refusal changes nothing; accepted input is in the inbox once.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -245,29 +246,40 @@ def test_streamed_body_over_the_limit_is_413(client: AsgiClient, settings: Setti
     assert count(settings) == 1
 
 
-def test_commands_go_to_the_inbox_once_per_idempotency_key(client: AsgiClient, settings: Settings) -> None:
+ALICE = "alice-personal-token-0123456789"  # a personal token (issue 15): alice, responder
+
+
+def test_commands_go_to_the_inbox_once_per_idempotency_key(settings: Settings) -> None:
+    settings = dataclasses.replace(
+        settings, api_tokens=f'tokens:\n  "{ALICE}": {{name: alice, role: responder}}\n'
+    )
+    service = ServiceSettings(token=TOKEN, pagerduty_secret=SECRET, max_body_bytes=4096, cycle_seconds=0)
+    alice = {"authorization": f"Bearer {ALICE}", "content-type": "application/json"}
     body = {
         "command": "root_cause",
-        "actor": "alice",
         "at": "2026-11-23T12:30:00Z",
         "args": {"category": "deploy", "text": "bad config push", "fix": "rolled back", "ignored": "x"},
     }
-    r = client.post_json("/api/incidents/INC-0007/commands", body, auth(**{"idempotency-key": "k1"}))
-    assert r.status == 202, r.body
-    assert r.json()["command"] == {
-        "command": "root_cause",
-        "incident_id": "INC-0007",
-        "actor": "alice",
-        "source": "api",
-        "dedup_key": r.json()["accepted"][0],
-        "at": "2026-11-23T12:30:00",
-        "args": {"category": "deploy", "text": "bad config push", "fix": "rolled back"},
-        "external_id": None,
-    }
-    again = client.post_json("/api/incidents/INC-0007/commands", body, auth(**{"idempotency-key": "k1"}))
-    assert again.json()["duplicates"] == r.json()["accepted"]
-    other = client.post_json("/api/incidents/INC-0007/commands", {"command": "acknowledge"}, auth())
-    assert other.status == 202 and other.json()["command"]["actor"] == "api"
+    with AsgiClient(create_app(settings, service)) as client:
+        r = client.post_json("/api/incidents/INC-0007/commands", body, {**alice, "idempotency-key": "k1"})
+        assert r.status == 202, r.body
+        assert r.json()["command"] == {
+            "command": "root_cause",
+            "incident_id": "INC-0007",
+            "actor": "alice",  # the token's actor
+            "source": "api",
+            "dedup_key": r.json()["accepted"][0],
+            "at": "2026-11-23T12:30:00",
+            "args": {"category": "deploy", "text": "bad config push", "fix": "rolled back"},
+            "external_id": None,
+        }
+        again = client.post_json("/api/incidents/INC-0007/commands", body, {**alice, "idempotency-key": "k1"})
+        assert again.json()["duplicates"] == r.json()["accepted"]
+        other = client.post_json("/api/incidents/INC-0007/commands", {"command": "acknowledge"}, alice)
+        assert other.status == 202 and other.json()["command"]["actor"] == "alice"
+        # the ingest token names nobody: it delivers alerts, not commands
+        refused = client.post_json("/api/incidents/INC-0007/commands", {"command": "acknowledge"}, auth())
+        assert refused.status == 403 and refused.json()["error"] == "forbidden"
     rows = Inbox(settings.data_dir).read_since(0)
     assert [(row.kind, row.body["command"]) for row in rows] == [
         ("command", "root_cause"),
