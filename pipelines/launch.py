@@ -91,9 +91,7 @@ def _who(signin: signin_settings.Signin | None) -> str:
     return f"sign-in: OpenID Connect via {signin.metadata_url}; roles from {signin.role_map_path}"
 
 
-def _run_dashboard(
-    commands: list[list[str]], args: argparse.Namespace, env: dict[str, str]
-) -> int:
+def _run_dashboard(commands: list[list[str]], args: argparse.Namespace, env: dict[str, str]) -> int:
     """Run `commands` plus the dashboard, with its private secrets file when sign-in is configured."""
     try:
         signin = _signin(args.host)

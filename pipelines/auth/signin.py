@@ -2,15 +2,17 @@
 
 Read from the environment (over `./.env`, like every other setting):
 
-| variable | meaning |
-| --- | --- |
-| `SLO_OIDC_ISSUER` | the provider's issuer URL, or its full `/.well-known/openid-configuration` URL; setting it turns sign-in on |
-| `SLO_OIDC_CLIENT_ID`, `SLO_OIDC_CLIENT_SECRET` | the dashboard's client registration at the provider |
-| `SLO_OIDC_COOKIE_SECRET` | signs Streamlit's identity cookie; unset: a random one per start (everyone signs in again after a restart) |
-| `SLO_OIDC_REDIRECT_URL` | the dashboard's `…/oauth2callback` URL as the browser reaches it; default `http://HOST:PORT/oauth2callback` |
-| `SLO_OIDC_SCOPES` | scopes asked for (default `openid email profile`; add e.g. `groups` where the provider needs it) |
-| `SLO_ROLE_MAP` | the claim → role mapping file (`pipelines/auth/roles.py`); required with a provider |
-| `SLO_ROLE_CLAIM` | the claim holding the groups/roles (overrides the file's `claim:`) |
+- `SLO_OIDC_ISSUER`: the provider's issuer URL, or its full `/.well-known/openid-configuration` URL;
+  setting it turns sign-in on;
+- `SLO_OIDC_CLIENT_ID`, `SLO_OIDC_CLIENT_SECRET`: the dashboard's client registration at the provider;
+- `SLO_OIDC_COOKIE_SECRET`: signs Streamlit's identity cookie; unset, a random one per start (everyone
+  signs in again after a restart);
+- `SLO_OIDC_REDIRECT_URL`: the dashboard's `…/oauth2callback` URL as browsers reach it (default
+  `http://HOST:PORT/oauth2callback`);
+- `SLO_OIDC_SCOPES`: scopes asked for (default `openid email profile`; add e.g. `groups` where the
+  provider needs it for the role claim);
+- `SLO_ROLE_MAP`: the claim → role mapping file (`pipelines/auth/roles.py`); required with a provider;
+- `SLO_ROLE_CLAIM`: the claim holding groups or roles (overrides the file's `claim:`).
 
 `slo dashboard` and `slo up` write these into a Streamlit secrets file (mode 0600, in a private temporary
 directory outside the checkout, removed when the dashboard stops) and pass its path with
@@ -72,7 +74,9 @@ def load_signin(env: Mapping[str, str] | None = None, dotenv: Path = Path(".env"
     metadata = issuer if issuer.rstrip("/").endswith(WELL_KNOWN) else issuer.rstrip("/") + WELL_KNOWN
     missing = [n for n in ("SLO_OIDC_CLIENT_ID", "SLO_OIDC_CLIENT_SECRET", "SLO_ROLE_MAP") if not text(n)]
     if missing:
-        raise ConfigError(f"SLO_OIDC_ISSUER is set but {', '.join(missing)} is not: sign-in needs all of them")
+        raise ConfigError(
+            f"SLO_OIDC_ISSUER is set but {', '.join(missing)} is not: sign-in needs all of them"
+        )
     path = Path(str(text("SLO_ROLE_MAP")))
     try:
         role_map = load_role_map(path)
@@ -104,8 +108,8 @@ def host_refusal(host: str, signin: Signin | None) -> str | None:
         return (
             f"--host {host}: refusing to serve the dashboard beyond this machine without sign-in: with no "
             "identity provider configured anyone who reaches it would act as the local user. Set "
-            "SLO_OIDC_ISSUER, SLO_OIDC_CLIENT_ID, SLO_OIDC_CLIENT_SECRET and SLO_ROLE_MAP (docs/dashboard.md), "
-            "or use --host 127.0.0.1"
+            "SLO_OIDC_ISSUER, SLO_OIDC_CLIENT_ID, SLO_OIDC_CLIENT_SECRET and SLO_ROLE_MAP "
+            "(docs/dashboard.md), or use --host 127.0.0.1"
         )
     if signin is not None and signin.redirect_url is None and host in WILDCARD_HOSTS:
         return (
