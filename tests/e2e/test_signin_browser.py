@@ -247,7 +247,7 @@ def test_the_viewer_sees_the_review_but_no_action(chromium: Any, stack: Stack) -
         assert "Vera Viewer <vera@example.com>" in sidebar(page)
         assert "role viewer" in sidebar(page)
         assert "Workers crash looping" in page.locator("body").inner_text()
-        assert "incident_opened" in timeline(page) or "opened" in timeline(page).lower()
+        assert "critical action: waiting for a recorded approval" in timeline(page)
         page.get_by_text("is waiting for approval").first.wait_for(timeout=10_000)
         assert page.get_by_text("Only an approver may approve or reject it.").count() == 1
         assert visible_buttons(page) == []
