@@ -64,7 +64,9 @@ def timeline_steps(page: Any) -> list[tuple[str, str]]:
     """(kind, actor) of every row of the incident's timeline table, as shown (outside text carries an
     invisible U+2060 word joiner so no renderer links it; pipelines/outside_text.py)."""
     table = page.locator("[data-testid='stTable']").first
+    table.locator("thead th", has_text="actor").first.wait_for(timeout=15_000)
     head = [c.inner_text().strip() for c in table.locator("thead th").all()]
+    assert "kind" in head and "actor" in head, head
     kind, actor = head.index("kind"), head.index("actor")
     rows = []
     for tr in table.locator("tbody tr").all():

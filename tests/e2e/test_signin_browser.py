@@ -205,6 +205,7 @@ def sign_in(chromium: Any, stack: Stack, sub: str) -> tuple[Any, Any]:
     page.get_by_text("Signed in as").first.wait_for(timeout=30_000)
     page.goto(f"{stack.dashboard.url}/incidents?incident={stack.incident_id}", wait_until="domcontentloaded")
     page.get_by_role("heading", name="Incidents").first.wait_for(timeout=30_000)
+    page.get_by_text("Action items", exact=True).first.wait_for(timeout=30_000)  # the page's last part
     wait_idle(page)
     return context, page
 
