@@ -136,7 +136,12 @@ def require() -> Identity:
                 icon=":material/person:",
             )
         return LOCAL
-    me = current()
+    try:
+        me = current()
+    except RoleMapError as exc:  # changed or removed since `slo dashboard` checked it: nobody gets a role
+        st.error(f"Sign-in is configured but the role mapping cannot be used: {md(str(exc))}")
+        st.stop()
+        raise AssertionError("unreachable") from exc
     if me is None:
         st.title("Reliability dashboard")
         st.markdown("Sign in with your organisation's account to see the dashboard.")
