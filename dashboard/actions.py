@@ -3,12 +3,17 @@
 The dashboard never writes DuckDB. A sent command is *pending* until the published snapshot shows it
 applied (on the incident's timeline); meanwhile the page says whether the service that applies it is
 running at all.
+
+Every action is checked here against the role of the identity sending it (issue 15), whatever the page
+showed: a forged widget event, or a page that offered a button it should not have, is refused, logged,
+and nothing is appended. The actor recorded is that identity's (email and subject), never typed text.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -17,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dashboard.auth import Identity
+from pipelines.auth.roles import may
 from pipelines.errors import CommandError
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.commands import validate_args
@@ -25,6 +32,25 @@ from pipelines.store import LOCK_FILE
 
 DEFAULT_SERVICE_URL = "http://127.0.0.1:8080"  # `slo serve`'s default
 HEALTH_TIMEOUT_S = 0.5
+# Starting an incident from an alert starts its triage: the responder's "trigger triage" (roles.py).
+START_INCIDENT_ACTION = "retriage"
+
+log = logging.getLogger("dashboard.actions")
+
+
+class Refused(PermissionError):
+    """The identity's role does not allow the action; nothing was sent."""
+
+
+def check(who: Identity, action: str, target: str | None) -> None:
+    """Raise Refused (and log it) unless `who`'s role allows `action`."""
+    if may(who.role, action):
+        return
+    log.warning(
+        "refused: %s on %s by %s (role %s): the role does not allow it; nothing was sent",
+        action, target or "a new incident", who.actor, who.role or "none",
+    )  # fmt: skip
+    raise Refused(f"{action.replace('_', ' ')}: your role ({who.role or 'none'}) does not allow it")
 
 
 def service_url() -> str:
@@ -49,9 +75,11 @@ class Sent:
 
 
 def send_command(
-    data_dir: Path, command: str, incident_id: str, actor: str, args: dict[str, Any] | None = None
+    data_dir: Path, command: str, incident_id: str, who: Identity, args: dict[str, Any] | None = None
 ) -> Sent:
-    """Append one Command for `incident_id`; returns what to track until it shows up applied.
+    """Append one Command for `incident_id` as `who`; returns what to track until it shows up applied.
+
+    Refused (logged, nothing appended) when `who`'s role does not allow `command`.
 
     The arguments go through the validator the API, the CLI and the fold use: a bad one raises
     ValueError (the API's wording, e.g. `args.owner: required, a non-empty text`) and nothing is
@@ -61,6 +89,8 @@ def send_command(
         clean = validate_args(command, dict(args or {}))
     except CommandError as exc:
         raise ValueError(exc.detail) from exc
+    check(who, command, incident_id)
+    actor = who.actor
     key = f"dashboard-{uuid.uuid4()}"
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     body = Command(
@@ -80,9 +110,11 @@ def send_command(
     return Sent(key, command, incident_id, actor, now, dict(args or {}))
 
 
-def send_alert(data_dir: Path, alert: dict[str, Any], actor: str) -> Sent:
+def send_alert(data_dir: Path, alert: dict[str, Any], who: Identity) -> Sent:
     """Ask for an incident from an alert that has none (e.g. an engine burn-rate interval): the alert
     goes through the same door as external ones, so the incident flow opens and triages it."""
+    check(who, START_INCIDENT_ACTION, None)
+    actor = who.actor
     key = f"dashboard-{uuid.uuid4()}"
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     body = Alert(

@@ -3,7 +3,7 @@
 One module per page in `dashboard/views/`. Not `pages/`: Streamlit treats a folder of that name as
 an old-style multipage app and serves its files directly, bypassing `st.navigation`. Every page
 reads the latest published snapshot through `dashboard/queries.py` and sends actions to the inbox
-through `dashboard/actions.py`.
+through `dashboard/actions.py`, as the identity `dashboard/auth.py` establishes first.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard import queries  # noqa: E402
+from dashboard import auth, queries  # noqa: E402
 from pipelines.errors import SnapshotUnreadable  # noqa: E402
 
 PAGES = Path(__file__).resolve().parent / "views"
@@ -27,6 +27,9 @@ PAGES = Path(__file__).resolve().parent / "views"
 # fetches the favicon from a CDN, and no page may make a request off the machine.
 ICON = Path(__file__).with_name("icon.png")
 st.set_page_config(page_title="Reliability", page_icon=str(ICON), layout="wide")
+# Who is here, before any page (issue 15): the sign-in page, or the no-role page, stops the script;
+# otherwise the sidebar names the person and their role (or says this is the single local user).
+auth.require()
 
 nav = st.navigation(
     {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipelines.auth import signin as signin_settings
 from pipelines.config import Settings
 from pipelines.errors import SloError
 from pipelines.limits import Limits
@@ -25,8 +27,10 @@ APP = ROOT / "dashboard" / "app.py"
 STOP_TIMEOUT_S = 10.0
 
 
-def dashboard_command(port: int, host: str = "127.0.0.1") -> list[str]:
+def dashboard_command(port: int, host: str = "127.0.0.1", secrets_file: Path | None = None) -> list[str]:
     """The `streamlit run` command line for the dashboard on `host:port`.
+
+    With sign-in configured, `secrets_file` is the private `[auth]` file for `st.login` (issue 15).
 
     Streamlit's `server.allowedHosts` gets the Host names the service answers (loopback, the bound
     address, SLO_ALLOWED_HOSTS): a page reached through any other name (DNS rebinding) gets no
@@ -43,6 +47,7 @@ def dashboard_command(port: int, host: str = "127.0.0.1") -> list[str]:
         "--global.developmentMode", "false",
         "--client.toolbarMode", "viewer",
         *(arg for name in allowed for arg in ("--server.allowedHosts", name)),
+        *(("--secrets.files", str(secrets_file)) if secrets_file else ()),
     ]  # fmt: skip
 
 
@@ -66,11 +71,48 @@ def _check_app() -> None:
         raise SloError(f"{APP}: the dashboard app is missing; reinstall from a full checkout")
 
 
+def _signin(host: str) -> signin_settings.Signin | None:
+    """The sign-in settings, after the host rule (issue 15): raises HostRefused when `host` may not
+    be bound (no identity provider and not loopback)."""
+    signin = signin_settings.load_signin()
+    refusal = signin_settings.host_refusal(host, signin)
+    if refusal:
+        raise HostRefused(refusal)
+    return signin
+
+
+class HostRefused(SloError):
+    """The dashboard may not bind this address as configured (exit 2, like a usage error)."""
+
+
+def _who(signin: signin_settings.Signin | None) -> str:
+    if signin is None:
+        return "sign-in: none configured; the single local user `local` (127.0.0.1 only)"
+    return f"sign-in: OpenID Connect via {signin.metadata_url}; roles from {signin.role_map_path}"
+
+
+def _run_dashboard(commands: list[list[str]], args: argparse.Namespace, env: dict[str, str]) -> int:
+    """Run `commands` plus the dashboard, with its private secrets file when sign-in is configured."""
+    try:
+        signin = _signin(args.host)
+    except HostRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    secrets_file = signin_settings.write_secrets(signin, args.host, args.port) if signin else None
+    try:
+        print(_who(signin), flush=True)
+        env = {**env, **signin_settings.dashboard_env(signin)}
+        return run_together([*commands, dashboard_command(args.port, args.host, secrets_file)], env)
+    finally:
+        if secrets_file is not None:
+            shutil.rmtree(secrets_file.parent, ignore_errors=True)
+
+
 def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     _check_app()
     env = {**os.environ, "SLO_DATA_DIR": str(settings.data_dir.resolve())}
     print(f"dashboard: http://{args.host}:{args.port}  (data: {settings.data_dir})", flush=True)
-    return run_together([dashboard_command(args.port, args.host)], env)
+    return _run_dashboard([], args, env)
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,9 +127,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         f"service:   {url}\ndashboard: http://{args.host}:{args.port}  (data: {settings.data_dir})",
         flush=True,
     )
-    return run_together(
-        [serve_command(args.service_port, args.host), dashboard_command(args.port, args.host)], env
-    )
+    return _run_dashboard([serve_command(args.service_port, args.host)], args, env)
 
 
 def run_together(commands: Sequence[list[str]], env: dict[str, str]) -> int:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import actions, freshness, pending, queries, url_state
+from dashboard import actions, auth, freshness, pending, queries, url_state
 from pipelines.outside_text import markdown as md
 
 st.title("Alerts")
 if not freshness.require_snapshot():
     st.stop()
 
+me = auth.me()  # app.py's auth.require() ran first: a signed-in identity with a role, or `local`
 RECENT = {1440: "last day", 7 * 1440: "last 7 days", 30 * 1440: "last 30 days", 90 * 1440: "last 90 days"}
 with st.sidebar:
     since = url_state.number("Recent", "since", list(RECENT), 7 * 1440, format_func=RECENT.get)
-    actor = st.text_input("Acting as", value=os.environ.get("USER", "sre"), key="actor")
 
 table = queries.read("alerts", since)
 sources = sorted(table["source"].unique()) if not table.empty else []
@@ -46,6 +46,14 @@ if shown.empty:
     st.info(f"No alerts in the {RECENT[since]} from any source.")
     st.stop()
 
+
+def _act(send: Callable[[], actions.Sent]) -> None:
+    try:
+        pending.remember(send())
+    except actions.Refused as exc:  # the role does not allow it: logged by actions, nothing sent
+        st.error(str(exc))
+
+
 view = shown.assign(state=["firing" if f else "resolved" for f in shown["firing"]])
 columns = ["state", "source", "service", "slo", "severity", "title", "starts_at", "ends_at", "incident_id"]
 event = st.dataframe(
@@ -65,8 +73,13 @@ event = st.dataframe(
     },
 )
 rows = event.selection.rows if event and event.selection else []
+may_act = auth.can("retriage") and auth.can(actions.START_INCIDENT_ACTION)
 if not rows:
-    st.caption("Select an alert to start an incident from it, or to re-run its incident's triage.")
+    st.caption(
+        "Select an alert to start an incident from it, or to re-run its incident's triage."
+        if may_act
+        else "Select an alert to open its incident."
+    )
 else:
     alert = {k: (None if pd.isna(v) else v) for k, v in shown.iloc[rows[0]].to_dict().items()}
     with st.container(border=True):
@@ -79,10 +92,12 @@ else:
             st.page_link(
                 "views/incidents.py", label=f"Open {incident_id}", query_params={"incident": incident_id}
             )
-            if st.button(f"Re-run triage for {incident_id}", key="alert_retriage"):
-                pending.remember(actions.send_command(queries.data_dir(), "retriage", incident_id, actor))
-        elif st.button(
+            if may_act and st.button(f"Re-run triage for {incident_id}", key="alert_retriage"):
+                _act(lambda: actions.send_command(queries.data_dir(), "retriage", str(incident_id), me))
+        elif may_act and st.button(
             "Start an incident (and its triage) from this alert", key="alert_start", type="primary"
         ):
-            pending.remember(actions.send_alert(queries.data_dir(), alert, actor))
+            _act(lambda: actions.send_alert(queries.data_dir(), alert, me))
+        elif not may_act:
+            st.caption("No incident yet; a responder may start one from this alert.")
 pending.panel(None)

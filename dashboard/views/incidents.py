@@ -4,12 +4,11 @@ and the human steps (acknowledge, mitigate, resolve, root cause, action items, a
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import actions, freshness, pending, queries, url_state
+from dashboard import actions, auth, freshness, pending, queries, url_state
 from pipelines.analytics import mttx
 from pipelines.outside_text import markdown as md
 
@@ -18,8 +17,7 @@ if not freshness.require_snapshot():
     st.stop()
 
 table: pd.DataFrame = queries.read("incidents")
-with st.sidebar:
-    actor = st.text_input("Acting as", value=os.environ.get("USER", "sre"), key="actor")
+me = auth.me()  # app.py's auth.require() ran first: a signed-in identity with a role, or `local`
 if table.empty:
     st.info(
         "No incidents yet. Incidents open when an alert arrives (Alertmanager, PagerDuty, the engine's "
@@ -175,96 +173,95 @@ else:
     )
 
 # -- human steps: each one a Command in the inbox ------------------------------------------------
-st.markdown("### Actions")
-pending.panel(incident_id)
+# Only what this identity's role allows is offered; actions.send_command checks the role again.
 directory = queries.data_dir()
 done_states = {"resolved", "closed"}
-c1, c2, c3, c4 = st.columns(4)
-if c1.button(
-    "Acknowledge", key="ack", disabled=inc["acknowledged_at"] is not None and pd.notna(inc["acknowledged_at"])
-):
-    pending.remember(actions.send_command(directory, "acknowledge", incident_id, actor))
-    st.rerun()
-if c2.button(
-    "Mitigated", key="mitigate", disabled=inc["status"] in done_states or pd.notna(inc["mitigated_at"])
-):
-    pending.remember(actions.send_command(directory, "mitigate", incident_id, actor))
-    st.rerun()
-if c3.button("Resolve", key="resolve", disabled=inc["status"] in done_states):
-    pending.remember(actions.send_command(directory, "resolve", incident_id, actor))
-    st.rerun()
-if c4.button("Re-run triage", key="retriage"):
-    pending.remember(actions.send_command(directory, "retriage", incident_id, actor))
-    st.rerun()
+
+
+def _send(command: str, args: dict[str, object] | None = None) -> None:
+    """Send one command as `me` and rerun; an error on the page (nothing sent) when refused."""
+    try:
+        pending.remember(actions.send_command(directory, command, str(incident_id), me, args))
+    except (ValueError, actions.Refused) as exc:  # a bad argument, or a role that does not allow it
+        st.error(str(exc))
+    else:
+        st.rerun()
+
 
 awaiting = (
     d.remediations[d.remediations["status"] == "awaiting_approval"]
     if not d.remediations.empty
     else d.remediations
 )
+responder = any(auth.can(a) for a in ("acknowledge", "mitigate", "resolve", "retriage"))
+approver = auth.can("approve_remediation")
+if responder or approver:
+    st.markdown("### Actions")
+    pending.panel(incident_id)
+elif not awaiting.empty:
+    st.markdown("### Actions")
+if responder:
+    c1, c2, c3, c4 = st.columns(4)
+    if auth.can("acknowledge") and c1.button(
+        "Acknowledge",
+        key="ack",
+        disabled=inc["acknowledged_at"] is not None and pd.notna(inc["acknowledged_at"]),
+    ):
+        _send("acknowledge")
+    if auth.can("mitigate") and c2.button(
+        "Mitigated",
+        key="mitigate",
+        disabled=inc["status"] in done_states or pd.notna(inc["mitigated_at"]),
+    ):
+        _send("mitigate")
+    if auth.can("resolve") and c3.button("Resolve", key="resolve", disabled=inc["status"] in done_states):
+        _send("resolve")
+    if auth.can("retriage") and c4.button("Re-run triage", key="retriage"):
+        _send("retriage")
+
 for rem in awaiting.itertuples():
     with st.container(border=True):
         st.markdown(f"Remediation **{md(rem.action)}** ({md(rem.id)}) is waiting for approval.")
+        if not approver:
+            st.caption("Only an approver may approve or reject it.")
+            continue
         a, r = st.columns(2)
         if a.button(f"Approve {md(rem.action)}", key=f"approve_{rem.id}", type="primary"):
-            pending.remember(
-                actions.send_command(
-                    directory, "approve_remediation", incident_id, actor, {"remediation_id": rem.id}
-                )
-            )
-            st.rerun()
+            _send("approve_remediation", {"remediation_id": rem.id})
         if r.button(f"Reject {md(rem.action)}", key=f"reject_{rem.id}"):
-            pending.remember(
-                actions.send_command(
-                    directory,
-                    "reject_remediation",
-                    incident_id,
-                    actor,
-                    {"remediation_id": rem.id, "reason": "rejected in the dashboard"},
-                )
-            )
-            st.rerun()
+            _send("reject_remediation", {"remediation_id": rem.id, "reason": "rejected in the dashboard"})
 
-left, right = st.columns(2)
-with left, st.form("root_cause", clear_on_submit=True):
-    st.markdown("**Record the root cause**")
-    category = st.selectbox(
-        "Category",
-        ["deploy", "config", "capacity", "dependency", "code", "infrastructure", "data", "unknown"],
-        key="rc_category",
-    )
-    text = st.text_area("What happened", key="rc_text")
-    fix = st.text_input("Fix", key="rc_fix")
-    if st.form_submit_button("Record root cause"):
-        if not text.strip():
-            st.error("The root cause needs a description.")
-        else:
-            args = {"category": category, "text": text.strip()}
-            if fix.strip():
-                args["fix"] = fix.strip()
-            try:
-                sent = actions.send_command(directory, "root_cause", incident_id, actor, args)
-            except ValueError as exc:  # refused by the commands' one validator (e.g. too long): nothing sent
-                st.error(str(exc))
+if auth.can("root_cause") or auth.can("action_item"):
+    left, right = st.columns(2)
+    with left, st.form("root_cause", clear_on_submit=True):
+        st.markdown("**Record the root cause**")
+        category = st.selectbox(
+            "Category",
+            ["deploy", "config", "capacity", "dependency", "code", "infrastructure", "data", "unknown"],
+            key="rc_category",
+        )
+        text = st.text_area("What happened", key="rc_text")
+        fix = st.text_input("Fix", key="rc_fix")
+        if st.form_submit_button("Record root cause"):
+            if not text.strip():
+                st.error("The root cause needs a description.")
             else:
-                pending.remember(sent)
-                st.rerun()
-with right, st.form("action_item", clear_on_submit=True):
-    st.markdown("**Add an action item**")
-    title = st.text_input("Title", key="ai_title")
-    owner = st.text_input("Owner", key="ai_owner")
-    priority = st.selectbox("Priority", ["P1", "P2", "P3"], index=1, key="ai_priority")
-    due_date = st.date_input("Due", value=dt.date.today() + dt.timedelta(days=14), key="ai_due")
-    if st.form_submit_button("Add action item"):
-        if not title.strip():
-            st.error("An action item needs a title.")
-        else:
-            try:
-                sent = actions.send_command(
-                    directory,
+                args = {"category": category, "text": text.strip()}
+                if fix.strip():
+                    args["fix"] = fix.strip()
+                _send("root_cause", dict(args))  # refused by the one validator (too long): nothing sent
+    with right, st.form("action_item", clear_on_submit=True):
+        st.markdown("**Add an action item**")
+        title = st.text_input("Title", key="ai_title")
+        owner = st.text_input("Owner", key="ai_owner")
+        priority = st.selectbox("Priority", ["P1", "P2", "P3"], index=1, key="ai_priority")
+        due_date = st.date_input("Due", value=dt.date.today() + dt.timedelta(days=14), key="ai_due")
+        if st.form_submit_button("Add action item"):
+            if not title.strip():
+                st.error("An action item needs a title.")
+            else:  # refused by the commands' one validator (e.g. no owner): nothing sent
+                _send(
                     "action_item",
-                    incident_id,
-                    actor,
                     {
                         "title": title.strip(),
                         "owner": owner.strip() or None,
@@ -272,11 +269,6 @@ with right, st.form("action_item", clear_on_submit=True):
                         "due_date": due_date.isoformat(),
                     },
                 )
-            except ValueError as exc:  # refused by the commands' one validator (e.g. no owner): nothing sent
-                st.error(str(exc))
-            else:
-                pending.remember(sent)
-                st.rerun()
 
 st.markdown("**Action items**")
 if d.action_items.empty:

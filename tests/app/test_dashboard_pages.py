@@ -346,9 +346,9 @@ def test_incident_root_cause_and_action_item_forms(env: DemoStore) -> None:
     [
         ("fold", True, "acknowledged", ":green-badge[done]"),  # the step carries the command's inbox key
         # a dashboard step by the same actor, after the sending (what the incident fold writes)
-        ("alice", False, "acknowledged", ":green-badge[done]"),
+        ("local", False, "acknowledged", ":green-badge[done]"),  # no sign-in: the single local user
         ("bob", False, "acknowledged", ":orange-badge[pending]"),  # someone else's acknowledge
-        ("alice", False, "command_rejected", ":red-badge[rejected]"),
+        ("local", False, "command_rejected", ":red-badge[rejected]"),
     ],
 )
 def test_a_command_shows_done_once_the_snapshot_has_it_on_the_timeline(
@@ -356,10 +356,10 @@ def test_a_command_shows_done_once_the_snapshot_has_it_on_the_timeline(
 ) -> None:
 
     at = page("incidents", incident="DASH-1")
-    at.text_input(key="actor").set_value("alice")
+    assert "Acting as" not in [w.label for w in at.text_input]  # issue 15: the actor is the identity
     at.button(key="ack").click().run()
     key = inbox_rows(env)[-1].dedup_key
-    assert inbox_rows(env)[-1].body["actor"] == "alice"
+    assert inbox_rows(env)[-1].body["actor"] == "local"
     assert ":orange-badge[pending]" in " ".join(m.value for m in at.markdown)
     # What the incident fold does when it applies the command (issue 4): a timeline step.
     with Writer(env.data_dir) as w:

@@ -127,7 +127,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        for name in ("dashboard", "service_stack"):
+        for name in ("dashboard", "service_stack", "stack"):
             server = item.funcargs.get(name) if hasattr(item, "funcargs") else None
             for s in getattr(server, "servers", [server]) if server else []:
                 if isinstance(s, Server):

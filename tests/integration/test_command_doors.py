@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from dashboard import actions
+from dashboard.auth import Identity
 from pipelines.config import Settings
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Alert, Command
@@ -57,6 +58,9 @@ def item(title: str, priority: str | None = None) -> dict[str, str]:
     return args if priority is None else {**args, "priority": priority}
 
 
+DORA = Identity("dora", "dora@example.com", "Dora", "responder")  # the dashboard acts as a signed-in person
+
+
 def test_an_action_item_is_judged_alike_by_the_api_cli_dashboard_and_fold(tmp_path: Path) -> None:
     data = tmp_path / "data"
     settings = Settings.load({**os.environ, "SLO_DATA_DIR": str(data)})
@@ -69,9 +73,9 @@ def test_an_action_item_is_judged_alike_by_the_api_cli_dashboard_and_fold(tmp_pa
 
     # The dashboard: accepted with the default filled in; refused before anything is appended.
     before = inbox_count(data)
-    sent = actions.send_command(data, "action_item", iid, "dora", item("via dashboard"))
+    sent = actions.send_command(data, "action_item", iid, DORA, item("via dashboard"))
     with pytest.raises(ValueError) as refused:
-        actions.send_command(data, "action_item", iid, "dora", item("bad via dashboard", "urgent"))
+        actions.send_command(data, "action_item", iid, DORA, item("bad via dashboard", "urgent"))
     assert str(refused.value) == API_FORM
     inbox = Inbox(data)
     rows = inbox.read_since(0)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboard import actions, freshness, queries
+from dashboard import actions, auth, freshness, queries
 from pipelines import launch
 
 NOW = dt.datetime(2026, 11, 23, 12, 0)
@@ -142,5 +142,5 @@ def test_service_state_reads_health_then_the_writer_lock(tmp_path: Path) -> None
 
 def test_send_command_refuses_unknown_commands(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not one of"):
-        actions.send_command(tmp_path, "delete_everything", "INC-1", "me")
+        actions.send_command(tmp_path, "delete_everything", "INC-1", auth.LOCAL)
     assert not (tmp_path / "inbox.sqlite3").exists() or actions.Inbox(tmp_path).count() == 0
