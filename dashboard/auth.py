@@ -23,6 +23,7 @@ from typing import Any
 import streamlit as st
 
 from pipelines.auth.roles import RoleMap, RoleMapError, load_role_map, may
+from pipelines.auth.signin import load_signin
 from pipelines.outside_text import markdown as md
 from pipelines.service.settings import is_loopback
 
@@ -60,7 +61,20 @@ LOCAL = Identity(LOCAL_SUBJECT, None, "local user", LOCAL_ROLE, local=True)
 
 
 def mode() -> str:
-    return "oidc" if os.environ.get("SLO_DASHBOARD_SIGNIN") == "oidc" else "local"
+    """"oidc" when `slo dashboard`/`slo up` started this dashboard with sign-in; "local" when no identity
+    provider is configured at all; "unstarted" when one is configured (SLO_OIDC_ISSUER, in the environment
+    or `.env`) but this process did not get sign-in from the launcher (e.g. `streamlit run` by hand): it
+    then serves nobody rather than everybody as the local admin (fail closed)."""
+    if os.environ.get("SLO_DASHBOARD_SIGNIN") == "oidc":
+        return "oidc"
+    return "unstarted" if _provider_configured() else "local"
+
+
+def _provider_configured() -> bool:
+    try:
+        return load_signin() is not None
+    except Exception:  # a partial or broken sign-in configuration is still one: fail closed
+        return True
 
 
 @st.cache_resource(show_spinner=False)
@@ -97,7 +111,7 @@ def current() -> Identity | None:
     """Who is using this session: LOCAL without a provider; the signed-in person; None when not signed in."""
     if mode() == "local":
         return LOCAL
-    if not st.user.is_logged_in:
+    if mode() != "oidc" or not st.user.is_logged_in:
         return None
     return identity_from_claims(st.user.to_dict(), role_map())
 
@@ -120,6 +134,14 @@ def can(action: str) -> bool:
 def require() -> Identity:
     """Run before every page: the sign-in page, the no-role page or the local-mode refusal stop the
     script; otherwise the sidebar names the identity and role, and the identity is returned."""
+    if mode() == "unstarted":
+        st.error(
+            "Sign-in is configured (SLO_OIDC_ISSUER), but this dashboard was not started with it: start "
+            "it with `slo dashboard` or `slo up`, which give it the provider's settings (see "
+            "docs/dashboard.md). Until then it shows nothing to anybody.",
+            icon=":material/block:",
+        )
+        st.stop()
     if mode() == "local":
         address = str(st.get_option("server.address") or "")
         if not is_loopback(address):

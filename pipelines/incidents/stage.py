@@ -103,7 +103,9 @@ def process(
         folded = fold_inbox(con, inbox, budget_s=fold_budget_s)
         merge_fold(report.fold, folded)
         if publish_opened is not None and folded.opened:
-            publish_opened()  # the new incidents are listed now; triage and the rest follow
+            # the new incidents are listed now; triage and the rest follow (a failed publish is reported
+            # and the stage goes on: its pages matter more than an early listing)
+            _guard(report, "early publish", publish_opened)
             publish_opened = None
         todo = _agenda(con)
         if todo["triage"]:

@@ -65,3 +65,23 @@ def test_a_non_loopback_address_without_sign_in_renders_nothing(env: DemoStore, 
     at = run()
     assert len(at.error) == 1 and "without sign-in" in at.error[0].value
     assert not at.dataframe and not at.button and not at.metric
+
+
+@pytest.mark.parametrize("complete", [True, False])
+def test_a_configured_provider_is_never_bypassed_by_starting_streamlit_by_hand(
+    env: DemoStore, monkeypatch: pytest.MonkeyPatch, tmp_path, complete: bool
+) -> None:
+    """SLO_OIDC_ISSUER set (all of sign-in's settings, or only part of them), but the dashboard not
+    started by `slo dashboard` (no SLO_DASHBOARD_SIGNIN, so no st.login secrets): on loopback it must
+    not fall back to the single local admin; every page shows one error and nothing else."""
+    monkeypatch.setenv("SLO_OIDC_ISSUER", "http://127.0.0.1:9/")
+    if complete:
+        roles = tmp_path / "roles.yaml"
+        roles.write_text("roles: {sre-leads: approver}\n")
+        monkeypatch.setenv("SLO_OIDC_CLIENT_ID", "dashboard")
+        monkeypatch.setenv("SLO_OIDC_CLIENT_SECRET", "client-secret-for-the-test")
+        monkeypatch.setenv("SLO_ROLE_MAP", str(roles))
+    for page in [None, *PAGES]:
+        at = run(page)
+        assert len(at.error) == 1 and "was not started with it" in at.error[0].value, page
+        assert not at.dataframe and not at.button and not at.metric and not at.sidebar.info, page
