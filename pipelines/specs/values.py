@@ -277,23 +277,21 @@ def default_alerts(window_minutes: int, period_minutes: int | None = None) -> tu
     """DESIGN §2 multiwindow alerts scaled to the period (the window's length unless given): 14.4, 6, 3, 1
     at 30d.
 
-    Where the Workbook's numbers make no sense — a page factor would fall below 1 or a long window
-    (lookback) exceed the window, i.e. periods under 5 days (`workbook_fits`) — the alternative is:
-    alerts whose long window exceeds the window are left out and every factor below 1 is raised to 1,
-    so no default alert fires at a burn rate that would not spend the budget within the period.
+    No default alert fires at a burn rate below 1 (a pace that would not spend the budget within the
+    period): a factor below 1 is raised to 1 — the slow tickets of periods under 30 days, e.g. the 3d
+    ticket at 28d (0.933 → 1) or at 7d (0.233 → 1). Where the Workbook's numbers make no sense at all —
+    a page factor would fall below 1 or a long window (lookback) exceed the window, i.e. periods under
+    5 days (`workbook_fits`) — alerts whose long window exceeds the window are left out too, and the
+    readers warn (`default_alert_adjustment`).
     """
     period = window_minutes if period_minutes is None else period_minutes
     alerts = tuple(
-        BurnRateAlert(severity, long_minutes, short_minutes, fraction * period / long_minutes)
+        BurnRateAlert(severity, long_minutes, short_minutes, max(fraction * period / long_minutes, 1.0))
         for severity, long_minutes, short_minutes, fraction in DEFAULT_ALERT_RULES
     )
     if workbook_fits(window_minutes, period):
         return alerts
-    return tuple(
-        BurnRateAlert(a.severity, a.long_window, a.short_window, max(a.factor, 1.0))
-        for a in alerts
-        if a.long_window <= window_minutes
-    )
+    return tuple(a for a in alerts if a.long_window <= window_minutes)
 
 
 def workbook_fits(window_minutes: int, period_minutes: int | None = None) -> bool:

@@ -361,10 +361,10 @@ def outages(new_scenario: Callable[[], Scenario]) -> Scenario:
         #   bit 0: k/2/60 > 0.144 ⇔ k > 17.28: M+18.  bit 1: k/2/360 > 0.06 ⇔ k > 43.2: M+44.
         #   bit 2: k/2/1440 > 0.03 ⇔ k > 86.4: M+87.  bit 3: k/2 > (2880+k)/100 ⇔ 49k > 2880: M+59.
         ("onset/half-99-30d", [(0, M + 18, None), (1, M + 44, None), (2, M + 87, None), (3, M + 59, None)]),
-        # the same under 28d factors 13.44, 5.6, 2.8, 14/15:
+        # the same under 28d factors 13.44, 5.6, 2.8 and 1 (0.933 raised to 1):
         #   bit 0: k > 16.128: M+17.   bit 1: k > 40.32: M+41.   bit 2: k > 80.64: M+81.
-        #   bit 3: k/2 > (14/15)(2880+k)/100 ⇔ 368k > 20 160 ⇔ k > 54.8: M+55.
-        ("onset/half-99-28d", [(0, M + 17, None), (1, M + 41, None), (2, M + 81, None), (3, M + 55, None)]),
+        #   bit 3: as at 30d, 49k > 2880: M+59.
+        ("onset/half-99-28d", [(0, M + 17, None), (1, M + 41, None), (2, M + 81, None), (3, M + 59, None)]),
     ],
 )
 def test_alert_intervals_start_and_end(
@@ -410,8 +410,9 @@ def test_firing_alert_says_since_when(outages: Scenario) -> None:
         # budget share × window / long window:
         # 0.02·43 200/60, 0.05·43 200/360, 0.1·43 200/1440, 0.1·43 200/4320
         ("30d", [14.4, 6.0, 3.0, 1.0]),
-        # the same with 40 320 minutes
-        ("28d", [13.44, 5.6, 2.8, 0.9333333333333333]),
+        # the same with 40 320 minutes; 0.1·40 320/4320 = 0.933 is raised to 1 (no default alert fires
+        # at a burn rate below 1, issue 14)
+        ("28d", [13.44, 5.6, 2.8, 1.0]),
     ],
 )
 def test_default_alert_factors_scale_with_the_window(

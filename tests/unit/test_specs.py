@@ -210,8 +210,8 @@ def test_split_ratio(query: str, parts: tuple[str, str] | None) -> None:
     ("window", "factors"),
     [
         (43200, (14.4, 6.0, 3.0, 1.0)),  # 30d: the SRE Workbook numbers
-        (40320, (13.44, 5.6, 2.8, 0.9333333333333333)),  # 28d
-        (10080, (3.36, 1.4, 0.7, 0.23333333333333334)),  # 7d
+        (40320, (13.44, 5.6, 2.8, 1.0)),  # 28d: 0.933 raised to 1 (no default alert below 1)
+        (10080, (3.36, 1.4, 1.0, 1.0)),  # 7d: 0.7 and 0.233 raised to 1
     ],
 )
 def test_default_alerts(window: int, factors: tuple[float, ...]) -> None:
