@@ -47,7 +47,7 @@ from pipelines.inbox import AppendResult, Entry, GroupCommit, Inbox, is_disk_ful
 from pipelines.incidents.contract import Command
 from pipelines.incidents.read import API_TRIAGE_FIELDS, list_incidents
 from pipelines.incidents.runners import reap_interrupted_remediations
-from pipelines.ingest import decode_json, parse_delivery
+from pipelines.ingest import Delivery, decode_json, parse_delivery
 from pipelines.ingest.commands import parse_command
 from pipelines.ingest.pagerduty import SIGNATURE_HEADER, signature_matches
 from pipelines.limits import RequestGuard
@@ -178,6 +178,7 @@ def create_app(
         state: _State = request.app.state.slo
         received_at = utc_now()
         raw = await _authenticated_body(request, state.service)
+        signed = _signed_by_pagerduty(request, state.service, raw)
         try:
             delivery = parse_delivery(
                 raw, request.query_params.get("format"), request.headers, received_at=received_at
@@ -187,6 +188,8 @@ def create_app(
         except Exception as exc:  # a parser bug must still be a 400 for the sender, and logged for us
             log.exception("unexpected error parsing a delivery")
             raise MalformedInput(f"body: could not be read ({type(exc).__name__})") from exc
+        if not signed:
+            delivery = _without_unsigned_steps(delivery)
         result = await _append(state, delivery.entries)
         if state.worker is not None and any(map(is_urgent, delivery.entries)):
             state.worker.wake()  # a page is listed within seconds, not at the next scheduled cycle
@@ -535,6 +538,38 @@ async def _authenticated_body(request: Request, service: ServiceSettings) -> byt
     _check_bearer(request, service)
     _check_json(request)
     return await _read_body(request, service.max_body_bytes)
+
+
+def _signed_by_pagerduty(request: Request, service: ServiceSettings, raw: bytes) -> bool:
+    """Whether the body carries a valid X-PagerDuty-Signature (whatever else authenticated it)."""
+    signature = request.headers.get(SIGNATURE_HEADER)
+    return bool(
+        service.pagerduty_secret
+        and signature is not None
+        and signature_matches(raw, signature, service.pagerduty_secret)
+    )
+
+
+def _without_unsigned_steps(delivery: Delivery) -> Delivery:
+    """A PagerDuty delivery's acknowledge/resolve/reopen steps name their actor in the body
+    (`event.agent`): only PagerDuty's signature vouches for that name (issue 15). Without it (the
+    ingest token, or loopback without one) the alerts are taken and the steps are listed as ignored."""
+    steps = [e for e in delivery.entries if e.kind == "command"]
+    if not steps:
+        return delivery
+    ignored = [
+        {
+            "dedup_key": e.dedup_key,
+            "reason": "a human step from PagerDuty needs PagerDuty's X-PagerDuty-Signature "
+            "(PAGERDUTY_WEBHOOK_SECRET): without it the actor it names is not vouched for",
+        }
+        for e in steps
+    ]
+    return dataclasses.replace(
+        delivery,
+        entries=[e for e in delivery.entries if e.kind != "command"],
+        ignored=[*delivery.ignored, *ignored],
+    )
 
 
 async def _append(state: _State, entries: list[Entry]) -> AppendResult:

@@ -97,6 +97,28 @@ def test_pagerduty_authenticates_by_signature(client: AsgiClient, settings: Sett
     assert [row.kind for row in Inbox(settings.data_dir).read_since(0)] == ["alert", "command"]
 
 
+def test_a_pagerduty_step_needs_pagerdutys_signature_not_the_ingest_token(
+    client: AsgiClient, settings: Settings
+) -> None:
+    """An acknowledge from PagerDuty names its actor in the body (`event.agent`): the ingest token vouches
+    for nobody (issue 15), so sent with it the step is listed as ignored and nothing is stored; the same
+    body signed by PagerDuty is taken. A triggered event (an alert, no actor) is taken either way."""
+    ack = raw("pagerduty_acknowledged")
+    r = client.request("POST", INGEST + "?format=pagerduty", ack, auth())
+    assert r.status == 202, r.body
+    assert r.json()["accepted"] == []
+    assert [i["dedup_key"] for i in r.json()["ignored"]] == ["pd:01DEN4HQ2RTAAG06ZT4Q6VB3KX"]
+    assert "X-PagerDuty-Signature" in r.json()["ignored"][0]["reason"]
+    assert count(settings) == 0
+    triggered = raw("pagerduty_triggered")
+    r = client.request("POST", INGEST + "?format=pagerduty", triggered, auth())
+    assert r.status == 202 and r.json()["accepted"] == ["pd:01DEN4HPBQAAAG05V5QQYBRZMF"]
+    signed = {"content-type": "application/json", "x-pagerduty-signature": sign(ack, SECRET)}
+    r = client.request("POST", INGEST, ack, signed)
+    assert r.status == 202 and r.json()["accepted"] == ["pd:01DEN4HQ2RTAAG06ZT4Q6VB3KX"]
+    assert [row.kind for row in Inbox(settings.data_dir).read_since(0)] == ["alert", "command"]
+
+
 BIG = json.dumps({"service": "x", "title": "y" * 5000}).encode()
 GOOD = json.dumps({"service": "x", "title": "y"}).encode()
 PD = (FIXTURES / "pagerduty_triggered.json").read_bytes()
