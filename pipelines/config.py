@@ -254,11 +254,21 @@ class Settings:
     def secrets(self) -> list[str]:
         """The secret values that are set (to scrub them from any text before it is stored or shown).
 
-        A secret URL (the Slack webhook) carries its secret in the path, so the path counts too.
+        A secret URL (the Slack webhook) carries its secret in the path, so the path counts too. The
+        personal API tokens count one by one, from `SLO_API_TOKENS` and `SLO_API_TOKENS_FILE` both (their
+        YAML text is not one secret value); a `sha256:` entry holds no token. Never raises.
         """
-        values = [v for f in fields(self) if f.metadata.get("secret") and (v := getattr(self, f.name))]
+        from pipelines.auth.tokens import raw_tokens_for  # lazy: that module imports this one
+
+        values = [
+            v
+            for f in fields(self)
+            if f.metadata.get("secret") and f.name != "api_tokens" and (v := getattr(self, f.name))
+        ]
         paths = [p for v in values if len(p := urllib.parse.urlsplit(v).path) > 8]
-        return sorted({*values, *paths}, key=len, reverse=True)  # longest first: a URL before its path
+        tokens = raw_tokens_for(self)
+        # longest first: a URL before its path
+        return sorted({*values, *paths, *tokens}, key=len, reverse=True)
 
     def describe(self) -> dict[str, Any]:
         """Every setting as JSON-ready values, secrets shown only as set / not set."""

@@ -19,6 +19,7 @@ exit), so the time a lookup takes does not say which token, or how much of one, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
@@ -165,6 +166,45 @@ def combine(*tables: TokenTable) -> TokenTable:
             "SLO_API_TOKENS_FILE and SLO_API_TOKENS: the same token in both; each token names one actor"
         )
     return TokenTable(tuple(entries))
+
+
+_KEY_LINE = re.compile(r"""^[ \t]+(?:"([^"\n]+)"|'([^'\n]+)'|([^\s:#'"][^\s:]*))[ \t]*:(?:[ \t]|$)""", re.M)
+
+
+def raw_tokens(text: str) -> list[str]:
+    """The tokens themselves written in the YAML text of a tokens mapping, to scrub from stored text.
+
+    Never raises: from a mapping that `parse_tokens` would refuse it takes every text key under
+    `tokens:` all the same (a token is a secret even in an entry that is wrong); from text that is not
+    YAML or has no `tokens:` mapping, every indented `key:` of at least MIN_TOKEN_CHARS characters (the
+    field names, name/email/role, are shorter).
+    A `sha256:` key holds no token, so it gives nothing; nor does a key shorter than MIN_TOKEN_CHARS
+    (never a usable token, and scrubbing a short string would mangle ordinary text).
+    """
+    try:
+        data = yaml.safe_load(text)
+    except Exception:  # not only YAMLError: e.g. ValueError from a date-like key such as 2026-13-45
+        data = None
+    tokens = data.get("tokens") if isinstance(data, dict) else None
+    if isinstance(tokens, dict):
+        keys = [k for k in tokens if isinstance(k, str)]
+    else:
+        keys = [next(g for g in m.groups() if g) for m in _KEY_LINE.finditer(text)]
+    found = {k.strip() for k in keys}
+    return sorted(t for t in found if len(t) >= MIN_TOKEN_CHARS and not t.startswith(DIGEST_PREFIX))
+
+
+def raw_tokens_for(settings: Settings) -> list[str]:
+    """The raw tokens of `SLO_API_TOKENS_FILE` and `SLO_API_TOKENS` (for `Settings.secrets()`).
+
+    Never raises: an unreadable or broken file gives what can be read of it, or nothing.
+    """
+    texts = [settings.api_tokens or ""]
+    if settings.api_tokens_file:
+        # unreadable: the service refuses to start on it (tokens_for); here there is nothing to scrub
+        with contextlib.suppress(OSError, ValueError):
+            texts.append(settings.api_tokens_file.read_text(encoding="utf-8", errors="surrogateescape"))
+    return sorted({token for text in texts if text for token in raw_tokens(text)})
 
 
 def tokens_for(settings: Settings) -> TokenTable:

@@ -6,8 +6,9 @@ store, this process folds the inbox at once (the incident stage only) and publis
 became of the step. While `slo serve` runs, it says "queued; the running service will apply it".
 The store and the write path are imported inside the handlers, deliberately, for the CLI's start-up.
 
-Who: a step is recorded as made by the OS user running the CLI (`getpass.getuser()`), approvals too;
-there is no `--actor`. The CLI is an operator's tool on the machine itself: whoever can run it can
+Who: a step is recorded as made by the OS user running the CLI, approvals too: the login name of the
+effective uid (`pwd.getpwuid(os.geteuid())`). Environment variables (LOGNAME, USER) do not change it,
+and there is no `--actor`. The CLI is an operator's tool on the machine itself: whoever can run it can
 write the data directory anyway, so it checks no role (the API and the dashboard do, issue 15).
 """
 
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import getpass
 import json
+import os
+import pwd
 import sys
 from typing import Any
 
@@ -265,9 +267,10 @@ def _step(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _login() -> str | None:
-    """The OS user running the CLI: whom its steps are attributed to (None when it cannot be told)."""
+    """The OS user running the CLI, whom its steps are attributed to: the effective uid's login name
+    (None when the uid has no name). Not `getpass.getuser()`, which believes LOGNAME/USER first."""
     try:
-        return getpass.getuser().strip()[:200] or None
+        return pwd.getpwuid(os.geteuid()).pw_name.strip()[:200] or None
     except (KeyError, OSError):
         return None
 

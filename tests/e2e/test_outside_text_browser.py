@@ -19,6 +19,7 @@ from pipelines.incidents.contract import Alert
 from pipelines.outside_text import JOINER
 from tests.e2e.conftest import Server, dashboard_server
 from tests.e2e.test_dashboard_browser import wait_idle
+from tests.support.cli import os_user
 from tests.support.dashboard_store import ROOT
 from tests.support.incident_rows import publish_alert
 from tests.support.realparts import free_port
@@ -35,7 +36,8 @@ ACTOR = "mallory <a href=http://evil.test/actor>x</a>"
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("hostile-dashboard")
     data = base / "data"
-    env = {**os.environ, "SLO_DATA_DIR": str(data), "LOGNAME": ACTOR, "USER": ACTOR}  # the CLI's actor
+    # LOGNAME/USER do not name the CLI's actor (the effective uid's login does): the hostile name is ignored
+    env = {**os.environ, "SLO_DATA_DIR": str(data), "LOGNAME": ACTOR, "USER": ACTOR}
     env.pop("ANTHROPIC_API_KEY", None)
     settings = Settings.load({**os.environ, "SLO_DATA_DIR": str(data)})
     alert = Alert(
@@ -96,7 +98,8 @@ def test_incident_page_shows_hostile_text_as_text(chromium: Any, hostile: Server
         # the generated post-mortem, rendered as Markdown: its heading carries the title as text
         heading = page.get_by_role("heading", name="Post-Mortem:").first.inner_text().replace(JOINER, "")
         assert TITLE in heading, heading
-        assert ACTOR in body, [line for line in body.splitlines() if "mallory" in line]
+        assert os_user() in body, body[:3000]  # the CLI's actor: the effective uid's login
+        assert "mallory" not in body, [line for line in body.splitlines() if "mallory" in line]
         # no Streamlit colour directive was applied to it
         assert page.locator("span[style*='color']", has_text="RESOLVED").count() == 0
         # (b), (c)

@@ -113,11 +113,11 @@ def test_an_action_item_is_judged_alike_by_the_api_cli_dashboard_and_fold(tmp_pa
 
     # The CLI, applying the step itself now that no service holds the store.
     done = slo(data, "incidents", "action-item", iid, "--title", "via cli", "--owner", "@shop-team",
-               "--due", DUE, "--json", user="carl")  # fmt: skip
+               "--due", DUE, "--json")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     count = inbox_count(data)
     done = slo(data, "incidents", "action-item", iid, "--title", "bad via cli", "--owner", "@shop-team",
-               "--priority", "urgent", "--due", DUE, user="carl")  # fmt: skip
+               "--priority", "urgent", "--due", DUE)  # fmt: skip
     assert done.returncode == 1
     assert ARG_FORM in done.stderr
     assert inbox_count(data) == count  # nothing written

@@ -19,7 +19,7 @@ import pytest
 from pipelines.config import Settings
 from pipelines.incidents.contract import Alert
 from pipelines.outside_text import JOINER
-from tests.support.cli import slo
+from tests.support.cli import os_user, slo
 from tests.support.incident_rows import publish_alert
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
          "--due", "2026-06-15"],
         ["resolve", iid],
     ):  # fmt: skip
-        done = slo(data, "incidents", *step, user=ACTOR)  # the CLI's actor is the OS login
+        done = slo(data, "incidents", *step, env={"LOGNAME": ACTOR, "USER": ACTOR})  # ignored
         assert done.returncode == 0, (step, done.stdout, done.stderr)
         assert ESC not in done.stdout + done.stderr
     return data
@@ -80,7 +80,7 @@ def test_show_prints_every_outside_field_without_escape_sequences(data_dir: Path
     assert "root cause (deploy): ![pixel](http://evil.test/rc.png) red fake line" in out
     assert "[fix](javascript:alert(1)) | cell → mallory0;owned P2" not in out  # OSC removed whole:
     assert "[fix](javascript:alert(1)) | cell → mallory P2 due 2026-06-15" in out
-    assert "[mallory]" in out  # the actor on the timeline, its OSC title sequence gone
+    assert f"[{os_user()}]" in out  # the actor on the timeline: the effective uid's login, not LOGNAME
 
 
 def test_show_json_keeps_the_text_exactly(data_dir: Path) -> None:
@@ -91,7 +91,7 @@ def test_show_json_keeps_the_text_exactly(data_dir: Path) -> None:
     detail = json.loads(done.stdout)
     assert (detail["title"], detail["service"], detail["root_cause"]) == (TITLE, SERVICE, ROOT_CAUSE)
     assert detail["action_items"][0]["title"] == ACTION_TITLE
-    assert {e["actor"] for e in detail["timeline"] if e["actor"]} == {ACTOR}
+    assert {e["actor"] for e in detail["timeline"] if e["actor"]} == {os_user()}
 
 
 def test_postmortem_carries_the_outside_text_escaped(data_dir: Path) -> None:

@@ -4,6 +4,7 @@ model, Slack or PagerDuty keys of the environment the tests run in."""
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -11,14 +12,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def slo(data_dir: Path, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`slo …` as a subprocess; `user`: the OS login it runs as (getpass reads LOGNAME first), whom the
-    CLI records as the actor of a step."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "SLACK_WEBHOOK_URL")}
-    env["SLO_DATA_DIR"] = str(data_dir)
-    if user is not None:
-        env["LOGNAME"] = env["USER"] = user
+def os_user() -> str:
+    """The login name of the effective uid this test runs as: whom the CLI records as a step's actor."""
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def slo(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`slo …` as a subprocess; `env`: variables set on top of this process's environment."""
+    full = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "SLACK_WEBHOOK_URL")}
+    full["SLO_DATA_DIR"] = str(data_dir)
+    full.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT, env=full, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

@@ -17,6 +17,7 @@ from pipelines.config import Settings
 from pipelines.cycle import open_writer as Writer
 from pipelines.inbox import Inbox
 from pipelines.incidents.contract import Alert
+from tests.support.cli import os_user, slo
 from tests.support.incident_rows import publish_alert
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,9 +90,8 @@ def test_list_json_has_the_design_fields(data: Path, capsys: pytest.CaptureFixtu
 
 
 def test_ack_goes_through_the_inbox_and_is_applied_at_once(
-    data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("LOGNAME", "bob")  # the CLI acts as the OS user (getpass reads LOGNAME first)
     code, result = run_json(capsys, "ack", "INC-0001", "--json")
     assert code == 0
     assert result == {
@@ -104,7 +104,7 @@ def test_ack_goes_through_the_inbox_and_is_applied_at_once(
     assert (row["status"], row["acknowledged_at_source"]) == ("acknowledged", "cli")
     _, detail = run_json(capsys, "show", "INC-0001", "--json")
     acks = [e for e in detail["timeline"] if e["kind"] == "acknowledged"]
-    assert [(e["actor"], e["source"]) for e in acks] == [("bob", "cli")]
+    assert [(e["actor"], e["source"]) for e in acks] == [(os_user(), "cli")]  # the effective uid's login
     # Acknowledging again is a bad step for this state: recorded as rejected, exit 1.
     code, result = run_json(capsys, "ack", "INC-0001", "--json")
     assert code == 1
@@ -114,7 +114,8 @@ def test_ack_goes_through_the_inbox_and_is_applied_at_once(
 def test_the_cli_records_the_os_user_and_takes_no_other_name(
     data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LOGNAME", "dora")
+    monkeypatch.setenv("LOGNAME", "dora")  # not who runs this: the CLI does not believe it
+    monkeypatch.setenv("USER", "dora")
     with pytest.raises(SystemExit) as refused:  # issue 15: no free-text actor
         main(["incidents", "ack", "INC-0001", "--actor", "mallory"])
     assert refused.value.code == 2
@@ -123,7 +124,21 @@ def test_the_cli_records_the_os_user_and_takes_no_other_name(
     code, _ = run_json(capsys, "ack", "INC-0001", "--json")
     assert code == 0
     _, detail = run_json(capsys, "show", "INC-0001", "--json")
-    assert [e["actor"] for e in detail["timeline"] if e["kind"] == "acknowledged"] == ["dora"]
+    assert [e["actor"] for e in detail["timeline"] if e["kind"] == "acknowledged"] == [os_user()]
+
+
+def test_logname_and_user_do_not_change_who_the_cli_records(data: Path) -> None:
+    """`LOGNAME=mallory USER=mallory slo incidents ack …` as a real process: still the effective uid's
+    login name on the timeline (getpass.getuser() would have said mallory)."""
+    assert os_user() != "mallory"
+    done = slo(data, "incidents", "ack", "INC-0001", "--json", env={"LOGNAME": "mallory", "USER": "mallory"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["outcome"] == "acknowledged"
+    shown = slo(data, "incidents", "show", "INC-0001", "--json")
+    timeline = json.loads(shown.stdout)["timeline"]
+    acks = [(e["actor"], e["source"]) for e in timeline if e["kind"] == "acknowledged"]
+    assert acks == [(os_user(), "cli")]
+    assert "mallory" not in shown.stdout
 
 
 def test_bad_input_exits_1_and_stores_nothing(data: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.auth.tokens import Actor, TokenError, combine, load_tokens, parse_tokens, tokens_for
-from pipelines.config import Settings
+from pipelines.auth.tokens import (
+    Actor,
+    TokenError,
+    combine,
+    load_tokens,
+    parse_tokens,
+    raw_tokens,
+    raw_tokens_for,
+    tokens_for,
+)
+from pipelines.config import Settings, scrub
 
 ALICE = "alice-token-0123456789"
 BOB = "bob-token-abcdefghijkl"
@@ -118,3 +127,54 @@ def test_file_and_environment_together(tmp_path: Path) -> None:
 def test_approval_timeout_setting() -> None:
     assert Settings.load({}).approval_timeout_s == 900.0
     assert Settings.load({"SLO_APPROVAL_TIMEOUT": "60"}).approval_timeout_s == 60.0
+
+
+DAVE = "dave-token-mnopqrstuv"
+
+
+def test_scrub_hides_every_personal_token_from_the_file_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./.env of the checkout
+    path = tmp_path / "tokens.yaml"
+    carol = f'  "sha256:{CAROL_SHA}": {{name: carol, role: viewer}}\n'
+    path.write_text(f'tokens:\n  "{ALICE}": {{name: alice, role: approver}}\n{carol}')
+    env = f'tokens:\n  "{BOB}": {{name: bob, role: responder}}\n  "{DAVE}": {{name: dave, role: admin}}\n'
+    settings = Settings.load({"SLO_API_TOKENS_FILE": str(path), "SLO_API_TOKENS": env})
+    text = f"curl -H 'Authorization: Bearer {ALICE}' failed; then {BOB}, {DAVE} and sha256:{CAROL_SHA}"
+    assert scrub(text, settings) == (
+        f"curl -H 'Authorization: Bearer ***' failed; then ***, *** and sha256:{CAROL_SHA}"
+    )  # the sha256 entry holds no token: nothing of it is a secret
+    # each raw token, no more: not the YAML text of SLO_API_TOKENS, nor a digest
+    assert sorted(settings.secrets()) == sorted([ALICE, BOB, DAVE])
+    assert raw_tokens_for(settings) == sorted([ALICE, BOB, DAVE])
+
+
+def test_a_broken_tokens_file_gives_what_it_can_and_secrets_never_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    def secrets_with(path: Path) -> list[str]:
+        return Settings.load({"SLO_API_TOKENS_FILE": str(path)}).secrets()
+
+    not_yaml = tmp_path / "not-yaml.yaml"  # a tab in the indentation: the YAML parser gives up
+    not_yaml.write_text(f'tokens:\n  "{ALICE}":\n    name: alice\n\trole: approver\n  {BOB}: {{name: bob}}\n')
+    with pytest.raises(TokenError, match="not YAML"):
+        load_tokens(not_yaml)  # the service would refuse it …
+    assert sorted(secrets_with(not_yaml)) == sorted([ALICE, BOB])  # … its tokens are scrubbed all the same
+    refused = tmp_path / "refused.yaml"  # YAML, but an entry without a role and a token that is too short
+    refused.write_text(f'tokens:\n  "{ALICE}": {{name: alice}}\n  "short": {{name: s, role: viewer}}\n')
+    with pytest.raises(TokenError, match="role"):
+        load_tokens(refused)
+    assert secrets_with(refused) == [ALICE]  # a 5-character key would scrub ordinary words: left out
+    not_utf8 = tmp_path / "latin1.yaml"
+    not_utf8.write_bytes(f'tokens:\n  "{ALICE}": {{name: "caf\xe9", role: viewer}}\n'.encode("latin-1"))
+    assert secrets_with(not_utf8) == [ALICE]
+    assert secrets_with(tmp_path / "missing.yaml") == []
+    assert secrets_with(tmp_path) == []  # a directory: unreadable as a file
+    assert (
+        raw_tokens("tokens: [") == []
+        and raw_tokens("") == []
+        and raw_tokens("tokens:\n  2026-13-45: x") == []
+    )
