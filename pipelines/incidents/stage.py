@@ -134,7 +134,9 @@ def process(
         if not (runner.synchronous and queued):
             break
     todo = _agenda(con)
-    if todo["awaiting"] and _guard(report, "approvals", run_approvals, con, settings, now, iso):
+    if todo["awaiting"] and _guard(
+        report, "approvals", run_approvals, con, settings, now, iso, _unfolded_since(con, inbox)
+    ):
         _guard(report, "escalation", send_escalations, con, settings, now, iso)  # the withdrawn ones
     if todo["verify"]:
         _guard(report, "verification", verify_remediations, con, now, iso)
@@ -176,6 +178,13 @@ def _triage_budgeted(
         urgent_first=True,
         interrupted=lambda: inbox.last_seq() > seen,
     )
+
+
+def _unfolded_since(con: duckdb.DuckDBPyConnection, inbox: Inbox) -> dt.datetime | None:
+    """When the oldest inbox row after the fold's cursor was received (None: the fold has caught up)."""
+    (cursor,) = con.execute("SELECT last_seq FROM inbox_cursor").fetchone() or (0,)
+    rows = inbox.read_since(int(cursor or 0), limit=1)
+    return rows[0].received_at.replace(tzinfo=None) if rows else None
 
 
 def _guard(report: ProcessReport, step: str, fn: Callable[..., Any], *args: Any) -> Any:

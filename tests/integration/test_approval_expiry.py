@@ -251,3 +251,33 @@ def test_slo_serve_withdraws_a_waiting_approval_and_a_restart_does_not_repeat_it
     assert [e["kind"] for e in detail["timeline"]].count("approval_requested") == 1
     assert [e["kind"] for e in detail["timeline"]].count("escalated") == 1
     assert len(slack.received) == 2 and len(pagerduty.received) == 1
+
+
+def test_an_approval_waiting_in_the_inbox_backlog_holds_the_deadline(
+    tmp_path: Path, receivers: tuple[Endpoint, Endpoint]
+) -> None:
+    """Review finding: the service folds a backlog a few seconds per cycle, so an approval accepted
+    (202) before the deadline may still be unfolded when the deadline passes. The deadline is applied
+    only once every row received before it is folded: not while the oldest unfolded row is older."""
+    from pipelines.incidents.isolation import Isolation, ProcessReport
+    from pipelines.incidents.steps.timers import run_approvals
+
+    slack, pagerduty = receivers
+    settings, _ = setup(tmp_path, slack, pagerduty)
+    con = duckdb.connect()
+    migrate(con)
+    inbox = Inbox(tmp_path / "data")
+    inbox.append([firing("Workers crash looping")])
+    run(con, settings, inbox, T0 + M)  # queued at T0+M: deadline T0+16M
+    now = T0 + 17 * M
+
+    def approvals(unfolded_since: dt.datetime | None) -> int:
+        return run_approvals(con, settings, now, Isolation(con, ProcessReport(), now), unfolded_since)
+
+    assert approvals(T0 + 15 * M) == 0  # a row received before the deadline is still unfolded
+    assert one(con, "SELECT status FROM remediations") == "awaiting_approval"
+    assert kinds(con).count("approval_expired") == 0
+    assert approvals(T0 + 16 * M + dt.timedelta(seconds=1)) == 1  # only rows received after it wait
+    assert one(con, "SELECT status, finished_at FROM remediations") == ("withdrawn", T0 + 16 * M)
+    con.close()
+    inbox.close()

@@ -85,10 +85,18 @@ def _timers_of(
 
 
 def run_approvals(
-    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    iso: Isolation,
+    unfolded_since: dt.datetime | None = None,
 ) -> int:
     """Announce each remediation newly waiting for approval; withdraw those past their deadline (the
-    incident is then marked for escalation). How many were withdrawn."""
+    incident is then marked for escalation). How many were withdrawn.
+
+    `unfolded_since`: when the oldest inbox row the fold has not reached yet was received (None: the
+    fold has caught up). A deadline is applied only once every row received before it is folded, so
+    an approval accepted in time but waiting behind a backlog (an alert storm) is never withdrawn."""
     rows = con.execute(
         "SELECT id, incident_id, action, created_at FROM remediations WHERE status = 'awaiting_approval' "
         "ORDER BY created_at, id"
@@ -108,11 +116,11 @@ def run_approvals(
     withdrawn = 0
     for rid, iid, action, created in rows:
         deadline = created + timeout
-        if deadline <= now:
+        if deadline <= now and (unfolded_since is None or unfolded_since > deadline):
             withdrawn += bool(
                 iso.run("approval expiry", rid, iid, _withdraw, con, rid, iid, action, deadline, timeout)
             )
-        elif rid not in announced:
+        elif deadline > now and rid not in announced:
             if approvers is None:
                 approvers = _approvers(settings)
             inc = incident(con, iid)
