@@ -49,6 +49,7 @@ from pipelines.incidents.read import API_TRIAGE_FIELDS, list_incidents
 from pipelines.incidents.runners import reap_interrupted_remediations
 from pipelines.ingest import Delivery, decode_json, parse_delivery
 from pipelines.ingest.commands import parse_command
+from pipelines.ingest.fields import digest
 from pipelines.ingest.pagerduty import SIGNATURE_HEADER, signature_matches
 from pipelines.limits import RequestGuard
 from pipelines.service.openapi import DOC_MODELS, POST_DOCS, SCHEMA_REF, SNAPSHOT_503, ErrorAnswer
@@ -227,6 +228,12 @@ def create_app(
             log.exception("unexpected error parsing a command")
             raise MalformedInput(f"body: could not be read ({type(exc).__name__})") from exc
         cmd = _authorized(cmd, caller, body)
+        own_key = request.headers.get("idempotency-key") or (
+            body.get("dedup_key") if isinstance(body, dict) else None
+        )
+        if own_key:  # a retry is recognised per sender and command, never across them (issue 15)
+            key = digest("command", cmd.incident_id, cmd.actor, cmd.command, str(own_key))
+            cmd = dataclasses.replace(cmd, dedup_key=f"cmd:{key}")
         entry = Entry(cmd.dedup_key, "command", cmd.source, cmd.to_json())
         result = await _append(state, [entry])
         state.counts["202"] += 1

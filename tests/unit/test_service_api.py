@@ -268,13 +268,16 @@ def test_streamed_body_over_the_limit_is_413(client: AsgiClient, settings: Setti
     assert count(settings) == 1
 
 
-ALICE = "alice-personal-token-0123456789"  # a personal token (issue 15): alice, responder
+ALICE = "alice-personal-token-0123456789"  # personal tokens (issue 15): alice and bob, responders
+BOB = "bob-personal-token-0123456789abc"
 
 
 def test_commands_go_to_the_inbox_once_per_idempotency_key(settings: Settings) -> None:
-    settings = dataclasses.replace(
-        settings, api_tokens=f'tokens:\n  "{ALICE}": {{name: alice, role: responder}}\n'
+    tokens = (
+        f'tokens:\n  "{ALICE}": {{name: alice, role: responder}}\n'
+        f'  "{BOB}": {{name: bob, role: responder}}\n'
     )
+    settings = dataclasses.replace(settings, api_tokens=tokens)
     service = ServiceSettings(token=TOKEN, pagerduty_secret=SECRET, max_body_bytes=4096, cycle_seconds=0)
     alice = {"authorization": f"Bearer {ALICE}", "content-type": "application/json"}
     body = {
@@ -299,6 +302,15 @@ def test_commands_go_to_the_inbox_once_per_idempotency_key(settings: Settings) -
         assert again.json()["duplicates"] == r.json()["accepted"]
         other = client.post_json("/api/incidents/INC-0007/commands", {"command": "acknowledge"}, alice)
         assert other.status == 202 and other.json()["command"]["actor"] == "alice"
+        # the same key for another command, or from another sender, is not a retry of alice's
+        reopen = client.post_json(
+            "/api/incidents/INC-0007/commands", {"command": "reopen"}, {**alice, "idempotency-key": "k1"}
+        )
+        assert reopen.status == 202 and reopen.json()["accepted"] and not reopen.json()["duplicates"]
+        bob = {"authorization": f"Bearer {BOB}", "content-type": "application/json", "idempotency-key": "k1"}
+        by_bob = client.post_json("/api/incidents/INC-0007/commands", body, bob)
+        assert by_bob.status == 202 and by_bob.json()["accepted"] and not by_bob.json()["duplicates"]
+        assert by_bob.json()["command"]["actor"] == "bob"
         # the ingest token names nobody: it delivers alerts, not commands
         refused = client.post_json("/api/incidents/INC-0007/commands", {"command": "acknowledge"}, auth())
         assert refused.status == 403 and refused.json()["error"] == "forbidden"
@@ -306,6 +318,8 @@ def test_commands_go_to_the_inbox_once_per_idempotency_key(settings: Settings) -
     assert [(row.kind, row.body["command"]) for row in rows] == [
         ("command", "root_cause"),
         ("command", "acknowledge"),
+        ("command", "reopen"),
+        ("command", "root_cause"),
     ]
 
 
