@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pipelines.auth.tokens import raw_tokens_for
 from pipelines.errors import ConfigError, SloError
 
 # seed 000: the ai_triage node's model and timeout; the auto_remediate node's timeout and retry policy.
@@ -258,8 +259,6 @@ class Settings:
         personal API tokens count one by one, from `SLO_API_TOKENS` and `SLO_API_TOKENS_FILE` both (their
         YAML text is not one secret value); a `sha256:` entry holds no token. Never raises.
         """
-        from pipelines.auth.tokens import raw_tokens_for  # lazy: that module imports this one
-
         values = [
             v
             for f in fields(self)

@@ -25,12 +25,15 @@ import hmac
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from pipelines.auth.roles import ROLES, may
-from pipelines.config import Settings
 from pipelines.errors import ConfigError
+
+if TYPE_CHECKING:  # config's `Settings.secrets()` reads the raw tokens through this module
+    from pipelines.config import Settings
 
 MIN_TOKEN_CHARS = 16
 DIGEST_PREFIX = "sha256:"
