@@ -163,7 +163,7 @@ def fold_inbox(
     so a crash at any point neither loses a row nor folds one twice.
     """
     report = FoldReport()
-    stored = _stored_seq(con)
+    stored = stored_seq(con)
     cursor = _cursor(con, inbox, report)
     deadline = None if budget_s is None else time.monotonic() + budget_s
     seen = _fold_urgent_first(con, inbox, cursor, stored, report, deadline) if deadline is not None else 0
@@ -184,7 +184,7 @@ def fold_inbox(
     return report
 
 
-def _stored_seq(con: duckdb.DuckDBPyConnection) -> int:
+def stored_seq(con: duckdb.DuckDBPyConnection) -> int:
     """The cursor as stored: rows after it may have been folded ahead of it."""
     row = con.execute("SELECT last_seq FROM inbox_cursor").fetchone()
     return int(row[0]) if row and row[0] else 0

@@ -27,7 +27,7 @@ import duckdb
 from pipelines.config import Settings
 from pipelines.inbox import Inbox
 from pipelines.incidents import engine_alerts
-from pipelines.incidents.fold import FoldReport, fold_inbox
+from pipelines.incidents.fold import FoldReport, fold_inbox, stored_seq
 from pipelines.incidents.isolation import Isolation, ProcessReport, merge_fold
 from pipelines.incidents.runners import Runner, SyncRunner
 from pipelines.incidents.steps.budgets import update_budgets
@@ -167,8 +167,7 @@ def _triage_budgeted(
     only when nothing new came in. Either way, anything arriving meanwhile stops it: every accepted
     alert is listed within seconds, and the triage goes on next cycle."""
     seen = inbox.last_seq()
-    (folded_to,) = con.execute("SELECT last_seq FROM inbox_cursor").fetchone() or (0,)
-    budget = 0.0 if folded.ahead else backlog_s if folded.opened or seen > int(folded_to or 0) else None
+    budget = 0.0 if folded.ahead else backlog_s if folded.opened or seen > stored_seq(con) else None
     triage_pending(
         con,
         settings,
@@ -182,8 +181,7 @@ def _triage_budgeted(
 
 def _unfolded_since(con: duckdb.DuckDBPyConnection, inbox: Inbox) -> dt.datetime | None:
     """When the oldest inbox row after the fold's cursor was received (None: the fold has caught up)."""
-    (cursor,) = con.execute("SELECT last_seq FROM inbox_cursor").fetchone() or (0,)
-    rows = inbox.read_since(int(cursor or 0), limit=1)
+    rows = inbox.read_since(stored_seq(con), limit=1)
     return rows[0].received_at.replace(tzinfo=None) if rows else None
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import yaml
 
 from pipelines.model import Sli, Slo, SloWindow
-from pipelines.promql import QueryShapeError, per_minute_increase
+from pipelines.query_shape import event_query_problem
 from pipelines.specs.nodes import (
     Entry,
     FileCheck,
@@ -283,9 +283,8 @@ def _query(check: FileCheck, node: yaml.Node | None, path: str, parent: yaml.Nod
                 node or parent, f"{path}.query", "required field is missing; expected a PromQL query"
             )
         return None
-    try:
-        per_minute_increase(query)
-    except QueryShapeError as exc:
-        check.problem(fields["query"], f"{path}.query", str(exc))
+    problem = event_query_problem(query)
+    if problem is not None:
+        check.problem(fields["query"], f"{path}.query", problem)
         return None
     return query.strip()
