@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.errors import SourceError
-from pipelines.partitions import mark_rows_changed
+from pipelines.partitions import database_dir, store_rows, store_view
 from pipelines.sources import BucketSource
 from pipelines.sources.events_file import BAD_ROW, EventsFile, Rows
 
@@ -200,23 +200,19 @@ def write_staged(con: duckdb.DuckDBPyConnection, slo_ids: Sequence[str], keys: M
             SELECT ([{key_list}]::INTEGER[])[idx + 1] AS slo_key, minute, good, valid FROM {STAGED}"""
     )
     try:
-        ((lo, hi, n),) = con.execute(f"SELECT min(minute), max(minute), count(*) FROM {STAGED}").fetchall()
+        ((n,),) = con.execute(f"SELECT count(*) FROM {STAGED}").fetchall()
         if not n:
             return 0
+        data_dir = database_dir(con)
         con.execute("BEGIN TRANSACTION")
         try:
-            # -- A newer batch replaces stored minutes it covers (range-limited so zone maps prune).
-            con.execute(
-                """DELETE FROM buckets b WHERE b.minute BETWEEN ? AND ?
-                   AND EXISTS (SELECT 1 FROM batch n WHERE n.slo_key = b.slo_key AND n.minute = b.minute)""",
-                [lo, hi],
-            )
-            con.execute("INSERT INTO buckets SELECT * FROM batch")
-            mark_rows_changed(con, "buckets", "batch", hi)  # the next publish rewrites their closed hours
+            # -- Closed hours to their files (each row written once), the open hour to buckets_open.
+            store_rows(con, data_dir, "buckets", "batch")
             # -- Track the first minute and the earliest changed minute per SLO.
             con.execute(
-                """INSERT INTO engine_state (slo_key, first_minute, evaluated_to, dirty_from)
-                   SELECT slo_key, min(minute), NULL, min(minute) FROM batch GROUP BY slo_key
+                f"""INSERT INTO engine_state (slo_key, first_minute, evaluated_to, dirty_from)
+                   SELECT ([{key_list}]::INTEGER[])[idx + 1], first, NULL, first
+                   FROM (SELECT idx, min(minute) AS first FROM {STAGED} GROUP BY idx)
                    ON CONFLICT (slo_key) DO UPDATE SET
                      first_minute = least(engine_state.first_minute, excluded.first_minute),
                      dirty_from = least(coalesce(engine_state.dirty_from, excluded.dirty_from),
@@ -228,6 +224,8 @@ def write_staged(con: duckdb.DuckDBPyConnection, slo_ids: Sequence[str], keys: M
         except Exception:
             con.execute("ROLLBACK")
             raise
+        finally:
+            store_view(con, data_dir)
         return int(n)
     finally:
         con.execute("DROP VIEW IF EXISTS batch")

@@ -30,11 +30,18 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.errors import StoreError
+
 PARTS_DIR = "parts"
 # The tables whose closed days are published as files; every other table is copied into the snapshot.
 PARTITIONED = ("buckets", "checkpoints", "slo_series")
+# Of those, the tables whose closed hours are *stored* as files (the writer's own copy, written once when
+# the rows arrive: `store_rows`); the work database holds only their open rows, in `<table>_open`, and
+# reads the table through a view over both (`store_view`). The others are derived by the engine and
+# live in the work database; a publish copies their closed hours out.
+SEALED = ("buckets",)
 # The work database's own bookkeeping of publishing: never copied into a snapshot.
-BOOKKEEPING = ("publish_marks", "publish_changes", "publish_parts", "publish_retired")
+BOOKKEEPING = ("publish_marks", "publish_changes", "publish_parts", "publish_retired", "store_parts")
 # The snapshot's list of the files it reads.
 SNAPSHOT_PARTS = "snapshot_parts"
 # Minutes in an hour: the unit of change tracking, and the smallest partition (a closed hour of the
@@ -80,6 +87,164 @@ def mark_rows_changed(con: duckdb.DuckDBPyConnection, table: str, rows: str, las
         con.execute(LAST_SQL, [table, int(last)])
 
 
+def store_rows(con: duckdb.DuckDBPyConnection, data_dir: Path | None, table: str, batch: str | None) -> int:
+    """Store the rows of the relation `batch` (None: none, only move rows whose hour has closed) into the
+    sealed `table`, inside the caller's transaction; returns the files written.
+
+    A row replaces the stored row of its key and minute (a newer batch corrects, never double-counts).
+    Every hour before the newest minute's is closed: its rows go to files of the publish layout
+    (`unit_of`) — straight from the batch for a unit that holds nothing yet (a history load writes each
+    row once), otherwise by writing the unit again from its files, the open rows whose hour has just
+    closed and the batch — and the open hour's rows to `<table>_open`. A unit whose span grew (its day
+    or month closed) is written again as one file. Files are written before the caller commits: if it
+    rolls back they are listed nowhere, and `collect_garbage` deletes them. `data_dir` None (a
+    database in memory): every row stays in `<table>_open`."""
+    rows = f'main."{table}_open"'
+    marks = con.execute("SELECT last_minute FROM publish_marks WHERE table_name = ?", [table]).fetchall()
+    last = marks[0][0] if marks else None
+    lo = hi = None
+    if batch is not None:
+        ((lo, hi),) = con.execute(f"SELECT min(minute), max(minute) FROM {batch}").fetchall()
+    if hi is not None:
+        last = hi if last is None else max(int(last), int(hi))
+        con.execute(LAST_SQL, [table, int(hi)])
+    if last is None:
+        return 0
+    open_hour = int(last) // HOUR
+    open_from = open_hour * HOUR if data_dir is not None else None
+    written: dict[int, Part] = {}
+    replaced: list[Part] = []
+    if data_dir is not None:
+        parts = stored_parts(con, table)
+        from_batch = _batch_hours(con, batch, lo, hi, open_hour) if batch and lo is not None else set()
+        from_open = _hours_with_rows(con, rows, None, open_hour)
+        units = {unit_of(h, open_hour) for h in from_batch | from_open}
+        units |= {unit_of(p.hour, open_hour) for p in parts if unit_of(p.hour, open_hour) != (p.hour, p.span)}
+        inside = {u: [p for p in parts if u[0] <= p.hour < u[0] + u[1]] for u in units}
+        open_units = {unit_of(h, open_hour) for h in from_open}
+        fresh = {u for u in units if not inside[u] and u not in open_units}
+        if fresh and batch is not None:
+            written.update(_write_units(con, data_dir, table, fresh, batch))
+        for unit in sorted(units - fresh):
+            part = _merge_unit(con, data_dir, table, unit, inside[unit], rows, batch)
+            if part is not None:
+                written[part.hour] = part
+            replaced.extend(inside[unit])
+        con.execute(f"DELETE FROM {rows} WHERE minute < ?", [open_from])
+    if batch is not None and lo is not None:
+        first = int(lo) if open_from is None else max(int(lo), open_from)
+        con.execute(
+            f"""DELETE FROM {rows} o WHERE o.minute BETWEEN ? AND ?
+                AND EXISTS (SELECT 1 FROM {batch} n WHERE n.slo_key = o.slo_key AND n.minute = o.minute)""",
+            [first, int(hi)],
+        )
+        where = "" if open_from is None else f" WHERE minute >= {open_from}"
+        con.execute(f"INSERT INTO {rows} SELECT * FROM {batch}{where}")
+    if replaced:
+        con.execute(
+            "DELETE FROM store_parts WHERE table_name = ? AND file IN (SELECT unnest(?::VARCHAR[]))",
+            [table, [p.file for p in replaced]],
+        )
+    _insert_parts(con, "store_parts", list(written.values()))
+    return len(written)
+
+
+def _batch_hours(con: duckdb.DuckDBPyConnection, batch: str, lo: int, hi: int, open_hour: int) -> set[int]:
+    """The closed hours (before `open_hour`) that may hold rows of `batch` (minutes `lo`..`hi`): every
+    hour of its range when it holds a row a minute on average (a history: no scan of its rows; an
+    hour without rows gets no file), else those found."""
+    hours = range(int(lo) // HOUR, min(int(hi) // HOUR + 1, open_hour))
+    ((rows,),) = con.execute(f"SELECT count(*) FROM {batch}").fetchall()
+    if rows >= len(hours) * HOUR:
+        return set(hours)
+    return _hours_with_rows(con, batch, None, open_hour)
+
+
+def _merge_unit(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    table: str,
+    unit: tuple[int, int],
+    inside: list[Part],
+    rows: str,
+    batch: str | None,
+) -> Part | None:
+    """Write `unit` again: the rows of its files and the open rows in it, less those the batch
+    replaces, and the batch's; None when it holds no row."""
+    lo, hi = unit[0] * HOUR, (unit[0] + unit[1]) * HOUR
+    stored = [f"SELECT * FROM {rows} WHERE minute >= {lo} AND minute < {hi}"]
+    if inside:
+        listed = ", ".join(f"'{_sql_path(data_dir / p.file)}'" for p in inside)
+        stored.append(f"SELECT * FROM read_parquet([{listed}])")
+    old = " UNION ALL ".join(stored)
+    sql = f"SELECT * FROM ({old}) o"
+    if batch is not None:
+        sql += f"""
+            WHERE NOT EXISTS (SELECT 1 FROM {batch} n WHERE n.slo_key = o.slo_key AND n.minute = o.minute)
+            UNION ALL SELECT * FROM {batch} WHERE minute >= {lo} AND minute < {hi}"""
+    rel = _new_name(table, unit[0], unit[1])
+    folder = data_dir / PARTS_DIR / table
+    folder.mkdir(parents=True, exist_ok=True)
+    target = _sql_path(data_dir / rel)
+    ((count,),) = con.execute(
+        f"COPY (SELECT * FROM ({sql}) ORDER BY minute, slo_key) TO '{target}' (FORMAT parquet)"
+    ).fetchall()
+    if not count:
+        (data_dir / rel).unlink()
+        return None
+    _fsync(data_dir / rel)
+    _fsync(folder)
+    return Part(table, unit[0], unit[1], rel, int(count), os.stat(data_dir / rel).st_size)
+
+
+def store_view(con: duckdb.DuckDBPyConnection, data_dir: Path | None) -> None:
+    """Give the writer's connection each sealed table under its own name: a temporary view over its
+    files and `<table>_open` (the database's own view of `<table>_open` alone serves when there are no
+    files, or no data directory). Call it whenever `store_rows` or a reset changed the files. Raises
+    StoreError naming the first file that is missing or not as written (nothing can rebuild it but
+    the source: the view is left out, so no read sees the table without it)."""
+    for table in SEALED:
+        parts = stored_parts(con, table) if data_dir is not None else []
+        con.execute(f'DROP VIEW IF EXISTS temp.main."{table}"')
+        if not parts or data_dir is None:
+            continue
+        for part in parts:
+            if not _intact(data_dir, part):
+                raise StoreError(damaged_message(data_dir, part))
+        paths = [str(Path(data_dir).resolve() / p.file) for p in parts]
+        con.execute(f'CREATE TEMP VIEW "{table}" AS {_view_sql(paths, f"main.{table}_open")}')
+        # without the view, `buckets` would be the open rows alone: never let a read go on so
+        con.execute(f"SELECT count(*) FROM temp.main.\"{table}\"").fetchall()
+
+
+def damaged_message(data_dir: Path, part: Part) -> str:
+    return (
+        f"{data_dir / part.file}: a file of the store is missing or was changed since it was written; "
+        "restore the data directory from a backup, or rebuild the store from the source: remove "
+        "work.duckdb and parts/ from it (keep inbox.sqlite3, which holds every accepted alert and "
+        "command) and load the history again with `slo run` (`slo demo` rebuilds the demo)"
+    )
+
+
+def stored_parts(con: duckdb.DuckDBPyConnection, table: str) -> list[Part]:
+    """The files that hold the closed hours of the sealed `table`."""
+    return [
+        Part(table, hour, span, file, rows, size)
+        for hour, span, file, rows, size in con.execute(
+            "SELECT hour, span, file, rows, bytes FROM store_parts WHERE table_name = ? ORDER BY hour",
+            [table],
+        ).fetchall()
+    ]
+
+
+def database_dir(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """The directory of the connection's database file (None: a database in memory)."""
+    ((path,),) = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    return Path(path).parent if path else None
+
+
 @dataclass(frozen=True)
 class Part:
     """One partition file: the rows of `table` in the `span` hours from hour `hour` (epoch hours): a
@@ -101,6 +266,7 @@ class Plan:
     open_from: dict[str, int | None]  # per table, the first minute kept in the snapshot (None: all)
     written: list[Part] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)  # files of the last publish no longer listed
+    added: list[str] = field(default_factory=list)  # files the last publish did not list
 
 
 def write_parts(
@@ -123,7 +289,17 @@ def write_parts(
         changed.setdefault(table, set()).add(int(hour))
     current = _recorded_parts(con)
     plan = Plan(parts=dict(current), open_from={})
+    for table in SEALED:  # already files: the snapshot lists the store's own
+        for key in [key for key in plan.parts if key[0] == table]:
+            plan.parts.pop(key)
+        for part in stored_parts(con, table):
+            if not _intact(data_dir, part):
+                raise StoreError(damaged_message(data_dir, part))
+            plan.parts[(table, part.hour)] = part
+        plan.open_from[table] = None
     for table in PARTITIONED:
+        if table in SEALED:
+            continue
         last, open_hour = marks.get(table, (None, None))
         if last is None:  # nothing written through mark_changed: every row stays in the snapshot
             plan.open_from[table] = None
@@ -133,7 +309,8 @@ def write_parts(
         mine = {key: part for key, part in current.items() if key[0] == table}
         # Hours closed since the last publish (all of them on the first, or when rows do not add up).
         lo = None if open_hour is None or table in redo_all else int(open_hour)
-        held = _hours_with_rows(con, table, lo, closed_before) if lo is None or lo < closed_before else set()
+        work = f'main."{table}"'
+        held = _hours_with_rows(con, work, lo, closed_before) if lo is None or lo < closed_before else set()
         dirty = {hour for hour in changed.get(table, ()) if hour < closed_before} | held
         hours = set(dirty)  # every closed hour that may hold rows
         units = set()
@@ -159,6 +336,7 @@ def write_parts(
             plan.written.append(part)
     listed = {p.file for p in plan.parts.values()}
     plan.retired = sorted({p.file for p in current.values()} - listed)
+    plan.added = sorted(listed - {p.file for p in current.values()})
     return plan
 
 
@@ -208,9 +386,10 @@ def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan, dat
     # For a program that opens the file itself rather than through `Snapshot`: views with the files'
     # absolute paths where they were published (DuckDB resolves a relative path against the reader's
     # working directory first, which may hold another store's files). `Snapshot` shadows them with
-    # views resolved under its own data directory.
+    # views resolved under its own data directory. (A sealed table's open rows are a table of the work
+    # database, `<table>_open`, copied above under that name.)
     for name in PARTITIONED:
-        if name in names:
+        if name in names or f"{name}_open" in names:
             paths = [
                 str(data_dir.resolve() / p.file) for (t, _), p in sorted(plan.parts.items()) if t == name
             ]
@@ -223,6 +402,8 @@ def miscounted(con: duckdb.DuckDBPyConnection, target: str, plan: Plan) -> froze
     `mark_changed`. The publish writes every hour of those again."""
     wrong = set()
     for table in PARTITIONED:
+        if table in SEALED:  # its files are the store's: they add up by construction
+            continue
         ((total,),) = con.execute(f'SELECT count(*) FROM main."{table}"').fetchall()
         ((kept,),) = con.execute(f'SELECT count(*) FROM {target}."{table}_open"').fetchall()
         if total != kept + sum(p.rows for (t, _), p in plan.parts.items() if t == table):
@@ -236,7 +417,7 @@ def commit(con: duckdb.DuckDBPyConnection, plan: Plan, now: float | None = None)
     now = time.time() if now is None else now
     con.execute("BEGIN TRANSACTION")
     try:
-        if plan.retired or plan.written:  # usually neither: no closed hour changed
+        if plan.retired or plan.added:  # usually neither: no closed hour changed
             con.execute("DELETE FROM publish_parts")
             _insert_parts(con, "publish_parts", list(plan.parts.values()))
             for file in plan.retired:
@@ -278,7 +459,8 @@ def adopt_published(
     try:
         listed = con.execute(
             f"""SELECT file FROM adopt_published.{SNAPSHOT_PARTS}
-                EXCEPT SELECT file FROM publish_parts EXCEPT SELECT file FROM publish_retired"""
+                EXCEPT SELECT file FROM publish_parts EXCEPT SELECT file FROM publish_retired
+                EXCEPT SELECT file FROM store_parts"""
         ).fetchall()
     except duckdb.Error:
         listed = []
@@ -312,7 +494,8 @@ def collect_garbage(
     known = {
         row[0]
         for row in con.execute(
-            "SELECT file FROM publish_parts UNION SELECT file FROM publish_retired"
+            "SELECT file FROM publish_parts UNION SELECT file FROM publish_retired "
+            "UNION SELECT file FROM store_parts"
         ).fetchall()
     }
     for file in sorted(_files_on_disk(data_dir) - known):
@@ -401,24 +584,26 @@ def _intact(data_dir: Path, part: Part) -> bool:
         return False
 
 
-def _hours_with_rows(con: duckdb.DuckDBPyConnection, table: str, first: int | None, before: int) -> set[int]:
-    """The hours in [first, before) that hold rows of `table` (reads only those minutes)."""
+def _hours_with_rows(con: duckdb.DuckDBPyConnection, rows: str, first: int | None, before: int) -> set[int]:
+    """The hours in [first, before) that hold rows of the relation `rows` (reads only those minutes)."""
     where = f"minute < {before * HOUR}" + ("" if first is None else f" AND minute >= {first * HOUR}")
-    return {
-        int(row[0])
-        for row in con.execute(
-            f'SELECT DISTINCT minute // {HOUR} FROM main."{table}" WHERE {where}'
-        ).fetchall()
-    }
+    sql = f"SELECT DISTINCT minute // {HOUR} FROM {rows} WHERE {where}"
+    return {int(row[0]) for row in con.execute(sql).fetchall()}
 
 
 def _write_units(
-    con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, units: set[tuple[int, int]]
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    table: str,
+    units: set[tuple[int, int]],
+    source: str | None = None,
 ) -> dict[int, Part]:
-    """Write each unit (first hour, hours) that holds rows of `table` to a new file, durably; returns
-    them by first hour (a unit without rows gets no file)."""
+    """Write each unit (first hour, hours) that holds rows of `table` (read from the relation `source`,
+    default the work table) to a new file, durably; returns them by first hour (a unit without rows
+    gets no file)."""
     if not units:
         return {}
+    source = source or f'main."{table}"'
     folder = data_dir / PARTS_DIR / table
     folder.mkdir(parents=True, exist_ok=True)
     parts: dict[int, Part] = {}
@@ -426,16 +611,16 @@ def _write_units(
     hi = max(start + span for start, span in units) * HOUR
     if len(units) >= BULK_UNITS:
         ((rows,),) = con.execute(
-            f'SELECT count(*) FROM main."{table}" WHERE minute >= ? AND minute < ?', [lo, hi]
+            f"SELECT count(*) FROM {source} WHERE minute >= ? AND minute < ?", [lo, hi]
         ).fetchall()
         if rows < BULK_ROWS_PER_UNIT * len(units):
-            parts = _write_units_at_once(con, data_dir, table, units)
+            parts = _write_units_at_once(con, data_dir, table, units, source)
     for start, span in sorted(units):
         if start in parts:
             continue
         rel = _new_name(table, start, span)
         ((rows,),) = con.execute(
-            f'COPY (SELECT * FROM main."{table}" WHERE minute >= {start * HOUR} '
+            f"COPY (SELECT * FROM {source} WHERE minute >= {start * HOUR} "
             f"AND minute < {(start + span) * HOUR}) TO '{_sql_path(data_dir / rel)}' (FORMAT parquet)"
         ).fetchall()
         if rows:
@@ -459,7 +644,7 @@ BULK_ROWS_PER_UNIT = 250_000
 
 
 def _write_units_at_once(
-    con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, units: set[tuple[int, int]]
+    con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, units: set[tuple[int, int]], source: str
 ) -> dict[int, Part]:
     """Every unit by one COPY partitioned by unit into a staging folder, each file then renamed to
     its own new name (a unit the COPY split into several files is left to the caller)."""
@@ -472,7 +657,7 @@ def _write_units_at_once(
     con.execute(
         f"""COPY (
               SELECT t.*, u.start AS part_unit
-              FROM main."{table}" t
+              FROM {source} t
               JOIN (SELECT start + unnest(range(span)) AS hour, start
                     FROM (SELECT unnest(?::INTEGER[]) AS start, unnest(?::INTEGER[]) AS span)) u
                 ON t.minute // {HOUR} = u.hour

@@ -405,6 +405,29 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE publish_retired (file VARCHAR PRIMARY KEY, retired_at DOUBLE NOT NULL);
         """,
     ),
+    (
+        7,
+        """
+        -- Buckets of closed hours are stored once, as Parquet files in the publish layout (issue 13;
+        -- partitions.store_rows): a history load writes each row once instead of into this database
+        -- and again as files at the publish. The table keeps the open hour's rows; the writer reads
+        -- `buckets` through a temporary view over the files and this table (partitions.store_view),
+        -- and this view serves a database without files (in memory). Rows already stored here move to
+        -- files at the next write or publish.
+        ALTER TABLE buckets RENAME TO buckets_open;
+        CREATE VIEW buckets AS SELECT * FROM buckets_open;
+        -- The files holding the closed hours of a sealed table (today: buckets), as publish_parts.
+        CREATE TABLE store_parts (
+            table_name VARCHAR NOT NULL,
+            hour INTEGER NOT NULL,
+            span INTEGER NOT NULL,
+            file VARCHAR NOT NULL,
+            rows BIGINT NOT NULL,
+            bytes BIGINT NOT NULL,
+            PRIMARY KEY (table_name, hour)
+        );
+        """,
+    ),
 ]
 
 
@@ -437,6 +460,20 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _open_work(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """The work database, migrated, with the sealed tables' views over their files."""
+    con = duckdb.connect(str(data_dir / WORK_FILE))
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET parquet_metadata_cache = true")  # partition files are never rewritten
+        migrate(con)
+    except Exception:
+        con.close()
+        raise
+    return con
+
+
 class Writer:
     """The single writer: holds the OS lock, owns the work database, publishes snapshots.
 
@@ -455,18 +492,20 @@ class Writer:
         self.before_publish = before_publish
         self.con: duckdb.DuckDBPyConnection | None = None
         self._lock_fd: int | None = None
+        self._damaged: str | None = None  # a file of the store is missing: only `reset` may go on
 
     def __enter__(self) -> Writer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._acquire_lock()
         try:
-            self.con = duckdb.connect(str(self.data_dir / WORK_FILE))
-            self.con.execute("SET TimeZone = 'UTC'")
-            self.con.execute("SET enable_progress_bar = false")
-            migrate(self.con)
+            self.con = _open_work(self.data_dir)
         except Exception:
             self._release_lock()
             raise
+        try:
+            partitions.store_view(self.con, self.data_dir)
+        except StoreError as exc:
+            self._damaged = str(exc)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -501,6 +540,8 @@ class Writer:
     def db(self) -> duckdb.DuckDBPyConnection:
         if self.con is None:
             raise StoreError("writer is not open")
+        if self._damaged is not None:
+            raise StoreError(self._damaged)
         return self.con
 
     def reset(self) -> None:
@@ -511,10 +552,8 @@ class Writer:
         for name in (WORK_FILE, WORK_FILE + ".wal"):
             with contextlib.suppress(FileNotFoundError):
                 (self.data_dir / name).unlink()
-        self.con = duckdb.connect(str(self.data_dir / WORK_FILE))
-        self.con.execute("SET TimeZone = 'UTC'")
-        self.con.execute("SET enable_progress_bar = false")
-        migrate(self.con)
+        self.con = _open_work(self.data_dir)
+        self._damaged = None
         partitions.retire_all(self.con, self.data_dir)
 
     def publish(self) -> Path:
@@ -528,6 +567,7 @@ class Writer:
             stale.unlink(missing_ok=True)
         tmp = self.data_dir / f".{SNAPSHOT_FILE}.{os.getpid()}.tmp"
         partitions.adopt_published(self.db, self.data_dir, target)
+        self._seal()
         plan = partitions.write_parts(self.db, self.data_dir)
         wrong = self._build_snapshot(tmp, plan)
         if wrong:  # rows written without mark_changed: every day of those tables again
@@ -548,6 +588,20 @@ class Writer:
         partitions.commit(self.db, plan)
         partitions.collect_garbage(self.db, self.data_dir)
         return target
+
+    def _seal(self) -> None:
+        """Move rows of a sealed table whose hour has closed into its files (rows a writer put in
+        `<table>_open` directly, or those of a store from before files): usually nothing to do."""
+        self.db.execute("BEGIN TRANSACTION")
+        try:
+            for table in partitions.SEALED:
+                partitions.store_rows(self.db, self.data_dir, table, None)
+            self.db.execute("COMMIT")
+        except Exception:
+            self.db.execute("ROLLBACK")
+            raise
+        finally:
+            partitions.store_view(self.db, self.data_dir)
 
     def _build_snapshot(self, tmp: Path, plan: partitions.Plan) -> frozenset[str]:
         """Write the snapshot of `plan` to `tmp` (a new file); returns the tables whose rows do not add

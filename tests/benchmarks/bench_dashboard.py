@@ -66,7 +66,7 @@ def build_store(data_dir: Path, n: int, days: int) -> dict[str, Any]:
         for day in range(days):
             tbl = model.table(day, key_arr, skip_first=1 if day == 0 else 0)
             con.register("day_buckets", tbl)
-            con.execute("INSERT INTO buckets SELECT * FROM day_buckets")
+            con.execute("INSERT INTO buckets_open SELECT * FROM day_buckets")
             con.unregister("day_buckets")
         engine.evaluate(con, slos, START + days * DAY)
         writer.publish()

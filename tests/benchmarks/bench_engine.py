@@ -434,7 +434,7 @@ def case_prepare(args: dict[str, Any]) -> dict[str, Any]:
             tbl = model.table(day, key_arr, skip_first=1 if day == 0 else 0)
             gen_s += time.perf_counter() - g0
             con.register("day_buckets", tbl)
-            con.execute("INSERT INTO buckets SELECT * FROM day_buckets")
+            con.execute("INSERT INTO buckets_open SELECT * FROM day_buckets")
             con.unregister("day_buckets")
             rows += tbl.num_rows
         con.execute("CHECKPOINT")

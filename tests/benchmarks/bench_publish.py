@@ -89,7 +89,7 @@ def child_build(data: str, specs: str, slos_n: str, days: str) -> dict[str, Any]
 # SQL: one day of buckets for every SLO: 100–999 valid a minute, a bad event in about one minute of
 # ten (an error rate far below 0.1 %, so no alert fires), in minute order as the pipeline writes them.
 BUCKETS_SQL = """
-INSERT INTO buckets
+INSERT INTO buckets_open
 SELECT slo_key, m, valid - (hash(slo_key, m, 2) % 10 = 0)::BIGINT AS good, valid
 FROM (SELECT slo_key, m, 100 + (hash(slo_key, m, 1) % 900)::BIGINT AS valid
       FROM slos, range(?, ?) t(m))

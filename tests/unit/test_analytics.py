@@ -339,9 +339,9 @@ def test_slo_attainment_budget_and_policy_time() -> None:
     )
     qs = minute_of(dt.datetime(2026, 7, 1))
     # last Q2 minute: 100 valid, all bad (must not count); Q3: 3 minutes of 100 valid with 1, 0, 2 bad
-    con.execute("INSERT INTO buckets VALUES (1, ?, 0, 100)", [qs - 1])
+    con.execute("INSERT INTO buckets_open VALUES (1, ?, 0, 100)", [qs - 1])
     for i, bad in enumerate((1, 0, 2)):
-        con.execute("INSERT INTO buckets VALUES (1, ?, ?, 100)", [qs + i, 100 - bad])
+        con.execute("INSERT INTO buckets_open VALUES (1, ?, ?, 100)", [qs + i, 100 - bad])
     day = 1440
     con.execute("INSERT INTO engine_state VALUES (1, ?, ?, NULL)", [qs - 3 * day, qs + 3 * day])
     # normal since Q2; freeze_review at day 1; exhausted at day 2; evaluated up to day 3

@@ -289,7 +289,7 @@ def test_window_sums_equal_brute_force(rows: list[tuple[int, int, int]], window:
 
     migrate(con)
     con.execute(
-        "INSERT INTO buckets SELECT 1, unnest(?), unnest(?), unnest(?)",
+        "INSERT INTO buckets_open SELECT 1, unnest(?), unnest(?), unnest(?)",
         [minutes.tolist(), good.tolist(), valid.tolist()],
     )
     result = engine.dense_window_sums(

@@ -143,7 +143,7 @@ def test_buckets_of_unknown_keys_are_ignored() -> None:
     frame = _buckets(6)
     end = START + SPAN
     strays = (
-        f"INSERT INTO buckets VALUES (999, {START + 10}, 0, 500), (3, {START + 10 ** 6}, 0, 7), "
+        f"INSERT INTO buckets_open VALUES (999, {START + 10}, 0, 500), (3, {START + 10 ** 6}, 0, 7), "
         f"(-4, {START + 20}, 1, 900)"
     )
     assert _evaluate(frame, end, raw_sql=strays) == _evaluate(frame, end)
@@ -154,7 +154,7 @@ def test_negative_counts_go_through_the_sql_formula(monkeypatch: pytest.MonkeyPa
     longer hold, so that read is evaluated by the SQL formula, and still evaluated."""
     frame = _buckets(5)
     end = START + SPAN
-    broken = f"UPDATE buckets SET good = valid + 5 WHERE minute = {START + 100}"  # bad = −5
+    broken = f"UPDATE buckets_open SET good = valid + 5 WHERE minute = {START + 100}"  # bad = −5
     calls = []
     evaluate_block = fold_kernels.evaluate_block
     monkeypatch.setattr(fold_kernels, "evaluate_block", lambda *a: calls.append(1) or evaluate_block(*a))

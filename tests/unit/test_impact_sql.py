@@ -60,7 +60,7 @@ def _store(seed: int, checkpoint_every: int | None) -> duckdb.DuckDBPyConnection
             rows.append((key, m, valid - bad, valid))
     frame = pd.DataFrame(rows, columns=["slo_key", "minute", "good", "valid"])
     con.register("generated", frame)
-    con.execute("INSERT INTO buckets SELECT * FROM generated")
+    con.execute("INSERT INTO buckets_open SELECT * FROM generated")
     con.unregister("generated")
     if checkpoint_every:
         con.execute(
@@ -160,7 +160,7 @@ def test_hand_checked_walks() -> None:
     bad = {alert - 1: 50, alert - 2: 50, alert - 4: 100, alert - 9: 10}  # elevated; alert - 3 calm
     gap = set(range(alert - 8, alert - 5))  # no data: neither extends nor ends the stretch
     con.executemany(
-        "INSERT INTO buckets VALUES (1, ?, ?, 100)",
+        "INSERT INTO buckets_open VALUES (1, ?, ?, 100)",
         [(m, 100 - bad.get(m, 0)) for m in range(M0, alert + 10) if m not in gap],
     )
     at = datetime_of(alert).replace(tzinfo=None)

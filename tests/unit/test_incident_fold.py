@@ -397,7 +397,7 @@ def _slo_with_buckets(
         " 'rolling', ?, 0, FALSE)",
         [target, window],
     )
-    con.executemany("INSERT INTO buckets VALUES (1, ?, ?, ?)", [list(r) for r in rows])
+    con.executemany("INSERT INTO buckets_open VALUES (1, ?, ?, ?)", [list(r) for r in rows])
 
 
 def test_budget_consumed_by_hand(con) -> None:

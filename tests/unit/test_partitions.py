@@ -14,6 +14,7 @@ import pytest
 
 from pipelines import partitions
 from pipelines.buckets import write_buckets
+from pipelines.errors import StoreError
 from pipelines.partitions import PARTS_DIR, collect_garbage
 from pipelines.store import SNAPSHOT_FILE, Snapshot, Writer, snapshot_problem
 
@@ -199,11 +200,19 @@ def test_a_copied_data_dir_reads_its_own_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["delete", "truncate"])
-def test_a_damaged_partition_file_is_a_problem_that_republishing_fixes(tmp_path: Path, damage: str) -> None:
+def test_a_damaged_file_of_a_derived_table_is_a_problem_that_republishing_fixes(
+    tmp_path: Path, damage: str
+) -> None:
     with Writer(tmp_path) as writer:
         three_days(writer)
+        # hourly checkpoints of the first two days (derived by the engine: the work file has them)
+        writer.db.execute(
+            "INSERT INTO checkpoints SELECT 1, m, m - ?, m - ? FROM range(?, ?, 60) t(m)",
+            [DAY0, DAY0, DAY0, DAY0 + 2 * DAY],
+        )
+        partitions.mark_changed(writer.db, "checkpoints", DAY0, DAY0 + 2 * DAY + 600)
         writer.publish()
-    victim = tmp_path / PARTS_DIR / "buckets" / files(tmp_path)[0]
+    victim = tmp_path / PARTS_DIR / "checkpoints" / files(tmp_path, "checkpoints")[0]
     if damage == "delete":
         victim.unlink()
     else:
@@ -213,7 +222,34 @@ def test_a_damaged_partition_file_is_a_problem_that_republishing_fixes(tmp_path:
     with Writer(tmp_path) as writer:
         assert writer.republish_if_unreadable() == problem
     assert snapshot_problem(tmp_path) is None
+    checkpoints = read(tmp_path, "SELECT count(*), sum(cum_valid) FROM checkpoints")
+    assert checkpoints == [(48, sum(range(0, 2 * DAY, 60)))]
     assert read(tmp_path, PER_DAY) == [(0, 4, 360), (1, 4, 364), (2, 4, 368)]
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_a_damaged_bucket_file_stops_the_writer_with_what_to_do(tmp_path: Path, damage: str) -> None:
+    """Closed hours of buckets are stored only as files: a lost one cannot be rebuilt from the work
+    file. The writer says which file and how to rebuild, and changes nothing; a reset still works."""
+    with Writer(tmp_path) as writer:
+        three_days(writer)
+        writer.publish()
+    victim = tmp_path / PARTS_DIR / "buckets" / files(tmp_path)[0]
+    if damage == "delete":
+        victim.unlink()
+    else:
+        victim.write_bytes(victim.read_bytes()[:100])
+    before = files(tmp_path)
+    with Writer(tmp_path) as writer:
+        with pytest.raises(StoreError, match=f"{victim.name}: a file of the store is missing.*inbox.sqlite3"):
+            writer.republish_if_unreadable()
+        with pytest.raises(StoreError, match=victim.name):
+            write_buckets(writer.db, buckets(("shop/latency", DAY0 + 3 * DAY, 1, 1)), KEYS, "test")
+        assert files(tmp_path) == before
+        writer.reset()
+        write_buckets(writer.db, buckets(("shop/latency", DAY0 + 3 * DAY, 1, 1)), KEYS, "test")
+        writer.publish()
+    assert read(tmp_path, PER_DAY) == [(3, 1, 1)]
 
 
 def test_rows_written_without_mark_changed_are_published_all_the_same(tmp_path: Path) -> None:
@@ -221,7 +257,7 @@ def test_rows_written_without_mark_changed_are_published_all_the_same(tmp_path: 
         three_days(writer)
         writer.publish()
         # a bulk load straight into a closed day, as a benchmark or a repair might do
-        writer.db.execute("INSERT INTO buckets VALUES (2, ?, 5, 5)", [DAY0 + 7])
+        writer.db.execute("INSERT INTO buckets_open VALUES (2, ?, 5, 5)", [DAY0 + 7])
         writer.publish()
     assert read(tmp_path, PER_DAY) == [(0, 5, 365), (1, 4, 364), (2, 4, 368)]
 
