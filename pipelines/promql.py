@@ -19,6 +19,7 @@ loader turns it into a problem at the field's line.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import textwrap
@@ -208,6 +209,7 @@ def fill_window(query: str) -> str:
     return WINDOW_PLACEHOLDER.sub(PER_MINUTE, query.strip())
 
 
+@functools.lru_cache(maxsize=8192)  # pure; every spec reader and the pull planner ask for each query
 def per_minute_increase(query: str) -> str:
     """`rate(x[5m])` → `sum(increase(x[1m]))`; a bare `x` → `sum(increase(x[1m]))`.
 
