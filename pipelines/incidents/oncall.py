@@ -288,7 +288,8 @@ def parse_oncall(data: Any, source: str) -> OnCall:
             bad(str(key), "unknown key; expected people, schedules, policies")
     people = _people(data.get("people"), bad)
     schedules = _schedules(data.get("schedules"), people, bad)
-    policies = _policies(data.get("policies"), people, schedules, bad)
+    declared = set(data["schedules"]) if isinstance(data.get("schedules"), dict) else set()
+    policies = _policies(data.get("policies"), people, schedules, declared, bad)
     if problems:
         raise OnCallError(problems)
     return OnCall(people, schedules, policies, source)
@@ -403,7 +404,11 @@ def _layer(raw: Any, where: str, people: Mapping[str, Person], bad: Any) -> Laye
 
 
 def _policies(
-    raw: Any, people: Mapping[str, Person], schedules: Mapping[str, Schedule], bad: Any
+    raw: Any,
+    people: Mapping[str, Person],
+    schedules: Mapping[str, Schedule],
+    declared: set[Any],
+    bad: Any,
 ) -> dict[str, Policy]:
     out: dict[str, Policy] = {}
     for name, spec in _mapping(raw, "policies", bad).items():
@@ -416,7 +421,13 @@ def _policies(
         tiers: list[Tier] = []
         for i, tier_raw in enumerate(tiers_raw):
             tier = _tier(
-                tier_raw, f"{where}.tiers[{i}]", people, schedules, bad, last=i == len(tiers_raw) - 1
+                tier_raw,
+                f"{where}.tiers[{i}]",
+                people,
+                schedules,
+                declared,
+                bad,
+                last=i == len(tiers_raw) - 1,
             )
             if tier is not None:
                 tiers.append(tier)
@@ -430,6 +441,7 @@ def _tier(
     where: str,
     people: Mapping[str, Person],
     schedules: Mapping[str, Schedule],
+    declared: set[Any],
     bad: Any,
     *,
     last: bool,
@@ -444,7 +456,9 @@ def _tier(
     kind, value = next(iter(target_raw.items()))
     value = str(value)
     if kind == "schedule" and value not in schedules:
-        bad(f"{where}.target.schedule", f"unknown or invalid schedule {value!r}")
+        if value not in declared:  # a declared schedule with problems has them reported already
+            known = ", ".join(sorted(map(str, declared))) or "none"
+            bad(f"{where}.target.schedule", f"unknown schedule {value!r}; schedules has: {known}")
         return None
     if kind == "person" and value not in people:
         bad(
