@@ -376,7 +376,7 @@ def send_notices(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.dat
     imported = {r[0] for r in con.execute("SELECT id FROM incidents WHERE imported").fetchall()}
     sent = 0
     for iid, key, at, rid in sorted(candidates, key=lambda c: (c[2], c[1])):
-        if at is None or (iid, key) in done or iid in imported or at > now:
+        if at is None or (iid, key) in done or iid in imported:
             continue
         sent += bool(iso.run("notice", key, iid, _notice, con, settings, now, iid, key, at, rid))
     return sent
