@@ -196,6 +196,7 @@ def resolve_pages(
     rows = con.execute(
         """SELECT i.id, i.resolved_at FROM incidents i
            WHERE i.status IN ('resolved', 'closed') AND coalesce(i.resolved_at_source, '') <> 'pagerduty'
+             AND i.source <> 'pagerduty'  -- never paged: resolved there through the REST API below
              AND EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = i.id AND n.channel = 'pagerduty'
                          AND n.status = 'sent')
              AND NOT EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id
