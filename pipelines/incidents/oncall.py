@@ -258,6 +258,17 @@ def configured(settings: Settings) -> OnCall | None:
     return loaded
 
 
+def configured_or_default(settings: Settings) -> OnCall | None:
+    """`configured`, but a file that was never good is logged and paging goes on as without a file (the
+    default policy through PAGERDUTY_ROUTING_KEY): a typo must not silence every page. `slo serve`
+    refuses such a file at start; this covers the one-shot CLI runs."""
+    try:
+        return configured(settings)
+    except OnCallError as exc:
+        log.error("on-call file unusable, paging with the default policy: %s", exc)
+        return None
+
+
 # --- reading the file --------------------------------------------------------------------------------
 
 

@@ -321,3 +321,26 @@ def test_without_slack_the_notice_is_on_the_timeline_only(
         "is not set"
     )
     assert one(con, "SELECT count(*) FROM notifications") == 0
+
+
+def test_a_file_that_was_never_good_pages_with_the_default_policy(
+    con: duckdb.DuckDBPyConnection,
+    inbox: Inbox,
+    tmp_path: Path,
+    receivers: tuple[Endpoint, Endpoint],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pd, _ = receivers
+    settings = setup(tmp_path, pd)
+    (tmp_path / "oncall.yaml").write_text(
+        ONCALL.replace("users: [bob]", "users: [zoe]")
+    )  # slo serve refuses it
+    inbox.append([firing("Checkout errors", "SEV2")])
+    run(con, settings, inbox, T0)
+    run(con, settings, inbox, T0 + 15 * M)  # without the file: the SEV2 response time, 15 min
+    # a typo silences nobody: tier 1 and 2 through PAGERDUTY_ROUTING_KEY, each with its own dedup key
+    assert events(pd) == [
+        ("trigger", PRIMARY_KEY, "INC-0001", 1, None),
+        ("trigger", PRIMARY_KEY, "INC-0001-tier2", 2, None),
+    ]
+    assert "schedules.secondary.layers[0].users[0]: unknown person 'zoe'" in caplog.text

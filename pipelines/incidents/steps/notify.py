@@ -58,7 +58,7 @@ def _latest_triage(con: duckdb.DuckDBPyConnection, iid: str) -> TriageResult:
 def page_target(settings: Settings, inc: dict[str, Any], at: dt.datetime) -> PageTarget:
     """Whom the incident's current tier (`escalation_tier`, 0-based) pages at `at`."""
     tier = int(inc.get("escalation_tier") or 0)
-    book = oncall.configured(settings)
+    book = oncall.configured_or_default(settings)
     if book is None:
         return oncall.default_page_target(str(inc["id"]), tier)
     return book.page_target(str(inc["service"]), str(inc["id"]), tier, at)
@@ -66,7 +66,7 @@ def page_target(settings: Settings, inc: dict[str, Any], at: dt.datetime) -> Pag
 
 def tier_name(settings: Settings, inc: dict[str, Any], tier: int) -> str:
     """The name of tier `tier` (0-based) of the incident's policy, for timeline messages."""
-    book = oncall.configured(settings)
+    book = oncall.configured_or_default(settings)
     tiers = (book.policy_for(str(inc["service"])) if book else oncall.DEFAULT_POLICY).tiers
     return tiers[max(0, min(tier, len(tiers) - 1))].target.label()
 

@@ -41,7 +41,7 @@ def run_timers(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datet
         " AND status <> 'closed' OR (status = 'closed' AND closed_at >= ?)",
         [now - dt.timedelta(days=1), now - dt.timedelta(days=1)],
     )
-    book = oncall.configured(settings) if candidates else None
+    book = oncall.configured_or_default(settings) if candidates else None
     return sum(
         iso.run("timers", inc["id"], inc["id"], _timers_of, con, settings, now, inc, book) or 0
         for inc in candidates
