@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace, settings: Settings, snapshot: Callable[[], Any]) -> int:
     sub = args.oncall_command
     if sub == "check":
-        return _check(args.file or settings.oncall_file)
+        return _check(args.file or settings.oncall_file, settings)
     if sub == "import-pagerduty":
         return _import(args.export)
     book = _book(settings)
@@ -68,7 +68,7 @@ def _book(settings: Settings) -> OnCall:
     return load_oncall(settings.oncall_file)
 
 
-def _check(path: Path | None) -> int:
+def _check(path: Path | None, settings: Settings) -> int:
     if path is None:
         raise ConfigError("no file given and SLO_ONCALL_FILE is not set")
     try:
@@ -78,11 +78,28 @@ def _check(path: Path | None) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s); the file is not used", file=sys.stderr)
         return 1
+    for variable in sorted(routing_key_variables(book)):
+        if not settings.routing_key(variable):
+            print(
+                f"warning: {variable} is not set: a page through it is recorded as skipped", file=sys.stderr
+            )
     print(
         f"{path}: {len(book.people)} people, {len(book.schedules)} schedule(s), "
         f"{len(book.policies)} polic{'y' if len(book.policies) == 1 else 'ies'}: ok"
     )
     return 0
+
+
+def routing_key_variables(book: OnCall) -> set[str]:
+    """Every environment variable the file pages through (PAGERDUTY_ROUTING_KEY for targets without one)."""
+    names = {p.routing_key_env for p in book.people.values() if p.routing_key_env}
+    for policy in book.policies.values():
+        for tier in policy.tiers:
+            if tier.target.kind == "routing_key_env":
+                names.add(tier.target.value)
+            elif tier.target.kind == "schedule" or not book.people[tier.target.value].routing_key_env:
+                names.add("PAGERDUTY_ROUTING_KEY")
+    return {str(n) for n in names}
 
 
 def _import(path: Path) -> int:

@@ -54,8 +54,15 @@ def test_check_names_every_problem_and_exits_1(tmp_path: Path) -> None:
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
     good.write_text(GOOD)
     bad.write_text(GAP)
-    out = slo(tmp_path / "data", "oncall", "check", str(good))
+    out = slo(tmp_path / "data", "oncall", "check", str(good), env={"PAGERDUTY_ROUTING_KEY": ""})
     assert (out.returncode, out.stdout) == (0, f"{good}: 2 people, 1 schedule(s), 1 policy: ok\n")
+    assert (
+        out.stderr == "warning: PAGERDUTY_ROUTING_KEY is not set: a page through it is recorded as skipped\n"
+    )
+    out = slo(
+        tmp_path / "data", "oncall", "check", str(good), env={"PAGERDUTY_ROUTING_KEY": "R0UT1NG-KEY-0123"}
+    )
+    assert (out.returncode, out.stderr) == (0, "")
     out = slo(tmp_path / "data", "oncall", "check", str(bad))
     assert out.returncode == 1
     assert out.stderr.splitlines() == [
