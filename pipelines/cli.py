@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.incidents.cli_incidents import register as register_incidents
 
     register_incidents(sub)
+    from pipelines.incidents.cli_oncall import register as register_oncall
+
+    register_oncall(sub)  # slo oncall (issue 17)
     p = sub.add_parser(  # defined here: the service's module loads FastAPI, ~1.5 s, for `slo serve` only
         "serve",
         help="the ingest API and the pipeline worker",
@@ -128,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "import": analytics_cli.cmd_import,
             "report": analytics_cli.cmd_report,
             "incidents": cmd_incidents,
+            "oncall": _cmd_oncall,
             "serve": _cmd_serve,
         }
         handler.update(launch.HANDLERS)
@@ -490,6 +494,13 @@ def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.incidents.cli_incidents import handle
 
     return handle(args, settings)
+
+
+def _cmd_oncall(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.incidents.cli_oncall import handle
+    from pipelines.store import Snapshot
+
+    return handle(args, settings, lambda: Snapshot(settings.data_dir))
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

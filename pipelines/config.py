@@ -19,6 +19,7 @@ from pipelines.errors import ConfigError, SloError
 # seed 000: the ai_triage node's model and timeout; the auto_remediate node's timeout and retry policy.
 DEFAULT_TRIAGE_MODEL = "claude-sonnet-4-20250514"
 DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+DEFAULT_PAGERDUTY_API_URL = "https://api.pagerduty.com"
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -183,6 +184,20 @@ class Settings:
     api_tokens_file: Path | None = None  # SLO_API_TOKENS_FILE
     api_tokens: str | None = _secret()  # SLO_API_TOKENS: the same YAML mapping, as text
     approval_timeout_s: float = 900.0  # SLO_APPROVAL_TIMEOUT, seconds (15 min)
+    # On-call (issue 17, helper r17-oncall): schedules and per-service escalation policies
+    # (pipelines/incidents/oncall.py); the routing key of every variable named *ROUTING_KEY, which a
+    # policy's tier or a person may name; PagerDuty's REST API, to resolve an incident born there.
+    oncall_file: Path | None = None  # SLO_ONCALL_FILE
+    routing_keys: dict[str, str] = field(default_factory=dict, hash=False, metadata={"secret": True})
+    pagerduty_api_token: str | None = _secret()  # PAGERDUTY_API_TOKEN (a REST API key)
+    pagerduty_api_url: str = DEFAULT_PAGERDUTY_API_URL  # PAGERDUTY_API_URL
+    pagerduty_from: str | None = None  # PAGERDUTY_FROM: the email of a PagerDuty user, the From header
+
+    def routing_key(self, variable: str) -> str | None:
+        """The PagerDuty routing key held by environment variable `variable` (None: not set)."""
+        if variable == "PAGERDUTY_ROUTING_KEY":
+            return self.pagerduty_routing_key
+        return self.routing_keys.get(variable)
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> Settings:
@@ -250,6 +265,14 @@ class Settings:
             api_tokens_file=Path(raw_file) if (raw_file := text("SLO_API_TOKENS_FILE")) else None,
             api_tokens=text("SLO_API_TOKENS"),
             approval_timeout_s=number("SLO_APPROVAL_TIMEOUT", 900.0, minimum=1.0),
+            # On-call (issue 17)
+            oncall_file=Path(raw_oncall) if (raw_oncall := text("SLO_ONCALL_FILE")) else None,
+            routing_keys={
+                k: v.strip() for k, v in merged.items() if k.endswith("ROUTING_KEY") and v.strip()
+            },
+            pagerduty_api_token=text("PAGERDUTY_API_TOKEN"),
+            pagerduty_api_url=(text("PAGERDUTY_API_URL") or DEFAULT_PAGERDUTY_API_URL).rstrip("/"),
+            pagerduty_from=text("PAGERDUTY_FROM"),
         )
 
     def secrets(self) -> list[str]:
@@ -262,8 +285,11 @@ class Settings:
         values = [
             v
             for f in fields(self)
-            if f.metadata.get("secret") and f.name != "api_tokens" and (v := getattr(self, f.name))
+            if f.metadata.get("secret")
+            and f.name not in ("api_tokens", "routing_keys")
+            and (v := getattr(self, f.name))
         ]
+        values += [v for v in self.routing_keys.values() if v]
         paths = [p for v in values if len(p := urllib.parse.urlsplit(v).path) > 8]
         tokens = raw_tokens_for(self)
         # longest first: a URL before its path

@@ -838,6 +838,13 @@ def apply_command(con: duckdb.DuckDBPyConnection, incident_id: str, cmd: Command
 def _transition(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime) -> None:
     allowed, target = TRANSITIONS[cmd.command]
     status = inc["status"]
+    if cmd.source == "pagerduty" and (status == target or (target == "resolved" and status == "closed")):
+        # PagerDuty echoing a step made here (we resolved its incident, or the page we sent): no news
+        add_timeline(
+            con, inc["id"], at, "pagerduty_confirmed", "pagerduty",
+            f"PagerDuty reports the incident {target} too (it already is: {status})", actor=cmd.actor,
+        )  # fmt: skip
+        return
     if status not in allowed:
         raise Rejected(f"the incident is {status} (allowed from: {', '.join(allowed)})")
     iid, src = inc["id"], cmd.source

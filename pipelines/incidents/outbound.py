@@ -1,7 +1,13 @@
 """Escalation to humans: a PagerDuty Events API v2 trigger and a Slack incoming-webhook message.
 
-    escalate(incident, triage, settings) → [notification record per channel]   never raises
-    resolve_page(incident_id, settings)  → notification record (PagerDuty `resolve`, same dedup_key)
+    escalate(incident, triage, settings, page) → [notification record per channel]   never raises
+    resolve_page(incident_id, settings, dedup_key, routing_key_env) → record (PagerDuty `resolve`)
+    resolve_pagerduty_incident(external_id, settings, note) → record (REST `PUT /incidents/{id}`)
+    announce(incident_id, message, settings) → record (Slack only: approvals, remediation outcomes)
+
+`page` (an `oncall.PageTarget`) says which tier of the escalation policy is paged: its routing key and
+its own dedup key. An incident born from a PagerDuty webhook is never paged back to PagerDuty (it is
+already there); resolving it here resolves the PagerDuty incident itself through the REST API.
 
 Each record is a row for the `notifications` table: incident_id, channel (pagerduty | slack), status
 (sent | failed | skipped), attempts, detail, sent_at. An unconfigured channel is recorded as skipped.
@@ -25,6 +31,7 @@ from typing import Any
 
 from pipelines.config import Settings, scrub
 from pipelines.incidents.contract import TriageResult
+from pipelines.incidents.oncall import PageTarget
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +54,21 @@ def escalation_reason(incident: dict[str, Any], triage: TriageResult) -> str | N
     return str(reason) if reason else None
 
 
-def pagerduty_event(incident: dict[str, Any], triage: TriageResult, routing_key: str) -> dict[str, Any]:
-    """The Events API v2 trigger for `incident`; dedup_key is our incident id so re-sends coalesce."""
+def pagerduty_event(
+    incident: dict[str, Any], triage: TriageResult, routing_key: str, page: PageTarget | None = None
+) -> dict[str, Any]:
+    """The Events API v2 trigger for `incident`; dedup_key is our incident id so re-sends coalesce, or
+    the tier's own key (`INC-0042-tier2`) with `page`, which also names the tier and who is on call."""
     severity = str(incident.get("severity") or triage.severity)
     summary = f"[{severity}] {incident.get('service')}: {incident.get('title')}"
+    if page is not None and page.tier > 0:
+        summary = f"[tier {page.tier + 1}] {summary}"
     if len(summary) > MAX_SUMMARY:
         summary = summary[: MAX_SUMMARY - 1] + "…"
-    return {
+    event = {
         "routing_key": routing_key,
         "event_action": "trigger",
-        "dedup_key": str(incident["id"]),
+        "dedup_key": page.dedup_key if page is not None else str(incident["id"]),
         "payload": {
             "summary": summary,
             "source": str(incident.get("service") or "unknown"),
@@ -73,6 +85,10 @@ def pagerduty_event(incident: dict[str, Any], triage: TriageResult, routing_key:
             },
         },
     }
+    if page is not None:
+        details = event["payload"]["custom_details"]  # type: ignore[index]
+        details.update({"escalation_tier": page.tier + 1, "tier_target": page.label, "on_call": page.person})
+    return event
 
 
 def _slack_escape(text: object) -> str:
@@ -104,8 +120,11 @@ def post_json(
     max_retries: int,
     backoff_s: float,
     sleep: Callable[[float], None] = time.sleep,
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
 ) -> Delivery:
-    """POST `body` as JSON; 2xx is sent; retry 429/5xx/network errors; any other status fails at once."""
+    """POST (or `method`) `body` as JSON; 2xx is sent; retry 429/5xx/network errors; any other status
+    fails at once."""
     if urllib.parse.urlsplit(url).scheme not in {"http", "https"}:
         return Delivery("failed", 0, "the URL is not http(s); nothing was sent")
     data = json.dumps(body).encode()
@@ -115,8 +134,8 @@ def post_json(
         request = urllib.request.Request(
             url,
             data=data,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "slo-dashboard"},
+            method=method,
+            headers={"Content-Type": "application/json", "User-Agent": "slo-dashboard", **(headers or {})},
         )
         retry_after: float | None = None
         try:
@@ -144,22 +163,59 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: fall back to our own backoff
 
 
-def escalate(incident: dict[str, Any], triage: TriageResult, settings: Settings) -> list[dict[str, Any]]:
+def page_once(
+    incident: dict[str, Any], triage: TriageResult, settings: Settings, page: PageTarget | None = None
+) -> dict[str, Any]:
+    """The PagerDuty half of `escalate` (a failed page is retried through it alone); never raises."""
+    incident_id = str(incident.get("id"))
+    variable = page.routing_key_env if page is not None else "PAGERDUTY_ROUTING_KEY"
+    routing_key = settings.routing_key(variable)
+    if incident.get("source") == "pagerduty":
+        pd = _record(
+            incident_id,
+            "pagerduty",
+            Delivery(
+                "skipped",
+                0,
+                f"the incident came from PagerDuty ({incident.get('external_id') or 'no id'}); "
+                "it is not paged back as a new alert",
+            ),
+        )
+    else:
+        pd = _send(
+            incident_id,
+            "pagerduty",
+            settings.pagerduty_events_url if routing_key else None,
+            variable,
+            lambda: pagerduty_event(incident, triage, routing_key or "", page),
+            settings,
+        )
+        if page is not None:
+            pd["page"] = {
+                "tier": page.tier + 1,
+                "target": page.label,
+                "on_call": page.person,
+                "dedup_key": page.dedup_key,
+                "routing_key_env": variable,
+            }
+            pd["detail"] = f"{page.describe()}, dedup_key {page.dedup_key}: {pd['detail']}"
+    return pd
+
+
+def escalate(
+    incident: dict[str, Any], triage: TriageResult, settings: Settings, page: PageTarget | None = None
+) -> list[dict[str, Any]]:
     """Page (PagerDuty) and notify (Slack) about `incident`; one notification record per channel.
 
     `incident` needs `id`, `service`, `title`, `severity`; `slo_id` and `escalation_reason` (why a
-    human is asked) are used when present.
+    human is asked) are used when present, `source` and `external_id` to leave an incident born in
+    PagerDuty there. `page`: the policy tier paged (its routing key variable and dedup key); the PagerDuty
+    record then carries it under `page` and its detail starts with it.
     """
+    pd = page_once(incident, triage, settings, page)
     incident_id = str(incident.get("id"))
     return [
-        _send(
-            incident_id,
-            "pagerduty",
-            settings.pagerduty_events_url if settings.pagerduty_routing_key else None,
-            "PAGERDUTY_ROUTING_KEY",
-            lambda: pagerduty_event(incident, triage, settings.pagerduty_routing_key or ""),
-            settings,
-        ),
+        pd,
         _send(
             incident_id,
             "slack",
@@ -198,6 +254,60 @@ def approval_message(
     return {"text": "\n".join(lines)}
 
 
+def remediation_notice(incident: dict[str, Any], remediation: dict[str, Any], how: str) -> dict[str, Any]:
+    """Seed 003's notify step for a remediation: succeeded (and verified) or failed (the script failed,
+    timed out or was interrupted, or the SLI did not recover). `remediation` has id, action, status,
+    attempts, exit_code, output, verified; `how` says what the verification saw. Every value escaped."""
+    rid = _slack_escape(remediation["id"])
+    action = _slack_escape(remediation["action"])
+    head = f"*{_slack_escape(incident['id'])}* {_slack_escape(incident.get('service'))}: " + _slack_escape(
+        incident.get("title")
+    )
+    ran = f"after {remediation.get('attempts')} attempt(s), exit code {remediation.get('exit_code')}"
+    if remediation.get("verified"):
+        lines = [
+            f":white_check_mark: *Auto-remediation succeeded* {head}",
+            f"*Fix applied:* {action} ({rid}), {ran}",
+            f"*Verification:* {_slack_escape(how)}",
+            "*Status:* mitigated; resolve the incident once the responders agree.",
+        ]
+    else:
+        result = (
+            "the SLI did not recover" if remediation.get("status") == "succeeded" else remediation["status"]
+        )
+        lines = [
+            f":red_circle: *Auto-remediation FAILED: manual intervention required* {head}",
+            f"*Attempted fix:* {action} ({rid}), {ran}",
+            f"*Result:* {_slack_escape(result)}" + (f" ({_slack_escape(how)})" if how else ""),
+        ]
+        tail = str(remediation.get("output") or "").strip()[-300:]
+        if tail:
+            lines.append(f"*Output (end):* {_slack_escape(tail)}")
+        lines.append("The incident is escalated to the on-call responders.")
+    return {"text": "\n".join(lines)}
+
+
+def resolved_notice(incident: dict[str, Any]) -> dict[str, Any]:
+    """Seed 003's notify step when the incident is resolved: how long, by whom, what fixed it."""
+    start = incident.get("impact_start") or incident.get("detected_at")
+    end = incident.get("resolved_at")
+    span = ""
+    if start is not None and end is not None:
+        minutes = max(0, int((end - start).total_seconds() // 60))
+        span = f"{start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC ({minutes // 60} h {minutes % 60} min)"
+    lines = [
+        f":large_green_circle: *[RESOLVED] {_slack_escape(incident['id'])}* "
+        f"{_slack_escape(incident.get('service'))}: {_slack_escape(incident.get('title'))}",
+        f"*Severity:* {_slack_escape(incident.get('severity') or 'untriaged')}"
+        + (f"  *Duration:* {span}" if span else ""),
+        f"*Resolved by:* {_slack_escape(incident.get('resolved_at_source') or 'unknown')}",
+    ]
+    if incident.get("root_cause"):
+        lines.append(f"*Root cause:* {_slack_escape(incident['root_cause'])}")
+    lines.append("*Follow-up:* the post-mortem draft is on the incident.")
+    return {"text": "\n".join(lines)}
+
+
 def announce(incident_id: str, message: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Post `message` to Slack only (no page); one notification record, never raises."""
     return _send(
@@ -205,23 +315,71 @@ def announce(incident_id: str, message: dict[str, Any], settings: Settings) -> d
     )
 
 
-def resolve_page(incident_id: str, settings: Settings) -> dict[str, Any]:
-    """Resolve the PagerDuty alert `escalate` triggered (same dedup_key), e.g. when the incident resolves.
-
-    One notification record (channel pagerduty); skipped when no routing key is set.
-    """
+def resolve_page(
+    incident_id: str,
+    settings: Settings,
+    dedup_key: str | None = None,
+    routing_key_env: str = "PAGERDUTY_ROUTING_KEY",
+) -> dict[str, Any]:
+    """Resolve the PagerDuty alert `escalate` triggered (same dedup_key: the incident id, or a tier's
+    own), e.g. when the incident resolves. One notification record (channel pagerduty); skipped when
+    the routing key is not set."""
+    routing_key = settings.routing_key(routing_key_env)
     return _send(
         incident_id,
         "pagerduty",
-        settings.pagerduty_events_url if settings.pagerduty_routing_key else None,
-        "PAGERDUTY_ROUTING_KEY",
+        settings.pagerduty_events_url if routing_key else None,
+        routing_key_env,
         lambda: {
-            "routing_key": settings.pagerduty_routing_key,
+            "routing_key": routing_key,
             "event_action": "resolve",
-            "dedup_key": incident_id,
+            "dedup_key": dedup_key or incident_id,
         },
         settings,
     )
+
+
+def pagerduty_resolution(note: str) -> dict[str, Any]:
+    """The REST API body that resolves an incident (`PUT /incidents/{id}`)."""
+    return {"incident": {"type": "incident_reference", "status": "resolved", "resolution": note[:1000]}}
+
+
+def resolve_pagerduty_incident(
+    incident_id: str, external_id: str, settings: Settings, note: str
+) -> dict[str, Any]:
+    """Resolve PagerDuty incident `external_id` (the one our incident was born from) through PagerDuty's
+    REST API: `PUT {PAGERDUTY_API_URL}/incidents/{id}` with `Authorization: Token token=…` and the
+    `From:` header PagerDuty requires (PAGERDUTY_FROM). One record (channel pagerduty), never raises;
+    skipped when PAGERDUTY_API_TOKEN or PAGERDUTY_FROM is not set."""
+    missing = [
+        name
+        for name, value in (
+            ("PAGERDUTY_API_TOKEN", settings.pagerduty_api_token),
+            ("PAGERDUTY_FROM", settings.pagerduty_from),
+        )
+        if not value
+    ]
+    if missing:
+        return _record(incident_id, "pagerduty", Delivery("skipped", 0, f"{' and '.join(missing)} not set"))
+    url = f"{settings.pagerduty_api_url}/incidents/{urllib.parse.quote(external_id, safe='')}"
+    try:
+        delivery = post_json(
+            url,
+            pagerduty_resolution(note),
+            timeout_s=settings.notify_timeout_s,
+            max_retries=settings.notify_max_retries,
+            backoff_s=settings.notify_backoff_s,
+            method="PUT",
+            headers={
+                "Authorization": f"Token token={settings.pagerduty_api_token}",
+                "From": str(settings.pagerduty_from),
+                "Accept": "application/vnd.pagerduty+json;version=2",
+            },
+        )
+    except Exception as exc:
+        delivery = Delivery("failed", 1, f"{exc.__class__.__name__}: {exc}")
+    return _record(incident_id, "pagerduty", Delivery(delivery.status, delivery.attempts,
+                   scrub(delivery.detail, settings)))  # fmt: skip
 
 
 def _send(
@@ -246,7 +404,14 @@ def _send(
             )
         except Exception as exc:  # a bad URL or body must not stop the other channel or the cycle
             delivery = Delivery("failed", 1, f"{exc.__class__.__name__}: {exc}")
-    detail = scrub(delivery.detail, settings)[:1000]
+    return _record(
+        incident_id, channel, Delivery(delivery.status, delivery.attempts, scrub(delivery.detail, settings))
+    )
+
+
+def _record(incident_id: str, channel: str, delivery: Delivery) -> dict[str, Any]:
+    """A `notifications` record for one delivery (its detail already scrubbed of secrets)."""
+    detail = delivery.detail[:1000]
     if delivery.status == "failed":
         log.warning("%s notification for %s failed: %s", channel, incident_id, detail)
     return {

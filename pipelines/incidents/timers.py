@@ -5,6 +5,10 @@
   of the on-call escalation policy; again after each further response time, up to the last tier.
 - No root cause after 30 min (SEV1) or 2 h (SEV2) from detection → escalate to the next tier.
 
+With an escalation policy (an on-call file, `oncall.py`), the acknowledgement timers follow the
+policy's tiers instead: tier n+1 is paged its tier-n timeout after tier n was (seed 002: primary 5 min,
+secondary 10 min, manager 15 min), and an acknowledgement stops the chain.
+
 A timer fires at its deadline, not when a cycle happens to notice it: `occurred_at` is the deadline, so
 evaluating every cycle (or once, later) gives the same entries. Each has a stable `key`; the caller
 records only keys not yet on the timeline, which makes re-evaluation idempotent.
@@ -15,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+
+from pipelines.incidents.oncall import Policy
 
 RESPONSE_TIME = {
     "SEV1": dt.timedelta(minutes=5),
@@ -39,8 +45,9 @@ def _before(value: dt.datetime | None, deadline: dt.datetime) -> bool:
     return value is not None and value <= deadline
 
 
-def due_timers(inc: dict[str, Any], now: dt.datetime) -> list[TimerEvent]:
-    """Every timer of `inc` whose deadline has passed by `now`, in deadline order."""
+def due_timers(inc: dict[str, Any], now: dt.datetime, policy: Policy | None = None) -> list[TimerEvent]:
+    """Every timer of `inc` whose deadline has passed by `now`, in deadline order (with `policy`, the
+    acknowledgement timers are its tiers' timeouts)."""
     severity = inc.get("severity")
     if severity not in RESPONSE_TIME or inc.get("imported"):
         return []
@@ -49,7 +56,25 @@ def due_timers(inc: dict[str, Any], now: dt.datetime) -> list[TimerEvent]:
     mitigated = inc.get("mitigated_at")
     escalated = inc.get("escalated_at")
     tier = 0
-    if escalated is not None:
+    names = TIERS if policy is None else tuple(t.target.label() for t in policy.tiers)
+    if escalated is not None and policy is not None:
+        for n, deadline in policy.deadlines(escalated):
+            if deadline > now or _before(inc.get("acknowledged_at"), deadline):
+                break
+            if _before(mitigated, deadline) or _before(ended, deadline):
+                break
+            tier = n
+            waited = policy.tiers[n - 1].timeout
+            events.append(
+                TimerEvent(
+                    f"ack:{n}",
+                    deadline,
+                    n,
+                    f"no acknowledgement from tier {n} ({names[n - 1]}) within its {duration_text(waited)}: "
+                    f"escalating to tier {n + 1} ({names[n]})",
+                )
+            )
+    elif escalated is not None:
         step = RESPONSE_TIME[severity]
         for n in range(1, len(TIERS)):
             deadline = escalated + n * step
@@ -76,13 +101,13 @@ def due_timers(inc: dict[str, Any], now: dt.datetime) -> list[TimerEvent]:
             and not _before(inc.get("root_cause_at"), deadline)
             and not _before(ended, deadline)
         ):
-            nxt = min(max(tier, int(inc.get("escalation_tier") or 0)) + 1, len(TIERS) - 1)
+            nxt = min(max(tier, int(inc.get("escalation_tier") or 0)) + 1, len(names) - 1)
             events.append(
                 TimerEvent(
                     "root_cause",
                     deadline,
                     nxt,
-                    f"no root cause {_text(limit)} after detection ({severity}): escalating to {TIERS[nxt]}",
+                    f"no root cause {_text(limit)} after detection ({severity}): escalating to {names[nxt]}",
                 )
             )
     return sorted(events, key=lambda e: e.at)

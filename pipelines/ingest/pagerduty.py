@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,9 @@ COMMAND_OF = {
     "incident.resolved": "resolve",
     "incident.reopened": "reopen",
 }
+# A page we triggered carries our incident id as its dedup key (`incident_key`): tier 1 `INC-0042`,
+# a later tier `INC-0042-tier2` (oncall.dedup_key). Acknowledging any of them acknowledges our incident.
+OUR_DEDUP_KEY = re.compile(r"^(INC-\d+)(?:-tier\d+)?$")
 # Without a priority PagerDuty still has an urgency; high pages someone, low does not.
 URGENCY_SEVERITY = {"high": "SEV2", "low": "SEV3"}
 
@@ -85,10 +89,11 @@ def parse(
     actor = text(agent, "summary", "event.agent", required=False) if isinstance(agent, dict) else ""
     actor = actor or SOURCE
     if event_type in COMMAND_OF:
+        ours = OUR_DEDUP_KEY.match(str(data.get("incident_key") or ""))
         out.commands.append(
             Command(
                 command=COMMAND_OF[event_type],
-                incident_id=None,
+                incident_id=ours.group(1) if ours else None,
                 actor=actor,
                 source=SOURCE,
                 dedup_key=dedup_key,

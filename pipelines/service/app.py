@@ -44,6 +44,7 @@ from pipelines.errors import (
     Unavailable,
 )
 from pipelines.inbox import AppendResult, Entry, GroupCommit, Inbox, is_disk_full, is_urgent
+from pipelines.incidents import oncall
 from pipelines.incidents.contract import Command
 from pipelines.incidents.read import API_TRIAGE_FIELDS, list_incidents
 from pipelines.incidents.runners import reap_interrupted_remediations
@@ -109,8 +110,10 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app. `cycle` is what the worker runs (default: `idle_cycle`); the worker runs only when
     `service.cycle_seconds > 0`. The inbox and worker start and stop with the app's lifespan.
-    The personal tokens (SLO_API_TOKENS_FILE / SLO_API_TOKENS) are read here: a bad file stops start-up."""
+    The personal tokens (SLO_API_TOKENS_FILE / SLO_API_TOKENS) are read here: a bad file stops start-up;
+    so does an on-call file (SLO_ONCALL_FILE) with a problem."""
     tokens = tokens_for(settings)
+    oncall.configured(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -200,7 +200,10 @@ def test_a_request_left_on_a_resolved_incident_is_withdrawn_without_a_page(
         "(the incident is no longer open: nobody is paged)"
     )
     assert "escalated" not in kinds(con)
-    assert pagerduty.received == [] and len(slack.received) == 1  # the announcement only
+    # no page; Slack has the announcement and (issue 17, item 7) the notice that the incident resolved
+    assert pagerduty.received == [] and len(slack.received) == 2
+    assert texts(slack)[0].startswith(":raised_hand: *INC-0001*")
+    assert texts(slack)[1].startswith(":large_green_circle: *[RESOLVED] INC-0001*")
     assert not ran.exists()
     con.close()
     inbox.close()

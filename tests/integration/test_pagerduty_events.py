@@ -1,17 +1,14 @@
 """Escalation against local stand-ins for the PagerDuty Events API v2 and a Slack incoming webhook.
 
-Each server (stdlib http.server on 127.0.0.1, a free port) answers with scripted statuses and records
-every body, so the tests check the exact v2 event, the retry policy (429/5xx retried with backoff, 400
-not) and what lands in the notification records.
+Each server (tests/support/receivers.py: stdlib http.server on 127.0.0.1, a free port) answers with
+scripted statuses and records every body, so the tests check the exact v2 event, the retry policy
+(429/5xx retried with backoff, 400 not) and what lands in the notification records.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,56 +19,11 @@ from pipelines.incidents.contract import TriageResult
 from pipelines.incidents.outbound import resolve_page
 from pipelines.incidents.routing import escalate
 from tests.support.realparts import free_port
+from tests.support.receivers import Endpoint
 
 ROUTING_KEY = "R0UT1NG-KEY-0123456789abcdef"
 
 pytestmark = pytest.mark.integration
-
-
-class Endpoint:
-    """Answers POSTs with the scripted statuses in order (the last repeats); records path and body."""
-
-    def __init__(
-        self,
-        statuses: list[int],
-        body: bytes = b'{"status":"success","message":"Event processed"}',
-        *,
-        echo: bool = False,
-    ):
-        self.statuses = statuses
-        self.echo = echo
-        self.received: list[tuple[str, dict[str, Any], float]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                outer.received.append((self.path, json.loads(data), time.monotonic()))
-                status = outer.statuses[min(len(outer.received), len(outer.statuses)) - 1]
-                reply = body if status < 300 else b'{"status":"invalid event","errors":["bad"]}'
-                if outer.echo and status >= 300:  # a careless server quoting the request back
-                    reply = json.dumps({"errors": [self.path, data.decode()]}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import duckdb
 from pipelines.auth.tokens import tokens_for
 from pipelines.config import Settings
 from pipelines.errors import SloError
-from pipelines.incidents import timers
+from pipelines.incidents import oncall, timers
 from pipelines.incidents.fold import add_timeline, incident
 from pipelines.incidents.isolation import Isolation
 from pipelines.incidents.rows import incidents_where
@@ -41,18 +41,24 @@ def run_timers(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datet
         " AND status <> 'closed' OR (status = 'closed' AND closed_at >= ?)",
         [now - dt.timedelta(days=1), now - dt.timedelta(days=1)],
     )
+    book = oncall.configured_or_default(settings) if candidates else None
     return sum(
-        iso.run("timers", inc["id"], inc["id"], _timers_of, con, settings, now, inc) or 0
+        iso.run("timers", inc["id"], inc["id"], _timers_of, con, settings, now, inc, book) or 0
         for inc in candidates
     )
 
 
 def _timers_of(
-    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, inc: dict[str, Any]
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    now: dt.datetime,
+    inc: dict[str, Any],
+    book: oncall.OnCall | None = None,
 ) -> int:
-    """Record the timers of one incident that fell due; how many."""
+    """Record the timers of one incident that fell due; how many. With an on-call file the
+    acknowledgement timers follow the service's escalation policy, and each tier pages its own target."""
     fired = 0
-    due = timers.due_timers(inc, now)
+    due = timers.due_timers(inc, now, book.policy_for(str(inc["service"])) if book else None)
     if due:
         iid = inc["id"]
         done = {
