@@ -5,9 +5,9 @@ Buckets — the sealed table — are written into those files as they arrive (`s
 database keeps only their open hour, in `buckets_open`, and the writer reads `buckets` through a view
 over both (`store_view`); a publish lists the store's files. For the tables the engine derives
 (checkpoints, slo_series), whoever writes or deletes rows calls `mark_changed` with the minutes it
-touched, and a publish (`write_parts`) writes a file for each *closed* unit — an hour of the open day, a day of
-the current month, a closed month; every hour before the newest minute's is closed — that changed or
-closed since the last publish, under a name never used before
+touched, and a publish (`write_parts`) writes a file for each *closed* unit — an hour of the open
+day, a day of the current month, a closed month; every hour before the newest minute's is closed —
+that changed or closed since the last publish, under a name never used before
 (`parts/<table>/<2026-11-30T07 | 2026-11-29 | 2026-10-01.31d>.<unique>.parquet`): a file, once written,
 is never written again. The snapshot keeps the rows of the open hour as `<table>_open` and lists its
 files in `snapshot_parts`; `reader_views` gives a reader's connection each big table under its own
@@ -95,7 +95,8 @@ def store_rows(con: duckdb.DuckDBPyConnection, data_dir: Path | None, table: str
     rows = f'main."{table}_open"'
     marks = con.execute("SELECT last_minute FROM publish_marks WHERE table_name = ?", [table]).fetchall()
     last = marks[0][0] if marks else None
-    lo = hi = None
+    lo: int | None = None
+    hi: int | None = None
     if batch is not None:
         ((lo, hi),) = con.execute(f"SELECT min(minute), max(minute) FROM {batch}").fetchall()
     if hi is not None:
@@ -109,7 +110,9 @@ def store_rows(con: duckdb.DuckDBPyConnection, data_dir: Path | None, table: str
     replaced: list[Part] = []
     if data_dir is not None:
         parts = stored_parts(con, table)
-        from_batch = _batch_hours(con, batch, lo, hi, open_hour) if batch and lo is not None else set()
+        from_batch = set()
+        if batch is not None and lo is not None and hi is not None:
+            from_batch = _batch_hours(con, batch, lo, hi, open_hour)
         from_open = _hours_with_rows(con, rows, None, open_hour)
         units = {unit_of(h, open_hour) for h in from_batch | from_open}
         units |= {unit_of(p.hour, open_hour) for p in parts if unit_of(p.hour, open_hour) != (p.hour, p.span)}
@@ -124,7 +127,7 @@ def store_rows(con: duckdb.DuckDBPyConnection, data_dir: Path | None, table: str
                 written[part.hour] = part
             replaced.extend(inside[unit])
         con.execute(f"DELETE FROM {rows} WHERE minute < ?", [open_from])
-    if batch is not None and lo is not None:
+    if batch is not None and lo is not None and hi is not None:
         first = int(lo) if open_from is None else max(int(lo), open_from)
         con.execute(
             f"""DELETE FROM {rows} o WHERE o.minute BETWEEN ? AND ?
