@@ -20,6 +20,7 @@ import pytest
 
 from pipelines.analytics.render import SECTIONS
 from tests.e2e.test_report_html import CHROMIUM_FLAGS
+from tests.support.messages_api import messages_server
 from tests.support.realparts import require_binary
 from tests.support.review_text import Section, html_sections, markdown_sections
 
@@ -39,9 +40,11 @@ def test_last_full_quarter_by_hand() -> None:
     assert last_full_quarter(dt.date(2026, 4, 1)) == "2026-Q1"
 
 
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(data_dir: Path, *args: str, model_url: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
     env["SLO_DATA_DIR"] = str(data_dir)
+    if model_url:
+        env.update(ANTHROPIC_API_KEY="sk-test-not-a-secret-0123", ANTHROPIC_BASE_URL=model_url)
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
@@ -299,3 +302,35 @@ def test_an_empty_quarter_says_so_and_exits_1(demo: tuple[Path, str]) -> None:
     assert done.returncode == 1
     assert done.stdout == ""
     assert "2019-Q1 has no data: no SLO has events in it and no incident started in it" in done.stderr
+
+
+def test_a_false_direction_claim_is_rejected_and_the_reader_sees_why(demo: tuple[Path, str]) -> None:
+    """The demo's SEV1 MTTR got worse against the previous quarter: a model saying it improved by 90 %
+    is rejected, and the HTML a person opens shows the rule-written summary and the reason."""
+    chromium = require_binary("chromium")
+    from playwright.sync_api import sync_playwright
+
+    base, quarter = demo
+    review = json.loads((base / "review.json").read_text())
+    mttr = review["headline"]["mttr_sev1"]
+    assert mttr["p50"] > mttr["previous_p50"]  # worse: the claim below is false on both counts
+    claim = "MTTR improved by 90% this quarter."
+    with messages_server(claim) as model:
+        done = _cli(base / "data", "report", "quarterly", "--quarter", quarter, "--format", "html",
+                    "-o", str(base / "summary.html"), model_url=f"http://127.0.0.1:{model.port}")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert len(model.requests) == 1
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, timeout=30_000)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto((base / "summary.html").as_uri(), wait_until="load", timeout=30_000)
+            heading = page.locator(".summary strong").inner_text()
+            text = page.locator(".summary p").inner_text()
+        finally:
+            browser.close()
+    print(heading)
+    assert heading.startswith("Executive summary (rule-written; the model's summary was rejected: ")
+    assert "“90%” is not the change in MTTR (SEV1) p50" in heading
+    assert "“improved” but MTTR (SEV1) p50 went up" in heading
+    assert claim not in text and text.startswith(f"In {quarter}, ")
