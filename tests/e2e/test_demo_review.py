@@ -334,3 +334,19 @@ def test_a_false_direction_claim_is_rejected_and_the_reader_sees_why(demo: tuple
     assert "“90%” is not the change in MTTR (SEV1) p50" in heading
     assert "“improved” but MTTR (SEV1) p50 went up" in heading
     assert claim not in text and text.startswith(f"In {quarter}, ")
+
+
+def test_what_the_reader_sees_speaks_no_design_document_words(demo: tuple[Path, str]) -> None:
+    base = demo[0]
+    design_words = re.compile(r"DESIGN|§|\bseed 0\d\d\b|\bissue \d+\b", re.IGNORECASE)
+    md, page = (
+        markdown_sections((base / "review.md").read_text()),
+        html_sections((base / "review.html").read_text()),
+    )
+    for sections in (md, page):
+        for title, s in sections.items():
+            for line in [*s.texts, *s.items, *(" | ".join(row) for t in s.tables for row in t)]:
+                assert not design_words.search(line), (title, line)
+    usage = _cli(base / "data", "report", "quarterly", "--help")
+    assert usage.returncode == 0 and "--quarter" in usage.stdout
+    assert not design_words.search(usage.stdout), usage.stdout
