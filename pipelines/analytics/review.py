@@ -258,7 +258,7 @@ def empty_message(review: dict[str, Any]) -> str:
     """What the review says of a quarter with nothing in it."""
     return (
         f"{review['quarter']} has no data: no SLO has events in it and no incident started in it "
-        f"(the data reaches {review['as_of']} UTC)."
+        f"(the data reaches {review['as_of']})."
     )
 
 
