@@ -428,6 +428,28 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        8,
+        """
+        -- The deploy feed (issue 17): deploys posted to /api/deploys, added with `slo deploys add` or
+        -- imported (CSV, GitHub webhooks), folded from the inbox. Each is also a row of `deploys`, which
+        -- correlation, triage and the review read; this keeps who, the link, the door it came through,
+        -- and its de-duplication key (a re-sent deploy is stored once).
+        CREATE TABLE deploy_feed (
+            dedup_key VARCHAR PRIMARY KEY,
+            service VARCHAR NOT NULL,
+            deployed_at TIMESTAMP NOT NULL,
+            version VARCHAR NOT NULL,
+            who VARCHAR NOT NULL,
+            link VARCHAR,
+            description VARCHAR,
+            source VARCHAR NOT NULL,          -- api | cli | csv | github
+            actor VARCHAR NOT NULL,           -- who sent it (a token's name, a login, github)
+            inbox_seq BIGINT,
+            received_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
 
 

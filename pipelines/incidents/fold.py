@@ -21,6 +21,8 @@ replaced) is refolded from its first row, which the de-duplication keys make ide
   remediation results. A command that does not fit the incident's state is recorded on the timeline as
   rejected; a command naming no known incident is kept in `inbox_rejects`. Nothing here raises on bad
   input.
+- `command` rows `deploy` (the deploy feed, issue 17) name no incident: stored in `deploy_feed` and
+  `deploys` (`deploy_feed.fold_deploy`).
 - `import` rows: handed to `pipelines.analytics.importer.fold_import_rows`.
 """
 
@@ -40,9 +42,10 @@ import duckdb
 from pipelines.analytics import importer
 from pipelines.errors import CommandError, MalformedInput
 from pipelines.inbox import Head, Inbox, Row
-from pipelines.incidents import fold_order, impact
+from pipelines.incidents import deploy_feed, fold_order, impact
 from pipelines.incidents.commands import validate_args
 from pipelines.incidents.contract import SEVERITIES, Alert, Command, parse_time
+from pipelines.ingest.deploys import DEPLOY_COMMAND
 from pipelines.ingest.fields import plausible
 from pipelines.timeutil import minute_of
 
@@ -206,7 +209,12 @@ def _fold_urgent_first(
         return cursor
     heads = inbox.heads(cursor, urgent[-1])
     done = _folded_ahead(con, heads, stored)
-    heads = [h for h in heads if h.seq not in done]
+    # A command naming no incident at all (a deploy) changes no incident: nothing depends on it.
+    heads = [
+        h
+        for h in heads
+        if h.seq not in done and not (h.kind == "command" and not h.incident_id and not h.external_id)
+    ]
     services = _command_services(con, [h for h in heads if h.kind == "command"])
 
     def service_of(h: Head) -> str | None:
@@ -763,6 +771,13 @@ def fold_command(con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport) -
         return
     con.execute("INSERT INTO folded_commands VALUES (?, ?)", [row.dedup_key, row.received_at])
     _check_times(row, at=cmd.at)
+    if cmd.command == DEPLOY_COMMAND:  # the deploy feed (issue 17): names no incident
+        try:
+            deploy_feed.fold_deploy(con, cmd, row.seq, row.received_at)
+        except MalformedInput as exc:
+            raise Rejected(f"deploy: {exc}") from None
+        report.commands += 1
+        return
     incident_id = _resolve_incident(con, cmd)
     at = _now_naive(cmd.at) if cmd.at else row.received_at
     report.commands += 1
