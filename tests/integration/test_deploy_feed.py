@@ -34,6 +34,7 @@ tokens:
   "{CI_BOT}": {{name: ci-bot, role: responder}}
   "{VIEWER}": {{name: vic, role: viewer}}
 """
+ENVIRONMENTS = "SLO_DEPLOY_ENVIRONMENTS: production, prod"
 QUIET = {"ANTHROPIC_API_KEY": "", "SLACK_WEBHOOK_URL": "", "PAGERDUTY_ROUTING_KEY": ""}
 FIXTURE = ROOT / "tests" / "fixtures" / "webhooks" / "github_deployment.json"
 
@@ -202,9 +203,7 @@ def test_bad_deploys_are_refused_naming_the_field_and_nothing_is_stored(tmp_path
         assert (status, ignored["accepted"], ignored["ignored"]) == (
             202,
             [],
-            [
-                "deployment.environment 'staging' is not production (SLO_DEPLOY_ENVIRONMENTS: production, prod)"
-            ],
+            [f"deployment.environment 'staging' is not production ({ENVIRONMENTS})"],
         )
         assert svc.health()["inbox"]["count"] == 0  # nothing of any of them was stored
         status, answer = post_as(svc, CI_BOT, good)
