@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import pwd
 import sys
 import time
 from pathlib import Path
@@ -26,7 +28,6 @@ from typing import Any
 from pipelines.config import Settings
 from pipelines.errors import MalformedInput, SloError
 from pipelines.inbox import Inbox
-from pipelines.incidents.cli_incidents import _login as login
 from pipelines.ingest.deploys import (
     Deploy,
     Ignored,
@@ -220,4 +221,8 @@ def _cli_field(message: str) -> str:
 
 
 def _login() -> str:
-    return login() or "cli"  # the OS user running the CLI, as for human steps
+    """The OS user running the CLI (the effective uid's login, as for human steps in `cli_incidents`)."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name.strip()[:200] or "cli"
+    except (KeyError, OSError):
+        return "cli"
