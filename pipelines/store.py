@@ -448,6 +448,21 @@ MIGRATIONS: list[tuple[int, str]] = [
             inbox_seq BIGINT,
             received_at TIMESTAMP NOT NULL
         );
+        -- The status page (issue 17): per incident of a service that opted in, the approval of its first
+        -- post (`approve_status`), the Statuspage incident it created and the last status posted there.
+        CREATE TABLE status_posts (
+            incident_id VARCHAR PRIMARY KEY,
+            asked_at TIMESTAMP NOT NULL,      -- when the approval was first asked for (on the timeline)
+            approved_by VARCHAR,
+            approved_at TIMESTAMP,
+            impact VARCHAR,                   -- the approver's words for the user impact, if given
+            page_incident_id VARCHAR,         -- Statuspage's incident id once created
+            posted_status VARCHAR,            -- investigating | identified | monitoring | resolved
+            posted_at TIMESTAMP,
+            next_update_at TIMESTAMP,         -- seed 001: an update every 15 minutes until resolved
+            updates INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0
+        );
         """,
     ),
 ]

@@ -834,6 +834,8 @@ def apply_command(con: duckdb.DuckDBPyConnection, incident_id: str, cmd: Command
             )
         elif name == "remediation_result":
             _remediation_result(con, inc, cmd, at)
+        elif name == "approve_status":
+            _approve_status(con, inc, cmd, at)
         else:
             raise Rejected(f"unknown command {name!r}")
     except Rejected as exc:
@@ -1048,6 +1050,29 @@ def _approval(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command,
             f"remediation {rid} ({row[1]}) rejected" + (f": {reason}" if reason else ""),
             actor=cmd.actor,
         )
+
+
+def _approve_status(
+    con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime
+) -> None:
+    """The status page's first post approved (issue 17): the stage's status-page step posts from now on
+    (only for a service that opted in); the note, when given, is the user impact the post says."""
+    row = con.execute("SELECT approved_by FROM status_posts WHERE incident_id = ?", [inc["id"]]).fetchone()
+    if row is not None and row[0] is not None:
+        raise Rejected(f"the status page was already approved by {row[0]}")
+    impact = _args(cmd).get("note")
+    con.execute(
+        """INSERT INTO status_posts (incident_id, asked_at, approved_by, approved_at, impact)
+           VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (incident_id) DO UPDATE SET approved_by = excluded.approved_by,
+               approved_at = excluded.approved_at, impact = excluded.impact""",
+        [inc["id"], at, cmd.actor, at, impact],
+    )
+    add_timeline(
+        con, inc["id"], at, "status_page_approved", cmd.source,
+        f"status page posting approved by {cmd.actor}" + (f"; impact: {impact}" if impact else ""),
+        actor=cmd.actor,
+    )  # fmt: skip
 
 
 # interrupted: the service restarted while the script ran (runners.reap_interrupted_remediations)
