@@ -41,8 +41,8 @@ from pipelines.ingest.deploys import (
 )
 from pipelines.outside_text import terminal as tt
 
-SPEC_SERVICES_TTL_S = 30.0  # the API reads the specs again at most this often
-_spec_services: dict[Path, tuple[float, frozenset[str]]] = {}
+SPEC_SERVICES_TTL_S = 30.0  # the known services are read again at most this often (but see below)
+_known: dict[Path, tuple[float, frozenset[str]]] = {}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,7 +84,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     body.update({k: v for k, v in (("link", args.link), ("description", args.description)) if v})
     try:
         deploy = parse_native(body, now, source="cli")
-        check_service(deploy, known_services_now(settings))
+        check_service(deploy, known_services_now(settings, deploy.service))
     except MalformedInput as exc:
         raise SloError(_cli_field(str(exc))) from None
     return _store(args, settings, [deploy], [])
@@ -181,33 +181,43 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def known_services_now(settings: Settings) -> set[str]:
-    """The services a deploy may name: those of the specs in SLO_SPECS_DIR (read again at most every
-    SPEC_SERVICES_TTL_S) and of the SLOs in the published store. A spec directory with a problem, or an
+def known_services_now(settings: Settings, service: str | None = None) -> set[str]:
+    """The services a deploy may name: those of the specs in SLO_SPECS_DIR and of the SLOs in the
+    published store. Kept for SPEC_SERVICES_TTL_S while they name `service`; a service they do not name
+    reads both again first (a spec added a moment ago). A spec directory with a problem, or an
     unreadable snapshot, contributes nothing (the other may still know the service)."""
-    from pipelines.errors import SnapshotUnreadable  # lazy: the service's door and the CLI load these
+    cached = _known.get(settings.specs_dir)
+    if cached is not None and time.monotonic() - cached[0] <= SPEC_SERVICES_TTL_S and service in cached[1]:
+        return set(cached[1])
+    names = frozenset(_spec_services(settings) | _stored_services(settings))
+    _known[settings.specs_dir] = (time.monotonic(), names)
+    return set(names)
+
+
+def _spec_services(settings: Settings) -> set[str]:
+    from pipelines.specs import load_specs  # lazy: the service's door and the CLI load it when asked
+
+    if not settings.specs_dir.exists():
+        return set()
+    try:
+        return {s.service for s in load_specs([settings.specs_dir])[0]}
+    except SloError:
+        return set()
+
+
+def _stored_services(settings: Settings) -> set[str]:
+    from pipelines.errors import SnapshotUnreadable  # lazy: DuckDB only when it runs
     from pipelines.incidents.deploy_feed import known_services
-    from pipelines.specs import load_specs
     from pipelines.store import Snapshot
 
-    cached = _spec_services.get(settings.specs_dir)
-    if cached is None or time.monotonic() - cached[0] > SPEC_SERVICES_TTL_S:
-        names: frozenset[str] = frozenset()
-        if settings.specs_dir.exists():
-            try:
-                names = frozenset(s.service for s in load_specs([settings.specs_dir])[0])
-            except SloError:
-                names = frozenset()
-        cached = (time.monotonic(), names)
-        _spec_services[settings.specs_dir] = cached
     snap = Snapshot(settings.data_dir)
     try:
         if not snap.exists():
-            return known_services(None, cached[1])
+            return set()
         with snap.connection() as con:
-            return known_services(con, cached[1])
+            return known_services(con)
     except SnapshotUnreadable:
-        return set(cached[1])
+        return set()
     finally:
         snap.close()
 

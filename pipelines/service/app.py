@@ -277,7 +277,7 @@ def create_app(
             )
         from pipelines.incidents.cli_deploys import known_services_now  # lazy: DuckDB and the specs
 
-        known = await asyncio.to_thread(known_services_now, state.settings)
+        known = await asyncio.to_thread(known_services_now, state.settings, answer.service)
         check_service(answer, known, github_service_field(body) if answer.source == "github" else "service")
         result = await _append(state, [deploy_entry(answer, actor)])
         state.counts["202"] += 1
