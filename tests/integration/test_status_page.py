@@ -22,7 +22,7 @@ from pipelines.config import Settings
 from pipelines.inbox import Inbox
 from pipelines.store import connect, migrate
 from tests.support.cli import os_user, slo
-from tests.support.receivers import Statuspage
+from tests.support.receivers import Endpoint, Statuspage
 from tests.support.service import running_service
 from tests.unit.test_incident_flow import T0, M, command, firing, kinds, run, settings_for
 
@@ -76,15 +76,28 @@ def template(at: str, status: str, impact: str, action: str, nxt: str) -> str:
     return "\n".join([*lines, f"Current action: {action}", f"Next update: {nxt}"])
 
 
+@pytest.fixture
+def slack() -> Any:
+    server = Endpoint([200], b"ok")
+    yield server
+    server.close()
+
+
 def test_created_updated_and_resolved_only_after_the_approval(
-    con: duckdb.DuckDBPyConnection, inbox: Inbox, tmp_path: Path, page: Statuspage
+    con: duckdb.DuckDBPyConnection, inbox: Inbox, tmp_path: Path, page: Statuspage, slack: Endpoint
 ) -> None:
-    settings = opted_in(tmp_path, page)
-    inbox.append([firing("Checkout failing", "SEV2")])
+    settings = opted_in(tmp_path, page, slack_webhook_url=f"{slack.url}/services/T0/B0/x")
+    inbox.append([firing("Checkout <!channel> failing", "SEV2")])
     run(con, settings, inbox, T0 + M)
     run(con, settings, inbox, T0 + 2 * M)
     assert page.requests == []  # nothing before the approval, however many cycles
     assert kinds(con).count("status_page_pending") == 1
+    asks = [body["text"] for _, body, _ in slack.received if "Status page" in body["text"]]
+    assert asks == [  # the communications lead hears it once; the alert's text cannot ping the channel
+        ":loudspeaker: *INC-0001* shop: Checkout &lt;!channel&gt; failing\n*Status page:* the first post "
+        "waits for the communications lead's approval: `slo incidents approve-status INC-0001 [--note "
+        "IMPACT]`, or the `approve_status` command through the API."
+    ]
 
     inbox.append([command("approve_status", T0 + 3 * M, note="Payments fail for some customers")])
     run(con, settings, inbox, T0 + 3 * M)

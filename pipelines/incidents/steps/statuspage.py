@@ -23,6 +23,7 @@ import duckdb
 from pipelines.config import Settings
 from pipelines.incidents.fold import add_timeline, incident
 from pipelines.incidents.isolation import Isolation
+from pipelines.incidents.outbound import announce
 from pipelines.incidents.statuspage import (
     UPDATE_EVERY,
     create_body,
@@ -68,7 +69,7 @@ def post_status_pages(
         if not value
     ]
     for (iid,) in con.execute(UNASKED_SQL, [services]).fetchall():
-        iso.run(STEP, iid, iid, _ask, con, iid, now, missing)
+        iso.run(STEP, iid, iid, _ask, con, settings, iid, now, missing)
     if missing:
         return 0
     posted = 0
@@ -82,18 +83,33 @@ def post_status_pages(
     return posted
 
 
-def _ask(con: duckdb.DuckDBPyConnection, iid: str, now: dt.datetime, missing: list[str]) -> None:
+def _ask(
+    con: duckdb.DuckDBPyConnection, settings: Settings, iid: str, now: dt.datetime, missing: list[str]
+) -> None:
+    """Ask for the approval: on the timeline, and in Slack where the communications lead reads it."""
     con.execute("INSERT INTO status_posts (incident_id, asked_at) VALUES (?, ?)", [iid, now])
     note = f" ({' and '.join(missing)} not set: nothing can be posted yet)" if missing else ""
-    add_timeline(
-        con,
-        iid,
-        now,
-        "status_page_pending",
-        "statuspage",
-        "status page: the first post waits for the communications lead's approval "
-        f"(slo incidents approve-status {iid} [--note IMPACT]){note}",
-    )
+    how = f"slo incidents approve-status {iid} [--note IMPACT]"
+    message = f"status page: the first post waits for the communications lead's approval ({how}){note}"
+    if settings.slack_webhook_url:
+        inc = incident(con, iid) or {"service": "?", "title": ""}
+        head = " ".join(_escaped(v) for v in (f"*{iid}*", f"{inc['service']}:", inc["title"]))
+        text = (
+            f":loudspeaker: {head}\n*Status page:* the first post waits for the communications lead's "
+            f"approval: `{_escaped(how)}`, or the `approve_status` command through the API."
+        )
+        rec = announce(iid, {"text": text}, settings)
+        con.execute(
+            "INSERT INTO notifications VALUES (?, 'slack', ?, ?, ?, ?)",
+            [
+                iid,
+                str(rec["status"]),
+                int(rec["attempts"]),
+                f"status page approval: {rec['detail']}"[:2000],
+                now,
+            ],
+        )
+    add_timeline(con, iid, now, "status_page_pending", "statuspage", message)
 
 
 def _post(
@@ -147,3 +163,8 @@ def _post(
     }
     add_timeline(con, iid, now, kind, "statuspage", words[kind], data={"status": status, "body": text})
     return True
+
+
+def _escaped(text: object) -> str:
+    """Slack reads <…> as links and mentions: an alert's title must not be able to ping anyone."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
