@@ -43,6 +43,9 @@ def register(sub: Any) -> None:
     pi.add_argument("--format", required=True, choices=["statuspage", "csv"])
     pi.add_argument("file", type=Path, metavar="FILE", help="the incidents.json or CSV file to import")
     pi.add_argument("--json", action="store_true", help="print what was imported as JSON")
+    from pipelines.incidents.cli_deploys import register_import
+
+    register_import(what)  # slo import deploys (issue 17)
 
     p = sub.add_parser("report", help="reports")
     what = p.add_subparsers(dest="report_what", required=True, metavar="WHAT")
@@ -68,6 +71,10 @@ def register(sub: Any) -> None:
 
 
 def cmd_import(args: argparse.Namespace, settings: Any) -> int:
+    if args.import_what == "deploys":
+        from pipelines.incidents.cli_deploys import cmd_import as import_deploys
+
+        return import_deploys(args, settings)
     from pipelines.cycle import import_history
 
     try:

@@ -4,7 +4,8 @@ Four roles, each including the one before it:
 
 - `viewer`: every page and report, no action;
 - `responder`: acknowledge, mitigate, resolve, close and reopen incidents, write root causes and action
-  items and mark them done, mark the post-mortem done, ask for a new triage;
+  items and mark them done, mark the post-mortem done, ask for a new triage, approve posting an
+  incident to the status page;
 - `approver`: a responder who may also approve or reject remediations that wait for approval;
 - `admin`: every action (today the same as approver; settings and user management belong here).
 
@@ -49,6 +50,7 @@ RESPONDER_ACTIONS = frozenset(
         "action_item_done",
         "postmortem_done",
         "retriage",
+        "approve_status",  # the status page's first post (issue 17), until incident roles name a comms lead
     }
 )
 APPROVER_ACTIONS = frozenset({"approve_remediation", "reject_remediation"})

@@ -31,6 +31,7 @@ COMMANDS = (
     "acknowledge", "mitigate", "resolve", "close", "reopen",
     "root_cause", "action_item", "action_item_done", "postmortem_done",
     "approve_remediation", "reject_remediation", "retriage",
+    "approve_status",  # the status page's first post (issue 17): the communications lead's approval
 )
 
 

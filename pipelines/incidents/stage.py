@@ -3,7 +3,7 @@
     engine alerts → inbox → fold (alerts, incidents, commands) → triage → route → escalate | queue a
     remediation (run outside DuckDB; its outcome comes back through the inbox) → approvals (announce,
     withdraw after the timeout and escalate) → verify → timers → retry failed pages → Slack notices
-    → resolve in PagerDuty → budgets → documents
+    → resolve in PagerDuty → status page → budgets → documents
 
 Only the writer calls this. Everything slow or external (the model, PagerDuty/Slack, remediation
 scripts) happens here or in a runner, never inside the fold's transactions, and every outcome is
@@ -35,6 +35,7 @@ from pipelines.incidents.steps.budgets import update_budgets
 from pipelines.incidents.steps.documents import write_documents
 from pipelines.incidents.steps.notify import resolve_pages, retry_pages, send_escalations, send_notices
 from pipelines.incidents.steps.remediate import expire_lost_remediations, queue_remediations
+from pipelines.incidents.steps.statuspage import post_status_pages
 from pipelines.incidents.steps.timers import run_approvals, run_timers
 from pipelines.incidents.steps.triage import triage_pending
 from pipelines.incidents.steps.verify import verify_remediations
@@ -148,6 +149,7 @@ def process(
     _guard(report, "page retry", retry_pages, con, settings, now, iso)
     _guard(report, "notices", send_notices, con, settings, now, iso)
     _guard(report, "PagerDuty resolve", resolve_pages, con, settings, now, iso)
+    _guard(report, "status page", post_status_pages, con, settings, now, iso)
     _guard(report, "budgets", update_budgets, con, now, iso)
     report.documents = _guard(report, "documents", write_documents, con, now, iso) or 0
     for error in report.errors:

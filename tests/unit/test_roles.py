@@ -13,11 +13,12 @@ TABLE = {
     "responder": {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
+        "approve_status",  # issue 17: the status page's first post
     },
     "approver": {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
-        "approve_remediation", "reject_remediation",
+        "approve_remediation", "reject_remediation", "approve_status",
     },
     "admin": set(COMMANDS),
 }  # fmt: skip
