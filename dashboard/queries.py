@@ -36,6 +36,7 @@ from pipelines.incidents.read import detail_part, incident_frame
 from pipelines.model import STANDARD_BURN_WINDOWS, SloWindow
 from pipelines.status import StatusQuery, status
 from pipelines.store import SNAPSHOT_FILE, Snapshot
+from pipelines.timeutil import minute_of
 
 SERIES_SPARK_MINUTES = 24 * 60  # the fleet sparkline: burn rate over the last day
 BURN_DOWN_STEP = 60  # minutes per burn-down point
@@ -217,25 +218,44 @@ def fleet_firing_alerts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 @dataclass
 class SloDetail:
-    slo: dict[str, Any]  # the `slo status --json` object
+    slo: dict[str, Any]  # the `slo status --json` object at the evaluation instant
     meta: dict[str, Any]  # the `slos` row
     alert_rules: pd.DataFrame  # bit, severity, long_window, short_window, factor
-    range_start: pd.Timestamp  # the SLO window at the latest instant
-    range_end: pd.Timestamp  # latest instant (rolling) or the period's end (calendar)
-    evaluated_at: pd.Timestamp
-    series: pd.DataFrame  # slo_series within the window
+    range_start: pd.Timestamp  # the SLO window at the evaluation instant
+    range_end: pd.Timestamp  # the evaluation instant (rolling) or the period's end (calendar)
+    evaluated_at: pd.Timestamp  # the evaluation instant: the latest, or the page's "as of"
+    view_start: pd.Timestamp  # the time range the charts show: the SLO window by default
+    view_end: pd.Timestamp
+    series: pd.DataFrame  # slo_series within the view, up to the evaluation instant
     burn_down: pd.DataFrame  # at, budget_remaining
     ideal: pd.DataFrame  # at, budget_remaining: two points, 100 % → 0 %
-    alert_intervals: pd.DataFrame
-    transitions: pd.DataFrame  # every policy state change, with its policy text
-    incidents: pd.DataFrame
+    alert_intervals: pd.DataFrame  # overlapping the view; one still open at the instant ends there
+    transitions: pd.DataFrame  # every policy state change up to the instant, with its policy text
+    incidents: pd.DataFrame  # impact started by the instant; resolved later = still open then
 
 
 def slo_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute("SELECT slo_id FROM slos WHERE active ORDER BY slo_id").fetchall()]
 
 
-def slo_detail(con: duckdb.DuckDBPyConnection, slo_id: str) -> SloDetail | None:
+def parse_instant(text: str | None) -> dt.datetime | None:
+    """An "as of" instant from a URL or a form: ISO 8601, UTC unless it names its zone (what
+    `slo status --at` accepts); None for empty. ValueError says what is expected."""
+    if not text or not text.strip():
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an ISO 8601 time; expected e.g. 2026-11-23T12:00:00Z") from exc
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def slo_detail(
+    con: duckdb.DuckDBPyConnection, slo_id: str, at: str | None = None, range_minutes: int | None = None
+) -> SloDetail | None:
+    """One SLO evaluated at `at` (ISO 8601; None: the latest instant) by `slo status --at`'s own
+    function, with its series over the last `range_minutes` before that instant (None: its window).
+    SloError when `at` is outside the evaluated range, as the CLI says it."""
     meta_rel = con.execute("SELECT * FROM slos WHERE slo_id = ?", [slo_id])
     rows = meta_rel.fetchall()
     if not rows:
@@ -243,51 +263,61 @@ def slo_detail(con: duckdb.DuckDBPyConnection, slo_id: str) -> SloDetail | None:
     row = rows[0]
     meta = dict(zip([d[0] for d in meta_rel.description], row, strict=True))
     key = meta["slo_key"]
-    found = [r for r in status(con, StatusQuery(service=meta["service"])) if r["slo"] == slo_id]
+    found = [
+        r
+        for r in status(con, StatusQuery(at=parse_instant(at), service=meta["service"]))
+        if r["slo"] == slo_id
+    ]
     slo = found[0]
-    t = latest_minute(con) or 0
+    t = minute_of(dt.datetime.fromisoformat(slo["evaluated_at"].replace("Z", "+00:00")))
     if meta["window_kind"] == "calendar":
         window = SloWindow.stored("calendar", meta["window_minutes"], meta["window_text"], meta["calendar"])
         start, end = period_bounds(t - 1, window.period_key)
     else:
         start, end = t - int(meta["window_minutes"]), t
+    view_start, view_end = (start, end) if range_minutes is None else (t - range_minutes, t)
     target = float(meta["target"])
     rules = con.execute(
         "SELECT bit, severity, long_window, short_window, factor FROM slo_alerts "
         "WHERE slo_key = ? ORDER BY bit",
         [key],
     ).df()
-    # -- the 15-minute evaluation series within the SLO window
+    # -- the 15-minute evaluation series within the view, up to the instant
     series = con.execute(
         """SELECT to_timestamp(minute * 60)::TIMESTAMP AS at, sli, budget_remaining, policy_state,
                   burn_5m, burn_30m, burn_1h, burn_2h, burn_6h, burn_1d, burn_3d, firing
            FROM slo_series WHERE slo_key = ? AND minute >= ? AND minute <= ? ORDER BY minute""",
-        [key, start, t],
+        [key, view_start, t],
     ).df()
     burn_down = budget_burn_down(con, key, target, start, t)
     ideal = pd.DataFrame({"at": [ts(start), ts(end)], "budget_remaining": [1.0, 0.0]})
-    # -- burn-rate alert intervals overlapping the window (open ones end at the latest instant)
+    # -- burn-rate alert intervals overlapping the view as of the instant (open then: end there)
     intervals = con.execute(
         """SELECT to_timestamp(i.start_minute * 60)::TIMESTAMP AS start_at,
-                  to_timestamp(coalesce(i.end_minute, ?) * 60)::TIMESTAMP AS end_at,
-                  i.end_minute IS NULL AS firing, a.severity, a.long_window, a.short_window, a.factor
+                  to_timestamp(least(coalesce(i.end_minute, ?), ?) * 60)::TIMESTAMP AS end_at,
+                  coalesce(i.end_minute, ?) > ? AS firing,
+                  a.severity, a.long_window, a.short_window, a.factor
            FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit)
            WHERE i.slo_key = ? AND coalesce(i.end_minute, ?) > ? AND i.start_minute < ?
            ORDER BY i.start_minute""",
-        [t, key, t, start, t],
+        [t, t, t, t, key, t, view_start, t],
     ).df()
     policy = json.loads(meta["policy"]) if meta.get("policy") else {}
     transitions = con.execute(
         """SELECT to_timestamp(minute * 60)::TIMESTAMP AS at, from_state, to_state, budget_remaining
-           FROM policy_transitions WHERE slo_key = ? ORDER BY minute""",
-        [key],
+           FROM policy_transitions WHERE slo_key = ? AND minute <= ? ORDER BY minute""",
+        [key, t],
     ).df()
     transitions["policy_text"] = [policy.get(s, "") for s in transitions["to_state"]]
+    # -- incidents on this SLO whose impact had started by the instant (resolved later: open then)
     incidents = con.execute(
-        """SELECT id, title, severity, status, impact_start, resolved_at FROM incidents
-           WHERE slo_id = ? OR id IN (SELECT incident_id FROM incident_slos WHERE slo_id = ?)
+        """SELECT id, title, severity, status, impact_start,
+                  CASE WHEN resolved_at <= ? THEN resolved_at END AS resolved_at
+           FROM incidents
+           WHERE (slo_id = ? OR id IN (SELECT incident_id FROM incident_slos WHERE slo_id = ?))
+             AND impact_start <= ?
            ORDER BY impact_start""",
-        [slo_id, slo_id],
+        [ts(t), slo_id, slo_id, ts(t)],
     ).df()
     return SloDetail(
         slo=slo,
@@ -296,6 +326,8 @@ def slo_detail(con: duckdb.DuckDBPyConnection, slo_id: str) -> SloDetail | None:
         range_start=ts(start),
         range_end=ts(end),
         evaluated_at=ts(t),
+        view_start=ts(view_start),
+        view_end=ts(view_end),
         series=series,
         burn_down=burn_down,
         ideal=ideal,
