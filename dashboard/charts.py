@@ -315,6 +315,19 @@ def _incident_spans(d: SloDetail) -> list[tuple[Any, pd.Timestamp, pd.Timestamp]
 def _incident_band(fig: go.Figure, d: SloDetail) -> None:
     spans = _incident_spans(d)
     if not spans:
+        # Plotly draws no axis under a row without a trace: an invisible one keeps the dates there.
+        fig.add_trace(
+            go.Scatter(
+                x=[d.view_start, d.view_end],
+                y=[0, 0],
+                mode="lines",
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=5,
+            col=1,
+        )
         outside = len(d.incidents)
         fig.add_annotation(
             text="no incident on this SLO in this time range"
