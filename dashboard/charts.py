@@ -66,6 +66,24 @@ def state_cell_style(label: str) -> str:
     return f"background-color: {color}; color: {text}; font-weight: 600"
 
 
+def budget_bar(budget: float | None, state: str | None) -> str | None:
+    """A budget bar in the colour of the SLO's policy state (a table's progress column has one colour
+    for every row: red at 95 % remaining), as a small SVG data URL, the share written beside it."""
+    if budget is None or (isinstance(budget, float) and math.isnan(budget)):
+        return None
+    color = STATE_COLORS.get(state, STATE_COLORS[None])
+    width = round(max(0.0, min(budget, 1.0)) * 100, 1)
+    svg = (
+        "<svg xmlns='http://www.w3.org/2000/svg' width='160' height='20' viewBox='0 0 160 20'>"
+        "<rect x='0' y='5' width='100' height='10' rx='2' fill='%23e0e0e0'/>"
+        f"<rect x='0' y='5' width='{width}' height='10' rx='2' fill='{color.replace('#', '%23')}'/>"
+        "<text x='106' y='15' font-family='sans-serif' font-size='12' fill='%23212121'>"
+        f"{budget * 100:.1f}%25</text>"
+        "</svg>"
+    )
+    return "data:image/svg+xml;utf8," + svg
+
+
 def duration_label(minutes: int) -> str:
     for unit, size in (("d", 1440), ("h", 60)):
         if minutes % size == 0:

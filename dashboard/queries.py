@@ -34,6 +34,7 @@ from pipelines.errors import NoSnapshot
 from pipelines.fold_kernels import CALENDAR_NEXT_PERIOD, period_start
 from pipelines.incidents.read import detail_part, incident_frame
 from pipelines.model import STANDARD_BURN_WINDOWS, SloWindow
+from pipelines.staleness import STALE_FILE, read_marks
 from pipelines.status import StatusQuery, status
 from pipelines.store import SNAPSHOT_FILE, Snapshot
 from pipelines.timeutil import minute_of
@@ -62,6 +63,19 @@ def snapshot_version(directory: Path) -> str | None:
     return f"{st_.st_dev}:{st_.st_ino}"
 
 
+def data_version(directory: Path) -> str | None:
+    """What the cached results depend on: the published file and the stale marks beside it (a
+    failed pull publishes nothing but marks its SLOs stale, which `slo status` shows at once)."""
+    version = snapshot_version(directory)
+    if version is None:
+        return None
+    try:
+        marks = os.stat(directory / STALE_FILE).st_mtime_ns
+    except FileNotFoundError:
+        marks = 0
+    return f"{version}:{marks}"
+
+
 def run_query(directory: Path, fn: Callable[..., Any], *args: Any, own_connection: bool = False) -> Any:
     """Run `fn(con, *args)` on the latest snapshot (uncached). One query at a time per process on the
     shared connection: a DuckDB connection is not shared across threads, and Streamlit runs each
@@ -86,13 +100,20 @@ SLOW_QUERIES = frozenset({"quarterly_review", "quarter_deploys"})
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _cached(name: str, directory: str, version: str, args: tuple[Any, ...]) -> Any:
+    if name in STATUS_QUERIES:
+        args = (directory, *args)
     return run_query(Path(directory), QUERIES[name], *args, own_connection=name in SLOW_QUERIES)
+
+
+# Queries that evaluate `slo status` and so read the stale marks beside the snapshot, as the CLI does:
+# they get the data directory as their first argument.
+STATUS_QUERIES = frozenset({"fleet_status", "slo_detail"})
 
 
 def read(name: str, *args: Any, directory: Path | None = None) -> Any:
     """The result of query `name` on the latest snapshot, cached until the next publish."""
     directory = directory or data_dir()
-    version = snapshot_version(directory)
+    version = data_version(directory)
     if version is None:
         raise NoSnapshot(
             f"{directory / SNAPSHOT_FILE}: no published snapshot yet; run `slo demo` (or `slo run`) first"
@@ -101,7 +122,12 @@ def read(name: str, *args: Any, directory: Path | None = None) -> Any:
 
 
 # The fleet page's queries, computed as soon as a snapshot is published, before anyone asks.
-PREFETCH = ("fleet_status", "fleet_sparklines", "freshness", "fleet_firing_alerts")
+PREFETCH: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("fleet_status", ()),
+    ("fleet_sparklines", ()),
+    ("freshness", ()),
+    ("alerts", (None,)),  # the firing ones
+)
 PREFETCH_POLL_S = 1.0
 
 
@@ -113,11 +139,11 @@ def start_prefetch(directory: str) -> threading.Thread:
     def loop() -> None:
         last: str | None = None
         while True:
-            version = snapshot_version(Path(directory))
+            version = data_version(Path(directory))
             if version is not None and version != last:
-                for name in PREFETCH:
+                for name, args in PREFETCH:
                     try:
-                        _cached(name, directory, version, ())
+                        _cached(name, directory, version, args)
                     except Exception:  # a page that asks shows the error itself
                         break
                 last = version
@@ -167,9 +193,10 @@ def period_bounds(minute: int, calendar: str) -> tuple[int, int]:
 # Fleet
 
 
-def fleet_status(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Every SLO's `slo status --json` object at the latest instant."""
-    return status(con, StatusQuery())
+def fleet_status(con: duckdb.DuckDBPyConnection, directory: str) -> list[dict[str, Any]]:
+    """Every SLO's `slo status --json` object at the latest instant, stale marks read as the CLI
+    reads them (from `directory`)."""
+    return status(con, StatusQuery(), read_marks(Path(directory)))
 
 
 def fleet_sparklines(con: duckdb.DuckDBPyConnection) -> dict[str, list[float | None]]:
@@ -198,18 +225,6 @@ def freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "last_run_source": run[1] if run else None,
         "evaluated_to": ts(latest),
     }
-
-
-def fleet_firing_alerts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Firing alerts from the `alerts` table (external sources) per SLO id or service."""
-    rows = con.execute(
-        """SELECT coalesce(slo_id, service), count(*) FROM (
-             SELECT * FROM alerts WHERE source <> 'engine'  -- the engine's own are in the status already
-             QUALIFY row_number() OVER (PARTITION BY source, service, fingerprint, starts_at
-                                        ORDER BY received_at DESC, inbox_seq DESC NULLS LAST) = 1)
-           WHERE status = 'firing' AND ends_at IS NULL GROUP BY 1"""
-    ).fetchall()
-    return {r[0]: int(r[1]) for r in rows}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +266,11 @@ def parse_instant(text: str | None) -> dt.datetime | None:
 
 
 def slo_detail(
-    con: duckdb.DuckDBPyConnection, slo_id: str, at: str | None = None, range_minutes: int | None = None
+    con: duckdb.DuckDBPyConnection,
+    directory: str,
+    slo_id: str,
+    at: str | None = None,
+    range_minutes: int | None = None,
 ) -> SloDetail | None:
     """One SLO evaluated at `at` (ISO 8601; None: the latest instant) by `slo status --at`'s own
     function, with its series over the last `range_minutes` before that instant (None: its window).
@@ -265,7 +284,9 @@ def slo_detail(
     key = meta["slo_key"]
     found = [
         r
-        for r in status(con, StatusQuery(at=parse_instant(at), service=meta["service"]))
+        for r in status(
+            con, StatusQuery(at=parse_instant(at), service=meta["service"]), read_marks(Path(directory))
+        )
         if r["slo"] == slo_id
     ]
     slo = found[0]
@@ -366,13 +387,17 @@ def budget_burn_down(
 # Alerts
 
 
-def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int) -> pd.DataFrame:
-    """Firing and recent alerts from every source: the engine's burn-rate alert intervals and the
-    `alerts` table (Alertmanager, PagerDuty, generic, imported, and the engine's alerts once the
-    incident flow has taken them in), newest first. An engine interval already in the `alerts` table
-    (fingerprint `<slo>:<severity>`, covering the interval's start) is listed once, from there."""
+def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int | None) -> pd.DataFrame:
+    """Firing alerts from every source, and (with `since_minutes`) those that fired within that many
+    minutes before the latest instant: the engine's burn-rate alert intervals and the `alerts` table
+    (Alertmanager, PagerDuty, generic, imported, and the engine's alerts once the incident flow has
+    taken them in), firing first, newest first. An alert is in the range by its own times (ended, or
+    started when it has no end, within it), never by when it was received: an import received today
+    is not recent. An engine interval already in the `alerts` table (fingerprint `<slo>:<severity>`,
+    covering the interval's start) is listed once, from there. The one source of "firing" for the
+    fleet and alerts pages."""
     t = latest_minute(con) or 0
-    since = ts(t - since_minutes)
+    since = ts(t - since_minutes) if since_minutes is not None else None
     # -- engine intervals and received alerts in one shape; firing = still open
     return con.execute(
         """SELECT 'engine' AS source, s.service, s.slo_id AS slo, a.severity,
@@ -384,7 +409,7 @@ def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int) -> pd.DataFrame:
                   i.end_minute IS NULL AS firing,
                   NULL::VARCHAR AS incident_id, NULL::VARCHAR AS dedup_key
            FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit) JOIN slos s USING (slo_key)
-           WHERE (i.end_minute IS NULL OR to_timestamp(i.end_minute * 60)::TIMESTAMP >= ?)
+           WHERE (i.end_minute IS NULL OR to_timestamp(i.end_minute * 60)::TIMESTAMP >= $since)
              AND NOT EXISTS (
                SELECT 1 FROM alerts r
                WHERE r.source = 'engine' AND r.fingerprint = s.slo_id || ':' || a.severity
@@ -393,16 +418,24 @@ def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int) -> pd.DataFrame:
                      > to_timestamp(i.start_minute * 60)::TIMESTAMP)
            UNION ALL
            SELECT source, service, slo_id, severity, title, fingerprint, starts_at, ends_at,
-                  status = 'firing' AND ends_at IS NULL AS firing, incident_id, dedup_key
+                  firing, incident_id, dedup_key
            FROM (
              -- one row per alert: its latest notification (a resolve follows its firing)
-             SELECT * FROM alerts
+             SELECT *, status = 'firing' AND ends_at IS NULL AS firing FROM alerts
              QUALIFY row_number() OVER (PARTITION BY source, service, fingerprint, starts_at
                                         ORDER BY received_at DESC, inbox_seq DESC NULLS LAST) = 1)
-           WHERE ends_at IS NULL OR ends_at >= ? OR received_at >= ?
+           WHERE firing OR coalesce(ends_at, starts_at) >= $since
            ORDER BY firing DESC, starts_at DESC""",
-        [since, since, since],
+        {"since": since},
     ).df()
+
+
+def firing_external(table: pd.DataFrame) -> dict[str, int]:
+    """Firing alerts of `alerts()` from sources other than the engine (whose own alerts every
+    status row already lists), counted per SLO id, or per service when the alert names no SLO."""
+    rows = table[table["firing"] & (table["source"] != "engine")]
+    keys = rows["slo"].where(rows["slo"].notna(), rows["service"])
+    return {str(k): int(n) for k, n in keys.value_counts().items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,7 +592,6 @@ def fmt_minutes(value: float | None) -> str:
 QUERIES: dict[str, Callable[..., Any]] = {
     "fleet_status": fleet_status,
     "fleet_sparklines": fleet_sparklines,
-    "fleet_firing_alerts": fleet_firing_alerts,
     "freshness": freshness,
     "slo_ids": slo_ids,
     "slo_detail": slo_detail,

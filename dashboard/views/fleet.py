@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, freshness, queries, url_state
+from pipelines.status import summarise
 
 st.title("Fleet error budgets")
 if not freshness.require_snapshot():
@@ -14,7 +15,9 @@ if not freshness.require_snapshot():
 rows = queries.read("fleet_status")
 sparks = queries.read("fleet_sparklines")
 fresh = queries.read("freshness")
-external = queries.read("fleet_firing_alerts")
+firing_alerts = queries.read("alerts", None)  # every source's firing alerts, as the Alerts page counts
+external = queries.firing_external(firing_alerts)
+head = summarise(rows)  # `slo status`'s own headline: N alerting (M paging)
 freshness.banner(rows, fresh)
 
 services = sorted({r["service"] for r in rows})
@@ -47,34 +50,38 @@ shown = sorted(
 )
 
 by_state = pd.Series([r["policy_state"] or "no data" for r in rows]).value_counts()
-firing = sum(1 for r in rows if r["alerts"])
-paging = sum(1 for r in rows if any(a["severity"] == "page" for a in r["alerts"]))
-cols = st.columns(6)
-cols[0].metric("SLOs", len(rows))
+cols = st.columns(7)
+cols[0].metric("SLOs", head.slos)
 for col, state in zip(cols[1:5], charts.STATE_ORDER, strict=True):
     col.metric(charts.state_label(state), int(by_state.get(state, 0)))
-cols[5].metric("alerting", firing, delta=f"{paging} paging" if paging else None, delta_color="inverse")
+cols[5].metric(
+    "SLOs alerting",
+    head.alerting,
+    delta=f"{head.paging} paging" if head.paging else None,
+    delta_color="inverse",
+    help="SLOs with a firing burn-rate alert (`slo status`: N alerting)",
+)
+cols[6].metric(
+    "firing alerts",
+    int(firing_alerts["firing"].sum()) if not firing_alerts.empty else 0,
+    help="Firing alerts from every source (burn rate, Alertmanager, PagerDuty, …): the Alerts page's list",
+)
 evaluated = rows[0]["evaluated_at"] if rows else "—"
 st.caption(
     f"Evaluated at {evaluated} · showing {len(shown)} of {len(rows)} SLOs, lowest budget first · "
     "budget remaining = 1 − bad/allowed over the SLO window · sparkline: 1-hour burn rate over the last day"
 )
 
+# Key columns first and pinned (what state, which SLO, what fires, what the policy says), so they stay
+# on screen however wide the rest is.
 table = pd.DataFrame(
     {
         # A one-option multiselect cell renders as a coloured pill: colour per state at no cost
         # (a pandas Styler over 1,000 rows would take a quarter of a second per page load).
         "state": [[charts.state_label(r["policy_state"])] for r in shown],
         "slo": [r["slo"] for r in shown],
-        "service": [r["service"] for r in shown],
-        "owner": [r["owner"] for r in shown],
-        "sli": [None if r["sli"] is None else r["sli"] * 100 for r in shown],
-        "target": [r["target"] * 100 for r in shown],
-        "window": [r["window"] for r in shown],
         "budget": [None if r["budget_remaining"] is None else r["budget_remaining"] * 100 for r in shown],
-        "burn_1h": [r["burn_rates"]["1h"] for r in shown],
-        # Minutes without data have no burn rate; the sparkline draws them at 0.
-        "burn_trend": [[v or 0.0 for v in sparks.get(r["slo"], [])] for r in shown],
+        "budget_bar": [charts.budget_bar(r["budget_remaining"], r["policy_state"]) for r in shown],
         "alerts": [
             ", ".join(
                 f"{a['severity'].upper()} {a['long_window']}/{a['short_window']}>{a['factor']:g}"
@@ -84,6 +91,14 @@ table = pd.DataFrame(
             for r in shown
         ],
         "policy": [r["policy_text"] or "" for r in shown],
+        "burn_1h": [r["burn_rates"]["1h"] for r in shown],
+        # Minutes without data have no burn rate; the sparkline draws them at 0.
+        "burn_trend": [[v or 0.0 for v in sparks.get(r["slo"], [])] for r in shown],
+        "sli": [None if r["sli"] is None else r["sli"] * 100 for r in shown],
+        "target": [r["target"] * 100 for r in shown],
+        "window": [r["window"] for r in shown],
+        "service": [r["service"] for r in shown],
+        "owner": [r["owner"] for r in shown],
         "data": [r["data_status"].replace("_", " ") for r in shown],
     }
 )
@@ -95,27 +110,29 @@ event = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     key="fleet_table",
+    # The numeric budget stays in the data (sorting, tests); the bar in its state's colour shows it.
+    column_order=[c for c in table.columns if c != "budget"],
     column_config={
         "state": st.column_config.MultiselectColumn(
             "Policy state",
             options=states,
             color=[charts.STATE_COLORS[None if s == "no data" else s] for s in states],
             width="small",
+            pinned=True,
         ),
-        "slo": st.column_config.TextColumn("SLO"),
+        "slo": st.column_config.TextColumn("SLO", pinned=True),
+        "budget_bar": st.column_config.ImageColumn(
+            "Budget remaining",
+            width="small",
+            help="Share of the error budget left over the SLO window, in the colour of the policy "
+            "state; negative when overspent",
+        ),
+        "alerts": st.column_config.TextColumn("Firing alerts", width="medium"),
+        "policy": st.column_config.TextColumn("What the policy says now", width="large"),
         "sli": st.column_config.NumberColumn("SLI", format="%.3f%%"),
         "target": st.column_config.NumberColumn("Target", format="%.2f%%"),
-        "budget": st.column_config.ProgressColumn(
-            "Budget remaining",
-            format="%.1f%%",
-            min_value=0,
-            max_value=100,
-            help="Share of the error budget left over the SLO window; negative when overspent",
-        ),
         "burn_1h": st.column_config.NumberColumn("Burn 1h", format="%.2f×"),
         "burn_trend": st.column_config.LineChartColumn("Burn 1h, last day", y_min=0),
-        "alerts": st.column_config.TextColumn("Firing alerts"),
-        "policy": st.column_config.TextColumn("What the policy says now", width="large"),
         "data": st.column_config.TextColumn("Data"),
     },
 )
