@@ -72,12 +72,13 @@ def budget_bar(budget: float | None, state: str | None) -> str | None:
     if budget is None or (isinstance(budget, float) and math.isnan(budget)):
         return None
     color = STATE_COLORS.get(state, STATE_COLORS[None])
-    width = round(max(0.0, min(budget, 1.0)) * 100, 1)
+    # 6:1, as a table cell shows it (scaled to the row's height): a 70-unit bar, the share beside it.
+    width = round(max(0.0, min(budget, 1.0)) * 70, 1)
     svg = (
-        "<svg xmlns='http://www.w3.org/2000/svg' width='160' height='20' viewBox='0 0 160 20'>"
-        "<rect x='0' y='5' width='100' height='10' rx='2' fill='%23e0e0e0'/>"
+        "<svg xmlns='http://www.w3.org/2000/svg' width='120' height='20' viewBox='0 0 120 20'>"
+        "<rect x='0' y='5' width='70' height='10' rx='2' fill='%23e0e0e0'/>"
         f"<rect x='0' y='5' width='{width}' height='10' rx='2' fill='{color.replace('#', '%23')}'/>"
-        "<text x='106' y='15' font-family='sans-serif' font-size='12' fill='%23212121'>"
+        "<text x='75' y='14.5' font-family='sans-serif' font-size='10.5' fill='%23212121'>"
         f"{budget * 100:.1f}%25</text>"
         "</svg>"
     )

@@ -123,11 +123,11 @@ event = st.dataframe(
         "slo": st.column_config.TextColumn("SLO", pinned=True),
         "budget_bar": st.column_config.ImageColumn(
             "Budget remaining",
-            width="small",
+            width=170,  # the bar and its share, whole
             help="Share of the error budget left over the SLO window, in the colour of the policy "
             "state; negative when overspent",
         ),
-        "alerts": st.column_config.TextColumn("Firing alerts", width="medium"),
+        "alerts": st.column_config.TextColumn("Firing alerts", width=180),
         "policy": st.column_config.TextColumn("What the policy says now", width="large"),
         "sli": st.column_config.NumberColumn("SLI", format="%.3f%%"),
         "target": st.column_config.NumberColumn("Target", format="%.2f%%"),
