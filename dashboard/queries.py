@@ -193,24 +193,27 @@ def period_bounds(minute: int, calendar: str) -> tuple[int, int]:
 # Fleet
 
 
-def fleet_status(con: duckdb.DuckDBPyConnection, directory: str) -> list[dict[str, Any]]:
-    """Every SLO's `slo status --json` object at the latest instant, stale marks read as the CLI
-    reads them (from `directory`)."""
-    return status(con, StatusQuery(), read_marks(Path(directory)))
+def fleet_status(
+    con: duckdb.DuckDBPyConnection, directory: str, at: str | None = None
+) -> list[dict[str, Any]]:
+    """Every SLO's `slo status --json` object at `at` (ISO 8601; None: the latest instant), as
+    `slo status [--at]` computes it, stale marks read as the CLI reads them (from `directory`)."""
+    return status(con, StatusQuery(at=parse_instant(at)), read_marks(Path(directory)))
 
 
-def fleet_sparklines(con: duckdb.DuckDBPyConnection) -> dict[str, list[float | None]]:
-    """Per SLO, the 1-hour burn rate over the last day, one point per hour (small enough to send
-    for a thousand SLOs on every page load)."""
-    latest = latest_minute(con)
+def fleet_sparklines(con: duckdb.DuckDBPyConnection, at: str | None = None) -> dict[str, list[float | None]]:
+    """Per SLO, the 1-hour burn rate over the day before `at` (None: the latest instant), one point
+    per hour (small enough to send for a thousand SLOs on every page load)."""
+    instant = parse_instant(at)
+    latest = minute_of(instant) if instant else latest_minute(con)
     if latest is None:
         return {}
-    # -- 1h burn rate per SLO over the last day, oldest first, as one list per SLO
+    # -- 1h burn rate per SLO over the day up to the instant, oldest first, as one list per SLO
     rows = con.execute(
         """SELECT s.slo_id, list(x.burn_1h ORDER BY x.minute)
            FROM slo_series x JOIN slos s USING (slo_key)
-           WHERE s.active AND x.minute > ? AND x.minute % 60 = 0 GROUP BY s.slo_id""",
-        [latest - SERIES_SPARK_MINUTES],
+           WHERE s.active AND x.minute > ? AND x.minute <= ? AND x.minute % 60 = 0 GROUP BY s.slo_id""",
+        [latest - SERIES_SPARK_MINUTES, latest],
     ).fetchall()
     return {r[0]: r[1] for r in rows}
 

@@ -6,19 +6,41 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, freshness, queries, url_state
+from pipelines.errors import SloError
 from pipelines.status import summarise
 
 st.title("Fleet error budgets")
 if not freshness.require_snapshot():
     st.stop()
 
-rows = queries.read("fleet_status")
-sparks = queries.read("fleet_sparklines")
+with st.sidebar:
+    as_of = url_state.text(
+        "As of (UTC)",
+        "at",
+        placeholder="latest, or e.g. 2026-11-23T12:00:00Z",
+        help="The fleet at this instant, as `slo status --at` shows it; empty for the latest.",
+    )
+# At the latest instant the prefetched results (no arguments) answer; an "as of" is computed on demand.
+at_args = (as_of,) if as_of else ()
+try:
+    queries.parse_instant(as_of)
+    rows = queries.read("fleet_status", *at_args)
+except (ValueError, SloError) as exc:
+    st.error(f"As of: {exc}", icon=":material/error:")
+    st.stop()
+sparks = queries.read("fleet_sparklines", *at_args)
 fresh = queries.read("freshness")
-firing_alerts = queries.read("alerts", None)  # every source's firing alerts, as the Alerts page counts
-external = queries.firing_external(firing_alerts)
+# Every source's firing alerts, as the Alerts page lists them: a "now" figure, not shown "as of".
+firing_alerts = None if as_of else queries.read("alerts", None)
+external = queries.firing_external(firing_alerts) if firing_alerts is not None else {}
 head = summarise(rows)  # `slo status`'s own headline: N alerting (M paging)
 freshness.banner(rows, fresh)
+if as_of:
+    st.info(
+        f"As of {rows[0]['evaluated_at'] if rows else as_of}: the fleet as `slo status --at {as_of}` "
+        "shows it, not the latest evaluation. Clear “As of” in the sidebar for now.",
+        icon=":material/history:",
+    )
 
 services = sorted({r["service"] for r in rows})
 owners = sorted({r["owner"] or "—" for r in rows})
@@ -63,8 +85,9 @@ cols[5].metric(
 )
 cols[6].metric(
     "firing alerts",
-    int(firing_alerts["firing"].sum()) if not firing_alerts.empty else 0,
-    help="Firing alerts from every source (burn rate, Alertmanager, PagerDuty, …): the Alerts page's list",
+    "—" if firing_alerts is None else int(firing_alerts["firing"].sum()),
+    help="Firing alerts from every source (burn rate, Alertmanager, PagerDuty, …) now: the Alerts "
+    "page's list",
 )
 evaluated = rows[0]["evaluated_at"] if rows else "—"
 st.caption(
@@ -139,7 +162,7 @@ event = st.dataframe(
 selected = event.selection.rows if event and event.selection else []
 if selected:
     slo_id = str(table["slo"].iloc[selected[0]])
-    st.switch_page("views/slo.py", query_params={"slo": slo_id})
+    st.switch_page("views/slo.py", query_params={"slo": slo_id, **({"at": as_of} if as_of else {})})
 st.caption("Select a row to open the SLO's detail page.")
 overspent = [r for r in shown if r["budget_remaining"] is not None and r["budget_remaining"] < 0]
 if overspent:

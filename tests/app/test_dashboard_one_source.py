@@ -131,3 +131,29 @@ def test_fleet_key_columns_first_and_budget_bars_in_the_policy_states_colour(
     # The fullest budgets are not red (the progress column's one colour was red for every row).
     full = [c for c in colours if c[2] >= 90]
     assert full and all(c[3] not in (STATE_COLORS["exhausted"], "#ff4b4b") for c in full)
+
+
+def test_fleet_as_of_is_slo_status_at_that_instant(store: DemoStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, store.data_dir)
+    at_text = (store.evaluated_at - dt.timedelta(days=45)).strftime("%Y-%m-%dT%H:%M:00Z")
+    done = cli(store.data_dir, "status", "--json", "--at", at_text)
+    assert done.returncode == 0, done.stderr
+    expected = {r["slo"]: r for r in json.loads(done.stdout)}
+    at = page("fleet", at=at_text)
+    captions = " ".join(c.value for c in at.caption)
+    assert f"Evaluated at {at_text}" in captions
+    assert any(f"As of {at_text}" in i.value for i in at.info)
+    table = at.dataframe[0].value
+    then = {row.slo: (row.budget, row.state) for row in table.itertuples()}
+    now = {r["slo"]: r["budget_remaining"] for r in store.status}
+    print(f"as of {at_text}: {[(s, round(b, 1)) for s, (b, _) in list(then.items())[:4]]}")
+    assert set(then) == set(expected)
+    for slo, (budget, state) in then.items():
+        assert budget == pytest.approx(expected[slo]["budget_remaining"] * 100, rel=1e-12), slo
+        assert (expected[slo]["policy_state"] or "no data") in state, slo
+    # It is another instant's figures, not the latest ones again.
+    assert any(abs(then[s][0] - now[s] * 100) > 0.05 for s in then)
+    assert metrics(at)["firing alerts"] == "—"  # a "now" figure, not shown as of another instant
+    # A bad instant is said, not a traceback.
+    at = page("fleet", at="yesterday")
+    assert any("not an ISO 8601 time" in e.value for e in at.error)
