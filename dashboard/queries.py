@@ -30,7 +30,7 @@ from pipelines.analytics.quarter import Quarter
 from pipelines.analytics.repeats import repeat_links
 from pipelines.analytics.review import build_review
 from pipelines.config import Settings
-from pipelines.errors import NoSnapshot
+from pipelines.errors import NoSnapshot, SloError
 from pipelines.fold_kernels import CALENDAR_NEXT_PERIOD, period_start
 from pipelines.incidents.read import detail_part, incident_frame
 from pipelines.model import STANDARD_BURN_WINDOWS, SloWindow
@@ -266,6 +266,15 @@ def parse_instant(text: str | None) -> dt.datetime | None:
     except ValueError as exc:
         raise ValueError(f"{text!r} is not an ISO 8601 time; expected e.g. 2026-11-23T12:00:00Z") from exc
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def as_of_rejection(exc: Exception, as_of: str) -> str | None:
+    """What to say when a page's "as of" is refused: not a time, or outside the evaluated range
+    (`slo status --at` raises a plain SloError for that). None for any other error, which the caller
+    re-raises (an unreadable or missing snapshot has its own message in app.py)."""
+    if isinstance(exc, ValueError) or (as_of and type(exc) is SloError):
+        return f"As of: {exc}"
+    return None
 
 
 def slo_detail(

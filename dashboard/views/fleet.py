@@ -26,7 +26,10 @@ try:
     queries.parse_instant(as_of)
     rows = queries.read("fleet_status", *at_args)
 except (ValueError, SloError) as exc:
-    st.error(f"As of: {exc}", icon=":material/error:")
+    refused = queries.as_of_rejection(exc, as_of)
+    if refused is None:
+        raise
+    st.error(refused, icon=":material/error:")
     st.stop()
 sparks = queries.read("fleet_sparklines", *at_args)
 fresh = queries.read("freshness")

@@ -37,7 +37,10 @@ try:
         "slo_detail", slo_id, as_of or None, RANGE_MINUTES.get(picked or "")
     )
 except (ValueError, SloError) as exc:
-    st.error(f"As of: {exc}", icon=":material/error:")
+    refused = queries.as_of_rejection(exc, as_of)
+    if refused is None:
+        raise
+    st.error(refused, icon=":material/error:")
     st.stop()
 if d is None:
     st.error(f"{slo_id}: no such SLO in the published snapshot")
