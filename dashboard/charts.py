@@ -66,6 +66,25 @@ def state_cell_style(label: str) -> str:
     return f"background-color: {color}; color: {text}; font-weight: 600"
 
 
+def budget_bar(budget: float | None, state: str | None) -> str | None:
+    """A budget bar in the colour of the SLO's policy state (a table's progress column has one colour
+    for every row: red at 95 % remaining), as a small SVG data URL, the share written beside it."""
+    if budget is None or (isinstance(budget, float) and math.isnan(budget)):
+        return None
+    color = STATE_COLORS.get(state, STATE_COLORS[None])
+    # 6:1, as a table cell shows it (scaled to the row's height): a 70-unit bar, the share beside it.
+    width = round(max(0.0, min(budget, 1.0)) * 70, 1)
+    svg = (
+        "<svg xmlns='http://www.w3.org/2000/svg' width='120' height='20' viewBox='0 0 120 20'>"
+        "<rect x='0' y='5' width='70' height='10' rx='2' fill='%23e0e0e0'/>"
+        f"<rect x='0' y='5' width='{width}' height='10' rx='2' fill='{color.replace('#', '%23')}'/>"
+        "<text x='75' y='14.5' font-family='sans-serif' font-size='10.5' fill='%23212121'>"
+        f"{budget * 100:.1f}%25</text>"
+        "</svg>"
+    )
+    return "data:image/svg+xml;utf8," + svg
+
+
 def duration_label(minutes: int) -> str:
     for unit, size in (("d", 1440), ("h", 60)):
         if minutes % size == 0:
@@ -77,12 +96,15 @@ def slo_figure(d: SloDetail) -> go.Figure:
     """One time axis for the SLO window: SLI vs target, budget burn-down with the ideal line, burn
     rates with their alert thresholds, policy state and incidents; alert intervals shaded."""
     target = float(d.meta["target"])
+    lanes = max(1, len(_incident_spans(d)))
+    incident_px = 40 + INCIDENT_LANE_PX * lanes
+    heights = [260, 260, 300, 70, incident_px]
     fig = make_subplots(
         rows=5,
         cols=1,
         shared_xaxes=True,
-        vertical_spacing=0.04,
-        row_heights=[0.24, 0.24, 0.28, 0.08, 0.16],
+        vertical_spacing=ROW_GAP_PX / (sum(heights) + 4 * ROW_GAP_PX),
+        row_heights=[h / sum(heights) for h in heights],
         subplot_titles=(
             "SLI against target",
             "Error budget remaining (burn-down)",
@@ -117,7 +139,7 @@ def slo_figure(d: SloDetail) -> go.Figure:
     )
     fig.add_trace(
         go.Scatter(
-            x=[d.range_start, d.range_end],
+            x=[d.view_start, d.view_end],
             y=[target, target],
             name=f"target {target:.4%}",
             mode="lines",
@@ -188,7 +210,7 @@ def slo_figure(d: SloDetail) -> go.Figure:
         )
         fig.add_trace(
             go.Scatter(
-                x=[d.range_start, d.evaluated_at],
+                x=[d.view_start, d.evaluated_at],
                 y=[rule.factor, rule.factor],
                 mode="lines",
                 name=name,
@@ -197,11 +219,15 @@ def slo_figure(d: SloDetail) -> go.Figure:
             row=3,
             col=1,
         )
-    fig.update_yaxes(type="log", title_text="× budget rate", row=3, col=1)
+    # One label per power of ten: a log axis left to itself labels 2, 5, 20, 50… on top of each other.
+    fig.update_yaxes(type="log", dtick=1, title_text="× budget rate", row=3, col=1)
 
     _state_band(fig, d)
     _incident_band(fig, d)
     for iv in d.alert_intervals.itertuples():
+        span = clip(iv.start_at, iv.end_at, d.view_start, d.view_end)
+        if span is None:
+            continue
         # One rectangle over every row (paper y): the rows share one time axis.
         fig.add_shape(
             type="rect",
@@ -209,34 +235,70 @@ def slo_figure(d: SloDetail) -> go.Figure:
             yref="paper",
             y0=0,
             y1=1,
-            x0=iv.start_at,
-            x1=iv.end_at,
+            x0=span[0],
+            x1=span[1],
             fillcolor=SEVERITY_COLORS.get(iv.severity, "#9e9e9e"),
             opacity=0.18,
             line_width=0,
             name=f"{iv.severity} alert "
             f"{duration_label(int(iv.long_window))}/{duration_label(int(iv.short_window))}",
         )
-    fig.update_xaxes(range=[d.range_start, d.range_end])
+    time_axes(fig, d.view_start, d.view_end)
+    # Room for the y tick labels (Plotly does not make it on its own: "99.95%" was cut to "%").
+    fig.update_yaxes(automargin=True)
     fig.update_layout(
-        height=1000,
-        margin={"t": 40, "b": 20, "l": 10, "r": 10},
-        legend={"orientation": "h", "y": -0.04},
+        height=sum(heights) + 4 * ROW_GAP_PX + 60,
+        margin={"t": 40, "b": 40, "l": 10, "r": 10},
+        legend={"orientation": "h", "y": -0.02, "yanchor": "top"},
         hovermode="x unified",
+        barmode="overlay",  # the state periods share one lane, end to end
     )
     return fig
+
+
+INCIDENT_LANE_PX = 26  # one incident per lane: its id stays readable on the y axis
+ROW_GAP_PX = 70  # between rows: the row's date tick labels and the next row's title
+# Date tick labels by zoom level, one line each (UTC; the bottom axis says so).
+DATE_TICKS = [
+    {"dtickrange": [None, 86_400_000], "value": "%b %d %H:%M"},
+    {"dtickrange": [86_400_000, "M1"], "value": "%b %d"},
+    {"dtickrange": ["M1", None], "value": "%b %Y"},
+]
+
+
+def time_axes(fig: go.Figure, start: pd.Timestamp, end: pd.Timestamp) -> None:
+    """Every x axis of `fig` a date axis over [start, end], labelled with dates under each row (a
+    horizontal bar's numeric length would otherwise make Plotly pick a linear axis: "−1 0 1 … 6"),
+    and the bottom one named "time (UTC)"."""
+    fig.update_xaxes(
+        type="date",
+        range=[start, end],
+        showticklabels=True,
+        tickformatstops=DATE_TICKS,
+        hoverformat="%Y-%m-%d %H:%M UTC",
+        automargin=True,
+    )
+    bottom = max((k for k in fig.layout if k.startswith("xaxis")), key=lambda k: int(k[5:] or 1))
+    fig.layout[bottom].title = {"text": "time (UTC)", "standoff": 4}
+
+
+def clip(
+    start: pd.Timestamp, stop: pd.Timestamp, lo: pd.Timestamp, hi: pd.Timestamp
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """[start, stop) cut to the chart's [lo, hi]; None when nothing of it is inside."""
+    a, b = max(start, lo), min(stop, hi)
+    return (a, b) if b > a else None
 
 
 def _state_band(fig: go.Figure, d: SloDetail) -> None:
     """The policy state over the window as coloured bars, one per state period."""
     tr = d.transitions
-    end = d.evaluated_at
     periods: list[tuple[pd.Timestamp, pd.Timestamp, str]] = []
     for i, row in enumerate(tr.itertuples()):
-        stop = tr["at"].iloc[i + 1] if i + 1 < len(tr) else end
-        start = max(row.at, d.range_start)
-        if stop > d.range_start and start < end:
-            periods.append((start, stop, row.to_state))
+        stop = tr["at"].iloc[i + 1] if i + 1 < len(tr) else d.evaluated_at
+        span = clip(row.at, stop, d.view_start, min(d.view_end, d.evaluated_at))
+        if span:
+            periods.append((*span, row.to_state))
     for state in STATE_ORDER:
         mine = [p for p in periods if p[2] == state]
         if not mine:
@@ -257,21 +319,47 @@ def _state_band(fig: go.Figure, d: SloDetail) -> None:
     fig.update_yaxes(showticklabels=False, row=4, col=1)
 
 
+def _incident_spans(d: SloDetail) -> list[tuple[Any, pd.Timestamp, pd.Timestamp]]:
+    """Each incident's impact (start → resolved, or the evaluation instant while open) cut to the
+    chart's range; incidents wholly outside it are left out."""
+    spans = []
+    for row in d.incidents.itertuples():
+        stop = row.resolved_at if pd.notna(row.resolved_at) else d.evaluated_at
+        span = clip(row.impact_start, stop, d.view_start, min(d.view_end, d.evaluated_at))
+        if span:
+            spans.append((row, *span))
+    return spans
+
+
 def _incident_band(fig: go.Figure, d: SloDetail) -> None:
-    inc = d.incidents
-    if inc.empty:
+    spans = _incident_spans(d)
+    if not spans:
+        # Plotly draws no axis under a row without a trace: an invisible one keeps the dates there.
+        fig.add_trace(
+            go.Scatter(
+                x=[d.view_start, d.view_end],
+                y=[0, 0],
+                mode="lines",
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=5,
+            col=1,
+        )
+        outside = len(d.incidents)
         fig.add_annotation(
-            text="no incidents linked to this SLO",
+            text="no incident on this SLO in this time range"
+            + (f" ({outside} outside it: see the table below)" if outside else ""),
             showarrow=False,
             xref="x5 domain",
             yref="y5 domain",
             x=0.5,
             y=0.5,
         )
+        fig.update_yaxes(showticklabels=False, row=5, col=1)
         return
-    for row in inc.itertuples():
-        start = row.impact_start
-        stop = row.resolved_at if pd.notna(row.resolved_at) else d.evaluated_at
+    for row, start, stop in spans:
         fig.add_trace(
             go.Bar(
                 base=[start],
@@ -290,6 +378,7 @@ def _incident_band(fig: go.Figure, d: SloDetail) -> None:
             row=5,
             col=1,
         )
+    fig.update_yaxes(type="category", autorange="reversed", tickfont={"size": 11}, row=5, col=1)
 
 
 def duration_box(df: pd.DataFrame, column: str, label: str) -> go.Figure:

@@ -30,12 +30,14 @@ from pipelines.analytics.quarter import Quarter
 from pipelines.analytics.repeats import repeat_links
 from pipelines.analytics.review import build_review
 from pipelines.config import Settings
-from pipelines.errors import NoSnapshot
+from pipelines.errors import NoSnapshot, SloError
 from pipelines.fold_kernels import CALENDAR_NEXT_PERIOD, period_start
 from pipelines.incidents.read import detail_part, incident_frame
 from pipelines.model import STANDARD_BURN_WINDOWS, SloWindow
+from pipelines.staleness import STALE_FILE, read_marks
 from pipelines.status import StatusQuery, status
 from pipelines.store import SNAPSHOT_FILE, Snapshot
+from pipelines.timeutil import minute_of
 
 SERIES_SPARK_MINUTES = 24 * 60  # the fleet sparkline: burn rate over the last day
 BURN_DOWN_STEP = 60  # minutes per burn-down point
@@ -59,6 +61,19 @@ def snapshot_version(directory: Path) -> str | None:
     except FileNotFoundError:
         return None
     return f"{st_.st_dev}:{st_.st_ino}"
+
+
+def data_version(directory: Path) -> str | None:
+    """What the cached results depend on: the published file and the stale marks beside it (a
+    failed pull publishes nothing but marks its SLOs stale, which `slo status` shows at once)."""
+    version = snapshot_version(directory)
+    if version is None:
+        return None
+    try:
+        marks = os.stat(directory / STALE_FILE).st_mtime_ns
+    except FileNotFoundError:
+        marks = 0
+    return f"{version}:{marks}"
 
 
 def run_query(directory: Path, fn: Callable[..., Any], *args: Any, own_connection: bool = False) -> Any:
@@ -85,13 +100,20 @@ SLOW_QUERIES = frozenset({"quarterly_review", "quarter_deploys"})
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _cached(name: str, directory: str, version: str, args: tuple[Any, ...]) -> Any:
+    if name in STATUS_QUERIES:
+        args = (directory, *args)
     return run_query(Path(directory), QUERIES[name], *args, own_connection=name in SLOW_QUERIES)
+
+
+# Queries that evaluate `slo status` and so read the stale marks beside the snapshot, as the CLI does:
+# they get the data directory as their first argument.
+STATUS_QUERIES = frozenset({"fleet_status", "slo_detail"})
 
 
 def read(name: str, *args: Any, directory: Path | None = None) -> Any:
     """The result of query `name` on the latest snapshot, cached until the next publish."""
     directory = directory or data_dir()
-    version = snapshot_version(directory)
+    version = data_version(directory)
     if version is None:
         raise NoSnapshot(
             f"{directory / SNAPSHOT_FILE}: no published snapshot yet; run `slo demo` (or `slo run`) first"
@@ -100,7 +122,12 @@ def read(name: str, *args: Any, directory: Path | None = None) -> Any:
 
 
 # The fleet page's queries, computed as soon as a snapshot is published, before anyone asks.
-PREFETCH = ("fleet_status", "fleet_sparklines", "freshness", "fleet_firing_alerts")
+PREFETCH: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("fleet_status", ()),
+    ("fleet_sparklines", ()),
+    ("freshness", ()),
+    ("alerts", (None,)),  # the firing ones
+)
 PREFETCH_POLL_S = 1.0
 
 
@@ -112,11 +139,11 @@ def start_prefetch(directory: str) -> threading.Thread:
     def loop() -> None:
         last: str | None = None
         while True:
-            version = snapshot_version(Path(directory))
+            version = data_version(Path(directory))
             if version is not None and version != last:
-                for name in PREFETCH:
+                for name, args in PREFETCH:
                     try:
-                        _cached(name, directory, version, ())
+                        _cached(name, directory, version, args)
                     except Exception:  # a page that asks shows the error itself
                         break
                 last = version
@@ -166,23 +193,27 @@ def period_bounds(minute: int, calendar: str) -> tuple[int, int]:
 # Fleet
 
 
-def fleet_status(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Every SLO's `slo status --json` object at the latest instant."""
-    return status(con, StatusQuery())
+def fleet_status(
+    con: duckdb.DuckDBPyConnection, directory: str, at: str | None = None
+) -> list[dict[str, Any]]:
+    """Every SLO's `slo status --json` object at `at` (ISO 8601; None: the latest instant), as
+    `slo status [--at]` computes it, stale marks read as the CLI reads them (from `directory`)."""
+    return status(con, StatusQuery(at=parse_instant(at)), read_marks(Path(directory)))
 
 
-def fleet_sparklines(con: duckdb.DuckDBPyConnection) -> dict[str, list[float | None]]:
-    """Per SLO, the 1-hour burn rate over the last day, one point per hour (small enough to send
-    for a thousand SLOs on every page load)."""
-    latest = latest_minute(con)
+def fleet_sparklines(con: duckdb.DuckDBPyConnection, at: str | None = None) -> dict[str, list[float | None]]:
+    """Per SLO, the 1-hour burn rate over the day before `at` (None: the latest instant), one point
+    per hour (small enough to send for a thousand SLOs on every page load)."""
+    instant = parse_instant(at)
+    latest = minute_of(instant) if instant else latest_minute(con)
     if latest is None:
         return {}
-    # -- 1h burn rate per SLO over the last day, oldest first, as one list per SLO
+    # -- 1h burn rate per SLO over the day up to the instant, oldest first, as one list per SLO
     rows = con.execute(
         """SELECT s.slo_id, list(x.burn_1h ORDER BY x.minute)
            FROM slo_series x JOIN slos s USING (slo_key)
-           WHERE s.active AND x.minute > ? AND x.minute % 60 = 0 GROUP BY s.slo_id""",
-        [latest - SERIES_SPARK_MINUTES],
+           WHERE s.active AND x.minute > ? AND x.minute <= ? AND x.minute % 60 = 0 GROUP BY s.slo_id""",
+        [latest - SERIES_SPARK_MINUTES, latest],
     ).fetchall()
     return {r[0]: r[1] for r in rows}
 
@@ -199,43 +230,63 @@ def freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     }
 
 
-def fleet_firing_alerts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Firing alerts from the `alerts` table (external sources) per SLO id or service."""
-    rows = con.execute(
-        """SELECT coalesce(slo_id, service), count(*) FROM (
-             SELECT * FROM alerts WHERE source <> 'engine'  -- the engine's own are in the status already
-             QUALIFY row_number() OVER (PARTITION BY source, service, fingerprint, starts_at
-                                        ORDER BY received_at DESC, inbox_seq DESC NULLS LAST) = 1)
-           WHERE status = 'firing' AND ends_at IS NULL GROUP BY 1"""
-    ).fetchall()
-    return {r[0]: int(r[1]) for r in rows}
-
-
 # ---------------------------------------------------------------------------------------------
 # SLO detail
 
 
 @dataclass
 class SloDetail:
-    slo: dict[str, Any]  # the `slo status --json` object
+    slo: dict[str, Any]  # the `slo status --json` object at the evaluation instant
     meta: dict[str, Any]  # the `slos` row
     alert_rules: pd.DataFrame  # bit, severity, long_window, short_window, factor
-    range_start: pd.Timestamp  # the SLO window at the latest instant
-    range_end: pd.Timestamp  # latest instant (rolling) or the period's end (calendar)
-    evaluated_at: pd.Timestamp
-    series: pd.DataFrame  # slo_series within the window
+    range_start: pd.Timestamp  # the SLO window at the evaluation instant
+    range_end: pd.Timestamp  # the evaluation instant (rolling) or the period's end (calendar)
+    evaluated_at: pd.Timestamp  # the evaluation instant: the latest, or the page's "as of"
+    view_start: pd.Timestamp  # the time range the charts show: the SLO window by default
+    view_end: pd.Timestamp
+    series: pd.DataFrame  # slo_series within the view, up to the evaluation instant
     burn_down: pd.DataFrame  # at, budget_remaining
     ideal: pd.DataFrame  # at, budget_remaining: two points, 100 % → 0 %
-    alert_intervals: pd.DataFrame
-    transitions: pd.DataFrame  # every policy state change, with its policy text
-    incidents: pd.DataFrame
+    alert_intervals: pd.DataFrame  # overlapping the view; one still open at the instant ends there
+    transitions: pd.DataFrame  # every policy state change up to the instant, with its policy text
+    incidents: pd.DataFrame  # impact started by the instant; resolved later = still open then
 
 
 def slo_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute("SELECT slo_id FROM slos WHERE active ORDER BY slo_id").fetchall()]
 
 
-def slo_detail(con: duckdb.DuckDBPyConnection, slo_id: str) -> SloDetail | None:
+def parse_instant(text: str | None) -> dt.datetime | None:
+    """An "as of" instant from a URL or a form: ISO 8601, UTC unless it names its zone (what
+    `slo status --at` accepts); None for empty. ValueError says what is expected."""
+    if not text or not text.strip():
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an ISO 8601 time; expected e.g. 2026-11-23T12:00:00Z") from exc
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def as_of_rejection(exc: Exception, as_of: str) -> str | None:
+    """What to say when a page's "as of" is refused: not a time, or outside the evaluated range
+    (`slo status --at` raises a plain SloError for that). None for any other error, which the caller
+    re-raises (an unreadable or missing snapshot has its own message in app.py)."""
+    if isinstance(exc, ValueError) or (as_of and type(exc) is SloError):
+        return f"As of: {exc}"
+    return None
+
+
+def slo_detail(
+    con: duckdb.DuckDBPyConnection,
+    directory: str,
+    slo_id: str,
+    at: str | None = None,
+    range_minutes: int | None = None,
+) -> SloDetail | None:
+    """One SLO evaluated at `at` (ISO 8601; None: the latest instant) by `slo status --at`'s own
+    function, with its series over the last `range_minutes` before that instant (None: its window).
+    SloError when `at` is outside the evaluated range, as the CLI says it."""
     meta_rel = con.execute("SELECT * FROM slos WHERE slo_id = ?", [slo_id])
     rows = meta_rel.fetchall()
     if not rows:
@@ -243,51 +294,63 @@ def slo_detail(con: duckdb.DuckDBPyConnection, slo_id: str) -> SloDetail | None:
     row = rows[0]
     meta = dict(zip([d[0] for d in meta_rel.description], row, strict=True))
     key = meta["slo_key"]
-    found = [r for r in status(con, StatusQuery(service=meta["service"])) if r["slo"] == slo_id]
+    found = [
+        r
+        for r in status(
+            con, StatusQuery(at=parse_instant(at), service=meta["service"]), read_marks(Path(directory))
+        )
+        if r["slo"] == slo_id
+    ]
     slo = found[0]
-    t = latest_minute(con) or 0
+    t = minute_of(dt.datetime.fromisoformat(slo["evaluated_at"].replace("Z", "+00:00")))
     if meta["window_kind"] == "calendar":
         window = SloWindow.stored("calendar", meta["window_minutes"], meta["window_text"], meta["calendar"])
         start, end = period_bounds(t - 1, window.period_key)
     else:
         start, end = t - int(meta["window_minutes"]), t
+    view_start, view_end = (start, end) if range_minutes is None else (t - range_minutes, t)
     target = float(meta["target"])
     rules = con.execute(
         "SELECT bit, severity, long_window, short_window, factor FROM slo_alerts "
         "WHERE slo_key = ? ORDER BY bit",
         [key],
     ).df()
-    # -- the 15-minute evaluation series within the SLO window
+    # -- the 15-minute evaluation series within the view, up to the instant
     series = con.execute(
         """SELECT to_timestamp(minute * 60)::TIMESTAMP AS at, sli, budget_remaining, policy_state,
                   burn_5m, burn_30m, burn_1h, burn_2h, burn_6h, burn_1d, burn_3d, firing
            FROM slo_series WHERE slo_key = ? AND minute >= ? AND minute <= ? ORDER BY minute""",
-        [key, start, t],
+        [key, view_start, t],
     ).df()
     burn_down = budget_burn_down(con, key, target, start, t)
     ideal = pd.DataFrame({"at": [ts(start), ts(end)], "budget_remaining": [1.0, 0.0]})
-    # -- burn-rate alert intervals overlapping the window (open ones end at the latest instant)
+    # -- burn-rate alert intervals overlapping the view as of the instant (open then: end there)
     intervals = con.execute(
         """SELECT to_timestamp(i.start_minute * 60)::TIMESTAMP AS start_at,
-                  to_timestamp(coalesce(i.end_minute, ?) * 60)::TIMESTAMP AS end_at,
-                  i.end_minute IS NULL AS firing, a.severity, a.long_window, a.short_window, a.factor
+                  to_timestamp(least(coalesce(i.end_minute, ?), ?) * 60)::TIMESTAMP AS end_at,
+                  coalesce(i.end_minute, ?) > ? AS firing,
+                  a.severity, a.long_window, a.short_window, a.factor
            FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit)
            WHERE i.slo_key = ? AND coalesce(i.end_minute, ?) > ? AND i.start_minute < ?
            ORDER BY i.start_minute""",
-        [t, key, t, start, t],
+        [t, t, t, t, key, t, view_start, t],
     ).df()
     policy = json.loads(meta["policy"]) if meta.get("policy") else {}
     transitions = con.execute(
         """SELECT to_timestamp(minute * 60)::TIMESTAMP AS at, from_state, to_state, budget_remaining
-           FROM policy_transitions WHERE slo_key = ? ORDER BY minute""",
-        [key],
+           FROM policy_transitions WHERE slo_key = ? AND minute <= ? ORDER BY minute""",
+        [key, t],
     ).df()
     transitions["policy_text"] = [policy.get(s, "") for s in transitions["to_state"]]
+    # -- incidents on this SLO whose impact had started by the instant (resolved later: open then)
     incidents = con.execute(
-        """SELECT id, title, severity, status, impact_start, resolved_at FROM incidents
-           WHERE slo_id = ? OR id IN (SELECT incident_id FROM incident_slos WHERE slo_id = ?)
+        """SELECT id, title, severity, status, impact_start,
+                  CASE WHEN resolved_at <= ? THEN resolved_at END AS resolved_at
+           FROM incidents
+           WHERE (slo_id = ? OR id IN (SELECT incident_id FROM incident_slos WHERE slo_id = ?))
+             AND impact_start <= ?
            ORDER BY impact_start""",
-        [slo_id, slo_id],
+        [ts(t), slo_id, slo_id, ts(t)],
     ).df()
     return SloDetail(
         slo=slo,
@@ -296,6 +359,8 @@ def slo_detail(con: duckdb.DuckDBPyConnection, slo_id: str) -> SloDetail | None:
         range_start=ts(start),
         range_end=ts(end),
         evaluated_at=ts(t),
+        view_start=ts(view_start),
+        view_end=ts(view_end),
         series=series,
         burn_down=burn_down,
         ideal=ideal,
@@ -334,13 +399,17 @@ def budget_burn_down(
 # Alerts
 
 
-def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int) -> pd.DataFrame:
-    """Firing and recent alerts from every source: the engine's burn-rate alert intervals and the
-    `alerts` table (Alertmanager, PagerDuty, generic, imported, and the engine's alerts once the
-    incident flow has taken them in), newest first. An engine interval already in the `alerts` table
-    (fingerprint `<slo>:<severity>`, covering the interval's start) is listed once, from there."""
+def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int | None) -> pd.DataFrame:
+    """Firing alerts from every source, and (with `since_minutes`) those that fired within that many
+    minutes before the latest instant: the engine's burn-rate alert intervals and the `alerts` table
+    (Alertmanager, PagerDuty, generic, imported, and the engine's alerts once the incident flow has
+    taken them in), firing first, newest first. An alert is in the range by its own times (ended, or
+    started when it has no end, within it), never by when it was received: an import received today
+    is not recent. An engine interval already in the `alerts` table (fingerprint `<slo>:<severity>`,
+    covering the interval's start) is listed once, from there. The one source of "firing" for the
+    fleet and alerts pages."""
     t = latest_minute(con) or 0
-    since = ts(t - since_minutes)
+    since = ts(t - since_minutes) if since_minutes is not None else None
     # -- engine intervals and received alerts in one shape; firing = still open
     return con.execute(
         """SELECT 'engine' AS source, s.service, s.slo_id AS slo, a.severity,
@@ -352,7 +421,7 @@ def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int) -> pd.DataFrame:
                   i.end_minute IS NULL AS firing,
                   NULL::VARCHAR AS incident_id, NULL::VARCHAR AS dedup_key
            FROM alert_intervals i JOIN slo_alerts a USING (slo_key, bit) JOIN slos s USING (slo_key)
-           WHERE (i.end_minute IS NULL OR to_timestamp(i.end_minute * 60)::TIMESTAMP >= ?)
+           WHERE (i.end_minute IS NULL OR to_timestamp(i.end_minute * 60)::TIMESTAMP >= $since)
              AND NOT EXISTS (
                SELECT 1 FROM alerts r
                WHERE r.source = 'engine' AND r.fingerprint = s.slo_id || ':' || a.severity
@@ -361,16 +430,24 @@ def alerts(con: duckdb.DuckDBPyConnection, since_minutes: int) -> pd.DataFrame:
                      > to_timestamp(i.start_minute * 60)::TIMESTAMP)
            UNION ALL
            SELECT source, service, slo_id, severity, title, fingerprint, starts_at, ends_at,
-                  status = 'firing' AND ends_at IS NULL AS firing, incident_id, dedup_key
+                  firing, incident_id, dedup_key
            FROM (
              -- one row per alert: its latest notification (a resolve follows its firing)
-             SELECT * FROM alerts
+             SELECT *, status = 'firing' AND ends_at IS NULL AS firing FROM alerts
              QUALIFY row_number() OVER (PARTITION BY source, service, fingerprint, starts_at
                                         ORDER BY received_at DESC, inbox_seq DESC NULLS LAST) = 1)
-           WHERE ends_at IS NULL OR ends_at >= ? OR received_at >= ?
+           WHERE firing OR coalesce(ends_at, starts_at) >= $since
            ORDER BY firing DESC, starts_at DESC""",
-        [since, since, since],
+        {"since": since},
     ).df()
+
+
+def firing_external(table: pd.DataFrame) -> dict[str, int]:
+    """Firing alerts of `alerts()` from sources other than the engine (whose own alerts every
+    status row already lists), counted per SLO id, or per service when the alert names no SLO."""
+    rows = table[table["firing"] & (table["source"] != "engine")]
+    keys = rows["slo"].where(rows["slo"].notna(), rows["service"])
+    return {str(k): int(n) for k, n in keys.value_counts().items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,7 +604,6 @@ def fmt_minutes(value: float | None) -> str:
 QUERIES: dict[str, Callable[..., Any]] = {
     "fleet_status": fleet_status,
     "fleet_sparklines": fleet_sparklines,
-    "fleet_firing_alerts": fleet_firing_alerts,
     "freshness": freshness,
     "slo_ids": slo_ids,
     "slo_detail": slo_detail,

@@ -64,3 +64,14 @@ def number(
     texts = [str(o) for o in options]
     value = selectbox(label, key, texts, str(default), where=where, format_func=lambda t: format_func(int(t)))
     return int(value) if value is not None else default
+
+
+def text(label: str, key: str, where: Any = None, **kw: Any) -> str:
+    """A text input backed by `?key=value` (empty: not in the URL)."""
+    where = where or st.sidebar
+    url_value = st.query_params.get_all(key)
+    if key not in st.session_state or _url_changed(key, url_value):
+        st.session_state[key] = url_value[0] if url_value else ""
+    value: str = where.text_input(label, key=key, **kw)
+    _write(key, [value.strip()] if value.strip() else [])
+    return value.strip()

@@ -311,8 +311,7 @@ def _run_prometheus(args: argparse.Namespace, settings: Settings, started: float
     pulled = {
         "requests": stats.requests,
         "ranges": {
-            slo: [iso(datetime_of(a)), iso(datetime_of(b))]
-            for slo, (a, b) in sorted(stats.ranges.items())
+            slo: [iso(datetime_of(a)), iso(datetime_of(b))] for slo, (a, b) in sorted(stats.ranges.items())
         },
     }
     _summary(args, report, time.monotonic() - started, extra={"prometheus": pulled})
@@ -372,6 +371,7 @@ def _fmt_burn(value: float | None) -> str:
 
 def render_status(rows: list[dict[str, Any]], color: bool) -> str:
     """A table an SRE scans in seconds: worst budget first, state and firing alerts stand out."""
+    from pipelines.status import summarise
 
     def paint(text: str, code: str | None) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if color and code else text
@@ -430,21 +430,16 @@ def render_status(rows: list[dict[str, Any]], color: bool) -> str:
                 cells[9] = paint(cells[9], "1;31" if "PAGE" in row[9] else "1;33")
         lines.append("  ".join(cells).rstrip())
     at = rows[0]["evaluated_at"] if rows else "—"
-    firing = sum(1 for r in rows if r["alerts"])
-    pages = sum(1 for r in rows if any(a["severity"] == "page" for a in r["alerts"]))
-    stale_count = sum(1 for r in rows if r.get("stale"))
+    head = summarise(rows)  # the figures the dashboard's fleet and alerts pages show too
+    stale_count = sum(len(slos) for slos in head.stale.values())
     lines.insert(
         0,
-        f"evaluated at {at} · {len(rows)} SLOs · {firing} alerting ({pages} paging)"
+        f"evaluated at {at} · {head.slos} SLOs · {head.alerting} alerting ({head.paging} paging)"
         + (f" · {stale_count} STALE (last pull failed: their last good data)" if stale_count else ""),
     )
-    stale: dict[tuple[str, str], list[str]] = {}
-    for r in order:
-        if r.get("stale"):
-            stale.setdefault((r["stale_reason"], (r["stale_since"] or "")[:19] + "Z"), []).append(r["slo"])
-    for (reason, since), slos in stale.items():
+    for (reason, since), slos in head.stale.items():
         # The reason is the source's own error text (e.g. Prometheus's): shown without its controls.
-        lines.append(f"STALE since {since}: {terminal(', '.join(sorted(slos)))}: {terminal(reason)}")
+        lines.append(f"STALE since {(since or '')[:19]}Z: {terminal(', '.join(slos))}: {terminal(reason)}")
     for r in order:
         if r["data_status"] != "ok":
             lines.append(

@@ -206,3 +206,28 @@ def _status_rows(
             }
         )
     return out
+
+
+@dataclass(frozen=True)
+class StatusSummary:
+    """The headline of a set of `status` rows, computed here once for every place that shows it:
+    `slo status`, the fleet page, the alerts page and the dashboard's stale banner."""
+
+    slos: int
+    alerting: int  # SLOs with a firing burn-rate alert
+    paging: int  # of them, those with a page alert
+    stale: dict[tuple[str, str | None], list[str]]  # (stale_reason, stale_since) → stale SLO ids
+
+
+def summarise(rows: Sequence[Mapping[str, Any]]) -> StatusSummary:
+    stale: dict[tuple[str, str | None], list[str]] = {}
+    for r in rows:
+        if r.get("stale"):
+            key = (str(r.get("stale_reason") or "the last pull failed"), r.get("stale_since"))
+            stale.setdefault(key, []).append(r["slo"])
+    return StatusSummary(
+        slos=len(rows),
+        alerting=sum(1 for r in rows if r["alerts"]),
+        paging=sum(1 for r in rows if any(a["severity"] == "page" for a in r["alerts"])),
+        stale={k: sorted(v) for k, v in stale.items()},
+    )

@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import actions, auth, freshness, pending, queries, url_state
 from pipelines.outside_text import markdown as md
+from pipelines.status import summarise
 
 st.title("Alerts")
 if not freshness.require_snapshot():
@@ -37,10 +38,22 @@ if pick_services:
 shown = shown.reset_index(drop=True)
 
 firing = int(shown["firing"].sum()) if not shown.empty else 0
-cols = st.columns(3)
-cols[0].metric("firing", firing)
-cols[1].metric(f"alerts, {RECENT[since]}", len(shown))
-cols[2].metric("with an incident", int(shown["incident_id"].notna().sum()) if not shown.empty else 0)
+head = summarise(queries.read("fleet_status"))  # `slo status`'s own headline, as the fleet page shows it
+cols = st.columns(4)
+cols[0].metric(
+    "firing alerts",
+    firing,
+    help="Firing alerts from every source (the fleet page counts the same list)",
+)
+cols[1].metric(
+    "SLOs alerting",
+    head.alerting,
+    delta=f"{head.paging} paging" if head.paging else None,
+    delta_color="inverse",
+    help="SLOs with a firing burn-rate alert (`slo status`: N alerting)",
+)
+cols[2].metric(f"alerts, {RECENT[since]}", len(shown), help="firing now, or fired within the range")
+cols[3].metric("with an incident", int(shown["incident_id"].notna().sum()) if not shown.empty else 0)
 
 if shown.empty:
     st.info(f"No alerts in the {RECENT[since]} from any source.")

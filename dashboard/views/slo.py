@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, freshness, queries, url_state
+from pipelines.errors import SloError
 
 st.title("SLO detail")
 if not freshness.require_snapshot():
@@ -16,12 +17,42 @@ slo_id = url_state.selectbox("SLO", "slo", ids, default=ids[0] if ids else None)
 if slo_id is None:
     st.info("No SLOs in the snapshot yet.")
     st.stop()
-d: queries.SloDetail | None = queries.read("slo_detail", slo_id)
+# The time range and the "as of" instant live in the URL: a copied link shows the same view.
+RANGES = {"window": "the SLO window", "1d": "last day", "7d": "last 7 days", "30d": "last 30 days",
+          "90d": "last 90 days"}  # fmt: skip
+RANGE_MINUTES = {"1d": 1440, "7d": 7 * 1440, "30d": 30 * 1440, "90d": 90 * 1440}
+with st.sidebar:
+    picked = url_state.selectbox(
+        "Time range", "range", list(RANGES), default="window", format_func=RANGES.get
+    )
+    as_of = url_state.text(
+        "As of (UTC)",
+        "at",
+        placeholder="latest, or e.g. 2026-11-23T12:00:00Z",
+        help="Evaluate the SLO at this instant, as `slo status --at` does; empty for the latest.",
+    )
+try:
+    queries.parse_instant(as_of)
+    d: queries.SloDetail | None = queries.read(
+        "slo_detail", slo_id, as_of or None, RANGE_MINUTES.get(picked or "")
+    )
+except (ValueError, SloError) as exc:
+    refused = queries.as_of_rejection(exc, as_of)
+    if refused is None:
+        raise
+    st.error(refused, icon=":material/error:")
+    st.stop()
 if d is None:
     st.error(f"{slo_id}: no such SLO in the published snapshot")
     st.stop()
 s = d.slo
 freshness.banner([s], queries.read("freshness"))
+if as_of:
+    st.info(
+        f"As of {s['evaluated_at']}: the SLO as `slo status --at {as_of}` shows it, not the latest "
+        "evaluation. Clear “As of” in the sidebar for now.",
+        icon=":material/history:",
+    )
 
 state = s["policy_state"]
 st.subheader(slo_id)

@@ -16,7 +16,9 @@ Cases: a first visit (new browser context, empty HTTP cache: Streamlit's JavaScr
 a returning visitor (same context), and a returning visitor just after a new snapshot was published
 (the per-snapshot query cache is cold). The **floor**: the same page served from a 20-SLO store in the
 same run, by a second dashboard process — what Streamlit itself costs, so the 1,000-SLO figure minus
-the floor is what the thousand rows cost. Medians of the runs; target < 1.5 s.
+the floor is what the thousand rows cost; and a second floor, an empty Streamlit page
+(`empty_page.py`: a one-row table, the caption, the sidebar filter, no product code) under the same
+server options, which is what Streamlit alone costs. Medians of the runs; target < 1.5 s.
 
 Run: `.venv/bin/python tests/benchmarks/bench_dashboard.py` (or through pytest like bench_engine).
 Results: a table on stdout and `tests/benchmarks/results/dashboard.json`.
@@ -46,6 +48,7 @@ from pipelines import engine  # noqa: E402
 from pipelines.buckets import write_buckets  # noqa: E402
 from pipelines.catalog import sync_slos  # noqa: E402
 from pipelines.cycle import open_writer as Writer  # noqa: E402
+from pipelines.launch import APP, dashboard_command  # noqa: E402
 from tests.benchmarks.bench_engine import DAY, START, DataModel, make_slos  # noqa: E402
 from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
 from tests.support.realparts import free_port  # noqa: E402
@@ -94,12 +97,14 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
     raise RuntimeError("dashboard not ready")
 
 
-def one_run(browser: Any, url: str, n: int, context: Any = None) -> dict[str, float]:
-    """One navigation; a fresh browser context (empty HTTP cache) unless `context` is given."""
+def one_run(browser: Any, url: str, n: int, context: Any = None, filtered: int = 10) -> dict[str, float]:
+    """One navigation; a fresh browser context (empty HTTP cache) unless `context` is given.
+    `filtered`: the SLOs the caption counts once the filter is set (10 per service in the model;
+    the empty page's caption does not change)."""
     own = context is None
     context = context or browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    shown = 10  # SLOs of one service: the benchmark model has 10 per service
+    shown = filtered
     try:
         t0 = time.perf_counter()
         page.goto(url, wait_until="commit")
@@ -142,6 +147,21 @@ def serve(data_dir: Path, procs: list[subprocess.Popen[bytes]]) -> str:
     return url
 
 
+def serve_empty_page(work: Path, n: int, procs: list[subprocess.Popen[bytes]]) -> str:
+    """`empty_page.py` under `streamlit run` with the dashboard's own server options: the floor."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = dashboard_command(port)
+    command[command.index(str(APP))] = str(HERE / "empty_page.py")
+    log = open(work / "empty.log", "wb")  # noqa: SIM115 - the child keeps it
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, "BENCH_FLOOR_N": str(n)}, stdout=log, stderr=subprocess.STDOUT
+    )
+    procs.append(proc)
+    wait_ready(url, proc)
+    return url
+
+
 def main() -> dict[str, Any]:
     n = int(os.environ.get("BENCH_SLOS", "1000"))
     days = int(os.environ.get("BENCH_DAYS", "3"))
@@ -157,12 +177,14 @@ def main() -> dict[str, Any]:
         print(f"store: {store}", flush=True)
         url = serve(work / "big", procs)
         floor_url = serve(work / "floor", procs)
+        empty_url = serve_empty_page(work, n, procs)
         from playwright.sync_api import sync_playwright
 
         results: dict[str, list[dict[str, float]]] = {
             "first visit": [],
             "returning visitor": [],
             f"floor: returning, {floor_n} SLOs": [],
+            "floor: returning, an empty Streamlit page": [],
             "returning, just after a publish": [],
         }
         with sync_playwright() as p:
@@ -173,12 +195,17 @@ def main() -> dict[str, Any]:
                 returning = browser.new_context(viewport={"width": 1400, "height": 1000})
                 one_run(browser, url, n, returning)  # fills this context's HTTP cache, for both origins
                 one_run(browser, floor_url, floor_n, returning)
+                one_run(browser, empty_url, n, filtered=n)
+                one_run(browser, empty_url, n, returning, filtered=n)
                 for i in range(runs):
                     results["first visit"].append(one_run(browser, url, n))
                     results["returning visitor"].append(one_run(browser, url, n, returning))
                     # the floor before the publish: the big dashboard's prefetch must not share its CPUs
                     results[f"floor: returning, {floor_n} SLOs"].append(
                         one_run(browser, floor_url, floor_n, returning)
+                    )
+                    results["floor: returning, an empty Streamlit page"].append(
+                        one_run(browser, empty_url, n, returning, filtered=n)
                     )
                     republish(work / "big")
                     results["returning, just after a publish"].append(one_run(browser, url, n, returning))

@@ -1,6 +1,6 @@
-"""The dashboard's pure parts: stale-data reasons, period bounds, percentiles, the launch command line,
-and the service-state check against a real (closed / open) loopback port. (The quarterly review is the
-analytics module's; its renderers are tested with it.)"""
+"""The dashboard's pure parts: the stale banner and freshness notes, period bounds, percentiles, the
+launch command line, and the service-state check against a real (closed / open) loopback port. (The
+quarterly review is the analytics module's; its renderers are tested with it.)"""
 
 from __future__ import annotations
 
@@ -23,24 +23,39 @@ NOW = dt.datetime(2026, 11, 23, 12, 0)
 FRESH = {"evaluated_to": pd.Timestamp("2026-11-23 11:59"), "last_run_at": NOW, "last_run_source": "demo"}
 
 
+DOWN = "prometheus unreachable"
+
+
 def row(slo: str, data_status: str = "ok", **extra: object) -> dict[str, object]:
-    return {"slo": slo, "data_status": data_status, **extra}
+    return {"slo": slo, "data_status": data_status, "alerts": [], **extra}
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # nothing stale in the status rows: no banner, however old the evaluation
+        ([row("a/x", stale=False)], []),
+        # stale where `slo status` says so, one line per reason with its SLOs
+        (
+            [row("b/y", stale=True, stale_reason=DOWN, stale_since="2026-11-23T11:00:00Z"),
+             row("a/x", stale=True, stale_reason=DOWN, stale_since="2026-11-23T11:00:00Z"),
+             row("c/z", stale=False)],
+            ["prometheus unreachable (since 2026-11-23 11:00 UTC): a/x, b/y"],
+        ),
+        ([row("a/x", stale=True)], ["the last pull failed: a/x"]),
+    ],
+)  # fmt: skip
+def test_stale_reasons_are_the_status_rows_stale_flags(
+    rows: list[dict[str, object]], expected: list[str]
+) -> None:
+    assert freshness.stale_reasons(rows) == expected
 
 
 @pytest.mark.parametrize(
     ("rows", "fresh", "expected"),
     [
-        # fresh data, no stale fields at all (the status JSON of today)
         ([row("a/x")], FRESH, []),
-        # the status JSON gains stale/stale_reason (another branch): shown as given, once
-        (
-            [row("a/x", stale=True, stale_reason="prometheus unreachable"),
-             row("b/y", stale=True, stale_reason="prometheus unreachable"), row("c/z", stale=False)],
-            FRESH,
-            ["prometheus unreachable"],
-        ),
-        ([row("a/x", stale=True)], FRESH, ["stale"]),
-        # evaluated 2 hours ago
+        # evaluated 2 hours ago: a note (the CLI's status says nothing stale)
         (
             [row("a/x")],
             {**FRESH, "evaluated_to": pd.Timestamp("2026-11-23 10:00")},
@@ -54,7 +69,7 @@ def row(slo: str, data_status: str = "ok", **extra: object) -> dict[str, object]
             {"evaluated_to": pd.Timestamp("2026-11-20 12:00"), "last_run_at": None, "last_run_source": None},
             ["evaluated up to 2026-11-20 12:00 UTC, 3.0 days ago (no pipeline run recorded)"],
         ),
-        # data_status per SLO
+        # data_status per SLO, as the CLI's `note:` lines
         (
             [row("a/x", "no_recent_data"), row("b/y", "no_data"), row("c/z")],
             FRESH,
@@ -67,8 +82,10 @@ def row(slo: str, data_status: str = "ok", **extra: object) -> dict[str, object]
         ),
     ],
 )  # fmt: skip
-def test_stale_reasons(rows: list[dict[str, object]], fresh: dict[str, object], expected: list[str]) -> None:
-    assert freshness.stale_reasons(rows, fresh, NOW) == expected
+def test_freshness_notes(
+    rows: list[dict[str, object]], fresh: dict[str, object], expected: list[str]
+) -> None:
+    assert freshness.notes(rows, fresh, NOW) == expected
 
 
 def test_period_bounds_month_and_quarter() -> None:
