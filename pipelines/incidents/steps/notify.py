@@ -349,7 +349,8 @@ def send_notices(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.dat
     SLI did not recover), and the incident resolved. Once each (timeline `notice`, keyed), at the time
     it happened; the approval a critical remediation waits for is announced by `announce_approval`.
     An incident never routed (a history load's, every alert over before it arrived) was never
-    announced, so its resolution is not either. Slack unset: the step is still on the timeline, saying so, and no notification row is written."""
+    announced, so its resolution is not either. Slack unset: the step is still on the timeline, saying
+    so, and no notification row is written."""
     since = now - LOOK_BACK
     candidates = con.execute(
         """SELECT r.incident_id, 'remediation_succeeded:' || r.id, r.verified_at, r.id FROM remediations r
