@@ -1,0 +1,95 @@
+"""Done-when of issue 16's demo present: right after `slo demo` (the real CLI, as a user runs it), the fleet
+holds an SLO in every policy state, a page alert fires, an escalated incident waits for its
+acknowledgement and a critical remediation waits for its approval."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.model import POLICY_STATES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def slo(data_dir: Path, *args: str) -> Any:
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "SLACK_WEBHOOK_URL")}
+    env["SLO_DATA_DIR"] = str(data_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, (args, done.stderr)
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    data = tmp_path_factory.mktemp("demo-present") / "data"
+    return data, slo(data, "demo", "--json")
+
+
+def test_every_policy_state_is_held_right_after_the_demo(demo: tuple[Path, dict[str, Any]]) -> None:
+    data, built = demo
+    status = slo(data, "status", "--json")
+    assert len(status) == 17
+    assert {row["evaluated_at"] for row in status} == {built["evaluated_to"]}
+    assert {row["policy_state"] for row in status} == set(POLICY_STATES)
+    for row in status:  # each state is what DESIGN's thresholds say of the budget shown beside it
+        r = row["budget_remaining"]
+        expected = (
+            "normal" if r > 0.5 else "freeze_review" if r >= 0.25 else "reliability_focus" if r > 0 else "exhausted"
+        )
+        assert row["policy_state"] == expected, row["slo"]
+
+
+def test_a_page_alert_fires_now_and_its_incident_waits_for_an_acknowledgement(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    data, _ = demo
+    status = slo(data, "status", "--json")
+    paging = [row for row in status if any(a["severity"] == "page" for a in row["alerts"])]
+    assert paging, "no page alert fires at the demo's end"
+    for row in paging:
+        for alert in row["alerts"]:
+            if alert["severity"] == "page":  # the burn rates shown really are over the factor
+                assert row["burn_rates"][alert["long_window"]] > alert["factor"]
+                assert row["burn_rates"][alert["short_window"]] > alert["factor"]
+    incidents = slo(data, "incidents", "list", "--json")
+    waiting = [
+        i
+        for i in incidents
+        if i["status"] == "triggered"
+        and i["route"] == "escalate"
+        and i["source"] == "engine"
+        and i["severity"] in ("SEV1", "SEV2")
+        and i["service"] in {row["service"] for row in paging}
+    ]
+    assert waiting, [(i["id"], i["service"], i["status"]) for i in incidents[:6]]
+    inc = waiting[0]
+    assert inc["acknowledged_at"] is None and inc["resolved_at"] is None
+    assert inc["triage"]["method"] == "rules" and inc["triage"]["severity"] == inc["severity"]
+    detail = slo(data, "incidents", "show", inc["id"], "--json")
+    kinds = [step["kind"] for step in detail["timeline"]]
+    assert "triage" in kinds and "escalated" in kinds and "acknowledged" not in kinds
+
+
+def test_a_critical_remediation_waits_for_its_approval(demo: tuple[Path, dict[str, Any]]) -> None:
+    data, _ = demo
+    incidents = slo(data, "incidents", "list", "--json")
+    candidates = [i for i in incidents if i["route"] == "auto_remediate" and i["status"] == "triggered"]
+    pending = []
+    for inc in candidates:
+        detail = slo(data, "incidents", "show", inc["id"], "--json")
+        pending += [(inc, r) for r in detail["remediations"] if r["status"] == "awaiting_approval"]
+    assert len(pending) == 1, candidates
+    inc, remediation = pending[0]
+    # auth's flush_cache is marked critical in runbooks/auth/actions.yaml
+    assert (inc["service"], remediation["action"], remediation["approved_by"]) == ("auth", "flush_cache", None)
+    assert inc["severity"] == "SEV3" and inc["triage"]["recommended_action"] == "flush_cache"
