@@ -183,6 +183,11 @@ class Settings:
     api_tokens_file: Path | None = None  # SLO_API_TOKENS_FILE
     api_tokens: str | None = _secret()  # SLO_API_TOKENS: the same YAML mapping, as text
     approval_timeout_s: float = 900.0  # SLO_APPROVAL_TIMEOUT, seconds (15 min)
+    # The live demo (issue 16, pipelines/demo/live.py): the service keeps appending the demo's minutes
+    # to a demo store; `slo up` and `slo demo --live` turn it on. The speed runs the demo's clock faster
+    # than the wall clock (tests).
+    demo_live: bool = False  # SLO_DEMO_LIVE
+    demo_speed: float = 1.0  # SLO_DEMO_SPEED, demo minutes per wall-clock minute
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> Settings:
@@ -250,6 +255,9 @@ class Settings:
             api_tokens_file=Path(raw_file) if (raw_file := text("SLO_API_TOKENS_FILE")) else None,
             api_tokens=text("SLO_API_TOKENS"),
             approval_timeout_s=number("SLO_APPROVAL_TIMEOUT", 900.0, minimum=1.0),
+            # The live demo (issue 16)
+            demo_live=flag("SLO_DEMO_LIVE"),
+            demo_speed=number("SLO_DEMO_SPEED", 1.0, minimum=1.0),
         )
 
     def secrets(self) -> list[str]:

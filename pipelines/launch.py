@@ -116,12 +116,15 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    """The service and the dashboard. On a store built by `slo demo` the service keeps the demo going
+    in real time (SLO_DEMO_LIVE, on unless set to false: `pipelines/demo/live.py`)."""
     _check_app()
     url = f"http://{args.host}:{args.service_port}"
     env = {
         **os.environ,
         "SLO_DATA_DIR": str(settings.data_dir.resolve()),
         "SLO_SERVICE_URL": url,
+        "SLO_DEMO_LIVE": os.environ.get("SLO_DEMO_LIVE") or "true",
     }
     print(
         f"service:   {url}\ndashboard: http://{args.host}:{args.port}  (data: {settings.data_dir})",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.demo.generate import Deploy, DemoData, DemoEvent
+from pipelines.demo.generate import DemoData, DemoEvent, Deploy
 from pipelines.demo.replay import ExternalAlert
 from pipelines.model import Slo
 from pipelines.timeutil import datetime_of, minute_of
@@ -102,7 +102,7 @@ BURNING_NOW = Burn(
     share=0.08,
     shape="fast_burn",
     fingerprint="checkout-api/payment-provider-api-version",
-    description="The payment provider's new API version rejects 8% of authorisations: checkouts fail with 502.",
+    description="The payment provider's new API version rejects 8% of authorisations: checkouts fail (502).",
     deploy="payment provider SDK upgrade",
 )
 LIVE_BURN = Burn(

@@ -16,11 +16,19 @@ from pipelines.timeutil import minute_of
 
 
 def demo_pull(
-    now: dt.datetime | None, seed: int | None, progress: Progress | None = None
+    now: dt.datetime | None,
+    seed: int | None,
+    progress: Progress | None = None,
+    *,
+    with_present: bool = True,
 ) -> tuple[list[Slo], Pull, ReplayStage]:
     """The demo's SLOs, its pull, and the stage that replays its whole incident history (with the
-    events it injected as ground truth) for `slo demo`."""
+    events it injected as ground truth) for `slo demo`; `with_present=False`: the generator's data
+    only (`slo run --source demo` appends minutes after a built demo's present)."""
     data = generate_demo(now=now, seed=DEFAULT_SEED if seed is None else seed, progress=progress)
+    if not with_present:
+        pull = Pull(data.buckets, minute_of(data.end), "demo", deploy_rows(data.deploys))
+        return data.slos, pull, ReplayStage(ground_truth(data.events))
     shaped = present.shape(data)
     pull = Pull(
         buckets=data.buckets,

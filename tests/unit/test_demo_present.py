@@ -93,9 +93,8 @@ def test_the_approval_alert_has_no_auth_deploy_to_blame(shaped) -> None:
     assert recent == []
     assert result.hands_off == (data.end - timedelta(minutes=20)).replace(tzinfo=None)
     others = [d for d in original.deploys if d.service != "auth" or d.at < data.end - timedelta(hours=2)]
-    assert sorted(others + [d for d in data.deploys if d not in original.deploys], key=lambda d: d.at) == sorted(
-        data.deploys, key=lambda d: d.at
-    )
+    added = [d for d in data.deploys if d not in original.deploys]
+    assert sorted(others + added, key=lambda d: d.at) == sorted(data.deploys, key=lambda d: d.at)
 
 
 def test_a_calendar_window_or_an_slo_without_rows_has_no_budget_here() -> None:
