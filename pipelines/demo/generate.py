@@ -285,11 +285,12 @@ def generate_range(
     good = np.empty((n, len(slos)), dtype=np.int64)
     valid = np.empty((n, len(slos)), dtype=np.int64)
     present = np.ones((n, len(slos)), dtype=bool)
+    skip = start_minute - first_day * MINUTES_PER_DAY  # minutes of the first day before `start`
     for index, slo in enumerate(slos):
         slo_good, slo_valid, slo_present = _slo_minutes(slo, seed, first_day, days, placed)
-        good[:, index] = slo_good[:n]
-        valid[:, index] = slo_valid[:n]
-        present[:, index] = slo_present[:n]
+        good[:, index] = slo_good[skip : skip + n]
+        valid[:, index] = slo_valid[skip : skip + n]
+        present[:, index] = slo_present[skip : skip + n]
         if progress is not None:
             progress(index + 1, len(slos))
 

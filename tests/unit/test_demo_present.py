@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from pipelines.demo import present
-from pipelines.demo.generate import DemoData, demo_slos, generate_demo
+from pipelines.demo.generate import DemoData, demo_slos, generate_demo, generate_range
+from pipelines.demo.live import LiveDemo
+from pipelines.timeutil import datetime_of
 
 # Mid-quarter (the known-answer tests' end) and a few hours into a quarter.
 ENDS = [datetime(2026, 11, 23, 12, 0, tzinfo=UTC), datetime(2027, 1, 1, 3, 30, tzinfo=UTC)]
@@ -106,3 +108,52 @@ def test_a_calendar_window_or_an_slo_without_rows_has_no_budget_here() -> None:
     rolling = next(s for s in slos if s.window.kind == "rolling")
     assert present.budget_remaining(frame, monthly, 11) is None
     assert present.budget_remaining(frame, rolling, 11) is None
+
+
+def test_a_range_has_the_same_minutes_as_the_whole_span(shaped) -> None:
+    original, _, _ = shaped
+    start = original.end - timedelta(days=2, minutes=7)
+    part = generate_range(start, original.end)
+    inside = original.buckets["minute"] >= minute_of(start)
+    assert part.buckets.equals(original.buckets[inside].reset_index(drop=True))
+    assert part.deploys == [d for d in original.deploys if d.at >= start]
+    assert {e.event_id for e in part.events} == {e.event_id for e in original.events if e.end > start}
+
+
+def test_the_live_pull_goes_on_from_the_store_and_starts_its_burn_two_minutes_in() -> None:
+    anchor = minute_of(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+    wall = [datetime(2026, 11, 23, 12, 10, 30, tzinfo=UTC)]
+    live = LiveDemo(speed=1.0, clock=lambda: wall[0])
+    got = live.pull(anchor, anchor + 10)
+    assert got is None and live.live_start == anchor + 10  # nothing new yet: the store is at 12:10
+    wall[0] += timedelta(minutes=5)
+    got = live.pull(anchor, anchor + 10)
+    assert got is not None
+    pull, events = got
+    assert (pull.end, pull.origin) == (anchor + 15, "demo")
+    plain = generate_range(datetime_of(anchor + 10), datetime_of(anchor + 15))
+    frame, base = pull.buckets, plain.buckets
+    assert isinstance(frame, pd.DataFrame) and frame["minute"].tolist() == base["minute"].tolist()
+
+    def bad_share(slo_id: str, minutes: range) -> float:
+        rows = (frame["slo_id"] == slo_id) & frame["minute"].isin([anchor + m for m in minutes])
+        return (base.loc[rows, "good"] - frame.loc[rows, "good"]).sum() / base.loc[rows, "good"].sum()
+
+    assert bad_share("checkout-api/availability", range(10, 15)) == pytest.approx(0.08, abs=0.002)
+    assert bad_share("payments/availability", range(10, 12)) == 0  # the live burn starts at +2
+    assert bad_share("payments/availability", range(12, 15)) == pytest.approx(0.12, abs=0.002)
+    ids = {e[0]: e for e in events}
+    live_event = ids["20261123T1210-live-payments-card-network"]
+    assert (live_event[3], live_event[4]) == (datetime(2026, 11, 23, 12, 12), datetime(2026, 11, 23, 12, 15))
+    assert ids["20261123T1200-present-checkout-provider"][4] == datetime(2026, 11, 23, 12, 15)  # runs on
+    untouched = ~frame["slo_id"].isin(["checkout-api/availability", "payments/availability"])
+    assert frame[untouched].equals(base[untouched])
+
+
+def test_the_live_clock_runs_faster_with_a_speed() -> None:
+    wall = [datetime(2026, 11, 23, 12, 0, tzinfo=UTC)]
+    live = LiveDemo(speed=30.0, clock=lambda: wall[0])
+    wall[0] += timedelta(seconds=20)
+    assert live.now_minute() == minute_of(datetime(2026, 11, 23, 12, 10, tzinfo=UTC))
+    with pytest.raises(ValueError, match="above 0"):
+        LiveDemo(speed=0)
