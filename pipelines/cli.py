@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="budget, burn rates, alerts and policy state of every SLO")
     p.add_argument("--at", type=_timestamp, help="evaluate at this UTC instant (default: latest)")
     p.add_argument("--service", help="only this service")
-    p.add_argument("--json", action="store_true", help="print JSON (DESIGN §3)")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("rules", help="Prometheus recording and alerting rules for every SLO")
     p.add_argument("paths", nargs="*", help="spec files or directories (default: SLO_SPECS_DIR)")

@@ -16,6 +16,7 @@ Only a store whose metrics come from `slo demo` goes live; any other store is le
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -120,4 +121,7 @@ def run_live(settings: Settings, live: LiveDemo, stage: Stage) -> CycleReport | 
     if got is None:
         return None
     pull, events = got
+    # routed as `slo demo` routes (replay.demo_settings): without a model, rule-triaged SEV3/SEV4
+    # incidents try their runbook action instead of escalating for want of a model
+    settings = dataclasses.replace(settings, rules_route_by_severity=True)
     return run_cycle(settings, demo_slos(), pull, stage=LiveStage(events, stage))

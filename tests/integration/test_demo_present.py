@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,10 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from dashboard.freshness import stale_reasons
 from pipelines.model import POLICY_STATES
+from pipelines.store import SNAPSHOT_FILE
 from tests.support.service import running_service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,3 +147,34 @@ def test_the_live_demo_opens_an_incident_with_no_input(
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     fresh = {"evaluated_to": evaluated, "last_run_at": now, "last_run_source": "demo"}
     assert stale_reasons(status, fresh, now) == []
+
+
+def test_what_the_demo_shows_never_cites_the_design_documents(demo: tuple[Path, dict[str, Any]]) -> None:
+    """Every text the demo stores (titles, timelines, documents, triage, …) and the help of the commands
+    a demo user runs speak the user's words: no "DESIGN §n", no "seed 00n"."""
+    data, _ = demo
+    leak = re.compile(r"DESIGN §|seed 00\d")
+    con = duckdb.connect(str(data / SNAPSHOT_FILE), read_only=True)
+    try:
+        columns = con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR'"
+        ).fetchall()
+        found = [
+            (table, column, text[:120])
+            for table, column in columns
+            for (text,) in con.execute(
+                f'SELECT "{column}" FROM "{table}" WHERE regexp_matches("{column}", ?) LIMIT 2',
+                [leak.pattern],
+            ).fetchall()
+        ]
+        checked = con.execute("SELECT count(*) FROM timeline").fetchone()
+    finally:
+        con.close()
+    assert checked and checked[0] > 500  # the demo's timelines were read
+    assert found == []
+    for args in (["demo"], ["status"], ["incidents", "list"], ["incidents", "show"], ["up"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", *args, "--help"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert done.stdout.startswith("usage: slo") and not leak.search(done.stdout), args
