@@ -132,6 +132,7 @@ def test_the_live_demo_opens_an_incident_with_no_input(
                 if i["id"] not in before and i["slo_id"] == "payments/availability" and i["triage"]
             ]
         assert new, f"no new incident within 300 s:\n{svc.log()[-3000:]}"
+        print(f"live demo: a new incident listed {time.monotonic() - deadline + 300:.1f} s after start")
         status = slo(data, "status", "--json")
         health = svc.health()
     inc = new[0]
