@@ -244,5 +244,5 @@ def _rows(frame: pd.DataFrame, slo_id: str, lo: int, hi: int) -> np.ndarray:
     """Row positions of `slo_id`'s minutes [lo, hi) (the frame is sorted by minute)."""
     minutes = frame["minute"].to_numpy()
     a, b = np.searchsorted(minutes, lo, "left"), np.searchsorted(minutes, hi, "left")
-    ids = frame["slo_id"].to_numpy()[a:b]
+    ids = frame["slo_id"].iloc[a:b].to_numpy()  # only the slice: the whole column is millions of strings
     return frame.index.to_numpy()[a:b][ids == slo_id]
