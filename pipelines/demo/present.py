@@ -14,7 +14,10 @@ the demo is built, there is something to do.
                     payments/availability fails 12% of authorisations for 30 minutes, so a page fires
                     within minutes and its incident flows through triage and routing on its own
 
-The history before the state burns is the generator's, untouched: a state burn only turns good events
+The state burns end 14 hours or less before the anchor and their tickets a few hours later, so a
+service started within about ten hours of the build finds each of their alert intervals whole
+(`engine_alerts` looks back 24 hours; a merged interval cut there comes back as a new incident). The
+history before the state burns is the generator's, untouched: a state burn only turns good events
 of its own minutes into bad ones, so every earlier minute and every known answer about the past stays.
 The SLO a state burn lands on is the first of its candidates whose budget is above the level it aims
 for (an SLO already in that state from its history is enough: then no burn is added).
@@ -80,7 +83,7 @@ STATE_BURNS = (
         ("checkout-api/correctness", "checkout-api/stale-price-cache",
          "A stale price cache charges old prices: orders fail the total check."),
     )),
-    StateBurn("reliability_focus", 0.12, start=-30 * 60, minutes=4 * 60, candidates=(
+    StateBurn("reliability_focus", 0.12, start=-17 * 60, minutes=3 * 60, candidates=(
         ("checkout-api/correctness", "checkout-api/stale-price-cache",
          "A stale price cache charges old prices: orders fail the total check."),
         ("inventory/availability", "inventory/reservation-lock-contention",

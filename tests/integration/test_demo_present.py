@@ -21,8 +21,10 @@ import duckdb
 import pytest
 
 from dashboard.freshness import stale_reasons
+from pipelines.demo.live import demo_anchor
 from pipelines.model import POLICY_STATES
 from pipelines.store import SNAPSHOT_FILE
+from pipelines.timeutil import minute_of
 from tests.support.service import running_service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,3 +181,10 @@ def test_what_the_demo_shows_never_cites_the_design_documents(demo: tuple[Path, 
             cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
         assert done.stdout.startswith("usage: slo") and not leak.search(done.stdout), args
+
+
+def test_only_a_store_built_by_the_demo_goes_live(demo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    data, built = demo
+    end = minute_of(dt.datetime.fromisoformat(built["evaluated_to"].replace("Z", "+00:00")))
+    assert demo_anchor(data) == (end, end)  # the build's end, and where its data ends
+    assert demo_anchor(tmp_path / "empty") is None  # nothing published: the worker's usual cycle

@@ -59,7 +59,7 @@ def test_each_shaped_state_is_held_at_the_end(shaped) -> None:
 def test_the_history_before_the_present_is_the_generators(shaped) -> None:
     original, data, result = shaped
     first = min(minute_of(e.start) for e in result.events)
-    assert minute_of(data.end) - first <= 30 * 60  # the present is the last 30 hours at most
+    assert minute_of(data.end) - first <= 20 * 60  # the present is the last 20 hours at most
     before = data.buckets["minute"] < first
     assert data.buckets[before].equals(original.buckets[before])
     assert data.buckets[["slo_id", "minute", "valid"]].equals(original.buckets[["slo_id", "minute", "valid"]])
