@@ -15,11 +15,9 @@ install: venv
 	$(BIN)/pip install -q -e '.[dev]'
 
 # The main job on the embedded demo: build it, print the budgets, then the service and the dashboard
-# (http://127.0.0.1:8501) until Ctrl-C.
+# (http://127.0.0.1:8501) until Ctrl-C, the demo going on in real time (`slo demo --live`).
 demo: install
-	$(BIN)/slo demo
-	$(BIN)/slo status
-	$(BIN)/slo up
+	$(BIN)/slo demo --live
 
 # The real parts the integration and browser tests drive (DESIGN §4): Debian's Prometheus, Alertmanager
 # and Chromium. Installed only when missing; needs root (CI and these machines run as root).

@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--now", type=_timestamp, help="pretend it is this UTC time (default: now)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: fixed)")
     p.add_argument("--json", action="store_true", help="print a run summary as JSON")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="then keep it going in real time: the service and the dashboard (`slo up`) until Ctrl-C",
+    )
+    p.add_argument("--port", type=int, default=8501, help="with --live: dashboard port (default 8501)")
+    p.add_argument("--service-port", type=int, default=8080, help="with --live: service port (default 8080)")
+    p.add_argument("--host", default="127.0.0.1", help="with --live: address both bind (default 127.0.0.1)")
 
     p = sub.add_parser("run", help="pull metrics and run every pipeline")
     p.add_argument(
@@ -89,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="budget, burn rates, alerts and policy state of every SLO")
     p.add_argument("--at", type=_timestamp, help="evaluate at this UTC instant (default: latest)")
     p.add_argument("--service", help="only this service")
-    p.add_argument("--json", action="store_true", help="print JSON (DESIGN §3)")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("rules", help="Prometheus recording and alerting rules for every SLO")
     p.add_argument("paths", nargs="*", help="spec files or directories (default: SLO_SPECS_DIR)")
@@ -240,7 +248,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     slos, pull, replay = demo_pull(args.now, args.seed, Progress("generating"))
     report = run_cycle(settings, slos, pull, stage=replay, reset=True, progress=Progress("evaluating"))
     _summary(args, report, time.monotonic() - started, _demo_incidents(settings, report.end))
-    return 0
+    if not getattr(args, "live", False):
+        return 0
+    cmd_status(argparse.Namespace(at=None, service=None, json=False), settings)
+    print("live: new minutes every cycle; alerts fire and incidents open on their own", flush=True)
+    os.environ["SLO_DEMO_LIVE"] = "true"
+    return launch.cmd_up(args, settings)
 
 
 def _demo_incidents(settings: Settings, end: int) -> dict[str, int]:
@@ -340,7 +353,8 @@ def _run_demo(args: argparse.Namespace, settings: Settings, started: float) -> i
         snapshot.close()
     if last is None:
         return cmd_demo(argparse.Namespace(now=args.end, seed=None, json=args.json), settings)
-    slos, pull, _ = demo_pull(args.end, None, Progress("generating"))  # the ground truth is recorded already
+    # the ground truth is recorded already; the present was shaped around the build's end
+    slos, pull, _ = demo_pull(args.end, None, Progress("generating"), with_present=False)
     frame = pull.buckets
     if not isinstance(frame, pd.DataFrame) or pull.end is None:
         raise TypeError("the demo's pull is a frame that ends at a known minute")

@@ -204,6 +204,12 @@ class Settings:
     statuspage_page_id: str | None = None  # STATUSPAGE_PAGE_ID
     statuspage_services: tuple[tuple[str, str | None], ...] = ()  # SLO_STATUSPAGE_SERVICES
 
+    # The live demo (issue 16, pipelines/demo/live.py): the service keeps appending the demo's minutes
+    # to a demo store; `slo up` and `slo demo --live` turn it on. The speed runs the demo's clock faster
+    # than the wall clock (tests).
+    demo_live: bool = False  # SLO_DEMO_LIVE
+    demo_speed: float = 1.0  # SLO_DEMO_SPEED, demo minutes per wall-clock minute
+
     def routing_key(self, variable: str) -> str | None:
         """The PagerDuty routing key held by environment variable `variable` (None: not set)."""
         if variable == "PAGERDUTY_ROUTING_KEY":
@@ -295,6 +301,9 @@ class Settings:
             statuspage_api_url=(text("STATUSPAGE_API_URL") or DEFAULT_STATUSPAGE_API_URL).rstrip("/"),
             statuspage_page_id=text("STATUSPAGE_PAGE_ID"),
             statuspage_services=statuspage_services(text("SLO_STATUSPAGE_SERVICES")),
+            # The live demo (issue 16)
+            demo_live=flag("SLO_DEMO_LIVE"),
+            demo_speed=number("SLO_DEMO_SPEED", 1.0, minimum=1.0),
         )
 
     def secrets(self) -> list[str]:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines.auth import signin as signin_settings
-from pipelines.config import Settings
+from pipelines.config import Settings, read_dotenv
 from pipelines.errors import SloError
 from pipelines.limits import Limits
 
@@ -116,12 +116,16 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    """The service and the dashboard. On a store built by `slo demo` the service keeps the demo going
+    in real time (SLO_DEMO_LIVE, on unless set to false: `pipelines/demo/live.py`)."""
     _check_app()
     url = f"http://{args.host}:{args.service_port}"
+    live = os.environ.get("SLO_DEMO_LIVE") or read_dotenv(Path(".env")).get("SLO_DEMO_LIVE") or "true"
     env = {
         **os.environ,
         "SLO_DATA_DIR": str(settings.data_dir.resolve()),
         "SLO_SERVICE_URL": url,
+        "SLO_DEMO_LIVE": live,
     }
     print(
         f"service:   {url}\ndashboard: http://{args.host}:{args.port}  (data: {settings.data_dir})",

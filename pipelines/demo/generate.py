@@ -250,6 +250,11 @@ def generate_demo(
 ) -> DemoData:
     """Build the demo's specs, per-minute buckets, events and deploys for the span ending at `now`."""
     start, end = demo_span(now if now is not None else datetime.now(UTC))
+    return generate_range(start, end, seed, progress)
+
+
+def demo_slos() -> list[Slo]:
+    """The demo's SLOs, by id; each has its traffic profile."""
     slos, _ = load_specs(sorted(DEMO_SPECS_DIR.glob("*.yaml")))
     slos = sorted(slos, key=lambda slo: slo.id)
     missing = [slo.id for slo in slos if slo.id not in _PROFILES]
@@ -257,21 +262,35 @@ def generate_demo(
         raise ValueError(
             f"demo specs without a traffic profile in pipelines/demo/generate.py: {', '.join(missing)}"
         )
+    return slos
 
+
+def generate_range(
+    start: datetime,
+    end: datetime,
+    seed: int = DEFAULT_SEED,
+    progress: Callable[[int, int], None] | None = None,
+) -> DemoData:
+    """The demo's minutes [start, end) (UTC minute boundaries), the same counts as any longer span
+    gives them (each day has its own random stream), with the events and deploys that touch them:
+    what the live demo appends minute by minute."""
+    slos = demo_slos()
     start_minute, end_minute = minute_of(start), minute_of(end)
     first_day = start_minute // MINUTES_PER_DAY
     days = -(-end_minute // MINUTES_PER_DAY) - first_day  # whole days, so a day's draws never depend on now
-    placed = _place_injections(seed, start, end)
+    # From a few days back: an event placed in the quarter before `start` may still run at `start`.
+    placed = _place_injections(seed, start - timedelta(days=3), end)
 
     n = end_minute - start_minute
     good = np.empty((n, len(slos)), dtype=np.int64)
     valid = np.empty((n, len(slos)), dtype=np.int64)
     present = np.ones((n, len(slos)), dtype=bool)
+    skip = start_minute - first_day * MINUTES_PER_DAY  # minutes of the first day before `start`
     for index, slo in enumerate(slos):
         slo_good, slo_valid, slo_present = _slo_minutes(slo, seed, first_day, days, placed)
-        good[:, index] = slo_good[:n]
-        valid[:, index] = slo_valid[:n]
-        present[:, index] = slo_present[:n]
+        good[:, index] = slo_good[skip : skip + n]
+        valid[:, index] = slo_valid[skip : skip + n]
+        present[:, index] = slo_present[skip : skip + n]
         if progress is not None:
             progress(index + 1, len(slos))
 
@@ -290,7 +309,7 @@ def generate_demo(
     return DemoData(
         slos=slos,
         buckets=buckets,
-        events=_events(placed, slos, end_minute),
+        events=[e for e in _events(placed, slos, end_minute) if e.end > start],
         deploys=_deploys(seed, slos, placed, start_minute, end_minute),
         start=start,
         end=end,

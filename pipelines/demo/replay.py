@@ -53,6 +53,13 @@ ROOT_CAUSES: dict[str, tuple[str, str]] = {
     "cart-cache-eviction": ("capacity", "raised the cart cache's memory limit"),
     "fraud-check-slowdown": ("deploy", "rolled back the fraud model"),
     "token-cache-stampede": ("config", "restored the token-cache TTL with jitter"),
+    # the present's outages (pipelines/demo/present.py)
+    "ledger-replay-duplicates": ("code", "stopped the replay and reversed the re-posted entries"),
+    "stale-price-cache": ("code", "invalidated the price cache and fixed its invalidation hook"),
+    "reservation-lock-contention": ("deploy", "rolled back the schema change"),
+    "index-alias-swap": ("config", "pointed the alias back at the current index"),
+    "payment-provider-api-version": ("dependency", "pinned the provider's previous API version"),
+    "card-network-timeouts": ("dependency", "failed over to the secondary card network"),
 }
 # Fingerprints whose post-mortem action item is never finished (the problem comes back).
 UNFINISHED = ("query-planner-regression", "db-connection-pool-leak")
@@ -299,20 +306,27 @@ class Responders:
         return steps
 
 
-def replay(con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime) -> ProcessReport:
+def replay(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    end: dt.datetime,
+    present_alerts: list[ExternalAlert] | None = None,
+    hands_off: dt.datetime | None = None,
+) -> ProcessReport:
     """Replay the demo's alerts and responders through `process`, from the first input to `end`.
 
     The clock stops at every alert and at every remediation's verification deadline; responders'
-    commands enter the inbox in time order before the next stop (each carries its own time)."""
+    commands enter the inbox in time order before the next stop (each carries its own time).
+    `present_alerts` join the injected ones when their service has SLOs in the store; incidents
+    detected from `hands_off` on get no simulated responder (the user is on call)."""
     settings = demo_settings(settings)
     inbox = fresh_inbox(settings.data_dir)
     runner = SyncRunner(inbox, settings, duration=dt.timedelta(seconds=40))  # deterministic times
     start_row = con.execute("SELECT min(minute) FROM buckets").fetchone()
     start = datetime_of(int(start_row[0])).replace(tzinfo=None) if start_row and start_row[0] else end
-    inputs = [
-        *_engine_entries(con, end),
-        *(e for a in external_alerts(start, end) for e in _alert_entries(a, end)),
-    ]
+    services = {r[0] for r in con.execute("SELECT DISTINCT service FROM slos").fetchall()}
+    alerts = [*external_alerts(start, end), *(a for a in present_alerts or [] if a.service in services)]
+    inputs = [*_engine_entries(con, end), *(e for a in alerts for e in _alert_entries(a, end))]
     stops = sorted({at for at, _ in inputs if at <= end})
     queue: list[tuple[dt.datetime, int, Entry]] = []
     for order, (at, entry) in enumerate(inputs):
@@ -330,6 +344,8 @@ def replay(con: duckdb.DuckDBPyConnection, settings: Settings, end: dt.datetime)
         report = process(con, settings, t, inbox=inbox, runner=runner, emit_engine_alerts=False)
         _add(total, report)
         for inc in incidents_where(con, "status <> 'closed' AND NOT imported", []):
+            if hands_off is not None and inc["detected_at"] >= hands_off:
+                continue
             for at, cmd in responders.plan(inc):
                 if at <= end:
                     heapq.heappush(queue, (at, order, Entry(cmd.dedup_key, "command", "demo", cmd.to_json())))
@@ -362,6 +378,8 @@ class ReplayStage:
     whole history up to the data's end."""
 
     events: list[GroundTruth]
+    alerts: list[ExternalAlert] = dataclasses.field(default_factory=list)  # the present's
+    hands_off: dt.datetime | None = None
 
     def __call__(
         self,
@@ -371,7 +389,7 @@ class ReplayStage:
         publish: Callable[[], object] | None = None,  # not used: the demo publishes once, at the end
     ) -> ProcessReport:
         record_ground_truth(con, self.events)
-        return replay(con, settings, end)
+        return replay(con, settings, end, self.alerts, self.hands_off)
 
 
 def at_data_end(

@@ -1,11 +1,13 @@
-"""The embedded demo as a source: generated buckets and deploys, plus the ground-truth events the
-demo's incident stage records (`replay.ReplayStage`)."""
+"""The embedded demo as a source: generated buckets and deploys with the present shaped around their
+end (`present.shape`), plus the ground-truth events and Alertmanager alerts the demo's incident stage
+records and replays (`replay.ReplayStage`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from pipelines.demo.generate import DEFAULT_SEED, generate_demo
+from pipelines.demo import present
+from pipelines.demo.generate import DEFAULT_SEED, DemoEvent, generate_demo
 from pipelines.demo.replay import GroundTruth, ReplayStage
 from pipelines.model import Slo
 from pipelines.progress import Progress
@@ -14,18 +16,37 @@ from pipelines.timeutil import minute_of
 
 
 def demo_pull(
-    now: dt.datetime | None, seed: int | None, progress: Progress | None = None
+    now: dt.datetime | None,
+    seed: int | None,
+    progress: Progress | None = None,
+    *,
+    with_present: bool = True,
 ) -> tuple[list[Slo], Pull, ReplayStage]:
     """The demo's SLOs, its pull, and the stage that replays its whole incident history (with the
-    events it injected as ground truth) for `slo demo`."""
+    events it injected as ground truth) for `slo demo`; `with_present=False`: the generator's data
+    only (`slo run --source demo` appends minutes after a built demo's present)."""
     data = generate_demo(now=now, seed=DEFAULT_SEED if seed is None else seed, progress=progress)
+    if not with_present:
+        pull = Pull(data.buckets, minute_of(data.end), "demo", deploy_rows(data.deploys))
+        return data.slos, pull, ReplayStage(ground_truth(data.events))
+    shaped = present.shape(data)
     pull = Pull(
         buckets=data.buckets,
         end=minute_of(data.end),
         origin="demo",
-        deploys=[(d.service, d.at, d.version, d.description) for d in data.deploys],
+        deploys=deploy_rows(data.deploys),
     )
-    events: list[GroundTruth] = [
+    stage = ReplayStage(ground_truth(data.events), alerts=shaped.alerts, hands_off=shaped.hands_off)
+    return data.slos, pull, stage
+
+
+def deploy_rows(deploys: list) -> list[tuple[str, dt.datetime, str, str]]:
+    return [(d.service, d.at, d.version, d.description) for d in deploys]
+
+
+def ground_truth(events: list[DemoEvent]) -> list[GroundTruth]:
+    """Events as the `demo_events` table keeps them (naive UTC)."""
+    return [
         (
             e.event_id,
             e.service,
@@ -36,6 +57,5 @@ def demo_pull(
             e.fingerprint,
             e.description,
         )
-        for e in data.events
+        for e in events
     ]
-    return data.slos, pull, ReplayStage(events)

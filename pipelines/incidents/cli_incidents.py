@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("incidents", help="list and show incidents; record human steps")
     isub = p.add_subparsers(dest="incidents_command", required=True, metavar="SUBCOMMAND")
     q = isub.add_parser("list", help="incidents, newest first, with triage and route")
-    q.add_argument("--json", action="store_true", help="print JSON (DESIGN §3)")
+    q.add_argument("--json", action="store_true", help="print JSON")
     q.add_argument("--status", choices=STATUSES, help="only this status (open: not resolved or closed)")
     q.add_argument("--service", help="only this service")
     q.add_argument("--limit", type=_positive, help="at most N incidents")

@@ -322,7 +322,7 @@ def documents_due(inc: dict[str, Any], docs: list[dict[str, Any]], now: dt.datet
             due.append(DocumentDue("postmortem", inc["closed_at"], "post-mortem done", final=True))
         if not any(d["kind"] == "runbook_suggestion" for d in docs):
             due.append(
-                DocumentDue("runbook_suggestion", inc["closed_at"], "after the post-mortem (seed 000)")
+                DocumentDue("runbook_suggestion", inc["closed_at"], "after the post-mortem")
             )
     return due
 

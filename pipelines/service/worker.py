@@ -120,6 +120,9 @@ def idle_cycle(settings: Settings) -> Callable[[], object]:
     store is already evaluated to, so the inbox fold, triage, routing and timers run and publish.
     Before anything was published it starts from SLO_SPECS_DIR (if present) at the current minute.
 
+    With SLO_DEMO_LIVE on a store built by `slo demo`, each cycle appends the demo's minutes up to now
+    instead (`pipelines.demo.live`), through the same `run_cycle` and incident stage.
+
     Remediations run on a thread pool (`ThreadRunner`), outside the DuckDB writer; their outcome
     comes back through the inbox.
     """
@@ -153,8 +156,18 @@ def idle_cycle(settings: Settings) -> Callable[[], object]:
         )
         return run_cycle(settings, slos, Pull(buckets=empty, end=end, origin="idle"), stage=stage)
 
+    live = None
+    if settings.demo_live and not settings.prometheus.url:
+        from pipelines.demo.live import LiveDemo, run_live
+
+        live = LiveDemo(settings.demo_speed)
+
     def cycle() -> object:
         republish_if_unreadable(settings.data_dir)  # before stored_state or the pull read the snapshot
+        if live is not None:  # a demo store goes on in real time; otherwise (or no new minute) idle
+            report = run_live(settings, live, stage)
+            if report is not None:
+                return report
         if settings.prometheus.url:
             try:
                 slos = load_specs([settings.specs_dir])[0]

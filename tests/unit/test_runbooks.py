@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = ROOT / "runbooks"
 
 DEMO_ALLOW_LISTS = {
-    "auth": (["rollback", "restart", "flush_cache"], set()),
+    "auth": (["rollback", "restart", "flush_cache"], {"flush_cache"}),
     "checkout-api": (["rollback", "restart", "scale_up", "failover_db"], {"failover_db"}),
     "inventory": (["restart", "scale_up"], set()),
     "notifications": (["restart", "scale_up"], set()),
