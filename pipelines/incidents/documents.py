@@ -28,6 +28,9 @@ UPDATE_CADENCE = {
     "SEV3": dt.timedelta(hours=2),
     "SEV4": dt.timedelta(days=1),
 }
+# Seed 004's document steps, in the order they land on the timeline (the post-mortem is its incident
+# document), as the timeline's "<kind> drafted" messages start.
+SEED_004_ORDER = ("technical analysis", "remediation plan", "postmortem")
 _DETAILS_LATER = "recovered; details in the post-mortem"
 _NEXT_STEPS = {"Monitoring": "monitor the SLI until it holds"}
 STATUS_WORDS = {
@@ -289,15 +292,28 @@ def render_runbook_suggestion(
 
 @dataclass(frozen=True)
 class DocumentDue:
-    kind: str  # stakeholder_update | postmortem | runbook_suggestion
+    kind: str  # technical_analysis | remediation_plan | stakeholder_update | postmortem | runbook_suggestion
     at: dt.datetime
     reason: str
     final: bool = False
 
 
-def documents_due(inc: dict[str, Any], docs: list[dict[str, Any]], now: dt.datetime) -> list[DocumentDue]:
-    """What documents the incident needs now, given the ones it has (pure)."""
+def documents_due(
+    inc: dict[str, Any],
+    docs: list[dict[str, Any]],
+    now: dt.datetime,
+    triaged_at: dt.datetime | None = None,
+) -> list[DocumentDue]:
+    """What documents the incident needs now, given the ones it has (pure). `triaged_at`: when its first
+    triage was recorded (None: not triaged yet)."""
     due: list[DocumentDue] = []
+    # Seed 004: the technical analysis, then the remediation plan, once triaged and before the incident
+    # document (the post-mortem); an incident that has a post-mortem already does not get them after it.
+    kinds = {d["kind"] for d in docs}
+    if triaged_at is not None and "technical_analysis" not in kinds and "postmortem" not in kinds:
+        at = min(triaged_at, inc.get("resolved_at") or triaged_at)
+        due.append(DocumentDue("technical_analysis", at, "after the triage (seed 004)"))
+        due.append(DocumentDue("remediation_plan", at, "from the technical analysis (seed 004)"))
     updates = [d for d in docs if d["kind"] == "stakeholder_update"]
     word = status_word(inc)
     last = updates[-1] if updates else None

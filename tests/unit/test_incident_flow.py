@@ -366,14 +366,25 @@ def test_documents_through_the_lifecycle(con, inbox, tmp_path) -> None:
     run(con, settings, inbox, T0 + 61 * M)
     docs = con.execute("SELECT kind, created_at, due_at FROM documents ORDER BY created_at, kind").fetchall()
     # All five steps are folded in one cycle: the initial update was due at T0 + 30 min (SEV2), the
-    # resolved update is dated at the resolution, the post-mortem and runbook suggestion at the close.
+    # resolved update is dated at the resolution, the post-mortem and runbook suggestion at the close;
+    # seed 004's analysis and plan at the triage.
     assert docs == [
+        ("remediation_plan", T0, None),
         ("stakeholder_update", T0, T0 + 30 * M),
+        ("technical_analysis", T0, None),
         ("triage_report", T0, None),
         ("stakeholder_update", T0 + 40 * M, None),
         ("postmortem", T0 + 60 * M, None),
         ("runbook_suggestion", T0 + 60 * M, None),
     ]
+    drafted = [
+        m
+        for (m,) in con.execute(
+            "SELECT message FROM timeline WHERE kind = 'document' AND incident_id = 'INC-0001' ORDER BY seq"
+        ).fetchall()
+    ]
+    order = [next(i for i, m in enumerate(drafted) if m.startswith(k)) for k in documents.SEED_004_ORDER]
+    assert order == sorted(order), drafted  # analysis, plan, then the incident document (post-mortem)
     bodies = dict(
         con.execute("SELECT kind, body FROM documents WHERE kind IN ('runbook_suggestion')").fetchall()
     )
