@@ -20,6 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.incidents.narrative import Narrative
 from pipelines.outside_text import markdown as md
 
 UPDATE_CADENCE = {
@@ -176,7 +177,10 @@ def render_postmortem(
     action_items: list[dict[str, Any]],
     *,
     final: bool,
+    narrative: Narrative | None = None,
 ) -> str:
+    """Seed 002's template; with `narrative` (the model's, checked against the timeline: `narrative.py`)
+    its "What happened" and 5 Whys, else the rule-based draft's."""
     start, end = inc.get("impact_start"), inc.get("resolved_at")
     day = (start or inc["detected_at"]).date()
     rows = [
@@ -226,13 +230,25 @@ def render_postmortem(
         "",
         "## Root Cause Analysis",
         "### What happened",
-        md(inc.get("root_cause")) or "[to be written by the responders]",
+        *(
+            [
+                md(narrative.what_happened),
+                f"*Drafted by the model {md(narrative.model)} from the timeline "
+                "and checked against it (times, severities, actions); for the responders to review.*",
+            ]
+            if narrative
+            else [md(inc.get("root_cause")) or "[to be written by the responders]"]
+        ),
         "### Contributing Factors",
         f"1. Immediate cause: {md(inc.get('root_cause')) or '[answer]'}",
         "2. Underlying cause: [answer]",
         "3. Systemic cause: [answer]",
         "### 5 Whys",
-        "1. Why did the service degrade? → [answer]",
+        *(
+            [f"{n}. {md(w)}" for n, w in enumerate(narrative.five_whys, 1)]
+            if narrative
+            else ["1. Why did the service degrade? → [answer]"]
+        ),
         "",
         "## What Went Well",
         "- [to be filled in the review]",

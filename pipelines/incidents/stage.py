@@ -151,7 +151,7 @@ def process(
     _guard(report, "PagerDuty resolve", resolve_pages, con, settings, now, iso)
     _guard(report, "status page", post_status_pages, con, settings, now, iso)
     _guard(report, "budgets", update_budgets, con, now, iso)
-    report.documents = _guard(report, "documents", write_documents, con, now, iso) or 0
+    report.documents = _guard(report, "documents", write_documents, con, now, iso, settings) or 0
     for error in report.errors:
         log.warning("incident stage: %s", error)
     return report

@@ -10,7 +10,8 @@ from typing import Any
 
 import duckdb
 
-from pipelines.incidents import analysis, documents, impact
+from pipelines.config import Settings
+from pipelines.incidents import analysis, documents, impact, narrative
 from pipelines.incidents.context import similar_incidents
 from pipelines.incidents.fold import add_timeline
 from pipelines.incidents.isolation import Isolation
@@ -18,8 +19,11 @@ from pipelines.incidents.rows import incidents_where, records
 from pipelines.timeutil import minute_of
 
 
-def write_documents(con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isolation) -> int:
-    """Draft the documents each incident needs now (`documents.documents_due`)."""
+def write_documents(
+    con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isolation, settings: Settings | None = None
+) -> int:
+    """Draft the documents each incident needs now (`documents.documents_due`). With `settings` holding a
+    model key, the post-mortem's narrative and 5 Whys are asked of the model (`narrative.draft`)."""
     # Incidents changed since their last document, with a stakeholder update due, or closed without
     # their runbook suggestion yet.
     candidates = incidents_where(
@@ -38,7 +42,7 @@ def write_documents(con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isola
     )
     spans = _spans(con, candidates, now)
     return sum(
-        iso.run("documents", inc["id"], inc["id"], _documents_of, con, now, inc, spans) or 0
+        iso.run("documents", inc["id"], inc["id"], _documents_of, con, now, inc, spans, settings) or 0
         for inc in candidates
     )
 
@@ -66,6 +70,7 @@ def _documents_of(
     now: dt.datetime,
     inc: dict[str, Any],
     spans: dict[tuple[str, str], tuple[int, int] | None] | None = None,
+    settings: Settings | None = None,
 ) -> int:
     """Draft one incident's due documents; how many."""
     written = 0
@@ -86,6 +91,7 @@ def _documents_of(
             [iid],
         )
         due_at: dt.datetime | None = None
+        model_written = False
         if due.kind in ("technical_analysis", "remediation_plan"):
             if ranked is None:
                 facts = analysis_facts(con, inc, due.at)
@@ -101,7 +107,8 @@ def _documents_of(
         elif due.kind == "postmortem":
             timeline = records(
                 con,
-                "SELECT occurred_at, message FROM timeline WHERE incident_id = ? ORDER BY occurred_at, seq",
+                "SELECT occurred_at, kind, message FROM timeline WHERE incident_id = ? "
+                "ORDER BY occurred_at, seq",
                 [iid],
             )
             items = records(
@@ -117,14 +124,35 @@ def _documents_of(
                 else:
                     counts = impact.span_counts(con, slo["slo_id"], start, end)
                 slo["bad"], slo["valid"] = counts if counts else (None, None)
-            body = documents.render_postmortem(inc, timeline, slos, items, final=due.final)
+            actions = [
+                str(a)
+                for (a,) in con.execute(
+                    "SELECT action FROM remediations WHERE incident_id = ?", [iid]
+                ).fetchall()
+            ]
+            told = narrative.draft(settings, inc, timeline, actions)
+            model_written = told.narrative is not None
+            body = documents.render_postmortem(
+                inc, timeline, slos, items, final=due.final, narrative=told.narrative
+            )
+            add_timeline(
+                con,
+                iid,
+                due.at,
+                "document",
+                "documents",
+                f"postmortem narrative: drafted by the model {told.narrative.model}, checked against "
+                "the timeline"
+                if told.narrative
+                else f"postmortem narrative: rule-based draft ({told.reason})",
+            )
         else:
             items = records(con, "SELECT * FROM action_items WHERE incident_id = ?", [iid])
             rems = records(con, "SELECT * FROM remediations WHERE incident_id = ?", [iid])
             body = documents.render_runbook_suggestion(inc, items, rems)
         con.execute(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-            [iid, due.kind, due.at, False, due_at, body],  # False: not model-written
+            [iid, due.kind, due.at, model_written, due_at, body],
         )
         add_timeline(
             con,
