@@ -48,6 +48,17 @@ def next_update_due(severity: str | None, at: dt.datetime) -> dt.datetime:
     return at + UPDATE_CADENCE.get(severity or "SEV2", UPDATE_CADENCE["SEV2"])
 
 
+def update_due(status: str, updates: list[dict[str, Any]]) -> dt.datetime | None:
+    """When the incident's next stakeholder update is due, for showing (list, detail): the last update's
+    `due_at`, and never once the incident is resolved or closed (no update is due then, so none is
+    "overdue"; an earlier update's due time does not count either)."""
+    if status in ("resolved", "closed") or not updates:
+        return None
+    last = max(updates, key=lambda u: u["created_at"])
+    due = last.get("due_at")
+    return None if due is None or due != due else due  # NaT/NaN from a DataFrame: none
+
+
 def status_word(inc: dict[str, Any]) -> str:
     word = STATUS_WORDS.get(inc["status"], "Investigating")
     if word == "Investigating" and inc.get("root_cause"):
