@@ -13,8 +13,9 @@ and it is checked against the timeline's facts before it is used (`check`):
 - every action it names (`ACTIONS`: rolled back, restarted, failed over, scaled, reverted, hotfix, …) is
   on the timeline (its words, or a remediation's action name).
 
-Anything else — no key, an error or timeout, an answer that is not that JSON, or one that invents a
-fact — and the post-mortem keeps the rule-based draft; the reason is on the timeline.
+A history load's incidents (never routed) are not sent, as their triage is not. Anything else — no key,
+an error or timeout, an answer that is not that JSON, or one that invents a fact — and the post-mortem
+keeps the rule-based draft; the reason is on the timeline.
 """
 
 from __future__ import annotations
@@ -142,6 +143,9 @@ def draft(
     """Ask the model for the narrative and check it (module docstring); never raises."""
     if settings is None or not settings.anthropic_api_key:
         return Outcome(None, "no model key (ANTHROPIC_API_KEY unset)")
+    if inc.get("route") is None and inc.get("resolved_at") is not None:
+        # a history load's incident (triaged by the rules in bulk, never routed): no model call either
+        return Outcome(None, "a history incident, never routed: no model call")
     data = timeline_data(timeline)
     outside = [d for d in data if d["kind"] not in OWN_KINDS]
     if find_instructions(json.dumps(outside, ensure_ascii=False)):
