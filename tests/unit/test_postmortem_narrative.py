@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from pipelines.inbox import Inbox
+from pipelines.incidents import narrative
 from pipelines.store import connect, migrate
 from tests.support.messages_api import messages_server
 from tests.unit.test_incident_flow import T0, M, command, firing, run, settings_for
@@ -142,3 +143,18 @@ def test_an_alert_that_reads_like_instructions_keeps_the_timeline_from_the_model
         assert server.requests == []  # the post-mortem never asked
     assert not postmortem(con)[0]
     assert "reads like instructions: not sent to the model" in narrative_note(con)
+
+
+def test_a_history_incident_asks_the_model_nothing(tmp_path) -> None:
+    with messages_server(FAITHFUL) as server:
+        settings = dataclasses.replace(
+            settings_for(tmp_path),
+            anthropic_api_key="k",
+            anthropic_base_url=f"http://127.0.0.1:{server.port}",
+        )
+        inc = {"id": "INC-1", "service": "shop", "severity": "SEV3", "route": None, "resolved_at": T0}
+        told = narrative.draft(
+            settings, inc, [{"occurred_at": T0, "kind": "resolved", "message": "resolved"}], []
+        )
+        assert server.requests == []
+    assert told.narrative is None and "history incident" in told.reason
