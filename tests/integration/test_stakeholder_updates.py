@@ -5,6 +5,8 @@ seed 002's cadence drafts one (SEV2: every 30 min), the resolved one, and nothin
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,9 @@ import pytest
 from pipelines.inbox import Inbox
 from pipelines.incidents import documents
 from pipelines.store import connect, migrate
+from tests.support.cli import os_user, slo
 from tests.support.receivers import Endpoint
+from tests.support.service import running_service
 from tests.unit.test_incident_flow import T0, M, command, firing, run, settings_for
 
 pytestmark = pytest.mark.integration
@@ -100,3 +104,36 @@ def test_a_closed_incident_shows_no_update_due() -> None:
     assert documents.update_due("closed", ups[:1]) is None  # even if its last update had a due time
     assert documents.update_due("acknowledged", ups[:1]) == T0 + 30 * M
     assert documents.update_due("triggered", []) is None
+
+
+def test_slo_serve_sends_the_update_once_a_person_approves_with_the_cli(
+    tmp_path: Path, slack: Endpoint
+) -> None:
+    env = {
+        "ANTHROPIC_API_KEY": "",
+        "SLACK_WEBHOOK_URL": f"{slack.url}/hook",
+        "PAGERDUTY_ROUTING_KEY": "",
+        "SLO_CYCLE_SECONDS": "0.5",
+    }
+    alert = {"service": "shop", "title": "Checkout failing", "severity": "SEV2"}
+    with running_service(tmp_path, token="ingest-token-0123456789", env=env) as svc:
+        assert svc.post("/api/incidents/ingest", json.dumps(alert).encode())[0] == 202
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            shown = slo(svc.data_dir, "incidents", "show", "INC-0001", "--document", "stakeholder_update")
+            if shown.returncode == 0 and "Subject:" in shown.stdout:
+                break
+            time.sleep(0.3)
+        time.sleep(1.5)  # three more cycles: drafted, still not sent
+        assert updates(slack) == []
+        approved = slo(svc.data_dir, "incidents", "approve-updates", "INC-0001")
+        assert approved.returncode == 0, approved.stderr
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not updates(slack):
+            time.sleep(0.2)
+        time.sleep(1.5)  # three more cycles: sent once
+    sent = updates(slack)
+    assert len(sent) == 1 and "Subject: [SEV2] shop — Checkout failing" in sent[0]
+    shown = json.loads(slo(svc.data_dir, "incidents", "show", "INC-0001", "--json").stdout)
+    approvals = [(e["kind"], e["actor"]) for e in shown["timeline"] if e["kind"] == "updates_approved"]
+    assert approvals == [("updates_approved", os_user())]
