@@ -15,7 +15,7 @@ Scores (higher first; ties by title):
     recent deploy (the newest within 24 h of the start)  0.80 if ≤ 60 min before, 0.50 if ≤ 6 h, else 0.25
     a past root cause of this service (per category)     0.60 when one had the same fingerprint, else 0.30;
                                                          +0.10 per further incident with it, at most 0.90
-    the triage's hypothesis                              0.50 × its confidence
+    the triage's hypothesis (unless "unknown…")          0.50 × its confidence
     a dependency or infrastructure fault                 0.35 without a suspect deploy, 0.15 with one
 
 The plan takes the hypotheses in that order: each becomes a step with an owner and a rollback, then the
@@ -139,7 +139,8 @@ def rank(inc: dict[str, Any], facts: dict[str, Any]) -> list[Hypothesis]:
             )
         )
     tri = facts.get("triage")
-    if tri and tri.get("root_cause_hypothesis") and tri.get("severity"):
+    guess = str((tri or {}).get("root_cause_hypothesis") or "")
+    if tri and guess and not guess.lower().startswith("unknown") and tri.get("severity"):
         conf = float(tri.get("confidence") or 0.0)
         out.append(
             Hypothesis(

@@ -189,9 +189,11 @@ def render_postmortem(
     *,
     final: bool,
     narrative: Narrative | None = None,
+    analysis: str | None = None,
 ) -> str:
     """Seed 002's template; with `narrative` (the model's, checked against the timeline: `narrative.py`)
-    its "What happened" and 5 Whys, else the rule-based draft's."""
+    its "What happened" and 5 Whys, else the rule-based draft's. `analysis`: the technical analysis
+    document, whose ranked causes the post-mortem quotes (seed 004's incident document carries them)."""
     start, end = inc.get("impact_start"), inc.get("resolved_at")
     day = (start or inc["detected_at"]).date()
     rows = [
@@ -250,6 +252,11 @@ def render_postmortem(
             if narrative
             else [md(inc.get("root_cause")) or "[to be written by the responders]"]
         ),
+        *(
+            ["### Likely causes (from the technical analysis)", *ranked_causes(analysis)]
+            if analysis and ranked_causes(analysis)
+            else []
+        ),
         "### Contributing Factors",
         f"1. Immediate cause: {md(inc.get('root_cause')) or '[answer]'}",
         "2. Underlying cause: [answer]",
@@ -275,6 +282,11 @@ def render_postmortem(
         f"Fix applied: {md(inc.get('fix')) or '[to be written]'}",
     ]
     return "\n".join(parts) + "\n"
+
+
+def ranked_causes(analysis: str) -> list[str]:
+    """The ranked-cause lines of a technical analysis document ("1. **…** (score 0.80)"), as written."""
+    return [line for line in analysis.splitlines() if line[:1].isdigit() and ". **" in line[:6]]
 
 
 def _affected(slos: list[dict[str, Any]]) -> str:

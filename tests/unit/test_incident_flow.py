@@ -390,6 +390,10 @@ def test_documents_through_the_lifecycle(con, inbox, tmp_path) -> None:
     )
     final = one(con, "SELECT body FROM documents WHERE kind = 'postmortem' ORDER BY created_at DESC LIMIT 1")
     assert "**Status**: Final" in final and "**Severity**: SEV2" in final
+    # seed 004's incident document quotes the analysis's ranked causes: no deploy, no past incident, and
+    # the rules triage's "unknown: …" is no hypothesis, so the infrastructure guess alone (0.35)
+    causes = final.split("### Likely causes (from the technical analysis)\n")[1].split("###")[0]
+    assert causes == "1. **a dependency or infrastructure fault** (score 0.35)\n"
     assert "| 1 | Alert on pool saturation | @shop | P2 | 2026-06-15 | Not Started |" in final
     assert "| 10:03 | acknowledged |" in final
     assert "Root cause seen: pool size too small" in bodies["runbook_suggestion"]

@@ -132,8 +132,15 @@ def _documents_of(
             ]
             told = narrative.draft(settings, inc, timeline, actions)
             model_written = told.narrative is not None
+            analysed = [d["body"] for d in docs if d["kind"] == "technical_analysis"]
             body = documents.render_postmortem(
-                inc, timeline, slos, items, final=due.final, narrative=told.narrative
+                inc,
+                timeline,
+                slos,
+                items,
+                final=due.final,
+                narrative=told.narrative,
+                analysis=analysed[-1] if analysed else None,
             )
             add_timeline(
                 con,
