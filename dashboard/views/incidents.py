@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import actions, auth, freshness, pending, queries, url_state
 from pipelines.analytics import mttx
+from pipelines.incidents import documents
 from pipelines.outside_text import markdown as md
 
 st.title("Incidents")
@@ -121,7 +122,8 @@ with left:
     updates = (
         d.documents[d.documents["kind"] == "stakeholder_update"] if not d.documents.empty else d.documents
     )
-    due = updates["due_at"].dropna().max() if not updates.empty else None
+    # the last update's due time, none once resolved or closed (no "overdue" then)
+    due = documents.update_due(str(inc["status"]), updates.to_dict("records"))
     if due is not None and pd.notna(due):
         late = due < dt.datetime.now(dt.UTC).replace(tzinfo=None)
         (st.error if late else st.info)(

@@ -51,6 +51,7 @@ RESPONDER_ACTIONS = frozenset(
         "postmortem_done",
         "retriage",
         "approve_status",  # the status page's first post (issue 17), until incident roles name a comms lead
+        "approve_updates",  # stakeholder updates sent to Slack (issue 17), likewise
     }
 )
 APPROVER_ACTIONS = frozenset({"approve_remediation", "reject_remediation"})

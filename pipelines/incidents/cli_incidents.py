@@ -36,8 +36,19 @@ STEPS: dict[str, tuple[str, str]] = {
     "reopen": ("reopen", "the impact is back"),
     "retriage": ("retriage", "run the triage again"),
     "approve-status": ("approve_status", "approve posting it to the status page (--note: the user impact)"),
+    "approve-updates": (
+        "approve_updates",
+        "approve sending its stakeholder updates to Slack, at their cadence",
+    ),
 }
-DOCUMENT_KINDS = ("triage_report", "stakeholder_update", "postmortem", "runbook_suggestion")
+DOCUMENT_KINDS = (
+    "triage_report",
+    "technical_analysis",
+    "remediation_plan",
+    "stakeholder_update",
+    "postmortem",
+    "runbook_suggestion",
+)
 STATUSES = ("triggered", "acknowledged", "mitigated", "resolved", "closed", "open")
 
 

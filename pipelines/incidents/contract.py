@@ -32,6 +32,7 @@ COMMANDS = (
     "root_cause", "action_item", "action_item_done", "postmortem_done",
     "approve_remediation", "reject_remediation", "retriage",
     "approve_status",  # the status page's first post (issue 17): the communications lead's approval
+    "approve_updates",  # stakeholder updates to Slack (issue 17): the communications lead's approval
 )
 
 

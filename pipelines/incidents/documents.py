@@ -20,6 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.incidents.narrative import Narrative
 from pipelines.outside_text import markdown as md
 
 UPDATE_CADENCE = {
@@ -28,6 +29,9 @@ UPDATE_CADENCE = {
     "SEV3": dt.timedelta(hours=2),
     "SEV4": dt.timedelta(days=1),
 }
+# Seed 004's document steps, in the order they land on the timeline (the post-mortem is its incident
+# document), as the timeline's "<kind> drafted" messages start.
+SEED_004_ORDER = ("technical analysis", "remediation plan", "postmortem")
 _DETAILS_LATER = "recovered; details in the post-mortem"
 _NEXT_STEPS = {"Monitoring": "monitor the SLI until it holds"}
 STATUS_WORDS = {
@@ -42,6 +46,17 @@ STATUS_WORDS = {
 def next_update_due(severity: str | None, at: dt.datetime) -> dt.datetime:
     """When the next stakeholder update is due after one sent at `at` (unknown severity: as SEV2)."""
     return at + UPDATE_CADENCE.get(severity or "SEV2", UPDATE_CADENCE["SEV2"])
+
+
+def update_due(status: str, updates: list[dict[str, Any]]) -> dt.datetime | None:
+    """When the incident's next stakeholder update is due, for showing (list, detail): the last update's
+    `due_at`, and never once the incident is resolved or closed (no update is due then, so none is
+    "overdue"; an earlier update's due time does not count either)."""
+    if status in ("resolved", "closed") or not updates:
+        return None
+    last = max(updates, key=lambda u: u["created_at"])
+    due = last.get("due_at")
+    return None if due is None or due != due else due  # NaT/NaN from a DataFrame: none
 
 
 def status_word(inc: dict[str, Any]) -> str:
@@ -173,7 +188,12 @@ def render_postmortem(
     action_items: list[dict[str, Any]],
     *,
     final: bool,
+    narrative: Narrative | None = None,
+    analysis: str | None = None,
 ) -> str:
+    """Seed 002's template; with `narrative` (the model's, checked against the timeline: `narrative.py`)
+    its "What happened" and 5 Whys, else the rule-based draft's. `analysis`: the technical analysis
+    document, whose ranked causes the post-mortem quotes (seed 004's incident document carries them)."""
     start, end = inc.get("impact_start"), inc.get("resolved_at")
     day = (start or inc["detected_at"]).date()
     rows = [
@@ -223,13 +243,30 @@ def render_postmortem(
         "",
         "## Root Cause Analysis",
         "### What happened",
-        md(inc.get("root_cause")) or "[to be written by the responders]",
+        *(
+            [
+                md(narrative.what_happened),
+                f"*Drafted by the model {md(narrative.model)} from the timeline "
+                "and checked against it (times, severities, actions); for the responders to review.*",
+            ]
+            if narrative
+            else [md(inc.get("root_cause")) or "[to be written by the responders]"]
+        ),
+        *(
+            ["### Likely causes (from the technical analysis)", *ranked_causes(analysis)]
+            if analysis and ranked_causes(analysis)
+            else []
+        ),
         "### Contributing Factors",
         f"1. Immediate cause: {md(inc.get('root_cause')) or '[answer]'}",
         "2. Underlying cause: [answer]",
         "3. Systemic cause: [answer]",
         "### 5 Whys",
-        "1. Why did the service degrade? → [answer]",
+        *(
+            [f"{n}. {md(w)}" for n, w in enumerate(narrative.five_whys, 1)]
+            if narrative
+            else ["1. Why did the service degrade? → [answer]"]
+        ),
         "",
         "## What Went Well",
         "- [to be filled in the review]",
@@ -245,6 +282,11 @@ def render_postmortem(
         f"Fix applied: {md(inc.get('fix')) or '[to be written]'}",
     ]
     return "\n".join(parts) + "\n"
+
+
+def ranked_causes(analysis: str) -> list[str]:
+    """The ranked-cause lines of a technical analysis document ("1. **…** (score 0.80)"), as written."""
+    return [line for line in analysis.splitlines() if line[:1].isdigit() and ". **" in line[:6]]
 
 
 def _affected(slos: list[dict[str, Any]]) -> str:
@@ -289,15 +331,28 @@ def render_runbook_suggestion(
 
 @dataclass(frozen=True)
 class DocumentDue:
-    kind: str  # stakeholder_update | postmortem | runbook_suggestion
+    kind: str  # technical_analysis | remediation_plan | stakeholder_update | postmortem | runbook_suggestion
     at: dt.datetime
     reason: str
     final: bool = False
 
 
-def documents_due(inc: dict[str, Any], docs: list[dict[str, Any]], now: dt.datetime) -> list[DocumentDue]:
-    """What documents the incident needs now, given the ones it has (pure)."""
+def documents_due(
+    inc: dict[str, Any],
+    docs: list[dict[str, Any]],
+    now: dt.datetime,
+    triaged_at: dt.datetime | None = None,
+) -> list[DocumentDue]:
+    """What documents the incident needs now, given the ones it has (pure). `triaged_at`: when its first
+    triage was recorded (None: not triaged yet)."""
     due: list[DocumentDue] = []
+    # Seed 004: the technical analysis, then the remediation plan, once triaged and before the incident
+    # document (the post-mortem); an incident that has a post-mortem already does not get them after it.
+    kinds = {d["kind"] for d in docs}
+    if triaged_at is not None and "technical_analysis" not in kinds and "postmortem" not in kinds:
+        at = min(triaged_at, inc.get("resolved_at") or triaged_at)
+        due.append(DocumentDue("technical_analysis", at, "after the triage (seed 004)"))
+        due.append(DocumentDue("remediation_plan", at, "from the technical analysis (seed 004)"))
     updates = [d for d in docs if d["kind"] == "stakeholder_update"]
     word = status_word(inc)
     last = updates[-1] if updates else None

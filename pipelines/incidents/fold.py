@@ -836,6 +836,8 @@ def apply_command(con: duckdb.DuckDBPyConnection, incident_id: str, cmd: Command
             _remediation_result(con, inc, cmd, at)
         elif name == "approve_status":
             _approve_status(con, inc, cmd, at)
+        elif name == "approve_updates":
+            _approve_updates(con, inc, cmd, at)
         else:
             raise Rejected(f"unknown command {name!r}")
     except Rejected as exc:
@@ -1072,6 +1074,24 @@ def _approve_status(
         con, inc["id"], at, "status_page_approved", cmd.source,
         f"status page posting approved by {cmd.actor}" + (f"; impact: {impact}" if impact else ""),
         actor=cmd.actor,
+    )  # fmt: skip
+
+
+def _approve_updates(
+    con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime
+) -> None:
+    """Stakeholder updates approved (issue 17): the stage sends the latest drafted update to Slack, then
+    each one drafted at its cadence, until the resolved one (`steps/updates.py`). Once per incident."""
+    row = con.execute(
+        "SELECT actor FROM timeline WHERE incident_id = ? AND kind = 'updates_approved'", [inc["id"]]
+    ).fetchone()
+    if row is not None:
+        raise Rejected(f"stakeholder updates were already approved by {row[0]}")
+    if inc["status"] in ("resolved", "closed"):
+        raise Rejected(f"the incident is {inc['status']}: no stakeholder updates are sent any more")
+    add_timeline(
+        con, inc["id"], at, "updates_approved", cmd.source,
+        f"stakeholder updates to Slack approved by {cmd.actor}", actor=cmd.actor,
     )  # fmt: skip
 
 

@@ -308,6 +308,11 @@ def resolved_notice(incident: dict[str, Any]) -> dict[str, Any]:
     return {"text": "\n".join(lines)}
 
 
+def update_message(incident: dict[str, Any], body: str) -> dict[str, Any]:
+    """A stakeholder update (its drafted body, seed 002's template) as a Slack message, escaped."""
+    return {"text": f":memo: *Stakeholder update — {_slack_escape(incident['id'])}*\n{_slack_escape(body)}"}
+
+
 def announce(incident_id: str, message: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Post `message` to Slack only (no page); one notification record, never raises."""
     return _send(

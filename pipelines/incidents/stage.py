@@ -3,7 +3,7 @@
     engine alerts → inbox → fold (alerts, incidents, commands) → triage → route → escalate | queue a
     remediation (run outside DuckDB; its outcome comes back through the inbox) → approvals (announce,
     withdraw after the timeout and escalate) → verify → timers → retry failed pages → Slack notices
-    → resolve in PagerDuty → status page → budgets → documents
+    → resolve in PagerDuty → status page → budgets → documents → stakeholder updates to Slack
 
 Only the writer calls this. Everything slow or external (the model, PagerDuty/Slack, remediation
 scripts) happens here or in a runner, never inside the fold's transactions, and every outcome is
@@ -38,6 +38,7 @@ from pipelines.incidents.steps.remediate import expire_lost_remediations, queue_
 from pipelines.incidents.steps.statuspage import post_status_pages
 from pipelines.incidents.steps.timers import run_approvals, run_timers
 from pipelines.incidents.steps.triage import triage_pending
+from pipelines.incidents.steps.updates import send_updates
 from pipelines.incidents.steps.verify import verify_remediations
 from pipelines.timeutil import utc_now
 
@@ -151,7 +152,8 @@ def process(
     _guard(report, "PagerDuty resolve", resolve_pages, con, settings, now, iso)
     _guard(report, "status page", post_status_pages, con, settings, now, iso)
     _guard(report, "budgets", update_budgets, con, now, iso)
-    report.documents = _guard(report, "documents", write_documents, con, now, iso) or 0
+    report.documents = _guard(report, "documents", write_documents, con, now, iso, settings) or 0
+    _guard(report, "stakeholder updates", send_updates, con, settings, now, iso)
     for error in report.errors:
         log.warning("incident stage: %s", error)
     return report

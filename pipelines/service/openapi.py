@@ -94,7 +94,7 @@ class CommandBody(BaseModel):
     command: str = Field(
         description="acknowledge, mitigate, resolve, close, reopen, root_cause, action_item, "
         "action_item_done, postmortem_done, approve_remediation, reject_remediation, retriage, "
-        "approve_status"
+        "approve_status, approve_updates"
     )
     actor: str | None = Field(
         None,

@@ -254,7 +254,9 @@ def test_incidents_list_filters_and_detail(env: DemoStore) -> None:
     text = " ".join(m.value for m in at.markdown)
     assert "method **model**" in text and "confidence **82%**" in text and "recommended **rollback**" in text
     assert "query planner regressed" in text  # the post-mortem draft
-    assert any("Next stakeholder update due" in i.value for i in at.info)
+    # DASH-2 is resolved: its last update's due time is not shown, so it can never read "overdue" (issue 17)
+    assert not any("stakeholder update due" in i.value for i in [*at.info, *at.error])
+    assert "No stakeholder update scheduled." in [c.value for c in at.caption]
     assert "Repeat of** DASH-H2" in text
     timeline = at.table[0].value
     assert list(timeline["message"]) == ["burn-rate ticket"]

@@ -21,6 +21,7 @@ LAZY_IMPORTS = {
     "pipelines.incidents.cli_incidents": "each command imports what it runs (start-up time)",
     "pipelines.incidents.cli_deploys": "each command imports what it runs (start-up time)",
     "pipelines.incidents.steps.triage": "the triage module loads the anthropic SDK only when one runs",
+    "pipelines.incidents.narrative": "the anthropic SDK only when a post-mortem narrative is asked for",
     "pipelines.analytics.summary": "the anthropic SDK only when an executive summary is asked for",
     "pipelines.incidents.triage": "the anthropic SDK only when a model is asked (a key is set)",
     "pipelines.service.app": "the ingest door answers without loading DuckDB (the snapshot readers)",

@@ -366,19 +366,34 @@ def test_documents_through_the_lifecycle(con, inbox, tmp_path) -> None:
     run(con, settings, inbox, T0 + 61 * M)
     docs = con.execute("SELECT kind, created_at, due_at FROM documents ORDER BY created_at, kind").fetchall()
     # All five steps are folded in one cycle: the initial update was due at T0 + 30 min (SEV2), the
-    # resolved update is dated at the resolution, the post-mortem and runbook suggestion at the close.
+    # resolved update is dated at the resolution, the post-mortem and runbook suggestion at the close;
+    # seed 004's analysis and plan at the triage.
     assert docs == [
+        ("remediation_plan", T0, None),
         ("stakeholder_update", T0, T0 + 30 * M),
+        ("technical_analysis", T0, None),
         ("triage_report", T0, None),
         ("stakeholder_update", T0 + 40 * M, None),
         ("postmortem", T0 + 60 * M, None),
         ("runbook_suggestion", T0 + 60 * M, None),
     ]
+    drafted = [
+        m
+        for (m,) in con.execute(
+            "SELECT message FROM timeline WHERE kind = 'document' AND incident_id = 'INC-0001' ORDER BY seq"
+        ).fetchall()
+    ]
+    order = [next(i for i, m in enumerate(drafted) if m.startswith(k)) for k in documents.SEED_004_ORDER]
+    assert order == sorted(order), drafted  # analysis, plan, then the incident document (post-mortem)
     bodies = dict(
         con.execute("SELECT kind, body FROM documents WHERE kind IN ('runbook_suggestion')").fetchall()
     )
     final = one(con, "SELECT body FROM documents WHERE kind = 'postmortem' ORDER BY created_at DESC LIMIT 1")
     assert "**Status**: Final" in final and "**Severity**: SEV2" in final
+    # seed 004's incident document quotes the analysis's ranked causes: no deploy, no past incident, and
+    # the rules triage's "unknown: …" is no hypothesis, so the infrastructure guess alone (0.35)
+    causes = final.split("### Likely causes (from the technical analysis)\n")[1].split("###")[0]
+    assert causes == "1. **a dependency or infrastructure fault** (score 0.35)\n"
     assert "| 1 | Alert on pool saturation | @shop | P2 | 2026-06-15 | Not Started |" in final
     assert "| 10:03 | acknowledged |" in final
     assert "Root cause seen: pool size too small" in bodies["runbook_suggestion"]

@@ -14,11 +14,12 @@ TABLE = {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
         "approve_status",  # issue 17: the status page's first post
+        "approve_updates",  # issue 17: stakeholder updates to Slack
     },
     "approver": {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
-        "approve_remediation", "reject_remediation", "approve_status",
+        "approve_remediation", "reject_remediation", "approve_status", "approve_updates",
     },
     "admin": set(COMMANDS),
 }  # fmt: skip

@@ -10,14 +10,20 @@ from typing import Any
 
 import duckdb
 
-from pipelines.incidents import documents, impact
+from pipelines.config import Settings
+from pipelines.incidents import analysis, documents, impact, narrative
+from pipelines.incidents.context import similar_incidents
 from pipelines.incidents.fold import add_timeline
 from pipelines.incidents.isolation import Isolation
 from pipelines.incidents.rows import incidents_where, records
+from pipelines.timeutil import minute_of
 
 
-def write_documents(con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isolation) -> int:
-    """Draft the documents each incident needs now (`documents.documents_due`)."""
+def write_documents(
+    con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isolation, settings: Settings | None = None
+) -> int:
+    """Draft the documents each incident needs now (`documents.documents_due`). With `settings` holding a
+    model key, the post-mortem's narrative and 5 Whys are asked of the model (`narrative.draft`)."""
     # Incidents changed since their last document, with a stakeholder update due, or closed without
     # their runbook suggestion yet.
     candidates = incidents_where(
@@ -26,6 +32,9 @@ def write_documents(con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isola
              documents_at IS NULL OR updated_at > documents_at
              OR (status NOT IN ('resolved', 'closed') AND coalesce((SELECT max(due_at) FROM documents d
                  WHERE d.incident_id = incidents.id AND d.kind = 'stakeholder_update'), ?) <= ?)
+             OR (status <> 'closed' AND EXISTS (SELECT 1 FROM triage t WHERE t.incident_id = incidents.id)
+                 AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.incident_id = incidents.id
+                 AND d.kind IN ('technical_analysis', 'postmortem')))
              OR (status = 'closed' AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.incident_id =
                  incidents.id
                  AND d.kind = 'runbook_suggestion')))""",
@@ -33,7 +42,7 @@ def write_documents(con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isola
     )
     spans = _spans(con, candidates, now)
     return sum(
-        iso.run("documents", inc["id"], inc["id"], _documents_of, con, now, inc, spans) or 0
+        iso.run("documents", inc["id"], inc["id"], _documents_of, con, now, inc, spans, settings) or 0
         for inc in candidates
     )
 
@@ -61,6 +70,7 @@ def _documents_of(
     now: dt.datetime,
     inc: dict[str, Any],
     spans: dict[tuple[str, str], tuple[int, int] | None] | None = None,
+    settings: Settings | None = None,
 ) -> int:
     """Draft one incident's due documents; how many."""
     written = 0
@@ -70,19 +80,35 @@ def _documents_of(
         "SELECT kind, created_at, due_at, body FROM documents WHERE incident_id = ? ORDER BY created_at",
         [iid],
     )
-    for due in documents.documents_due(inc, docs, now):
+    first = con.execute("SELECT min(created_at) FROM triage WHERE incident_id = ?", [iid]).fetchone()
+    triaged_at = first[0] if first else None
+    ranked: list[analysis.Hypothesis] | None = None
+    facts: dict[str, Any] = {}
+    for due in documents.documents_due(inc, docs, now, triaged_at):
         slos = records(
             con,
             "SELECT slo_id, budget_consumed FROM incident_slos WHERE incident_id = ? ORDER BY 1",
             [iid],
         )
         due_at: dt.datetime | None = None
-        if due.kind == "stakeholder_update":
+        model_written = False
+        if due.kind in ("technical_analysis", "remediation_plan"):
+            if ranked is None:
+                facts = analysis_facts(con, inc, due.at)
+                ranked = analysis.rank(inc, facts)
+            render = (
+                analysis.render_technical_analysis
+                if due.kind == "technical_analysis"
+                else analysis.render_remediation_plan
+            )
+            body = render(inc, ranked, facts)
+        elif due.kind == "stakeholder_update":
             body, due_at = documents.render_stakeholder_update(inc, slos, due.at)
         elif due.kind == "postmortem":
             timeline = records(
                 con,
-                "SELECT occurred_at, message FROM timeline WHERE incident_id = ? ORDER BY occurred_at, seq",
+                "SELECT occurred_at, kind, message FROM timeline WHERE incident_id = ? "
+                "ORDER BY occurred_at, seq",
                 [iid],
             )
             items = records(
@@ -98,14 +124,42 @@ def _documents_of(
                 else:
                     counts = impact.span_counts(con, slo["slo_id"], start, end)
                 slo["bad"], slo["valid"] = counts if counts else (None, None)
-            body = documents.render_postmortem(inc, timeline, slos, items, final=due.final)
+            actions = [
+                str(a)
+                for (a,) in con.execute(
+                    "SELECT action FROM remediations WHERE incident_id = ?", [iid]
+                ).fetchall()
+            ]
+            told = narrative.draft(settings, inc, timeline, actions)
+            model_written = told.narrative is not None
+            analysed = [d["body"] for d in docs if d["kind"] == "technical_analysis"]
+            body = documents.render_postmortem(
+                inc,
+                timeline,
+                slos,
+                items,
+                final=due.final,
+                narrative=told.narrative,
+                analysis=analysed[-1] if analysed else None,
+            )
+            add_timeline(
+                con,
+                iid,
+                due.at,
+                "document",
+                "documents",
+                f"postmortem narrative: drafted by the model {told.narrative.model}, checked against "
+                "the timeline"
+                if told.narrative
+                else f"postmortem narrative: rule-based draft ({told.reason})",
+            )
         else:
             items = records(con, "SELECT * FROM action_items WHERE incident_id = ?", [iid])
             rems = records(con, "SELECT * FROM remediations WHERE incident_id = ?", [iid])
             body = documents.render_runbook_suggestion(inc, items, rems)
         con.execute(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-            [iid, due.kind, due.at, False, due_at, body],  # False: not model-written
+            [iid, due.kind, due.at, model_written, due_at, body],
         )
         add_timeline(
             con,
@@ -119,3 +173,48 @@ def _documents_of(
         written += 1
     con.execute("UPDATE incidents SET documents_at = updated_at WHERE id = ?", [iid])
     return written
+
+
+def analysis_facts(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], at: dt.datetime) -> dict[str, Any]:
+    """What the technical analysis reads (`analysis` module): the linked SLOs' events over the span up to
+    `at`, the service's deploys before the impact start, similar incidents and the latest triage."""
+    iid = inc["id"]
+    start = inc.get("impact_start") or inc["detected_at"]
+    end = max(inc.get("resolved_at") or at, start)
+    slos = records(
+        con,
+        """SELECT l.slo_id, l.budget_consumed, s.target, s.slo_key FROM incident_slos l
+           LEFT JOIN slos s ON s.slo_id = l.slo_id WHERE l.incident_id = ? ORDER BY 1""",
+        [iid],
+    )
+    for slo in slos:
+        counts = impact.span_counts(con, slo["slo_id"], start, end) if slo["slo_key"] is not None else None
+        slo["bad"], slo["valid"] = counts if counts else (None, None)
+        slo["bad_minutes"] = 0
+        if slo["slo_key"] is not None:
+            row = con.execute(
+                "SELECT count(*) FROM buckets WHERE slo_key = ? AND minute >= ? AND minute < ? "
+                "AND valid > good",
+                [slo["slo_key"], minute_of(start), minute_of(end)],
+            ).fetchone()
+            slo["bad_minutes"] = int(row[0]) if row else 0
+    deploys = records(
+        con,
+        """SELECT d.deployed_at, d.version, d.description,
+                  (SELECT f.who FROM deploy_feed f WHERE f.service = d.service
+                   AND f.deployed_at = d.deployed_at AND f.version = d.version LIMIT 1) AS who
+           FROM deploys d WHERE d.service = ? AND d.deployed_at <= ? ORDER BY d.deployed_at DESC LIMIT 6""",
+        [inc["service"], start],
+    )
+    triage = records(
+        con,
+        """SELECT attempt, method, severity, root_cause_hypothesis, recommended_action, confidence
+           FROM triage WHERE incident_id = ? ORDER BY attempt DESC LIMIT 1""",
+        [iid],
+    )
+    return {
+        "slos": slos,
+        "deploys": deploys,
+        "similar": similar_incidents(con, inc),
+        "triage": triage[0] if triage else None,
+    }
