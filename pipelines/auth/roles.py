@@ -4,7 +4,8 @@ Four roles, each including the one before it:
 
 - `viewer`: every page and report, no action;
 - `responder`: acknowledge, mitigate, resolve, close and reopen incidents, write root causes and action
-  items and mark them done, mark the post-mortem done, ask for a new triage;
+  items and mark them done, mark the post-mortem done, ask for a new triage, assign the incident
+  roles (commander, communications lead, technical lead, scribe);
 - `approver`: a responder who may also approve or reject remediations that wait for approval;
 - `admin`: every action (today the same as approver; settings and user management belong here).
 
@@ -49,6 +50,7 @@ RESPONDER_ACTIONS = frozenset(
         "action_item_done",
         "postmortem_done",
         "retriage",
+        "assign",  # an incident role: commander, communications lead, technical lead, scribe
     }
 )
 APPROVER_ACTIONS = frozenset({"approve_remediation", "reject_remediation"})

@@ -31,6 +31,7 @@ COMMANDS = (
     "acknowledge", "mitigate", "resolve", "close", "reopen",
     "root_cause", "action_item", "action_item_done", "postmortem_done",
     "approve_remediation", "reject_remediation", "retriage",
+    "assign",  # an incident role (incident_roles.py)
 )
 
 
@@ -103,7 +104,8 @@ class Command:
 
     `args` by command: root_cause {category, text, fix?}; action_item {title, owner, priority, due_date};
     action_item_done {action_item_id}; approve_remediation / reject_remediation {remediation_id, reason?};
-    retriage {}; others {note?}. `at` is when it happened (default: when received).
+    retriage {}; assign {role, person, note?}; others {note?}. `at` is when it happened (default: when
+    received).
     """
 
     command: str

@@ -40,7 +40,7 @@ import duckdb
 from pipelines.analytics import importer
 from pipelines.errors import CommandError, MalformedInput
 from pipelines.inbox import Head, Inbox, Row
-from pipelines.incidents import fold_order, impact
+from pipelines.incidents import fold_order, impact, incident_roles
 from pipelines.incidents.commands import validate_args
 from pipelines.incidents.contract import SEVERITIES, Alert, Command, parse_time
 from pipelines.ingest.fields import plausible
@@ -819,6 +819,8 @@ def apply_command(con: duckdb.DuckDBPyConnection, incident_id: str, cmd: Command
             )
         elif name == "remediation_result":
             _remediation_result(con, inc, cmd, at)
+        elif name == "assign":
+            _assign(con, inc, cmd, at)
         else:
             raise Rejected(f"unknown command {name!r}")
     except Rejected as exc:
@@ -1033,6 +1035,33 @@ def _approval(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command,
             f"remediation {rid} ({row[1]}) rejected" + (f": {reason}" if reason else ""),
             actor=cmd.actor,
         )
+
+
+def _assign(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime) -> None:
+    """An incident role (incident_roles.py), on the timeline as `role_assigned`: the record of who holds
+    each role. Assigning the person who already holds it is rejected (nothing changes)."""
+    if inc["status"] == "closed":
+        raise Rejected("the incident is closed")
+    a = _args(cmd)
+    role, person, note = a["role"], a["person"], a.get("note")
+    held = con.execute(
+        "SELECT kind, data FROM timeline WHERE incident_id = ? AND kind = 'role_assigned' ORDER BY seq",
+        [inc["id"]],
+    ).fetchall()
+    previous = incident_roles.roles_from_timeline({"kind": k, "data": d} for k, d in held).get(role)
+    label = incident_roles.ROLES[role]
+    if previous == person:
+        raise Rejected(f"{person} already is the {label}")
+    add_timeline(
+        con,
+        inc["id"],
+        at,
+        "role_assigned",
+        cmd.source,
+        f"{label}: {person}" + (f" (was {previous})" if previous else "") + (f"; {note}" if note else ""),
+        actor=cmd.actor,
+        data={"role": role, "person": person, "previous": previous},
+    )
 
 
 # interrupted: the service restarted while the script ran (runners.reap_interrupted_remediations)

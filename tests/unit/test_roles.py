@@ -13,11 +13,12 @@ TABLE = {
     "responder": {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
+        "assign",  # issue 17: incident roles
     },
     "approver": {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
-        "approve_remediation", "reject_remediation",
+        "assign", "approve_remediation", "reject_remediation",
     },
     "admin": set(COMMANDS),
 }  # fmt: skip
