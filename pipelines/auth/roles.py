@@ -5,7 +5,7 @@ Four roles, each including the one before it:
 - `viewer`: every page and report, no action;
 - `responder`: acknowledge, mitigate, resolve, close and reopen incidents, write root causes and action
   items and mark them done, mark the post-mortem done, ask for a new triage, assign the incident
-  roles (commander, communications lead, technical lead, scribe);
+  roles (commander, communications lead, technical lead, scribe), raise the severity by a trigger;
 - `approver`: a responder who may also approve or reject remediations that wait for approval;
 - `admin`: every action (today the same as approver; settings and user management belong here).
 
@@ -51,6 +51,7 @@ RESPONDER_ACTIONS = frozenset(
         "postmortem_done",
         "retriage",
         "assign",  # an incident role: commander, communications lead, technical lead, scribe
+        "severity_trigger",  # raise the severity by one of seed 002's triggers
     }
 )
 APPROVER_ACTIONS = frozenset({"approve_remediation", "reject_remediation"})

@@ -32,6 +32,7 @@ from pipelines.errors import CommandError
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import COMMANDS, Command
 from pipelines.incidents.incident_roles import PERSON, canonical_role, role_choices
+from pipelines.incidents.severity_rules import TRIGGERS, canonical_trigger
 from pipelines.timeutil import EARLIEST
 
 # Every command a person (API, CLI, dashboard) may send; the worker's own `remediation_result` is not one.
@@ -127,6 +128,13 @@ def validate_args(command: str, args: object) -> dict[str, Any]:
         }
     elif command == "assign":
         out = _assignment(args)
+    elif command == "severity_trigger":
+        given = _text(args, "trigger") or ""
+        trigger = canonical_trigger(given)
+        if trigger is None:
+            known = ", ".join(TRIGGERS)
+            raise _choice("trigger", given, f"one of {known}", f"is not one of {known}")
+        out = {"trigger": trigger, "note": _text(args, "note", required=False)}
     else:
         out = {"note": _text(args, "note", required=False)}
     return {k: v for k, v in out.items() if v is not None}

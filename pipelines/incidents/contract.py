@@ -32,6 +32,7 @@ COMMANDS = (
     "root_cause", "action_item", "action_item_done", "postmortem_done",
     "approve_remediation", "reject_remediation", "retriage",
     "assign",  # an incident role (incident_roles.py)
+    "severity_trigger",  # seed 002's severity triggers (severity_rules.py)
 )
 
 
@@ -104,8 +105,8 @@ class Command:
 
     `args` by command: root_cause {category, text, fix?}; action_item {title, owner, priority, due_date};
     action_item_done {action_item_id}; approve_remediation / reject_remediation {remediation_id, reason?};
-    retriage {}; assign {role, person, note?}; others {note?}. `at` is when it happened (default: when
-    received).
+    retriage {}; assign {role, person, note?}; severity_trigger {trigger, note?}; others {note?}. `at` is
+    when it happened (default: when received).
     """
 
     command: str

@@ -40,7 +40,7 @@ import duckdb
 from pipelines.analytics import importer
 from pipelines.errors import CommandError, MalformedInput
 from pipelines.inbox import Head, Inbox, Row
-from pipelines.incidents import fold_order, impact, incident_roles
+from pipelines.incidents import fold_order, impact, incident_roles, severity_rules
 from pipelines.incidents.commands import validate_args
 from pipelines.incidents.contract import SEVERITIES, Alert, Command, parse_time
 from pipelines.ingest.fields import plausible
@@ -821,6 +821,8 @@ def apply_command(con: duckdb.DuckDBPyConnection, incident_id: str, cmd: Command
             _remediation_result(con, inc, cmd, at)
         elif name == "assign":
             _assign(con, inc, cmd, at)
+        elif name == "severity_trigger":
+            _severity_trigger(con, inc, cmd, at)
         else:
             raise Rejected(f"unknown command {name!r}")
     except Rejected as exc:
@@ -1062,6 +1064,44 @@ def _assign(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, a
         actor=cmd.actor,
         data={"role": role, "person": person, "previous": previous},
     )
+
+
+def _severity_trigger(
+    con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime
+) -> None:
+    """A person applies one of seed 002's severity triggers (severity_rules.py). An upgrade is on the
+    timeline with its reason; one that makes an open incident SEV1/SEV2 before anyone was paged marks
+    it for escalation. A trigger that raises nothing is rejected (the severity stays)."""
+    if inc["status"] in ("resolved", "closed"):
+        raise Rejected(f"the incident is {inc['status']}")
+    a = _args(cmd)
+    trigger, note = a["trigger"], a.get("note")
+    asked = f"asked by {cmd.actor} via {cmd.source}" + (f": {note}" if note else "")
+    severity, upgrades = severity_rules.apply(inc["severity"], {trigger: asked})
+    if not upgrades:
+        raise Rejected(f"{trigger}: no upgrade, the incident already is {inc['severity']}")
+    up = upgrades[0]
+    con.execute("UPDATE incidents SET severity = ? WHERE id = ?", [severity, inc["id"]])
+    add_timeline(
+        con,
+        inc["id"],
+        at,
+        "severity_upgraded",
+        cmd.source,
+        up.message(),
+        actor=cmd.actor,
+        data={"trigger": trigger, "from": up.before, "to": up.after, "by": "command"},
+    )
+    if (
+        severity in ("SEV1", "SEV2")
+        and inc["status"] in ("triggered", "acknowledged")
+        and inc["escalated_at"] is None
+        and not inc["triage_pending"]
+    ):
+        con.execute(
+            "UPDATE incidents SET escalation_pending = ? WHERE id = ?",
+            [f"severity raised to {severity}: {up.reason}", inc["id"]],
+        )
 
 
 # interrupted: the service restarted while the script ran (runners.reap_interrupted_remediations)

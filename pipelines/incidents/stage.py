@@ -2,8 +2,8 @@
 
     engine alerts → inbox → fold (alerts, incidents, commands) → triage → route → escalate | queue a
     remediation (run outside DuckDB; its outcome comes back through the inbox) → approvals (announce,
-    withdraw after the timeout and escalate) → verify → ask for an incident commander → timers → retry
-    failed pages → Slack notices → resolve in PagerDuty → budgets → documents
+    withdraw after the timeout and escalate) → verify → scope doubled → ask for an incident commander →
+    timers → retry failed pages → Slack notices → resolve in PagerDuty → budgets → documents
 
 Only the writer calls this. Everything slow or external (the model, PagerDuty/Slack, remediation
 scripts) happens here or in a runner, never inside the fold's transactions, and every outcome is
@@ -36,6 +36,7 @@ from pipelines.incidents.steps.documents import write_documents
 from pipelines.incidents.steps.notify import resolve_pages, retry_pages, send_escalations, send_notices
 from pipelines.incidents.steps.remediate import expire_lost_remediations, queue_remediations
 from pipelines.incidents.steps.roles import ask_for_ic
+from pipelines.incidents.steps.severity import scope_upgrades
 from pipelines.incidents.steps.timers import run_approvals, run_timers
 from pipelines.incidents.steps.triage import triage_pending
 from pipelines.incidents.steps.verify import verify_remediations
@@ -145,6 +146,8 @@ def process(
         _guard(report, "escalation", send_escalations, con, settings, now, iso)
     if todo["running"]:
         _guard(report, "lost remediations", expire_lost_remediations, con, inbox, settings, now, runner)
+    if _guard(report, "scope", scope_upgrades, con, now, iso):  # seed 002: scope doubled → one level up
+        _guard(report, "escalation", send_escalations, con, settings, now, iso)
     _guard(report, "incident commander", ask_for_ic, con, settings, now, iso)  # SEV1/SEV2 need one
     report.timers = _guard(report, "timers", run_timers, con, settings, now, iso) or 0
     _guard(report, "page retry", retry_pages, con, settings, now, iso)

@@ -13,12 +13,12 @@ TABLE = {
     "responder": {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
-        "assign",  # issue 17: incident roles
+        "assign", "severity_trigger",  # issue 17: incident roles, seed 002's severity triggers
     },
     "approver": {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
-        "assign", "approve_remediation", "reject_remediation",
+        "assign", "severity_trigger", "approve_remediation", "reject_remediation",
     },
     "admin": set(COMMANDS),
 }  # fmt: skip
