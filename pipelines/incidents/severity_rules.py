@@ -14,8 +14,8 @@ and why (`Upgrade.reason`), and lands on the timeline as `severity_upgraded`.
 - A person applies any of the three: `slo incidents severity-trigger ID --trigger data-integrity`, or
   the command route with `{"command": "severity_trigger", "args": {"trigger": "scope_doubled"}}`.
 - The scope step (`steps/severity.py`) raises an open incident one level when the number of distinct
-  alerts (fingerprints) firing on it reaches twice what it had when it was triaged (or last raised for
-  scope).
+  alerts firing on it (fingerprints; the engine's once per SLO) reaches twice what it had when it was
+  triaged (or last raised for scope).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Scope step: seed 002's "impact scope doubles → upgrade one level" on open incidents.
 
-An incident's scope is the number of distinct alerts (fingerprints) that fired on it. Its baseline is
+An incident's scope is the number of distinct alerts that fired on it: by fingerprint (an Alertmanager
+alert per region or instance is one more place hurting), except the engine's, which count once per SLO
+(its page and ticket on one SLO are one problem, at two burn rates). Its baseline is
 the scope when it was first triaged, or the scope recorded by its last scope upgrade; once the scope
 reaches twice the baseline, the severity goes one level up (`severity_rules`), on the timeline as
 `severity_upgraded` with both counts, at the time the doubling alert started. An incident raised to
@@ -18,12 +20,14 @@ from pipelines.incidents import severity_rules
 from pipelines.incidents.fold import add_timeline, incident
 from pipelines.incidents.isolation import Isolation
 
+# What one alert counts as in the scope (see the module docstring).
+SCOPE_KEY = "CASE WHEN source = 'engine' THEN 'slo ' || coalesce(slo_id, fingerprint) ELSE fingerprint END"
 # Open, triaged incidents below SEV1 with at least two distinct alerts: the only ones whose scope can
 # have doubled (a scope of one never doubled from one).
-CANDIDATES = """
+CANDIDATES = f"""
 SELECT i.id, s.n FROM incidents i
-JOIN (SELECT incident_id, count(DISTINCT fingerprint) AS n FROM alerts WHERE status = 'firing'
-      GROUP BY incident_id HAVING count(DISTINCT fingerprint) >= 2) s ON s.incident_id = i.id
+JOIN (SELECT incident_id, count(DISTINCT {SCOPE_KEY}) AS n FROM alerts WHERE status = 'firing'
+      GROUP BY incident_id HAVING count(DISTINCT {SCOPE_KEY}) >= 2) s ON s.incident_id = i.id
 WHERE i.status IN ('triggered', 'acknowledged', 'mitigated') AND NOT i.triage_pending AND NOT i.imported
   AND i.severity IN ('SEV2', 'SEV3', 'SEV4')
 ORDER BY i.created_at, i.id
@@ -62,8 +66,8 @@ def _scope_one(con: duckdb.DuckDBPyConnection, iid: str, scope: int) -> bool:
     starts = [
         r[0]
         for r in con.execute(
-            "SELECT min(starts_at) AS first FROM alerts WHERE incident_id = ? AND status = 'firing'"
-            " GROUP BY fingerprint ORDER BY first",
+            f"SELECT min(starts_at) AS first FROM alerts WHERE incident_id = ? AND status = 'firing'"
+            f" GROUP BY {SCOPE_KEY} ORDER BY first",
             [iid],
         ).fetchall()
     ]
@@ -108,7 +112,7 @@ def _scope_one(con: duckdb.DuckDBPyConnection, iid: str, scope: int) -> bool:
 def _firing(con: duckdb.DuckDBPyConnection, iid: str, by: dt.datetime) -> int:
     """Distinct alerts that had started firing on `iid` by `by`."""
     row = con.execute(
-        "SELECT count(DISTINCT fingerprint) FROM alerts WHERE incident_id = ? AND status = 'firing'"
+        f"SELECT count(DISTINCT {SCOPE_KEY}) FROM alerts WHERE incident_id = ? AND status = 'firing'"
         " AND starts_at <= ?",
         [iid, by],
     ).fetchone()
