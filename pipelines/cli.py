@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.incidents.cli_oncall import register as register_oncall
 
     register_oncall(sub)  # slo oncall (issue 17)
+    from pipelines.incidents.cli_deploys import register as register_deploys
+
+    register_deploys(sub)  # slo deploys (issue 17)
     p = sub.add_parser(  # defined here: the service's module loads FastAPI, ~1.5 s, for `slo serve` only
         "serve",
         help="the ingest API and the pipeline worker",
@@ -132,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "report": analytics_cli.cmd_report,
             "incidents": cmd_incidents,
             "oncall": _cmd_oncall,
+            "deploys": _cmd_deploys,
             "serve": _cmd_serve,
         }
         handler.update(launch.HANDLERS)
@@ -501,6 +505,12 @@ def _cmd_oncall(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.store import Snapshot
 
     return handle(args, settings, lambda: Snapshot(settings.data_dir))
+
+
+def _cmd_deploys(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.incidents.cli_deploys import handle
+
+    return handle(args, settings)
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -20,6 +20,7 @@ from pipelines.errors import ConfigError, SloError
 DEFAULT_TRIAGE_MODEL = "claude-sonnet-4-20250514"
 DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_PAGERDUTY_API_URL = "https://api.pagerduty.com"
+DEFAULT_STATUSPAGE_API_URL = "https://api.statuspage.io/v1"  # Atlassian Statuspage
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -192,6 +193,16 @@ class Settings:
     pagerduty_api_token: str | None = _secret()  # PAGERDUTY_API_TOKEN (a REST API key)
     pagerduty_api_url: str = DEFAULT_PAGERDUTY_API_URL  # PAGERDUTY_API_URL
     pagerduty_from: str | None = None  # PAGERDUTY_FROM: the email of a PagerDuty user, the From header
+    # Deploy feed and status page (issue 17, helper r17-ops; pipelines/ingest/deploys.py,
+    # pipelines/incidents/statuspage.py): the GitHub deployment environments that are production
+    # deploys, GitHub's webhook secret (X-Hub-Signature-256), and an Atlassian Statuspage-compatible API
+    # with the services that opt in (service or service=component_id, comma-separated).
+    deploy_environments: tuple[str, ...] = ("production", "prod")  # SLO_DEPLOY_ENVIRONMENTS
+    github_webhook_secret: str | None = _secret()  # SLO_GITHUB_WEBHOOK_SECRET
+    statuspage_api_key: str | None = _secret()  # STATUSPAGE_API_KEY
+    statuspage_api_url: str = DEFAULT_STATUSPAGE_API_URL  # STATUSPAGE_API_URL
+    statuspage_page_id: str | None = None  # STATUSPAGE_PAGE_ID
+    statuspage_services: tuple[tuple[str, str | None], ...] = ()  # SLO_STATUSPAGE_SERVICES
 
     def routing_key(self, variable: str) -> str | None:
         """The PagerDuty routing key held by environment variable `variable` (None: not set)."""
@@ -273,6 +284,17 @@ class Settings:
             pagerduty_api_token=text("PAGERDUTY_API_TOKEN"),
             pagerduty_api_url=(text("PAGERDUTY_API_URL") or DEFAULT_PAGERDUTY_API_URL).rstrip("/"),
             pagerduty_from=text("PAGERDUTY_FROM"),
+            # Deploy feed and status page (issue 17)
+            deploy_environments=tuple(
+                e.strip()
+                for e in (text("SLO_DEPLOY_ENVIRONMENTS") or "production,prod").split(",")
+                if e.strip()
+            ),
+            github_webhook_secret=text("SLO_GITHUB_WEBHOOK_SECRET"),
+            statuspage_api_key=text("STATUSPAGE_API_KEY"),
+            statuspage_api_url=(text("STATUSPAGE_API_URL") or DEFAULT_STATUSPAGE_API_URL).rstrip("/"),
+            statuspage_page_id=text("STATUSPAGE_PAGE_ID"),
+            statuspage_services=statuspage_services(text("SLO_STATUSPAGE_SERVICES")),
         )
 
     def secrets(self) -> list[str]:
@@ -309,6 +331,22 @@ class Settings:
     def __repr__(self) -> str:
         body = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
         return f"Settings({body})"
+
+
+def statuspage_services(raw: str | None) -> tuple[tuple[str, str | None], ...]:
+    """SLO_STATUSPAGE_SERVICES: `checkout-api=cmp_1,search` → (("checkout-api", "cmp_1"), ("search", None));
+    ConfigError naming the entry when one is empty."""
+    out: list[tuple[str, str | None]] = []
+    for entry in (raw or "").split(","):
+        if not entry.strip():
+            continue
+        service, _, component = entry.partition("=")
+        if not service.strip() or ("=" in entry and not component.strip()):
+            raise ConfigError(
+                f"SLO_STATUSPAGE_SERVICES: {entry.strip()!r}: expected a service, or service=component_id"
+            )
+        out.append((service.strip(), component.strip() or None))
+    return tuple(out)
 
 
 def scrub(text: str, settings: Settings) -> str:

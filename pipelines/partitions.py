@@ -1,10 +1,13 @@
 """Closed hours of the big tables (buckets, checkpoints, slo_series) as immutable Parquet files, so
 a publish costs what changed, not the history (DESIGN §1, issue 13).
 
-Whoever writes or deletes rows of a big table calls `mark_changed` with the minutes it touched. A
-publish (`write_parts`) then writes a file for each *closed* unit — an hour of the open day, a day of
-the current month, a closed month; every hour before the newest minute's is closed — that changed or
-closed since the last publish, under a name never used before
+Buckets — the sealed table — are written into those files as they arrive (`store_rows`): the work
+database keeps only their open hour, in `buckets_open`, and the writer reads `buckets` through a view
+over both (`store_view`); a publish lists the store's files. For the tables the engine derives
+(checkpoints, slo_series), whoever writes or deletes rows calls `mark_changed` with the minutes it
+touched, and a publish (`write_parts`) writes a file for each *closed* unit — an hour of the open
+day, a day of the current month, a closed month; every hour before the newest minute's is closed —
+that changed or closed since the last publish, under a name never used before
 (`parts/<table>/<2026-11-30T07 | 2026-11-29 | 2026-10-01.31d>.<unique>.parquet`): a file, once written,
 is never written again. The snapshot keeps the rows of the open hour as `<table>_open` and lists its
 files in `snapshot_parts`; `reader_views` gives a reader's connection each big table under its own
@@ -12,7 +15,7 @@ name, a view over exactly those files (absolute paths under the reader's data di
 restored data directory reads its own files) and the open rows. After the snapshot is in place,
 `commit` records the files in the work database; `collect_garbage` deletes a file once no snapshot has
 listed it for PART_GRACE_SECONDS (a reader may still be querying the snapshot it attached before) and
-files of publishes that never completed.
+files of publishes or writes that never completed.
 """
 
 from __future__ import annotations
@@ -77,20 +80,6 @@ def mark_changed(con: duckdb.DuckDBPyConnection, table: str, first: int, last: i
     con.execute(LAST_SQL, [table, int(last)])
 
 
-def mark_rows_changed(con: duckdb.DuckDBPyConnection, table: str, rows: str, last: int | None = None) -> None:
-    """`mark_changed` for every minute of the table or view named `rows` (its `minute` column; `last`:
-    their newest minute, when the caller knows it): only the days that hold one are rewritten (a late
-    bucket beside today's does not rewrite the days between)."""
-    con.execute(
-        f"INSERT INTO publish_changes SELECT DISTINCT ?, minute // {HOUR} FROM {rows} ON CONFLICT DO NOTHING",
-        [table],
-    )
-    if last is None:
-        ((last,),) = con.execute(f"SELECT max(minute) FROM {rows}").fetchall()
-    if last is not None:
-        con.execute(LAST_SQL, [table, int(last)])
-
-
 def store_rows(con: duckdb.DuckDBPyConnection, data_dir: Path | None, table: str, batch: str | None) -> int:
     """Store the rows of the relation `batch` (None: none, only move rows whose hour has closed) into the
     sealed `table`, inside the caller's transaction; returns the files written.
@@ -106,7 +95,8 @@ def store_rows(con: duckdb.DuckDBPyConnection, data_dir: Path | None, table: str
     rows = f'main."{table}_open"'
     marks = con.execute("SELECT last_minute FROM publish_marks WHERE table_name = ?", [table]).fetchall()
     last = marks[0][0] if marks else None
-    lo = hi = None
+    lo: int | None = None
+    hi: int | None = None
     if batch is not None:
         ((lo, hi),) = con.execute(f"SELECT min(minute), max(minute) FROM {batch}").fetchall()
     if hi is not None:
@@ -120,7 +110,9 @@ def store_rows(con: duckdb.DuckDBPyConnection, data_dir: Path | None, table: str
     replaced: list[Part] = []
     if data_dir is not None:
         parts = stored_parts(con, table)
-        from_batch = _batch_hours(con, batch, lo, hi, open_hour) if batch and lo is not None else set()
+        from_batch = set()
+        if batch is not None and lo is not None and hi is not None:
+            from_batch = _batch_hours(con, batch, lo, hi, open_hour)
         from_open = _hours_with_rows(con, rows, None, open_hour)
         units = {unit_of(h, open_hour) for h in from_batch | from_open}
         units |= {unit_of(p.hour, open_hour) for p in parts if unit_of(p.hour, open_hour) != (p.hour, p.span)}
@@ -135,7 +127,7 @@ def store_rows(con: duckdb.DuckDBPyConnection, data_dir: Path | None, table: str
                 written[part.hour] = part
             replaced.extend(inside[unit])
         con.execute(f"DELETE FROM {rows} WHERE minute < ?", [open_from])
-    if batch is not None and lo is not None:
+    if batch is not None and lo is not None and hi is not None:
         first = int(lo) if open_from is None else max(int(lo), open_from)
         con.execute(
             f"""DELETE FROM {rows} o WHERE o.minute BETWEEN ? AND ?

@@ -428,6 +428,43 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        8,
+        """
+        -- The deploy feed (issue 17): deploys posted to /api/deploys, added with `slo deploys add` or
+        -- imported (CSV, GitHub webhooks), folded from the inbox. Each is also a row of `deploys`, which
+        -- correlation, triage and the review read; this keeps who, the link, the door it came through,
+        -- and its de-duplication key (a re-sent deploy is stored once).
+        CREATE TABLE deploy_feed (
+            dedup_key VARCHAR PRIMARY KEY,
+            service VARCHAR NOT NULL,
+            deployed_at TIMESTAMP NOT NULL,
+            version VARCHAR NOT NULL,
+            who VARCHAR NOT NULL,
+            link VARCHAR,
+            description VARCHAR,
+            source VARCHAR NOT NULL,          -- api | cli | csv | github
+            actor VARCHAR NOT NULL,           -- who sent it (a token's name, a login, github)
+            inbox_seq BIGINT,
+            received_at TIMESTAMP NOT NULL
+        );
+        -- The status page (issue 17): per incident of a service that opted in, the approval of its first
+        -- post (`approve_status`), the Statuspage incident it created and the last status posted there.
+        CREATE TABLE status_posts (
+            incident_id VARCHAR PRIMARY KEY,
+            asked_at TIMESTAMP NOT NULL,      -- when the approval was first asked for (on the timeline)
+            approved_by VARCHAR,
+            approved_at TIMESTAMP,
+            impact VARCHAR,                   -- the approver's words for the user impact, if given
+            page_incident_id VARCHAR,         -- Statuspage's incident id once created
+            posted_status VARCHAR,            -- investigating | identified | monitoring | resolved
+            posted_at TIMESTAMP,
+            next_update_at TIMESTAMP,         -- seed 001: an update every 15 minutes until resolved
+            updates INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0
+        );
+        """,
+    ),
 ]
 
 

@@ -13,7 +13,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, freshness, queries, url_state
-from pipelines.analytics import render
+from pipelines.analytics import mttx, render
+from pipelines.analytics.formats import minutes, number
+from pipelines.analytics.quarter import Quarter
+from pipelines.analytics.review import ALERT_RECALL, BACKTEST_PRECISION, BACKTEST_RECALL
 from pipelines.analytics.success_metrics import PAGES_PER_WEEK_TARGET
 
 st.title("Reliability analytics")
@@ -46,8 +49,16 @@ else:
     summary = []
     for key, label in queries.DURATIONS.items():
         for quarter, part in df.groupby("quarter"):
-            row = queries.percentile_summary(part[key])
-            summary.append({"measure": label, "quarter": quarter, **row})
+            # the review's own percentiles and the review's own way of writing them (6.5, never 7)
+            row = mttx.percentiles(part[key])
+            summary.append(
+                {
+                    "measure": label,
+                    "quarter": quarter,
+                    "count": row["count"],
+                    **{k: minutes(row[k], unit=False) for k in ("p50", "p90", "mean")},
+                }
+            )
     st.caption(
         "Per incident, in minutes: TTD = detected − impact start, TTA = acknowledged − detected, "
         "TTM = mitigated − impact start, TTR = resolved − impact start. Open incidents are left out of "
@@ -57,9 +68,9 @@ else:
         pd.DataFrame(summary),
         hide_index=True,
         column_config={
-            "p50": st.column_config.NumberColumn("p50 (min)", format="%.0f"),
-            "p90": st.column_config.NumberColumn("p90 (min)", format="%.0f"),
-            "mean": st.column_config.NumberColumn("mean (min)", format="%.0f"),
+            "p50": st.column_config.TextColumn("p50 (min)"),
+            "p90": st.column_config.TextColumn("p90 (min)"),
+            "mean": st.column_config.TextColumn("mean (min)"),
         },
     )
     tabs = st.tabs([label for label in queries.DURATIONS.values()])
@@ -84,11 +95,14 @@ else:
 
 quarters_all: list[str] = queries.read("quarters")
 st.divider()
+# As the Quarterly review: the last full quarter first (the current one is not over).
+evaluated_to = queries.read("freshness")["evaluated_to"]
+last_full = None if evaluated_to is None else Quarter.last_full(evaluated_to.to_pydatetime()).label
 focus = url_state.selectbox(
     "Quarter for alert quality, on-call load and deploys",
     "focus",
     quarters_all,
-    default=quarters_all[0] if quarters_all else None,
+    default=last_full if last_full in quarters_all else (quarters_all[0] if quarters_all else None),
     where=st,
 )
 if focus is None:
@@ -102,11 +116,9 @@ quality = review["alert_quality"]
 cols = st.columns(4)
 cols[0].metric("pages", quality["pages"])
 cols[1].metric("precision (pages with an incident)", charts.pct(quality["precision"]))
-cols[2].metric("recall (incidents after an alert)", charts.pct(quality["recall"]))
+cols[2].metric(ALERT_RECALL, charts.pct(quality["recall"]))
 detect = quality["detection_minutes"]
-cols[3].metric(
-    "detection p50", queries.fmt_minutes(detect["p50"]), help=f"p90 {queries.fmt_minutes(detect['p90'])}"
-)
+cols[3].metric("detection p50", minutes(detect["p50"]), help=f"p90 {minutes(detect['p90'])}")
 st.caption(
     f"{focus}, pages from {quality['page_source']}: {quality['pages_linked']} of {quality['pages']} pages "
     f"were linked to an incident; {quality['incidents_preceded_by_alert']} of {quality['incidents']} "
@@ -121,11 +133,11 @@ if review["backtest"]:
                 {
                     "setting": b["setting"],
                     "pages": b["pages"],
-                    "precision vs incidents": b["vs_incidents"]["precision"],
-                    "recall vs incidents": b["vs_incidents"]["recall"],
-                    "detection p50 (min)": b["vs_incidents"]["detection_p50_minutes"],
-                    "precision vs injected events": (b["vs_demo_events"] or {}).get("precision"),
-                    "recall vs injected events": (b["vs_demo_events"] or {}).get("recall"),
+                    BACKTEST_PRECISION["vs_incidents"]: b["vs_incidents"]["precision"],
+                    BACKTEST_RECALL["vs_incidents"]: b["vs_incidents"]["recall"],
+                    "detection p50 (min)": minutes(b["vs_incidents"]["detection_p50_minutes"], unit=False),
+                    BACKTEST_PRECISION["vs_demo_events"]: (b["vs_demo_events"] or {}).get("precision"),
+                    BACKTEST_RECALL["vs_demo_events"]: (b["vs_demo_events"] or {}).get("recall"),
                 }
                 for b in review["backtest"]
             ]
@@ -134,12 +146,7 @@ if review["backtest"]:
         width="stretch",
         column_config={
             c: st.column_config.NumberColumn(format="percent")
-            for c in (
-                "precision vs incidents",
-                "recall vs incidents",
-                "precision vs injected events",
-                "recall vs injected events",
-            )
+            for c in (*BACKTEST_PRECISION.values(), *BACKTEST_RECALL.values())
         },
     )
     st.caption(
@@ -159,7 +166,7 @@ oncall = review["oncall"]
 if oncall["pages_per_week"]:
     st.plotly_chart(review_charts["pages_per_week"], key="oncall")
     st.caption(
-        f"{focus}: {oncall['weeks']} weeks, mean {oncall['mean']} pages per week, "
+        f"{focus}: {oncall['weeks']} weeks, mean {number(oncall['mean'], 2)} pages per week, "
         f"{oncall['weeks_at_or_over_target']} week(s) at or over the target of {PAGES_PER_WEEK_TARGET}; "
         f"{oncall['distinct_responders']} distinct responders; {oncall['counting']}."
     )

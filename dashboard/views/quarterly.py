@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboard import freshness, queries, url_state
 from pipelines.analytics import render
+from pipelines.analytics.quarter import Quarter
 from pipelines.outside_text import markdown as md
 
 st.title("Quarterly review")
@@ -22,7 +23,11 @@ if not freshness.require_snapshot():
     st.stop()
 
 quarters = queries.read("quarters")
-quarter = url_state.selectbox("Quarter", "quarter", quarters, default=quarters[0] if quarters else None)
+# The review opens on the last full quarter (the current one is not over), as `slo report quarterly` does.
+evaluated_to = queries.read("freshness")["evaluated_to"]
+last_full = None if evaluated_to is None else Quarter.last_full(evaluated_to.to_pydatetime()).label
+default = last_full if last_full in quarters else (quarters[0] if quarters else None)
+quarter = url_state.selectbox("Quarter", "quarter", quarters, default=default)
 if quarter is None:
     st.info("No data yet: the review needs at least one quarter of metrics or incidents.")
     st.stop()
@@ -63,7 +68,7 @@ for title, section in render.blocks(review):
     st.header(title)
     for kind, payload in section:
         if kind == "summary":
-            st.info(f"**Executive summary (model-written)**\n\n{md(payload['text'], multiline=True)}")
+            st.info(f"**{md(render.summary_title(payload))}**\n\n{md(payload['text'], multiline=True)}")
         elif kind in ("bullets", "list"):
             st.markdown("\n".join(f"- {md(item)}" for item in payload))
         elif kind == "table":

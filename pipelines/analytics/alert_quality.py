@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 
 from pipelines import engine
-from pipelines.analytics.mttx import DURATIONS_TABLE, records
+from pipelines.analytics.mttx import DURATIONS_TABLE, percentiles, records
 from pipelines.analytics.quarter import Quarter
 from pipelines.model import STANDARD_BURN_WINDOWS, BurnRateAlert, Sli, Slo, SloWindow
 from pipelines.specs import parse_duration
@@ -90,7 +90,7 @@ def _pct(part: int, whole: int) -> float | None:
 
 
 def _median(values: Sequence[float]) -> float | None:
-    return None if not values else round(float(np.median(values)), 3)
+    return percentiles(values)["p50"]
 
 
 def alert_quality(con: duckdb.DuckDBPyConnection, quarter: Quarter, as_of_minute: int) -> dict[str, Any]:
@@ -140,11 +140,7 @@ def alert_quality(con: duckdb.DuckDBPyConnection, quarter: Quarter, as_of_minute
         "incidents": len(incidents),
         "incidents_preceded_by_alert": len(preceded),
         "recall": _pct(len(preceded), len(incidents)),
-        "detection_minutes": {
-            "count": len(ttd),
-            "p50": _median(ttd),
-            "p90": None if not ttd else round(float(np.quantile(ttd, 0.9)), 3),
-        },
+        "detection_minutes": {k: v for k, v in percentiles(ttd).items() if k != "mean"},
         "pages_per_week": _weekly(pages, qs, horizon),
     }
 

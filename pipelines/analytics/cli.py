@@ -1,4 +1,4 @@
-"""`slo import incidents` and `slo report quarterly` (DESIGN §3); `register` adds them to the parser.
+"""`slo import incidents` and `slo report quarterly`; `register` adds them to the parser.
 
 The handlers import what they run inside the function, deliberately, for the CLI's start-up time.
 """
@@ -43,11 +43,18 @@ def register(sub: Any) -> None:
     pi.add_argument("--format", required=True, choices=["statuspage", "csv"])
     pi.add_argument("file", type=Path, metavar="FILE", help="the incidents.json or CSV file to import")
     pi.add_argument("--json", action="store_true", help="print what was imported as JSON")
+    from pipelines.incidents.cli_deploys import register_import
+
+    register_import(what)  # slo import deploys (issue 17)
 
     p = sub.add_parser("report", help="reports")
     what = p.add_subparsers(dest="report_what", required=True, metavar="WHAT")
     pr = what.add_parser("quarterly", help="the quarterly reliability review")
-    pr.add_argument("--quarter", type=_quarter, help="e.g. 2026-Q3 (default: the quarter the data reaches)")
+    pr.add_argument(
+        "--quarter",
+        type=_quarter,
+        help="e.g. 2026-Q3 (default: the last full quarter before the data's end)",
+    )
     pr.add_argument("--format", choices=["md", "html", "json"], default="md")
     pr.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     pr.add_argument("--repeat-days", type=int, default=30, help="repeat window in days (default 30)")
@@ -64,6 +71,10 @@ def register(sub: Any) -> None:
 
 
 def cmd_import(args: argparse.Namespace, settings: Any) -> int:
+    if args.import_what == "deploys":
+        from pipelines.incidents.cli_deploys import cmd_import as import_deploys
+
+        return import_deploys(args, settings)
     from pipelines.cycle import import_history
 
     try:
@@ -91,14 +102,14 @@ def cmd_import(args: argparse.Namespace, settings: Any) -> int:
 def cmd_report(args: argparse.Namespace, settings: Any) -> int:
     from pipelines.analytics.alert_quality import DEFAULT_SETTINGS
     from pipelines.analytics.render import render_html, render_markdown
-    from pipelines.analytics.review import build_review, data_as_of
+    from pipelines.analytics.review import build_review, data_as_of, empty_message
     from pipelines.analytics.summary import attach_summary
     from pipelines.store import Snapshot
 
     snapshot = Snapshot(settings.data_dir)
     try:
         with snapshot.connection() as con:
-            quarter = args.quarter or Quarter.of(data_as_of(con))
+            quarter = args.quarter or Quarter.last_full(data_as_of(con))
             review = build_review(
                 con,
                 quarter,
@@ -109,6 +120,9 @@ def cmd_report(args: argparse.Namespace, settings: Any) -> int:
             )
     finally:
         snapshot.close()
+    if review["empty"]:
+        print(f"error: {empty_message(review)} Pick another quarter with --quarter.", file=sys.stderr)
+        return 1
     attach_summary(review, dict(os.environ))
     if args.format == "json":
         text = json.dumps(review, indent=2, default=str) + "\n"

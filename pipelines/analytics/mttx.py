@@ -1,4 +1,4 @@
-"""Per incident TTD, TTA, TTM and TTR, and their distributions per quarter × severity × service (DESIGN §2).
+"""Per incident TTD, TTA, TTM and TTR, and their distributions per quarter × severity × service.
 
     TTD = detected − impact_start   TTA = acknowledged − detected
     TTM = mitigated − impact_start  TTR = resolved − impact_start
@@ -27,7 +27,7 @@ METRICS = ("ttd", "tta", "ttm", "ttr")
 DURATIONS_TABLE = "incident_durations"
 ROLLUP_TABLE = "mttx_rollup"
 
-# Each duration of DESIGN §2 as (from, to) incident times: TTD = detected − impact_start, and so on.
+# Each duration as (from, to) incident times: TTD = detected − impact_start, and so on.
 SPANS: dict[str, tuple[str, str]] = {
     "ttd": ("impact_start", "detected_at"),
     "tta": ("detected_at", "acknowledged_at"),
@@ -57,7 +57,7 @@ FROM incidents i
 
 
 def aggregate(column: str, prefix: str = "") -> str:
-    """The one distribution of a duration column (DESIGN §2): count, p50 and p90 (linear interpolation
+    """The one distribution of a duration column: count, p50 and p90 (linear interpolation
     between ranks, numpy's default) and the mean, as `<prefix>count, <prefix>p50, …`."""
     return (
         f"count({column}) AS {prefix}count, quantile_cont({column}, 0.5) AS {prefix}p50, "
@@ -123,6 +123,12 @@ def summarise(values: Iterable[float]) -> dict[str, Any]:
     return {"count": int(count), "p50": p50, "p90": p90, "mean": mean}
 
 
+def percentiles(values: Iterable[float]) -> dict[str, Any]:
+    """`{count, p50, p90, mean}` of some durations, rounded like `distribution`: every percentile the
+    review, the Analytics page and the CLI show of a list of durations comes from here."""
+    return {k: round_figure(v) for k, v in summarise(values).items()}
+
+
 def empty_distribution() -> dict[str, Any]:
     return {"count": 0, "p50": None, "p90": None, "mean": None}
 
@@ -147,7 +153,7 @@ class Comparison:
 
 
 BOOTSTRAP_METHOD = (
-    "bootstrap {level:.0%} CI of the difference in medians ({resamples:,} resamples, seed {seed}); "
+    "bootstrap {level:.0%} CI of the difference in medians ({resamples:,} resamples, random seed {seed}); "
     "too_few when either quarter has fewer than {min_count} resolved incidents"
 )
 
@@ -171,8 +177,8 @@ def compare_medians(
     method = BOOTSTRAP_METHOD.format(level=level, resamples=resamples, seed=seed, min_count=min_count)
     cur = np.asarray(current, dtype=float)
     prev = np.asarray(previous, dtype=float)
-    cur_p50 = float(np.median(cur)) if len(cur) else None
-    prev_p50 = float(np.median(prev)) if len(prev) else None
+    cur_p50 = summarise(current)["p50"]
+    prev_p50 = summarise(previous)["p50"]
     diff = cur_p50 - prev_p50 if cur_p50 is not None and prev_p50 is not None else None
     if len(cur) < min_count or len(prev) < min_count:
         return Comparison(metric, len(cur), len(prev), cur_p50, prev_p50, diff, None, None, "too_few", method)

@@ -28,6 +28,11 @@ class Quarter:
             t = t.astimezone(dt.UTC).replace(tzinfo=None)
         return cls(t.year, (t.month - 1) // 3 + 1)
 
+    @classmethod
+    def last_full(cls, t: dt.datetime) -> Quarter:
+        """The latest quarter that has ended by instant t: the one before the quarter containing t."""
+        return cls.of(t).previous()
+
     @property
     def label(self) -> str:
         return f"{self.year}-Q{self.q}"

@@ -16,6 +16,9 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.io import to_html
 
+from pipelines.analytics.formats import minutes, number, pct, points, target_pct
+from pipelines.analytics.review import ALERT_RECALL, BACKTEST_PRECISION, BACKTEST_RECALL, empty_message
+from pipelines.analytics.verdicts import HEALTH_LABELS
 from pipelines.outside_text import markdown as md
 
 SECTIONS = (
@@ -34,22 +37,6 @@ SECTIONS = (
 )
 
 
-def _n(x: Any, digits: int = 1, unit: str = "") -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, float):
-        return f"{x:,.{digits}f}{unit}"
-    return f"{x:,}{unit}" if isinstance(x, int) and not isinstance(x, bool) else f"{x}{unit}"
-
-
-def _pct(x: float | None, digits: int = 1) -> str:
-    return "—" if x is None else f"{x * 100:.{digits}f}%"
-
-
-def _pct_target(x: float) -> str:
-    return f"{x * 100:g}%"
-
-
 def _met(m: bool | None) -> str:
     return "n/a" if m is None else ("met" if m else "missed")
 
@@ -60,6 +47,69 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(md(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(md(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def summary_title(summary: dict[str, Any]) -> str:
+    """The executive summary's heading: who wrote it and, when the model's was rejected, why."""
+    if summary.get("model_written"):
+        return "Executive summary (model-written)"
+    rejected = summary.get("rejected_model_summary")
+    if rejected:
+        return f"Executive summary (rule-written; the model's summary was rejected: {rejected['reason']})"
+    return "Executive summary (rule-written)"
+
+
+def _hours(minutes_in_state: int) -> str:
+    """Whole hours in a policy state; a state held for less than an hour reads `<1`, never `0`."""
+    if minutes_in_state == 0:
+        return "0"
+    return "<1" if minutes_in_state < 60 else f"{minutes_in_state / 60:.0f}"
+
+
+def _slo_rows(r: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            s["slo"],
+            target_pct(s["target"]),
+            pct(s["attainment"], 3, against=s["target"]),
+            s["outcome"] or "n/a",
+            pct(s["budget_spent"], against=1.0),
+            pct(s["budget_remaining_at_end"]),
+            HEALTH_LABELS.get(s["health"] or "", "n/a"),
+            pct(s["previous_attainment"], 3, against=s["target"]),
+            points(s["attainment_change"]),
+            s["trend"] or "n/a",
+            " / ".join(
+                _hours(s["policy_minutes"][k])
+                for k in ("normal", "freeze_review", "reliability_focus", "exhausted")
+            ),
+        ]
+        for s in r["slos"]
+    ]
+
+
+def _backtest_table(r: dict[str, Any], truth: str) -> tuple[list[str], list[list[str]]]:
+    """One table per ground truth, so each table has one recall (and precision) definition."""
+    return (
+        [
+            "Backtest setting",
+            "pages",
+            BACKTEST_PRECISION[truth],
+            BACKTEST_RECALL[truth],
+            "detection p50 (min)",
+        ],
+        [
+            [
+                b["setting"],
+                str(b["pages"]),
+                pct(b[truth]["precision"]),
+                pct(b[truth]["recall"]),
+                minutes(b[truth]["detection_p50_minutes"], unit=False),
+            ]
+            for b in r["backtest"]
+            if b[truth] is not None
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,23 +126,30 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
     mttd, mttr = h["mttd_sev1_sev2"], h["mttr_sev1"]
     sev = ", ".join(f"{k} {v}" for k, v in h["by_severity"].items())
     worst = h["budget_spent_worst"]
+    health = h["slo_health"]
+    same = sum(1 for s in r["slos"] if s["trend"] == "same")
     bullets = [
-        f"SLOs met: {h['slos_met']} of {h['slos_measured']} ({h['slos_exhausted']} exhausted their budget "
-        "during the quarter)",
-        f"Budget spent: median {_pct(h['budget_spent_median'])} of the quarter's budget; most: "
-        + (f"{worst['slo']} {_pct(worst['budget_spent'])}" if worst else "—"),
+        f"SLOs met: {h['slos_met']} of {h['slos_measured']} ({h['slos_missed']} missed, "
+        f"{h['slos_exhausted']} exhausted their budget during the quarter)",
+        f"SLO health: {health['healthy']} healthy, {health['at_risk']} at risk, "
+        f"{health['exhausted']} exhausted; against {r['previous_quarter']}: {h['slos_better']} better, "
+        f"{h['slos_worse']} worse, {same} the same",
+        f"Budget spent: median {pct(h['budget_spent_median'], against=1.0)} of the quarter's budget; most: "
+        + (f"{worst['slo']} {pct(worst['budget_spent'], against=1.0)}" if worst else "—"),
         f"Incidents: {h['incidents']} ({sev}); previous quarter {h['incidents_previous_quarter']}",
-        f"MTTD SEV1/SEV2: p50 {_n(mttd['p50'])} min, p90 {_n(mttd['p90'])} min (n={mttd['count']}) — target "
-        f"{mttd['target']}: {_met(mttd['met'])}; previous quarter p50 {_n(mttd['previous_p50'])} min",
-        f"MTTR SEV1: p50 {_n(mttr['p50'])} min, p90 {_n(mttr['p90'])} min (n={mttr['count']}) — target "
-        f"{mttr['target']}: {_met(mttr['met'])}; previous quarter p50 {_n(mttr['previous_p50'])} min",
-        f"TTR, all severities: p50 {_n(inc['ttr_minutes']['p50'])} min, p90 {_n(inc['ttr_minutes']['p90'])} "
-        f"min, mean {_n(inc['ttr_minutes']['mean'])} min (n={inc['ttr_minutes']['count']}); "
-        f"{inc['open']} open",
+        f"MTTD SEV1/SEV2: p50 {minutes(mttd['p50'])}, p90 {minutes(mttd['p90'])} (n={mttd['count']}) — "
+        f"target {mttd['target']}: {_met(mttd['met'])}; previous quarter p50 {minutes(mttd['previous_p50'])}",
+        f"MTTR SEV1: p50 {minutes(mttr['p50'])}, p90 {minutes(mttr['p90'])} (n={mttr['count']}) — "
+        f"target {mttr['target']}: {_met(mttr['met'])}; previous quarter p50 {minutes(mttr['previous_p50'])}",
+        f"TTR, all severities: p50 {minutes(inc['ttr_minutes']['p50'])}, p90 "
+        f"{minutes(inc['ttr_minutes']['p90'])}, mean {minutes(inc['ttr_minutes']['mean'])} "
+        f"(n={inc['ttr_minutes']['count']}); {inc['open']} open",
     ]
     headline: list[tuple[str, Any]] = [("bullets", bullets)]
     if r.get("executive_summary"):
         headline.insert(0, ("summary", r["executive_summary"]))
+    if r.get("empty"):
+        headline.insert(0, ("text", empty_message(r)))
     out.append(("Headline", headline))
 
     out.append(
@@ -106,37 +163,56 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
                             "SLO",
                             "Target",
                             "Attainment",
-                            "Met",
+                            "Outcome",
                             "Budget spent",
                             "Budget left (end)",
-                            "Exhausted",
-                            "Normal / freeze / focus / exhausted (h)",
+                            "Health",
+                            f"Attainment {r['previous_quarter']}",
+                            "Change",
+                            "Trend",
+                            "Hours normal / freeze / focus / exhausted",
                         ],
+                        _slo_rows(r),
+                    ),
+                ),
+                (
+                    "text",
+                    f"Outcome — {r['slo_rules']['outcome']}. Health — {r['slo_rules']['health']}. "
+                    f"Trend — {r['slo_rules']['trend']}.",
+                ),
+                (
+                    "table",
+                    (
+                        ["Service", "healthy", "at risk", "exhausted", "SLOs at risk or exhausted"],
                         [
                             [
-                                s["slo"],
-                                _pct_target(s["target"]),
-                                _pct(s["attainment"], 3),
-                                _met(s["met"]),
-                                _pct(s["budget_spent"]),
-                                _pct(s["budget_remaining_at_end"]),
-                                "yes" if s["exhausted"] else "no",
-                                " / ".join(
-                                    f"{s['policy_minutes'][k] / 60:.0f}"
-                                    for k in ("normal", "freeze_review", "reliability_focus", "exhausted")
-                                ),
+                                g["service"],
+                                str(len(g["healthy"])),
+                                str(len(g["at_risk"])),
+                                str(len(g["exhausted"])),
+                                ", ".join(g["exhausted"] + g["at_risk"]) or "—",
                             ]
-                            for s in r["slos"]
+                            for g in r["health_by_service"]
                         ],
                     ),
-                )
+                ),
             ],
         )
     )
+    shown = r["burn_down_shown"]
     out.append(
         (
             "Budget burn-down",
-            [("chart", "burn_down"), ("text", "Budget remaining over each SLO's own window, every 6 h.")],
+            [
+                ("chart", "burn_down"),
+                (
+                    "text",
+                    f"The {len(shown)} SLO(s) of {len(r['slos'])} that spent the most of the quarter's "
+                    "budget: "
+                    "budget remaining over each SLO's own window, every 6 h. Every SLO's budget left at the "
+                    "quarter's end is in the SLOs table.",
+                ),
+            ],
         )
     )
 
@@ -153,9 +229,9 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
                             [
                                 m.upper(),
                                 str(inc[f"{m}_minutes"]["count"]),
-                                _n(inc[f"{m}_minutes"]["p50"]),
-                                _n(inc[f"{m}_minutes"]["p90"]),
-                                _n(inc[f"{m}_minutes"]["mean"]),
+                                minutes(inc[f"{m}_minutes"]["p50"], unit=False),
+                                minutes(inc[f"{m}_minutes"]["p90"], unit=False),
+                                minutes(inc[f"{m}_minutes"]["mean"], unit=False),
                             ]
                             for m in ("ttd", "tta", "ttm", "ttr")
                         ],
@@ -164,25 +240,25 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
                 (
                     "text",
                     f"{inc['total']} incidents, {inc['open']} still open (left out of every duration). "
-                    "Severity mix: " + ", ".join(f"{k} {_pct(v, 0)}" for k, v in inc["severity_mix"].items()),
+                    "Severity mix: " + ", ".join(f"{k} {pct(v, 0)}" for k, v in inc["severity_mix"].items()),
                 ),
                 (
                     "table",
                     (
                         [
                             "Change vs previous quarter",
-                            "p50 now",
-                            "p50 before",
-                            "difference",
+                            "p50 now (min)",
+                            "p50 before (min)",
+                            "difference (min)",
                             "95% CI",
                             "verdict",
                         ],
                         [
                             [
                                 m.upper(),
-                                _n(c["current_p50"]),
-                                _n(c["previous_p50"]),
-                                _n(c["difference"]),
+                                minutes(c["current_p50"], unit=False),
+                                minutes(c["previous_p50"], unit=False),
+                                minutes(c["difference"], unit=False),
                                 "—" if c["ci_low"] is None else f"[{c['ci_low']:.1f}, {c['ci_high']:.1f}]",
                                 c["verdict"],
                             ]
@@ -198,14 +274,14 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
                 (
                     "table",
                     (
-                        ["Service", "incidents", "open", "TTR p50", "TTR p90"],
+                        ["Service", "incidents", "open", "TTR p50 (min)", "TTR p90 (min)"],
                         [
                             [
                                 s["service"],
                                 str(s["incidents"]),
                                 str(s["open"]),
-                                _n(s["ttr_minutes"]["p50"]),
-                                _n(s["ttr_minutes"]["p90"]),
+                                minutes(s["ttr_minutes"]["p50"], unit=False),
+                                minutes(s["ttr_minutes"]["p90"], unit=False),
                             ]
                             for s in inc["by_service"]
                         ],
@@ -223,14 +299,23 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
                 (
                     "table",
                     (
-                        ["Quarter", "total", "SEV1", "SEV2", "SEV3", "SEV4", "TTR p50", "TTR p90"],
+                        [
+                            "Quarter",
+                            "total",
+                            "SEV1",
+                            "SEV2",
+                            "SEV3",
+                            "SEV4",
+                            "TTR p50 (min)",
+                            "TTR p90 (min)",
+                        ],
                         [
                             [
                                 t["quarter"],
                                 str(t["total"]),
                                 *(str(t["by_severity"][s]) for s in ("SEV1", "SEV2", "SEV3", "SEV4")),
-                                _n(t["ttr_minutes"]["p50"]),
-                                _n(t["ttr_minutes"]["p90"]),
+                                minutes(t["ttr_minutes"]["p50"], unit=False),
+                                minutes(t["ttr_minutes"]["p90"], unit=False),
                             ]
                             for t in r["trend"][-8:]
                         ],
@@ -261,7 +346,7 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
                                 x["id"],
                                 x["service"],
                                 x["repeat_of"],
-                                _n(x["days_after_previous_resolution"]),
+                                number(x["days_after_previous_resolution"]),
                                 f"{x['open_action_items']} of {x['action_items']}",
                             ]
                             for x in rep["repeats"]
@@ -287,16 +372,9 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
                 (
                     "table",
                     (
-                        ["Success metric (seed 002)", "target", "value", "status"],
+                        ["Success metric", "target", "value", "status"],
                         [
-                            [
-                                m["title"],
-                                m["target"],
-                                _pct(m["value"])
-                                if m["unit"] == "share"
-                                else _n(m["value"], 1, "" if m["unit"] != "min" else " min"),
-                                _met(m["met"]),
-                            ]
+                            [m["title"], m["target"], metric_value(m), _met(m["met"])]
                             for m in r["success_metrics"]
                         ],
                     ),
@@ -322,7 +400,7 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
                     "text",
                     f"Pages per on-call week (source: {oc['page_source']}): "
                     f"worst {max(oc['pages_per_week'], default=0)}, "
-                    f"mean {_n(oc['mean'], 2)}, {oc['weeks_at_or_over_target']} week(s) at or over 5. "
+                    f"mean {number(oc['mean'], 2)}, {oc['weeks_at_or_over_target']} week(s) at or over 5. "
                     f"Counting: {oc['counting']}; {oc['distinct_responders']} distinct responder(s).",
                 ),
             ],
@@ -333,44 +411,24 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
         (
             "text",
             f"{aq['pages']} pages ({aq['page_source']}), {aq['pages_linked']} linked to an incident: "
-            f"precision {_pct(aq['precision'])}. {aq['incidents_preceded_by_alert']} of {aq['incidents']} "
-            f"incidents preceded by an alert: recall {_pct(aq['recall'])}. Detection time p50 "
-            f"{_n(aq['detection_minutes']['p50'])} min, p90 {_n(aq['detection_minutes']['p90'])} min.",
+            f"precision {pct(aq['precision'])}. {aq['incidents_preceded_by_alert']} of {aq['incidents']} "
+            f"incidents preceded by a received alert or an engine page: {ALERT_RECALL} "
+            f"{pct(aq['recall'])}. Detection time p50 {minutes(aq['detection_minutes']['p50'])}, "
+            f"p90 {minutes(aq['detection_minutes']['p90'])}.",
         ),
     ]
     if r["backtest"]:
         quality.append(
             (
-                "table",
-                (
-                    [
-                        "Backtest setting",
-                        "pages",
-                        "precision (incidents)",
-                        "recall (incidents)",
-                        "precision (demo truth)",
-                        "recall (demo truth)",
-                        "detection p50 (truth)",
-                    ],
-                    [
-                        [
-                            b["setting"],
-                            str(b["pages"]),
-                            _pct(b["vs_incidents"]["precision"]),
-                            _pct(b["vs_incidents"]["recall"]),
-                            _pct((b["vs_demo_events"] or {}).get("precision")),
-                            _pct((b["vs_demo_events"] or {}).get("recall")),
-                            _n(
-                                (b["vs_demo_events"] or b["vs_incidents"]).get("detection_p50_minutes"),
-                                1,
-                                " min",
-                            ),
-                        ]
-                        for b in r["backtest"]
-                    ],
-                ),
+                "text",
+                "Backtest: each page setting replayed over the quarter's stored minutes. Each table names "
+                "its own recall (what a replayed page overlapped), which can differ from the recall "
+                "(incidents preceded by a received alert or an engine page) above.",
             )
         )
+        quality.append(("table", _backtest_table(r, "vs_incidents")))
+        if any(b["vs_demo_events"] for b in r["backtest"]):
+            quality.append(("table", _backtest_table(r, "vs_demo_events")))
         quality.append(("chart", "backtest"))
     out.append(("Alert quality", quality))
     d = r["deploys"]
@@ -385,14 +443,19 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
                     f"after a deploy of the same service; "
                     f"{d['deploys_followed_by_incident']} of {d['deploys']} "
                     "deploys were followed by an incident "
-                    f"(change-failure rate {_pct(d['change_failure_rate'])}).",
+                    f"(change-failure rate {pct(d['change_failure_rate'])}).",
                 ),
                 (
                     "table",
                     (
                         ["Incident", "service", "deploy", "minutes after"],
                         [
-                            [x["id"], x["service"], x["deploy"] or "", _n(x["minutes_after_deploy"])]
+                            [
+                                x["id"],
+                                x["service"],
+                                x["deploy"] or "",
+                                minutes(x["minutes_after_deploy"], unit=False),
+                            ]
                             for x in d["incidents_list"]
                         ],
                     ),
@@ -408,6 +471,15 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
         )
     )
     return out
+
+
+def metric_value(m: dict[str, Any]) -> str:
+    """A success metric's value as every format writes it."""
+    if m["unit"] == "share":
+        return pct(m["value"], against=m["target_value"])
+    if m["unit"] == "min":
+        return minutes(m["value"])
+    return number(m["value"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,7 +498,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         for kind, payload in section:
             if kind == "summary":
                 text = md(payload["text"], multiline=True).replace("\n", "\n> ")
-                lines += ["> **Executive summary (model-written)**", ">", f"> {text}", ""]
+                lines += [f"> **{md(summary_title(payload))}**", ">", f"> {text}", ""]
             elif kind in ("bullets", "list"):
                 lines += [f"- {md(b)}" for b in payload] + [""]
             elif kind == "table":
@@ -443,12 +515,15 @@ def render_markdown(r: dict[str, Any]) -> str:
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
-main{max-width:1100px;margin:0 auto;padding:16px}
+main{max-width:1280px;margin:0 auto;padding:16px}
 section{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:12px 16px;margin:12px 0}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:0}
 .table-wrap{overflow-x:auto}
-table{border-collapse:collapse;font-size:.9rem;min-width:100%}
-th,td{border-bottom:1px solid #d8dee4;padding:4px 8px;text-align:left;white-space:nowrap}
+table{border-collapse:collapse;font-size:.85rem;width:100%}
+th,td{border-bottom:1px solid #d8dee4;padding:4px 6px;text-align:left;vertical-align:top}
+th{white-space:normal;vertical-align:bottom}
+td{white-space:nowrap}
+td:first-child,td:last-child{white-space:normal;overflow-wrap:anywhere}
 .summary{background:#fff8c5;border-left:4px solid #bf8700;padding:8px 12px}
 .chart{width:100%;min-height:320px}
 @media (max-width:700px){main{padding:6px}section{padding:8px}table{font-size:.8rem}}
@@ -467,14 +542,18 @@ def figures(r: dict[str, Any]) -> dict[str, go.Figure]:
     """The review's charts, by the key its `chart` blocks name."""
     figs: dict[str, go.Figure] = {}
     bd = go.Figure()
-    series: dict[str, tuple[list[str], list[float | None]]] = {}
+    shown = r["burn_down_shown"]
+    series: dict[str, tuple[list[str], list[float | None]]] = {slo: ([], []) for slo in shown}
     for p in r["burn_down"]:
-        xs, ys = series.setdefault(p["slo"], ([], []))
-        xs.append(p["at"])
-        ys.append(p["budget_remaining"])
+        if p["slo"] in series:
+            xs, ys = series[p["slo"]]
+            xs.append(p["at"])
+            ys.append(p["budget_remaining"])
     for slo, (xs, ys) in series.items():
         bd.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=slo))
-    bd.update_layout(title="Budget remaining", yaxis_tickformat=".0%")
+    bd.update_layout(
+        title=f"Budget remaining: the {len(shown)} SLO(s) that spent the most", yaxis_tickformat=".0%"
+    )
     figs["burn_down"] = bd
 
     trend = r["trend"][-8:]
@@ -522,7 +601,7 @@ def render_html(r: dict[str, Any]) -> str:
         for kind, payload in section:
             if kind == "summary":
                 body.append(
-                    f'<div class="summary"><strong>Executive summary (model-written)</strong>'
+                    f'<div class="summary"><strong>{html.escape(summary_title(payload))}</strong>'
                     f"<p>{html.escape(payload['text'])}</p></div>"
                 )
             elif kind in ("bullets", "list"):

@@ -13,15 +13,29 @@ from typing import Any
 
 import duckdb
 
-from pipelines.analytics import mttx
+from pipelines.analytics import mttx, verdicts
 from pipelines.analytics.alert_quality import DEFAULT_SETTINGS, Setting, alert_quality, backtest
 from pipelines.analytics.deploys import DEFAULT_HOURS, deploy_correlation
+from pipelines.analytics.formats import minutes, pct, target_pct
 from pipelines.analytics.quarter import Quarter
 from pipelines.analytics.repeats import DEFAULT_WINDOW_DAYS, quarter_repeats
 from pipelines.analytics.slo_quarter import burn_down, slo_quarter
 from pipelines.analytics.success_metrics import success_metrics
 from pipelines.incidents.contract import SEVERITIES
 from pipelines.timeutil import datetime_of, iso, minute_of
+
+BURN_DOWN_TOP = 5  # the burn-down chart shows the SLOs that spent the most budget, not every line
+
+# What each recall counts, as every table and sentence names it.
+ALERT_RECALL = "recall (incidents preceded by a received alert or an engine page)"
+BACKTEST_RECALL = {
+    "vs_incidents": "recall (incidents overlapped by a replayed page)",
+    "vs_demo_events": "recall (injected demo events overlapped by a replayed page)",
+}
+BACKTEST_PRECISION = {
+    "vs_incidents": "precision (replayed pages overlapping an incident)",
+    "vs_demo_events": "precision (replayed pages overlapping an injected event)",
+}
 
 
 def data_as_of(con: duckdb.DuckDBPyConnection) -> dt.datetime:
@@ -156,14 +170,18 @@ def build_review(
     tests = backtest(con, quarter, settings) if with_backtest else []
     deploys = deploy_correlation(con, quarter, deploy_hours)
 
-    measured = [s for s in slos if s["met"] is not None]
+    measured = [s for s in slos if s["outcome"] is not None]
     spent = [s["budget_spent"] for s in slos if s["budget_spent"] is not None]
     by_metric = {m["metric"]: m for m in metrics}
     prev_by_metric = {m["metric"]: m for m in prev_metrics}
     headline = {
-        "slos_met": sum(1 for s in measured if s["met"]),
+        "slos_met": sum(1 for s in measured if s["outcome"] == "met"),
+        "slos_missed": sum(1 for s in measured if s["outcome"] == "missed"),
+        "slos_exhausted": sum(1 for s in measured if s["outcome"] == "exhausted"),
         "slos_measured": len(measured),
-        "slos_exhausted": sum(1 for s in slos if s["exhausted"]),
+        "slo_health": {h: sum(1 for s in measured if s["health"] == h) for h in verdicts.HEALTH},
+        "slos_better": sum(1 for s in measured if s["trend"] == "better"),
+        "slos_worse": sum(1 for s in measured if s["trend"] == "worse"),
         "budget_spent_median": None if not spent else round(sorted(spent)[len(spent) // 2], 4),
         "budget_spent_worst": None
         if not spent
@@ -189,6 +207,12 @@ def build_review(
         "generated_at": iso(dt.datetime.now(dt.UTC).replace(tzinfo=None)),
         "headline": headline,
         "slos": slos,
+        "slo_rules": {
+            "outcome": verdicts.OUTCOME_RULE,
+            "health": verdicts.HEALTH_RULE,
+            "trend": verdicts.TREND_RULE,
+        },
+        "health_by_service": verdicts.by_service(slos),
         "incidents": incidents,
         "trend": trend,
         "repeats": repeats,
@@ -211,10 +235,31 @@ def build_review(
             }
             for r in burn_down(con, quarter, step=360)
         ],
+        "burn_down_shown": [
+            s["slo"]
+            for s in sorted(
+                (s for s in slos if s["budget_spent"] is not None),
+                key=lambda s: (-s["budget_spent"], s["slo"]),
+            )[:BURN_DOWN_TOP]
+        ],
     }
+    review["empty"] = is_empty(review)
     review["risks"] = risks(review)
     review["recommendations"] = recommendations(review)
     return review
+
+
+def is_empty(review: dict[str, Any]) -> bool:
+    """No SLO measured and no incident in the quarter: there is nothing to review."""
+    return review["headline"]["slos_measured"] == 0 and review["incidents"]["total"] == 0
+
+
+def empty_message(review: dict[str, Any]) -> str:
+    """What the review says of a quarter with nothing in it."""
+    return (
+        f"{review['quarter']} has no data: no SLO has events in it and no incident started in it "
+        f"(the data reaches {review['as_of']})."
+    )
 
 
 def _vs(this: dict[str, Any], prev: dict[str, Any]) -> dict[str, Any]:
@@ -229,43 +274,43 @@ def _vs(this: dict[str, Any], prev: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x * 100:.1f}%"
-
-
 def risks(review: dict[str, Any]) -> list[dict[str, Any]]:
     """The quarter's top risks, worst first: rules over the figures, each saying why."""
     found: list[tuple[int, dict[str, Any]]] = []
     for s in review["slos"]:
-        if s["exhausted"]:
+        attained = (
+            f"attainment {pct(s['attainment'], 3, against=s['target'])} vs target {target_pct(s['target'])}"
+        )
+        if s["outcome"] == "exhausted":
             found.append(
                 (
                     100,
                     {
                         "risk": f"{s['slo']} exhausted its error budget",
-                        "why": f"{s['policy_minutes']['exhausted']} min in the exhausted state; "
-                        f"attainment {_pct(s['attainment'])} vs target {_pct(s['target'])}",
+                        "why": f"{s['policy_minutes']['exhausted']} min in the exhausted state; {attained}",
                     },
                 )
             )
-        elif s["met"] is False:
+        elif s["outcome"] == "missed":
             found.append(
                 (
                     90,
                     {
                         "risk": f"{s['slo']} missed its target over the quarter",
-                        "why": f"attainment {_pct(s['attainment'])} vs target {_pct(s['target'])}, "
-                        f"{_pct(s['budget_spent'])} of the quarter's budget spent",
+                        "why": f"{attained}, {pct(s['budget_spent'], against=1.0)} of the quarter's "
+                        "budget spent",
                     },
                 )
             )
-        elif s["budget_remaining_at_end"] is not None and s["budget_remaining_at_end"] < 0.25:
+        elif s["health"] == "at_risk":
             found.append(
                 (
                     70,
                     {
-                        "risk": f"{s['slo']} ends the quarter with little budget",
-                        "why": f"{_pct(s['budget_remaining_at_end'])} of its {s['window']} budget left",
+                        "risk": f"{s['slo']} is at risk",
+                        "why": f"{pct(s['budget_spent'], against=1.0)} of the quarter's budget spent; "
+                        f"{pct(s['budget_remaining_at_end'])} of its {s['window']} budget left at the "
+                        "quarter's end",
                     },
                 )
             )
@@ -326,7 +371,7 @@ def recommendations(review: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "recommendation": "Speed up detection of SEV1/SEV2 incidents: add or tighten burn-rate "
                 "page alerts on the services involved, and check the backtest before changing factors.",
-                "because": f"MTTD p50 {mttd['value']} min against a target of {mttd['target']}",
+                "because": f"MTTD p50 {minutes(mttd['value'])} against a target of {mttd['target']}",
             }
         )
     mttr = metrics["mttr_sev1"]
@@ -335,7 +380,7 @@ def recommendations(review: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "recommendation": "Cut SEV1 resolution time: rehearse the runbooks of the slowest services "
                 "and extend allow-listed remediations.",
-                "because": f"MTTR p50 {mttr['value']} min against a target of {mttr['target']}",
+                "because": f"MTTR p50 {minutes(mttr['value'])} against a target of {mttr['target']}",
             }
         )
     pm = metrics["postmortems_within_48h"]
@@ -351,7 +396,8 @@ def recommendations(review: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "recommendation": "Review open post-mortem action items weekly with their owners.",
-                "because": f"{_pct(ai['value'])} done by their due date against {ai['target']}",
+                "because": f"{pct(ai['value'], against=ai['target_value'])} done by their due date "
+                f"against {ai['target']}",
             }
         )
     pages = metrics["pages_per_oncall_week"]
@@ -360,7 +406,8 @@ def recommendations(review: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "recommendation": "Reduce on-call noise: demote or retune pages that open no incident.",
-                "because": f"worst week {pages['value']} pages; precision {_pct(quality['precision'])}",
+                "because": f"worst week {pages['value']} pages; precision (pages linked to an incident) "
+                f"{pct(quality['precision'])}",
             }
         )
     if review["repeats"]["count"]:
@@ -371,7 +418,7 @@ def recommendations(review: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{review['repeats']['with_open_action_items']} with action items still open",
             }
         )
-    exhausted = [s["slo"] for s in review["slos"] if s["exhausted"]]
+    exhausted = [s["slo"] for s in review["slos"] if s["outcome"] == "exhausted"]
     if exhausted:
         out.append(
             {
@@ -394,15 +441,16 @@ def recommendations(review: dict[str, Any]) -> list[dict[str, Any]]:
     tests = review["backtest"]
     if tests:
         current = tests[0]
+        truth_kind = "vs_demo_events" if current["vs_demo_events"] else "vs_incidents"
         for t in tests[1:]:
-            cur_truth = current["vs_demo_events"] or current["vs_incidents"]
-            truth = t["vs_demo_events"] or t["vs_incidents"]
+            cur_truth = current[truth_kind]
+            truth = t[truth_kind]
             if (truth["recall"] or 0) >= (cur_truth["recall"] or 0) and t["pages"] < current["pages"]:
                 out.append(
                     {
                         "recommendation": f"Consider the alert setting '{t['setting']}'.",
                         "because": f"backtest: {t['pages']} pages instead of {current['pages']} "
-                        f"at recall {_pct(truth['recall'])}",
+                        f"at {BACKTEST_RECALL[truth_kind]} {pct(truth['recall'])}",
                     }
                 )
     if not out:

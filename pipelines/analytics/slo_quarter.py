@@ -1,8 +1,9 @@
-"""Per SLO per quarter: attainment, budget spent, time in each policy state, exhausted or not, and the
-budget burn-down series for charts.
+"""Per SLO per quarter: attainment, budget spent, time in each policy state, its verdicts (met / missed /
+exhausted, health, better or worse than the previous quarter: `verdicts`), and the budget burn-down
+series for charts.
 
-Attainment is the SLI over the quarter's buckets (Σgood / Σvalid, DESIGN §2); budget spent is the share
-of the quarter's own error budget, bad / ((1 − target) · Σvalid). The policy state and the burn-down use
+Attainment is the SLI over the quarter's buckets (Σgood / Σvalid); budget spent is the share of the
+quarter's own error budget, bad / ((1 − target) · Σvalid). The policy state and the burn-down use
 the SLO's own window (what `slo status` shows), from `policy_transitions` and `slo_series`.
 """
 
@@ -14,6 +15,7 @@ import duckdb
 
 from pipelines.analytics.mttx import records
 from pipelines.analytics.quarter import Quarter
+from pipelines.analytics.verdicts import judge
 from pipelines.model import POLICY_STATES
 from pipelines.timeutil import minute_of
 
@@ -66,7 +68,14 @@ ORDER BY s.slo_id, x.minute
 
 
 def slo_quarter(con: duckdb.DuckDBPyConnection, quarter: Quarter) -> list[dict[str, Any]]:
-    """One row per active SLO: attainment vs target, budget spent, policy-state minutes, exhausted."""
+    """One row per active SLO: attainment vs target, budget spent, policy-state minutes, and the verdicts
+    of `verdicts.judge` (outcome, met, exhausted, health, previous quarter's attainment and the trend)."""
+    previous = {r["slo"]: r for r in _measure(con, quarter.previous())}
+    return [{**r, **judge(r, previous.get(r["slo"]))} for r in _measure(con, quarter)]
+
+
+def _measure(con: duckdb.DuckDBPyConnection, quarter: Quarter) -> list[dict[str, Any]]:
+    """Attainment, budget spent and policy-state minutes per active SLO over one quarter."""
     qs, qe = minute_of(quarter.start), minute_of(quarter.end)
     sums = records(con.execute(QUARTER_SUMS_SQL, [qs, qe]))
     times: dict[int, dict[str, int]] = {}
@@ -96,17 +105,24 @@ def slo_quarter(con: duckdb.DuckDBPyConnection, quarter: Quarter) -> list[dict[s
                 "window": r["window_text"],
                 "good": good,
                 "valid": valid,
-                "attainment": None if attainment is None else round(attainment, 6),
-                "met": None if attainment is None else good >= r["target"] * valid,
-                "budget_spent": None if not allowed else round((valid - good) / allowed, 4),
+                "attainment": None if attainment is None else _rounded(attainment, r["target"], 6),
+                "budget_spent": None if not allowed else _rounded((valid - good) / allowed, 1.0, 4),
                 "budget_remaining_at_end": None
                 if end_budget.get(r["slo_key"]) is None
                 else round(end_budget[r["slo_key"]], 4),
                 "policy_minutes": state_minutes,
-                "exhausted": state_minutes["exhausted"] > 0,
             }
         )
     return out
+
+
+def _rounded(value: float, limit: float, digits: int) -> float:
+    """`value` to `digits` decimals, unless rounding would carry it onto or across `limit` (a target,
+    or the whole budget): 0.99949996 against 0.9995 stays as it is, below its target."""
+    short = round(value, digits)
+    if (short >= limit) != (value >= limit) or (short == limit) != (value == limit):
+        return value
+    return short
 
 
 def burn_down(con: duckdb.DuckDBPyConnection, quarter: Quarter, step: int = 240) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Seed 002's success metrics for one quarter, each against its target.
+"""The product's success metrics for one quarter, each against its target.
 
 - MTTD under 5 min for SEV1/SEV2 and MTTR under 30 min for SEV1: judged on the median (p50), because
   incident durations are heavy-tailed and a mean misleads; p90 and the mean are reported beside it.
@@ -10,7 +10,7 @@
 - Under 5 pages per on-call engineer per week: one primary engineer is on call per week, so a week's
   pages are that engineer's pages; met when no week of the quarter reached 5. The number of distinct
   responders (actors on incident timelines) is shown as context.
-- No repeats: no repeat incident (DESIGN §2) started in the quarter.
+- No repeats: no repeat incident (`repeats`) started in the quarter.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from pipelines.analytics.mttx import DURATIONS_TABLE, records
+from pipelines.analytics.mttx import DURATIONS_TABLE, aggregate, distribution, records
 
 MTTD_TARGET_MINUTES = 5.0
 MTTR_TARGET_MINUTES = 30.0
@@ -28,11 +28,11 @@ POSTMORTEM_HOURS = 48
 ACTION_ITEMS_TARGET = 0.90
 PAGES_PER_WEEK_TARGET = 5
 
-# p50, p90, mean and count of one duration over the resolved incidents of a quarter with given severities.
+# Count, p50, p90 and mean of one duration (the analytics' one aggregate) over the resolved incidents of
+# a quarter with given severities, as `<metric>_count, <metric>_p50, …`.
 _DURATION_SQL = f"""
 WITH d AS (FROM {DURATIONS_TABLE})
-SELECT count({{m}}) AS n, quantile_cont({{m}}, 0.5) AS p50, quantile_cont({{m}}, 0.9) AS p90,
-       avg({{m}}) AS mean
+SELECT {{aggregate}}
 FROM d WHERE quarter = ? AND list_contains(?, severity)
 """
 
@@ -67,13 +67,8 @@ WHERE actor IS NOT NULL AND occurred_at >= ? AND occurred_at < ?
 def _duration(
     con: duckdb.DuckDBPyConnection, metric: str, quarter: str, severities: list[str]
 ) -> dict[str, Any]:
-    row = records(con.execute(_DURATION_SQL.format(m=metric), [quarter, severities]))[0]
-    return {
-        "count": int(row["n"]),
-        "p50": None if row["p50"] is None else round(row["p50"], 3),
-        "p90": None if row["p90"] is None else round(row["p90"], 3),
-        "mean": None if row["mean"] is None else round(row["mean"], 3),
-    }
+    sql = _DURATION_SQL.format(aggregate=aggregate(metric, f"{metric}_"))
+    return distribution(records(con.execute(sql, [quarter, severities]))[0], metric)
 
 
 def success_metrics(
@@ -92,6 +87,7 @@ def success_metrics(
             "metric": "mttd_sev1_sev2",
             "title": "MTTD (SEV1/SEV2)",
             "target": f"p50 < {MTTD_TARGET_MINUTES:g} min",
+            "target_value": MTTD_TARGET_MINUTES,
             "value": ttd["p50"],
             "unit": "min",
             "detail": ttd,
@@ -104,6 +100,7 @@ def success_metrics(
             "metric": "mttr_sev1",
             "title": "MTTR (SEV1)",
             "target": f"p50 < {MTTR_TARGET_MINUTES:g} min",
+            "target_value": MTTR_TARGET_MINUTES,
             "value": ttr["p50"],
             "unit": "min",
             "detail": ttr,
@@ -128,6 +125,7 @@ def success_metrics(
             "metric": "postmortems_within_48h",
             "title": "Post-mortems within 48 h (SEV1/SEV2)",
             "target": "100%",
+            "target_value": 1.0,
             "value": None if judged == 0 else round(on_time / judged, 4),
             "unit": "share",
             "detail": {"on_time": on_time, "missed": missed, "pending": pending, "missed_ids": missed_ids},
@@ -143,6 +141,7 @@ def success_metrics(
             "metric": "action_items_on_time",
             "title": "Action items done by their due date",
             "target": f"≥ {ACTION_ITEMS_TARGET:.0%}",
+            "target_value": ACTION_ITEMS_TARGET,
             "value": None if not items else round(done_on_time / len(items), 4),
             "unit": "share",
             "detail": {
@@ -163,6 +162,7 @@ def success_metrics(
             "metric": "pages_per_oncall_week",
             "title": "Pages per on-call engineer per week",
             "target": f"< {PAGES_PER_WEEK_TARGET} every week",
+            "target_value": PAGES_PER_WEEK_TARGET,
             "value": worst,
             "unit": "pages (worst week)",
             "detail": {
@@ -180,6 +180,7 @@ def success_metrics(
             "metric": "no_repeats",
             "title": "Repeat incidents",
             "target": "0",
+            "target_value": 0,
             "value": repeats,
             "unit": "incidents",
             "detail": {},

@@ -4,8 +4,9 @@ Four roles, each including the one before it:
 
 - `viewer`: every page and report, no action;
 - `responder`: acknowledge, mitigate, resolve, close and reopen incidents, write root causes and action
-  items and mark them done, mark the post-mortem done, ask for a new triage, assign the incident
-  roles (commander, communications lead, technical lead, scribe), raise the severity by a trigger;
+  items and mark them done, mark the post-mortem done, ask for a new triage, approve posting an
+  incident to the status page, assign the incident roles (commander, communications lead,
+  technical lead, scribe), raise the severity by a trigger;
 - `approver`: a responder who may also approve or reject remediations that wait for approval;
 - `admin`: every action (today the same as approver; settings and user management belong here).
 
@@ -52,6 +53,7 @@ RESPONDER_ACTIONS = frozenset(
         "retriage",
         "assign",  # an incident role: commander, communications lead, technical lead, scribe
         "severity_trigger",  # raise the severity by one of seed 002's triggers
+        "approve_status",  # the status page's first post (issue 17), until incident roles name a comms lead
     }
 )
 APPROVER_ACTIONS = frozenset({"approve_remediation", "reject_remediation"})

@@ -39,6 +39,7 @@ STEPS: dict[str, tuple[str, str]] = {
     "close": ("close", "the post-mortem is done (needs a root cause)"),
     "reopen": ("reopen", "the impact is back"),
     "retriage": ("retriage", "run the triage again"),
+    "approve-status": ("approve_status", "approve posting it to the status page (--note: the user impact)"),
 }
 DOCUMENT_KINDS = ("triage_report", "stakeholder_update", "postmortem", "runbook_suggestion")
 STATUSES = ("triggered", "acknowledged", "mitigated", "resolved", "closed", "open")

@@ -33,6 +33,7 @@ COMMANDS = (
     "approve_remediation", "reject_remediation", "retriage",
     "assign",  # an incident role (incident_roles.py)
     "severity_trigger",  # seed 002's severity triggers (severity_rules.py)
+    "approve_status",  # the status page's first post (issue 17): the communications lead's approval
 )
 
 

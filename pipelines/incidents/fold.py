@@ -21,6 +21,8 @@ replaced) is refolded from its first row, which the de-duplication keys make ide
   remediation results. A command that does not fit the incident's state is recorded on the timeline as
   rejected; a command naming no known incident is kept in `inbox_rejects`. Nothing here raises on bad
   input.
+- `command` rows `deploy` (the deploy feed, issue 17) name no incident: stored in `deploy_feed` and
+  `deploys` (`deploy_feed.fold_deploy`).
 - `import` rows: handed to `pipelines.analytics.importer.fold_import_rows`.
 """
 
@@ -40,9 +42,10 @@ import duckdb
 from pipelines.analytics import importer
 from pipelines.errors import CommandError, MalformedInput
 from pipelines.inbox import Head, Inbox, Row
-from pipelines.incidents import fold_order, impact, incident_roles, severity_rules
+from pipelines.incidents import deploy_feed, fold_order, impact, incident_roles, severity_rules
 from pipelines.incidents.commands import validate_args
 from pipelines.incidents.contract import SEVERITIES, Alert, Command, parse_time
+from pipelines.ingest.deploys import DEPLOY_COMMAND
 from pipelines.ingest.fields import plausible
 from pipelines.timeutil import minute_of
 
@@ -206,7 +209,12 @@ def _fold_urgent_first(
         return cursor
     heads = inbox.heads(cursor, urgent[-1])
     done = _folded_ahead(con, heads, stored)
-    heads = [h for h in heads if h.seq not in done]
+    # A command naming no incident at all (a deploy) changes no incident: nothing depends on it.
+    heads = [
+        h
+        for h in heads
+        if h.seq not in done and not (h.kind == "command" and not h.incident_id and not h.external_id)
+    ]
     services = _command_services(con, [h for h in heads if h.kind == "command"])
 
     def service_of(h: Head) -> str | None:
@@ -763,6 +771,13 @@ def fold_command(con: duckdb.DuckDBPyConnection, row: Row, report: FoldReport) -
         return
     con.execute("INSERT INTO folded_commands VALUES (?, ?)", [row.dedup_key, row.received_at])
     _check_times(row, at=cmd.at)
+    if cmd.command == DEPLOY_COMMAND:  # the deploy feed (issue 17): names no incident
+        try:
+            deploy_feed.fold_deploy(con, cmd, row.seq, row.received_at)
+        except MalformedInput as exc:
+            raise Rejected(f"deploy: {exc}") from None
+        report.commands += 1
+        return
     incident_id = _resolve_incident(con, cmd)
     at = _now_naive(cmd.at) if cmd.at else row.received_at
     report.commands += 1
@@ -823,6 +838,8 @@ def apply_command(con: duckdb.DuckDBPyConnection, incident_id: str, cmd: Command
             _assign(con, inc, cmd, at)
         elif name == "severity_trigger":
             _severity_trigger(con, inc, cmd, at)
+        elif name == "approve_status":
+            _approve_status(con, inc, cmd, at)
         else:
             raise Rejected(f"unknown command {name!r}")
     except Rejected as exc:
@@ -1102,6 +1119,29 @@ def _severity_trigger(
             "UPDATE incidents SET escalation_pending = ? WHERE id = ?",
             [f"severity raised to {severity}: {up.reason}", inc["id"]],
         )
+
+
+def _approve_status(
+    con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime
+) -> None:
+    """The status page's first post approved (issue 17): the stage's status-page step posts from now on
+    (only for a service that opted in); the note, when given, is the user impact the post says."""
+    row = con.execute("SELECT approved_by FROM status_posts WHERE incident_id = ?", [inc["id"]]).fetchone()
+    if row is not None and row[0] is not None:
+        raise Rejected(f"the status page was already approved by {row[0]}")
+    impact = _args(cmd).get("note")
+    con.execute(
+        """INSERT INTO status_posts (incident_id, asked_at, approved_by, approved_at, impact)
+           VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (incident_id) DO UPDATE SET approved_by = excluded.approved_by,
+               approved_at = excluded.approved_at, impact = excluded.impact""",
+        [inc["id"], at, cmd.actor, at, impact],
+    )
+    add_timeline(
+        con, inc["id"], at, "status_page_approved", cmd.source,
+        f"status page posting approved by {cmd.actor}" + (f"; impact: {impact}" if impact else ""),
+        actor=cmd.actor,
+    )  # fmt: skip
 
 
 # interrupted: the service restarted while the script ran (runners.reap_interrupted_remediations)

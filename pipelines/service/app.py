@@ -50,6 +50,18 @@ from pipelines.incidents.read import API_TRIAGE_FIELDS, list_incidents
 from pipelines.incidents.runners import reap_interrupted_remediations
 from pipelines.ingest import Delivery, decode_json, parse_delivery
 from pipelines.ingest.commands import parse_command
+from pipelines.ingest.deploys import (
+    GITHUB_SIGNATURE_HEADER,
+    Deploy,
+    Ignored,
+    check_service,
+    github_event,
+    github_service_field,
+    github_signature_matches,
+    parse_github,
+    parse_native,
+)
+from pipelines.ingest.deploys import to_entry as deploy_entry
 from pipelines.ingest.fields import digest
 from pipelines.ingest.pagerduty import SIGNATURE_HEADER, signature_matches
 from pipelines.limits import RequestGuard
@@ -245,7 +257,37 @@ def create_app(
             status_code=202,
         )
 
+    async def deploy(request: Request) -> JSONResponse:
+        """POST /api/deploys (issue 17): one deploy, as native JSON or a GitHub deployment webhook."""
+        state: _State = request.app.state.slo
+        received_at = utc_now()
+        raw, actor = await _deploy_sender(request, state)
+        try:
+            body = decode_json(raw)
+            answer = parse_deploy(body, request, state.settings, received_at)
+        except IngestError:
+            raise
+        except Exception as exc:  # as for deliveries: a parser bug is a logged 400, never a 500
+            log.exception("unexpected error parsing a deploy")
+            raise MalformedInput(f"body: could not be read ({type(exc).__name__})") from exc
+        if isinstance(answer, Ignored):
+            state.counts["202"] += 1
+            return JSONResponse(
+                {"accepted": [], "duplicates": [], "ignored": [answer.reason]}, status_code=202
+            )
+        from pipelines.incidents.cli_deploys import known_services_now  # lazy: DuckDB and the specs
+
+        known = await asyncio.to_thread(known_services_now, state.settings, answer.service)
+        check_service(answer, known, github_service_field(body) if answer.source == "github" else "service")
+        result = await _append(state, [deploy_entry(answer, actor)])
+        state.counts["202"] += 1
+        return JSONResponse(
+            {"accepted": result.accepted, "duplicates": result.duplicates, "deploy": answer.to_json()},
+            status_code=202,
+        )
+
     app.router.add_route("/api/incidents/ingest", ingest, methods=["POST"])
+    app.router.add_route("/api/deploys", deploy, methods=["POST"])
     app.router.add_route("/api/incidents/{incident_id}/commands", command, methods=["POST"])
 
     @app.get(
@@ -478,6 +520,49 @@ def _authorized(cmd: Command, caller: Actor | None, body: Any) -> Command:
             f"role {caller.role}"
         )
     return dataclasses.replace(cmd, actor=caller.name)
+
+
+def parse_deploy(
+    body: Any, request: Request, settings: Settings, received_at: dt.datetime
+) -> Deploy | Ignored:
+    """A deploy body: `?format=github` (or an X-GitHub-Event header) is a GitHub webhook payload, else
+    the native JSON (pipelines/ingest/deploys.py)."""
+    fmt = request.query_params.get("format")
+    if fmt == "github" or (fmt is None and "x-github-event" in request.headers):
+        event = github_event(request.headers, body)
+        return parse_github(event, body, received_at, settings.deploy_environments)
+    if fmt not in (None, "json"):
+        raise MalformedInput(f"format: {fmt[:20]!r} is unknown; expected json or github")
+    return parse_native(body, received_at)
+
+
+async def _deploy_sender(request: Request, state: _State) -> tuple[bytes, str]:
+    """Who posts a deploy, and the body: GitHub by its `X-Hub-Signature-256` (SLO_GITHUB_WEBHOOK_SECRET
+    set), or a personal token of a responder or higher (401/403 as for commands)."""
+    _check_length(request, state.service.max_body_bytes)
+    secret = state.settings.github_webhook_secret
+    signature = request.headers.get(GITHUB_SIGNATURE_HEADER)
+    if secret and signature is not None:
+        _check_json(request)
+        raw = await _read_body(request, state.service.max_body_bytes)
+        if not github_signature_matches(raw, signature, secret):
+            raise BadSignature(
+                "X-Hub-Signature-256: not the HMAC-SHA256 of the body with SLO_GITHUB_WEBHOOK_SECRET"
+            )
+        return raw, "github"
+    caller = _command_caller(request, state)
+    if caller is None:
+        raise Forbidden(
+            "deploys need a personal token that names who sends them (SLO_API_TOKENS_FILE or "
+            "SLO_API_TOKENS), and none is configured; GitHub may sign with SLO_GITHUB_WEBHOOK_SECRET"
+        )
+    if ROLES.index(caller.role) < ROLES.index("responder"):
+        raise Forbidden(
+            f"deploy: needs the responder role (or higher); the token of {caller.name} has the role "
+            f"{caller.role}"
+        )
+    _check_json(request)
+    return await _read_body(request, state.service.max_body_bytes), caller.name
 
 
 def _check_bearer(request: Request, service: ServiceSettings) -> None:

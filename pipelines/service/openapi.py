@@ -93,8 +93,8 @@ class IngestAnswer(BaseModel):
 class CommandBody(BaseModel):
     command: str = Field(
         description="acknowledge, mitigate, resolve, close, reopen, root_cause, action_item, "
-        "action_item_done, postmortem_done, approve_remediation, reject_remediation, retriage, assign, "
-        "severity_trigger"
+        "action_item_done, postmortem_done, approve_remediation, reject_remediation, retriage, "
+        "approve_status, assign, severity_trigger"
     )
     actor: str | None = Field(
         None,
@@ -119,6 +119,30 @@ class CommandAnswer(BaseModel):
     command: dict[str, Any]
 
 
+class DeployBody(BaseModel):
+    """`POST /api/deploys` (issue 17): one deploy. Or, with `?format=github` or an `X-GitHub-Event`
+    header, GitHub's `deployment` / `deployment_status` webhook payload."""
+
+    service: str = Field(description="A service with an SLO spec; another is refused naming the field.")
+    version: str = Field(description="What was deployed: a tag, version or commit.")
+    time: str = Field(description="When, RFC 3339 (e.g. 2026-11-23T12:00:00Z).")
+    who: str = Field(description="Who deployed.")
+    link: str | None = Field(None, description="An http(s) link: the CI run, the release.")
+    description: str | None = Field(None, description="What changed.")
+    id: str | None = Field(
+        None,
+        description="The sender's id of the deploy: a re-sent one is a duplicate (default: the key "
+        "of service, version and time).",
+    )
+
+
+class DeployAnswer(BaseModel):
+    accepted: list[str]
+    duplicates: list[str]
+    deploy: dict[str, Any] | None = None
+    ignored: list[str] | None = Field(None, description="A GitHub event that is not a production deploy.")
+
+
 class ErrorAnswer(BaseModel):
     error: str = Field(
         description="bad_request | unauthorized | bad_signature | forbidden | too_large | not_json | …"
@@ -139,6 +163,8 @@ DOC_MODELS: list[type[BaseModel]] = [
     GenericDelivery,
     GenericAlert,
     CommandBody,
+    DeployBody,
+    DeployAnswer,
 ]
 SCHEMA_REF = "#/components/schemas/{model}"
 
@@ -218,6 +244,29 @@ POST_DOCS = {
     ),
 }
 # A command's 403 is not about signatures: the caller's role does not allow it (issue 15).
+POST_DOCS["/api/deploys"] = post_doc(
+    "Record a deploy (native JSON, or a GitHub deployment webhook signed with X-Hub-Signature-256)",
+    {"$ref": SCHEMA_REF.format(model="DeployBody")},
+    "DeployAnswer",
+    (400, 401, 403, 408, 413, 415, 503),
+    [
+        {
+            "name": "format",
+            "in": "query",
+            "required": False,
+            "description": "github: the body is GitHub's deployment or deployment_status payload.",
+            "schema": {"type": "string", "enum": ["json", "github"]},
+        },
+        {
+            "name": "X-Hub-Signature-256",
+            "in": "header",
+            "required": False,
+            "description": "GitHub: sha256=<hex HMAC-SHA256 of the body> with SLO_GITHUB_WEBHOOK_SECRET; "
+            "replaces the personal token.",
+            "schema": {"type": "string"},
+        },
+    ],
+)
 POST_DOCS["/api/incidents/{incident_id}/commands"]["post"]["responses"]["403"]["description"] = (
     "`forbidden`: the token's role does not allow this command (the detail names the role needed), an "
     "approval without a personal token, or an `actor` other than the token's. Nothing stored."

@@ -403,11 +403,11 @@ def test_analytics_distributions_from_the_incident_rows(env: DemoStore) -> None:
     mix = next(c for c in charts if c["layout"]["title"]["text"].startswith("Incidents by severity"))
     assert sum(sum(t["y"]) for t in mix["data"]) == len(rows)
     # The summary's TTD p50 per quarter is numpy's linear-interpolation median of the resolved incidents'
-    # values (open incidents are left out of durations, DESIGN §2).
+    # values (open incidents are left out of durations), written as the review writes minutes (6.5, not 7).
     summary = at.dataframe[0].value
     for quarter, p50 in summary.loc[summary["measure"] == "TTD", ["quarter", "p50"]].itertuples(index=False):
         values = [v for q, v, resolved in rows if q == quarter and v is not None and resolved]
-        assert p50 == pytest.approx(float(np.percentile(values, 50))), quarter
+        assert p50 == f"{float(np.percentile(values, 50)):,.1f}", quarter
 
 
 def test_analytics_quarter_sections_are_the_reviews(env: DemoStore) -> None:
@@ -432,6 +432,14 @@ def test_analytics_quarter_sections_are_the_reviews(env: DemoStore) -> None:
     ]
     weekly = next(f for f in figures(at) if f["layout"]["title"]["text"] == "Pages per on-call week")
     assert weekly["data"][0]["y"] == report["oncall"]["pages_per_week"]
+    # the page's TTD/TTR p50 and p90 of the quarter read as the review's Incidents table reads them
+    summary = at.dataframe[0].value
+    incidents = report["incidents"]
+    for measure in ("TTD", "TTR"):
+        [row] = summary[(summary["measure"] == measure) & (summary["quarter"] == focus)].to_dict("records")
+        stats = incidents[f"{measure.lower()}_minutes"]
+        assert (row["p50"], row["p90"]) == (f"{stats['p50']:,.1f}", f"{stats['p90']:,.1f}"), measure
+    assert metrics["detection p50"] == f"{quality['detection_minutes']['p50']:,.1f} min"
 
 
 def charts_pct(value: float | None) -> str:

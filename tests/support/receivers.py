@@ -5,6 +5,8 @@
                            every (path, body, time)
     PagerDutyRest(token)   PagerDuty's REST API for incidents: `PUT /incidents/{id}` as PagerDuty
                            answers it (Token auth, the From header, the incident_reference body)
+    Statuspage(key, page)  Atlassian Statuspage's API for incidents: `POST /v1/pages/{page}/incidents`
+                           and `PATCH /v1/pages/{page}/incidents/{id}` (OAuth key auth)
 
 Each is a stdlib `ThreadingHTTPServer` on its own thread; `close()` stops it.
 """
@@ -122,3 +124,100 @@ class PagerDutyRest(_Server):
             return 404, {"error": {"message": "Incident Not Found", "code": 5001}}
         self.incidents[incident_id] = str(ref["status"])
         return 200, {"incident": {"id": incident_id, "type": "incident", "status": ref["status"]}}
+
+
+class Statuspage(_Server):
+    """Atlassian Statuspage's incidents API, for one page: `POST /v1/pages/{page_id}/incidents` creates an
+    incident (201, with a new id and its first update), `PATCH /v1/pages/{page_id}/incidents/{id}` changes
+    its status and adds an update (200).
+
+    Answers as Statuspage does: 401 without `Authorization: OAuth <key>`, 404 for another page or an
+    incident it does not hold, 422 for a body that is not `{"incident": {…}}` with a known status (and a
+    name, to create). `incidents` maps id → the incident as it stands (status, impact, updates: the
+    bodies posted, in order); `requests` keeps (method, path, headers, body) of every request;
+    `statuses` scripts the answers to come (e.g. [503] makes the first request fail)."""
+
+    STATUSES = ("investigating", "identified", "monitoring", "resolved")
+
+    def __init__(self, key: str, page_id: str, statuses: list[int] | None = None):
+        self.key = key
+        self.page_id = page_id
+        self.statuses = list(statuses or [])
+        self.incidents: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                outer.requests.append((self.command, self.path, headers, body))
+                status, reply = outer.answer(self.command, self.path, headers, body)
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_POST = do_PATCH = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._start(Handler)
+
+    def answer(
+        self, method: str, path: str, headers: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        if self.statuses:
+            scripted = self.statuses.pop(0)
+            if scripted >= 300:
+                return scripted, {"error": "Service Unavailable"}
+        if headers.get("authorization") != f"OAuth {self.key}":
+            return 401, {"error": "Could not authenticate"}
+        parts = path.split("/")
+        if parts[:5] != ["", "v1", "pages", self.page_id, "incidents"] or len(parts) not in (5, 6):
+            return 404, {"error": "The requested resource could not be found."}
+        incident = body.get("incident") if isinstance(body, dict) else None
+        if not isinstance(incident, dict) or incident.get("status") not in self.STATUSES:
+            return 422, {"error": ["Status is not included in the list"]}
+        if method == "POST" and len(parts) == 5:
+            if not incident.get("name"):
+                return 422, {"error": ["Name can't be blank"]}
+            incident_id = f"sp{len(self.incidents) + 1:04d}"
+            self.incidents[incident_id] = {
+                "id": incident_id,
+                "name": incident["name"],
+                "status": incident["status"],
+                "impact": incident.get("impact_override", "none"),
+                "components": incident.get("components", {}),
+                "updates": [incident.get("body", "")],
+            }
+            return 201, self._shown(incident_id)
+        if method == "PATCH" and len(parts) == 6:
+            incident_id = parts[5]
+            if incident_id not in self.incidents:
+                return 404, {"error": "The requested resource could not be found."}
+            held = self.incidents[incident_id]
+            held["status"] = incident["status"]
+            held["components"] = incident.get("components", held["components"])
+            held["updates"].append(incident.get("body", ""))
+            return 200, self._shown(incident_id)
+        return 405, {"error": "Method Not Allowed"}
+
+    def _shown(self, incident_id: str) -> dict[str, Any]:
+        held = self.incidents[incident_id]
+        return {
+            "id": incident_id,
+            "name": held["name"],
+            "status": held["status"],
+            "impact": held["impact"],
+            "page_id": self.page_id,
+            "shortlink": f"https://stspg.io/{incident_id}",
+            "incident_updates": [{"status": held["status"], "body": b} for b in reversed(held["updates"])],
+        }

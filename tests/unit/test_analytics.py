@@ -352,8 +352,9 @@ def test_slo_attainment_budget_and_policy_time() -> None:
     )
     [s] = slo_quarter(con, Q3)
     assert (s["good"], s["valid"]) == (297, 300)
-    assert s["attainment"] == pytest.approx(0.99)  # 297/300 = 0.99 exactly: met (≥ target)
-    assert s["met"] is True
+    assert s["attainment"] == pytest.approx(0.99)  # 297/300 = 0.99 exactly: at its target...
+    # ...but its window's budget ran out on day 2: the quarter's outcome is "exhausted", never "met"
+    assert (s["outcome"], s["met"], s["health"]) == ("exhausted", False, "exhausted")
     assert s["budget_spent"] == pytest.approx(1.0)  # 3 bad of 0.01·300 = 3 allowed
     assert s["policy_minutes"] == {
         "normal": day,

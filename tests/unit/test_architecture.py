@@ -19,6 +19,7 @@ LAZY_IMPORTS = {
     "pipelines.cli": "each command imports what it runs (start-up time)",
     "pipelines.analytics.cli": "each command imports what it runs (start-up time)",
     "pipelines.incidents.cli_incidents": "each command imports what it runs (start-up time)",
+    "pipelines.incidents.cli_deploys": "each command imports what it runs (start-up time)",
     "pipelines.incidents.steps.triage": "the triage module loads the anthropic SDK only when one runs",
     "pipelines.analytics.summary": "the anthropic SDK only when an executive summary is asked for",
     "pipelines.incidents.triage": "the anthropic SDK only when a model is asked (a key is set)",

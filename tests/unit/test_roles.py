@@ -14,11 +14,12 @@ TABLE = {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
         "assign", "severity_trigger",  # issue 17: incident roles, seed 002's severity triggers
+        "approve_status",  # issue 17: the status page's first post
     },
     "approver": {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
-        "assign", "severity_trigger", "approve_remediation", "reject_remediation",
+        "assign", "severity_trigger", "approve_remediation", "reject_remediation", "approve_status",
     },
     "admin": set(COMMANDS),
 }  # fmt: skip

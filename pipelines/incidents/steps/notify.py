@@ -355,7 +355,9 @@ def send_notices(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.dat
     """Seed 003's notify step in Slack: a remediation succeeded (verified) or failed (the script, or the
     SLI did not recover), and the incident resolved. Once each (timeline `notice`, keyed), at the time
     it happened; the approval a critical remediation waits for is announced by `announce_approval`.
-    Slack unset: the step is still on the timeline, saying so, and no notification row is written."""
+    An incident never routed (a history load's, every alert over before it arrived) was never
+    announced, so its resolution is not either. Slack unset: the step is still on the timeline, saying
+    so, and no notification row is written."""
     since = now - LOOK_BACK
     candidates = con.execute(
         """SELECT r.incident_id, 'remediation_succeeded:' || r.id, r.verified_at, r.id FROM remediations r
@@ -369,7 +371,8 @@ def send_notices(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.dat
            UNION ALL
            SELECT i.id, 'resolved:' || strftime(i.resolved_at, '%Y-%m-%dT%H:%M:%S'), i.resolved_at, NULL
              FROM incidents i
-             WHERE i.resolved_at >= $since AND i.status IN ('resolved', 'closed') AND NOT i.imported""",
+             WHERE i.resolved_at >= $since AND i.status IN ('resolved', 'closed') AND NOT i.imported
+               AND i.route IS NOT NULL""",
         {"since": since},
     ).fetchall()
     if not candidates:
