@@ -1,5 +1,6 @@
 """Incidents: a filterable list; one incident's timeline, triage, route, remediation and documents,
-and the human steps (acknowledge, mitigate, resolve, root cause, action items, approvals, re-triage)."""
+and the human steps (acknowledge, mitigate, resolve, root cause, action items, approvals, re-triage,
+incident roles)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import streamlit as st
 
 from dashboard import actions, auth, freshness, pending, queries, url_state
 from pipelines.analytics import mttx
-from pipelines.incidents import documents
+from pipelines.incidents import documents, incident_roles
 from pipelines.outside_text import markdown as md
 
 st.title("Incidents")
@@ -115,6 +116,13 @@ with left:
     ]
     st.caption(" · ".join(spans))
     st.markdown(f"**Route:** {inc['route'] or 'not routed yet'}")
+    # incident roles (seeds 001, 002): the latest assignment of each on the timeline
+    roles = incident_roles.roles_from_timeline(
+        d.timeline.sort_values("seq").to_dict("records") if not d.timeline.empty else []
+    )
+    st.markdown(f"**Roles:** {md(incident_roles.summary(roles))}")
+    if incident_roles.ic_missing(inc["severity"], inc["status"], roles):
+        st.warning(f"{inc['severity']} with no incident commander: assign one (Actions, below).")
     if inc.get("root_cause"):
         st.markdown(f"**Root cause** ({md(inc.get('root_cause_category')) or '—'}): {md(inc['root_cause'])}")
     if inc.get("repeat_of"):
@@ -220,6 +228,17 @@ if responder:
         _send("resolve")
     if auth.can("retriage") and c4.button("Re-run triage", key="retriage"):
         _send("retriage")
+
+if auth.can("assign") and inc["status"] != "closed":
+    with st.form("assign_role", clear_on_submit=True):
+        st.markdown("**Assign a role**")
+        r1, r2 = st.columns(2)
+        role = r1.selectbox(
+            "Role", list(incident_roles.ROLES), format_func=incident_roles.ROLES.__getitem__, key="role_name"
+        )
+        person = r2.text_input("Person", key="role_person")
+        if st.form_submit_button("Assign"):
+            _send("assign", {"role": role, "person": person.strip()})  # refused (no person): nothing sent
 
 for rem in awaiting.itertuples():
     with st.container(border=True):

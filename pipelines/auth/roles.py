@@ -5,7 +5,8 @@ Four roles, each including the one before it:
 - `viewer`: every page and report, no action;
 - `responder`: acknowledge, mitigate, resolve, close and reopen incidents, write root causes and action
   items and mark them done, mark the post-mortem done, ask for a new triage, approve posting an
-  incident to the status page;
+  incident to the status page, assign the incident roles (commander, communications lead,
+  technical lead, scribe), raise the severity by a trigger;
 - `approver`: a responder who may also approve or reject remediations that wait for approval;
 - `admin`: every action (today the same as approver; settings and user management belong here).
 
@@ -50,6 +51,8 @@ RESPONDER_ACTIONS = frozenset(
         "action_item_done",
         "postmortem_done",
         "retriage",
+        "assign",  # an incident role: commander, communications lead, technical lead, scribe
+        "severity_trigger",  # raise the severity by one of seed 002's triggers
         "approve_status",  # the status page's first post (issue 17), until incident roles name a comms lead
         "approve_updates",  # stakeholder updates sent to Slack (issue 17), likewise
     }

@@ -1,10 +1,11 @@
 """`slo incidents …`: list and show incidents, and record human steps.
 
 Reading commands use the published snapshot. Steps (ack, mitigate, resolve, close, root cause, action
-items, approvals, re-triage) are appended to the durable inbox first; then, when no writer holds the
-store, this process folds the inbox at once (the incident stage only) and publishes, and prints what
-became of the step. While `slo serve` runs, it says "queued; the running service will apply it".
-The store and the write path are imported inside the handlers, deliberately, for the CLI's start-up.
+items, approvals, re-triage, role assignments, severity triggers) are appended to the durable inbox
+first; then, when no writer holds the store, this process folds the inbox at once (the incident stage
+only) and publishes, and prints what became of the step. While `slo serve` runs, it says "queued; the
+running service will apply it". The store and the write path are imported inside the handlers,
+deliberately, for the CLI's start-up.
 
 Who: a step is recorded as made by the OS user running the CLI, approvals too: the login name of the
 effective uid (`pwd.getpwuid(os.geteuid())`). Environment variables (LOGNAME, USER) do not change it,
@@ -24,7 +25,10 @@ from typing import Any
 
 from pipelines.config import Settings
 from pipelines.errors import SloError
+from pipelines.incidents.incident_roles import ic_missing, role_choices
+from pipelines.incidents.incident_roles import summary as roles_summary
 from pipelines.incidents.read import incident_detail, list_incidents
+from pipelines.incidents.severity_rules import TRIGGERS
 from pipelines.outside_text import terminal as tt
 
 STEPS: dict[str, tuple[str, str]] = {
@@ -90,6 +94,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = isub.add_parser("action-item-done", help="mark an action item done")
     q.add_argument("id")
     q.add_argument("--item", required=True, help="the action item id, e.g. INC-0001-A1")
+    _common(q)
+    q = isub.add_parser(
+        "assign", help="assign an incident role: incident commander, communications, technical lead, scribe"
+    )
+    q.add_argument("id")
+    q.add_argument("--role", required=True, help=f"one of {role_choices()}")
+    q.add_argument("--person", required=True, help="who takes the role, e.g. alice")
+    q.add_argument("--note", help="a note for the timeline")
+    _common(q)
+    q = isub.add_parser(
+        "severity-trigger",
+        help="raise the severity by a seed 002 trigger: data integrity, customer-reported, scope doubled",
+    )
+    q.add_argument("id")
+    q.add_argument(
+        "--trigger",
+        required=True,
+        choices=[t.replace("_", "-") for t in TRIGGERS],
+        help="data-integrity → SEV1; customer-reported → at least SEV2; scope-doubled → one level up",
+    )
+    q.add_argument("--note", help="a note for the timeline")
     _common(q)
     for name, text in (
         ("approve", "approve a remediation waiting for approval"),
@@ -200,6 +225,9 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
             f"  triage: {t['method']} {t['severity']} → {tt(t['recommended_action'])} (confidence "
             f"{t['confidence']})"
         )
+    print(f"  roles: {tt(roles_summary(d['roles']))}")
+    if ic_missing(d["severity"], d["status"], d["roles"]):
+        print(f"  needs an incident commander: slo incidents assign {d['id']} --role ic --person NAME")
     if d["root_cause"]:
         print(
             f"  root cause ({tt(d['root_cause_category'])}): {tt(d['root_cause'])}"
@@ -245,6 +273,10 @@ def _step(args: argparse.Namespace, settings: Settings) -> int:
         extra = {"title": args.title, "owner": args.owner, "priority": args.priority, "due_date": args.due}
     elif sub == "action-item-done":
         command, extra = "action_item_done", {"action_item_id": args.item}
+    elif sub == "assign":
+        command, extra = "assign", {"role": args.role, "person": args.person, "note": args.note}
+    elif sub == "severity-trigger":
+        command, extra = "severity_trigger", {"trigger": args.trigger, "note": args.note}
     else:
         command = "approve_remediation" if sub == "approve" else "reject_remediation"
         extra = {"remediation_id": args.remediation, "reason": args.reason}

@@ -31,6 +31,8 @@ from pipelines.config import Settings
 from pipelines.errors import CommandError
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import COMMANDS, Command
+from pipelines.incidents.incident_roles import PERSON, canonical_role, role_choices
+from pipelines.incidents.severity_rules import TRIGGERS, canonical_trigger
 from pipelines.timeutil import EARLIEST
 
 # Every command a person (API, CLI, dashboard) may send; the worker's own `remediation_result` is not one.
@@ -124,9 +126,31 @@ def validate_args(command: str, args: object) -> dict[str, Any]:
             "remediation_id": _text(args, "remediation_id"),
             "reason": _text(args, "reason", required=False),
         }
+    elif command == "assign":
+        out = _assignment(args)
+    elif command == "severity_trigger":
+        given = _text(args, "trigger") or ""
+        trigger = canonical_trigger(given)
+        if trigger is None:
+            known = ", ".join(TRIGGERS)
+            raise _choice("trigger", given, f"one of {known}", f"is not one of {known}")
+        out = {"trigger": trigger, "note": _text(args, "note", required=False)}
     else:
         out = {"note": _text(args, "note", required=False)}
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _assignment(args: dict[str, Any]) -> dict[str, Any]:
+    """`assign`'s arguments: a known role (short names accepted, stored canonical) and one person."""
+    given = _text(args, "role") or ""
+    role = canonical_role(given)
+    if role is None:
+        raise _choice("role", given, f"one of {role_choices()}", f"is not one of {role_choices()}")
+    person = _text(args, "person") or ""
+    if not PERSON.fullmatch(person):
+        bad = "a name of 1 to 100 printable characters on one line"
+        raise CommandError(f"person: expected {bad}", "args.person", f"expected {bad}")
+    return {"role": role, "person": person, "note": _text(args, "note", required=False)}
 
 
 def build_command(

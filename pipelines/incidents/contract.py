@@ -31,6 +31,8 @@ COMMANDS = (
     "acknowledge", "mitigate", "resolve", "close", "reopen",
     "root_cause", "action_item", "action_item_done", "postmortem_done",
     "approve_remediation", "reject_remediation", "retriage",
+    "assign",  # an incident role (incident_roles.py)
+    "severity_trigger",  # seed 002's severity triggers (severity_rules.py)
     "approve_status",  # the status page's first post (issue 17): the communications lead's approval
     "approve_updates",  # stakeholder updates to Slack (issue 17): the communications lead's approval
 )
@@ -105,7 +107,8 @@ class Command:
 
     `args` by command: root_cause {category, text, fix?}; action_item {title, owner, priority, due_date};
     action_item_done {action_item_id}; approve_remediation / reject_remediation {remediation_id, reason?};
-    retriage {}; others {note?}. `at` is when it happened (default: when received).
+    retriage {}; assign {role, person, note?}; severity_trigger {trigger, note?}; others {note?}. `at` is
+    when it happened (default: when received).
     """
 
     command: str

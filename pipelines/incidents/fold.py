@@ -42,7 +42,7 @@ import duckdb
 from pipelines.analytics import importer
 from pipelines.errors import CommandError, MalformedInput
 from pipelines.inbox import Head, Inbox, Row
-from pipelines.incidents import deploy_feed, fold_order, impact
+from pipelines.incidents import deploy_feed, fold_order, impact, incident_roles, severity_rules
 from pipelines.incidents.commands import validate_args
 from pipelines.incidents.contract import SEVERITIES, Alert, Command, parse_time
 from pipelines.ingest.deploys import DEPLOY_COMMAND
@@ -834,6 +834,10 @@ def apply_command(con: duckdb.DuckDBPyConnection, incident_id: str, cmd: Command
             )
         elif name == "remediation_result":
             _remediation_result(con, inc, cmd, at)
+        elif name == "assign":
+            _assign(con, inc, cmd, at)
+        elif name == "severity_trigger":
+            _severity_trigger(con, inc, cmd, at)
         elif name == "approve_status":
             _approve_status(con, inc, cmd, at)
         elif name == "approve_updates":
@@ -1051,6 +1055,71 @@ def _approval(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command,
             cmd.source,
             f"remediation {rid} ({row[1]}) rejected" + (f": {reason}" if reason else ""),
             actor=cmd.actor,
+        )
+
+
+def _assign(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime) -> None:
+    """An incident role (incident_roles.py), on the timeline as `role_assigned`: the record of who holds
+    each role. Assigning the person who already holds it is rejected (nothing changes)."""
+    if inc["status"] == "closed":
+        raise Rejected("the incident is closed")
+    a = _args(cmd)
+    role, person, note = a["role"], a["person"], a.get("note")
+    held = con.execute(
+        "SELECT kind, data FROM timeline WHERE incident_id = ? AND kind = 'role_assigned' ORDER BY seq",
+        [inc["id"]],
+    ).fetchall()
+    previous = incident_roles.roles_from_timeline({"kind": k, "data": d} for k, d in held).get(role)
+    label = incident_roles.ROLES[role]
+    if previous == person:
+        raise Rejected(f"{person} already is the {label}")
+    add_timeline(
+        con,
+        inc["id"],
+        at,
+        "role_assigned",
+        cmd.source,
+        f"{label}: {person}" + (f" (was {previous})" if previous else "") + (f"; {note}" if note else ""),
+        actor=cmd.actor,
+        data={"role": role, "person": person, "previous": previous},
+    )
+
+
+def _severity_trigger(
+    con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime
+) -> None:
+    """A person applies one of seed 002's severity triggers (severity_rules.py). An upgrade is on the
+    timeline with its reason; one that makes an open incident SEV1/SEV2 before anyone was paged marks
+    it for escalation. A trigger that raises nothing is rejected (the severity stays)."""
+    if inc["status"] in ("resolved", "closed"):
+        raise Rejected(f"the incident is {inc['status']}")
+    a = _args(cmd)
+    trigger, note = a["trigger"], a.get("note")
+    asked = f"asked by {cmd.actor} via {cmd.source}" + (f": {note}" if note else "")
+    severity, upgrades = severity_rules.apply(inc["severity"], {trigger: asked})
+    if not upgrades:
+        raise Rejected(f"{trigger}: no upgrade, the incident already is {inc['severity']}")
+    up = upgrades[0]
+    con.execute("UPDATE incidents SET severity = ? WHERE id = ?", [severity, inc["id"]])
+    add_timeline(
+        con,
+        inc["id"],
+        at,
+        "severity_upgraded",
+        cmd.source,
+        up.message(),
+        actor=cmd.actor,
+        data={"trigger": trigger, "from": up.before, "to": up.after, "by": "command"},
+    )
+    if (
+        severity in ("SEV1", "SEV2")
+        and inc["status"] in ("triggered", "acknowledged")
+        and inc["escalated_at"] is None
+        and not inc["triage_pending"]
+    ):
+        con.execute(
+            "UPDATE incidents SET escalation_pending = ? WHERE id = ?",
+            [f"severity raised to {severity}: {up.reason}", inc["id"]],
         )
 
 

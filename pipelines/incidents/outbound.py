@@ -313,6 +313,19 @@ def update_message(incident: dict[str, Any], body: str) -> dict[str, Any]:
     return {"text": f":memo: *Stakeholder update — {_slack_escape(incident['id'])}*\n{_slack_escape(body)}"}
 
 
+def ic_request_message(incident: dict[str, Any]) -> dict[str, Any]:
+    """A SEV1/SEV2 incident escalated with no incident commander (seeds 001, 002): ask for one."""
+    iid = _slack_escape(incident["id"])
+    lines = [
+        f":warning: *{_slack_escape(incident.get('severity'))} {iid} has no incident commander* "
+        f"{_slack_escape(incident.get('service'))}: {_slack_escape(incident.get('title'))}",
+        f"Assign one before diving into troubleshooting: `slo incidents assign {iid} --role ic --person "
+        "NAME` (or the incident page).",
+        "Also wanted: a communications lead, a technical lead and a scribe.",
+    ]
+    return {"text": "\n".join(lines)}
+
+
 def announce(incident_id: str, message: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Post `message` to Slack only (no page); one notification record, never raises."""
     return _send(

@@ -24,7 +24,8 @@ the order the dashboard has always shown.
 
 `incident_detail(con, id)` is one incident's row (every column) with its triage (as in the list), SLOs,
 alerts, triage attempts, remediations, notifications, action items, documents, timeline and failing
-steps: `slo incidents show ID --json`.
+steps, and `roles` (incident role → person, from the timeline's `role_assigned` entries):
+`slo incidents show ID --json`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import json
 from typing import TYPE_CHECKING, Any, Literal
 
 from pipelines import timeutil
+from pipelines.incidents import incident_roles
 
 if TYPE_CHECKING:  # only the dashboard asks for a DataFrame; the service and the CLI start without pandas
     import pandas as pd
@@ -170,4 +172,6 @@ def incident_detail(con: Any, incident_id: str) -> dict[str, Any] | None:
     out.update(parts)
     for entry in out["timeline"]:
         entry["data"] = json.loads(entry["data"]) if entry["data"] else None
+    # who holds which incident role (incident_roles.py), from the timeline in the order it was recorded
+    out["roles"] = incident_roles.roles_from_timeline(sorted(out["timeline"], key=lambda e: e["seq"]))
     return out

@@ -2,8 +2,9 @@
 
     engine alerts → inbox → fold (alerts, incidents, commands) → triage → route → escalate | queue a
     remediation (run outside DuckDB; its outcome comes back through the inbox) → approvals (announce,
-    withdraw after the timeout and escalate) → verify → timers → retry failed pages → Slack notices
-    → resolve in PagerDuty → status page → budgets → documents → stakeholder updates to Slack
+    withdraw after the timeout and escalate) → verify → scope doubled → ask for an incident commander →
+    timers → retry failed pages → Slack notices → resolve in PagerDuty → status page → budgets →
+    documents → stakeholder updates to Slack
 
 Only the writer calls this. Everything slow or external (the model, PagerDuty/Slack, remediation
 scripts) happens here or in a runner, never inside the fold's transactions, and every outcome is
@@ -35,6 +36,8 @@ from pipelines.incidents.steps.budgets import update_budgets
 from pipelines.incidents.steps.documents import write_documents
 from pipelines.incidents.steps.notify import resolve_pages, retry_pages, send_escalations, send_notices
 from pipelines.incidents.steps.remediate import expire_lost_remediations, queue_remediations
+from pipelines.incidents.steps.roles import ask_for_ic
+from pipelines.incidents.steps.severity import scope_upgrades
 from pipelines.incidents.steps.statuspage import post_status_pages
 from pipelines.incidents.steps.timers import run_approvals, run_timers
 from pipelines.incidents.steps.triage import triage_pending
@@ -146,6 +149,9 @@ def process(
         _guard(report, "escalation", send_escalations, con, settings, now, iso)
     if todo["running"]:
         _guard(report, "lost remediations", expire_lost_remediations, con, inbox, settings, now, runner)
+    if _guard(report, "scope", scope_upgrades, con, now, iso):  # seed 002: scope doubled → one level up
+        _guard(report, "escalation", send_escalations, con, settings, now, iso)
+    _guard(report, "incident commander", ask_for_ic, con, settings, now, iso)  # SEV1/SEV2 need one
     report.timers = _guard(report, "timers", run_timers, con, settings, now, iso) or 0
     _guard(report, "page retry", retry_pages, con, settings, now, iso)
     _guard(report, "notices", send_notices, con, settings, now, iso)

@@ -4,6 +4,10 @@
   (SEV1 5 min, SEV2 15 min, SEV3 1 h, SEV4 next business day, taken as 24 h) → escalate to the next tier
   of the on-call escalation policy; again after each further response time, up to the last tier.
 - No root cause after 30 min (SEV1) or 2 h (SEV2) from detection → escalate to the next tier.
+- Seed 001's escalation matrix, from detection: a SEV1 (its P0) not resolved in 30 min → the next level
+  (`unresolved:30m`, the same level as the root-cause timer due at the same instant, so one page); a
+  SEV1 or SEV2 (its P1) not resolved in 2 h → leadership, the policy's last tier (`unresolved:2h`).
+  A level already paged is not paged again (`steps/timers.py`): the timer is still on the timeline.
 
 With an escalation policy (an on-call file, `oncall.py`), the acknowledgement timers follow the
 policy's tiers instead: tier n+1 is paged its tier-n timeout after tier n was (seed 002: primary 5 min,
@@ -29,13 +33,18 @@ RESPONSE_TIME = {
     "SEV4": dt.timedelta(hours=24),
 }
 ROOT_CAUSE_TIME = {"SEV1": dt.timedelta(minutes=30), "SEV2": dt.timedelta(hours=2)}
+# seed 001's escalation matrix: (timer key, time after detection without a resolution, escalate to) by
+# severity; "next" is the next level, "leadership" the policy's last tier.
+_30M = ("unresolved:30m", dt.timedelta(minutes=30), "next")
+_2H = ("unresolved:2h", dt.timedelta(hours=2), "leadership")
+UNRESOLVED: dict[str, tuple[tuple[str, dt.timedelta, str], ...]] = {"SEV1": (_30M, _2H), "SEV2": (_2H,)}
 # seed 002's on-call escalation policy, level 1 first.
 TIERS = ("on-call-primary", "on-call-secondary", "engineering-manager", "vp-engineering")
 
 
 @dataclass(frozen=True)
 class TimerEvent:
-    key: str  # "ack:1", "ack:2", "root_cause"
+    key: str  # "ack:1", "ack:2", "root_cause", "unresolved:30m", "unresolved:2h"
     at: dt.datetime  # the deadline that passed
     tier: int  # the tier escalated to (index into TIERS)
     message: str
@@ -110,6 +119,27 @@ def due_timers(inc: dict[str, Any], now: dt.datetime, policy: Policy | None = No
                     f"no root cause {_text(limit)} after detection ({severity}): escalating to {names[nxt]}",
                 )
             )
+    last = len(names) - 1
+    for key, limit, to in UNRESOLVED.get(severity, ()):
+        if detected is None:
+            break
+        deadline = detected + limit
+        if deadline > now or _before(ended, deadline):
+            continue
+        if to == "next":  # as the root-cause timer counts it: both due at 30 min reach one level
+            nxt = min(max(tier, int(inc.get("escalation_tier") or 0)) + 1, last)
+            where = f"the next level, {names[nxt]}"
+        else:
+            nxt, where = last, f"leadership, {names[last]}"
+        events.append(
+            TimerEvent(
+                key,
+                deadline,
+                nxt,
+                f"not resolved {_text(limit)} after detection ({severity}, seed 001's escalation matrix): "
+                f"escalating to {where}",
+            )
+        )
     return sorted(events, key=lambda e: e.at)
 
 

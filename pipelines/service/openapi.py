@@ -94,7 +94,7 @@ class CommandBody(BaseModel):
     command: str = Field(
         description="acknowledge, mitigate, resolve, close, reopen, root_cause, action_item, "
         "action_item_done, postmortem_done, approve_remediation, reject_remediation, retriage, "
-        "approve_status, approve_updates"
+        "approve_status, approve_updates, assign, severity_trigger"
     )
     actor: str | None = Field(
         None,
@@ -106,7 +106,8 @@ class CommandBody(BaseModel):
         None,
         description="root_cause {category, text, fix?}; action_item {title, owner, priority? (default P2), "
         "due_date}; action_item_done {action_item_id}; approve/reject_remediation {remediation_id, reason?}; "
-        "note.",
+        "assign {role: ic|comms|tech|scribe, person, note?}; severity_trigger {trigger: data_integrity|"
+        "customer_reported|scope_doubled, note?}; note.",
     )
     at: str | None = Field(None, description="RFC 3339; default: time of receipt.")
     dedup_key: str | None = Field(None, description="Idempotency key (or the Idempotency-Key header).")

@@ -6,7 +6,8 @@ HTTP receiver (issue 13, deliverable 3):
   alert's end, never routed, and nobody is paged or notified about them (no request, no
   `notifications` row), with a timeline a person can check minute by minute;
 - the alert still firing at the data's end is an ordinary live incident: triaged, escalated, and paged
-  once on each channel — the receiver hears about it and about nothing else.
+  once on each channel, and Slack asked once for its incident commander (issue 17) — the receiver
+  hears about it and about nothing else.
 """
 
 from __future__ import annotations
@@ -157,6 +158,8 @@ def test_a_history_load_makes_incidents_of_ended_alerts_without_paging_anyone(
         assert notified == [
             {"incident_id": live["id"], "channel": "pagerduty", "status": "sent"},
             {"incident_id": live["id"], "channel": "slack", "status": "sent"},
+            # issue 17: the escalated SEV1/SEV2 asks Slack for an incident commander
+            {"incident_id": live["id"], "channel": "slack", "status": "sent"},
         ]
         assert live["status"] == "triggered" and live["route"] == "escalate"
 
@@ -191,8 +194,11 @@ def test_a_history_load_makes_incidents_of_ended_alerts_without_paging_anyone(
     finally:
         con.close()
 
-    # The receiver heard about the live incident only: one page, one Slack message.
+    # The receiver heard about the live incident only: one page, one Slack message and the request for
+    # an incident commander (issue 17).
     paths = sorted(p for p, _ in receiver.received)
-    assert paths == ["/slack/hook", "/v2/enqueue"]
+    assert paths == ["/slack/hook", "/slack/hook", "/v2/enqueue"]
+    asks = [b["text"] for p, b in receiver.received if "has no incident commander" in b.get("text", "")]
+    assert len(asks) == 1 and live["id"] in asks[0]
     page = next(body for p, body in receiver.received if p == "/v2/enqueue")
     assert page["dedup_key"] == live["id"] and page["event_action"] == "trigger"

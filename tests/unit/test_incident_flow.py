@@ -292,13 +292,27 @@ def inc(**kw: Any) -> dict[str, Any]:
                 ("ack:2", T0 + 10 * M),
                 ("ack:3", T0 + 15 * M),
                 ("root_cause", T0 + 30 * M),
+                ("unresolved:30m", T0 + 30 * M),  # issue 17: seed 001's matrix, SEV1 not resolved in 30 min
             ],
         ),
-        (inc(acknowledged_at=T0 + 4 * M), T0 + 30 * M, [("root_cause", T0 + 30 * M)]),
+        (
+            inc(acknowledged_at=T0 + 4 * M),
+            T0 + 30 * M,
+            [("root_cause", T0 + 30 * M), ("unresolved:30m", T0 + 30 * M)],
+        ),
         (inc(acknowledged_at=T0 + 7 * M), T0 + 8 * M, [("ack:1", T0 + 5 * M)]),  # late ack: the timer fired
-        (inc(acknowledged_at=T0 + M, root_cause_at=T0 + 29 * M), T0 + 60 * M, []),
+        # a root cause stops its timer, not seed 001's: the incident is still unresolved at 30 min
+        (
+            inc(acknowledged_at=T0 + M, root_cause_at=T0 + 29 * M),
+            T0 + 60 * M,
+            [("unresolved:30m", T0 + 30 * M)],
+        ),
         (inc(severity="SEV2", acknowledged_at=T0 + M), T0 + 119 * M, []),
-        (inc(severity="SEV2", acknowledged_at=T0 + M), T0 + 120 * M, [("root_cause", T0 + 120 * M)]),
+        (
+            inc(severity="SEV2", acknowledged_at=T0 + M),
+            T0 + 120 * M,
+            [("root_cause", T0 + 120 * M), ("unresolved:2h", T0 + 120 * M)],
+        ),
         (inc(severity="SEV2", acknowledged_at=T0 + M, resolved_at=T0 + 90 * M), T0 + 600 * M, []),
         (inc(severity="SEV3", acknowledged_at=None), T0 + 60 * M, [("ack:1", T0 + 60 * M)]),  # no RC timer
         (inc(severity="SEV4", escalated_at=None), T0 + 9999 * M, []),  # never escalated: nobody to wake
@@ -476,6 +490,7 @@ def test_pagerduty_is_paged_and_resolved_with_our_id_as_dedup_key(con, inbox, tm
     assert con.execute("SELECT channel, status FROM notifications ORDER BY sent_at, channel").fetchall() == [
         ("pagerduty", "sent"),
         ("slack", "skipped"),
+        ("slack", "skipped"),  # issue 17: the SEV2 asks Slack for an incident commander (none configured)
         ("pagerduty", "sent"),
     ]
 

@@ -13,13 +13,15 @@ TABLE = {
     "responder": {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
+        "assign", "severity_trigger",  # issue 17: incident roles, seed 002's severity triggers
         "approve_status",  # issue 17: the status page's first post
         "approve_updates",  # issue 17: stakeholder updates to Slack
     },
     "approver": {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
-        "approve_remediation", "reject_remediation", "approve_status", "approve_updates",
+        "assign", "severity_trigger", "approve_remediation", "reject_remediation", "approve_status",
+        "approve_updates",
     },
     "admin": set(COMMANDS),
 }  # fmt: skip

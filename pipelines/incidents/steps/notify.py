@@ -153,6 +153,13 @@ def announce_approval(
     _record(con, inc["id"], rec, at)
 
 
+def announce_notice(
+    con: duckdb.DuckDBPyConnection, settings: Settings, iid: str, message: dict[str, Any], at: dt.datetime
+) -> None:
+    """Post `message` to Slack (no page) and record it, on the timeline too; never raises."""
+    _record(con, iid, announce(iid, message, settings), at)
+
+
 def send_escalations(
     con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
 ) -> None:

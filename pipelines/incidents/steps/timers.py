@@ -59,6 +59,11 @@ def _timers_of(
     acknowledgement timers follow the service's escalation policy, and each tier pages its own target."""
     fired = 0
     due = timers.due_timers(inc, now, book.policy_for(str(inc["service"])) if book else None)
+    # The highest tier paged so far: the escalation paged tier 0, each timer its own; a timer reaching
+    # a tier already paged is recorded but pages nobody again (issue 17: never twice for one level).
+    paged = int(inc.get("escalation_tier") or 0)
+    if inc.get("escalated_at") is None and not paged:
+        paged = -1
     if due:
         iid = inc["id"]
         done = {
@@ -70,22 +75,25 @@ def _timers_of(
         for event in due:
             if event.key in done:
                 continue
+            fresh = event.tier > paged
             add_timeline(
                 con,
                 iid,
                 event.at,
                 "timer",
                 "timer",
-                event.message,
-                data={"key": event.key, "tier": event.tier},
+                event.message + ("" if fresh else f" (tier {event.tier + 1} was paged already: not again)"),
+                data={"key": event.key, "tier": event.tier, "paged": fresh},
             )
             con.execute(
                 "UPDATE incidents SET escalation_tier = greatest(coalesce(escalation_tier, 0), ?) "
                 "WHERE id = ?",
                 [event.tier, iid],
             )
-            if inc["status"] in ("triggered", "acknowledged", "mitigated"):  # nobody is paged after the fact
+            open_ = inc["status"] in ("triggered", "acknowledged", "mitigated")  # nobody paged after the fact
+            if fresh and open_:
                 notify(con, settings, {**inc, "escalation_tier": event.tier}, event.at, event.message)
+            paged = max(paged, event.tier)
             fired += 1
     return fired
 

@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 
 from pipelines.config import Settings
-from pipelines.incidents import rules_triage
+from pipelines.incidents import rules_triage, severity_rules
 from pipelines.incidents.context import context_with, slo_statuses
 from pipelines.incidents.contract import TriageResult
 from pipelines.incidents.fold import add_timeline, incident
@@ -121,8 +121,9 @@ def _triage_one(
     at = max(now, inc["detected_at"])
     ctx = context_with(con, settings, inc, statuses.get((inc["service"], at), []))
     result = run_triage(ctx, settings, at=inc["detected_at"])
+    severity, upgrades = _severity_triggers(con, inc, ctx.title, ctx.alert_text, result.severity)
     runbook = load_runbook(settings.runbooks_dir, inc["service"])
-    decision = decide_route(result.severity, result, runbook.allowed_actions, runbook.critical_actions)
+    decision = decide_route(severity, result, runbook.allowed_actions, runbook.critical_actions)
     con.execute("BEGIN TRANSACTION")
     try:
         attempt = _store_triage(con, inc, result, at)
@@ -136,14 +137,37 @@ def _triage_one(
             con.execute(
                 "UPDATE incidents SET severity = ?, triage_pending = FALSE, updated_at = "
                 "greatest(updated_at, ?) WHERE id = ?",
-                [result.severity, at, incident_id],
+                [severity, at, incident_id],
             )
+            for up in upgrades:  # seed 002's triggers, each on the timeline with its reason
+                add_timeline(
+                    con, incident_id, at, "severity_upgraded", "triage", up.message(),
+                    data={"trigger": up.trigger, "from": up.before, "to": up.after, "by": "triage"},
+                )  # fmt: skip
             apply_route(con, inc, decision, at, attempt, result)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
     return True
+
+
+def _severity_triggers(
+    con: duckdb.DuckDBPyConnection, inc: dict[str, Any], title: str, alert_text: str, severity: str
+) -> tuple[str, list[severity_rules.Upgrade]]:
+    """The triage's severity raised by seed 002's triggers found in the title and the alerts' text
+    (`severity_rules`); an upgrade made by a person or the scope step stands (a re-triage never lowers
+    the severity below it)."""
+    found = severity_rules.detect(f"{title}\n{alert_text}")
+    final, upgrades = severity_rules.apply(severity, {k: f"{v!r} in the alert" for k, v in found.items()})
+    kept = con.execute(
+        "SELECT 1 FROM timeline WHERE incident_id = ? AND kind = 'severity_upgraded'"
+        " AND json_extract_string(data, '$.by') <> 'triage' LIMIT 1",
+        [inc["id"]],
+    ).fetchone()
+    if kept:
+        final = severity_rules.most_severe([final, inc["severity"]])
+    return final or severity, upgrades
 
 
 def _store_triage(

@@ -1,0 +1,95 @@
+"""Incident roles (seeds 001 and 002): incident commander, communications lead, technical lead, scribe.
+
+Pure. A role is assigned by the `assign` command (`slo incidents assign ID --role ic --person alice`,
+`POST /api/incidents/{id}/commands` with `{"command": "assign", "args": {"role": "ic", "person":
+"alice"}}`, or the dashboard's incident page); the fold writes each assignment on the timeline as a
+`role_assigned` entry whose data is `{"role": <canonical name>, "person": …, "previous": … | null}`.
+The timeline is the record: an incident's roles are its latest `role_assigned` entry per role, so
+nothing beyond the timeline stores them.
+
+Who may assign: the identity roles of `pipelines.auth.roles` (a responder or higher; the CLI, an
+operator's tool on the machine, checks no role, as for every other step).
+
+SEV1 and SEV2 need an incident commander ("always assign explicit roles before diving into
+troubleshooting"): once such an incident is escalated with none assigned, the stage writes one
+`ic_requested` entry and tells Slack (`steps/roles.py`); the CLI and the dashboard show the
+request until someone is assigned.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# canonical name → what people read
+ROLES: dict[str, str] = {
+    "incident_commander": "incident commander",
+    "communications_lead": "communications lead",
+    "technical_lead": "technical lead",
+    "scribe": "scribe",
+}
+ALIASES: dict[str, str] = {
+    "ic": "incident_commander",
+    "commander": "incident_commander",
+    "comms": "communications_lead",
+    "communications": "communications_lead",
+    "cl": "communications_lead",
+    "tech": "technical_lead",
+    "technical": "technical_lead",
+    "tl": "technical_lead",
+}
+# The short names the CLI help and error messages offer.
+_SHORT = {
+    "ic": "incident_commander",
+    "comms": "communications_lead",
+    "tech": "technical_lead",
+    "scribe": "scribe",
+}
+# The severities whose escalation asks for an incident commander.
+NEEDS_IC = ("SEV1", "SEV2")
+# A person is named as the on-call file and the identity provider name them: printable, one line.
+PERSON = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
+
+
+def canonical_role(value: object) -> str | None:
+    """`ic`, `IC`, `incident-commander`, `incident commander` → `incident_commander`; None when unknown."""
+    if not isinstance(value, str):
+        return None
+    key = re.sub(r"[\s-]+", "_", value.strip().lower())
+    return key if key in ROLES else ALIASES.get(key)
+
+
+def role_choices() -> str:
+    """The accepted role names, for error messages and help."""
+    return ", ".join(f"{name} ({short})" for short, name in _SHORT.items())
+
+
+def roles_from_timeline(entries: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Role → person from timeline entries (dicts with `kind` and `data`, in timeline order; `data` a
+    dict or its JSON text): the latest assignment of each role wins. Roles never assigned are absent."""
+    out: dict[str, str] = {}
+    for entry in entries:
+        if entry.get("kind") != "role_assigned":
+            continue
+        data = entry.get("data")
+        if isinstance(data, str):
+            data = json.loads(data)
+        if isinstance(data, dict) and data.get("role") in ROLES and data.get("person"):
+            out[str(data["role"])] = str(data["person"])
+    return out
+
+
+def ic_missing(severity: object, status: object, roles: Mapping[str, str]) -> bool:
+    """Whether an incident must be asked for an incident commander: SEV1/SEV2, still open, none assigned."""
+    return (
+        severity in NEEDS_IC
+        and status in ("triggered", "acknowledged", "mitigated")
+        and "incident_commander" not in roles
+    )
+
+
+def summary(roles: Mapping[str, str]) -> str:
+    """`incident commander alice · communications lead bob · technical lead — · scribe —`."""
+    return " · ".join(f"{label} {roles.get(name) or '—'}" for name, label in ROLES.items())
