@@ -489,8 +489,9 @@ def test_pages_without_incident_data_say_so(
     """A store with metrics but no incidents: the incident and analytics pages say "no data yet"."""
     import shutil
 
-    # the work file (the published snapshot is no longer a whole store: closed days are Parquet files)
+    # the work file and its files (the store keeps closed hours of buckets as Parquet files)
     shutil.copy(store.data_dir / "work.duckdb", tmp_path / "work.duckdb")
+    shutil.copytree(store.data_dir / "parts", tmp_path / "parts")
 
     with Writer(tmp_path) as w:
         w.db.execute("DELETE FROM incidents")
@@ -519,6 +520,7 @@ def test_an_engine_alert_taken_in_by_the_incident_flow_is_listed_once(
     from dashboard import queries
 
     shutil.copy(store.data_dir / "work.duckdb", tmp_path / "work.duckdb")
+    shutil.copytree(store.data_dir / "parts", tmp_path / "parts")  # the store's closed hours of buckets
     with Writer(tmp_path) as w:
         w.db.execute("DELETE FROM alerts WHERE source = 'engine'")
         slo_id, severity, start = w.db.execute(

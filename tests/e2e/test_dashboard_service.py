@@ -38,6 +38,7 @@ def fresh_store(store: DemoStore, data: Path) -> None:
     """The demo's metrics without any incident: the service builds incidents from its inbox."""
     data.mkdir()
     shutil.copy(store.data_dir / "work.duckdb", data / "work.duckdb")
+    shutil.copytree(store.data_dir / "parts", data / "parts")  # the store's closed hours of buckets
     with Writer(data) as w:
         for table in INCIDENT_TABLES:
             w.db.execute(f"DELETE FROM {table}")

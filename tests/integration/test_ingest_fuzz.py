@@ -195,7 +195,12 @@ def case(rng: random.Random, seeds: list[tuple[str, Any]], n: int) -> tuple[str,
 
 
 def test_fuzzed_deliveries_never_get_a_5xx(tmp_path: Path) -> None:
-    seeds = [(p.stem, json.loads(p.read_text())) for p in sorted(FIXTURES.glob("*.json"))]
+    # the alert webhooks (the deploy payloads beside them go to /api/deploys, not the alert door)
+    seeds = [
+        (p.stem, json.loads(p.read_text()))
+        for p in sorted(FIXTURES.glob("*.json"))
+        if p.stem.startswith(("alertmanager", "pagerduty", "generic"))
+    ]
     rng = random.Random(SEED)
     env = {"PAGERDUTY_WEBHOOK_SECRET": SECRET, "SLO_INGEST_MAX_BYTES": "32768"}
     statuses: Counter[int] = Counter()

@@ -139,7 +139,7 @@ def test_attainment_rounding_never_lands_on_the_target() -> None:
         "'rolling', 43200, 21.6, FALSE)"
     )
     qs = minute_of(dt.datetime(2026, 7, 1))
-    con.execute("INSERT INTO buckets VALUES (1, ?, 9994999, 10000000)", [qs])
+    con.execute("INSERT INTO buckets_open VALUES (1, ?, 9994999, 10000000)", [qs])
     [s] = slo_quarter(con, Quarter(2026, 3))
     assert s["attainment"] < 0.9995 and s["outcome"] == "missed" and s["met"] is False
     assert formats.pct(s["attainment"], 3, against=s["target"]) == "99.94999%"

@@ -145,7 +145,7 @@ def test_a_store_from_before_files_moves_its_closed_hours_at_the_next_publish(tm
             con.execute(sql)
             con.execute("INSERT INTO schema_version VALUES (?)", [version])
     con.execute(
-        "INSERT INTO buckets SELECT 1, m, 9, 10 FROM range(?, ?, 30) t(m)", [DAY0, DAY0 + DAY + 121]
+        "INSERT INTO buckets_open SELECT 1, m, 9, 10 FROM range(?, ?, 30) t(m)", [DAY0, DAY0 + DAY + 121]
     )
     con.execute("INSERT INTO publish_marks VALUES ('buckets', ?, NULL)", [DAY0 + DAY + 120])
     con.close()
