@@ -207,7 +207,7 @@ def write_staged(con: duckdb.DuckDBPyConnection, slo_ids: Sequence[str], keys: M
         con.execute("BEGIN TRANSACTION")
         try:
             # -- Closed hours to their files (each row written once), the open hour to buckets_open.
-            store_rows(con, data_dir, "buckets", "batch")
+            store_rows(con, data_dir, "buckets", "batch", keys=len(slo_ids))
             # -- Track the first minute and the earliest changed minute per SLO.
             con.execute(
                 f"""INSERT INTO engine_state (slo_key, first_minute, evaluated_to, dirty_from)

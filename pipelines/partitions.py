@@ -80,7 +80,13 @@ def mark_changed(con: duckdb.DuckDBPyConnection, table: str, first: int, last: i
     con.execute(LAST_SQL, [table, int(last)])
 
 
-def store_rows(con: duckdb.DuckDBPyConnection, data_dir: Path | None, table: str, batch: str | None) -> int:
+def store_rows(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path | None,
+    table: str,
+    batch: str | None,
+    keys: int | None = None,
+) -> int:
     """Store the rows of the relation `batch` (None: none, only move rows whose hour has closed) into the
     sealed `table`, inside the caller's transaction; returns the files written.
 
@@ -91,7 +97,10 @@ def store_rows(con: duckdb.DuckDBPyConnection, data_dir: Path | None, table: str
     closed and the batch — and the open hour's rows to `<table>_open`. A unit whose span grew (its day
     or month closed) is written again as one file. Files are written before the caller commits: if it
     rolls back they are listed nowhere, and `collect_garbage` deletes them. `data_dir` None (a
-    database in memory): every row stays in `<table>_open`."""
+    database in memory): every row stays in `<table>_open`. `keys`: how many SLOs the batch may hold
+    (at most one row each a minute), when the caller knows: a batch with every one of their minutes
+    needs no scan to find its hours. A unit whose files already hold the batch's rows as they are (a
+    source re-reading the minutes it sent last time) is left as it is."""
     rows = f'main."{table}_open"'
     marks = con.execute("SELECT last_minute FROM publish_marks WHERE table_name = ?", [table]).fetchall()
     last = marks[0][0] if marks else None
@@ -112,16 +121,25 @@ def store_rows(con: duckdb.DuckDBPyConnection, data_dir: Path | None, table: str
         parts = stored_parts(con, table)
         from_batch = set()
         if batch is not None and lo is not None and hi is not None:
-            from_batch = _batch_hours(con, batch, lo, hi, open_hour)
+            from_batch = _batch_hours(con, batch, lo, hi, open_hour, keys)
         from_open = _hours_with_rows(con, rows, None, open_hour)
         units = {unit_of(h, open_hour) for h in from_batch | from_open}
-        units |= {unit_of(p.hour, open_hour) for p in parts if unit_of(p.hour, open_hour) != (p.hour, p.span)}
+        reshaped = {unit_of(p.hour, open_hour) for p in parts} - {(p.hour, p.span) for p in parts}
+        units |= reshaped
         inside = {u: [p for p in parts if u[0] <= p.hour < u[0] + u[1]] for u in units}
         open_units = {unit_of(h, open_hour) for h in from_open}
         fresh = {u for u in units if not inside[u] and u not in open_units}
         if fresh and batch is not None:
             written.update(_write_units(con, data_dir, table, fresh, batch))
         for unit in sorted(units - fresh):
+            if (
+                batch is not None
+                and lo is not None
+                and hi is not None
+                and unit not in open_units | reshaped
+                and _holds_already(con, data_dir, unit, inside[unit], batch, lo, hi)
+            ):
+                continue
             part = _merge_unit(con, data_dir, table, unit, inside[unit], rows, batch)
             if part is not None:
                 written[part.hour] = part
@@ -145,15 +163,40 @@ def store_rows(con: duckdb.DuckDBPyConnection, data_dir: Path | None, table: str
     return len(written)
 
 
-def _batch_hours(con: duckdb.DuckDBPyConnection, batch: str, lo: int, hi: int, open_hour: int) -> set[int]:
-    """The closed hours (before `open_hour`) that may hold rows of `batch` (minutes `lo`..`hi`): every
-    hour of its range when it holds a row a minute on average (a history: no scan of its rows; an
-    hour without rows gets no file), else those found."""
-    hours = range(int(lo) // HOUR, min(int(hi) // HOUR + 1, open_hour))
+def _batch_hours(
+    con: duckdb.DuckDBPyConnection, batch: str, lo: int, hi: int, open_hour: int, keys: int | None
+) -> set[int]:
+    """The closed hours (before `open_hour`) that hold rows of `batch` (minutes `lo`..`hi`, at most one
+    row per key and minute, `keys` keys): every hour of its range when it holds every key's every
+    minute (a history; no scan of its rows), else those found."""
     ((rows,),) = con.execute(f"SELECT count(*) FROM {batch}").fetchall()
-    if rows >= len(hours) * HOUR:
-        return set(hours)
+    if keys is not None and rows >= (int(hi) - int(lo) + 1) * keys:
+        return set(range(int(lo) // HOUR, min(int(hi) // HOUR + 1, open_hour)))
     return _hours_with_rows(con, batch, None, open_hour)
+
+
+def _holds_already(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    unit: tuple[int, int],
+    inside: list[Part],
+    batch: str,
+    lo: int,
+    hi: int,
+) -> bool:
+    """Whether the files `inside` the unit hold every row of `batch` in it, with the same counts (reads
+    only the batch's minutes of those files)."""
+    if not inside:
+        return False
+    a, b = max(int(lo), unit[0] * HOUR), min(int(hi) + 1, (unit[0] + unit[1]) * HOUR)
+    listed = ", ".join(f"'{_sql_path(data_dir / p.file)}'" for p in inside)
+    ((changed,),) = con.execute(
+        f"""SELECT count(*) FROM {batch} n WHERE n.minute >= {a} AND n.minute < {b}
+            AND NOT EXISTS (SELECT 1 FROM read_parquet([{listed}]) o
+                            WHERE o.minute >= {a} AND o.minute < {b} AND o.slo_key = n.slo_key
+                              AND o.minute = n.minute AND o.good = n.good AND o.valid = n.valid)"""
+    ).fetchall()
+    return int(changed) == 0
 
 
 def _merge_unit(
@@ -176,7 +219,8 @@ def _merge_unit(
     sql = f"SELECT * FROM ({old}) o"
     if batch is not None:
         sql += f"""
-            WHERE NOT EXISTS (SELECT 1 FROM {batch} n WHERE n.slo_key = o.slo_key AND n.minute = o.minute)
+            WHERE NOT EXISTS (SELECT 1 FROM {batch} n WHERE n.minute >= {lo} AND n.minute < {hi}
+                              AND n.slo_key = o.slo_key AND n.minute = o.minute)
             UNION ALL SELECT * FROM {batch} WHERE minute >= {lo} AND minute < {hi}"""
     rel = _new_name(table, unit[0], unit[1])
     folder = data_dir / PARTS_DIR / table
@@ -196,27 +240,45 @@ def _merge_unit(
 def store_view(con: duckdb.DuckDBPyConnection, data_dir: Path | None) -> None:
     """Give the writer's connection each sealed table under its own name: a temporary view over its
     files and `<table>_open` (the database's own view of `<table>_open` alone serves when there are no
-    files, or no data directory). Call it whenever `store_rows` or a reset changed the files. Raises
-    StoreError naming the first file that is missing or not as written (nothing can rebuild it but
-    the source: the view is left out, so no read sees the table without it)."""
+    files, or no data directory). Call it whenever `store_rows` or a reset changed the files.
+
+    A file that is missing, not the size it was written with, or unreadable raises StoreError naming
+    it, and leaves in place a view that fails every read with that message: nothing can rebuild the
+    file but the source, and no read may see the table without it."""
     for table in SEALED:
         parts = stored_parts(con, table) if data_dir is not None else []
         con.execute(f'DROP VIEW IF EXISTS temp.main."{table}"')
         if not parts or data_dir is None:
             continue
-        for part in parts:
-            if not _intact(data_dir, part):
-                raise StoreError(damaged_message(data_dir, part))
-        paths = [str(Path(data_dir).resolve() / p.file) for p in parts]
-        con.execute(f'CREATE TEMP VIEW "{table}" AS {_view_sql(paths, f"main.{table}_open")}')
+        problem = next((damaged_message(data_dir / p.file) for p in parts if not _intact(data_dir, p)), None)
+        if problem is None:
+            paths = [str(Path(data_dir).resolve() / p.file) for p in parts]
+            try:
+                con.execute(f'CREATE TEMP VIEW "{table}" AS {_view_sql(paths, f"main.{table}_open")}')
+                continue
+            except duckdb.Error as exc:  # a file of the right size that is not Parquet any more
+                problem = damaged_message(
+                    data_dir / PARTS_DIR / table, f"a file of the store cannot be read ({exc})"
+                )
+        columns = ", ".join("NULL" for _ in con.execute(f"DESCRIBE main.{table}_open").fetchall())
+        con.execute(
+            f"""CREATE TEMP VIEW "{table}" AS SELECT * FROM main.{table}_open
+                UNION ALL SELECT {columns} FROM (SELECT 1) WHERE error({_quote(problem)}) IS NULL"""
+        )
+        raise StoreError(problem)
 
 
-def damaged_message(data_dir: Path, part: Part) -> str:
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def damaged_message(
+    path: Path, what: str = "a file of the store is missing or was changed since it was written"
+) -> str:
     return (
-        f"{data_dir / part.file}: a file of the store is missing or was changed since it was written; "
-        "restore the data directory from a backup, or rebuild the store from the source: remove "
-        "work.duckdb and parts/ from it (keep inbox.sqlite3, which holds every accepted alert and "
-        "command) and load the history again with `slo run` (`slo demo` rebuilds the demo)"
+        f"{path}: {what}; restore the data directory from a backup, or rebuild the store from the "
+        "source: remove work.duckdb and parts/ from it (keep inbox.sqlite3, which holds every accepted "
+        "alert and command) and load the history again with `slo run` (`slo demo` rebuilds the demo)"
     )
 
 
@@ -288,7 +350,7 @@ def write_parts(
             plan.parts.pop(key)
         for part in stored_parts(con, table):
             if not _intact(data_dir, part):
-                raise StoreError(damaged_message(data_dir, part))
+                raise StoreError(damaged_message(data_dir / part.file))
             plan.parts[(table, part.hour)] = part
         plan.open_from[table] = None
     for table in PARTITIONED:

@@ -541,8 +541,11 @@ class Writer:
             raise
         try:
             partitions.store_view(self.con, self.data_dir)
-        except StoreError as exc:
+        except StoreError as exc:  # a file of the store is lost: only `reset` may go on
             self._damaged = str(exc)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -603,8 +606,8 @@ class Writer:
         for stale in self.data_dir.glob(f".{SNAPSHOT_FILE}.*.tmp*"):  # of publishes that were killed
             stale.unlink(missing_ok=True)
         tmp = self.data_dir / f".{SNAPSHOT_FILE}.{os.getpid()}.tmp"
-        partitions.adopt_published(self.db, self.data_dir, target)
         self._seal()
+        partitions.adopt_published(self.db, self.data_dir, target)
         plan = partitions.write_parts(self.db, self.data_dir)
         wrong = self._build_snapshot(tmp, plan)
         if wrong:  # rows written without mark_changed: every day of those tables again

@@ -13,6 +13,7 @@ import pytest
 
 from pipelines import partitions
 from pipelines.buckets import write_buckets
+from pipelines.errors import StoreError
 from pipelines.partitions import PARTS_DIR, collect_garbage
 from pipelines.store import MIGRATIONS, WORK_FILE, Snapshot, Writer, migrate
 
@@ -145,7 +146,7 @@ def test_a_store_from_before_files_moves_its_closed_hours_at_the_next_publish(tm
             con.execute(sql)
             con.execute("INSERT INTO schema_version VALUES (?)", [version])
     con.execute(
-        "INSERT INTO buckets_open SELECT 1, m, 9, 10 FROM range(?, ?, 30) t(m)", [DAY0, DAY0 + DAY + 121]
+        "INSERT INTO buckets SELECT 1, m, 9, 10 FROM range(?, ?, 30) t(m)", [DAY0, DAY0 + DAY + 121]
     )
     con.execute("INSERT INTO publish_marks VALUES ('buckets', ?, NULL)", [DAY0 + DAY + 120])
     con.close()
@@ -157,3 +158,61 @@ def test_a_store_from_before_files_moves_its_closed_hours_at_the_next_publish(tm
         assert sorted(listed(writer).values()) == [(0, 24), (24, 1), (25, 1)]
         assert writer.db.execute("SELECT count(*) FROM buckets_open").fetchall() == [(1,)]  # 02:00
         assert totals(writer.db) == [(0, 48, 48 * 9), (1, 5, 45)]
+
+
+def test_a_re_read_of_minutes_already_in_a_file_rewrites_nothing(tmp_path: Path) -> None:
+    """A source re-reading the minutes it sent last time (Prometheus' overlap) across a closed day:
+    the day's file already holds them as they are, so it is not written again; a changed count is."""
+    with Writer(tmp_path) as writer:
+        write_buckets(writer.db, frame(history(3, 600)), KEYS, "test")
+        before = listed(writer)
+        again = [r for r in history(3, 600) if DAY0 + DAY - 20 <= r[1] < DAY0 + DAY + 10]
+        write_buckets(writer.db, frame(again), KEYS, "test")  # the end of day 0, the start of day 1
+        assert listed(writer) == before
+        changed = [(slo, m, g - 1, v) if m == DAY0 + DAY - 10 else (slo, m, g, v) for slo, m, g, v in again]
+        write_buckets(writer.db, frame(changed), KEYS, "test")
+        after = listed(writer)
+        assert [unit for f, unit in after.items() if f not in before] == [(0, 24)]  # day 0 only
+        assert totals(writer.db)[0] == (0, 288, 288 * 90 - 2)
+
+
+def test_a_late_row_beside_a_fleet_s_hour_rewrites_only_its_own_unit(tmp_path: Path) -> None:
+    """Many SLOs' rows for the open hour and one SLO's row two days back: only that day's file and the
+    open hour change, not every unit between."""
+    many = {f"svc/slo-{i:03d}": i + 1 for i in range(100)}
+    with Writer(tmp_path) as writer:
+        rows = [
+            (slo, DAY0 + day * DAY + m, 1, 1) for day in range(3) for m in range(0, DAY, 60) for slo in many
+        ]
+        write_buckets(writer.db, frame(rows), many, "test")
+        before = listed(writer)
+        hour = [(slo, DAY0 + 3 * DAY + m, 2, 2) for m in range(30) for slo in many]
+        write_buckets(writer.db, frame([*hour, ("svc/slo-007", DAY0 + DAY + 5, 0, 1)]), many, "test")
+        new_units = sorted(unit for f, unit in listed(writer).items() if f not in before)
+        assert new_units == [(24, 24), (48, 24)]  # day 1 (the late row) and day 2 (it closed)
+
+
+def test_a_bucket_file_lost_while_the_writer_runs_fails_every_later_read(tmp_path: Path) -> None:
+    """No read may see `buckets` without its files: once one is found missing, reads fail naming it."""
+    with Writer(tmp_path) as writer:
+        write_buckets(writer.db, frame(history(3, 600)), KEYS, "test")
+        victim = next(f for f, unit in listed(writer).items() if unit == (0, 24))
+        (tmp_path / victim).unlink()
+        with pytest.raises(StoreError, match="a file of the store is missing"):
+            write_buckets(writer.db, frame([("shop/latency", DAY0 + 2 * DAY + 601, 1, 1)]), KEYS, "test")
+        with pytest.raises(duckdb.Error, match=victim.rsplit("/", 1)[1]):
+            writer.db.execute("SELECT count(*) FROM buckets").fetchall()
+
+
+def test_an_unreadable_bucket_file_of_the_right_size_is_named_and_the_lock_is_free(tmp_path: Path) -> None:
+    with Writer(tmp_path) as writer:
+        write_buckets(writer.db, frame(history(3, 600)), KEYS, "test")
+        writer.publish()
+        victim = tmp_path / next(f for f, unit in listed(writer).items() if unit == (0, 24))
+    victim.write_bytes(b"\0" * victim.stat().st_size)  # same size, not Parquet any more
+    with Writer(tmp_path) as writer, pytest.raises(StoreError, match="a file of the store cannot be read"):
+        writer.publish()
+    with Writer(tmp_path) as writer:  # the lock was released: a second writer opens, and may reset
+        writer.reset()
+        write_buckets(writer.db, frame([("shop/latency", DAY0, 1, 1)]), KEYS, "test")
+        assert totals(writer.db) == [(0, 1, 1)]
