@@ -105,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(q)
     q = isub.add_parser(
         "severity-trigger",
-        help="raise the severity by a seed 002 trigger: data integrity, customer-reported, scope doubled",
+        help="raise the severity by a severity trigger: data integrity, customer-reported, scope doubled",
     )
     q.add_argument("id")
     q.add_argument(

@@ -351,8 +351,8 @@ def documents_due(
     kinds = {d["kind"] for d in docs}
     if triaged_at is not None and "technical_analysis" not in kinds and "postmortem" not in kinds:
         at = min(triaged_at, inc.get("resolved_at") or triaged_at)
-        due.append(DocumentDue("technical_analysis", at, "after the triage (seed 004)"))
-        due.append(DocumentDue("remediation_plan", at, "from the technical analysis (seed 004)"))
+        due.append(DocumentDue("technical_analysis", at, "after the triage"))
+        due.append(DocumentDue("remediation_plan", at, "from the technical analysis"))
     updates = [d for d in docs if d["kind"] == "stakeholder_update"]
     word = status_word(inc)
     last = updates[-1] if updates else None

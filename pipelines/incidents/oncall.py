@@ -176,7 +176,7 @@ class PageTarget:
 
 # seed 002's escalation policy, level 1 first: primary 5 min, secondary 10 min, manager 15 min, VP 0.
 DEFAULT_POLICY = Policy(
-    "seed 002",
+    "default",
     (
         Tier(Target("role", "on-call-primary"), dt.timedelta(minutes=5)),
         Tier(Target("role", "on-call-secondary"), dt.timedelta(minutes=10)),

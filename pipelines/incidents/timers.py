@@ -136,7 +136,7 @@ def due_timers(inc: dict[str, Any], now: dt.datetime, policy: Policy | None = No
                 key,
                 deadline,
                 nxt,
-                f"not resolved {_text(limit)} after detection ({severity}, seed 001's escalation matrix): "
+                f"not resolved {_text(limit)} after detection ({severity}, the escalation matrix): "
                 f"escalating to {where}",
             )
         )

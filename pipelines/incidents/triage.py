@@ -87,7 +87,9 @@ def _triage(
             return _escalated(result, _steering_error(steering))
         if not settings.rules_route_by_severity:
             return _escalated(
-                result, "no ANTHROPIC_API_KEY: rule-based triage, escalated (seed 000 fallback edge)"
+                result,
+                "no ANTHROPIC_API_KEY: rule-based triage, escalated (the fallback when the model "
+                "cannot be asked)",
             )
         return result
     try:

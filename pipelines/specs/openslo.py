@@ -970,7 +970,7 @@ class OpenSloDocuments:
             check.warn(
                 condition["op"],
                 f"{cpath}.op",
-                "gte is read as gt: burn-rate conditions are strict (>) here (DESIGN §2)",
+                "gte is read as gt: burn-rate conditions are strict (>) here",
             )
         factor = None
         if "threshold" not in condition:

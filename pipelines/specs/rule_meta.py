@@ -57,7 +57,7 @@ def read_rule_labels(
             check.warn(
                 where,
                 f"{path}.{name}",
-                f"'{name}' is a label the exported rules set themselves (DESIGN §3: severity is page or "
+                f"'{name}' is a label the exported rules set themselves (severity is page or "
                 f"ticket); it is exported as '{target}': match on {target} in Alertmanager routes, or "
                 f"rename the label",
             )

@@ -76,7 +76,7 @@ def test_an_acknowledged_sev1_reaches_the_next_level_at_30_min_and_leadership_at
         (T0 + 30 * M, "no root cause 30 min after detection (SEV1): escalating to schedule secondary"),
         (
             T0 + 30 * M,
-            "not resolved 30 min after detection (SEV1, seed 001's escalation matrix): escalating to the "
+            "not resolved 30 min after detection (SEV1, the escalation matrix): escalating to the "
             "next level, schedule secondary (tier 2 was paged already: not again)",
         ),
     ]
@@ -88,7 +88,7 @@ def test_an_acknowledged_sev1_reaches_the_next_level_at_30_min_and_leadership_at
     assert timers(con)[2:] == [
         (
             T0 + 2 * H,
-            "not resolved 2 h after detection (SEV1, seed 001's escalation matrix): escalating to "
+            "not resolved 2 h after detection (SEV1, the escalation matrix): escalating to "
             "leadership, routing_key_env LEADERSHIP_ROUTING_KEY",
         )
     ]

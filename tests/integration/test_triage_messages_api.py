@@ -411,7 +411,9 @@ def test_without_a_key_no_request_is_made_and_the_rules_decide(api: MessagesServ
         "SEV3",
         "escalate",
     )
-    assert escalating.error == "no ANTHROPIC_API_KEY: rule-based triage, escalated (seed 000 fallback edge)"
+    assert escalating.error == (
+        "no ANTHROPIC_API_KEY: rule-based triage, escalated (the fallback when the model cannot be asked)"
+    )
 
     # With SLO_RULES_ROUTE_BY_SEVERITY (the offline demo), the rules' own recommendation stands.
     by_severity = run_triage(
