@@ -216,7 +216,7 @@ def render_remediation_plan(inc: dict[str, Any], ranked: list[Hypothesis], facts
         if s.get("target") is not None
     ]
     after = ESCALATE_AFTER.get(str(inc.get("severity")))
-    escalation = f"not resolved in {after} → next level (seed 001)" if after else "the next tier"
+    escalation = f"not resolved in {after} → next level (the escalation matrix)" if after else "the next tier"
     lines += [
         "",
         "## Verification after each step",

@@ -50,7 +50,7 @@ def test_a_deploy_half_an_hour_before_the_start_ranks_first_with_the_sli_evidenc
     assert "| 1 | Roll back checkout-api from v2 to the version before it" in plan
     assert "| on-call | redeploy v2 once the cause is fixed |" in plan
     assert "error rate back under 0.1% (burn rate below 1)" in plan
-    assert "not resolved in 30 min → next level (seed 001)" in plan  # SEV1
+    assert "not resolved in 30 min → next level (the escalation matrix)" in plan  # SEV1
 
 
 def test_a_recurrence_of_a_past_root_cause_ranks_above_the_infrastructure_guess(data_dir: Path) -> None:
@@ -67,7 +67,7 @@ def test_a_recurrence_of_a_past_root_cause_ranks_above_the_infrastructure_guess(
     assert "no deploy of the service in the 24 h before the start" in text
     plan = analysis.render_remediation_plan(inc, ranked, facts)
     assert "| 1 | Apply the fix that worked in INC-2: raised the planner pool" in plan
-    assert "not resolved in 2 h → next level (seed 001)" in plan  # SEV2
+    assert "not resolved in 2 h → next level (the escalation matrix)" in plan  # SEV2
 
 
 def test_the_triage_hypothesis_is_weighed_by_its_confidence() -> None:
