@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.errors import SourceError
-from pipelines.partitions import database_dir, store_rows, store_view
+from pipelines.partitions import database_dir, sql_text, store_rows, store_view
 from pipelines.sources import BucketSource
 from pipelines.sources.events_file import BAD_ROW, EventsFile, Rows
 
@@ -108,7 +108,7 @@ def _stage_files(con: duckdb.DuckDBPyConnection, files: Sequence[EventsFile], sl
     # The id → index lookup is a cast to an ENUM of the spec ids: a projection keeps the file's row
     # order (a join would not), so a file in minute order needs no sort.
     index = (
-        "enum_code(try_cast(slo AS ENUM({})))::INTEGER".format(", ".join(_quote(i) for i in slo_ids))
+        "enum_code(try_cast(slo AS ENUM({})))::INTEGER".format(", ".join(sql_text(i) for i in slo_ids))
         if slo_ids
         else "NULL::INTEGER"
     )
@@ -160,10 +160,6 @@ def _stage_file(con: duckdb.DuckDBPyConnection, file: EventsFile, rows: Rows, in
         if rows.rejects is not None:
             con.execute(f"DROP TABLE IF EXISTS {rows.rejects}")
             con.execute(f"DROP TABLE IF EXISTS {rows.rejects}_scan")
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # Rows per batch when checking the staged order (bounded memory, however long the history).

@@ -263,12 +263,13 @@ def store_view(con: duckdb.DuckDBPyConnection, data_dir: Path | None) -> None:
         columns = ", ".join("NULL" for _ in con.execute(f"DESCRIBE main.{table}_open").fetchall())
         con.execute(
             f"""CREATE TEMP VIEW "{table}" AS SELECT * FROM main.{table}_open
-                UNION ALL SELECT {columns} FROM (SELECT 1) WHERE error({_quote(problem)}) IS NULL"""
+                UNION ALL SELECT {columns} FROM (SELECT 1) WHERE error({sql_text(problem)}) IS NULL"""
         )
         raise StoreError(problem)
 
 
-def _quote(text: str) -> str:
+def sql_text(text: str) -> str:
+    """`text` as a SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
