@@ -43,7 +43,7 @@ from pipelines.progress import Progress
 from pipelines.sources import Pull
 from pipelines.sources import prometheus as prometheus_source
 from pipelines.staleness import SourceState, mark_stale, record_source_state, source_states
-from pipelines.store import Snapshot, Writer, snapshot_problem
+from pipelines.store import Snapshot, Writer, served_by, snapshot_problem
 from pipelines.timeutil import datetime_of, utc_now
 
 
@@ -160,7 +160,11 @@ def published_source_states(data_dir: Path, source: str) -> dict[str, SourceStat
 
 def apply_inbox(settings: Settings, stage: Stage | None = None) -> bool:
     """Fold the inbox and run the incident stage now, then publish: what a CLI command does when no
-    service runs. False when another writer holds the store (the service applies it next cycle)."""
+    service runs. False when a service runs on the store, even between two of its cycles (its next cycle
+    applies it, with the service's settings: a CLI without the PagerDuty or Slack keys must not be the one
+    that resolves a page), or when another writer holds the store (it is left in the inbox)."""
+    if served_by(settings.data_dir) is not None:
+        return False
     stage = stage or IncidentStage()
     try:
         with open_writer(settings.data_dir) as writer:

@@ -38,6 +38,10 @@ from pipelines.errors import SnapshotUnreadable, StoreError, WriterBusy
 WORK_FILE = "work.duckdb"
 SNAPSHOT_FILE = "slo.duckdb"
 LOCK_FILE = "writer.lock"
+# Held (shared flock) by every running `slo serve` whose worker applies the inbox, for its lifetime: a CLI
+# step then leaves the step to the service, whose settings (PagerDuty, Slack, the model) its outbound
+# effects need, instead of applying it between two cycles with the CLI's own environment.
+SERVICE_FILE = "service.lock"
 # What the last publish wrote (size, modification time in ns): a snapshot that no longer matches was
 # truncated or overwritten in place, or replaced by something else, and is published again. Not the
 # inode: a data directory copied with its times (cp -a, rsync -a, a restore) is still the same store.
@@ -509,6 +513,41 @@ def _open_work(data_dir: Path) -> duckdb.DuckDBPyConnection:
         con.close()
         raise
     return con
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path) -> Iterator[None]:
+    """Mark `data_dir` as served for the duration (a shared lock on SERVICE_FILE: more than one service may
+    hold it); released when the process ends, however it ends."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / SERVICE_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
+
+
+def served_by(data_dir: Path) -> str | None:
+    """The pid of a running service that holds `serving(data_dir)` ("unknown" when it wrote none), or
+    None when no service runs on `data_dir`. A probe: it takes and drops the lock exclusively."""
+    path = data_dir / SERVICE_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise StoreError(f"{path}: cannot probe: {exc}") from exc
+        return None
+    finally:
+        os.close(fd)
 
 
 class Writer:

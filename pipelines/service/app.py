@@ -134,7 +134,12 @@ def create_app(
         # Before the first cycle: scripts a killed predecessor left running are killed and reported.
         reap_interrupted_remediations(inbox, settings)
         worker = None
+        marks = contextlib.ExitStack()
         if service.cycle_seconds > 0:
+            from pipelines.store import serving  # lazy: see the package docstring; the worker loads it anyway
+
+            # the CLI's steps wait for this worker while it runs (store.served_by)
+            marks.enter_context(serving(settings.data_dir))
             worker = Worker(cycle or idle_cycle(settings), service.cycle_seconds)
             worker.start()
         app.state.slo = _State(
@@ -156,6 +161,7 @@ def create_app(
                 committer.close()
             if worker is not None:
                 worker.stop()
+            marks.close()
             inbox.close()
             gc.unfreeze()  # let interpreter shutdown free them (DuckDB's bindings report leaks otherwise)
 

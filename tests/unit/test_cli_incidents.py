@@ -17,6 +17,7 @@ from pipelines.config import Settings
 from pipelines.cycle import open_writer as Writer
 from pipelines.inbox import Inbox
 from pipelines.incidents.contract import Alert
+from pipelines.store import served_by, serving
 from tests.support.cli import os_user, slo
 from tests.support.incident_rows import publish_alert
 
@@ -181,6 +182,24 @@ def test_with_the_service_holding_the_store_the_step_is_queued(
     _, (row,) = run_json(capsys, "list", "--json")
     assert row["status"] == "triggered"  # not applied yet …
     code, _ = run_json(capsys, "retriage", "INC-0001", "--json")  # … the next one-shot folds both
+    assert code == 0
+    _, (row,) = run_json(capsys, "list", "--json")
+    assert row["status"] == "resolved"
+
+
+def test_with_a_service_running_between_its_cycles_the_step_waits_for_it(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The store is free (no cycle runs) but `slo serve` runs: its settings send the step's outbound
+    effects (a PagerDuty resolve, a Slack notice), so the CLI leaves the step to it."""
+    with serving(data):  # what `slo serve`'s lifespan holds while its worker runs
+        assert served_by(data) == str(os.getpid())
+        code, result = run_json(capsys, "resolve", "INC-0001", "--json")
+        assert (code, result["outcome"]) == (0, "queued; the running service will apply it")
+        _, (row,) = run_json(capsys, "list", "--json")
+        assert row["status"] == "triggered"
+    assert served_by(data) is None  # the service stopped: the next one-shot applies it
+    code, _ = run_json(capsys, "retriage", "INC-0001", "--json")
     assert code == 0
     _, (row,) = run_json(capsys, "list", "--json")
     assert row["status"] == "resolved"
