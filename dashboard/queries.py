@@ -14,7 +14,8 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -549,9 +550,46 @@ def incident_durations(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return df
 
 
+class Recent(MutableMapping[str, Any]):
+    """The `size` entries set last, safe across threads: a memory that outlives snapshots."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: str) -> Any:
+        with self._lock:
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __delitem__(self, key: str) -> None:
+        with self._lock:
+            del self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+# The backtest's replays (most of a review's time), kept across publishes while what they were computed
+# from holds (`alert_quality.replayed_pages`): after a publish, a review costs its cheap parts only.
+REPLAYS = Recent(16)
+
+
 def quarterly_review(con: duckdb.DuckDBPyConnection, quarter: str) -> dict[str, Any]:
     """The quarterly review of `quarter` (`2026-Q3`), as `slo report quarterly --format json` builds it."""
-    return build_review(con, Quarter.parse(quarter))
+    return build_review(con, Quarter.parse(quarter), replays=REPLAYS)
 
 
 def quarter_deploys(con: duckdb.DuckDBPyConnection, quarter: str, hours: int) -> dict[str, Any]:

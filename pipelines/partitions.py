@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import os
 import shutil
@@ -292,6 +293,35 @@ def stored_parts(con: duckdb.DuckDBPyConnection, table: str) -> list[Part]:
             [table],
         ).fetchall()
     ]
+
+
+def range_version(con: duckdb.DuckDBPyConnection, table: str, first: int, before: int) -> str | None:
+    """What identifies the rows of the sealed `table` in minutes [first, before) on `con` (a reader of a
+    snapshot, or the writer): the files that hold them, whose content never changes once written (a
+    changed hour is a new file under a new name), and a digest of the open rows in the range. Equal
+    versions, equal rows; None when `con` lists no files (a store from before partitions)."""
+    listing = SNAPSHOT_PARTS if _has_table(con, SNAPSHOT_PARTS) else "store_parts"
+    if table not in SEALED or not _has_table(con, listing):
+        return None
+    files = con.execute(
+        f"""SELECT file, rows FROM {listing} WHERE table_name = ?
+            AND hour * {HOUR} < ? AND (hour + span) * {HOUR} > ? ORDER BY hour""",
+        [table, before, first],
+    ).fetchall()
+    open_rows = con.execute(
+        f'SELECT count(*), sum(hash(t)) FROM "{table}_open" AS t WHERE minute >= ? AND minute < ?',
+        [first, before],
+    ).fetchone()
+    return hashlib.sha256(repr((files, open_rows)).encode()).hexdigest()
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?",
+            [name],
+        ).fetchone()
+    )
 
 
 def database_dir(con: duckdb.DuckDBPyConnection) -> Path | None:

@@ -8,13 +8,13 @@ each citing the figures that triggered it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import duckdb
 
 from pipelines.analytics import mttx, verdicts
-from pipelines.analytics.alert_quality import DEFAULT_SETTINGS, Setting, alert_quality, backtest
+from pipelines.analytics.alert_quality import DEFAULT_SETTINGS, Pages, Setting, alert_quality, backtest
 from pipelines.analytics.deploys import DEFAULT_HOURS, deploy_correlation
 from pipelines.analytics.formats import minutes, pct, target_pct
 from pipelines.analytics.quarter import Quarter
@@ -69,7 +69,9 @@ def build_review(
     deploy_hours: int = DEFAULT_HOURS,
     settings: Sequence[Setting] = DEFAULT_SETTINGS,
     with_backtest: bool = True,
+    replays: MutableMapping[str, Pages] | None = None,
 ) -> dict[str, Any]:
+    """The review of `quarter` (`replays`: a reader's memory of backtest replays, `backtest`'s)."""
     as_of = as_of or data_as_of(con)
     label, previous = quarter.label, quarter.previous()
     rows = mttx.rollup(con)
@@ -167,7 +169,7 @@ def build_review(
     quality = alert_quality(con, quarter, minute_of(as_of))
     metrics = success_metrics(con, quarter, as_of, quality["pages_per_week"], repeats["count"])
     prev_metrics = success_metrics(con, previous, as_of, [], 0)
-    tests = backtest(con, quarter, settings) if with_backtest else []
+    tests = backtest(con, quarter, settings, replays) if with_backtest else []
     deploys = deploy_correlation(con, quarter, deploy_hours)
 
     measured = [s for s in slos if s["outcome"] is not None]
