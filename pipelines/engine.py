@@ -709,6 +709,13 @@ def _dense_pass(
     by_sql: list[int] = []  # positions in `slos` left to the SQL formula
     finished: list[fold_kernels.BlockResult] = []
     rows_done = 0
+    tail_from = end - end % CHECKPOINT_STEP  # the last hour: written after every block (_insert_results)
+    tails: dict[str, list[pa.Table]] = {table: [] for table in MINUTE_CLUSTERED}
+
+    def write(results: list[fold_kernels.BlockResult]) -> None:
+        for table, rows in _insert_results(con, results, tail_from).items():
+            tails[table].append(rows)
+
     with ThreadPoolExecutor(max_workers=KERNEL_THREADS) as pool:
         for (i, j, _), result in zip(blocks, pool.map(run, blocks), strict=True):
             if result is None:
@@ -717,10 +724,13 @@ def _dense_pass(
             finished.append(result)
             rows_done += j - i
             if rows_done >= INSERT_SLOS:
-                _insert_results(con, finished)
+                write(finished)
                 advanced(rows_done)
                 finished, rows_done = [], 0
-    _insert_results(con, finished)
+    write(finished)
+    for table, parts in tails.items():
+        if parts:
+            _insert_table(con, table, pa.concat_tables(parts))
     advanced(rows_done)
     if by_sql:
         rest = [slos[p] for p in by_sql]
@@ -766,10 +776,21 @@ def _states(codes: list[np.ndarray]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(data, mask=data < 0), pa.array(STATE_NAMES))
 
 
-def _insert_results(con: duckdb.DuckDBPyConnection, results: list[fold_kernels.BlockResult]) -> None:
-    """Write the kernels' checkpoints, series, transitions and intervals into the store."""
+# The tables a publish splits into closed hours (files) and open rows (`partitions.PARTITIONED`).
+MINUTE_CLUSTERED = ("checkpoints", "slo_series")
+
+
+def _insert_results(
+    con: duckdb.DuckDBPyConnection, results: list[fold_kernels.BlockResult], tail_from: int | None = None
+) -> dict[str, pa.Table]:
+    """Write the kernels' checkpoints, series, transitions and intervals into the store. With
+    `tail_from`, the checkpoint and series rows at or after that minute are returned instead, for the
+    caller to write after every block: the kernels' rows come SLO after SLO, each over its whole history,
+    so a row group written here would span every minute; without the last hour in it, its zone map
+    lets a reader of the open hour (each publish, `partitions.snapshot_tables`; the next cycle's
+    checkpoint lookup) skip it (at 180 days, 0.18 s of a one-minute cycle otherwise)."""
     if not results:
-        return
+        return {}
     ck = [r.checkpoints for r in results]
     se = [r.series for r in results]
     tr = [r.transitions for r in results]
@@ -810,13 +831,23 @@ def _insert_results(con: duckdb.DuckDBPyConnection, results: list[fold_kernels.B
             }
         ),
     }
+    tails: dict[str, pa.Table] = {}
     for table, data in tables.items():
-        con.register("dense_rows", data)
-        try:
-            names = ", ".join(data.column_names)
-            con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM dense_rows")
-        finally:
-            con.unregister("dense_rows")
+        where = ""
+        if tail_from is not None and table in MINUTE_CLUSTERED:
+            tails[table] = data.filter(pc.greater_equal(data.column("minute"), tail_from))
+            where = f" WHERE minute < {int(tail_from)}"
+        _insert_table(con, table, data, where)
+    return tails
+
+
+def _insert_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, where: str = "") -> None:
+    con.register("dense_rows", data)
+    try:
+        names = ", ".join(data.column_names)
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM dense_rows{where}")
+    finally:
+        con.unregister("dense_rows")
 
 
 def _chunks(slos: list[EngineSlo], first: dict[int, int], end: int, cells: int) -> Iterable[list[EngineSlo]]:
