@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 # canonical name → what people read
@@ -128,3 +129,32 @@ def comms_refusal(roles: Mapping[str, str], actor: str, incident_id: str) -> str
     if not is_person(actor, lead):
         return f"only the communications lead, {lead}, approves it; {actor} is not the communications lead"
     return None
+
+
+def comms_awaited(kinds: Iterable[str], status: str, drafted_updates: int) -> list[str]:
+    """The communications approvals an incident waits for, from its timeline's kinds: `approve_status`
+    once the status page asked for one and none was given; `approve_updates` while it is open, an update
+    is drafted and none was approved."""
+    seen = set(kinds)
+    out = []
+    if "status_page_pending" in seen and "status_page_approved" not in seen:
+        out.append("approve_status")
+    if drafted_updates and "updates_approved" not in seen and status not in ("resolved", "closed"):
+        out.append("approve_updates")
+    return out
+
+
+@dataclass(frozen=True)
+class CommsOffer:
+    """How a page offers a communications approval to one person."""
+
+    override: bool  # the button sends an admin override (they are not the communications lead)
+    disabled: bool  # they may not approve at all
+    reason: str | None  # why they are not the one to approve; None: they are the communications lead
+
+
+def comms_offer(roles: Mapping[str, str], actor: str, incident_id: str, may_override: bool) -> CommsOffer:
+    """The approve buttons for `actor`: enabled for the communications lead; for anyone else disabled
+    with the reason, or, for an admin (`may_override`), an override."""
+    reason = comms_refusal(roles, actor, incident_id)
+    return CommsOffer(reason is not None and may_override, reason is not None and not may_override, reason)

@@ -19,7 +19,13 @@ from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.commands import validate_args
 from pipelines.incidents.contract import Alert, Command
 from pipelines.incidents.fold import fold_inbox
-from pipelines.incidents.incident_roles import comms_refusal, is_person
+from pipelines.incidents.incident_roles import (
+    CommsOffer,
+    comms_awaited,
+    comms_offer,
+    comms_refusal,
+    is_person,
+)
 from pipelines.store import connect, migrate
 
 T0 = dt.datetime(2026, 6, 1, 10, 0)
@@ -242,3 +248,29 @@ def test_override_is_a_boolean() -> None:
     assert validate_args("approve_updates", {"override": False}) == {}
     with pytest.raises(CommandError, match="override: expected true or false, got str"):
         validate_args("approve_updates", {"override": "yes"})
+
+
+@pytest.mark.parametrize(
+    ("kinds", "status", "drafted", "awaited"),
+    [
+        ([], "triggered", 0, []),
+        (["status_page_pending"], "triggered", 0, ["approve_status"]),
+        (["status_page_pending", "status_page_approved"], "acknowledged", 0, []),
+        (["status_page_pending"], "triggered", 1, ["approve_status", "approve_updates"]),
+        (["updates_approved"], "triggered", 2, []),
+        (["status_page_pending"], "resolved", 3, ["approve_status"]),  # no updates are sent once resolved
+    ],
+)
+def test_the_approvals_an_incident_waits_for(kinds, status, drafted, awaited) -> None:
+    assert comms_awaited(kinds, status, drafted) == awaited
+
+
+def test_the_dashboard_offers_the_approval_to_the_lead_disabled_to_others_and_an_override_to_admins() -> None:
+    lead = {"communications_lead": "bob@example.com"}
+    other = "only the communications lead, bob@example.com, approves it; carol is not the communications lead"
+    assert comms_offer(lead, "bob@example.com (sub 1)", "INC-1", may_override=False) == CommsOffer(
+        False, False, None
+    )
+    assert comms_offer(lead, "carol", "INC-1", may_override=False) == CommsOffer(False, True, other)
+    assert comms_offer(lead, "carol", "INC-1", may_override=True) == CommsOffer(True, False, other)
+    assert comms_offer(lead, "bob@example.com", "INC-1", may_override=True) == CommsOffer(False, False, None)
