@@ -527,6 +527,44 @@ def test_analytics_quarter_sections_are_the_reviews(env: DemoStore) -> None:
     assert metrics["detection p50"] == f"{quality['detection_minutes']['p50']:,.1f} min"
 
 
+ONCALL = """\
+people: {alice: {}, bob: {}}
+schedules:
+  primary:
+    layers:
+      - {start: "2026-01-05T00:00:00Z", rotation_turn_length: 1w, users: [alice, bob]}
+policies:
+  default: {tiers: [{target: {schedule: primary}, timeout: 5m}]}
+"""
+
+
+def test_with_an_oncall_file_both_pages_show_the_reviews_load_per_engineer(
+    env: DemoStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "oncall.yaml").write_text(ONCALL)
+    monkeypatch.setenv("SLO_ONCALL_FILE", str(tmp_path / "oncall.yaml"))
+    at = page("analytics")
+    focus = at.selectbox(key="focus").value
+    done = cli(env.data_dir, "report", "quarterly", "--quarter", focus, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    oncall = json.loads(done.stdout)["oncall"]
+    assert oncall["method"] == "schedule" and {p["person"] for p in oncall["people"]} == {"alice", "bob"}
+    # the schedule alternates weekly: each person's pages/week is their pages over their on-call weeks
+    for p in oncall["people"]:
+        assert p["pages_per_week"] == round(p["pages"] / p["on_call_weeks"], 2)
+    expected = [
+        [p["schedule"], p["person"], str(p["pages"]), f"{p['on_call_weeks']:g}", f"{p['pages_per_week']:g}",
+         "yes" if p["pages_per_week"] < 5 else "no"]
+        for p in oncall["people"]
+    ]  # fmt: skip
+    table = next(d.value for d in at.dataframe if "person" in d.value.columns)
+    assert table.values.tolist() == expected
+    assert any(c.value.startswith("Method: the on-call schedule (primary):") for c in at.caption)
+    at = page("quarterly", quarter=focus)
+    tables = [d.value for d in at.dataframe if "person" in d.value.columns]
+    assert [t.values.tolist() for t in tables] == [expected]
+
+
 def charts_pct(value: float | None) -> str:
     from dashboard.charts import pct
 
