@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboard.auth import Identity
-from pipelines.auth.roles import may
+from pipelines.auth.roles import COMMS_OVERRIDE, may
 from pipelines.errors import CommandError
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.commands import validate_args
@@ -90,6 +90,8 @@ def send_command(
     except CommandError as exc:
         raise ValueError(exc.detail) from exc
     check(who, command, incident_id)
+    if clean.get("override"):  # an approval over the communications lead's head: admins only
+        check(who, COMMS_OVERRIDE, incident_id)
     actor = who.actor
     key = f"dashboard-{uuid.uuid4()}"
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -33,6 +33,7 @@ from pipelines.analytics.review import build_review
 from pipelines.config import Settings
 from pipelines.errors import NoSnapshot, SloError
 from pipelines.fold_kernels import CALENDAR_NEXT_PERIOD, period_start
+from pipelines.incidents.oncall import OnCallError, configured
 from pipelines.incidents.read import detail_part, incident_frame
 from pipelines.model import STANDARD_BURN_WINDOWS, SloWindow
 from pipelines.staleness import STALE_FILE, read_marks
@@ -587,9 +588,29 @@ class Recent(MutableMapping[str, Any]):
 REPLAYS = Recent(16)
 
 
-def quarterly_review(con: duckdb.DuckDBPyConnection, quarter: str) -> dict[str, Any]:
-    """The quarterly review of `quarter` (`2026-Q3`), as `slo report quarterly --format json` builds it."""
-    return build_review(con, Quarter.parse(quarter), replays=REPLAYS)
+def oncall_version() -> str | None:
+    """What the review depends on besides the snapshot: the on-call file (SLO_ONCALL_FILE) and when it
+    changed, so an edited schedule shows without waiting for the next publish."""
+    path = Settings.load().oncall_file
+    if path is None:
+        return None
+    try:
+        return f"{path}:{os.stat(path).st_mtime_ns}"
+    except OSError:
+        return f"{path}:missing"
+
+
+def quarterly_review(
+    con: duckdb.DuckDBPyConnection, quarter: str, oncall_version: str | None = None
+) -> dict[str, Any]:
+    """The quarterly review of `quarter` (`2026-Q3`), as `slo report quarterly --format json` builds it,
+    with the on-call schedule when one is configured (`oncall_version` only keys the cache). A file that
+    cannot be used leaves the weekly rule, and the review says why."""
+    try:
+        book, problem = configured(Settings.load()), None
+    except OnCallError as exc:
+        book, problem = None, f"the on-call file cannot be used: {exc}"
+    return build_review(con, Quarter.parse(quarter), replays=REPLAYS, oncall=book, oncall_problem=problem)
 
 
 def quarter_deploys(con: duckdb.DuckDBPyConnection, quarter: str, hours: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pipelines.analytics.formats import minutes, number
 from pipelines.analytics.quarter import Quarter
 from pipelines.analytics.review import ALERT_RECALL, BACKTEST_PRECISION, BACKTEST_RECALL
 from pipelines.analytics.success_metrics import PAGES_PER_WEEK_TARGET
+from pipelines.outside_text import markdown as md
 
 st.title("Reliability analytics")
 if not freshness.require_snapshot():
@@ -108,7 +109,7 @@ focus = url_state.selectbox(
 if focus is None:
     st.stop()
 with st.spinner(f"Computing {focus} (the alert backtest replays the quarter's buckets)…"):
-    review = queries.read("quarterly_review", focus)
+    review = queries.read("quarterly_review", focus, queries.oncall_version())
 review_charts = render.figures(review)
 
 st.header("Alert quality")
@@ -168,10 +169,14 @@ if oncall["pages_per_week"]:
     st.caption(
         f"{focus}: {oncall['weeks']} weeks, mean {number(oncall['mean'], 2)} pages per week, "
         f"{oncall['weeks_at_or_over_target']} week(s) at or over the target of {PAGES_PER_WEEK_TARGET}; "
-        f"{oncall['distinct_responders']} distinct responders; {oncall['counting']}."
+        f"{oncall['distinct_responders']} distinct responders."
     )
 else:
     st.info("No pages in this quarter.")
+st.caption(md(render.oncall_method(oncall)))
+if oncall["people"]:  # the schedule's figures, per engineer
+    header, rows = render.oncall_rows(oncall)
+    st.dataframe(pd.DataFrame(rows, columns=header), hide_index=True)
 
 st.header("Deploy correlation")
 hours = url_state.number(

@@ -1,6 +1,6 @@
 """Incidents: a filterable list; one incident's timeline, triage, route, remediation and documents,
 and the human steps (acknowledge, mitigate, resolve, root cause, action items, approvals, re-triage,
-incident roles)."""
+incident roles, the communications lead's approvals)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import actions, auth, freshness, pending, queries, url_state
 from pipelines.analytics import mttx
+from pipelines.auth.roles import COMMS_OVERRIDE
 from pipelines.incidents import documents, incident_roles
 from pipelines.outside_text import markdown as md
 
@@ -239,6 +240,27 @@ if auth.can("assign") and inc["status"] != "closed":
         person = r2.text_input("Person", key="role_person")
         if st.form_submit_button("Assign"):
             _send("assign", {"role": role, "person": person.strip()})  # refused (no person): nothing sent
+
+# The status page's first post and the stakeholder updates: the communications lead's to approve (the
+# fold takes them from nobody else); an admin may override, which the timeline records as such.
+COMMS_BUTTONS = {
+    "approve_status": "Approve the status page post",
+    "approve_updates": "Approve stakeholder updates to Slack",
+}
+awaited = incident_roles.comms_awaited(
+    d.timeline["kind"].tolist() if not d.timeline.empty else [], str(inc["status"]), len(updates)
+)
+if awaited and any(auth.can(c) for c in awaited):
+    offer = incident_roles.comms_offer(roles, me.actor, str(incident_id), auth.can(COMMS_OVERRIDE))
+    with st.container(border=True):
+        st.markdown("**Communications** — the communications lead approves")
+        if offer.reason is not None:
+            instead = " As an admin you may approve in their stead: the timeline records an override."
+            st.caption(md(offer.reason) + (instead if offer.override else ""))
+        for column, command in zip(st.columns(len(awaited)), awaited, strict=True):
+            label = COMMS_BUTTONS[command] + (" (admin override)" if offer.override else "")
+            if auth.can(command) and column.button(label, key=f"comms_{command}", disabled=offer.disabled):
+                _send(command, {"override": True} if offer.override else None)
 
 for rem in awaiting.itertuples():
     with st.container(border=True):

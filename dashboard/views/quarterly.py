@@ -33,7 +33,7 @@ if quarter is None:
     st.stop()
 
 with st.spinner(f"Building the {quarter} review (the alert backtest replays the quarter's buckets)…"):
-    review = queries.read("quarterly_review", quarter)
+    review = queries.read("quarterly_review", quarter, queries.oncall_version())
 st.caption(
     f"Data as of {review['as_of']} UTC; compared with {review['previous_quarter']}. "
     f"The figures of `slo report quarterly --quarter {quarter}` (which also adds a model-written summary "

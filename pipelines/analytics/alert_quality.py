@@ -143,6 +143,8 @@ def alert_quality(con: duckdb.DuckDBPyConnection, quarter: Quarter, as_of_minute
         "recall": _pct(len(preceded), len(incidents)),
         "detection_minutes": {k: v for k, v in percentiles(ttd).items() if k != "mean"},
         "pages_per_week": _weekly(pages, qs, horizon),
+        # (service, start minute) of each page: the on-call load attributes them (review.py pops this)
+        "page_starts": [(p["service"], p["start_minute"]) for p in pages],
     }
 
 

@@ -216,6 +216,11 @@ def quantities(review: dict[str, Any]) -> list[Quantity]:
                 sum(weeks),
                 review["alert_quality"]["pages"],
                 pages["detail"]["distinct_responders"],
+                # the on-call schedule's per-engineer figures, when the review used one
+                pages["detail"].get("unattributed_pages"),
+                pages["detail"].get("engineers_at_or_over_target"),
+                *(p[k] for p in pages["detail"].get("people", []) for k in ("pages", "on_call_weeks")),
+                *(p["pages_per_week"] for p in pages["detail"].get("people", [])),
             ),
             targets=_nums(pages["target_value"]),
         )

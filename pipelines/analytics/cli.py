@@ -104,8 +104,10 @@ def cmd_report(args: argparse.Namespace, settings: Any) -> int:
     from pipelines.analytics.render import render_html, render_markdown
     from pipelines.analytics.review import build_review, data_as_of, empty_message
     from pipelines.analytics.summary import attach_summary
+    from pipelines.incidents.oncall import configured
     from pipelines.store import Snapshot
 
+    book = configured(settings)  # the on-call load per engineer; a file that cannot be used: exit 1
     snapshot = Snapshot(settings.data_dir)
     try:
         with snapshot.connection() as con:
@@ -117,6 +119,7 @@ def cmd_report(args: argparse.Namespace, settings: Any) -> int:
                 deploy_hours=args.deploy_hours,
                 settings=(*DEFAULT_SETTINGS, *args.candidate),
                 with_backtest=not args.no_backtest,
+                oncall=book,
             )
     finally:
         snapshot.close()

@@ -41,6 +41,53 @@ def _met(m: bool | None) -> str:
     return "n/a" if m is None else ("met" if m else "missed")
 
 
+def oncall_method(oc: dict[str, Any]) -> str:
+    """Which method the on-call load used, in one sentence."""
+    if oc.get("method") == "schedule":
+        lost = oc.get("unattributed_pages") or 0
+        return (
+            f"Method: the on-call schedule ({', '.join(oc['schedules'])}): {oc['counting']}"
+            + (f"; {lost} page(s) found nobody on call and are not attributed" if lost else "")
+            + "."
+        )
+    why = f" ({oc['method_reason']})" if oc.get("method_reason") else ""
+    return f"Method: {oc['counting']}{why}."
+
+
+def oncall_rows(oc: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Per engineer: pages, on-call weeks, pages per on-call week and whether under the target."""
+    header = ["schedule", "person", "pages", "on-call weeks", "pages/week", "under 5"]
+    rows = [
+        [
+            p["schedule"],
+            p["person"],
+            str(p["pages"]),
+            f"{p['on_call_weeks']:g}",
+            "–" if p["pages_per_week"] is None else f"{p['pages_per_week']:g}",
+            "yes" if p["under_target"] else "no",
+        ]
+        for p in oc.get("people") or []
+    ]
+    return header, rows
+
+
+def _oncall_section(oc: dict[str, Any]) -> list[tuple[str, Any]]:
+    weekly = (
+        f"Pages per week of the quarter (source: {oc['page_source']}): "
+        f"worst {max(oc['pages_per_week'], default=0)}, mean {number(oc['mean'], 2)}, "
+        f"{oc['weeks_at_or_over_target']} week(s) at or over 5; {oc['distinct_responders']} distinct "
+        "responder(s)."
+    )
+    section: list[tuple[str, Any]] = [
+        ("chart", "pages_per_week"),
+        ("text", weekly),
+        ("text", oncall_method(oc)),
+    ]
+    if oc.get("method") == "schedule":
+        section.append(("table", oncall_rows(oc)))
+    return section
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     if not rows:
         return "_none_\n"
@@ -390,22 +437,7 @@ def blocks(r: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
             ],
         )
     )
-    oc = r["oncall"]
-    out.append(
-        (
-            "On-call load",
-            [
-                ("chart", "pages_per_week"),
-                (
-                    "text",
-                    f"Pages per on-call week (source: {oc['page_source']}): "
-                    f"worst {max(oc['pages_per_week'], default=0)}, "
-                    f"mean {number(oc['mean'], 2)}, {oc['weeks_at_or_over_target']} week(s) at or over 5. "
-                    f"Counting: {oc['counting']}; {oc['distinct_responders']} distinct responder(s).",
-                ),
-            ],
-        )
-    )
+    out.append(("On-call load", _oncall_section(r["oncall"])))
     aq = r["alert_quality"]
     quality: list[tuple[str, Any]] = [
         (

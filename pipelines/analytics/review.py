@@ -17,11 +17,13 @@ from pipelines.analytics import mttx, verdicts
 from pipelines.analytics.alert_quality import DEFAULT_SETTINGS, Pages, Setting, alert_quality, backtest
 from pipelines.analytics.deploys import DEFAULT_HOURS, deploy_correlation
 from pipelines.analytics.formats import minutes, pct, target_pct
+from pipelines.analytics.oncall_load import review_load
 from pipelines.analytics.quarter import Quarter
 from pipelines.analytics.repeats import DEFAULT_WINDOW_DAYS, quarter_repeats
 from pipelines.analytics.slo_quarter import burn_down, slo_quarter
 from pipelines.analytics.success_metrics import success_metrics
 from pipelines.incidents.contract import SEVERITIES
+from pipelines.incidents.oncall import OnCall
 from pipelines.timeutil import datetime_of, iso, minute_of
 
 BURN_DOWN_TOP = 5  # the burn-down chart shows the SLOs that spent the most budget, not every line
@@ -70,8 +72,12 @@ def build_review(
     settings: Sequence[Setting] = DEFAULT_SETTINGS,
     with_backtest: bool = True,
     replays: MutableMapping[str, Pages] | None = None,
+    oncall: OnCall | None = None,
+    oncall_problem: str | None = None,
 ) -> dict[str, Any]:
-    """The review of `quarter` (`replays`: a reader's memory of backtest replays, `backtest`'s)."""
+    """The review of `quarter`. `replays`: a reader's memory of backtest replays (`backtest`'s).
+    `oncall`: the on-call file, whose schedules attribute the pages to engineers (None: the
+    one-primary-per-week rule; `oncall_problem` says why, when the file is bad)."""
     as_of = as_of or data_as_of(con)
     label, previous = quarter.label, quarter.previous()
     rows = mttx.rollup(con)
@@ -167,7 +173,10 @@ def build_review(
     slos = slo_quarter(con, quarter)
     repeats = quarter_repeats(con, label, repeat_days)
     quality = alert_quality(con, quarter, minute_of(as_of))
-    metrics = success_metrics(con, quarter, as_of, quality["pages_per_week"], repeats["count"])
+    starts = [(s, datetime_of(m).replace(tzinfo=None)) for s, m in quality.pop("page_starts")]
+    until = max(quarter.start, min(quarter.end, as_of))  # on-call weeks count up to the data's end
+    load = review_load(oncall, starts, quarter.start, until, oncall_problem)
+    metrics = success_metrics(con, quarter, as_of, quality["pages_per_week"], repeats["count"], load)
     prev_metrics = success_metrics(con, previous, as_of, [], 0)
     tests = backtest(con, quarter, settings, replays) if with_backtest else []
     deploys = deploy_correlation(con, quarter, deploy_hours)
@@ -408,8 +417,12 @@ def recommendations(review: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "recommendation": "Reduce on-call noise: demote or retune pages that open no incident.",
-                "because": f"worst week {pages['value']} pages; precision (pages linked to an incident) "
-                f"{pct(quality['precision'])}",
+                "because": (
+                    f"worst engineer {pages['value']} pages per on-call week"
+                    if pages["detail"]["method"] == "schedule"
+                    else f"worst week {pages['value']} pages"
+                )
+                + f"; precision (pages linked to an incident) {pct(quality['precision'])}",
             }
         )
     if review["repeats"]["count"]:

@@ -7,9 +7,12 @@
   pending, not missed.
 - 90 % of action items done by their due date: items due in the quarter and already due at `as_of`;
   on time when done on or before the due date (UTC day).
-- Under 5 pages per on-call engineer per week: one primary engineer is on call per week, so a week's
-  pages are that engineer's pages; met when no week of the quarter reached 5. The number of distinct
-  responders (actors on incident timelines) is shown as context.
+- Under 5 pages per on-call engineer per week. With an on-call schedule (`SLO_ONCALL_FILE`), each page
+  counts for whoever was on call for its service when it started, divided by their on-call weeks
+  (`oncall_load`); met when every engineer stayed under 5, the value is the worst engineer's. Without
+  one, the stated fallback: one primary engineer is on call per week, so a week's pages are that
+  engineer's pages; met when no week of the quarter reached 5. The weekly counts and the number of
+  distinct responders (actors on incident timelines) are shown as context either way.
 - No repeats: no repeat incident (`repeats`) started in the quarter.
 """
 
@@ -20,13 +23,14 @@ from typing import Any
 
 import duckdb
 
+from pipelines.analytics import oncall_load
 from pipelines.analytics.mttx import DURATIONS_TABLE, aggregate, distribution, records
 
 MTTD_TARGET_MINUTES = 5.0
 MTTR_TARGET_MINUTES = 30.0
 POSTMORTEM_HOURS = 48
 ACTION_ITEMS_TARGET = 0.90
-PAGES_PER_WEEK_TARGET = 5
+PAGES_PER_WEEK_TARGET = oncall_load.PAGES_PER_WEEK_TARGET
 
 # Count, p50, p90 and mean of one duration (the analytics' one aggregate) over the resolved incidents of
 # a quarter with given severities, as `<metric>_count, <metric>_p50, …`.
@@ -77,7 +81,10 @@ def success_metrics(
     as_of: dt.datetime,
     pages_per_week: list[int],
     repeats: int,
+    load: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
+    """The success metrics; `load` is `oncall_load.review_load`'s (None: no schedule, the weekly rule)."""
+    load = load or oncall_load.review_load(None, [], quarter.start, quarter.start)
     label = quarter.label
     out: list[dict[str, Any]] = []
 
@@ -157,22 +164,42 @@ def success_metrics(
 
     responders = con.execute(RESPONDERS_SQL, [quarter.start, quarter.end]).fetchone()[0]  # type: ignore[index]
     worst = max(pages_per_week, default=0)
+    detail = {
+        "weeks": len(pages_per_week),
+        "mean": None if not pages_per_week else round(sum(pages_per_week) / len(pages_per_week), 2),
+        "weeks_at_or_over_target": sum(1 for n in pages_per_week if n >= PAGES_PER_WEEK_TARGET),
+        "distinct_responders": int(responders),
+        "counting": oncall_load.COUNTING[load["method"]],
+        **load,
+    }
+    pages_metric: dict[str, Any]
+    if load["method"] == oncall_load.SCHEDULE:
+        rates = [p["pages_per_week"] for p in load["people"] if p["pages_per_week"] is not None]
+        pages_metric = {
+            "value": max(rates, default=None),
+            "unit": "pages per on-call week (worst engineer)",
+            "target": f"< {PAGES_PER_WEEK_TARGET} per on-call week, every engineer",
+            "met": None if not rates else all(p["under_target"] for p in load["people"]),
+        }
+        detail["engineers_at_or_over_target"] = sum(1 for p in load["people"] if not p["under_target"])
+    else:
+        pages_metric = {
+            "value": worst,
+            "unit": "pages (worst week)",
+            "target": f"< {PAGES_PER_WEEK_TARGET} every week",
+            "met": None if not pages_per_week else worst < PAGES_PER_WEEK_TARGET,
+        }
+        detail["engineers_at_or_over_target"] = None
     out.append(
         {
             "metric": "pages_per_oncall_week",
             "title": "Pages per on-call engineer per week",
-            "target": f"< {PAGES_PER_WEEK_TARGET} every week",
+            "target": pages_metric["target"],
             "target_value": PAGES_PER_WEEK_TARGET,
-            "value": worst,
-            "unit": "pages (worst week)",
-            "detail": {
-                "weeks": len(pages_per_week),
-                "mean": None if not pages_per_week else round(sum(pages_per_week) / len(pages_per_week), 2),
-                "weeks_at_or_over_target": sum(1 for n in pages_per_week if n >= PAGES_PER_WEEK_TARGET),
-                "distinct_responders": int(responders),
-                "counting": "one primary on-call engineer per week; a page is one alert episode",
-            },
-            "met": None if not pages_per_week else worst < PAGES_PER_WEEK_TARGET,
+            "value": pages_metric["value"],
+            "unit": pages_metric["unit"],
+            "detail": detail,
+            "met": pages_metric["met"],
         }
     )
     out.append(

@@ -5,10 +5,12 @@ Four roles, each including the one before it:
 - `viewer`: every page and report, no action;
 - `responder`: acknowledge, mitigate, resolve, close and reopen incidents, write root causes and action
   items and mark them done, mark the post-mortem done, ask for a new triage, approve posting an
-  incident to the status page, assign the incident roles (commander, communications lead,
-  technical lead, scribe), raise the severity by a trigger;
+  incident to the status page and sending its stakeholder updates (taken only from the incident's
+  communications lead), assign the incident roles (commander, communications lead, technical lead,
+  scribe), raise the severity by a trigger;
 - `approver`: a responder who may also approve or reject remediations that wait for approval;
-- `admin`: every action (today the same as approver; settings and user management belong here).
+- `admin`: every action, and overriding the communications lead's approvals (`comms_override`: an
+  approve_status/approve_updates with `override`, recorded as an override on the timeline).
 
 An action is named like the incident command it sends (`pipelines.incidents.contract.COMMANDS`), so a
 dashboard button, an API call and a CLI command are checked against the same table.
@@ -53,12 +55,19 @@ RESPONDER_ACTIONS = frozenset(
         "retriage",
         "assign",  # an incident role: commander, communications lead, technical lead, scribe
         "severity_trigger",  # raise the severity by one of seed 002's triggers
-        "approve_status",  # the status page's first post (issue 17), until incident roles name a comms lead
-        "approve_updates",  # stakeholder updates sent to Slack (issue 17), likewise
+        # The status page's first post and the stakeholder updates to Slack (issue 17): a responder may
+        # send them, and the fold takes them only from the incident's communications lead
+        # (incident_roles.comms_refusal).
+        "approve_status",
+        "approve_updates",
     }
 )
 APPROVER_ACTIONS = frozenset({"approve_remediation", "reject_remediation"})
-ACTIONS = RESPONDER_ACTIONS | APPROVER_ACTIONS
+# Not a command: an approve_status/approve_updates with `override: true`, taken from an admin who is not
+# the communications lead (the timeline records it as an override).
+COMMS_OVERRIDE = "comms_override"
+ADMIN_ACTIONS = frozenset({COMMS_OVERRIDE})
+ACTIONS = RESPONDER_ACTIONS | APPROVER_ACTIONS | ADMIN_ACTIONS
 
 _ALLOWED: dict[str, frozenset[str]] = {
     "viewer": frozenset(),

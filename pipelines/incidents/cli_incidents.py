@@ -10,7 +10,9 @@ deliberately, for the CLI's start-up.
 Who: a step is recorded as made by the OS user running the CLI, approvals too: the login name of the
 effective uid (`pwd.getpwuid(os.geteuid())`). Environment variables (LOGNAME, USER) do not change it,
 and there is no `--actor`. The CLI is an operator's tool on the machine itself: whoever can run it can
-write the data directory anyway, so it checks no role (the API and the dashboard do, issue 15).
+write the data directory anyway, so it checks no role (the API and the dashboard do, issue 15): its
+`--override` of the communications lead's approvals is taken as the local admin's, and the timeline
+says it was an override.
 """
 
 from __future__ import annotations
@@ -39,12 +41,18 @@ STEPS: dict[str, tuple[str, str]] = {
     "close": ("close", "the post-mortem is done (needs a root cause)"),
     "reopen": ("reopen", "the impact is back"),
     "retriage": ("retriage", "run the triage again"),
-    "approve-status": ("approve_status", "approve posting it to the status page (--note: the user impact)"),
+    "approve-status": (
+        "approve_status",
+        "as its communications lead, approve posting it to the status page (--note: the user impact)",
+    ),
     "approve-updates": (
         "approve_updates",
-        "approve sending its stakeholder updates to Slack, at their cadence",
+        "as its communications lead, approve sending its stakeholder updates to Slack, at their cadence",
     ),
 }
+# Taken only from the incident's communications lead (assign one: `assign ID --role comms --person
+# NAME`); `--override` approves without being it, recorded on the timeline as an admin override.
+COMMS_STEPS = ("approve-status", "approve-updates")
 DOCUMENT_KINDS = (
     "triage_report",
     "technical_analysis",
@@ -77,6 +85,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         q = isub.add_parser(name, help=text)
         q.add_argument("id")
         q.add_argument("--note", help="a note for the timeline")
+        if name in COMMS_STEPS:
+            q.add_argument(
+                "--override",
+                action="store_true",
+                help="approve without being the communications lead (the timeline records an admin "
+                "override); without it only the communications lead's approval is taken, see `assign "
+                "ID --role comms --person NAME`",
+            )
         _common(q)
     q = isub.add_parser("root-cause", help="record the root cause (and the fix)")
     q.add_argument("id")
@@ -266,6 +282,8 @@ def _step(args: argparse.Namespace, settings: Settings) -> int:
         command = STEPS[sub][0]
         if args.note:
             extra["note"] = args.note
+        if getattr(args, "override", False):
+            extra["override"] = True
     elif sub == "root-cause":
         command, extra = "root_cause", {"category": args.category, "text": args.text, "fix": args.fix}
     elif sub == "action-item":

@@ -31,7 +31,7 @@ from pipelines.config import Settings
 from pipelines.errors import CommandError
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import COMMANDS, Command
-from pipelines.incidents.incident_roles import PERSON, canonical_role, role_choices
+from pipelines.incidents.incident_roles import COMMS_APPROVALS, PERSON, canonical_role, role_choices
 from pipelines.incidents.severity_rules import TRIGGERS, canonical_trigger
 from pipelines.timeutil import EARLIEST
 
@@ -100,7 +100,11 @@ def validate_args(command: str, args: object) -> dict[str, Any]:
                 f"a short lower-case {WORD}, e.g. deploy, config, capacity, dependency",
                 f"is not a short lower-case {WORD}, e.g. deploy, config, capacity, dependency",
             )
-        out = {"category": category, "text": _text(args, "text"), "fix": _text(args, "fix", required=False)}
+        out: dict[str, Any] = {
+            "category": category,
+            "text": _text(args, "text"),
+            "fix": _text(args, "fix", required=False),
+        }
     elif command == "action_item":
         title, owner = _text(args, "title"), _text(args, "owner")
         priority = (_text(args, "priority", required=False) or DEFAULT_PRIORITY).upper()
@@ -135,6 +139,18 @@ def validate_args(command: str, args: object) -> dict[str, Any]:
             known = ", ".join(TRIGGERS)
             raise _choice("trigger", given, f"one of {known}", f"is not one of {known}")
         out = {"trigger": trigger, "note": _text(args, "note", required=False)}
+    elif command in COMMS_APPROVALS:
+        override = args.get("override", False)
+        if not isinstance(override, bool):
+            kind = type(override).__name__
+            raise CommandError(
+                f"override: expected true or false, got {kind}",
+                "args.override",
+                f"expected a boolean, got {kind}",
+            )
+        out = {"note": _text(args, "note", required=False)}
+        if override:
+            out["override"] = True
     else:
         out = {"note": _text(args, "note", required=False)}
     return {k: v for k, v in out.items() if v is not None}

@@ -1123,15 +1123,39 @@ def _severity_trigger(
         )
 
 
+def _comms_approval(
+    con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, a: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Whether `cmd` may give a communications approval (incident_roles.comms_refusal): Rejected unless
+    its actor is the communications lead, or it is an admin override. Returns what the timeline adds
+    after "approved by <actor>" and the entry's data (the override, and whom it overrode)."""
+    held = con.execute(
+        "SELECT kind, data FROM timeline WHERE incident_id = ? AND kind = 'role_assigned' ORDER BY seq",
+        [inc["id"]],
+    ).fetchall()
+    roles = incident_roles.roles_from_timeline({"kind": k, "data": d} for k, d in held)
+    lead = roles.get("communications_lead")
+    refusal = incident_roles.comms_refusal(roles, cmd.actor, inc["id"])
+    if refusal is None:
+        return " (the communications lead)", {"communications_lead": lead, "override": False}
+    if not a.get("override"):
+        raise Rejected(refusal)
+    overrode = f"communications lead {lead}" if lead else "no communications lead assigned"
+    return f" as an admin override ({overrode})", {"communications_lead": lead, "override": True}
+
+
 def _approve_status(
     con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime
 ) -> None:
-    """The status page's first post approved (issue 17): the stage's status-page step posts from now on
-    (only for a service that opted in); the note, when given, is the user impact the post says."""
+    """The status page's first post approved (issue 17) by the communications lead, or by an admin's
+    override: the stage's status-page step posts from now on (only for a service that opted in); the
+    note, when given, is the user impact the post says."""
     row = con.execute("SELECT approved_by FROM status_posts WHERE incident_id = ?", [inc["id"]]).fetchone()
     if row is not None and row[0] is not None:
         raise Rejected(f"the status page was already approved by {row[0]}")
-    impact = _args(cmd).get("note")
+    a = _args(cmd)
+    who, data = _comms_approval(con, inc, cmd, a)
+    impact = a.get("note")
     con.execute(
         """INSERT INTO status_posts (incident_id, asked_at, approved_by, approved_at, impact)
            VALUES (?, ?, ?, ?, ?)
@@ -1141,16 +1165,17 @@ def _approve_status(
     )
     add_timeline(
         con, inc["id"], at, "status_page_approved", cmd.source,
-        f"status page posting approved by {cmd.actor}" + (f"; impact: {impact}" if impact else ""),
-        actor=cmd.actor,
+        f"status page posting approved by {cmd.actor}{who}" + (f"; impact: {impact}" if impact else ""),
+        actor=cmd.actor, data=data,
     )  # fmt: skip
 
 
 def _approve_updates(
     con: duckdb.DuckDBPyConnection, inc: dict[str, Any], cmd: Command, at: dt.datetime
 ) -> None:
-    """Stakeholder updates approved (issue 17): the stage sends the latest drafted update to Slack, then
-    each one drafted at its cadence, until the resolved one (`steps/updates.py`). Once per incident."""
+    """Stakeholder updates approved (issue 17) by the communications lead, or by an admin's override: the
+    stage sends the latest drafted update to Slack, then each one drafted at its cadence, until the
+    resolved one (`steps/updates.py`). Once per incident."""
     row = con.execute(
         "SELECT actor FROM timeline WHERE incident_id = ? AND kind = 'updates_approved'", [inc["id"]]
     ).fetchone()
@@ -1158,9 +1183,10 @@ def _approve_updates(
         raise Rejected(f"stakeholder updates were already approved by {row[0]}")
     if inc["status"] in ("resolved", "closed"):
         raise Rejected(f"the incident is {inc['status']}: no stakeholder updates are sent any more")
+    who, data = _comms_approval(con, inc, cmd, _args(cmd))
     add_timeline(
         con, inc["id"], at, "updates_approved", cmd.source,
-        f"stakeholder updates to Slack approved by {cmd.actor}", actor=cmd.actor,
+        f"stakeholder updates to Slack approved by {cmd.actor}{who}", actor=cmd.actor, data=data,
     )  # fmt: skip
 
 

@@ -10,6 +10,14 @@ nothing beyond the timeline stores them.
 Who may assign: the identity roles of `pipelines.auth.roles` (a responder or higher; the CLI, an
 operator's tool on the machine, checks no role, as for every other step).
 
+The communications lead approves communications: the status page's first post (`approve_status`) and
+the stakeholder updates to Slack (`approve_updates`) are accepted only from the person assigned as the
+communications lead when the approval is folded (`comms_refusal`). With none assigned, or from anyone
+else, the approval is rejected and nothing changes. An admin may override (`override: true`, CLI
+`--override`): the approval is then taken from them and the timeline records it as an override, naming
+the communications lead it overrode (or that none was assigned). The API and the dashboard take an
+override only from the admin role; the CLI, as for every step, checks no role and records its OS user.
+
 SEV1 and SEV2 need an incident commander ("always assign explicit roles before diving into
 troubleshooting"): once such an incident is escalated with none assigned, the stage writes one
 `ic_requested` entry and tells Slack (`steps/roles.py`); the CLI and the dashboard show the
@@ -21,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 # canonical name → what people read
@@ -47,6 +56,8 @@ _SHORT = {
     "tech": "technical_lead",
     "scribe": "scribe",
 }
+# The approvals only the communications lead gives (an admin may override, recorded as such).
+COMMS_APPROVALS = ("approve_status", "approve_updates")
 # The severities whose escalation asks for an incident commander.
 NEEDS_IC = ("SEV1", "SEV2")
 # A person is named as the on-call file and the identity provider name them: printable, one line.
@@ -93,3 +104,57 @@ def ic_missing(severity: object, status: object, roles: Mapping[str, str]) -> bo
 def summary(roles: Mapping[str, str]) -> str:
     """`incident commander alice · communications lead bob · technical lead — · scribe —`."""
     return " · ".join(f"{label} {roles.get(name) or '—'}" for name, label in ROLES.items())
+
+
+def is_person(actor: str, person: str) -> bool:
+    """Whether a command's `actor` is the assigned `person`, ignoring case: the CLI's login name or an API
+    token's name as such, the dashboard's `email (sub subject)` by its email or its subject."""
+    want = person.strip().casefold()
+    names = {actor.strip()}
+    email, sep, rest = actor.partition(" (sub ")
+    if sep and rest.endswith(")"):
+        names |= {email.strip(), rest[:-1].strip()}
+    return want in {n.casefold() for n in names}
+
+
+def comms_refusal(roles: Mapping[str, str], actor: str, incident_id: str) -> str | None:
+    """Why `actor` may not give a communications approval on this incident (None: they may). Only the
+    communications lead approves; the reason says how to assign one, or names who holds the role."""
+    lead = roles.get("communications_lead")
+    if lead is None:
+        return (
+            "no communications lead is assigned; assign one first "
+            f"(slo incidents assign {incident_id} --role comms --person NAME) and they approve"
+        )
+    if not is_person(actor, lead):
+        return f"only the communications lead, {lead}, approves it; {actor} is not the communications lead"
+    return None
+
+
+def comms_awaited(kinds: Iterable[str], status: str, drafted_updates: int) -> list[str]:
+    """The communications approvals an incident waits for, from its timeline's kinds: `approve_status`
+    once the status page asked for one and none was given; `approve_updates` while it is open, an update
+    is drafted and none was approved."""
+    seen = set(kinds)
+    out = []
+    if "status_page_pending" in seen and "status_page_approved" not in seen:
+        out.append("approve_status")
+    if drafted_updates and "updates_approved" not in seen and status not in ("resolved", "closed"):
+        out.append("approve_updates")
+    return out
+
+
+@dataclass(frozen=True)
+class CommsOffer:
+    """How a page offers a communications approval to one person."""
+
+    override: bool  # the button sends an admin override (they are not the communications lead)
+    disabled: bool  # they may not approve at all
+    reason: str | None  # why they are not the one to approve; None: they are the communications lead
+
+
+def comms_offer(roles: Mapping[str, str], actor: str, incident_id: str, may_override: bool) -> CommsOffer:
+    """The approve buttons for `actor`: enabled for the communications lead; for anyone else disabled
+    with the reason, or, for an admin (`may_override`), an override."""
+    reason = comms_refusal(roles, actor, incident_id)
+    return CommsOffer(reason is not None and may_override, reason is not None and not may_override, reason)

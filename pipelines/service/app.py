@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines import limits
-from pipelines.auth.roles import ROLES, may
+from pipelines.auth.roles import COMMS_OVERRIDE, ROLES, may
 from pipelines.auth.tokens import Actor, TokenTable, tokens_for
 from pipelines.config import Settings
 from pipelines.errors import (
@@ -524,6 +524,12 @@ def _authorized(cmd: Command, caller: Actor | None, body: Any) -> Command:
         raise Forbidden(
             f"{cmd.command}: needs the {needed} role (or higher); the token of {caller.name} has the "
             f"role {caller.role}"
+        )
+    if cmd.args.get("override") and not caller.may(COMMS_OVERRIDE):
+        raise Forbidden(
+            f"{cmd.command}: overriding the communications lead needs the admin role; the token of "
+            f"{caller.name} has the role {caller.role} (leave `override` out: the communications lead "
+            "approves)"
         )
     return dataclasses.replace(cmd, actor=caller.name)
 

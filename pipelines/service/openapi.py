@@ -102,12 +102,14 @@ class CommandBody(BaseModel):
         "name, and a different one is refused with 403. Only without any personal token configured is it "
         "recorded as given (default: api), and then approvals are refused.",
     )
-    args: dict[str, str] | None = Field(
+    args: dict[str, Any] | None = Field(
         None,
         description="root_cause {category, text, fix?}; action_item {title, owner, priority? (default P2), "
         "due_date}; action_item_done {action_item_id}; approve/reject_remediation {remediation_id, reason?}; "
         "assign {role: ic|comms|tech|scribe, person, note?}; severity_trigger {trigger: data_integrity|"
-        "customer_reported|scope_doubled, note?}; note.",
+        "customer_reported|scope_doubled, note?}; approve_status/approve_updates {note?, override?: bool} "
+        "(taken only from the incident's communications lead; override: true, admin tokens only, approves "
+        "in their stead and the timeline records the override); note.",
     )
     at: str | None = Field(None, description="RFC 3339; default: time of receipt.")
     dedup_key: str | None = Field(None, description="Idempotency key (or the Idempotency-Key header).")

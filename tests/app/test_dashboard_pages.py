@@ -18,10 +18,20 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import queries
 from pipelines.cycle import open_writer as Writer
 from pipelines.inbox import Inbox
+from pipelines.outside_text import markdown
 from pipelines.store import Snapshot
-from tests.support.dashboard_store import ALERT_COLUMNS, HISTORY, ROOT, DemoStore, build_demo_store, cli
+from tests.support.dashboard_store import (
+    ALERT_COLUMNS,
+    HISTORY,
+    ROOT,
+    TIMELINE_COLUMNS,
+    DemoStore,
+    build_demo_store,
+    cli,
+)
 
 APP = ROOT / "dashboard" / "app.py"
 
@@ -383,6 +393,79 @@ def test_a_command_shows_done_once_the_snapshot_has_it_on_the_timeline(
             w.publish()
 
 
+@pytest.mark.parametrize(
+    ("incident", "entries", "button", "label", "reason", "args"),
+    [
+        (  # the status page asked for its approval, no communications lead: the local admin overrides
+            "DASH-1",
+            [("status_page_pending", None)],
+            "comms_approve_status",
+            "Approve the status page post (admin override)",
+            "no communications lead is assigned; assign one first (slo incidents assign DASH-1 --role comms "
+            "--person NAME) and they approve",
+            {"override": True},
+        ),
+        (  # the local user is the communications lead: a plain approval
+            "DASH-1",
+            [
+                ("status_page_pending", None),
+                ("role_assigned", {"role": "communications_lead", "person": "local"}),
+            ],
+            "comms_approve_status",
+            "Approve the status page post",
+            None,
+            {},
+        ),
+        (  # a drafted update (below); bob is the lead, so the local admin's approval is an override
+            "DASH-1",
+            [("role_assigned", {"role": "communications_lead", "person": "bob"})],
+            "comms_approve_updates",
+            "Approve stakeholder updates to Slack (admin override)",
+            "only the communications lead, bob, approves it; local is not the communications lead",
+            {"override": True},
+        ),
+    ],
+)
+def test_the_communications_lead_approves_and_an_admin_overrides(
+    env: DemoStore, incident: str, entries: list[Any], button: str, label: str, reason: str | None, args: Any
+) -> None:
+    # The page cache is keyed by the snapshot's inode, which ext4 hands out again two publishes later:
+    # this test's publish could otherwise be served the previous case's cached page.
+    queries._cached.clear()
+    with Writer(env.data_dir) as w:
+        last = w.db.execute("SELECT max(seq) FROM timeline WHERE incident_id = ?", [incident]).fetchone()[0]
+        for i, (kind, data) in enumerate(entries, start=1):
+            w.db.execute(
+                f"INSERT INTO timeline {TIMELINE_COLUMNS} "
+                "VALUES (?, ?, now()::TIMESTAMP, ?, 'cli', 'ivan', ?, ?)",
+                [incident, last + i, kind, kind, None if data is None else json.dumps(data)],
+            )
+        if button == "comms_approve_updates":  # the documents step drafted a stakeholder update
+            w.db.execute(
+                "INSERT INTO documents (incident_id, kind, created_at, model_written, due_at, body) "
+                "VALUES (?, 'stakeholder_update', now()::TIMESTAMP, FALSE, NULL, 'Checkout degraded.')",
+                [incident],
+            )
+        w.publish()
+    try:
+        at = page("incidents", incident=incident)
+        assert at.button(key=button).label == label and not at.button(key=button).disabled
+        captions = [c.value for c in at.caption if "communications lead" in c.value]
+        instead = " As an admin you may approve in their stead: the timeline records an override."
+        assert captions == ([] if reason is None else [markdown(reason) + instead])  # as the page escapes it
+        before = len(inbox_rows(env))
+        at.button(key=button).click().run()
+        (row,) = inbox_rows(env)[before:]
+        assert (row.body["command"], row.body["actor"], row.body["args"]) == (button[6:], "local", args)
+    finally:
+        with Writer(env.data_dir) as w:
+            w.db.execute("DELETE FROM timeline WHERE incident_id = ? AND seq > ?", [incident, last])
+            w.db.execute(
+                "DELETE FROM documents WHERE incident_id = ? AND body = 'Checkout degraded.'", [incident]
+            )
+            w.publish()
+
+
 # -- Analytics and quarterly review -----------------------------------------------------------------
 
 
@@ -442,6 +525,44 @@ def test_analytics_quarter_sections_are_the_reviews(env: DemoStore) -> None:
         stats = incidents[f"{measure.lower()}_minutes"]
         assert (row["p50"], row["p90"]) == (f"{stats['p50']:,.1f}", f"{stats['p90']:,.1f}"), measure
     assert metrics["detection p50"] == f"{quality['detection_minutes']['p50']:,.1f} min"
+
+
+ONCALL = """\
+people: {alice: {}, bob: {}}
+schedules:
+  primary:
+    layers:
+      - {start: "2026-01-05T00:00:00Z", rotation_turn_length: 1w, users: [alice, bob]}
+policies:
+  default: {tiers: [{target: {schedule: primary}, timeout: 5m}]}
+"""
+
+
+def test_with_an_oncall_file_both_pages_show_the_reviews_load_per_engineer(
+    env: DemoStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "oncall.yaml").write_text(ONCALL)
+    monkeypatch.setenv("SLO_ONCALL_FILE", str(tmp_path / "oncall.yaml"))
+    at = page("analytics")
+    focus = at.selectbox(key="focus").value
+    done = cli(env.data_dir, "report", "quarterly", "--quarter", focus, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    oncall = json.loads(done.stdout)["oncall"]
+    assert oncall["method"] == "schedule" and {p["person"] for p in oncall["people"]} == {"alice", "bob"}
+    # the schedule alternates weekly: each person's pages/week is their pages over their on-call weeks
+    for p in oncall["people"]:
+        assert p["pages_per_week"] == round(p["pages"] / p["on_call_weeks"], 2)
+    expected = [
+        [p["schedule"], p["person"], str(p["pages"]), f"{p['on_call_weeks']:g}", f"{p['pages_per_week']:g}",
+         "yes" if p["pages_per_week"] < 5 else "no"]
+        for p in oncall["people"]
+    ]  # fmt: skip
+    table = next(d.value for d in at.dataframe if "person" in d.value.columns)
+    assert table.values.tolist() == expected
+    assert any(c.value.startswith("Method: the on-call schedule (primary):") for c in at.caption)
+    at = page("quarterly", quarter=focus)
+    tables = [d.value for d in at.dataframe if "person" in d.value.columns]
+    assert [t.values.tolist() for t in tables] == [expected]
 
 
 def charts_pct(value: float | None) -> str:

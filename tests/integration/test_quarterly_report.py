@@ -33,8 +33,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "data"
 
 
-
-
 def test_json_report_has_the_design_fields_with_hand_checked_figures(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "q3.json"
     done = slo(
@@ -145,3 +143,40 @@ def test_usage_and_missing_snapshot_errors(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "expected LONG/SHORT>FACTOR" in bad.stderr
     missing = slo(tmp_path, "report", "quarterly", "--quarter", "2026-Q3")
     assert missing.returncode == 1 and "no published snapshot yet" in missing.stderr
+
+
+ONCALL = """\
+people: {alice: {}, bob: {}}
+schedules:
+  primary:
+    layers:
+      - {start: "2026-07-01T00:00:00Z", rotation_turn_length: 84h, users: [alice, bob]}
+policies:
+  default: {tiers: [{target: {schedule: primary}, timeout: 5m}]}
+"""
+
+
+def test_with_an_oncall_file_the_report_gives_the_load_per_engineer(data_dir: Path, tmp_path: Path) -> None:
+    """Q3's data ends 07-08 00:00: alice is on call 07-01 00:00–07-04 12:00 and bob until 07-08, half a week
+    each. The three pages: checkout-api 07-03 10:03 (alice), search 07-05 09:06 and 07-07 02:00 (bob)."""
+    (tmp_path / "oncall.yaml").write_text(ONCALL)
+    env = {"SLO_ONCALL_FILE": str(tmp_path / "oncall.yaml")}
+    done = slo(data_dir, "report", "quarterly", "--quarter", "2026-Q3", "--format", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    oc = json.loads(done.stdout)["oncall"]
+    assert (oc["method"], oc["schedules"], oc["unattributed_pages"]) == ("schedule", ["primary"], 0)
+    assert [
+        (p["person"], p["pages"], p["on_call_weeks"], p["pages_per_week"], p["under_target"])
+        for p in oc["people"]
+    ] == [
+        ("bob", 2, 0.5, 4.0, True),
+        ("alice", 1, 0.5, 2.0, True),
+    ]
+    assert oc["pages_per_week"] == [3]  # the keys it always had, still there
+    md = slo(data_dir, "report", "quarterly", "--quarter", "2026-Q3", "--format", "md", env=env).stdout
+    assert "| primary | bob | 2 | 0.5 | 4 | yes |" in md and "| primary | alice | 1 | 0.5 | 2 | yes |" in md
+    assert "Method: the on-call schedule (primary): each page counts for whoever" in md.replace("\\", "")
+
+    (tmp_path / "oncall.yaml").write_text("people: [alice]\n")  # a file that cannot be used: exit 1, named
+    bad = slo(data_dir, "report", "quarterly", "--quarter", "2026-Q3", "--format", "json", env=env)
+    assert bad.returncode == 1 and f"{tmp_path / 'oncall.yaml'}: people:" in bad.stderr, bad.stderr

@@ -1,7 +1,8 @@
 """Stakeholder updates sent to Slack (issue 17, item 6) against a local Slack webhook
 (tests/support/receivers.py `Endpoint`), the incident stage driven at chosen times (its injected clock):
-nothing before the communications lead approves; then the latest drafted update, one more each time
-seed 002's cadence drafts one (SEV2: every 30 min), the resolved one, and nothing after it."""
+nothing before the communications lead (assigned first, in each test) approves; then the latest
+drafted update, one more each time seed 002's cadence drafts one (SEV2: every 30 min), the resolved one,
+and nothing after it."""
 
 from __future__ import annotations
 
@@ -57,7 +58,12 @@ def test_updates_go_out_after_the_approval_at_their_cadence_and_stop_at_resolve(
     drafted = con.execute("SELECT count(*) FROM documents WHERE kind = 'stakeholder_update'").fetchone()
     assert drafted == (2,) and updates(slack) == []  # drafted, never sent: nobody approved
 
-    inbox.append([command("approve_updates", T0 + 33 * M)])
+    inbox.append(
+        [
+            command("assign", T0 + 33 * M, role="comms", person="alice"),
+            command("approve_updates", T0 + 33 * M),
+        ]
+    )
     run(con, settings, inbox, T0 + 34 * M)
     sent = updates(slack)
     assert len(sent) == 1 and "Subject: [SEV2] shop — Checkout errors" in sent[0]
@@ -89,7 +95,13 @@ def test_updates_go_out_after_the_approval_at_their_cadence_and_stop_at_resolve(
 
 def test_a_second_approval_and_an_approval_after_resolve_are_refused(con, inbox, tmp_path, slack):
     settings = settings_for(tmp_path, slack_webhook_url=f"{slack.url}/hook")
-    inbox.append([firing("Checkout errors", "SEV2"), command("approve_updates", T0 + M)])
+    inbox.append(
+        [
+            firing("Checkout errors", "SEV2"),
+            command("assign", T0 + M, role="comms", person="alice"),
+            command("approve_updates", T0 + M),
+        ]
+    )
     run(con, settings, inbox, T0 + M)
     inbox.append([command("approve_updates", T0 + 2 * M)])
     run(con, settings, inbox, T0 + 2 * M)
@@ -126,6 +138,10 @@ def test_slo_serve_sends_the_update_once_a_person_approves_with_the_cli(
             time.sleep(0.3)
         time.sleep(1.5)  # three more cycles: drafted, still not sent
         assert updates(slack) == []
+        assigned = slo(
+            svc.data_dir, "incidents", "assign", "INC-0001", "--role", "comms", "--person", os_user()
+        )
+        assert assigned.returncode == 0, assigned.stderr  # only the communications lead approves
         approved = slo(svc.data_dir, "incidents", "approve-updates", "INC-0001")
         assert approved.returncode == 0, approved.stderr
         deadline = time.monotonic() + 30

@@ -3,8 +3,9 @@
 then the incident is created, updated (on each status change and every 15 minutes, seed 001) and
 resolved, each post in seed 001's template; a service that did not opt in never posts.
 
-The first tests drive the incident stage directly at chosen times; the last runs the real `slo serve`
-and the real CLI (`slo incidents approve-status`).
+Only the incident's communications lead approves, so each test assigns one first. The first tests drive
+the incident stage directly at chosen times; the last runs the real `slo serve` and the real CLI
+(`slo incidents assign … --role comms`, `slo incidents approve-status`).
 """
 
 from __future__ import annotations
@@ -99,7 +100,12 @@ def test_created_updated_and_resolved_only_after_the_approval(
         "IMPACT]`, or the `approve_status` command through the API."
     ]
 
-    inbox.append([command("approve_status", T0 + 3 * M, note="Payments fail for some customers")])
+    inbox.append(
+        [
+            command("assign", T0 + 3 * M, role="comms", person="alice"),  # only the comms lead approves
+            command("approve_status", T0 + 3 * M, note="Payments fail for some customers"),
+        ]
+    )
     run(con, settings, inbox, T0 + 3 * M)
     run(con, settings, inbox, T0 + 10 * M)  # nothing changed and no update due: nothing sent
     inbox.append([command("acknowledge", T0 + 12 * M)])
@@ -160,7 +166,8 @@ def test_created_updated_and_resolved_only_after_the_approval(
         ),
         (
             "status_page_approved",
-            "status page posting approved by alice; impact: Payments fail for some customers",
+            "status page posting approved by alice (the communications lead); impact: Payments fail for "
+            "some customers",
         ),
         ("status_page_posted", "status page incident sp0001 created: investigating"),
         ("status_page_updated", "status page incident sp0001 updated: identified"),
@@ -181,6 +188,7 @@ def test_a_service_that_did_not_opt_in_never_posts(
     settings = opted_in(tmp_path, page)
     inbox.append([firing("Search is slow", "SEV2", service="search")])
     run(con, settings, inbox, T0 + M)
+    inbox.append([command("assign", T0 + 2 * M, role="comms", person="alice")])
     inbox.append([command("approve_status", T0 + 2 * M)])
     inbox.append([command("resolve", T0 + 3 * M)])
     run(con, settings, inbox, T0 + 3 * M)
@@ -198,7 +206,13 @@ def test_a_failed_post_is_on_the_timeline_and_sent_next_cycle(
     page = Statuspage(KEY, PAGE, statuses=[503])
     try:
         settings = opted_in(tmp_path, page, notify_max_retries=0)
-        inbox.append([firing("Checkout failing", "SEV1"), command("approve_status", T0 + M)])
+        inbox.append(
+            [
+                firing("Checkout failing", "SEV1"),
+                command("assign", T0 + M, role="comms", person="alice"),
+                command("approve_status", T0 + M),
+            ]
+        )
         run(con, settings, inbox, T0 + M)
         run(con, settings, inbox, T0 + 2 * M)
     finally:
@@ -240,6 +254,13 @@ def test_slo_serve_posts_once_a_person_approves_with_the_cli(tmp_path: Path, pag
             time.sleep(0.3)
         time.sleep(1.5)  # three more cycles: still nothing posted
         assert page.requests == []
+        # only the communications lead approves: before one is assigned the approval is rejected
+        refused = slo(svc.data_dir, "incidents", "approve-status", "INC-0001")
+        assert refused.returncode == 0, refused.stderr  # stored and queued: the service rejects it
+        assigned = slo(
+            svc.data_dir, "incidents", "assign", "INC-0001", "--role", "comms", "--person", os_user()
+        )
+        assert assigned.returncode == 0, assigned.stderr
         approved = slo(svc.data_dir, "incidents", "approve-status", "INC-0001", "--note", "Checkout errors")
         assert approved.returncode == 0, approved.stderr
         deadline = time.monotonic() + 30
@@ -256,5 +277,13 @@ def test_slo_serve_posts_once_a_person_approves_with_the_cli(tmp_path: Path, pag
     approvals = [e for e in shown["timeline"] if e["kind"] == "status_page_approved"]
     # the CLI's approval is attributed to the OS user running it, as every CLI step
     assert [(e["actor"], e["message"]) for e in approvals] == [
-        (os_user(), f"status page posting approved by {os_user()}; impact: Checkout errors")
+        (
+            os_user(),
+            f"status page posting approved by {os_user()} (the communications lead); impact: Checkout errors",
+        )
+    ]
+    rejected = [e["message"] for e in shown["timeline"] if e["kind"] == "command_rejected"]
+    assert rejected == [
+        "approve_status rejected: no communications lead is assigned; assign one first (slo incidents assign "
+        "INC-0001 --role comms --person NAME) and they approve"
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.auth.roles import ACTIONS, ROLES, RoleMap, RoleMapError, may, parse_role_map
+from pipelines.auth.roles import ACTIONS, COMMS_OVERRIDE, ROLES, RoleMap, RoleMapError, may, parse_role_map
 from pipelines.incidents.contract import COMMANDS
 
 # role → the actions it allows, written out by hand (the issue's list)
@@ -14,8 +14,8 @@ TABLE = {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
         "root_cause", "action_item", "action_item_done", "postmortem_done", "retriage",
         "assign", "severity_trigger",  # issue 17: incident roles, seed 002's severity triggers
-        "approve_status",  # issue 17: the status page's first post
-        "approve_updates",  # issue 17: stakeholder updates to Slack
+        "approve_status",  # issue 17: the status page's first post (the fold: from the comms lead only)
+        "approve_updates",  # issue 17: stakeholder updates to Slack (likewise)
     },
     "approver": {
         "acknowledge", "mitigate", "resolve", "close", "reopen",
@@ -23,18 +23,18 @@ TABLE = {
         "assign", "severity_trigger", "approve_remediation", "reject_remediation", "approve_status",
         "approve_updates",
     },
-    "admin": set(COMMANDS),
+    "admin": {*COMMANDS, COMMS_OVERRIDE},  # an admin may override the communications lead's approvals
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("action", COMMANDS)
+@pytest.mark.parametrize("action", [*COMMANDS, COMMS_OVERRIDE])
 def test_who_may_do_what(role: str, action: str) -> None:
     assert may(role, action) == (action in TABLE[role])
 
 
 def test_every_command_is_an_action_and_strangers_may_nothing() -> None:
-    assert set(COMMANDS) == ACTIONS
+    assert {*COMMANDS, COMMS_OVERRIDE} == ACTIONS
     assert not any(may(None, a) or may("mallory", a) or may("Approver", a) for a in COMMANDS)
     assert not may("admin", "rm -rf /")
 

@@ -3,7 +3,9 @@
 For each incident of a service that opted in (SLO_STATUSPAGE_SERVICES):
 - first, the approval is asked for on the timeline (`status_page_pending`); nothing is posted before
   a human approves the first post with `approve_status` (`slo incidents approve-status ID [--note
-  IMPACT]`, or the API command): the communications lead's step until incident roles exist;
+  IMPACT]`, or the API command), taken only from the person assigned as the incident's communications
+  lead (`slo incidents assign ID --role comms --person NAME`), or as an admin's override, recorded as
+  such (`incident_roles.comms_refusal`);
 - once approved: the Statuspage incident is created with the status the incident is in, then updated
   when that status changes (triggered → investigating, acknowledged → identified, mitigated →
   monitoring, resolved/closed → resolved) and every 15 minutes while it lasts (seed 001), and resolved.
