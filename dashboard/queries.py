@@ -1,9 +1,9 @@
 """The dashboard's read queries, all against the latest published snapshot (DESIGN §1).
 
 Each query is a plain function of a read-only DuckDB connection (tested without Streamlit); `read()`
-runs one through `pipelines.store.Snapshot` and caches its result per snapshot file (device + inode),
-so every session shares one result until the pipeline publishes again. The writer's work file is never
-opened.
+runs one through `pipelines.store.Snapshot` and caches its result per snapshot file (device, inode,
+time and size), so every session shares one result until the pipeline publishes again. The writer's work
+file is never opened.
 """
 
 from __future__ import annotations
@@ -57,12 +57,14 @@ _snapshots: dict[str, Snapshot] = {}
 
 
 def snapshot_version(directory: Path) -> str | None:
-    """Identity of the published file (device:inode); None when nothing is published yet."""
+    """Identity of the published file (device, inode, modification time, size); None when nothing is
+    published yet. Not the inode alone: a file system hands a freed inode to a later file, and two
+    publishes apart the new snapshot may get the number of an old one whose results are cached."""
     try:
         st_ = os.stat(directory / SNAPSHOT_FILE)
     except FileNotFoundError:
         return None
-    return f"{st_.st_dev}:{st_.st_ino}"
+    return f"{st_.st_dev}:{st_.st_ino}:{st_.st_mtime_ns}:{st_.st_size}"
 
 
 def data_version(directory: Path) -> str | None:

@@ -17,7 +17,9 @@ import pandas as pd
 import pytest
 
 from dashboard import actions, auth, freshness, queries
+from dashboard.queries import snapshot_version
 from pipelines import launch
+from pipelines.store import SNAPSHOT_FILE
 
 NOW = dt.datetime(2026, 11, 23, 12, 0)
 FRESH = {"evaluated_to": pd.Timestamp("2026-11-23 11:59"), "last_run_at": NOW, "last_run_source": "demo"}
@@ -161,3 +163,19 @@ def test_send_command_refuses_unknown_commands(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not one of"):
         actions.send_command(tmp_path, "delete_everything", "INC-1", auth.LOCAL)
     assert not (tmp_path / "inbox.sqlite3").exists() or actions.Inbox(tmp_path).count() == 0
+
+
+def test_the_cache_key_of_a_snapshot_is_more_than_its_inode(tmp_path: Path) -> None:
+    """A file system gives a freed inode to a later file: two publishes apart, a new snapshot may carry
+    the number of an old one whose results are cached. Its time and size tell them apart."""
+    snap = tmp_path / SNAPSHOT_FILE
+    snap.write_bytes(b"first publish")
+    first = snapshot_version(tmp_path)
+    os.utime(snap, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    assert os.stat(snap).st_ino == int(str(first).split(":")[1])  # the same inode …
+    assert snapshot_version(tmp_path) != first  # … another file
+    snap.write_bytes(b"third publish, longer")
+    os.utime(snap, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    assert len({first, snapshot_version(tmp_path)}) == 2
+    snap.unlink()
+    assert snapshot_version(tmp_path) is None
