@@ -315,8 +315,12 @@ def replay(
 ) -> ProcessReport:
     """Replay the demo's alerts and responders through `process`, from the first input to `end`.
 
-    The clock stops at every alert and at every remediation's verification deadline; responders'
-    commands enter the inbox in time order before the next stop (each carries its own time).
+    The clock stops where a running service's cycle would draft or decide something: at every alert,
+    at every responder's command that changes what stakeholders are told (root cause found, mitigated,
+    resolved: its status update is drafted at its own time), at every remediation's verification
+    deadline and whenever an open incident's next stakeholder update falls due (each update the cadence
+    asks for is drafted when it is due, not at the next stop). Other commands (acknowledge, action
+    items, close) carry their own times and enter the inbox, in time order, before the next stop.
     `present_alerts` join the injected ones when their service has SLOs in the store; incidents
     detected from `hands_off` on get no simulated responder (the user is on call)."""
     settings = demo_settings(settings)
@@ -327,15 +331,15 @@ def replay(
     services = {r[0] for r in con.execute("SELECT DISTINCT service FROM slos").fetchall()}
     alerts = [*external_alerts(start, end), *(a for a in present_alerts or [] if a.service in services)]
     inputs = [*_engine_entries(con, end), *(e for a in alerts for e in _alert_entries(a, end))]
-    stops = sorted({at for at, _ in inputs if at <= end})
+    clock = _Clock(end)
     queue: list[tuple[dt.datetime, int, Entry]] = []
     for order, (at, entry) in enumerate(inputs):
         heapq.heappush(queue, (at, order, entry))
+        clock.stop_at(at)
     order = len(inputs)
     responders = Responders(con)
     total = ProcessReport()
-    while stops:
-        t = stops.pop(0)
+    while (t := clock.next()) is not None:
         batch = []
         while queue and queue[0][0] <= t:
             batch.append(heapq.heappop(queue)[2])
@@ -350,15 +354,50 @@ def replay(
                 if at <= end:
                     heapq.heappush(queue, (at, order, Entry(cmd.dedup_key, "command", "demo", cmd.to_json())))
                     order += 1
-        for (verify_by,) in con.execute(
-            "SELECT verify_by FROM remediations WHERE status = 'succeeded' AND verified IS NULL"
-        ).fetchall():
-            if verify_by is not None and t < verify_by <= end and verify_by not in stops:
-                stops = sorted([*stops, verify_by])
+                    if cmd.command in _TELLING:
+                        clock.stop_at(at)
+        for (at,) in con.execute(_NEXT_STOPS).fetchall():
+            clock.stop_at(at)
     inbox.append([heapq.heappop(queue)[2] for _ in range(len(queue))])
     _add(total, process(con, settings, end, inbox=inbox, runner=runner, emit_engine_alerts=False))
     inbox.close()
     return total
+
+
+# Responders' commands that change an incident's status word in its stakeholder updates
+# (`documents.status_word`): Identified, Monitoring, Resolved.
+_TELLING = ("root_cause", "mitigate", "resolve")
+# When the stage next has something to do on its own: each pending remediation's verification
+# deadline, and each open incident's latest stakeholder update's due time.
+_NEXT_STOPS = """
+SELECT verify_by FROM remediations WHERE status = 'succeeded' AND verified IS NULL AND verify_by IS NOT NULL
+UNION
+SELECT arg_max(d.due_at, d.created_at) FROM documents d JOIN incidents i ON i.id = d.incident_id
+WHERE d.kind = 'stakeholder_update' AND i.status NOT IN ('resolved', 'closed') AND NOT i.imported
+GROUP BY d.incident_id
+"""
+
+
+class _Clock:
+    """The replay's stops: each instant once, in time order, none after `end` nor before the current one."""
+
+    def __init__(self, end: dt.datetime) -> None:
+        self.end = end
+        self.now: dt.datetime | None = None
+        self._heap: list[dt.datetime] = []
+        self._seen: set[dt.datetime] = set()
+
+    def stop_at(self, at: dt.datetime | None) -> None:
+        if at is None or at > self.end or at in self._seen or (self.now is not None and at <= self.now):
+            return
+        self._seen.add(at)
+        heapq.heappush(self._heap, at)
+
+    def next(self) -> dt.datetime | None:
+        if not self._heap:
+            return None
+        self.now = heapq.heappop(self._heap)
+        return self.now
 
 
 # One injected event, as the `demo_events` table keeps it: id, service, SLO ids, start, end, shape,

@@ -7,6 +7,7 @@ and the data never looks stale."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import pytest
 
 from dashboard.freshness import notes, stale_reasons
 from pipelines.demo.live import demo_anchor
+from pipelines.incidents.documents import next_update_due, update_due
 from pipelines.model import POLICY_STATES
 from pipelines.store import SNAPSHOT_FILE
 from pipelines.timeutil import minute_of
@@ -194,3 +196,63 @@ def test_only_a_store_built_by_the_demo_goes_live(demo: tuple[Path, dict[str, An
     end = minute_of(dt.datetime.fromisoformat(built["evaluated_to"].replace("Z", "+00:00")))
     assert demo_anchor(data) == (end, end)  # the build's end, and where its data ends
     assert demo_anchor(tmp_path / "empty") is None  # nothing published: the worker's usual cycle
+
+
+def _severity_of(update: str) -> str:
+    """The severity an update was written under, from its subject: "[SEV2] …" or "[SEV2 UPDATE] …"."""
+    return update.removeprefix("Subject: [").split("]", 1)[0].split(" ", 1)[0]
+
+
+def test_every_resolved_incident_got_every_stakeholder_update_due_in_its_lifetime(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    """For every resolved or closed demo incident, walked by hand: the initial notification when it was
+    detected; then, for each update, the next one due `next_update_due(its severity, its time)` (SEV1
+    15 min, SEV2 30 min, SEV3 2 h, SEV4 a day) must have been drafted by then while the incident was
+    unresolved; an update at each status change (root cause found, mitigated); the resolved one when
+    it was resolved, and nothing after it. Each update is on the incident's timeline at its time, and
+    no resolved or closed incident shows an update as due (so none overdue)."""
+    data, _ = demo
+    con = duckdb.connect(str(data / SNAPSHOT_FILE), read_only=True)
+    try:
+        incidents = con.execute(
+            """SELECT id, status, detected_at, root_cause_at, mitigated_at, resolved_at FROM incidents
+               WHERE NOT imported AND status IN ('resolved', 'closed') ORDER BY id"""
+        ).fetchall()
+        walked = 0
+        for iid, status, detected, root_cause_at, mitigated, resolved in incidents:
+            updates = con.execute(
+                """SELECT created_at, due_at, split_part(body, chr(10), 1) AS subject FROM documents
+                   WHERE incident_id = ? AND kind = 'stakeholder_update' ORDER BY created_at""",
+                [iid],
+            ).fetchall()
+            drafted = [
+                at
+                for (at,) in con.execute(
+                    """SELECT occurred_at FROM timeline WHERE incident_id = ? AND kind = 'document'
+                       AND starts_with(message, 'stakeholder update drafted') ORDER BY occurred_at, seq""",
+                    [iid],
+                ).fetchall()
+            ]
+            shown = f"{iid}: " + ", ".join(f"{at:%m-%d %H:%M} {subject[9:40]}" for at, _, subject in updates)
+            assert drafted == [at for at, _, _ in updates], shown  # each update is on the timeline
+            times = [at for at, _, _ in updates]
+            assert times[0] == detected and "UPDATE" not in updates[0][2], shown  # initial notification
+            assert times[-1] == resolved and updates[-1][2].startswith("Subject: [RESOLVED]"), shown
+            assert not any(s.startswith("Subject: [RESOLVED]") for _, _, s in updates[:-1]), shown
+            for (at, due, subject), (following, _, _) in itertools.pairwise(updates):
+                expected = next_update_due(_severity_of(subject), at)
+                assert due == expected, shown  # the due time each update announced is the cadence's
+                if expected < resolved:
+                    assert following <= expected, f"update due {expected:%m-%d %H:%M} missing — {shown}"
+            changes = [t for t in (mitigated,) if t is not None and t < resolved]
+            if root_cause_at is not None and (mitigated is None or root_cause_at < mitigated):
+                changes.append(root_cause_at)
+            assert all(t in times for t in changes), (changes, shown)  # an update at each status change
+            # what the incident page shows as the next update: nothing once resolved or closed
+            rows = [{"created_at": at, "due_at": due} for at, due, _ in updates]
+            assert update_due(status, rows) is None
+            walked += 1
+    finally:
+        con.close()
+    assert walked >= 40  # the demo's history: every incident but the few still open at its end
