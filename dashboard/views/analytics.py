@@ -74,13 +74,15 @@ else:
             "mean": st.column_config.TextColumn("mean (min)"),
         },
     )
-    tabs = st.tabs([label for label in queries.DURATIONS.values()])
-    for tab, (key, label) in zip(tabs, queries.DURATIONS.items(), strict=True):
-        with tab:
-            if df[key].notna().any():
-                st.plotly_chart(charts.duration_box(df, key, label), key=f"box_{key}")
-            else:
-                st.caption(f"No {label} values yet.")
+    # One distribution at a time (in the URL, so a link shows it): four box plots drawn at once, as
+    # tabs draw them, were most of the browser's work on this page.
+    labels = {label: key for key, label in queries.DURATIONS.items()}
+    label = url_state.selectbox("Distribution", "measure", list(labels), default="TTR", where=st) or "TTR"
+    key = labels[label]
+    if df[key].notna().any():
+        st.plotly_chart(charts.duration_box(df, key, label), key=f"box_{key}")
+    else:
+        st.caption(f"No {label} values yet.")
     left, right = st.columns(2)
     with left:
         st.plotly_chart(charts.severity_mix(df), key="severity_mix")

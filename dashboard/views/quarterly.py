@@ -74,7 +74,9 @@ for title, section in render.blocks(review):
         elif kind == "table":
             header, rows = payload
             if rows:
-                st.dataframe(pd.DataFrame(rows, columns=header), hide_index=True, width="stretch")
+                # A plain table, as the report prints it: none holds more than a row per SLO, and a grid
+                # widget per table (thirteen on the demo's review) cost the browser seconds to draw.
+                st.table(pd.DataFrame(rows, columns=header), hide_index=True)
             else:
                 st.caption("none")
         elif kind == "text":

@@ -581,7 +581,7 @@ def test_with_an_oncall_file_both_pages_show_the_reviews_load_per_engineer(
     assert table.values.tolist() == expected
     assert any(c.value.startswith("Method: the on-call schedule (primary):") for c in at.caption)
     at = page("quarterly", quarter=focus)
-    tables = [d.value for d in at.dataframe if "person" in d.value.columns]
+    tables = [d.value for d in at.table if "person" in d.value.columns]
     assert [t.values.tolist() for t in tables] == [expected]
 
 
@@ -613,7 +613,7 @@ def test_quarterly_review_is_the_reports_and_downloads(env: DemoStore) -> None:
         "Download HTML",
         "Download JSON",
     ]
-    slos = at.dataframe[0].value
+    slos = at.table[0].value
     assert list(slos["SLO"]) == [s["slo"] for s in report["slos"]]
     assert len(slos) == 17  # every demo SLO
     h = report["headline"]

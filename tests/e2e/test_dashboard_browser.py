@@ -22,7 +22,7 @@ PAGES: dict[str, tuple[str, list[str]]] = {
     "analytics": ("Reliability analytics", [".js-plotly-plot", "[data-testid='stMetric']"]),
     "quarterly": (
         "Quarterly review",
-        ["[data-testid='stDownloadButton']", "[data-testid='stDataFrame']", ".js-plotly-plot"],
+        ["[data-testid='stDownloadButton']", "[data-testid='stTable']", ".js-plotly-plot"],
     ),
 }
 

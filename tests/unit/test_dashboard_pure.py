@@ -179,3 +179,18 @@ def test_the_cache_key_of_a_snapshot_is_more_than_its_inode(tmp_path: Path) -> N
     assert len({first, snapshot_version(tmp_path)}) == 2
     snap.unlink()
     assert snapshot_version(tmp_path) is None
+
+
+def test_the_prefetch_takes_the_slow_queries_read_lately(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A review read in the last ten minutes is computed again for each new snapshot (most recently read
+    first); one nobody asked for since is dropped; another data directory's are not this one's."""
+    monkeypatch.setattr(queries, "_asked", {})
+    queries._asked[("/d", "quarterly_review", ("2026-Q3", None))] = 1000.0
+    queries._asked[("/d", "quarter_deploys", ("2026-Q3", 4))] = 1300.0
+    queries._asked[("/other", "quarterly_review", ("2026-Q2", None))] = 1350.0
+    queries._asked[("/d", "quarterly_review", ("2026-Q1", None))] = 700.0  # 11 min before 1360
+    assert queries.recently_asked("/d", 1360.0) == [
+        ("quarter_deploys", ("2026-Q3", 4)),
+        ("quarterly_review", ("2026-Q3", None)),
+    ]
+    assert ("/d", "quarterly_review", ("2026-Q1", None)) not in queries._asked
