@@ -20,6 +20,12 @@ from pipelines.analytics.review import ALERT_RECALL, BACKTEST_PRECISION, BACKTES
 from pipelines.analytics.success_metrics import PAGES_PER_WEEK_TARGET
 from pipelines.outside_text import markdown as md
 
+
+def share(score: dict[str, float | None] | None, name: str) -> str:
+    """A backtest score's precision or recall as the page writes shares ("—" when there is none)."""
+    return charts.pct((score or {}).get(name))
+
+
 st.title("Reliability analytics")
 if not freshness.require_snapshot():
     st.stop()
@@ -65,15 +71,8 @@ else:
         "TTM = mitigated − impact start, TTR = resolved − impact start. Open incidents are left out of "
         f"the durations and counted on their own: {int(df['open'].sum())} open."
     )
-    st.dataframe(
-        pd.DataFrame(summary),
-        hide_index=True,
-        column_config={
-            "p50": st.column_config.TextColumn("p50 (min)"),
-            "p90": st.column_config.TextColumn("p90 (min)"),
-            "mean": st.column_config.TextColumn("mean (min)"),
-        },
-    )
+    # Small tables are plain tables on this page: a grid widget each cost the browser more than its rows.
+    st.table(pd.DataFrame(summary), hide_index=True)
     # One distribution at a time (in the URL, so a link shows it): four box plots drawn at once, as
     # tabs draw them, were most of the browser's work on this page.
     labels = {label: key for key, label in queries.DURATIONS.items()}
@@ -88,13 +87,11 @@ else:
         st.plotly_chart(charts.severity_mix(df), key="severity_mix")
     with right:
         rep = df.groupby("quarter").agg(incidents=("id", "count"), repeats=("repeat", "sum")).reset_index()
-        rep["repeat share"] = rep["repeats"] / rep["incidents"]
+        rep["repeat share"] = [
+            charts.pct(r / n) for r, n in zip(rep["repeats"], rep["incidents"], strict=True)
+        ]
         st.markdown("**Repeat incidents** (same service and fingerprint or root cause within 30 days)")
-        st.dataframe(
-            rep,
-            hide_index=True,
-            column_config={"repeat share": st.column_config.NumberColumn(format="percent")},
-        )
+        st.table(rep, hide_index=True)
 
 quarters_all: list[str] = queries.read("quarters")
 st.divider()
@@ -130,27 +127,22 @@ st.caption(
 st.subheader("Backtest: the burn-rate alert settings replayed over the stored history")
 if review["backtest"]:
     st.plotly_chart(review_charts["backtest"], key="backtest")
-    st.dataframe(
+    st.table(
         pd.DataFrame(
             [
                 {
                     "setting": b["setting"],
                     "pages": b["pages"],
-                    BACKTEST_PRECISION["vs_incidents"]: b["vs_incidents"]["precision"],
-                    BACKTEST_RECALL["vs_incidents"]: b["vs_incidents"]["recall"],
+                    BACKTEST_PRECISION["vs_incidents"]: share(b["vs_incidents"], "precision"),
+                    BACKTEST_RECALL["vs_incidents"]: share(b["vs_incidents"], "recall"),
                     "detection p50 (min)": minutes(b["vs_incidents"]["detection_p50_minutes"], unit=False),
-                    BACKTEST_PRECISION["vs_demo_events"]: (b["vs_demo_events"] or {}).get("precision"),
-                    BACKTEST_RECALL["vs_demo_events"]: (b["vs_demo_events"] or {}).get("recall"),
+                    BACKTEST_PRECISION["vs_demo_events"]: share(b["vs_demo_events"], "precision"),
+                    BACKTEST_RECALL["vs_demo_events"]: share(b["vs_demo_events"], "recall"),
                 }
                 for b in review["backtest"]
             ]
         ),
         hide_index=True,
-        width="stretch",
-        column_config={
-            c: st.column_config.NumberColumn(format="percent")
-            for c in (*BACKTEST_PRECISION.values(), *BACKTEST_RECALL.values())
-        },
     )
     st.caption(
         "Each setting's page conditions are replayed with the engine's own window sums over the quarter's "
@@ -162,7 +154,7 @@ else:
 sources: pd.DataFrame = queries.read("alert_sources")
 if not sources.empty:
     st.markdown("**Received alerts by source** (and how many opened or joined an incident)")
-    st.dataframe(sources, hide_index=True)
+    st.table(sources, hide_index=True)
 
 st.header("On-call load")
 oncall = review["oncall"]
@@ -178,7 +170,7 @@ else:
 st.caption(md(render.oncall_method(oncall)))
 if oncall["people"]:  # the schedule's figures, per engineer
     header, rows = render.oncall_rows(oncall)
-    st.dataframe(pd.DataFrame(rows, columns=header), hide_index=True)
+    st.table(pd.DataFrame(rows, columns=header), hide_index=True)
 
 st.header("Deploy correlation")
 hours = url_state.number(
@@ -199,4 +191,4 @@ deploy_cols[2].metric("change failure rate", charts.pct(deploys["change_failure_
 if deploys["incidents_list"]:
     st.dataframe(pd.DataFrame(deploys["incidents_list"]), hide_index=True, width="stretch")
 if deploys["by_service"]:
-    st.dataframe(pd.DataFrame(deploys["by_service"]), hide_index=True)
+    st.table(pd.DataFrame(deploys["by_service"]), hide_index=True)

@@ -509,7 +509,7 @@ def test_analytics_distributions_from_the_incident_rows(env: DemoStore) -> None:
     assert sum(sum(t["y"]) for t in mix["data"]) == len(rows)
     # The summary's TTD p50 per quarter is numpy's linear-interpolation median of the resolved incidents'
     # values (open incidents are left out of durations), written as the review writes minutes (6.5, not 7).
-    summary = at.dataframe[0].value
+    summary = at.table[0].value
     for quarter, p50 in summary.loc[summary["measure"] == "TTD", ["quarter", "p50"]].itertuples(index=False):
         values = [v for q, v, resolved in rows if q == quarter and v is not None and resolved]
         assert p50 == f"{float(np.percentile(values, 50)):,.1f}", quarter
@@ -531,14 +531,14 @@ def test_analytics_quarter_sections_are_the_reviews(env: DemoStore) -> None:
     assert metrics["incidents after a deploy"] == (
         f"{report['deploys']['incidents_after_deploy']} of {report['deploys']['incidents']}"
     )
-    table = next(d.value for d in at.dataframe if "setting" in d.value.columns)
+    table = next(d.value for d in at.table if "setting" in d.value.columns)
     assert list(zip(table["setting"], table["pages"], strict=True)) == [
         (b["setting"], b["pages"]) for b in report["backtest"]
     ]
     weekly = next(f for f in figures(at) if f["layout"]["title"]["text"] == "Pages per on-call week")
     assert weekly["data"][0]["y"] == report["oncall"]["pages_per_week"]
     # the page's TTD/TTR p50 and p90 of the quarter read as the review's Incidents table reads them
-    summary = at.dataframe[0].value
+    summary = at.table[0].value
     incidents = report["incidents"]
     for measure in ("TTD", "TTR"):
         [row] = summary[(summary["measure"] == measure) & (summary["quarter"] == focus)].to_dict("records")
@@ -577,7 +577,7 @@ def test_with_an_oncall_file_both_pages_show_the_reviews_load_per_engineer(
          "yes" if p["pages_per_week"] < 5 else "no"]
         for p in oncall["people"]
     ]  # fmt: skip
-    table = next(d.value for d in at.dataframe if "person" in d.value.columns)
+    table = next(d.value for d in at.table if "person" in d.value.columns)
     assert table.values.tolist() == expected
     assert any(c.value.startswith("Method: the on-call schedule (primary):") for c in at.caption)
     at = page("quarterly", quarter=focus)
