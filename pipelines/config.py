@@ -179,6 +179,8 @@ class Settings:
     remediation_retry_delay_s: float = 15.0
     remediation_dry_run: bool = False
     verify_within_minutes: int = 15
+    # The recovery watch after a person's mitigation (issue 17; pipelines/incidents/recovery_watch.py)
+    recovery_watch_minutes: float = 30.0  # SLO_RECOVERY_WATCH_MINUTES
     # API actors and approvals (issue 15, helper "actors"): named tokens for commands sent through the API
     # (pipelines/auth/tokens.py), and how long a critical remediation waits for an approval before it is
     # withdrawn and the incident escalated.
@@ -278,6 +280,7 @@ class Settings:
             remediation_retry_delay_s=number("SLO_REMEDIATION_RETRY_DELAY", 15.0),
             remediation_dry_run=flag("SLO_REMEDIATION_DRY_RUN"),
             verify_within_minutes=int(number("SLO_VERIFY_WITHIN_MINUTES", 15, minimum=1)),
+            recovery_watch_minutes=number("SLO_RECOVERY_WATCH_MINUTES", 30.0, minimum=0.01),
             # API actors and approvals (issue 15)
             api_tokens_file=Path(raw_file) if (raw_file := text("SLO_API_TOKENS_FILE")) else None,
             api_tokens=text("SLO_API_TOKENS"),

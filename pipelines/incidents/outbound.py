@@ -326,6 +326,31 @@ def ic_request_message(incident: dict[str, Any]) -> dict[str, Any]:
     return {"text": "\n".join(lines)}
 
 
+def watch_notice(incident: dict[str, Any], what: str, escalated: bool) -> dict[str, Any]:
+    """The recovery watch saw the recovery not hold after a person's mitigation (seeds 001, 002)."""
+    lines = [
+        f":rotating_light: *Recovery not held {_slack_escape(incident['id'])}* "
+        f"{_slack_escape(incident.get('service'))}: {_slack_escape(incident.get('title'))}",
+        f"*Evidence:* {_slack_escape(what)}",
+        "The incident is escalated to the on-call responders."
+        if escalated
+        else "The incident is no longer open: nobody is paged.",
+    ]
+    return {"text": "\n".join(lines)}
+
+
+def declaration_message(incident: dict[str, Any], commander: str) -> dict[str, Any]:
+    """Seed 002's declaration: "INC-0007 declared SEV2: <title>; incident commander: <person>"."""
+    return {"text": f":mega: {_slack_escape(declaration_text(incident, commander))}"}
+
+
+def declaration_text(incident: dict[str, Any], commander: str) -> str:
+    return (
+        f"{incident['id']} declared {incident.get('severity')}: {incident.get('title')}; "
+        f"incident commander: {commander}"
+    )
+
+
 def announce(incident_id: str, message: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Post `message` to Slack only (no page); one notification record, never raises."""
     return _send(

@@ -3,7 +3,8 @@
     engine alerts → inbox → fold (alerts, incidents, commands) → triage → route → escalate | queue a
     remediation (run outside DuckDB; its outcome comes back through the inbox) → approvals (announce,
     withdraw after the timeout and escalate) → verify → scope doubled → ask for an incident commander →
-    timers → retry failed pages → Slack notices → resolve in PagerDuty → status page → budgets →
+    declare it (SEV1/SEV2) → the recovery watch after a person's mitigation (escalate when it did not
+    hold) → timers → retry failed pages → Slack notices → resolve in PagerDuty → status page → budgets →
     documents → stakeholder updates to Slack
 
 Only the writer calls this. Everything slow or external (the model, PagerDuty/Slack, remediation
@@ -36,13 +37,14 @@ from pipelines.incidents.steps.budgets import update_budgets
 from pipelines.incidents.steps.documents import write_documents
 from pipelines.incidents.steps.notify import resolve_pages, retry_pages, send_escalations, send_notices
 from pipelines.incidents.steps.remediate import expire_lost_remediations, queue_remediations
-from pipelines.incidents.steps.roles import ask_for_ic
+from pipelines.incidents.steps.roles import ask_for_ic, declare_ic
 from pipelines.incidents.steps.severity import scope_upgrades
 from pipelines.incidents.steps.statuspage import post_status_pages
 from pipelines.incidents.steps.timers import run_approvals, run_timers
 from pipelines.incidents.steps.triage import triage_pending
 from pipelines.incidents.steps.updates import send_updates
 from pipelines.incidents.steps.verify import verify_remediations
+from pipelines.incidents.steps.watch import watch_recoveries
 from pipelines.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,9 @@ def process(
     if _guard(report, "scope", scope_upgrades, con, now, iso):  # seed 002: scope doubled → one level up
         _guard(report, "escalation", send_escalations, con, settings, now, iso)
     _guard(report, "incident commander", ask_for_ic, con, settings, now, iso)  # SEV1/SEV2 need one
+    _guard(report, "declaration", declare_ic, con, settings, now, iso)  # seed 002: "declared SEVn; IC: …"
+    if _guard(report, "recovery watch", watch_recoveries, con, settings, now, iso, inbox):
+        _guard(report, "escalation", send_escalations, con, settings, now, iso)  # the recoveries not held
     report.timers = _guard(report, "timers", run_timers, con, settings, now, iso) or 0
     _guard(report, "page retry", retry_pages, con, settings, now, iso)
     _guard(report, "notices", send_notices, con, settings, now, iso)

@@ -95,7 +95,11 @@ def test_a_sev1_escalated_without_an_ic_asks_for_one_once(
     run(con, settings, inbox, T0 + 3 * M)
     inbox.append([command("assign", T0 + 4 * M, role="ic", person="alice")])  # the same again: rejected
     run(con, settings, inbox, T0 + 4 * M)
-    assert len([t for t in (b["text"] for _, b, _ in slack.received) if "incident commander" in t]) == 1
+    # asked once; then, with alice as commander, declared once (the rejected re-assignment changes nothing)
+    assert [t.splitlines()[0] for _, b, _ in slack.received if "incident commander" in (t := b["text"])] == [
+        ":warning: *SEV1 INC-0001 has no incident commander* shop: Checkout down",
+        ":mega: INC-0001 declared SEV1: Checkout down; incident commander: alice",
+    ]
     assert con.execute("SELECT count(*) FROM timeline WHERE kind = 'ic_requested'").fetchone() == (1,)
     assert con.execute(
         "SELECT kind, actor, message FROM timeline WHERE kind IN ('role_assigned', 'command_rejected') "

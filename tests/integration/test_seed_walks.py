@@ -165,6 +165,8 @@ def walk(tmp_path: Path, answer: Reply, *, critical: bool = False) -> Iterator[W
         "STATUSPAGE_PAGE_ID": SP_PAGE,
         "SLO_STATUSPAGE_SERVICES": "shop=cmp_shop",
         "SLO_NOTIFY_BACKOFF": "0",
+        # the recovery watch after a person's mitigation, 6 s instead of 30 min, so a walk sees it end
+        "SLO_RECOVERY_WATCH_MINUTES": "0.1",
     }
     try:
         with running_service(tmp_path, token=INGEST, env=env) as svc:
@@ -233,7 +235,8 @@ def test_seed_001_incident_response_runbook(tmp_path: Path) -> None:
         w.until(lambda d: any("escalation matrix" in m for _, m in entries(d)), "the 30-min timer", 40)
         # Step 3: mitigation (the rollback), the status page and the stakeholders told
         w.step(BOB, "mitigate", "status_page_updated")
-        # Step 4: resolution
+        # Step 4: resolution verification: the watch after the fix (30 min; 6 s here) ends clean
+        w.landed("recovery_held")
         w.step(ALICE, "resolve", "status_page_resolved")
         # Step 5: the post-mortem and its action items
         w.step(ALICE, "action_item", "action_item", title="Canary the payment client", owner="bob",
@@ -260,6 +263,7 @@ SEED_001 = [
     "notification: pagerduty: sent — tier 1 (on-call-primary)",
     "acknowledged: acknowledged",
     "role_assigned: incident commander: alice",
+    "declared: INC-0001 declared SEV1: Checkout down: payments fail; incident commander: alice",
     "role_assigned: communications lead: carol",
     "role_assigned: technical lead: bob",
     "stakeholder_update_sent: stakeholder update ([SEV1] shop — Checkout down: payments fail)",
@@ -274,7 +278,8 @@ SEED_001 = [
     "mitigated: mitigated",
     "stakeholder_update_sent: stakeholder update ([SEV1 UPDATE] shop — Monitoring)",
     "status_page_updated: status page incident sp0001 updated: monitoring",
-    # Step 4: resolution
+    # Step 4: resolution verification (the metrics watched after the fix), then the resolution
+    "recovery_held: recovery held: no new alert for 6 s after the mitigation",
     "resolved: resolved",
     "document: postmortem drafted (incident resolved: draft for review)",
     "stakeholder_update_sent: stakeholder update ([RESOLVED] shop",
@@ -317,6 +322,7 @@ def test_seed_002_incident_commander_workflow(tmp_path: Path) -> None:
                fix="pinned the vault's token lifetime")  # fmt: skip
         # Step 3: mitigation, then resolved and the all-clear
         w.step(BOB, "mitigate", "mitigated")
+        w.landed("recovery_held")  # the watch after the mitigation (15-30 min; 6 s here) ends clean
         w.step(ALICE, "resolve", "resolved")
         # Step 4: the post-mortem, its action items tracked to completion, the runbook fed
         w.step(ALICE, "action_item", "action_item", title="Alert on token lifetime", owner="bob",
@@ -344,6 +350,7 @@ SEED_002 = [
     "severity_upgraded: severity SEV3 → SEV2: customer-reported",
     "ic_requested: SEV2 escalated with no incident commander",
     "role_assigned: incident commander: alice",
+    "declared: INC-0001 declared SEV2: Checkout errors for some cards; incident commander: alice",
     "role_assigned: communications lead: carol",
     "role_assigned: technical lead: bob",
     "role_assigned: scribe: erin",
@@ -358,6 +365,7 @@ SEED_002 = [
     # Step 3: resolution and stabilisation
     "mitigated: mitigated",
     "stakeholder_update_sent: stakeholder update ([SEV2 UPDATE] shop — Monitoring)",
+    "recovery_held: recovery held: no new alert for 6 s after the mitigation",
     "resolved: resolved",
     "notice: notice (incident resolved): slack sent",
     "document: postmortem drafted (incident resolved: draft for review)",

@@ -6,6 +6,12 @@ timeline, so a replay or a restart never asks twice; an incident upgraded to SEV
 severity trigger) is asked in the first cycle after the upgrade. Who holds which role is the
 timeline's `role_assigned` entries (`incident_roles.py`); the CLI and the dashboard show the request
 while nobody is the commander.
+
+The declaration (seed 002: "declare the incident in the designated channel with severity, impact and
+who's commanding"): once a SEV1/SEV2 incident has an incident commander, one `declared` entry and one
+Slack notice "INC-… declared SEVn: <title>; incident commander: <person>", and again whenever the
+commander changes to someone else (an incident raised to SEV1/SEV2 later is declared at the first cycle
+after the raise). Keyed on the latest `declared` entry's person, so a replay never declares twice.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pipelines.config import Settings
 from pipelines.incidents.fold import add_timeline, incident
 from pipelines.incidents.incident_roles import NEEDS_IC
 from pipelines.incidents.isolation import Isolation
-from pipelines.incidents.outbound import ic_request_message
+from pipelines.incidents.outbound import declaration_message, declaration_text, ic_request_message
 from pipelines.incidents.steps.notify import announce_notice
 
 # Open, escalated SEV1/SEV2 incidents with neither a commander nor a request for one yet.
@@ -59,3 +65,56 @@ def _ask(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, i
     announce_notice(con, settings, iid, ic_request_message(inc), at)
     return True
 
+
+# Open SEV1/SEV2 incidents whose current incident commander was not declared yet: their latest IC
+# assignment (person, when); the person of their latest declaration is another one, or there is none.
+UNDECLARED = f"""
+WITH candidates AS (
+    SELECT id, created_at FROM incidents
+    WHERE severity IN ({", ".join(f"'{s}'" for s in NEEDS_IC)})
+      AND status IN ('triggered', 'acknowledged', 'mitigated') AND NOT imported
+), ic AS (
+    SELECT incident_id, json_extract_string(data, '$.person') AS person, occurred_at,
+           row_number() OVER (PARTITION BY incident_id ORDER BY seq DESC) AS n
+    FROM timeline WHERE kind = 'role_assigned' AND incident_id IN (SELECT id FROM candidates)
+      AND json_extract_string(data, '$.role') = 'incident_commander'
+), declared AS (
+    SELECT incident_id, json_extract_string(data, '$.commander') AS person,
+           row_number() OVER (PARTITION BY incident_id ORDER BY seq DESC) AS n
+    FROM timeline WHERE kind = 'declared' AND incident_id IN (SELECT id FROM candidates)
+)
+SELECT c.id, ic.person, ic.occurred_at FROM candidates c
+JOIN ic ON ic.incident_id = c.id AND ic.n = 1
+LEFT JOIN declared d ON d.incident_id = c.id AND d.n = 1
+WHERE d.person IS DISTINCT FROM ic.person
+ORDER BY c.created_at, c.id
+"""
+
+
+def declare_ic(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation) -> int:
+    """Declare every SEV1/SEV2 incident whose (new) incident commander was not declared yet; how many."""
+    declared = 0
+    for iid, person, assigned_at in con.execute(UNDECLARED).fetchall():
+        declared += bool(
+            iso.run("declaration", iid, iid, _declare, con, settings, max(now, assigned_at), iid, str(person))
+        )
+    return declared
+
+
+def _declare(
+    con: duckdb.DuckDBPyConnection, settings: Settings, at: dt.datetime, iid: str, person: str
+) -> bool:
+    inc = incident(con, iid)
+    if inc is None:
+        return False
+    add_timeline(
+        con,
+        iid,
+        at,
+        "declared",
+        "router",
+        declaration_text(inc, person),
+        data={"severity": inc["severity"], "commander": person},
+    )
+    announce_notice(con, settings, iid, declaration_message(inc, person), at)
+    return True
