@@ -141,6 +141,10 @@ def test_a_new_alert_after_the_mitigation_escalates_once(con, inbox, tmp_path, o
         ),
     ]
     assert triggers(pagerduty) == 2  # paged again, once
+    # … under a key of its own: the first page's alert is still open in PagerDuty (acknowledged by the
+    # mitigation), and a trigger with its key would be folded into it without notifying anyone
+    keys = [body["dedup_key"] for _, body, _ in pagerduty.received if body.get("event_action") == "trigger"]
+    assert keys == ["INC-0001", "INC-0001-re2"]
     [notice] = [t for t in texts(slack) if "Recovery not held" in t]
     assert notice.splitlines() == [
         ":rotating_light: *Recovery not held INC-0001* shop: Checkout errors",

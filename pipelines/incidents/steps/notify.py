@@ -10,6 +10,7 @@ tier names through PAGERDUTY_ROUTING_KEY): each tier pages its own target with i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -78,7 +79,7 @@ def notify(
     record every notification at `at` (the cycle's clock) and on the timeline; a failure to send is
     recorded, never raised."""
     try:
-        page = page_target(settings, inc, at)
+        page = _fresh_key(con, inc, page_target(settings, inc, at))
         records = escalate(
             {**inc, "escalation_reason": reason}, _latest_triage(con, inc["id"]), settings, page
         )
@@ -94,6 +95,31 @@ def notify(
     for rec in records:
         _record(con, inc["id"], rec, at)  # the cycle's clock (a replayed demo records its simulated time)
     return records
+
+
+def _fresh_key(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], page: PageTarget) -> PageTarget:
+    """`page`, under a dedup key of its own when it would page again a tier already paged after someone
+    acknowledged (a recovery that did not hold, a failed verification): PagerDuty folds a trigger whose
+    dedup key names an alert still open into that alert, and an acknowledged alert notifies nobody. While
+    nobody acknowledged, the same key is right: the open alert is still notifying."""
+    if inc.get("status") == "triggered":
+        return page
+    sent = {
+        str(key)
+        for (key,) in con.execute(
+            """SELECT json_extract_string(data, '$.page.dedup_key') FROM timeline
+               WHERE incident_id = ? AND kind = 'notification' AND source = 'pagerduty'
+                 AND json_extract_string(data, '$.status') = 'sent'""",
+            [inc["id"]],
+        ).fetchall()
+        if key is not None
+    }
+    if page.dedup_key not in sent:
+        return page
+    n = 2
+    while f"{page.dedup_key}-re{n}" in sent:
+        n += 1
+    return dataclasses.replace(page, dedup_key=f"{page.dedup_key}-re{n}")
 
 
 def _record(
