@@ -17,8 +17,8 @@ Seeds 001 and 002's post-mortem "within 48 hours" (`postmortem_timers`): a resol
 incident has its post-mortem scheduled at the resolution (`postmortem_scheduled`, due 48 h later, owned
 by the incident commander, else by whoever resolved it) and, at the deadline without a post-mortem done
 (`postmortem_done_at`, set when the incident is closed), `postmortem_overdue`. SEV3/SEV4 incidents get
-no deadline. A re-resolved incident (reopened, then resolved again) is scheduled again from its new
-resolution.
+no deadline, nor do imported ones or ones never routed to anyone (a history load's). A re-resolved
+incident (reopened, then resolved again) is scheduled again from its new resolution.
 
 A timer fires at its deadline, not when a cycle happens to notice it: `occurred_at` is the deadline, so
 evaluating every cycle (or once, later) gives the same entries. Each has a stable `key`; the caller
@@ -184,11 +184,13 @@ class PostmortemEvent:
 
 def postmortem_due(inc: Mapping[str, Any]) -> dt.datetime | None:
     """When the post-mortem of a resolved or closed SEV1/SEV2 incident is due: 48 h after its
-    resolution. None for anything else (open, SEV3/SEV4, imported: reviewed where it came from)."""
+    resolution. None for anything else: open, SEV3/SEV4, imported (reviewed where it came from), never
+    routed (a history load's, over before it arrived: nobody was told of it)."""
     resolved = inc.get("resolved_at")
     if (
         inc.get("severity") not in POSTMORTEM_SEVERITIES
         or inc.get("imported")
+        or inc.get("route") is None
         or inc.get("status") not in ("resolved", "closed")
         or not isinstance(resolved, dt.datetime)
     ):
@@ -255,7 +257,7 @@ def postmortem_state(inc: Mapping[str, Any], now: dt.datetime, owner: str | None
     due = postmortem_due(inc)
     if due is None:
         sev = inc.get("severity")
-        if sev in POSTMORTEM_SEVERITIES:  # imported
+        if sev in POSTMORTEM_SEVERITIES:  # imported or never routed
             return None
         return f"No post-mortem deadline ({sev or 'unclassified'}: only SEV1/SEV2 have one, 48 h)."
     by, done = f"{due:%Y-%m-%d %H:%M} UTC", inc.get("postmortem_done_at")

@@ -23,6 +23,7 @@ def resolved(**kw: Any) -> dict[str, Any]:
         "severity": "SEV1",
         "status": "resolved",
         "imported": False,
+        "route": "escalate",
         "resolved_at": RESOLVED,
         "postmortem_done_at": None,
         **kw,
@@ -56,12 +57,14 @@ CLOSED = "closed"
         (resolved(status=CLOSED, postmortem_done_at=DUE), DUE + H, [SCHEDULED]),
         # done an hour late: it was overdue at the deadline all the same
         (resolved(status=CLOSED, postmortem_done_at=DUE + H), DUE + H, [SCHEDULED, OVERDUE]),
-        # no deadline: SEV3/SEV4, unclassified, open, imported; nothing before the resolution
+        # no deadline: SEV3/SEV4, unclassified, open, imported, never routed (a history load's);
+        # nothing before the resolution
         (resolved(severity="SEV3"), DUE + H, []),
         (resolved(severity="SEV4"), DUE + H, []),
         (resolved(severity=None), DUE + H, []),
         (resolved(status="acknowledged", resolved_at=None), DUE + H, []),
         (resolved(imported=True), DUE + H, []),
+        (resolved(route=None), DUE + H, []),
         (resolved(), RESOLVED - M, []),
     ],
 )
@@ -187,7 +190,7 @@ def test_a_raise_with_no_time_recorded_is_dated_at_the_incidents_last_change() -
 
 
 def test_the_resolved_update_names_the_postmortem_deadline_for_sev1_sev2_only() -> None:
-    done = {"status": "resolved", "resolved_at": RESOLVED, "impact_start": RESOLVED - H, "imported": False}
+    done = {"status": "resolved", "resolved_at": RESOLVED, "impact_start": RESOLVED - H, "route": "escalate"}
     sev2, _ = documents.render_stakeholder_update(sev3_at_ten(severity="SEV2", **done), [], RESOLVED)
     sev3, _ = documents.render_stakeholder_update(sev3_at_ten(**done), [], RESOLVED)
     assert "Follow-up: Post-mortem scheduled, due by 2026-06-03 10:00 UTC; action items" in sev2

@@ -15,9 +15,9 @@ remediation's status), so a replay or a restart neither announces nor escalates 
 Post-mortems (seeds 001, 002: "within 48 hours"): `run_postmortems` writes the pure
 `timers.postmortem_timers` entries, `postmortem_scheduled` at the resolution and `postmortem_overdue`
 at the deadline, each once (keyed by kind and deadline in its data) with one Slack notice; news over
-`NOTICE_WINDOW` old when first noticed (a store catching up), an incident never routed (a history
-load's: nobody was told of it) and Slack not configured are said on the entry, with no message sent and
-no notification row.
+`NOTICE_WINDOW` old when first noticed (a store catching up) and Slack not configured are said on the
+entry, with no message sent and no notification row. An incident never routed (a history load's, over
+before it arrived) has no post-mortem deadline.
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ POSTMORTEMS_DUE = """
 WITH pm AS (
     SELECT id, resolved_at + to_hours(CAST($hours AS BIGINT)) AS due, postmortem_done_at AS done
     FROM incidents
-    WHERE NOT imported AND severity IN ('SEV1', 'SEV2') AND status IN ('resolved', 'closed')
-      AND resolved_at <= $now),
+    WHERE NOT imported AND route IS NOT NULL AND severity IN ('SEV1', 'SEV2')
+      AND status IN ('resolved', 'closed') AND resolved_at <= $now),
 noted AS (
     SELECT incident_id, kind, CAST(json_extract_string(data, '$.due') AS TIMESTAMP) AS due FROM timeline
     WHERE kind IN ('postmortem_scheduled', 'postmortem_overdue'))
@@ -163,8 +163,6 @@ def _postmortem_of(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.d
         quiet = (
             "noticed over 1 h later"
             if event.at < now - NOTICE_WINDOW
-            else "never routed to anyone"
-            if inc.get("route") is None
             else "SLACK_WEBHOOK_URL is not set"
             if not settings.slack_webhook_url
             else None
