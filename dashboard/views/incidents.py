@@ -322,11 +322,12 @@ else:
 docs = d.documents
 postmortem = docs[docs["kind"] == "postmortem"] if not docs.empty else docs
 # the post-mortem's deadline (SEV1/SEV2: 48 h after the resolution): due, overdue or done
-deadline = timers.postmortem_state(
-    inc,
-    dt.datetime.now(dt.UTC).replace(tzinfo=None),
-    timers.postmortem_owner(d.timeline.sort_values("seq").to_dict("records") if not d.timeline.empty else []),
+pm_owner = timers.postmortem_owner(
+    d.timeline.sort_values("seq").to_dict("records") if not d.timeline.empty else []
 )
+deadline = timers.postmortem_state(
+    inc, dt.datetime.now(dt.UTC).replace(tzinfo=None), md(pm_owner) if pm_owner else None
+)  # the owner is outside text (an actor's name): shown as text
 if deadline:
     st.caption(deadline)
 with st.expander("Post-mortem draft", expanded=not postmortem.empty):
