@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import actions, auth, freshness, pending, queries, url_state
 from pipelines.analytics import mttx
 from pipelines.auth.roles import COMMS_OVERRIDE
-from pipelines.incidents import documents, incident_roles
+from pipelines.incidents import documents, incident_roles, timers
 from pipelines.outside_text import markdown as md
 
 st.title("Incidents")
@@ -321,6 +321,15 @@ else:
 
 docs = d.documents
 postmortem = docs[docs["kind"] == "postmortem"] if not docs.empty else docs
+# the post-mortem's deadline (SEV1/SEV2: 48 h after the resolution): due, overdue or done
+pm_owner = timers.postmortem_owner(
+    d.timeline.sort_values("seq").to_dict("records") if not d.timeline.empty else []
+)
+deadline = timers.postmortem_state(
+    inc, dt.datetime.now(dt.UTC).replace(tzinfo=None), md(pm_owner) if pm_owner else None
+)  # the owner is outside text (an actor's name): shown as text
+if deadline:
+    st.caption(deadline)
 with st.expander("Post-mortem draft", expanded=not postmortem.empty):
     if postmortem.empty:
         st.caption("No post-mortem draft yet (drafted once the incident is resolved).")

@@ -2,7 +2,9 @@
 
 - `triage_report`: one per triage attempt: what the triage saw and answered, and the route taken.
 - `stakeholder_update`: drafts from seed 002's templates (initial notification, status update, resolved)
-  with the next update due by severity: SEV1 15 min, SEV2 30 min, SEV3 2 h, SEV4 daily.
+  with the next update due by severity: SEV1 15 min, SEV2 30 min, SEV3 2 h, SEV4 daily. A severity
+  change is news of its own: an update at the change, and the next one due at the new severity's
+  cadence from it.
 - `postmortem`: seed 002's post-mortem template filled from the timeline and SLI data; a draft when the
   incident is resolved, the final version when it is closed. The narrative sections are left for
   people (no model writes them).
@@ -17,10 +19,12 @@ actors' notes on the timeline, triage and model text) goes in through `md`, show
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from pipelines.incidents.narrative import Narrative
+from pipelines.incidents.timers import postmortem_due
 from pipelines.outside_text import markdown as md
 
 UPDATE_CADENCE = {
@@ -105,7 +109,7 @@ def render_stakeholder_update(
                 f"Duration: {_t(inc.get('impact_start'))} to {_t(inc.get('resolved_at'))} "
                 f"({_minutes(inc.get('impact_start'), inc.get('resolved_at'))})",
                 f"Impact Summary: {impact}",
-                "Follow-up: Post-mortem within 48 hours; action items tracked on the incident "
+                f"Follow-up: {_postmortem_follow_up(inc)}; action items tracked on the incident "
                 f"({inc['id']}).",
             ]
         )
@@ -148,6 +152,13 @@ def render_stakeholder_update(
             ]
         )
     return body, due
+
+
+def _postmortem_follow_up(inc: dict[str, Any]) -> str:
+    due = postmortem_due(inc)
+    if due is None:
+        return "Post-mortem draft on the incident"
+    return f"Post-mortem scheduled, due by {_t(due)}"
 
 
 # --- triage report -------------------------------------------------------------------------------
@@ -342,9 +353,11 @@ def documents_due(
     docs: list[dict[str, Any]],
     now: dt.datetime,
     triaged_at: dt.datetime | None = None,
+    severities: list[tuple[dt.datetime, str]] | None = None,
 ) -> list[DocumentDue]:
     """What documents the incident needs now, given the ones it has (pure). `triaged_at`: when its first
-    triage was recorded (None: not triaged yet)."""
+    triage was recorded (None: not triaged yet). `severities`: when the incident's severity was set to
+    what, in any order (each triage's result, each upgrade), to date an update for a severity change."""
     due: list[DocumentDue] = []
     # Seed 004: the technical analysis, then the remediation plan, once triaged and before the incident
     # document (the post-mortem); an incident that has a post-mortem already does not get them after it.
@@ -367,6 +380,13 @@ def documents_due(
         due.append(DocumentDue("stakeholder_update", inc["detected_at"], "initial notification"))
     elif _word_of(last["body"]) != word:
         due.append(DocumentDue("stakeholder_update", changed_at, f"status is now {word}"))
+    elif (
+        word != "Resolved"
+        and inc.get("severity") in UPDATE_CADENCE
+        and _severity_of(last["body"]) not in (None, inc["severity"])
+    ):
+        at = severity_changed_at(inc, last["created_at"], severities or [])
+        due.append(DocumentDue("stakeholder_update", at, f"severity is now {inc['severity']}"))
     elif last.get("due_at") is not None and last["due_at"] <= now and word != "Resolved":
         due.append(DocumentDue("stakeholder_update", now, f"update due since {_t(last['due_at'])}"))
     pms = [d for d in docs if d["kind"] == "postmortem"]
@@ -380,6 +400,24 @@ def documents_due(
                 DocumentDue("runbook_suggestion", inc["closed_at"], "after the post-mortem")
             )
     return due
+
+
+def severity_changed_at(
+    inc: dict[str, Any], since: dt.datetime, severities: list[tuple[dt.datetime, str]]
+) -> dt.datetime:
+    """When the incident's severity became what it is after `since` (its last update): the first time
+    after `since` it was set to it; without one (a change with no time recorded), its last change
+    (`updated_at`). Never before `since`: updates stay in order."""
+    after = [at for at, sev in severities if sev == inc["severity"] and at >= since]
+    return max(min(after) if after else inc["updated_at"], since)
+
+
+def _severity_of(body: str) -> str | None:
+    """The severity an update was written for, from its subject (`[SEV3]`, `[SEV2 UPDATE]`); None for
+    the resolved one and an unclassified incident's."""
+    first = body.split("\n", 1)[0]
+    match = re.match(r"Subject: \[(SEV[1-4])[\] ]", first)
+    return match.group(1) if match else None
 
 
 def _word_of(body: str) -> str:

@@ -308,6 +308,25 @@ def resolved_notice(incident: dict[str, Any]) -> dict[str, Any]:
     return {"text": "\n".join(lines)}
 
 
+def postmortem_notice(
+    incident: dict[str, Any], overdue: bool, due: dt.datetime, owner: str | None
+) -> dict[str, Any]:
+    """A resolved SEV1/SEV2 incident's post-mortem scheduled (due 48 h after the resolution), or overdue
+    at that deadline with none done (seeds 001, 002)."""
+    iid = _slack_escape(incident["id"])
+    head = (
+        ":alarm_clock: *Post-mortem overdue*" if overdue else ":spiral_calendar_pad: *Post-mortem scheduled*"
+    )
+    lines = [
+        f"{head} {iid} {_slack_escape(incident.get('service'))}: {_slack_escape(incident.get('title'))}",
+        f"*{'Was due' if overdue else 'Due'} by:* {due:%Y-%m-%d %H:%M} UTC "
+        f"({_slack_escape(incident.get('severity'))}: within 48 h of the resolution)",
+        f"*Owner:* {_slack_escape(owner) if owner else 'nobody named: assign an incident commander'}",
+        f"The draft is on the incident; closing it (`slo incidents close {iid}`) marks the post-mortem done.",
+    ]
+    return {"text": "\n".join(lines)}
+
+
 def update_message(incident: dict[str, Any], body: str) -> dict[str, Any]:
     """A stakeholder update (its drafted body, seed 002's template) as a Slack message, escaped."""
     return {"text": f":memo: *Stakeholder update — {_slack_escape(incident['id'])}*\n{_slack_escape(body)}"}

@@ -4,8 +4,8 @@
     remediation (run outside DuckDB; its outcome comes back through the inbox) → approvals (announce,
     withdraw after the timeout and escalate) → verify → scope doubled → ask for an incident commander →
     declare it (SEV1/SEV2) → the recovery watch after a person's mitigation (escalate when it did not
-    hold) → timers → retry failed pages → Slack notices → resolve in PagerDuty → status page → budgets →
-    documents → stakeholder updates to Slack
+    hold) → timers → retry failed pages → Slack notices → post-mortems (scheduled, overdue) → resolve in
+    PagerDuty → status page → budgets → documents → stakeholder updates to Slack
 
 Only the writer calls this. Everything slow or external (the model, PagerDuty/Slack, remediation
 scripts) happens here or in a runner, never inside the fold's transactions, and every outcome is
@@ -40,7 +40,7 @@ from pipelines.incidents.steps.remediate import expire_lost_remediations, queue_
 from pipelines.incidents.steps.roles import ask_for_ic, declare_ic
 from pipelines.incidents.steps.severity import scope_upgrades
 from pipelines.incidents.steps.statuspage import post_status_pages
-from pipelines.incidents.steps.timers import run_approvals, run_timers
+from pipelines.incidents.steps.timers import run_approvals, run_postmortems, run_timers
 from pipelines.incidents.steps.triage import triage_pending
 from pipelines.incidents.steps.updates import send_updates
 from pipelines.incidents.steps.verify import verify_remediations
@@ -160,6 +160,7 @@ def process(
     report.timers = _guard(report, "timers", run_timers, con, settings, now, iso) or 0
     _guard(report, "page retry", retry_pages, con, settings, now, iso)
     _guard(report, "notices", send_notices, con, settings, now, iso)
+    _guard(report, "post-mortems", run_postmortems, con, settings, now, iso)  # due 48 h after (SEV1/SEV2)
     _guard(report, "PagerDuty resolve", resolve_pages, con, settings, now, iso)
     _guard(report, "status page", post_status_pages, con, settings, now, iso)
     _guard(report, "budgets", update_budgets, con, now, iso)

@@ -13,6 +13,13 @@ With an escalation policy (an on-call file, `oncall.py`), the acknowledgement ti
 policy's tiers instead: tier n+1 is paged its tier-n timeout after tier n was (seed 002: primary 5 min,
 secondary 10 min, manager 15 min), and an acknowledgement stops the chain.
 
+Seeds 001 and 002's post-mortem "within 48 hours" (`postmortem_timers`): a resolved SEV1/SEV2
+incident has its post-mortem scheduled at the resolution (`postmortem_scheduled`, due 48 h later, owned
+by the incident commander, else by whoever resolved it) and, at the deadline without a post-mortem done
+(`postmortem_done_at`, set when the incident is closed), `postmortem_overdue`. SEV3/SEV4 incidents get
+no deadline, nor do imported ones or ones never routed to anyone (a history load's). A re-resolved
+incident (reopened, then resolved again) is scheduled again from its new resolution.
+
 A timer fires at its deadline, not when a cycle happens to notice it: `occurred_at` is the deadline, so
 evaluating every cycle (or once, later) gives the same entries. Each has a stable `key`; the caller
 records only keys not yet on the timeline, which makes re-evaluation idempotent.
@@ -21,9 +28,12 @@ records only keys not yet on the timeline, which makes re-evaluation idempotent.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.analytics.success_metrics import POSTMORTEM_HOURS
+from pipelines.incidents.incident_roles import roles_from_timeline
 from pipelines.incidents.oncall import Policy
 
 RESPONSE_TIME = {
@@ -155,3 +165,106 @@ def _text(delta: dt.timedelta) -> str:
     if minutes % 60 == 0:
         return f"{minutes // 60} h"
     return f"{minutes} min"
+
+
+# --- the post-mortem's deadline ------------------------------------------------------------------
+
+POSTMORTEM_DUE = dt.timedelta(hours=POSTMORTEM_HOURS)
+POSTMORTEM_SEVERITIES = ("SEV1", "SEV2")
+
+
+@dataclass(frozen=True)
+class PostmortemEvent:
+    kind: str  # postmortem_scheduled | postmortem_overdue
+    key: str  # "<kind>:<due ISO>": one of each per resolution
+    at: dt.datetime  # the resolution (scheduled) or the deadline (overdue)
+    due: dt.datetime
+    message: str
+
+
+def postmortem_due(inc: Mapping[str, Any]) -> dt.datetime | None:
+    """When the post-mortem of a resolved or closed SEV1/SEV2 incident is due: 48 h after its
+    resolution. None for anything else: open, SEV3/SEV4, imported (reviewed where it came from), never
+    routed (a history load's, over before it arrived: nobody was told of it)."""
+    resolved = inc.get("resolved_at")
+    if (
+        inc.get("severity") not in POSTMORTEM_SEVERITIES
+        or inc.get("imported")
+        or inc.get("route") is None
+        or inc.get("status") not in ("resolved", "closed")
+        or not isinstance(resolved, dt.datetime)
+    ):
+        return None
+    return resolved + POSTMORTEM_DUE
+
+
+def postmortem_owner(entries: Iterable[Mapping[str, Any]]) -> str | None:
+    """Who owns the post-mortem, from the timeline's entries (dicts with `kind`, `actor` and `data`, in
+    timeline order): the incident commander when one is assigned, else whoever resolved the incident
+    last (the actor of its latest `resolved` entry); None when neither is known."""
+    entries = list(entries)
+    commander = roles_from_timeline(entries).get("incident_commander")
+    if commander:
+        return commander
+    resolver = None
+    for entry in entries:
+        actor = entry.get("actor")
+        if entry.get("kind") == "resolved" and isinstance(actor, str) and actor:
+            resolver = actor
+    return resolver
+
+
+def _owner_text(owner: str | None) -> str:
+    return f"owner {owner}" if owner else "no owner named (assign an incident commander)"
+
+
+def postmortem_timers(inc: Mapping[str, Any], now: dt.datetime, owner: str | None) -> list[PostmortemEvent]:
+    """The post-mortem entries `inc` has by `now`: scheduled at its resolution; overdue at the deadline
+    when no post-mortem was done by then (a post-mortem done exactly at the deadline is in time)."""
+    due = postmortem_due(inc)
+    if due is None or inc["resolved_at"] > now:
+        return []
+    sev, by = inc["severity"], f"{due:%Y-%m-%d %H:%M} UTC"
+    events = [
+        PostmortemEvent(
+            "postmortem_scheduled",
+            f"postmortem_scheduled:{due.isoformat()}",
+            inc["resolved_at"],
+            due,
+            f"post-mortem due by {by} ({sev}: within {_text(POSTMORTEM_DUE)} of the resolution); "
+            + _owner_text(owner),
+        )
+    ]
+    if due <= now and not _before(inc.get("postmortem_done_at"), due):
+        events.append(
+            PostmortemEvent(
+                "postmortem_overdue",
+                f"postmortem_overdue:{due.isoformat()}",
+                due,
+                due,
+                f"post-mortem overdue: none done by {by}, {_text(POSTMORTEM_DUE)} after the resolution "
+                f"({sev}); " + _owner_text(owner),
+            )
+        )
+    return events
+
+
+def postmortem_state(inc: Mapping[str, Any], now: dt.datetime, owner: str | None) -> str | None:
+    """One line on the post-mortem's deadline for showing (the incident page): due, overdue or done;
+    that SEV3/SEV4 have none; None while the incident is open."""
+    if inc.get("status") not in ("resolved", "closed"):
+        return None
+    due = postmortem_due(inc)
+    if due is None:
+        sev = inc.get("severity")
+        if sev in POSTMORTEM_SEVERITIES:  # imported or never routed
+            return None
+        return f"No post-mortem deadline ({sev or 'unclassified'}: only SEV1/SEV2 have one, 48 h)."
+    by, done = f"{due:%Y-%m-%d %H:%M} UTC", inc.get("postmortem_done_at")
+    if isinstance(done, dt.datetime):
+        if done <= due:
+            return f"Post-mortem done {done:%Y-%m-%d %H:%M} UTC, within its 48 h (due by {by})."
+        return f"Post-mortem done {done:%Y-%m-%d %H:%M} UTC, after its deadline ({by})."
+    if due <= now:
+        return f"Post-mortem overdue since {by}: none done yet; {_owner_text(owner)}."
+    return f"Post-mortem due by {by}; {_owner_text(owner)}."

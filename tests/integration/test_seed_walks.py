@@ -208,6 +208,22 @@ def walked(detail: dict[str, Any], steps: list[str]) -> list[str]:
     return out
 
 
+def scheduled(detail: dict[str, Any], slack: list[str]) -> tuple[str, str]:
+    """The post-mortem's scheduling, checked against the resolution by hand: its one
+    `postmortem_scheduled` entry at the resolution, due 48 h after it, and its one Slack notice; returns
+    the incident's severity and the post-mortem's owner."""
+    resolved = dt.datetime.fromisoformat(detail["resolved_at"].replace("Z", "+00:00"))
+    [entry] = [e for e in detail["timeline"] if e["kind"] == "postmortem_scheduled"]
+    assert entry["occurred_at"] == detail["resolved_at"]
+    due = f"{resolved + dt.timedelta(hours=48):%Y-%m-%d %H:%M} UTC"
+    sev, owner = detail["severity"], entry["data"]["owner"]
+    within = f"({sev}: within 48 h of the resolution)"
+    assert entry["message"] == f"post-mortem due by {due} {within}; owner {owner}"
+    [notice] = [t for t in slack if "*Post-mortem scheduled*" in t]
+    assert f"*Due by:* {due} {within}\n*Owner:* {owner}\n" in notice
+    return sev, owner
+
+
 def test_seed_001_incident_response_runbook(tmp_path: Path) -> None:
     """Seed 001's five steps for a P0, with its status page, executive brief and escalation matrix.
 
@@ -245,6 +261,8 @@ def test_seed_001_incident_response_runbook(tmp_path: Path) -> None:
         detail = w.until(lambda d: "postmortem drafted (post-mortem done)" in str(entries(d)), "the final")
         slack, page = sent_texts(w.slack), w.page.incidents["sp0001"]
     assert walked(detail, SEED_001) == SEED_001, "\n".join(walked(detail, SEED_001))
+    # Step 5's "within 48 hours": due 48 h after the resolution, owned by the incident commander
+    assert scheduled(detail, slack) == ("SEV1", "alice")
     # the executive brief went to the stakeholders with the first update (P0 only)
     [first] = [t for t in slack if "Subject: [SEV1] shop" in t]
     assert "INCIDENT BRIEF — " in first and "CAUSE: Under investigation" in first
@@ -281,6 +299,7 @@ SEED_001 = [
     # Step 4: resolution verification (the metrics watched after the fix), then the resolution
     "recovery_held: recovery held: no new alert for 6 s after the mitigation",
     "resolved: resolved",
+    "postmortem_scheduled: post-mortem due by ",  # Step 5: the post-mortem within 48 hours
     "document: postmortem drafted (incident resolved: draft for review)",
     "stakeholder_update_sent: stakeholder update ([RESOLVED] shop",
     "status_page_resolved: status page incident sp0001 resolved",
@@ -297,9 +316,10 @@ def test_seed_002_incident_commander_workflow(tmp_path: Path) -> None:
     their cadence, and "no root cause after 2 h (SEV2) → next tier": the alert is 1 h 59.5 min old when
     it arrives, so that timer falls due during the walk, before the technical lead finds the cause.
 
-    What the product does not do (reported, not faked): the raise to SEV2 drafts no update of its own,
-    so the first update the communications lead approves is still the SEV3 one drafted at detection,
-    and the next one comes at SEV3's 2-hour cadence from it (which, being 2 h old, is at once here)."""
+    The raise to SEV2 is news for the stakeholders: an update is drafted at the raise, the one the
+    communications lead approves (the SEV3 one drafted at detection is never sent), and the next is due
+    at SEV2's 30-minute cadence from it (SEV3's 2 hours from detection would have fallen due during the
+    walk). The post-mortem is scheduled at the resolution, due 48 h later, owned by the commander."""
     detected = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1, minutes=59, seconds=30)
     answer = triage_answer("SEV3", "escalate", "Card tokens expire early after the vault upgrade.")
     with walk(tmp_path, answer) as w:
@@ -332,10 +352,10 @@ def test_seed_002_incident_commander_workflow(tmp_path: Path) -> None:
         detail = w.until(lambda d: "runbook suggestion drafted" in str(entries(d)), "the runbook suggestion")
         slack = sent_texts(w.slack)
     assert walked(detail, SEED_002) == SEED_002, "\n".join(walked(detail, SEED_002))
+    assert scheduled(detail, slack) == ("SEV2", "alice")
     updates = [t.split("\n")[1] for t in slack if t.startswith(":memo:")]
     assert updates == [
-        "Subject: [SEV3] shop — Checkout errors for some cards",
-        "Subject: [SEV2 UPDATE] shop — Investigating",
+        "Subject: [SEV2] shop — Checkout errors for some cards",
         "Subject: [SEV2 UPDATE] shop — Identified",
         "Subject: [SEV2 UPDATE] shop — Monitoring",
         "Subject: [RESOLVED] shop — Checkout errors for some cards",
@@ -348,6 +368,7 @@ SEED_002 = [
     "triage: triage (model, claude-sonnet-4-20250514): SEV3, action escalate",
     "escalated: escalated to on-call-primary",
     "severity_upgraded: severity SEV3 → SEV2: customer-reported",
+    "document: stakeholder update drafted (severity is now SEV2)",  # at the raise: SEV2's cadence
     "ic_requested: SEV2 escalated with no incident commander",
     "role_assigned: incident commander: alice",
     "declared: INC-0001 declared SEV2: Checkout errors for some cards; incident commander: alice",
@@ -355,11 +376,10 @@ SEED_002 = [
     "role_assigned: technical lead: bob",
     "role_assigned: scribe: erin",
     # Step 2: structured response
-    # the first update was drafted at detection, under the severity of then (see the docstring)
-    "stakeholder_update_sent: stakeholder update ([SEV3] shop — Checkout errors for some cards)",
+    # the latest update, the one drafted at the raise (see the docstring)
+    "stakeholder_update_sent: stakeholder update ([SEV2] shop — Checkout errors for some cards)",
     "acknowledged: acknowledged",
     "timer: no root cause 2 h after detection (SEV2): escalating to on-call-secondary",
-    "stakeholder_update_sent: stakeholder update ([SEV2 UPDATE] shop — Investigating)",  # 2 h later
     "root_cause: root cause (dependency): the card vault upgrade",
     "stakeholder_update_sent: stakeholder update ([SEV2 UPDATE] shop — Identified)",
     # Step 3: resolution and stabilisation
@@ -368,6 +388,7 @@ SEED_002 = [
     "recovery_held: recovery held: no new alert for 6 s after the mitigation",
     "resolved: resolved",
     "notice: notice (incident resolved): slack sent",
+    "postmortem_scheduled: post-mortem due by ",  # Step 4: within 48 hours
     "document: postmortem drafted (incident resolved: draft for review)",
     "stakeholder_update_sent: stakeholder update ([RESOLVED] shop",
     # Step 4: post-mortem and continuous improvement
@@ -456,7 +477,9 @@ def test_seed_004_triage_analysis_plan_document(tmp_path: Path) -> None:
         w.step(ALICE, "resolve", "resolved")
         w.step(ALICE, "close", "closed")
         detail = w.until(lambda d: "postmortem drafted (post-mortem done)" in str(entries(d)), "final")
+        slack = sent_texts(w.slack)
     assert walked(detail, SEED_004) == SEED_004, "\n".join(walked(detail, SEED_004))
+    assert scheduled(detail, slack) == ("SEV2", "alice")  # no commander: alice resolved it
     documents = {d["kind"]: d["body"] for d in detail["documents"]}  # the latest of each kind
     analysis = [line for line in documents["technical_analysis"].splitlines() if line[:3] == "1. "]
     assert analysis and analysis[0] in documents["postmortem"]  # the most likely cause, quoted
@@ -471,6 +494,7 @@ SEED_004 = [
     "document: technical analysis drafted (after the triage)",  # step 2, needs the triage
     "document: remediation plan drafted (from the technical analysis)",  # step 3, needs the analysis
     "status_page_posted: status page incident sp0001 created: investigating",  # and the status page
+    "postmortem_scheduled: post-mortem due by ",  # "Post-Mortem — Scheduled:"
     "document: postmortem drafted (incident resolved: draft for review)",  # step 4: the document
     "document: postmortem drafted (post-mortem done)",
 ]

@@ -1,5 +1,6 @@
 """Documents step: draft the documents each incident needs now (`documents.documents_due`): stakeholder
-updates, the post-mortem draft and final, the runbook suggestion. The renderers are pure
+updates (on a status or severity change, and at the severity's cadence), the post-mortem draft and
+final, the runbook suggestion. The renderers are pure
 (`pipelines.incidents.documents`).
 """
 
@@ -94,9 +95,20 @@ def _documents_of(
     )
     first = con.execute("SELECT min(created_at) FROM triage WHERE incident_id = ?", [iid]).fetchone()
     triaged_at = first[0] if first else None
+    # when the severity was set to what (each triage's answer, each upgrade): a change dates an update
+    severities = [
+        (at, str(sev))
+        for at, sev in con.execute(
+            "SELECT created_at, severity FROM triage WHERE incident_id = $id UNION ALL "
+            "SELECT occurred_at, json_extract_string(data, '$.to') FROM timeline "
+            "WHERE incident_id = $id AND kind = 'severity_upgraded'",
+            {"id": iid},
+        ).fetchall()
+        if sev is not None
+    ]
     ranked: list[analysis.Hypothesis] | None = None
     facts: dict[str, Any] = {}
-    for due in documents.documents_due(inc, docs, now, triaged_at):
+    for due in documents.documents_due(inc, docs, now, triaged_at, severities):
         slos = records(
             con,
             "SELECT slo_id, budget_consumed FROM incident_slos WHERE incident_id = ? ORDER BY 1",

@@ -1,4 +1,5 @@
-"""Timer steps: record (and notify) every escalation timer that fell due; announce and expire approvals.
+"""Timer steps: record (and notify) every escalation timer that fell due; announce and expire approvals;
+schedule each resolved SEV1/SEV2 incident's post-mortem and mark it overdue at its deadline.
 
 The timer rules themselves are pure (`pipelines.incidents.timers`); this step reads the candidates,
 records each due timer once on the timeline, raises the escalation tier and pages while the incident
@@ -10,6 +11,13 @@ creation (SLO_APPROVAL_TIMEOUT, default 15 min), it is withdrawn at that deadlin
 so a later approval is refused by the fold) and the incident marked for escalation, which
 `send_escalations` pages. Both are keyed on stored state (the `approval_requested` entry, the
 remediation's status), so a replay or a restart neither announces nor escalates twice.
+
+Post-mortems (seeds 001, 002: "within 48 hours"): `run_postmortems` writes the pure
+`timers.postmortem_timers` entries, `postmortem_scheduled` at the resolution and `postmortem_overdue`
+at the deadline, each once (keyed by kind and deadline in its data) with one Slack notice; news over
+`NOTICE_WINDOW` old when first noticed (a store catching up) and Slack not configured are said on the
+entry, with no message sent and no notification row. An incident never routed (a history load's, over
+before it arrived) has no post-mortem deadline.
 """
 
 from __future__ import annotations
@@ -27,8 +35,9 @@ from pipelines.errors import SloError
 from pipelines.incidents import oncall, timers
 from pipelines.incidents.fold import add_timeline, incident
 from pipelines.incidents.isolation import Isolation
+from pipelines.incidents.outbound import postmortem_notice
 from pipelines.incidents.rows import incidents_where
-from pipelines.incidents.steps.notify import announce_approval, notify
+from pipelines.incidents.steps.notify import NOTICE_WINDOW, announce_approval, announce_notice, notify
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +105,82 @@ def _timers_of(
             paged = max(paged, event.tier)
             fired += 1
     return fired
+
+
+# Resolved or closed SEV1/SEV2 incidents missing a post-mortem entry: no `postmortem_scheduled` for
+# this resolution's deadline, or past that deadline with no post-mortem done by then and no
+# `postmortem_overdue` yet (one query a cycle: an idle cycle finds none).
+POSTMORTEMS_DUE = """
+WITH pm AS (
+    SELECT id, resolved_at + to_hours(CAST($hours AS BIGINT)) AS due, postmortem_done_at AS done
+    FROM incidents
+    WHERE NOT imported AND route IS NOT NULL AND severity IN ('SEV1', 'SEV2')
+      AND status IN ('resolved', 'closed') AND resolved_at <= $now),
+noted AS (
+    SELECT incident_id, kind, CAST(json_extract_string(data, '$.due') AS TIMESTAMP) AS due FROM timeline
+    WHERE kind IN ('postmortem_scheduled', 'postmortem_overdue'))
+SELECT pm.id FROM pm
+WHERE NOT EXISTS (SELECT 1 FROM noted n WHERE n.incident_id = pm.id AND n.kind = 'postmortem_scheduled'
+                  AND n.due = pm.due)
+   OR (pm.due <= $now AND (pm.done IS NULL OR pm.done > pm.due)
+       AND NOT EXISTS (SELECT 1 FROM noted n WHERE n.incident_id = pm.id AND n.kind = 'postmortem_overdue'
+                       AND n.due = pm.due))
+ORDER BY pm.id
+"""
+
+
+def run_postmortems(
+    con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
+) -> int:
+    """Schedule the post-mortem of each newly resolved SEV1/SEV2 incident and mark the ones past their
+    deadline without a post-mortem done overdue; how many entries were written."""
+    due = con.execute(POSTMORTEMS_DUE, {"hours": timers.POSTMORTEM_HOURS, "now": now}).fetchall()
+    return sum(
+        iso.run("post-mortem", iid, iid, _postmortem_of, con, settings, now, iid) or 0 for (iid,) in due
+    )
+
+
+def _postmortem_of(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iid: str) -> int:
+    inc = incident(con, iid)
+    if inc is None:
+        return 0
+    entries = [
+        {"kind": kind, "actor": actor, "data": data}
+        for kind, actor, data in con.execute(
+            "SELECT kind, actor, data FROM timeline WHERE incident_id = ? ORDER BY seq", [iid]
+        ).fetchall()
+    ]
+    noted = {
+        e["data"].get("key") if isinstance(e["data"], dict) else json.loads(e["data"]).get("key")
+        for e in entries
+        if e["kind"] in ("postmortem_scheduled", "postmortem_overdue") and e["data"]
+    }
+    owner = timers.postmortem_owner(entries)
+    written = 0
+    for event in timers.postmortem_timers(inc, now, owner):
+        if event.key in noted:
+            continue
+        quiet = (
+            "noticed over 1 h later"
+            if event.at < now - NOTICE_WINDOW
+            else "SLACK_WEBHOOK_URL is not set"
+            if not settings.slack_webhook_url
+            else None
+        )
+        add_timeline(
+            con,
+            iid,
+            event.at,
+            event.kind,
+            "timer",
+            event.message + (f" (not announced: {quiet})" if quiet else ""),
+            data={"key": event.key, "due": event.due.isoformat(), "owner": owner},
+        )
+        if quiet is None:
+            overdue = event.kind == "postmortem_overdue"
+            announce_notice(con, settings, iid, postmortem_notice(inc, overdue, event.due, owner), event.at)
+        written += 1
+    return written
 
 
 def run_approvals(

@@ -1,13 +1,14 @@
 """Stakeholder updates sent to Slack at their cadence (issue 17, item 6; seeds 001/002).
 
 The documents step drafts the updates (`documents.documents_due`: the initial notification, one on each
-status change, and one whenever the last one's `due_at` passes: SEV1 every 15 min, SEV2 30 min, SEV3
-2 h, SEV4 daily — seed 002's cadence). Nothing is sent until the communications lead approves (the
-`approve_updates` command: `slo incidents approve-updates ID`, taken only from the person assigned as
-the incident's communications lead, or as an admin's override, recorded as such; see
-`incident_roles.comms_refusal`). From then on this step sends the latest drafted update once: at the
-approval, the current one; after it, each one the cadence or a status change drafts, up to and
-including the resolved one, and nothing after it. Each send (or why it was not sent) is on the timeline
+status change, one on each severity change (the cadence then restarts at the new severity's), and one
+whenever the last one's `due_at` passes: SEV1 every 15 min, SEV2 30 min, SEV3 2 h, SEV4 daily — seed
+002's cadence). Nothing is sent until the communications lead approves (the `approve_updates` command:
+`slo incidents approve-updates ID`, taken only from the person assigned as the incident's
+communications lead, or as an admin's override, recorded as such; see `incident_roles.comms_refusal`).
+From then on this step sends the latest drafted update once: at the approval, the current one; after
+it, each one the cadence, a status change or a severity change drafts, up to and including the
+resolved one, and nothing after it. Each send (or why it was not sent) is on the timeline
 (`stakeholder_update_sent`, its data naming the update by its drafted time).
 
 The times are the stage's clock: an update goes out at max(its drafted time, the approval).
