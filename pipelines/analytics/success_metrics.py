@@ -3,8 +3,10 @@
 - MTTD under 5 min for SEV1/SEV2 and MTTR under 30 min for SEV1: judged on the median (p50), because
   incident durations are heavy-tailed and a mean misleads; p90 and the mean are reported beside it.
 - Every SEV1/SEV2 gets a post-mortem within 48 h of resolution (post-mortem time: `postmortem_done_at`,
-  else the first `postmortem` document); one resolved less than 48 h before `as_of` without one yet is
-  pending, not missed.
+  set when the incident is closed after its review, or carried by an imported incident; the draft the
+  product writes at resolution is not a post-mortem held, so it does not count); one resolved less than
+  48 h before `as_of` without one yet is pending, not missed. The incident's `postmortem_overdue` timer
+  (`incidents/timers.py`) uses the same time and the same 48 h.
 - 90 % of action items done by their due date: items due in the quarter and already due at `as_of`;
   on time when done on or before the due date (UTC day).
 - Under 5 pages per on-call engineer per week. With an on-call schedule (`SLO_ONCALL_FILE`), each page
@@ -43,10 +45,7 @@ FROM d WHERE quarter = ? AND list_contains(?, severity)
 # SEV1/SEV2 incidents resolved in the quarter with when their post-mortem was done (if it was).
 POSTMORTEMS_SQL = f"""
 WITH d AS (FROM {DURATIONS_TABLE})
-SELECT d.id, d.severity, d.resolved_at,
-       coalesce(d.postmortem_done_at,
-                (SELECT min(doc.created_at) FROM documents doc
-                  WHERE doc.incident_id = d.id AND doc.kind = 'postmortem')) AS postmortem_at
+SELECT d.id, d.severity, d.resolved_at, d.postmortem_done_at AS postmortem_at
 FROM d WHERE d.quarter = ? AND d.severity IN ('SEV1', 'SEV2') AND d.resolved_at IS NOT NULL
 ORDER BY d.resolved_at
 """

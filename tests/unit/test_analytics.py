@@ -247,6 +247,11 @@ def test_postmortems_within_48_hours() -> None:
         con, "late", start="2026-07-02T10:00", severity="SEV2", detect=1, resolve=60, postmortem_hours=49
     )
     add_incident(con, "missing", start="2026-07-03T10:00", severity="SEV2", detect=1, resolve=60)
+    # the product drafts a post-mortem document at resolution: a draft is not a post-mortem held
+    con.execute(
+        "INSERT INTO documents (incident_id, kind, created_at, body) "
+        "VALUES ('missing', 'postmortem', TIMESTAMP '2026-07-03 11:02', 'draft')"
+    )
     add_incident(con, "sev3", start="2026-07-04T10:00", severity="SEV3", detect=1, resolve=60)
     # resolved 2026-09-30 11:00, as_of 10-01 12:00: 25 h, still within the 48 h
     add_incident(con, "pending", start="2026-09-30T10:00", severity="SEV1", detect=1, resolve=60)
