@@ -147,6 +147,17 @@ def serve(data_dir: Path, procs: list[subprocess.Popen[bytes]]) -> str:
     return url
 
 
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the dashboards this benchmark started (a kill after 15 s)."""
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def serve_empty_page(work: Path, n: int, procs: list[subprocess.Popen[bytes]]) -> str:
     """`empty_page.py` under `streamlit run` with the dashboard's own server options: the floor."""
     port = free_port()
@@ -240,13 +251,7 @@ def main() -> dict[str, Any]:
             print(f"| {kind} | {m['table_s']:.2f} s | {m['interactive_s']:.2f} s | {m['filter_s']:.2f} s |")
         return out
     finally:
-        for proc in procs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(procs)
         shutil.rmtree(work, ignore_errors=True)
 
 

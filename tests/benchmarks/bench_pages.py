@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.bench_dashboard import republish, serve, serve_empty_page  # noqa: E402
+from tests.benchmarks.bench_dashboard import republish, serve, serve_empty_page, stop  # noqa: E402
 from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
 
 TARGET_S = 3.0
@@ -189,13 +189,7 @@ def main() -> dict[str, Any]:
             print(f"| {kind} | " + " | ".join(f"{c:.2f} s" for c in cells) + " |")
         return out
     finally:
-        for proc in procs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(procs)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -18,7 +18,6 @@ import duckdb
 import pytest
 
 from pipelines.inbox import Inbox
-from pipelines.store import connect, migrate
 from tests.integration.test_oncall_paging import BOB_KEY, LEADERSHIP_KEY, PRIMARY_KEY, events, setup
 from tests.support.receivers import Endpoint
 from tests.unit.test_incident_flow import T0, M, command, firing, run
@@ -32,21 +31,6 @@ def pd() -> Iterator[Endpoint]:
     endpoint = Endpoint([202])
     yield endpoint
     endpoint.close()
-
-
-@pytest.fixture
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect()
-    migrate(c)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    box = Inbox(tmp_path / "data", synchronous="OFF")
-    yield box
-    box.close()
 
 
 def timers(con: duckdb.DuckDBPyConnection) -> list[tuple[object, str]]:

@@ -20,7 +20,6 @@ import duckdb
 import pytest
 
 from pipelines.inbox import Inbox
-from pipelines.store import connect, migrate
 from tests.integration.test_api_actors import send, show_until
 from tests.support.cli import os_user, slo
 from tests.support.receivers import Endpoint
@@ -37,21 +36,6 @@ TOKENS = f"""tokens:
 """
 QUIET = {"ANTHROPIC_API_KEY": "", "SLACK_WEBHOOK_URL": "", "PAGERDUTY_ROUTING_KEY": ""}
 PATH = "/api/incidents/INC-0001/commands"
-
-
-@pytest.fixture
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect()
-    migrate(c)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    box = Inbox(tmp_path / "data", synchronous="OFF")
-    yield box
-    box.close()
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import pytest
 
 from pipelines.config import Settings
 from pipelines.inbox import Inbox
-from pipelines.store import connect, migrate
 from tests.support.receivers import Endpoint
 from tests.unit.test_incident_flow import T0, M, command, firing, kinds, one, resolved, run, settings_for
 
@@ -60,21 +59,6 @@ def receivers() -> Iterator[tuple[Endpoint, Endpoint]]:
     yield pd, slack
     pd.close()
     slack.close()
-
-
-@pytest.fixture
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect()
-    migrate(c)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    box = Inbox(tmp_path / "data", synchronous="OFF")
-    yield box
-    box.close()
 
 
 def setup(tmp_path: Path, pd: Endpoint, slack: Endpoint | None = None, **changes: Any) -> Settings:

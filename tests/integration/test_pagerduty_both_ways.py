@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from pipelines.config import Settings
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Command
 from pipelines.ingest import pagerduty
-from pipelines.store import connect, migrate
 from tests.support.cli import slo
 from tests.support.receivers import Endpoint, PagerDutyRest
 from tests.support.service import ROOT, running_service
@@ -148,21 +146,6 @@ def test_slo_serve_never_pages_back_and_resolves_the_pagerduty_incident(tmp_path
 
 
 # --- the stage alone: what a failure or a missing setting leaves on the timeline ----------------------
-
-
-@pytest.fixture
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect()
-    migrate(c)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    box = Inbox(tmp_path / "data", synchronous="OFF")
-    yield box
-    box.close()
 
 
 def webhook_entries(name: str) -> list[Entry]:

@@ -22,28 +22,12 @@ import pytest
 
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Command
-from pipelines.store import connect, migrate
 from tests.support.receivers import Endpoint
 from tests.unit.test_incident_flow import T0, M, firing, run, settings_for
 
 pytestmark = pytest.mark.integration
 
 H = dt.timedelta(hours=1)
-
-
-@pytest.fixture
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    db = connect()
-    migrate(db)
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    box = Inbox(tmp_path / "data", synchronous="OFF")
-    yield box
-    box.close()
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ import duckdb
 import pytest
 
 from pipelines.config import Settings
-from pipelines.inbox import Entry, Inbox
+from pipelines.inbox import Entry
 from pipelines.incidents.contract import Alert
-from pipelines.store import connect, migrate
 from pipelines.timeutil import minute_of
 from tests.support.receivers import Endpoint
 from tests.unit.test_incident_flow import T0, command, firing, run, settings_for
@@ -28,21 +27,6 @@ pytestmark = pytest.mark.integration
 
 M = dt.timedelta(minutes=1)
 SLO = "shop/availability"
-
-
-@pytest.fixture
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect()
-    migrate(c)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    box = Inbox(tmp_path / "data", synchronous="OFF")
-    yield box
-    box.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ import pytest
 
 from pipelines.inbox import Entry, Inbox
 from pipelines.incidents.contract import Alert
-from pipelines.store import connect, migrate
 from tests.integration.test_api_actors import send
 from tests.support.cli import os_user, slo
 from tests.support.service import Service, running_service
@@ -99,9 +98,7 @@ def test_triage_and_people_raise_the_severity_by_seed_002s_triggers(tmp_path: Pa
         two = show_until(svc, "INC-0002", lambda d: d["severity"] == "SEV1")
         again = send(svc, {"command": "severity_trigger", "args": {"trigger": "data_integrity"}}, BOB, path)
         assert again[0] == 202  # accepted at the door; the fold judges it against the incident's state
-        two = show_until(
-            svc, "INC-0002", lambda d: "command_rejected" in [e["kind"] for e in d["timeline"]]
-        )
+        two = show_until(svc, "INC-0002", lambda d: "command_rejected" in [e["kind"] for e in d["timeline"]])
         assert upgrades(two) == [
             ("api", "bob", "severity SEV3 → SEV2: customer-reported → at least SEV2 (asked by bob via api: "
              "3 tickets)"),
@@ -112,21 +109,6 @@ def test_triage_and_people_raise_the_severity_by_seed_002s_triggers(tmp_path: Pa
             "severity_trigger rejected: data_integrity: no upgrade, the incident already is SEV1"
         ]
         assert two["severity"] == "SEV1"
-
-
-@pytest.fixture
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect()
-    migrate(c)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    box = Inbox(tmp_path / "data", synchronous="OFF")
-    yield box
-    box.close()
 
 
 def on_slo(name: str, minute: int) -> Entry:

@@ -11,32 +11,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from pipelines.inbox import Inbox
 from pipelines.incidents import documents
-from pipelines.store import connect, migrate
 from tests.support.cli import os_user, slo
 from tests.support.receivers import Endpoint
 from tests.support.service import running_service
 from tests.unit.test_incident_flow import T0, M, command, firing, run, settings_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def con() -> duckdb.DuckDBPyConnection:
-    db = connect()
-    migrate(db)
-    return db
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    box = Inbox(tmp_path / "data", synchronous="OFF")
-    yield box
-    box.close()
 
 
 @pytest.fixture

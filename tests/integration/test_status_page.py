@@ -21,7 +21,6 @@ import pytest
 
 from pipelines.config import Settings
 from pipelines.inbox import Inbox
-from pipelines.store import connect, migrate
 from tests.support.cli import os_user, slo
 from tests.support.receivers import Endpoint, Statuspage
 from tests.support.service import running_service
@@ -31,18 +30,6 @@ pytestmark = pytest.mark.integration
 
 KEY = "statuspage-api-key-0123456789"
 PAGE = "kctbh9vrtdwd"
-
-
-@pytest.fixture
-def con() -> duckdb.DuckDBPyConnection:
-    db = connect()
-    migrate(db)
-    return db
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Inbox:
-    return Inbox(tmp_path / "data")
 
 
 @pytest.fixture
