@@ -27,6 +27,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -42,6 +43,7 @@ LOCK_FILE = "writer.lock"
 # step then leaves the step to the service, whose settings (PagerDuty, Slack, the model) its outbound
 # effects need, instead of applying it between two cycles with the CLI's own environment.
 SERVICE_FILE = "service.lock"
+PROBE_TRIES, PROBE_PAUSE_S = 5, 0.02
 # What the last publish wrote (size, modification time in ns): a snapshot that no longer matches was
 # truncated or overwritten in place, or replaced by something else, and is published again. Not the
 # inode: a data directory copied with its times (cp -a, rsync -a, a restore) is still the same store.
@@ -539,13 +541,18 @@ def served_by(data_dir: Path) -> str | None:
     except FileNotFoundError:
         return None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise StoreError(f"{path}: cannot probe: {exc}") from exc
-        return None
+        # Another probe holds the lock for an instant (two CLI steps at once): a few tries tell it from a
+        # service, which holds it all along.
+        for attempt in range(PROBE_TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return None
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise StoreError(f"{path}: cannot probe: {exc}") from exc
+                if attempt + 1 < PROBE_TRIES:
+                    time.sleep(PROBE_PAUSE_S)
+        return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
     finally:
         os.close(fd)
 

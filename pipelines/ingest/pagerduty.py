@@ -29,8 +29,9 @@ COMMAND_OF = {
     "incident.reopened": "reopen",
 }
 # A page we triggered carries our incident id as its dedup key (`incident_key`): tier 1 `INC-0042`,
-# a later tier `INC-0042-tier2` (oncall.dedup_key). Acknowledging any of them acknowledges our incident.
-OUR_DEDUP_KEY = re.compile(r"^(INC-\d+)(?:-tier\d+)?$")
+# a later tier `INC-0042-tier2` (oncall.dedup_key), a page again after an acknowledgement `…-re2`
+# (steps/notify._fresh_key). Acknowledging any of them acknowledges our incident.
+OUR_DEDUP_KEY = re.compile(r"^(INC-\d+)(?:-tier\d+)?(?:-re\d+)?$")
 # Without a priority PagerDuty still has an urgency; high pages someone, low does not.
 URGENCY_SEVERITY = {"high": "SEV2", "low": "SEV3"}
 

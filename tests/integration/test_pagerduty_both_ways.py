@@ -25,7 +25,7 @@ from pipelines.ingest import pagerduty
 from tests.support.cli import slo
 from tests.support.receivers import Endpoint, PagerDutyRest
 from tests.support.service import ROOT, running_service
-from tests.unit.test_incident_flow import firing, one, run, settings_for
+from tests.unit.test_incident_flow import command, firing, one, run, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -245,6 +245,56 @@ def test_pagerdutys_own_resolution_is_not_sent_back(
         == 0
     )
     assert rest.requests == [] and events.received == []
+
+
+def test_a_reopened_incident_paged_again_is_resolved_in_pagerduty_again(
+    con: duckdb.DuckDBPyConnection, inbox: Inbox, tmp_path: Path
+) -> None:
+    """Resolved (its page resolved), reopened, paged again under the same key (PagerDuty opens a new alert
+    for it), resolved again: that alert is resolved too, not left open because the first resolve is on
+    the timeline."""
+    events = Endpoint([202])
+    rest = PagerDutyRest(API_TOKEN, {})
+    try:
+        settings = stage_settings(tmp_path, rest, events)
+        t0 = dt.datetime(2026, 11, 23, 12, 0)
+        inbox.append([firing("Checkout errors", "SEV1", at=t0)])
+        run(con, settings, inbox, t0)
+        inbox.append([command("resolve", t0 + dt.timedelta(minutes=2))])
+        run(con, settings, inbox, t0 + dt.timedelta(minutes=3))
+        inbox.append([command("reopen", t0 + dt.timedelta(minutes=4))])
+        run(con, settings, inbox, t0 + dt.timedelta(minutes=10))  # unacknowledged for 5 min: paged again
+        inbox.append([command("resolve", t0 + dt.timedelta(minutes=11))])
+        run(con, settings, inbox, t0 + dt.timedelta(minutes=12))
+        run(con, settings, inbox, t0 + dt.timedelta(minutes=13))  # nothing more to resolve
+    finally:
+        events.close()
+        rest.close()
+    sent = [(b["event_action"], b["dedup_key"]) for _, b, _ in events.received]
+    triggers = [k for a, k in sent if a == "trigger"]
+    assert len(triggers) >= 2, sent  # the first page and at least one after the reopen
+    last_trigger = max(i for i, (a, _) in enumerate(sent) if a == "trigger")
+    after = [k for a, k in sent[last_trigger:] if a == "resolve"]
+    assert set(after) == set(triggers), sent  # every key paged is resolved after its last page
+    assert one(con, "SELECT count(*) FROM timeline WHERE kind = 'page_resolved'") == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "ours"),
+    [
+        ("INC-0001", "INC-0001"),
+        ("INC-0001-tier2", "INC-0001"),
+        ("INC-0001-re2", "INC-0001"),  # a page again after an acknowledgement (steps/notify._fresh_key)
+        ("INC-0001-tier3-re4", "INC-0001"),
+        ("INC-0001-retry", None),  # not a key we send
+        ("checkout-INC-0001", None),
+    ],
+)
+def test_pagerdutys_steps_on_our_pages_name_our_incident(key: str, ours: str | None) -> None:
+    ack = json.loads((WEBHOOKS / "pagerduty_acknowledged.json").read_text())
+    ack["event"]["data"]["incident_key"] = key
+    [command] = pagerduty.parse(ack).commands
+    assert (command.command, command.incident_id) == ("acknowledge", ours)
 
 
 def test_acknowledging_a_tier_2_page_in_pagerduty_acknowledges_our_incident(

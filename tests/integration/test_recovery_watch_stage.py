@@ -125,6 +125,14 @@ def test_a_new_alert_after_the_mitigation_escalates_once(con, inbox, tmp_path, o
         ),
     ]
     assert triggers(pagerduty) == 2  # paged again, once
+    # not mitigated any more: acknowledged (bob's mitigation counts as the acknowledgement nobody made)
+    assert con.execute("SELECT status, mitigated_at, acknowledged_at FROM incidents").fetchone() == (
+        "acknowledged",
+        None,
+        T0 + 5 * M,
+    )
+    undone = con.execute("SELECT message FROM timeline WHERE kind = 'mitigation_undone'").fetchall()
+    assert undone == [("not mitigated any more: the recovery did not hold (status back to acknowledged)",)]
     # … under a key of its own: the first page's alert is still open in PagerDuty (acknowledged by the
     # mitigation), and a trigger with its key would be folded into it without notifying anyone
     keys = [body["dedup_key"] for _, body, _ in pagerduty.received if body.get("event_action") == "trigger"]

@@ -284,3 +284,15 @@ def test_show_prints_a_document(data: Path, capsys: pytest.CaptureFixture[str]) 
     assert "- Route: **escalate**" in out
     assert main(["incidents", "show", "INC-0001", "--document", "postmortem"]) == 1
     assert "INC-0001 has no postmortem yet" in capsys.readouterr().err
+
+
+def test_a_probe_held_for_an_instant_is_not_a_service(data: Path) -> None:
+    """Two CLI steps probing at once: one holds the probe's lock for an instant, which the other must not
+    take for a running service (it would leave its step queued for nobody)."""
+    import fcntl
+    import threading
+
+    fd = os.open(data / "service.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    threading.Timer(0.03, lambda: os.close(fd)).start()  # the other probe lets go 30 ms later
+    assert served_by(data) is None

@@ -225,15 +225,19 @@ def resolve_pages(
     """Once the incident is resolved here (not by PagerDuty telling us): resolve every PagerDuty alert we
     triggered for it, one per tier's dedup key, through the routing key that tier used; and an incident
     born in PagerDuty is resolved there through the REST API. Each recorded once (timeline
-    `page_resolved`, `pagerduty_incident_resolved`)."""
+    `page_resolved`, `pagerduty_incident_resolved`); an incident reopened and paged again after its
+    `page_resolved` has its pages resolved again when it is resolved again."""
     rows = con.execute(
         """SELECT i.id, i.resolved_at FROM incidents i
            WHERE i.status IN ('resolved', 'closed') AND coalesce(i.resolved_at_source, '') <> 'pagerduty'
              AND i.source <> 'pagerduty'  -- never paged: resolved there through the REST API below
              AND EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = i.id AND n.channel = 'pagerduty'
                          AND n.status = 'sent')
-             AND NOT EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id
-                             AND t.kind = 'page_resolved')"""
+             -- not resolved since its last page: a reopened incident paged again is resolved again
+             AND NOT EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id AND t.kind = 'page_resolved'
+                             AND t.seq > (SELECT max(p.seq) FROM timeline p WHERE p.incident_id = i.id
+                                          AND p.kind = 'notification' AND p.source = 'pagerduty'
+                                          AND json_extract_string(p.data, '$.status') = 'sent'))"""
     ).fetchall()
     for iid, resolved_at in rows:
         iso.run("PagerDuty resolve", iid, iid, _resolve_alerts, con, settings, iid, max(now, resolved_at))

@@ -125,6 +125,22 @@ def _watch_one(
             "UPDATE incidents SET escalation_pending = ?, updated_at = greatest(updated_at, ?) WHERE id = ?",
             [f"recovery not held after the mitigation: {evidence}", outcome.at, iid],
         )
+        if inc["status"] == "mitigated":
+            # The mitigation did not hold: the incident is not mitigated (status page, stakeholder updates
+            # and MTTM say so), and the next `mitigate` starts a new watch. It is acknowledged: someone was
+            # on it (a person's mitigation, when nobody had acknowledged, counts as the acknowledgement).
+            con.execute(
+                """UPDATE incidents SET status = 'acknowledged',
+                          acknowledged_at = coalesce(acknowledged_at, mitigated_at),
+                          acknowledged_at_source = coalesce(acknowledged_at_source, 'mitigation'),
+                          mitigated_at = NULL, mitigated_at_source = NULL
+                   WHERE id = ? AND status = 'mitigated'""",
+                [iid],
+            )
+            add_timeline(
+                con, iid, outcome.at, "mitigation_undone", "watch",
+                "not mitigated any more: the recovery did not hold (status back to acknowledged)",
+            )  # fmt: skip
     return still_open
 
 
