@@ -18,7 +18,7 @@ import pytest
 
 from pipelines.config import Settings
 from pipelines.inbox import Entry
-from pipelines.incidents.contract import Alert
+from pipelines.incidents.contract import Alert, Command
 from pipelines.timeutil import minute_of
 from tests.support.receivers import Endpoint
 from tests.unit.test_incident_flow import T0, command, firing, run, settings_for
@@ -27,6 +27,13 @@ pytestmark = pytest.mark.integration
 
 M = dt.timedelta(minutes=1)
 SLO = "shop/availability"
+
+
+def pagerduty_ack(at: dt.datetime) -> Entry:
+    """PagerDuty's acknowledgement of our page, as its webhook becomes a command."""
+    c = Command(command="acknowledge", incident_id="INC-0001", actor="PagerDuty: bob", source="pagerduty",
+                dedup_key=f"pd:ack:{at.isoformat()}", at=at, args={})  # fmt: skip
+    return Entry(c.dedup_key, "command", "pagerduty", c.to_json())
 
 
 @pytest.fixture
@@ -103,6 +110,7 @@ def test_a_new_alert_after_the_mitigation_escalates_once(con, inbox, tmp_path, o
     inbox.append([firing("Checkout errors", "SEV2", at=T0)])
     run(con, settings, inbox, T0 + M)
     assert triggers(pagerduty) == 1
+    inbox.append([pagerduty_ack(T0 + 3 * M)])  # the responder acknowledged the page in PagerDuty
     inbox.append([command("mitigate", T0 + 5 * M)])
     run(con, settings, inbox, T0 + 6 * M)
     assert entries(con, "recovery_held", "recovery_not_held") == []  # the watch is open
@@ -125,16 +133,16 @@ def test_a_new_alert_after_the_mitigation_escalates_once(con, inbox, tmp_path, o
         ),
     ]
     assert triggers(pagerduty) == 2  # paged again, once
-    # not mitigated any more: acknowledged (bob's mitigation counts as the acknowledgement nobody made)
+    # not mitigated any more: acknowledged again
     assert con.execute("SELECT status, mitigated_at, acknowledged_at FROM incidents").fetchone() == (
         "acknowledged",
         None,
-        T0 + 5 * M,
+        T0 + 3 * M,
     )
     undone = con.execute("SELECT message FROM timeline WHERE kind = 'mitigation_undone'").fetchall()
     assert undone == [("not mitigated any more: the recovery did not hold (status back to acknowledged)",)]
-    # … under a key of its own: the first page's alert is still open in PagerDuty (acknowledged by the
-    # mitigation), and a trigger with its key would be folded into it without notifying anyone
+    # … under a key of its own: the first page's alert is still open in PagerDuty, acknowledged there,
+    # and a trigger with its key would be folded into it without notifying anyone
     keys = [body["dedup_key"] for _, body, _ in pagerduty.received if body.get("event_action") == "trigger"]
     assert keys == ["INC-0001", "INC-0001-re2"]
     [notice] = [t for t in texts(slack) if "Recovery not held" in t]
@@ -204,6 +212,15 @@ def test_a_page_level_burn_after_the_mitigation_escalates(con, inbox, tmp_path, 
         {"slo": SLO, "window_minutes": 5, "burn_rate": 20.0, "factor": 14.4, "at": "2026-06-01T10:14:00"}
     ]
     assert triggers(pagerduty) == 2
+    # nobody acknowledged the page in PagerDuty: its alert is still notifying, so the same key is right
+    keys = [body["dedup_key"] for _, body, _ in pagerduty.received if body.get("event_action") == "trigger"]
+    assert keys == ["INC-0001", "INC-0001"]
+    # not mitigated any more; the person's mitigation counts as the acknowledgement nobody had made
+    assert con.execute("SELECT status, mitigated_at, acknowledged_at FROM incidents").fetchone() == (
+        "acknowledged",
+        None,
+        T0 + 5 * M,
+    )
     assert sum("Recovery not held INC-0001" in t for t in texts(slack)) == 1
 
 

@@ -98,23 +98,27 @@ def notify(
 
 
 def _fresh_key(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], page: PageTarget) -> PageTarget:
-    """`page`, under a dedup key of its own when it would page again a tier already paged after someone
-    acknowledged (a recovery that did not hold, a failed verification): PagerDuty folds a trigger whose
-    dedup key names an alert still open into that alert, and an acknowledged alert notifies nobody. While
-    nobody acknowledged, the same key is right: the open alert is still notifying."""
-    if inc.get("status") == "triggered":
-        return page
-    sent = {
-        str(key)
-        for (key,) in con.execute(
-            """SELECT json_extract_string(data, '$.page.dedup_key') FROM timeline
+    """`page`, under a dedup key of its own when it would page again a tier whose alert someone has since
+    acknowledged in PagerDuty (a recovery that did not hold, a failed verification, a reopened incident):
+    PagerDuty folds a trigger whose dedup key names an alert still open into that alert, and an
+    acknowledged alert notifies nobody. While nobody acknowledged it there (an acknowledgement made here
+    is not sent to PagerDuty), the same key is right: its alert is still notifying."""
+    sent = dict(
+        con.execute(
+            """SELECT json_extract_string(data, '$.page.dedup_key') AS key, max(occurred_at) FROM timeline
                WHERE incident_id = ? AND kind = 'notification' AND source = 'pagerduty'
-                 AND json_extract_string(data, '$.status') = 'sent'""",
+                 AND json_extract_string(data, '$.status') = 'sent' GROUP BY key""",
             [inc["id"]],
         ).fetchall()
-        if key is not None
-    }
+    )
     if page.dedup_key not in sent:
+        return page
+    (acked,) = con.execute(
+        """SELECT max(occurred_at) FROM timeline
+           WHERE incident_id = ? AND kind = 'acknowledged' AND source = 'pagerduty'""",
+        [inc["id"]],
+    ).fetchone() or (None,)
+    if acked is None or acked < sent[page.dedup_key]:
         return page
     n = 2
     while f"{page.dedup_key}-re{n}" in sent:
