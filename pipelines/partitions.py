@@ -311,17 +311,20 @@ def range_version(con: duckdb.DuckDBPyConnection, table: str, first: int, before
     open_rows = con.execute(
         f'SELECT count(*), sum(hash(t)) FROM "{table}_open" AS t WHERE minute >= ? AND minute < ?',
         [first, before],
-    ).fetchone()
+    ).fetchall()
     return hashlib.sha256(repr((files, open_rows)).encode()).hexdigest()
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?",
-            [name],
-        ).fetchone()
-    )
+def _has_table(con: duckdb.DuckDBPyConnection, name: str, catalog: str | None = None) -> bool:
+    """Whether `catalog` (default: the current database) holds table `name`."""
+    # fetchall, not fetchone: a result left half-read makes this DuckDB refuse the reader's next
+    # `register` on the same connection
+    ((present,),) = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = coalesce(?, current_database()) "
+        "AND table_name = ?",
+        [catalog, name],
+    ).fetchall()
+    return bool(present)
 
 
 def database_dir(con: duckdb.DuckDBPyConnection) -> Path | None:
@@ -635,13 +638,7 @@ def _view_sql(files: list[tuple[str, int, int]], open_rows: str) -> str:
 def snapshot_part_problem(con: duckdb.DuckDBPyConnection, catalog: str, data_dir: Path) -> str | None:
     """Why a file the attached snapshot lists cannot be read as published (missing, or not the size
     it was written with), or None."""
-    # fetchall, not fetchone: a result left half-read makes this DuckDB refuse the reader's next
-    # `register` on the same connection
-    ((present,),) = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
-        [catalog, SNAPSHOT_PARTS],
-    ).fetchall()
-    if not present:
+    if not _has_table(con, SNAPSHOT_PARTS, catalog):
         return None
     for table, hour, span, file, rows, size in con.execute(
         f"SELECT table_name, hour, span, file, rows, bytes FROM {catalog}.{SNAPSHOT_PARTS} ORDER BY file"

@@ -351,8 +351,9 @@ def replayed_pages(
         buckets = partitions.range_version(con, "buckets", first, qe)
         if buckets is not None:
             key = hashlib.sha256(repr((quarter.label, tuple(settings), slos, buckets)).encode()).hexdigest()
-            if key in replays:
-                return replays[key]
+            remembered = replays.get(key)  # one look-up: another thread may drop it in between
+            if remembered is not None:
+                return remembered
     pages: Pages = {s.name: [] for s in settings}
     for es, end in slos:
         for name, spans in replay_pages(con, es, settings, qs, end).items():

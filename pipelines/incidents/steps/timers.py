@@ -151,7 +151,7 @@ def _postmortem_of(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.d
         ).fetchall()
     ]
     noted = {
-        e["data"].get("key") if isinstance(e["data"], dict) else json.loads(e["data"]).get("key")
+        json.loads(e["data"]).get("key")
         for e in entries
         if e["kind"] in ("postmortem_scheduled", "postmortem_overdue") and e["data"]
     }
