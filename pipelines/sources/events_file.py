@@ -25,10 +25,24 @@ REQUIRED = ("slo", "timestamp", "good", "valid")
 EARLIEST_MINUTE = minute_of(EARLIEST)
 LATEST_MINUTE = minute_of(dt.datetime(2100, 1, 1))
 
-# SQL: a row's epoch seconds `s` (a DOUBLE) → its minute; NULL when out of range. Times are read
-# as ISO 8601 (a zone offset is honoured; none means UTC) or epoch seconds.
-_MINUTE = f"""CASE WHEN s >= {EARLIEST_MINUTE * 60} AND s < {LATEST_MINUTE * 60}
-                   THEN floor(s / 60)::INTEGER END"""
+
+def _minute_of_seconds(s: str) -> str:
+    """SQL: epoch seconds `s` (a DOUBLE) → its minute; NULL when out of range. Times are read as ISO
+    8601 (a zone offset is honoured; none means UTC) or epoch seconds."""
+    return f"""CASE WHEN {s} >= {EARLIEST_MINUTE * 60} AND {s} < {LATEST_MINUTE * 60}
+                    THEN floor({s} / 60)::INTEGER END"""
+
+
+def _minute_of_native(ts: str) -> str:
+    """SQL: a native time `ts` → its minute, in integer microseconds (a third of the DOUBLE route's
+    cost on a 43 M-row Parquet file); NULL when out of range (the bounds make `//` a floor)."""
+    us = f"epoch_us({ts}::TIMESTAMPTZ)"
+    return f"""CASE WHEN {us} >= {EARLIEST_MINUTE * 60_000_000} AND {us} < {LATEST_MINUTE * 60_000_000}
+                    THEN ({us} // 60000000)::INTEGER END"""
+
+
+# Column types whose values are whole counts already: read as BIGINT, not through DOUBLE.
+_WHOLE = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UINTEGER", "USMALLINT", "UTINYINT")
 _EPOCH_OF_TEXT = "epoch(coalesce(try_cast(ts AS TIMESTAMPTZ), try(to_timestamp(try_cast(ts AS DOUBLE)))))"
 
 
@@ -101,12 +115,17 @@ class EventsFile:
                 f"read_csv('{path}', header = true, types = {{{types}}}, store_rejects = true, "
                 f"rejects_table = '{rejects}', rejects_scan = '{rejects}_scan')"
             )
-        if native:
-            seconds = 'epoch("timestamp"::TIMESTAMPTZ)'
+        if native and typed:
+            minute = _minute_of_native('"timestamp"')
+        elif native:
+            minute = _minute_of_seconds('epoch("timestamp"::TIMESTAMPTZ)')
         elif numeric and typed:
-            seconds = '"timestamp"::DOUBLE'
+            minute = _minute_of_seconds('"timestamp"::DOUBLE')
         else:
-            seconds = _EPOCH_OF_TEXT.replace("ts AS", '"timestamp"::VARCHAR AS')
+            minute = _minute_of_seconds(f"({_EPOCH_OF_TEXT})".replace("ts AS", '"timestamp"::VARCHAR AS'))
+        # Counts stay DOUBLE where a fraction could arrive (text, CSV), so it is refused, not rounded.
+        whole = typed and parquet and kinds["good"] in _WHOLE and kinds["valid"] in _WHOLE
+        count = "BIGINT" if whole else "DOUBLE"
         raw = (
             ', "timestamp"::VARCHAR AS ts_text, good::VARCHAR AS good_text, valid::VARCHAR AS valid_text'
             if texts
@@ -114,9 +133,9 @@ class EventsFile:
         )
         shown = ", ts_text, good_text, valid_text" if texts else ""
         return Rows(
-            f"""SELECT slo, {_MINUTE} AS minute, good, valid{shown}
-                FROM (SELECT slo::VARCHAR AS slo, {seconds} AS s, try_cast(good AS DOUBLE) AS good,
-                             try_cast(valid AS DOUBLE) AS valid{raw}
+            f"""SELECT slo, minute, good, valid{shown}
+                FROM (SELECT slo::VARCHAR AS slo, {minute} AS minute, try_cast(good AS {count}) AS good,
+                             try_cast(valid AS {count}) AS valid{raw}
                       FROM {source})""",
             rejects,
         )

@@ -273,3 +273,65 @@ def test_a_bad_row_names_file_and_line_and_changes_nothing(
     assert f"{bad}:2002: " in err and message in err, err
     assert os.stat(data / SNAPSHOT_FILE).st_ino == snapshot_inode
     assert {name: (data / name).read_bytes() for name in before} == before
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        pytest.param({"good": -1}, "bad row", id="negative"),
+        pytest.param({"good": 5, "valid": 4}, "bad row", id="good-above-valid"),
+        pytest.param({"timestamp": dt.datetime(1, 1, 1, tzinfo=dt.UTC)}, "bad row", id="year-1"),
+        pytest.param({"timestamp": dt.datetime(9999, 12, 31, tzinfo=dt.UTC)}, "bad row", id="year-9999"),
+        pytest.param({"timestamp": None}, "bad row", id="no-time"),
+        pytest.param({"slo": "svc9/nope"}, "not defined by any spec: svc9/nope", id="unknown-id"),
+    ],
+)
+def test_a_bad_row_of_a_typed_parquet_file_names_its_row_and_changes_nothing(
+    fleet: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: dict[str, object], message: str
+) -> None:
+    """A Parquet file with native times and integer counts is read without the text route (times in
+    integer microseconds, counts as BIGINT): its checks still refuse what the CSV's refuse."""
+    data = tmp_path / "data"
+    ok = tmp_path / "ok.csv"
+    ok.write_text("slo,timestamp,good,valid\n" + GOOD)
+    assert main(["run", "--source", "csv", "--events", str(ok)]) == 0
+    before = {name: (data / name).read_bytes() for name in (SNAPSHOT_FILE, WORK_FILE)}
+    rows = [
+        {"slo": "svc1/e0", "timestamp": START + dt.timedelta(minutes=i), "good": 1, "valid": 1}
+        for i in range(50)
+    ]
+    rows[30] = {**rows[30], **bad}
+    table = pa.table(
+        {
+            "slo": [r["slo"] for r in rows],
+            "timestamp": pa.array([r["timestamp"] for r in rows], pa.timestamp("us", "UTC")),
+            "good": pa.array([r["good"] for r in rows], pa.int64()),
+            "valid": pa.array([r["valid"] for r in rows], pa.int64()),
+        }
+    )
+    pq.write_table(table, tmp_path / "bad.parquet")
+    capsys.readouterr()
+    assert main(["run", "--source", "csv", "--events", str(tmp_path / "bad.parquet")]) == 1
+    err = capsys.readouterr().err
+    # lines count a header, as for a CSV: the 31st row is line 32
+    assert f"{tmp_path / 'bad.parquet'}:32: " in err and message in err, err
+    assert {name: (data / name).read_bytes() for name in before} == before
+
+
+def test_a_typed_parquet_file_floors_times_to_their_minute(fleet: list[str], tmp_path: Path) -> None:
+    """Seconds and microseconds inside a minute belong to that minute (integer division of the epoch
+    microseconds), and two rows of one minute are summed."""
+    at = START + dt.timedelta(minutes=7)
+    times = [at, at + dt.timedelta(seconds=59, microseconds=999_999), at + dt.timedelta(minutes=1)]
+    table = pa.table(
+        {
+            "slo": ["svc0/e0"] * 3,
+            "timestamp": pa.array(times, pa.timestamp("us", "UTC")),
+            "good": pa.array([3, 4, 5], pa.int32()),
+            "valid": pa.array([3, 6, 5], pa.int32()),
+        }
+    )
+    pq.write_table(table, tmp_path / "events.parquet")
+    assert main(["run", "--source", "csv", "--events", str(tmp_path / "events.parquet")]) == 0
+    minute = int(at.timestamp()) // 60
+    assert stored(tmp_path / "data") == {("svc0/e0", minute): (7, 9), ("svc0/e0", minute + 1): (5, 5)}
