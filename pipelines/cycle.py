@@ -25,7 +25,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 
@@ -41,10 +41,12 @@ from pipelines.incidents.stage import IncidentStage
 from pipelines.model import Slo
 from pipelines.progress import Progress
 from pipelines.sources import Pull
-from pipelines.sources import prometheus as prometheus_source
 from pipelines.staleness import SourceState, mark_stale, record_source_state, source_states
 from pipelines.store import Snapshot, Writer, served_by, snapshot_problem
 from pipelines.timeutil import datetime_of, utc_now
+
+if TYPE_CHECKING:  # imported where it is used: a history load from files needs neither it nor HTTP
+    from pipelines.sources import prometheus as prometheus_source
 
 
 class Stage(Protocol):
@@ -133,6 +135,8 @@ def run_prometheus(
     """Pull from Prometheus (only what the published high-water marks say is new) and run the cycle;
     on an incomplete pull publish nothing, mark the failed SLOs stale beside the snapshot (under the
     writer lock, which guards that side file too), and raise PullFailed."""
+    from pipelines.sources import prometheus as prometheus_source
+
     states = published_source_states(settings.data_dir, prometheus_source.SOURCE)
     try:
         pull, stats = prometheus_source.pull_since(settings.prometheus, slos, states, start, end, progress)
