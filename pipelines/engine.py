@@ -18,6 +18,7 @@ side DESIGN §2 says, not on a rounding error's side. Three ways use it:
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -33,7 +34,7 @@ import pyarrow.compute as pc
 from pipelines import fold_kernels
 from pipelines.fold_kernels import CHECKPOINT_STEP, SERIES_STEP, period_start
 from pipelines.model import STANDARD_BURN_WINDOWS, Slo
-from pipelines.partitions import mark_changed
+from pipelines.partitions import database_dir, open_rows, store_rows, store_view
 
 INCREMENTAL_LIMIT = 1440  # re-evaluate more minutes than this with the dense fold instead
 STATE_NAMES = ("normal", "freeze_review", "reliability_focus", "exhausted")
@@ -410,7 +411,7 @@ def _apply_evaluation(
         )
         # -- Chart series: every SERIES_STEP minutes, the full evaluation.
         con.execute(
-            f"""INSERT INTO slo_series SELECT slo_key, t, sli, budget_remaining,
+            f"""INSERT INTO {NEW_ROWS["slo_series"]} SELECT slo_key, t, sli, budget_remaining,
                  {STATE_LIST_SQL}[state + 1],
                  burn_5m, burn_30m, burn_1h, burn_2h, burn_6h, burn_1d, burn_3d, firing
                FROM ({formula_sql(windows, k, source="ws_series", exact=exact)})"""
@@ -525,26 +526,80 @@ def evaluate(
         else:
             incremental.setdefault(max(resume, first) + 1, []).append(es)
 
-    # Checkpoints and series are rewritten from these minutes on: the next publish rewrites those days.
-    rewritten = [*incremental, *(int(state[es.key][0]) for es in dense)]
-    for table in ("checkpoints", "slo_series"):
-        if rewritten:
-            mark_changed(con, table, min(rewritten), end)
     report = EngineReport()
+    if not dense and not incremental:
+        return report
     total = len(dense) + sum(len(v) for v in incremental.values())
     done = 0
-    for a, group in sorted(incremental.items()):
-        report.minutes_evaluated += _advance(con, group, a, end, windows, k)
-        report.slos_incremental += len(group)
-        done += len(group)
-        if progress:
-            progress(done, total)
-    if dense:
-        report.minutes_evaluated += _recompute_dense(
-            con, dense, state, end, windows, k, chunk_minutes, progress, done, total
-        )
-        report.slos_dense += len(dense)
+    kernel_rows = _collect_derived(con)
+    try:
+        for a, group in sorted(incremental.items()):
+            report.minutes_evaluated += _advance(con, group, a, end, windows, k)
+            report.slos_incremental += len(group)
+            done += len(group)
+            if progress:
+                progress(done, total)
+        if dense:
+            report.minutes_evaluated += _recompute_dense(
+                con, dense, state, end, windows, k, chunk_minutes, progress, done, total, kernel_rows
+            )
+            report.slos_dense += len(dense)
+        _store_derived(con, kernel_rows)
+    finally:
+        for name in (*NEW_ROWS.values(), DROPS):
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+            con.execute(f"DROP VIEW IF EXISTS temp.main.{name}_batch")
+            with contextlib.suppress(duckdb.Error):
+                con.unregister(f"{name}_kernels")
     return report
+
+
+# Checkpoints and series are sealed tables (`partitions.SEALED`): their closed hours are files, written
+# once. What an evaluation derives is collected — the kernels' rows as Arrow tables (a DuckDB table
+# would cost an insert of every row: a second of a 1,000-SLO month), the SQL formula's in these
+# temporary tables — with which stored rows it replaces (DROPS: an SLO's rows from a minute on, or all
+# of them), then stored in one step (`_store_derived`): a history load writes each row once, straight
+# into its file.
+NEW_ROWS = {"checkpoints": "new_checkpoint_rows", "slo_series": "new_series_rows"}
+DROPS = "derived_drops"
+KernelRows = dict[str, list[pa.Table]]
+
+
+def _collect_derived(con: duckdb.DuckDBPyConnection) -> KernelRows:
+    for table, temp in NEW_ROWS.items():
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT * FROM {open_rows(con, table)} LIMIT 0")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {DROPS} (slo_key INTEGER NOT NULL, since INTEGER)")
+    return {table: [] for table in NEW_ROWS}
+
+
+def _drop_derived(con: duckdb.DuckDBPyConnection, keys: Sequence[int], since: int | None = None) -> None:
+    """The stored checkpoints and series of `keys` at minutes ≥ `since` (None: all) are replaced."""
+    con.execute(f"INSERT INTO {DROPS} SELECT unnest(?::INTEGER[]), ?", [list(keys), since])
+
+
+def _store_derived(con: duckdb.DuckDBPyConnection, kernel_rows: KernelRows) -> None:
+    """Store the collected checkpoints and series in place of the rows dropped, in one transaction."""
+    data_dir = database_dir(con)
+    for table, temp in NEW_ROWS.items():
+        # the batch: both collections, as the table's columns and types
+        columns = [(name, kind) for name, kind, *_ in con.execute(f"DESCRIBE temp.main.{temp}").fetchall()]
+        names = ", ".join(f'"{name}"' for name, _ in columns)
+        batch = [f"SELECT {names} FROM temp.main.{temp}"]
+        if kernel_rows[table]:
+            con.register(f"{temp}_kernels", pa.concat_tables(kernel_rows[table]))
+            typed = ", ".join(f'"{name}"::{kind} AS "{name}"' for name, kind in columns)
+            batch.append(f"SELECT {typed} FROM {temp}_kernels")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {temp}_batch AS {' UNION ALL '.join(batch)}")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, temp in NEW_ROWS.items():
+            store_rows(con, data_dir, table, f"temp.main.{temp}_batch", drops=f"temp.main.{DROPS}")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        store_view(con, data_dir)
 
 
 GRID_CELLS = 64_000_000  # minutes held per pass of the dense fold (16 bytes each: bad, valid)
@@ -565,6 +620,7 @@ def _recompute_dense(
     progress: Progress | None,
     done: int,
     total: int,
+    kernel_rows: KernelRows,
 ) -> int:
     """Dense fold over the whole history of `dense`, replacing everything derived from it.
 
@@ -606,8 +662,9 @@ def _recompute_dense(
         # SLOs whose buckets are not read here: none when one read covers every SLO with data.
         others = any(state[key][0] is not None for key in set(state) - {es.key for es in group})
         evaluated += _dense_pass(
-            con, group, shape_of, lo_of, state, end, windows, k, chunk_minutes, advanced, not others
-        )
+            con, group, shape_of, lo_of, state, end, windows, k, chunk_minutes, advanced, not others,
+            kernel_rows,
+        )  # fmt: skip
     return evaluated
 
 
@@ -623,6 +680,7 @@ def _dense_pass(
     chunk_minutes: int,
     advanced: Callable[[int], None],
     everything: bool,
+    kernel_rows: KernelRows,
 ) -> int:
     """One read of the buckets of `slos` (at most GRID_CELLS minutes), evaluated and written;
     `advanced(count)` is called as SLOs are done. When `everything` (no other SLO has buckets),
@@ -677,8 +735,9 @@ def _dense_pass(
         pairs[pos] = incoming.view(np.complex128).reshape(-1)
         negative = negative or (len(b) > 0 and (int(b.min()) < 0 or int(v.min()) < 0))
 
-    for table in ("checkpoints", "alert_intervals", "policy_transitions", "slo_series"):
+    for table in ("alert_intervals", "policy_transitions"):
         con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys.tolist()])
+    _drop_derived(con, keys.tolist())
     # Blocks of up to BLOCK_CELLS minutes: consecutive SLOs of one shape (same first minute).
     blocks: list[tuple[int, int, fold_kernels.BlockParams | None]] = []
     i = 0
@@ -709,12 +768,9 @@ def _dense_pass(
     by_sql: list[int] = []  # positions in `slos` left to the SQL formula
     finished: list[fold_kernels.BlockResult] = []
     rows_done = 0
-    tail_from = end - end % CHECKPOINT_STEP  # the last hour: written after every block (_insert_results)
-    tails: dict[str, list[pa.Table]] = {table: [] for table in MINUTE_CLUSTERED}
 
     def write(results: list[fold_kernels.BlockResult]) -> None:
-        for table, rows in _insert_results(con, results, tail_from).items():
-            tails[table].append(rows)
+        _insert_results(con, results, kernel_rows)
 
     with ThreadPoolExecutor(max_workers=KERNEL_THREADS) as pool:
         for (i, j, _), result in zip(blocks, pool.map(run, blocks), strict=True):
@@ -728,9 +784,6 @@ def _dense_pass(
                 advanced(rows_done)
                 finished, rows_done = [], 0
     write(finished)
-    for table, parts in tails.items():
-        if parts:
-            _insert_table(con, table, pa.concat_tables(parts))
     advanced(rows_done)
     if by_sql:
         rest = [slos[p] for p in by_sql]
@@ -776,21 +829,13 @@ def _states(codes: list[np.ndarray]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(data, mask=data < 0), pa.array(STATE_NAMES))
 
 
-# The tables a publish splits into closed hours (files) and open rows (`partitions.PARTITIONED`).
-MINUTE_CLUSTERED = ("checkpoints", "slo_series")
-
-
 def _insert_results(
-    con: duckdb.DuckDBPyConnection, results: list[fold_kernels.BlockResult], tail_from: int | None = None
-) -> dict[str, pa.Table]:
-    """Write the kernels' checkpoints, series, transitions and intervals into the store. With
-    `tail_from`, the checkpoint and series rows at or after that minute are returned instead, for the
-    caller to write after every block: the kernels' rows come SLO after SLO, each over its whole history,
-    so a row group written here would span every minute; without the last hour in it, its zone map
-    lets a reader of the open hour (each publish, `partitions.snapshot_tables`; the next cycle's
-    checkpoint lookup) skip it (at 180 days, 0.18 s of a one-minute cycle otherwise)."""
+    con: duckdb.DuckDBPyConnection, results: list[fold_kernels.BlockResult], kernel_rows: KernelRows
+) -> None:
+    """Write the kernels' transitions and intervals into the store, and collect their checkpoints and
+    series in `kernel_rows` (`_store_derived` stores them)."""
     if not results:
-        return {}
+        return
     ck = [r.checkpoints for r in results]
     se = [r.series for r in results]
     tr = [r.transitions for r in results]
@@ -831,21 +876,18 @@ def _insert_results(
             }
         ),
     }
-    tails: dict[str, pa.Table] = {}
     for table, data in tables.items():
-        where = ""
-        if tail_from is not None and table in MINUTE_CLUSTERED:
-            tails[table] = data.filter(pc.greater_equal(data.column("minute"), tail_from))
-            where = f" WHERE minute < {int(tail_from)}"
-        _insert_table(con, table, data, where)
-    return tails
+        if table in kernel_rows:
+            kernel_rows[table].append(data)
+        else:
+            _insert_table(con, table, data)
 
 
-def _insert_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, where: str = "") -> None:
+def _insert_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
     con.register("dense_rows", data)
     try:
         names = ", ".join(data.column_names)
-        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM dense_rows{where}")
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM dense_rows")
     finally:
         con.unregister("dense_rows")
 
@@ -887,10 +929,11 @@ def _recompute(
         raw["valid"],
         windows,
     )
-    for table in ("checkpoints", "alert_intervals", "policy_transitions", "slo_series"):
+    for table in ("alert_intervals", "policy_transitions"):
         con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys])
+    _drop_derived(con, keys)
     con.register("new_checkpoints", result.checkpoints)
-    con.execute("INSERT INTO checkpoints SELECT * FROM new_checkpoints")
+    con.execute(f"INSERT INTO {NEW_ROWS['checkpoints']} SELECT * FROM new_checkpoints")
     con.unregister("new_checkpoints")
     lo = min(first.values()) + 1
     evaluated = _apply_evaluation(con, result.ws, params_table(chunk, k), windows, k, lo, end)
@@ -908,11 +951,7 @@ def _advance(
 ) -> int:
     """Re-evaluate instants [a, end] of `group` by point lookups and fold them in."""
     keys = [es.key for es in group]
-    for table, column in (
-        ("policy_transitions", "minute"),
-        ("slo_series", "minute"),
-        ("alert_intervals", "start_minute"),
-    ):
+    for table, column in (("policy_transitions", "minute"), ("alert_intervals", "start_minute")):
         con.execute(
             f"DELETE FROM {table} WHERE {column} >= ? AND slo_key IN (SELECT unnest(?::INTEGER[]))",
             [a, keys],
@@ -922,11 +961,9 @@ def _advance(
         "AND slo_key IN (SELECT unnest(?::INTEGER[]))",
         [a, keys],
     )
-    # Checkpoints after bucket a−1 may have changed (late data): they are rebuilt from C(T).
-    con.execute(
-        "DELETE FROM checkpoints WHERE minute >= ? AND slo_key IN (SELECT unnest(?::INTEGER[]))",
-        [a, keys],
-    )
+    # Series and checkpoints from a on are derived again (checkpoints after bucket a−1 may have changed
+    # with late data: they are rebuilt from C(T)); the lookups below read checkpoints before a.
+    _drop_derived(con, keys, a)
     ws, (cg_t, cv_t) = point_window_sums(con, group, a, end, windows)
     ts = np.arange(a - 1, end + 1, dtype=np.int64)
     hours = (ts % CHECKPOINT_STEP == 0) & (ts >= a)
@@ -941,7 +978,7 @@ def _advance(
             }
         )
         con.register("new_checkpoints", ckpt)
-        con.execute("INSERT INTO checkpoints SELECT * FROM new_checkpoints")
+        con.execute(f"INSERT INTO {NEW_ROWS['checkpoints']} SELECT * FROM new_checkpoints")
         con.unregister("new_checkpoints")
     evaluated = _apply_evaluation(con, ws, params_table(group, k), windows, k, a, end)
     _mark_evaluated(con, keys, end)

@@ -40,10 +40,14 @@ PARTS_DIR = "parts"
 # The tables whose closed days are published as files; every other table is copied into the snapshot.
 PARTITIONED = ("buckets", "checkpoints", "slo_series")
 # Of those, the tables whose closed hours are *stored* as files (the writer's own copy, written once when
-# the rows arrive: `store_rows`); the work database holds only their open rows, in `<table>_open`, and
-# reads the table through a view over both (`store_view`). The others are derived by the engine and
-# live in the work database; a publish copies their closed hours out.
-SEALED = ("buckets",)
+# the rows arrive: `store_rows`); the work database holds only their open rows (`open_rows`) and reads
+# the table through a view over both (`store_view`). Today all of them: the engine's checkpoints and
+# series too (writing 3.6 M rows of a 1,000-SLO month into the work database and again as files at the
+# first publish cost more than a second of a history load).
+SEALED = PARTITIONED
+# The sealed tables whose open rows live in a table of another name (`buckets_open`, so that `buckets`
+# can be a view in the database itself); the others keep their own name, shadowed by the writer's view.
+RENAMED = ("buckets",)
 # How partition files are written: Parquet 2 pages (delta encodings) and no dictionaries, which their
 # columns hardly repeat enough to pay for (measured: 40 % less CPU to write 14.4 M buckets, the same
 # size; reads as fast).
@@ -81,12 +85,21 @@ def mark_changed(con: duckdb.DuckDBPyConnection, table: str, first: int, last: i
     con.execute(LAST_SQL, [table, int(last)])
 
 
+def open_rows(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """The work database's table of the sealed `table`'s open rows (the whole table in a database without
+    files), named with its catalog: the writer's view of the same name shadows `main.<table>`."""
+    ((catalog,),) = con.execute("SELECT current_database()").fetchall()
+    name = f"{table}_open" if table in RENAMED else table
+    return f'"{catalog}".main."{name}"'
+
+
 def store_rows(
     con: duckdb.DuckDBPyConnection,
     data_dir: Path | None,
     table: str,
     batch: str | None,
     keys: int | None = None,
+    drops: str | None = None,
 ) -> int:
     """Store the rows of the relation `batch` (None: none, only move rows whose hour has closed) into the
     sealed `table`, inside the caller's transaction; returns the files written.
@@ -101,8 +114,28 @@ def store_rows(
     database in memory): every row stays in `<table>_open`. `keys`: how many SLOs the batch may hold
     (at most one row each a minute), when the caller knows: a batch with every one of their minutes
     needs no scan to find its hours. A unit whose files already hold the batch's rows as they are (a
-    source re-reading the minutes it sent last time) is left as it is."""
-    rows = f'main."{table}_open"'
+    source re-reading the minutes it sent last time) is left as it is.
+
+    `drops`: a relation of (slo_key, since) whose stored rows at minutes ≥ since (NULL: all of them) are
+    deleted first, wherever they are (the engine re-deriving an SLO from a minute on): the units holding
+    such minutes are written again without them."""
+    rows = open_rows(con, table)
+    dropped = (
+        f"""EXISTS (SELECT 1 FROM {drops} d WHERE d.slo_key = o.slo_key
+                    AND o.minute >= coalesce(d.since, {-(2**31)}))"""
+        if drops is not None
+        else None
+    )
+    drop_from: int | None = None
+    if drops is not None:
+        ((count, since, every),) = con.execute(
+            f"SELECT count(*), min(since), count(*) FILTER (WHERE since IS NULL) FROM {drops}"
+        ).fetchall()
+        if count:
+            drop_from = -(2**31) if every else int(since)
+            con.execute(f"DELETE FROM {rows} o WHERE {dropped}")
+        else:
+            dropped = None
     marks = con.execute("SELECT last_minute FROM publish_marks WHERE table_name = ?", [table]).fetchall()
     last = marks[0][0] if marks else None
     lo: int | None = None
@@ -127,6 +160,8 @@ def store_rows(
         units = {unit_of(h, open_hour) for h in from_batch | from_open}
         reshaped = {unit_of(p.hour, open_hour) for p in parts} - {(p.hour, p.span) for p in parts}
         units |= reshaped
+        if drop_from is not None:  # units whose files may hold dropped rows
+            units |= {unit_of(p.hour, open_hour) for p in parts if (p.hour + p.span) * HOUR > drop_from}
         inside = {u: [p for p in parts if u[0] <= p.hour < u[0] + u[1]] for u in units}
         open_units = {unit_of(h, open_hour) for h in from_open}
         fresh = {u for u in units if not inside[u] and u not in open_units}
@@ -137,11 +172,12 @@ def store_rows(
                 batch is not None
                 and lo is not None
                 and hi is not None
+                and dropped is None
                 and unit not in open_units | reshaped
                 and _holds_already(con, data_dir, unit, inside[unit], batch, lo, hi)
             ):
                 continue
-            part = _merge_unit(con, data_dir, table, unit, inside[unit], rows, batch)
+            part = _merge_unit(con, data_dir, table, unit, inside[unit], rows, batch, dropped)
             if part is not None:
                 written[part.hour] = part
             replaced.extend(inside[unit])
@@ -208,21 +244,26 @@ def _merge_unit(
     inside: list[Part],
     rows: str,
     batch: str | None,
+    dropped: str | None = None,
 ) -> Part | None:
     """Write `unit` again: the rows of its files and the open rows in it, less those the batch
-    replaces, and the batch's; None when it holds no row."""
+    replaces and those `dropped` (a condition on `o`) deletes, and the batch's; None when it holds no
+    row."""
     lo, hi = unit[0] * HOUR, (unit[0] + unit[1]) * HOUR
     stored = [f"SELECT * FROM {rows} WHERE minute >= {lo} AND minute < {hi}"]
     if inside:
         listed = ", ".join(f"'{_sql_path(data_dir / p.file)}'" for p in inside)
         stored.append(f"SELECT * FROM read_parquet([{listed}])")
     old = " UNION ALL ".join(stored)
-    sql = f"SELECT * FROM ({old}) o"
+    kept = [f"NOT ({dropped})"] if dropped is not None else []
     if batch is not None:
-        sql += f"""
-            WHERE NOT EXISTS (SELECT 1 FROM {batch} n WHERE n.minute >= {lo} AND n.minute < {hi}
-                              AND n.slo_key = o.slo_key AND n.minute = o.minute)
-            UNION ALL SELECT * FROM {batch} WHERE minute >= {lo} AND minute < {hi}"""
+        kept.append(
+            f"""NOT EXISTS (SELECT 1 FROM {batch} n WHERE n.minute >= {lo} AND n.minute < {hi}
+                            AND n.slo_key = o.slo_key AND n.minute = o.minute)"""
+        )
+    sql = f"SELECT * FROM ({old}) o" + (f" WHERE {' AND '.join(kept)}" if kept else "")
+    if batch is not None:
+        sql += f" UNION ALL SELECT * FROM {batch} WHERE minute >= {lo} AND minute < {hi}"
     rel = _new_name(table, unit[0], unit[1])
     folder = data_dir / PARTS_DIR / table
     folder.mkdir(parents=True, exist_ok=True)
@@ -255,18 +296,38 @@ def store_view(con: duckdb.DuckDBPyConnection, data_dir: Path | None) -> None:
         if problem is None:
             files = [(str(Path(data_dir).resolve() / p.file), p.hour, p.span) for p in parts]
             try:
-                con.execute(f'CREATE TEMP VIEW "{table}" AS {_view_sql(files, f"main.{table}_open")}')
+                con.execute(f'CREATE TEMP VIEW "{table}" AS {_view_sql(files, open_rows(con, table))}')
                 continue
             except duckdb.Error as exc:  # a file of the right size that is not Parquet any more
                 problem = damaged_message(
                     data_dir / PARTS_DIR / table, f"a file of the store cannot be read ({exc})"
                 )
-        columns = ", ".join("NULL" for _ in con.execute(f"DESCRIBE main.{table}_open").fetchall())
+        columns = ", ".join("NULL" for _ in con.execute(f"DESCRIBE {open_rows(con, table)}").fetchall())
         con.execute(
-            f"""CREATE TEMP VIEW "{table}" AS SELECT * FROM main.{table}_open
+            f"""CREATE TEMP VIEW "{table}" AS SELECT * FROM {open_rows(con, table)}
                 UNION ALL SELECT {columns} FROM (SELECT 1) WHERE error({sql_text(problem)}) IS NULL"""
         )
         raise StoreError(problem)
+
+
+def damaged_derived(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[str, str]:
+    """The sealed tables the engine derives (all but RENAMED: buckets come only from a source) that have
+    a missing or changed file, with the first such file's message: the caller can derive them again."""
+    lost = {}
+    for table in SEALED:
+        if table in RENAMED:
+            continue
+        damaged = [p for p in stored_parts(con, table) if not _intact(data_dir, p)]
+        if damaged:
+            lost[table] = damaged_message(data_dir / damaged[0].file)
+    return lost
+
+
+def forget(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Drop every stored row of the sealed `table` (its files are deleted once no snapshot lists them),
+    inside the caller's transaction."""
+    con.execute("DELETE FROM store_parts WHERE table_name = ?", [table])
+    con.execute(f"DELETE FROM {open_rows(con, table)}")
 
 
 def sql_text(text: str) -> str:
@@ -308,11 +369,12 @@ def range_version(con: duckdb.DuckDBPyConnection, table: str, first: int, before
             AND hour * {HOUR} < ? AND (hour + span) * {HOUR} > ? ORDER BY hour""",
         [table, before, first],
     ).fetchall()
-    open_rows = con.execute(
-        f'SELECT count(*), sum(hash(t)) FROM "{table}_open" AS t WHERE minute >= ? AND minute < ?',
+    held = f'"{table}_open"' if listing == SNAPSHOT_PARTS else open_rows(con, table)
+    recent = con.execute(
+        f"SELECT count(*), sum(hash(t)) FROM {held} AS t WHERE minute >= ? AND minute < ?",
         [first, before],
     ).fetchall()
-    return hashlib.sha256(repr((files, open_rows)).encode()).hexdigest()
+    return hashlib.sha256(repr((files, recent)).encode()).hexdigest()
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str, catalog: str | None = None) -> bool:
@@ -464,15 +526,17 @@ def snapshot_tables(con: duckdb.DuckDBPyConnection, target: str, plan: Plan, dat
             "AND schema_name = 'main' AND NOT temporary ORDER BY table_oid"
         ).fetchall()
     ]
+    ((catalog,),) = con.execute("SELECT current_database()").fetchall()
     for name in names:
         if name in BOOKKEEPING:
             continue
+        source = f'"{catalog}".main."{name}"'  # not the writer's view of a sealed table of this name
         if name in PARTITIONED:
             lo = plan.open_from.get(name)
             where = "" if lo is None else f" WHERE minute >= {int(lo)}"
-            con.execute(f'CREATE TABLE {target}."{name}_open" AS SELECT * FROM main."{name}"{where}')
+            con.execute(f'CREATE TABLE {target}."{name}_open" AS SELECT * FROM {source}{where}')
         else:
-            con.execute(f'CREATE TABLE {target}."{name}" AS SELECT * FROM main."{name}"')
+            con.execute(f'CREATE TABLE {target}."{name}" AS SELECT * FROM {source}')
     # For a program that opens the file itself rather than through `Snapshot`: views with the files'
     # absolute paths where they were published (DuckDB resolves a relative path against the reader's
     # working directory first, which may hold another store's files). `Snapshot` shadows them with

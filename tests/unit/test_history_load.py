@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.cli import main
-from pipelines.store import SNAPSHOT_FILE, WORK_FILE
+from pipelines.store import SNAPSHOT_FILE, WORK_FILE, snapshot_problem
 
 SLI = """\
   e{i}:
@@ -180,25 +180,75 @@ def test_a_minute_ordered_file_is_stored_in_minute_order(fleet: list[str], tmp_p
     assert minutes == sorted(minutes) and len(minutes) == 60 * len(fleet)
 
 
-def test_the_last_hour_of_results_is_written_after_the_rest(fleet: list[str], tmp_path: Path) -> None:
-    """The engine's results come SLO after SLO over the whole history; the checkpoints and series of the
-    last hour are written after all the others, so no earlier row group reaches into the open hour and a
-    read of it (each publish copies its rows) skips them by their zone maps. Insertion order is rowid."""
+def test_the_engine_stores_closed_hours_of_its_results_as_files(fleet: list[str], tmp_path: Path) -> None:
+    """Checkpoints and series, like buckets, are written once: the closed hours straight into files,
+    the work database keeping the open hour's rows only; a reader of the snapshot sees them all."""
     rows = [
         (slo, stamp(START + dt.timedelta(minutes=m), 0), 10, 10) for m in range(200) for slo in fleet
-    ]  # 3 h 20 min: the last hour starts at minute 180
+    ]  # 3 h 20 min: the open hour starts at minute 180
     events = write_csv(tmp_path / "events.csv", rows)
     assert main(["run", "--source", "csv", "--events", str(events)]) == 0
+    open_hour = minute(START) + 180
     con = duckdb.connect(str(tmp_path / "data" / WORK_FILE), read_only=True)
-    last_hour = minute(START) + 180
     for table in ("checkpoints", "slo_series"):
-        before, after, rows_after = con.execute(
-            f"SELECT max(rowid) FILTER (WHERE minute < ?), min(rowid) FILTER (WHERE minute >= ?),"
-            f" count(*) FILTER (WHERE minute >= ?) FROM {table}",
-            [last_hour, last_hour, last_hour],
-        ).fetchone()
-        assert rows_after > 0 and before < after, table
+        assert con.execute(f"SELECT min(minute) FROM {table}").fetchall() == [(open_hour,)], table
+        files = con.execute(
+            "SELECT count(*), sum(rows) FROM store_parts WHERE table_name = ?", [table]
+        ).fetchall()
+        # a file per closed hour that holds rows: per SLO, series at every 15th instant after the first
+        # bucket (15, 30, 45; 60…105; 120…165), checkpoints at its whole hours (60, 120)
+        assert files == ([(2, len(fleet) * 2)] if table == "checkpoints" else [(3, len(fleet) * 11)]), table
     con.close()
+    snap = duckdb.connect(str(tmp_path / "data" / SNAPSHOT_FILE), read_only=True)
+    counts = {
+        table: snap.execute(f"SELECT count(*), min(minute), max(minute) FROM {table}").fetchall()
+        for table in ("checkpoints", "slo_series")
+    }
+    snap.close()
+    assert counts == {
+        "checkpoints": [(len(fleet) * 3, minute(START) + 60, open_hour)],
+        "slo_series": [(len(fleet) * 13, minute(START) + 15, open_hour + 15)],
+    }
+
+
+@pytest.mark.parametrize(("table", "damage"), [("checkpoints", "delete"), ("slo_series", "truncate")])
+def test_a_lost_file_of_the_engines_results_is_derived_again(
+    fleet: list[str], tmp_path: Path, table: str, damage: str
+) -> None:
+    """Checkpoints and series are derived from buckets: when one of their files is lost, the store is not
+    (as it is for a lost bucket file): the next run evaluates every SLO again and the rows come back."""
+    data = tmp_path / "data"
+    rows = [
+        (slo, stamp(START + dt.timedelta(minutes=m), 0), 10 - m % 3, 10) for m in range(200) for slo in fleet
+    ]
+    assert main(["run", "--source", "csv", "--events", str(write_csv(tmp_path / "events.csv", rows))]) == 0
+    everything = "SELECT * FROM {} ORDER BY slo_key, minute"
+
+    def derived() -> dict[str, list[tuple[object, ...]]]:
+        snap = duckdb.connect(str(data / SNAPSHOT_FILE), read_only=True)
+        try:
+            return {t: snap.execute(everything.format(t)).fetchall() for t in ("checkpoints", "slo_series")}
+        finally:
+            snap.close()
+
+    before = derived()
+    victim = sorted((data / "parts" / table).glob("*.parquet"))[0]
+    if damage == "delete":
+        victim.unlink()
+    else:
+        victim.write_bytes(victim.read_bytes()[:100])
+    assert snapshot_problem(data) is not None
+    more = [(slo, stamp(START + dt.timedelta(minutes=200), 0), 10, 10) for slo in fleet]
+    assert main(["run", "--source", "csv", "--events", str(write_csv(tmp_path / "more.csv", more))]) == 0
+    assert snapshot_problem(data) is None
+    after = derived()
+    last = minute(START) + 200  # the new minute's instant is the only one added
+    assert {t: [r for r in after[t] if r[1] < last] for t in after} == before
+    assert not victim.exists() or victim.stat().st_size == 100  # the damaged file is no longer listed
+    snap = duckdb.connect(str(data / SNAPSHOT_FILE), read_only=True)
+    listed = {r[0] for r in snap.execute("SELECT file FROM snapshot_parts").fetchall()}
+    snap.close()
+    assert f"parts/{table}/{victim.name}" not in listed
 
 
 def test_parquet_with_real_timestamps_loads_like_the_csv(fleet: list[str], tmp_path: Path) -> None:
