@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from pipelines import fold_kernels
 from pipelines.fold_kernels import CHECKPOINT_STEP, SERIES_STEP, period_start
 from pipelines.model import STANDARD_BURN_WINDOWS, Slo
-from pipelines.partitions import database_dir, open_rows, store_rows, store_view
+from pipelines.partitions import database_dir, mark_changed, open_rows, store_rows, store_view
 
 INCREMENTAL_LIMIT = 1440  # re-evaluate more minutes than this with the dense fold instead
 STATE_NAMES = ("normal", "freeze_review", "reliability_focus", "exhausted")
@@ -529,6 +529,9 @@ def evaluate(
     report = EngineReport()
     if not dense and not incremental:
         return report
+    # Checkpoints are rewritten from these minutes on: the next publish rewrites those days.
+    rewritten = [*incremental, *(int(state[es.key][0]) for es in dense)]
+    mark_changed(con, "checkpoints", min(rewritten), end)
     total = len(dense) + sum(len(v) for v in incremental.values())
     done = 0
     kernel_rows = _collect_derived(con)
@@ -554,13 +557,15 @@ def evaluate(
     return report
 
 
-# Checkpoints and series are sealed tables (`partitions.SEALED`): their closed hours are files, written
-# once. What an evaluation derives is collected — the kernels' rows as Arrow tables (a DuckDB table
-# would cost an insert of every row: a second of a 1,000-SLO month), the SQL formula's in these
-# temporary tables — with which stored rows it replaces (DROPS: an SLO's rows from a minute on, or all
-# of them), then stored in one step (`_store_derived`): a history load writes each row once, straight
-# into its file.
-NEW_ROWS = {"checkpoints": "new_checkpoint_rows", "slo_series": "new_series_rows"}
+# The series is a sealed table (`partitions.SEALED`): its closed hours are files, written once. What an
+# evaluation derives is collected — the kernels' rows as Arrow tables (a DuckDB table would cost an
+# insert of every row: a second of a 1,000-SLO month), the SQL formula's in a temporary table — with
+# which stored rows it replaces (DROPS: an SLO's rows from a minute on, or all of them), then stored in
+# one step (`_store_derived`): a history load writes each row once, straight into its file.
+# Checkpoints stay in the work database (a fifth of the rows, and every impact estimate of the incident
+# stage reads them by an ASOF join, which a view over files makes twice as slow); a publish copies out
+# their closed hours.
+NEW_ROWS = {"slo_series": "new_series_rows"}
 DROPS = "derived_drops"
 KernelRows = dict[str, list[pa.Table]]
 
@@ -573,12 +578,12 @@ def _collect_derived(con: duckdb.DuckDBPyConnection) -> KernelRows:
 
 
 def _drop_derived(con: duckdb.DuckDBPyConnection, keys: Sequence[int], since: int | None = None) -> None:
-    """The stored checkpoints and series of `keys` at minutes ≥ `since` (None: all) are replaced."""
+    """The stored series rows of `keys` at minutes ≥ `since` (None: all) are replaced."""
     con.execute(f"INSERT INTO {DROPS} SELECT unnest(?::INTEGER[]), ?", [list(keys), since])
 
 
 def _store_derived(con: duckdb.DuckDBPyConnection, kernel_rows: KernelRows) -> None:
-    """Store the collected checkpoints and series in place of the rows dropped, in one transaction."""
+    """Store the collected series in place of the rows dropped, in one transaction."""
     data_dir = database_dir(con)
     for table, temp in NEW_ROWS.items():
         # the batch: both collections, as the table's columns and types
@@ -735,7 +740,7 @@ def _dense_pass(
         pairs[pos] = incoming.view(np.complex128).reshape(-1)
         negative = negative or (len(b) > 0 and (int(b.min()) < 0 or int(v.min()) < 0))
 
-    for table in ("alert_intervals", "policy_transitions"):
+    for table in ("checkpoints", "alert_intervals", "policy_transitions"):
         con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys.tolist()])
     _drop_derived(con, keys.tolist())
     # Blocks of up to BLOCK_CELLS minutes: consecutive SLOs of one shape (same first minute).
@@ -768,9 +773,13 @@ def _dense_pass(
     by_sql: list[int] = []  # positions in `slos` left to the SQL formula
     finished: list[fold_kernels.BlockResult] = []
     rows_done = 0
+    tail_from = end - end % CHECKPOINT_STEP  # the last hour's checkpoints: written after every block
+    tails: list[pa.Table] = []
 
     def write(results: list[fold_kernels.BlockResult]) -> None:
-        _insert_results(con, results, kernel_rows)
+        tail = _insert_results(con, results, kernel_rows, tail_from)
+        if tail is not None:
+            tails.append(tail)
 
     with ThreadPoolExecutor(max_workers=KERNEL_THREADS) as pool:
         for (i, j, _), result in zip(blocks, pool.map(run, blocks), strict=True):
@@ -784,6 +793,8 @@ def _dense_pass(
                 advanced(rows_done)
                 finished, rows_done = [], 0
     write(finished)
+    if tails:
+        _insert_table(con, "checkpoints", pa.concat_tables(tails))
     advanced(rows_done)
     if by_sql:
         rest = [slos[p] for p in by_sql]
@@ -830,12 +841,19 @@ def _states(codes: list[np.ndarray]) -> pa.Array:
 
 
 def _insert_results(
-    con: duckdb.DuckDBPyConnection, results: list[fold_kernels.BlockResult], kernel_rows: KernelRows
-) -> None:
-    """Write the kernels' transitions and intervals into the store, and collect their checkpoints and
-    series in `kernel_rows` (`_store_derived` stores them)."""
+    con: duckdb.DuckDBPyConnection,
+    results: list[fold_kernels.BlockResult],
+    kernel_rows: KernelRows,
+    tail_from: int,
+) -> pa.Table | None:
+    """Write the kernels' checkpoints, transitions and intervals into the store, and collect their series
+    in `kernel_rows` (`_store_derived` stores it). The checkpoints at or after `tail_from` are returned
+    instead, for the caller to write after every block: the kernels' rows come SLO after SLO, each over
+    its whole history, so a row group written here would span every minute; without the last hour in
+    it, its zone map lets a reader of the open hour (each publish, `partitions.snapshot_tables`; the next
+    cycle's checkpoint lookup) skip it (at 180 days, 0.12 s of a one-minute cycle otherwise)."""
     if not results:
-        return
+        return None
     ck = [r.checkpoints for r in results]
     se = [r.series for r in results]
     tr = [r.transitions for r in results]
@@ -876,18 +894,24 @@ def _insert_results(
             }
         ),
     }
+    tail = None
     for table, data in tables.items():
         if table in kernel_rows:
             kernel_rows[table].append(data)
-        else:
-            _insert_table(con, table, data)
+            continue
+        where = ""
+        if table == "checkpoints":
+            tail = data.filter(pc.greater_equal(data.column("minute"), tail_from))
+            where = f" WHERE minute < {int(tail_from)}"
+        _insert_table(con, table, data, where)
+    return tail
 
 
-def _insert_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+def _insert_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, where: str = "") -> None:
     con.register("dense_rows", data)
     try:
         names = ", ".join(data.column_names)
-        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM dense_rows")
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM dense_rows{where}")
     finally:
         con.unregister("dense_rows")
 
@@ -929,11 +953,11 @@ def _recompute(
         raw["valid"],
         windows,
     )
-    for table in ("alert_intervals", "policy_transitions"):
+    for table in ("checkpoints", "alert_intervals", "policy_transitions"):
         con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys])
     _drop_derived(con, keys)
     con.register("new_checkpoints", result.checkpoints)
-    con.execute(f"INSERT INTO {NEW_ROWS['checkpoints']} SELECT * FROM new_checkpoints")
+    con.execute("INSERT INTO checkpoints SELECT * FROM new_checkpoints")
     con.unregister("new_checkpoints")
     lo = min(first.values()) + 1
     evaluated = _apply_evaluation(con, result.ws, params_table(chunk, k), windows, k, lo, end)
@@ -961,9 +985,12 @@ def _advance(
         "AND slo_key IN (SELECT unnest(?::INTEGER[]))",
         [a, keys],
     )
-    # Series and checkpoints from a on are derived again (checkpoints after bucket a−1 may have changed
-    # with late data: they are rebuilt from C(T)); the lookups below read checkpoints before a.
     _drop_derived(con, keys, a)
+    # Checkpoints after bucket a−1 may have changed (late data): they are rebuilt from C(T).
+    con.execute(
+        "DELETE FROM checkpoints WHERE minute >= ? AND slo_key IN (SELECT unnest(?::INTEGER[]))",
+        [a, keys],
+    )
     ws, (cg_t, cv_t) = point_window_sums(con, group, a, end, windows)
     ts = np.arange(a - 1, end + 1, dtype=np.int64)
     hours = (ts % CHECKPOINT_STEP == 0) & (ts >= a)
@@ -978,7 +1005,7 @@ def _advance(
             }
         )
         con.register("new_checkpoints", ckpt)
-        con.execute(f"INSERT INTO {NEW_ROWS['checkpoints']} SELECT * FROM new_checkpoints")
+        con.execute("INSERT INTO checkpoints SELECT * FROM new_checkpoints")
         con.unregister("new_checkpoints")
     evaluated = _apply_evaluation(con, ws, params_table(group, k), windows, k, a, end)
     _mark_evaluated(con, keys, end)

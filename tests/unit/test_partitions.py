@@ -200,6 +200,34 @@ def test_a_copied_data_dir_reads_its_own_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_a_damaged_file_of_a_derived_table_is_a_problem_that_republishing_fixes(
+    tmp_path: Path, damage: str
+) -> None:
+    with Writer(tmp_path) as writer:
+        three_days(writer)
+        # hourly checkpoints of the first two days (derived by the engine: the work file has them)
+        writer.db.execute(
+            "INSERT INTO checkpoints SELECT 1, m, m - ?, m - ? FROM range(?, ?, 60) t(m)",
+            [DAY0, DAY0, DAY0, DAY0 + 2 * DAY],
+        )
+        partitions.mark_changed(writer.db, "checkpoints", DAY0, DAY0 + 2 * DAY + 600)
+        writer.publish()
+    victim = tmp_path / PARTS_DIR / "checkpoints" / files(tmp_path, "checkpoints")[0]
+    if damage == "delete":
+        victim.unlink()
+    else:
+        victim.write_bytes(victim.read_bytes()[:100])
+    problem = snapshot_problem(tmp_path)
+    assert problem is not None and ("parquet" in problem or "partition" in problem), problem
+    with Writer(tmp_path) as writer:
+        assert writer.republish_if_unreadable() == problem
+    assert snapshot_problem(tmp_path) is None
+    checkpoints = read(tmp_path, "SELECT count(*), sum(cum_valid) FROM checkpoints")
+    assert checkpoints == [(48, sum(range(0, 2 * DAY, 60)))]
+    assert read(tmp_path, PER_DAY) == [(0, 4, 360), (1, 4, 364), (2, 4, 368)]
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
 def test_a_damaged_bucket_file_stops_the_writer_with_what_to_do(tmp_path: Path, damage: str) -> None:
     """Closed hours of buckets are stored only as files: a lost one cannot be rebuilt from the work
     file. The writer says which file and how to rebuild, and changes nothing; a reset still works."""
