@@ -1,10 +1,10 @@
 """Closed hours of the big tables (buckets, checkpoints, slo_series) as immutable Parquet files, so
 a publish costs what changed, not the history (DESIGN §1, issue 13).
 
-Buckets — the sealed table — are written into those files as they arrive (`store_rows`): the work
-database keeps only their open hour, in `buckets_open`, and the writer reads `buckets` through a view
-over both (`store_view`); a publish lists the store's files. For the tables the engine derives
-(checkpoints, slo_series), whoever writes or deletes rows calls `mark_changed` with the minutes it
+The sealed tables — buckets, and the engine's series — are written into those files as they arrive
+(`store_rows`): the work database keeps only their open hour (`open_rows`), and the writer reads each
+through a view over both (`store_view`); a publish lists the store's files. For checkpoints, which
+live in the work database, whoever writes or deletes rows calls `mark_changed` with the minutes it
 touched, and a publish (`write_parts`) writes a file for each *closed* unit — an hour of the open
 day, a day of the current month, a closed month; every hour before the newest minute's is closed —
 that changed or closed since the last publish, under a name never used before

@@ -336,3 +336,41 @@ def test_the_engine_s_rewrites_reach_the_snapshot(tmp_path: Path) -> None:
     hours = {t: sorted(n[:13] for t2, n in names if t2 == t and "T" in n) for t in ("buckets", "slo_series")}
     assert hours["buckets"] == [f"2026-06-04T{h:02d}" for h in range(22)]  # 06-04 22:19 is the last bucket
     assert hours["slo_series"] == [f"2026-06-04T{h:02d}" for h in range(22)]
+
+
+def store_series(
+    writer: Writer, rows: list[tuple[int, int, float]], drops: list[tuple[int, int | None]]
+) -> None:
+    """Store series rows (slo_key, minute, sli) in place of the rows `drops` names, as the engine does."""
+    con = writer.db
+    frame = pd.DataFrame(rows, columns=["slo_key", "minute", "sli"])
+    con.register("new_rows", frame)
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE batch AS SELECT s.* REPLACE (n.slo_key::INTEGER AS slo_key,
+           n.minute::INTEGER AS minute, n.sli AS sli) FROM new_rows n LEFT JOIN (SELECT * FROM slo_series
+           LIMIT 0) s ON TRUE"""
+    )
+    con.unregister("new_rows")
+    con.execute("CREATE OR REPLACE TEMP TABLE gone (slo_key INTEGER, since INTEGER)")
+    for key, since in drops:
+        con.execute("INSERT INTO gone VALUES (?, ?)", [key, since])
+    con.execute("BEGIN TRANSACTION")
+    partitions.store_rows(con, writer.data_dir, "slo_series", "temp.main.batch", drops="temp.main.gone")
+    con.execute("COMMIT")
+    partitions.store_view(con, writer.data_dir)
+
+
+SERIES = "SELECT slo_key, minute - 29671200, sli FROM slo_series ORDER BY 1, 2"
+
+
+def test_dropped_series_rows_leave_their_files_and_the_rest_stays(tmp_path: Path) -> None:
+    """The engine replaces an SLO's series from a minute on (late data) or whole (evaluated again): the
+    rows dropped go from the closed units' files and the open rows alike; other SLOs' rows stay."""
+    day1 = [(key, DAY0 + m, 1.0) for key in (1, 2) for m in range(0, 2 * DAY + 61, 15 * 24)]
+    with Writer(tmp_path) as writer:
+        store_series(writer, day1, [])
+        assert files(tmp_path, "slo_series") != []  # 06-01 and 06-02 are closed: files
+        # key 1 from 06-02 00:00 on: replaced by one row at 06-02 12:00; key 2 entirely, by nothing
+        store_series(writer, [(1, DAY0 + DAY + 720, 0.5)], [(1, DAY0 + DAY), (2, None)])
+        writer.publish()
+    assert read(tmp_path, SERIES) == [(1, m, 1.0) for m in range(0, DAY, 15 * 24)] + [(1, DAY + 720, 0.5)]
