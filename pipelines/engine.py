@@ -529,13 +529,17 @@ def evaluate(
     report = EngineReport()
     if not dense and not incremental:
         return report
-    # Checkpoints are rewritten from these minutes on: the next publish rewrites those days.
-    rewritten = [*incremental, *(int(state[es.key][0]) for es in dense)]
-    mark_changed(con, "checkpoints", min(rewritten), end)
     total = len(dense) + sum(len(v) for v in incremental.values())
     done = 0
     kernel_rows = _collect_derived(con)
+    # One transaction: an evaluation is stored whole or not at all (engine_state says an SLO is evaluated
+    # only with its series stored, which is written last; files written by a rolled-back evaluation are
+    # listed nowhere, and `partitions.collect_garbage` deletes them).
+    con.execute("BEGIN TRANSACTION")
     try:
+        # Checkpoints are rewritten from these minutes on: the next publish rewrites those days.
+        rewritten = [*incremental, *(int(state[es.key][0]) for es in dense)]
+        mark_changed(con, "checkpoints", min(rewritten), end)
         for a, group in sorted(incremental.items()):
             report.minutes_evaluated += _advance(con, group, a, end, windows, k)
             report.slos_incremental += len(group)
@@ -548,7 +552,12 @@ def evaluate(
             )
             report.slos_dense += len(dense)
         _store_derived(con, kernel_rows)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     finally:
+        store_view(con, database_dir(con))
         for name in (*NEW_ROWS.values(), DROPS):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
             con.execute(f"DROP VIEW IF EXISTS temp.main.{name}_batch")
@@ -583,7 +592,7 @@ def _drop_derived(con: duckdb.DuckDBPyConnection, keys: Sequence[int], since: in
 
 
 def _store_derived(con: duckdb.DuckDBPyConnection, kernel_rows: KernelRows) -> None:
-    """Store the collected series in place of the rows dropped, in one transaction."""
+    """Store the collected series in place of the rows dropped (in the caller's transaction)."""
     data_dir = database_dir(con)
     for table, temp in NEW_ROWS.items():
         # the batch: both collections, as the table's columns and types
@@ -595,16 +604,7 @@ def _store_derived(con: duckdb.DuckDBPyConnection, kernel_rows: KernelRows) -> N
             typed = ", ".join(f'"{name}"::{kind} AS "{name}"' for name, kind in columns)
             batch.append(f"SELECT {typed} FROM {temp}_kernels")
         con.execute(f"CREATE OR REPLACE TEMP VIEW {temp}_batch AS {' UNION ALL '.join(batch)}")
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for table, temp in NEW_ROWS.items():
-            store_rows(con, data_dir, table, f"temp.main.{temp}_batch", drops=f"temp.main.{DROPS}")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        store_view(con, data_dir)
+        store_rows(con, data_dir, table, f"temp.main.{temp}_batch", drops=f"temp.main.{DROPS}")
 
 
 GRID_CELLS = 64_000_000  # minutes held per pass of the dense fold (16 bytes each: bad, valid)

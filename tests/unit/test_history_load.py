@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines import engine
 from pipelines.cli import main
 from pipelines.store import SNAPSHOT_FILE, WORK_FILE, snapshot_problem
 
@@ -386,3 +387,44 @@ def test_a_typed_parquet_file_floors_times_to_their_minute(fleet: list[str], tmp
     assert main(["run", "--source", "csv", "--events", str(tmp_path / "events.parquet")]) == 0
     minute = int(at.timestamp()) // 60
     assert stored(tmp_path / "data") == {("svc0/e0", minute): (7, 9), ("svc0/e0", minute + 1): (5, 5)}
+
+
+def test_an_evaluation_that_fails_stores_nothing_of_itself(
+    fleet: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The series is stored last; an evaluation that fails there (a full disk, say) leaves the store as
+    it was — no SLO marked evaluated without its series — and the next run evaluates it."""
+    data = tmp_path / "data"
+    rows = [
+        (slo, stamp(START + dt.timedelta(minutes=m), 0), 10 - m % 2, 10) for m in range(120) for slo in fleet
+    ]
+    assert main(["run", "--source", "csv", "--events", str(write_csv(tmp_path / "a.csv", rows))]) == 0
+    tables = ("engine_state", "checkpoints", "policy_transitions", "alert_intervals", "slo_series")
+
+    def state() -> dict[str, list[tuple[object, ...]]]:
+        con = duckdb.connect(str(data / WORK_FILE), read_only=True)
+        try:
+            return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+        finally:
+            con.close()
+
+    before = state()
+
+    def disk_full(*args: object, **kwargs: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    more = [(slo, stamp(START + dt.timedelta(minutes=120 + m), 0), 3, 10) for m in range(30) for slo in fleet]
+    events = str(write_csv(tmp_path / "b.csv", more))
+    with monkeypatch.context() as patch, pytest.raises(OSError, match="No space left"):
+        patch.setattr(engine, "store_rows", disk_full)
+        main(["run", "--source", "csv", "--events", events])
+    after = state()
+    derived = [t for t in tables if t != "engine_state"]
+    assert {t: after[t] for t in derived} == {t: before[t] for t in derived}
+    # the buckets were stored (and mark the SLOs dirty from minute 120); the evaluation was not
+    assert [row[2] for row in after["engine_state"]] == [row[2] for row in before["engine_state"]]
+    assert main(["run", "--source", "csv", "--events", events]) == 0
+    con = duckdb.connect(str(data / WORK_FILE), read_only=True)
+    evaluated = {row[0] for row in con.execute("SELECT DISTINCT evaluated_to FROM engine_state").fetchall()}
+    con.close()
+    assert evaluated == {minute(START) + 150}
