@@ -411,7 +411,7 @@ def _apply_evaluation(
         )
         # -- Chart series: every SERIES_STEP minutes, the full evaluation.
         con.execute(
-            f"""INSERT INTO {NEW_ROWS["slo_series"]} SELECT slo_key, t, sli, budget_remaining,
+            f"""INSERT INTO {SERIES_ROWS} SELECT slo_key, t, sli, budget_remaining,
                  {STATE_LIST_SQL}[state + 1],
                  burn_5m, burn_30m, burn_1h, burn_2h, burn_6h, burn_1d, burn_3d, firing
                FROM ({formula_sql(windows, k, source="ws_series", exact=exact)})"""
@@ -531,7 +531,7 @@ def evaluate(
         return report
     total = len(dense) + sum(len(v) for v in incremental.values())
     done = 0
-    kernel_rows = _collect_derived(con)
+    kernel_series = _collect_series(con)
     # One transaction: an evaluation is stored whole or not at all (engine_state says an SLO is evaluated
     # only with its series stored, which is written last; files written by a rolled-back evaluation are
     # listed nowhere, and `partitions.collect_garbage` deletes them).
@@ -548,63 +548,63 @@ def evaluate(
                 progress(done, total)
         if dense:
             report.minutes_evaluated += _recompute_dense(
-                con, dense, state, end, windows, k, chunk_minutes, progress, done, total, kernel_rows
+                con, dense, state, end, windows, k, chunk_minutes, progress, done, total, kernel_series
             )
             report.slos_dense += len(dense)
-        _store_derived(con, kernel_rows)
+        _store_series(con, kernel_series)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     finally:
         store_view(con, database_dir(con))
-        for name in (*NEW_ROWS.values(), DROPS):
+        for name in (SERIES_ROWS, SERIES_DROPS):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
-            con.execute(f"DROP VIEW IF EXISTS temp.main.{name}_batch")
-            with contextlib.suppress(duckdb.Error):
-                con.unregister(f"{name}_kernels")
+        con.execute(f"DROP VIEW IF EXISTS temp.main.{SERIES_ROWS}_batch")
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(f"{SERIES_ROWS}_kernels")
     return report
 
 
 # The series is a sealed table (`partitions.SEALED`): its closed hours are files, written once. What an
 # evaluation derives is collected — the kernels' rows as Arrow tables (a DuckDB table would cost an
-# insert of every row: a second of a 1,000-SLO month), the SQL formula's in a temporary table — with
-# which stored rows it replaces (DROPS: an SLO's rows from a minute on, or all of them), then stored in
-# one step (`_store_derived`): a history load writes each row once, straight into its file.
+# insert of every row: a second of a 1,000-SLO month), the SQL formula's in SERIES_ROWS — with which
+# stored rows it replaces (SERIES_DROPS: an SLO's rows from a minute on, or all of them), then stored
+# in one step (`_store_series`): a history load writes each row once, straight into its file.
 # Checkpoints stay in the work database (a fifth of the rows, and every impact estimate of the incident
 # stage reads them by an ASOF join, which a view over files makes twice as slow); a publish copies out
 # their closed hours.
-NEW_ROWS = {"slo_series": "new_series_rows"}
-DROPS = "derived_drops"
-KernelRows = dict[str, list[pa.Table]]
+SERIES_ROWS = "new_series_rows"
+SERIES_DROPS = "series_drops"
 
 
-def _collect_derived(con: duckdb.DuckDBPyConnection) -> KernelRows:
-    for table, temp in NEW_ROWS.items():
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT * FROM {open_rows(con, table)} LIMIT 0")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {DROPS} (slo_key INTEGER NOT NULL, since INTEGER)")
-    return {table: [] for table in NEW_ROWS}
+def _collect_series(con: duckdb.DuckDBPyConnection) -> list[pa.Table]:
+    """Temporary tables for the SQL formula's series rows and the drops; the list for the kernels'."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {SERIES_ROWS} AS SELECT * FROM {open_rows(con, 'slo_series')} LIMIT 0"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SERIES_DROPS} (slo_key INTEGER NOT NULL, since INTEGER)")
+    return []
 
 
-def _drop_derived(con: duckdb.DuckDBPyConnection, keys: Sequence[int], since: int | None = None) -> None:
+def _drop_series(con: duckdb.DuckDBPyConnection, keys: Sequence[int], since: int | None = None) -> None:
     """The stored series rows of `keys` at minutes ≥ `since` (None: all) are replaced."""
-    con.execute(f"INSERT INTO {DROPS} SELECT unnest(?::INTEGER[]), ?", [list(keys), since])
+    con.execute(f"INSERT INTO {SERIES_DROPS} SELECT unnest(?::INTEGER[]), ?", [list(keys), since])
 
 
-def _store_derived(con: duckdb.DuckDBPyConnection, kernel_rows: KernelRows) -> None:
+def _store_series(con: duckdb.DuckDBPyConnection, kernel_series: list[pa.Table]) -> None:
     """Store the collected series in place of the rows dropped (in the caller's transaction)."""
-    data_dir = database_dir(con)
-    for table, temp in NEW_ROWS.items():
-        # the batch: both collections, as the table's columns and types
-        columns = [(name, kind) for name, kind, *_ in con.execute(f"DESCRIBE temp.main.{temp}").fetchall()]
-        names = ", ".join(f'"{name}"' for name, _ in columns)
-        batch = [f"SELECT {names} FROM temp.main.{temp}"]
-        if kernel_rows[table]:
-            con.register(f"{temp}_kernels", pa.concat_tables(kernel_rows[table]))
-            typed = ", ".join(f'"{name}"::{kind} AS "{name}"' for name, kind in columns)
-            batch.append(f"SELECT {typed} FROM {temp}_kernels")
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {temp}_batch AS {' UNION ALL '.join(batch)}")
-        store_rows(con, data_dir, table, f"temp.main.{temp}_batch", drops=f"temp.main.{DROPS}")
+    # the batch: both collections, as the table's columns and types
+    columns = [(name, kind) for name, kind, *_ in con.execute(f"DESCRIBE temp.main.{SERIES_ROWS}").fetchall()]
+    names = ", ".join(f'"{name}"' for name, _ in columns)
+    batch = [f"SELECT {names} FROM temp.main.{SERIES_ROWS}"]
+    if kernel_series:
+        con.register(f"{SERIES_ROWS}_kernels", pa.concat_tables(kernel_series))
+        typed = ", ".join(f'"{name}"::{kind} AS "{name}"' for name, kind in columns)
+        batch.append(f"SELECT {typed} FROM {SERIES_ROWS}_kernels")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {SERIES_ROWS}_batch AS {' UNION ALL '.join(batch)}")
+    batch_view, drops = f"temp.main.{SERIES_ROWS}_batch", f"temp.main.{SERIES_DROPS}"
+    store_rows(con, database_dir(con), "slo_series", batch_view, drops=drops)
 
 
 GRID_CELLS = 64_000_000  # minutes held per pass of the dense fold (16 bytes each: bad, valid)
@@ -625,7 +625,7 @@ def _recompute_dense(
     progress: Progress | None,
     done: int,
     total: int,
-    kernel_rows: KernelRows,
+    kernel_series: list[pa.Table],
 ) -> int:
     """Dense fold over the whole history of `dense`, replacing everything derived from it.
 
@@ -668,7 +668,7 @@ def _recompute_dense(
         others = any(state[key][0] is not None for key in set(state) - {es.key for es in group})
         evaluated += _dense_pass(
             con, group, shape_of, lo_of, state, end, windows, k, chunk_minutes, advanced, not others,
-            kernel_rows,
+            kernel_series,
         )  # fmt: skip
     return evaluated
 
@@ -685,7 +685,7 @@ def _dense_pass(
     chunk_minutes: int,
     advanced: Callable[[int], None],
     everything: bool,
-    kernel_rows: KernelRows,
+    kernel_series: list[pa.Table],
 ) -> int:
     """One read of the buckets of `slos` (at most GRID_CELLS minutes), evaluated and written;
     `advanced(count)` is called as SLOs are done. When `everything` (no other SLO has buckets),
@@ -742,7 +742,7 @@ def _dense_pass(
 
     for table in ("checkpoints", "alert_intervals", "policy_transitions"):
         con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys.tolist()])
-    _drop_derived(con, keys.tolist())
+    _drop_series(con, keys.tolist())
     # Blocks of up to BLOCK_CELLS minutes: consecutive SLOs of one shape (same first minute).
     blocks: list[tuple[int, int, fold_kernels.BlockParams | None]] = []
     i = 0
@@ -777,7 +777,7 @@ def _dense_pass(
     tails: list[pa.Table] = []
 
     def write(results: list[fold_kernels.BlockResult]) -> None:
-        tail = _insert_results(con, results, kernel_rows, tail_from)
+        tail = _insert_results(con, results, kernel_series, tail_from)
         if tail is not None:
             tails.append(tail)
 
@@ -843,11 +843,11 @@ def _states(codes: list[np.ndarray]) -> pa.Array:
 def _insert_results(
     con: duckdb.DuckDBPyConnection,
     results: list[fold_kernels.BlockResult],
-    kernel_rows: KernelRows,
+    kernel_series: list[pa.Table],
     tail_from: int,
 ) -> pa.Table | None:
     """Write the kernels' checkpoints, transitions and intervals into the store, and collect their series
-    in `kernel_rows` (`_store_derived` stores it). The checkpoints at or after `tail_from` are returned
+    in `kernel_series` (`_store_series` stores it). The checkpoints at or after `tail_from` are returned
     instead, for the caller to write after every block: the kernels' rows come SLO after SLO, each over
     its whole history, so a row group written here would span every minute; without the last hour in
     it, its zone map lets a reader of the open hour (each publish, `partitions.snapshot_tables`; the next
@@ -896,8 +896,8 @@ def _insert_results(
     }
     tail = None
     for table, data in tables.items():
-        if table in kernel_rows:
-            kernel_rows[table].append(data)
+        if table == "slo_series":
+            kernel_series.append(data)
             continue
         where = ""
         if table == "checkpoints":
@@ -955,7 +955,7 @@ def _recompute(
     )
     for table in ("checkpoints", "alert_intervals", "policy_transitions"):
         con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys])
-    _drop_derived(con, keys)
+    _drop_series(con, keys)
     con.register("new_checkpoints", result.checkpoints)
     con.execute("INSERT INTO checkpoints SELECT * FROM new_checkpoints")
     con.unregister("new_checkpoints")
@@ -985,7 +985,7 @@ def _advance(
         "AND slo_key IN (SELECT unnest(?::INTEGER[]))",
         [a, keys],
     )
-    _drop_derived(con, keys, a)
+    _drop_series(con, keys, a)
     # Checkpoints after bucket a−1 may have changed (late data): they are rebuilt from C(T).
     con.execute(
         "DELETE FROM checkpoints WHERE minute >= ? AND slo_key IN (SELECT unnest(?::INTEGER[]))",
