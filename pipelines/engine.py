@@ -587,9 +587,13 @@ def _collect_series(con: duckdb.DuckDBPyConnection) -> list[pa.Table]:
     return []
 
 
-def _drop_series(con: duckdb.DuckDBPyConnection, keys: Sequence[int], since: int | None = None) -> None:
-    """The stored series rows of `keys` at minutes ≥ `since` (None: all) are replaced."""
-    con.execute(f"INSERT INTO {SERIES_DROPS} SELECT unnest(?::INTEGER[]), ?", [list(keys), since])
+def _drop_series(con: duckdb.DuckDBPyConnection, keys: Sequence[int], since: Sequence[int]) -> None:
+    """The stored series rows of each of `keys` at minutes ≥ its `since` are replaced. A full evaluation
+    drops from the SLO's first minute, not everything: its rows are all after it (instants start at the
+    first minute + 1, and the first minute only moves earlier), and the files of the hours before it
+    are not written again (adding one SLO to a long history would otherwise rewrite all of it)."""
+    sql = f"INSERT INTO {SERIES_DROPS} SELECT unnest(?::INTEGER[]), unnest(?::INTEGER[])"
+    con.execute(sql, [list(keys), list(since)])
 
 
 def _store_series(con: duckdb.DuckDBPyConnection, kernel_series: list[pa.Table]) -> None:
@@ -742,7 +746,7 @@ def _dense_pass(
 
     for table in ("checkpoints", "alert_intervals", "policy_transitions"):
         con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys.tolist()])
-    _drop_series(con, keys.tolist())
+    _drop_series(con, keys.tolist(), lo.tolist())
     # Blocks of up to BLOCK_CELLS minutes: consecutive SLOs of one shape (same first minute).
     blocks: list[tuple[int, int, fold_kernels.BlockParams | None]] = []
     i = 0
@@ -955,7 +959,7 @@ def _recompute(
     )
     for table in ("checkpoints", "alert_intervals", "policy_transitions"):
         con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys])
-    _drop_series(con, keys)
+    _drop_series(con, keys, [first[key] for key in keys])
     con.register("new_checkpoints", result.checkpoints)
     con.execute("INSERT INTO checkpoints SELECT * FROM new_checkpoints")
     con.unregister("new_checkpoints")
@@ -985,7 +989,7 @@ def _advance(
         "AND slo_key IN (SELECT unnest(?::INTEGER[]))",
         [a, keys],
     )
-    _drop_series(con, keys, a)
+    _drop_series(con, keys, [a] * len(keys))
     # Checkpoints after bucket a−1 may have changed (late data): they are rebuilt from C(T).
     con.execute(
         "DELETE FROM checkpoints WHERE minute >= ? AND slo_key IN (SELECT unnest(?::INTEGER[]))",

@@ -312,7 +312,7 @@ def classify(sql: str) -> str:
         return "point lookups: checkpoints"
     if "TEMP TABLE ev" in s:
         return "formula SQL → temp table ev"
-    if s.startswith("INSERT INTO slo_series"):
+    if s.startswith("INSERT INTO new_series_rows"):
         return "slo_series insert (formula again, every 15 min)"
     if s.startswith("INSERT INTO policy_transitions"):
         return "policy_transitions insert"

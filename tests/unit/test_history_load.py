@@ -428,3 +428,63 @@ def test_an_evaluation_that_fails_stores_nothing_of_itself(
     evaluated = {row[0] for row in con.execute("SELECT DISTINCT evaluated_to FROM engine_state").fetchall()}
     con.close()
     assert evaluated == {minute(START) + 150}
+
+
+def listed_series_files(data: Path) -> list[str]:
+    snap = duckdb.connect(str(data / SNAPSHOT_FILE), read_only=True)
+    try:
+        rows = snap.execute("SELECT file FROM snapshot_parts WHERE table_name = 'slo_series' ORDER BY 1")
+        return [row[0] for row in rows.fetchall()]
+    finally:
+        snap.close()
+
+
+def test_a_new_slo_rewrites_no_series_file_before_its_first_minute(fleet: list[str], tmp_path: Path) -> None:
+    """An SLO added to a store with history is evaluated whole, from its first minute: the series files
+    of the hours before that minute stay as they were (the same files), the new SLO's rows are there
+    from its first minute on."""
+    data = tmp_path / "data"
+    day = 1440
+    rows = [
+        (slo, stamp(START + dt.timedelta(minutes=m), 0), 10, 10)
+        for m in range(0, 2 * day, 5)
+        for slo in fleet
+    ]
+    assert main(["run", "--source", "csv", "--events", str(write_csv(tmp_path / "a.csv", rows))]) == 0
+    before = listed_series_files(data)
+    (tmp_path / "specs" / "svc9.yaml").write_text(
+        SPEC.format(service="svc9", slis=SLI.format(i=0), slos=SLO.format(i=0))
+    )
+    late = START + dt.timedelta(minutes=2 * day - 90)  # the new SLO: the last 90 minutes and 10 more
+    new = [("svc9/e0", stamp(late + dt.timedelta(minutes=m), 0), 7, 8) for m in range(100)]
+    new += [
+        (slo, stamp(START + dt.timedelta(minutes=2 * day + m), 0), 10, 10) for m in range(10) for slo in fleet
+    ]
+    assert main(["run", "--source", "csv", "--events", str(write_csv(tmp_path / "b.csv", new))]) == 0
+    first_day = [name for name in before if "/2026-06-01." in name]
+    assert first_day and set(first_day) <= set(listed_series_files(data))
+    snap = duckdb.connect(str(data / SNAPSHOT_FILE), read_only=True)
+    ((count, lo),) = snap.execute(
+        "SELECT count(*), min(minute) FROM slo_series JOIN slos USING (slo_key) WHERE slo_id = 'svc9/e0'"
+    ).fetchall()
+    snap.close()
+    # its instants run from its first minute + 1 to the end (+100): a series row at +15, +30, …, +90
+    assert (count, lo) == (6, minute(late) + 15)
+
+
+def test_nanosecond_times_floor_to_their_minute(fleet: list[str], tmp_path: Path) -> None:
+    """59.9999996 s into a minute is still that minute (a cast to microseconds would round it up)."""
+    at = int((START + dt.timedelta(minutes=7)).timestamp()) * 1_000_000_000
+    table = pa.table(
+        {
+            "slo": ["svc0/e0", "svc0/e0"],
+            "timestamp": pa.array([at + 59_999_999_600, at + 60_000_000_000], pa.timestamp("ns", "UTC")),
+            "good": pa.array([1, 2], pa.int64()),
+            "valid": pa.array([1, 2], pa.int64()),
+        }
+    )
+    pq.write_table(table, tmp_path / "events.parquet")
+    assert main(["run", "--source", "csv", "--events", str(tmp_path / "events.parquet")]) == 0
+    minute_of_at = at // 60_000_000_000
+    expected = {("svc0/e0", minute_of_at): (1, 1), ("svc0/e0", minute_of_at + 1): (2, 2)}
+    assert stored(tmp_path / "data") == expected
