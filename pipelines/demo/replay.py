@@ -31,6 +31,7 @@ from pipelines.config import Settings
 from pipelines.inbox import INBOX_FILE, Entry, Inbox
 from pipelines.incidents import engine_alerts
 from pipelines.incidents.contract import Alert, Command, map_severity
+from pipelines.incidents.impact import CumulativeSums
 from pipelines.incidents.isolation import ProcessReport, merge_fold
 from pipelines.incidents.rows import incidents_where
 from pipelines.incidents.runners import SyncRunner
@@ -338,6 +339,9 @@ def replay(
         clock.stop_at(at)
     order = len(inputs)
     responders = Responders(con)
+    # The buckets are evaluated before the replay and nothing in it writes any: every run can share
+    # what the earlier ones read of them (an open incident's budget, a watch: the same days each stop).
+    sums = CumulativeSums()
     total = ProcessReport()
     while (t := clock.next()) is not None:
         batch = []
@@ -345,7 +349,7 @@ def replay(
             batch.append(heapq.heappop(queue)[2])
         if batch:
             inbox.append(batch)
-        report = process(con, settings, t, inbox=inbox, runner=runner, emit_engine_alerts=False)
+        report = process(con, settings, t, inbox=inbox, runner=runner, emit_engine_alerts=False, sums=sums)
         _add(total, report)
         for inc in incidents_where(con, "status <> 'closed' AND NOT imported", []):
             if hands_off is not None and inc["detected_at"] >= hands_off:
@@ -359,7 +363,7 @@ def replay(
         for (at,) in con.execute(_NEXT_STOPS).fetchall():
             clock.stop_at(at)
     inbox.append([heapq.heappop(queue)[2] for _ in range(len(queue))])
-    _add(total, process(con, settings, end, inbox=inbox, runner=runner, emit_engine_alerts=False))
+    _add(total, process(con, settings, end, inbox=inbox, runner=runner, emit_engine_alerts=False, sums=sums))
     inbox.close()
     return total
 

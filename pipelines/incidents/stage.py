@@ -31,6 +31,7 @@ from pipelines.config import Settings
 from pipelines.inbox import Inbox
 from pipelines.incidents import engine_alerts
 from pipelines.incidents.fold import FoldReport, fold_inbox, stored_seq
+from pipelines.incidents.impact import CumulativeSums
 from pipelines.incidents.isolation import Isolation, ProcessReport, merge_fold
 from pipelines.incidents.runners import Runner, SyncRunner
 from pipelines.incidents.steps.budgets import update_budgets
@@ -95,14 +96,18 @@ def process(
     fold_budget_s: float | None = None,
     backlog_triage_budget_s: float | None = None,
     publish_opened: Callable[[], object] | None = None,
+    sums: CumulativeSums | None = None,
 ) -> ProcessReport:
     """Run the incident stage once at `now` (naive or aware UTC). With `fold_budget_s` (the service),
     the fold takes urgent rows first and stops after `fold_budget_s`, and triage takes SEV1/SEV2
     incidents first (`fold.fold_inbox`, `_triage_budgeted`). `publish_opened` is called once, right
-    after a fold that opened incidents, before the steps that follow it."""
+    after a fold that opened incidents, before the steps that follow it. `sums`: cumulative sums
+    remembered across runs by a caller whose buckets do not change between them (the demo's replay);
+    by default each run remembers its own (the watch, budgets and documents steps share them)."""
     now = now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
     inbox = inbox or Inbox(settings.data_dir)
     runner = runner or SyncRunner(inbox, settings)
+    sums = sums or CumulativeSums()
     report = ProcessReport()
     iso = Isolation(con, report, now)
     if emit_engine_alerts:
@@ -155,7 +160,7 @@ def process(
         _guard(report, "escalation", send_escalations, con, settings, now, iso)
     _guard(report, "incident commander", ask_for_ic, con, settings, now, iso)  # SEV1/SEV2 need one
     _guard(report, "declaration", declare_ic, con, settings, now, iso)  # seed 002: "declared SEVn; IC: …"
-    if _guard(report, "recovery watch", watch_recoveries, con, settings, now, iso, inbox):
+    if _guard(report, "recovery watch", watch_recoveries, con, settings, now, iso, inbox, sums):
         _guard(report, "escalation", send_escalations, con, settings, now, iso)  # the recoveries not held
     report.timers = _guard(report, "timers", run_timers, con, settings, now, iso) or 0
     _guard(report, "page retry", retry_pages, con, settings, now, iso)
@@ -163,8 +168,8 @@ def process(
     _guard(report, "post-mortems", run_postmortems, con, settings, now, iso)  # due 48 h after (SEV1/SEV2)
     _guard(report, "PagerDuty resolve", resolve_pages, con, settings, now, iso)
     _guard(report, "status page", post_status_pages, con, settings, now, iso)
-    _guard(report, "budgets", update_budgets, con, now, iso)
-    report.documents = _guard(report, "documents", write_documents, con, now, iso, settings) or 0
+    _guard(report, "budgets", update_budgets, con, now, iso, sums)
+    report.documents = _guard(report, "documents", write_documents, con, now, iso, settings, sums) or 0
     _guard(report, "stakeholder updates", send_updates, con, settings, now, iso)
     for error in report.errors:
         log.warning("incident stage: %s", error)

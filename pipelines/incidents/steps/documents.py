@@ -42,21 +42,31 @@ WHERE NOT i.imported AND (
 
 
 def write_documents(
-    con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isolation, settings: Settings | None = None
+    con: duckdb.DuckDBPyConnection,
+    now: dt.datetime,
+    iso: Isolation,
+    settings: Settings | None = None,
+    sums: impact.CumulativeSums | None = None,
 ) -> int:
     """Draft the documents each incident needs now (`documents.documents_due`). With `settings` holding a
-    model key, the post-mortem's narrative and 5 Whys are asked of the model (`narrative.draft`)."""
+    model key, the post-mortem's narrative and 5 Whys are asked of the model (`narrative.draft`).
+    `sums`: the stage's remembered cumulative sums, for the spans a post-mortem quotes."""
     ids = [str(iid) for (iid,) in con.execute(_CANDIDATES_SQL, [now, now]).fetchall()]
-    candidates = incidents_where(con, "id IN (SELECT unnest(?::VARCHAR[]))", [ids]) if ids else []
-    spans = _spans(con, candidates, now)
+    if not ids:
+        return 0
+    candidates = incidents_where(con, "id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+    spans = _spans(con, candidates, now, sums)
     return sum(
-        iso.run("documents", inc["id"], inc["id"], _documents_of, con, now, inc, spans, settings) or 0
+        iso.run("documents", inc["id"], inc["id"], _documents_of, con, now, inc, spans, settings, sums) or 0
         for inc in candidates
     )
 
 
 def _spans(
-    con: duckdb.DuckDBPyConnection, candidates: list[dict[str, Any]], now: dt.datetime
+    con: duckdb.DuckDBPyConnection,
+    candidates: list[dict[str, Any]],
+    now: dt.datetime,
+    sums: impact.CumulativeSums | None = None,
 ) -> dict[tuple[str, str], tuple[int, int] | None]:
     """(incident, SLO) → what users met during the incident (`impact.span_counts`), for every
     candidate that may need a post-mortem (resolved or closed) at once: a post-mortem quotes them (the
@@ -64,17 +74,19 @@ def _spans(
     spans = {
         inc["id"]: (inc["impact_start"], inc["resolved_at"] or now)
         for inc in candidates
-        if inc["status"] in ("resolved", "closed")
+        if inc["status"] in ("resolved", "closed") and inc["impact_start"] is not None
     }
+    if not spans:
+        return {}
     pairs = [
         (str(iid), str(slo))
         for iid, slo in con.execute(
             "SELECT incident_id, slo_id FROM incident_slos WHERE incident_id IN "
             "(SELECT unnest(?::VARCHAR[])) ORDER BY 1, 2",
-            [[iid for iid, (start, _) in spans.items() if start is not None]],
+            [list(spans)],
         ).fetchall()
     ]
-    counts = impact.spans_counts(con, [(slo, *spans[iid]) for iid, slo in pairs])
+    counts = impact.spans_counts(con, [(slo, *spans[iid]) for iid, slo in pairs], sums)
     return dict(zip(pairs, counts, strict=True))
 
 
@@ -84,6 +96,7 @@ def _documents_of(
     inc: dict[str, Any],
     spans: dict[tuple[str, str], tuple[int, int] | None] | None = None,
     settings: Settings | None = None,
+    sums: impact.CumulativeSums | None = None,
 ) -> int:
     """Draft one incident's due documents; how many."""
     written = 0
@@ -118,7 +131,7 @@ def _documents_of(
         model_written = False
         if due.kind in ("technical_analysis", "remediation_plan"):
             if ranked is None:
-                facts = analysis_facts(con, inc, due.at)
+                facts = analysis_facts(con, inc, due.at, sums)
                 ranked = analysis.rank(inc, facts)
             render = (
                 analysis.render_technical_analysis
@@ -199,10 +212,17 @@ def _documents_of(
     return written
 
 
-def analysis_facts(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], at: dt.datetime) -> dict[str, Any]:
+def analysis_facts(
+    con: duckdb.DuckDBPyConnection,
+    inc: dict[str, Any],
+    at: dt.datetime,
+    sums: impact.CumulativeSums | None = None,
+) -> dict[str, Any]:
     """What the technical analysis reads (`analysis` module): the linked SLOs' events over the span up to
-    `at`, the service's deploys before the impact start, similar incidents and the latest triage."""
+    `at`, the service's deploys before the impact start, similar incidents and the latest triage (the
+    buckets from the stage's remembered `sums` when given)."""
     iid = inc["id"]
+    sums = sums or impact.CumulativeSums()
     start = inc.get("impact_start") or inc["detected_at"]
     end = max(inc.get("resolved_at") or at, start)
     slos = records(
@@ -212,16 +232,18 @@ def analysis_facts(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], at: dt.d
         [iid],
     )
     for slo in slos:
-        counts = impact.span_counts(con, slo["slo_id"], start, end) if slo["slo_key"] is not None else None
+        counts = (
+            impact.spans_counts(con, [(slo["slo_id"], start, end)], sums)[0]
+            if slo["slo_key"] is not None
+            else None
+        )
         slo["bad"], slo["valid"] = counts if counts else (None, None)
         slo["bad_minutes"] = 0
-        if slo["slo_key"] is not None:
-            row = con.execute(
-                "SELECT count(*) FROM buckets WHERE slo_key = ? AND minute >= ? AND minute < ? "
-                "AND valid > good",
-                [slo["slo_key"], minute_of(start), minute_of(end)],
-            ).fetchone()
-            slo["bad_minutes"] = int(row[0]) if row else 0
+        if slo["slo_key"] is not None:  # minutes with any bad event
+            slo["bad_minutes"] = sum(
+                valid > good
+                for _, good, valid in sums.rows(con, int(slo["slo_key"]), minute_of(start), minute_of(end))
+            )
     deploys = records(
         con,
         """SELECT d.deployed_at, d.version, d.description,
