@@ -208,7 +208,7 @@ class CumulativeSums:
     watch each cycle mostly ask about the same few days again (an open incident's start, now, now − W).
 
     Only valid while the buckets do not change: the incident stage writes none, so one lives for a
-    stage run (`stage.process`), or for the demo's whole replay, which runs after the evaluation."""
+    stage run (`stage.process`), or across every run of a replay of stored history, which writes none."""
 
     def __init__(self) -> None:
         # (slo_key, day) → the day's minutes with data, their good and valid counts, and C at each of

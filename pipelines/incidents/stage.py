@@ -102,7 +102,7 @@ def process(
     the fold takes urgent rows first and stops after `fold_budget_s`, and triage takes SEV1/SEV2
     incidents first (`fold.fold_inbox`, `_triage_budgeted`). `publish_opened` is called once, right
     after a fold that opened incidents, before the steps that follow it. `sums`: cumulative sums
-    remembered across runs by a caller whose buckets do not change between them (the demo's replay);
+    remembered across runs by a caller whose buckets do not change between them (a replay of history);
     by default each run remembers its own (the watch, budgets and documents steps share them)."""
     now = now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
     inbox = inbox or Inbox(settings.data_dir)
@@ -121,6 +121,8 @@ def process(
             _guard(report, "early publish", publish_opened)
             publish_opened = None
         todo = _agenda(con)
+        if not (todo["triage"] or todo["queued"] or todo["escalate"]):
+            break  # nothing to respond to: nothing ran since the agenda, which holds for what follows
         if todo["triage"]:
             if fold_budget_s is None:
                 _guard(report, "triage", triage_pending, con, settings, now, iso)
@@ -145,8 +147,10 @@ def process(
         if todo["escalate"] or todo["triage"]:
             _guard(report, "escalation", send_escalations, con, settings, now, iso)
         if not (runner.synchronous and queued):
+            todo = _agenda(con)
             break
-    todo = _agenda(con)
+    else:
+        todo = _agenda(con)
     if todo["awaiting"] and _guard(
         report, "approvals", run_approvals, con, settings, now, iso, _unfolded_since(con, inbox)
     ):
@@ -220,14 +224,16 @@ def _guard(report: ProcessReport, step: str, fn: Callable[..., Any], *args: Any)
 
 
 def _agenda(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """What the respond steps have to do (one query, so an idle cycle costs little)."""
+    """What the respond steps have to do (one query, one pass over each table, so an idle cycle costs
+    little)."""
     row = con.execute(
-        """SELECT (SELECT count(*) FROM incidents WHERE triage_pending AND status <> 'closed'),
-                  (SELECT count(*) FROM incidents WHERE escalation_pending IS NOT NULL),
-                  (SELECT count(*) FROM remediations WHERE status = 'queued'),
-                  (SELECT count(*) FROM remediations WHERE status = 'succeeded' AND verified IS NULL),
-                  (SELECT count(*) FROM remediations WHERE status = 'running'),
-                  (SELECT count(*) FROM remediations WHERE status = 'awaiting_approval')"""
+        """SELECT * FROM
+           (SELECT count(*) FILTER (WHERE triage_pending AND status <> 'closed'),
+                   count(*) FILTER (WHERE escalation_pending IS NOT NULL) FROM incidents),
+           (SELECT count(*) FILTER (WHERE status = 'queued'),
+                   count(*) FILTER (WHERE status = 'succeeded' AND verified IS NULL),
+                   count(*) FILTER (WHERE status = 'running'),
+                   count(*) FILTER (WHERE status = 'awaiting_approval') FROM remediations)"""
     ).fetchone() or (0, 0, 0, 0, 0, 0)
     names = ("triage", "escalate", "queued", "verify", "running", "awaiting")
     return dict(zip(names, map(int, row), strict=True))

@@ -224,7 +224,7 @@ def _escalate_one(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.da
 
 
 # Whether PagerDuty accepted any page of ours, and whether any incident came from there: a store without
-# PagerDuty (the demo's) skips both look-ups of `resolve_pages` with this one small query each cycle.
+# PagerDuty skips both look-ups of `resolve_pages` with this one small query each cycle.
 ANY_PAGERDUTY = """
 SELECT EXISTS (SELECT 1 FROM notifications WHERE channel = 'pagerduty' AND status = 'sent'),
        EXISTS (SELECT 1 FROM incidents WHERE source = 'pagerduty' AND external_id IS NOT NULL
