@@ -351,9 +351,9 @@ def replay(
             inbox.append(batch)
         report = process(con, settings, t, inbox=inbox, runner=runner, emit_engine_alerts=False, sums=sums)
         _add(total, report)
-        for inc in incidents_where(con, _TO_PLAN, [sorted(responders.planned)]):
-            if hands_off is not None and inc["detected_at"] >= hands_off:
-                continue
+        params = [sorted(responders.planned), hands_off, hands_off]
+        to_plan = con.execute(f"SELECT count(*) FROM incidents WHERE {_TO_PLAN}", params).fetchone()
+        for inc in incidents_where(con, _TO_PLAN, params) if to_plan and to_plan[0] else []:
             for at, cmd in responders.plan(inc):
                 if at <= end:
                     heapq.heappush(queue, (at, order, Entry(cmd.dedup_key, "command", "demo", cmd.to_json())))
@@ -368,9 +368,12 @@ def replay(
     return total
 
 
-# The incidents `Responders.plan` has a course for: open, not planned yet, and escalated to a person or
-# recovered by a verified remediation (the others would each be read at every stop, for nothing).
+# The incidents `Responders.plan` has a course for: open, not planned yet, detected before the hands-off
+# time (if any: from then on the user is on call), and escalated to a person or recovered by a verified
+# remediation (the others would each be read at every stop, for nothing); counted first, as at most
+# stops there is none.
 _TO_PLAN = """status <> 'closed' AND NOT imported AND NOT list_contains(?::VARCHAR[], id)
+    AND (?::TIMESTAMP IS NULL OR detected_at < ?::TIMESTAMP)
     AND ((route = 'escalate' AND escalated_at IS NOT NULL)
          OR (status = 'mitigated' AND mitigated_at_source = 'verification'))"""
 # Responders' commands that change an incident's status word in its stakeholder updates
