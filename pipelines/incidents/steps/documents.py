@@ -16,11 +16,12 @@ from pipelines.incidents import analysis, documents, impact, narrative
 from pipelines.incidents.context import similar_incidents
 from pipelines.incidents.fold import add_timeline
 from pipelines.incidents.isolation import Isolation
-from pipelines.incidents.rows import incidents_where, records
+from pipelines.incidents.rows import records
 from pipelines.timeutil import minute_of
 
-# Incidents that may need a document now: changed since their last documents, with a stakeholder
-# update due, triaged without their technical analysis, or closed without their runbook suggestion.
+# Incidents that may need a document now (their rows, in creation order): changed since their last
+# documents, with a stakeholder update due, triaged without their technical analysis, or closed without
+# their runbook suggestion.
 # Each incident's documents are summed up once (a correlated subquery per condition cost ~10 ms a
 # cycle, most of an idle cycle's documents step).
 _CANDIDATES_SQL = """
@@ -31,13 +32,14 @@ WITH d AS (
            bool_or(kind = 'runbook_suggestion') AS suggested
     FROM documents GROUP BY incident_id
 )
-SELECT i.id FROM incidents i LEFT JOIN d ON d.incident_id = i.id
+SELECT i.* FROM incidents i LEFT JOIN d ON d.incident_id = i.id
 WHERE NOT i.imported AND (
     i.documents_at IS NULL OR i.updated_at > i.documents_at
     OR (i.status NOT IN ('resolved', 'closed') AND coalesce(d.update_due, ?) <= ?)
     OR (i.status <> 'closed' AND NOT coalesce(d.analysed, false)
         AND i.id IN (SELECT incident_id FROM triage))
     OR (i.status = 'closed' AND NOT coalesce(d.suggested, false)))
+ORDER BY i.created_at, i.id
 """
 
 
@@ -51,10 +53,9 @@ def write_documents(
     """Draft the documents each incident needs now (`documents.documents_due`). With `settings` holding a
     model key, the post-mortem's narrative and 5 Whys are asked of the model (`narrative.draft`).
     `sums`: the stage's remembered cumulative sums, for the spans a post-mortem quotes."""
-    ids = [str(iid) for (iid,) in con.execute(_CANDIDATES_SQL, [now, now]).fetchall()]
-    if not ids:
+    candidates = records(con, _CANDIDATES_SQL, [now, now])  # the incident rows, in creation order
+    if not candidates:
         return 0
-    candidates = incidents_where(con, "id IN (SELECT unnest(?::VARCHAR[]))", [ids])
     spans = _spans(con, candidates, now, sums)
     return sum(
         iso.run("documents", inc["id"], inc["id"], _documents_of, con, now, inc, spans, settings, sums) or 0
