@@ -39,12 +39,13 @@ ORDER BY i.created_at, i.id
 """
 
 
-# Whether any incident could need one (WITHOUT_IC's incidents, before its two timeline look-ups): a
-# cycle with no open escalated SEV1/SEV2 incident, most of them, asks nothing more.
+# Whether any incident could need one (WITHOUT_IC's incidents not asked yet, before its look-up of the
+# assignments): a cycle with no such incident, most of them, asks nothing more.
 ANY_ESCALATED_NEEDING_IC = f"""
 SELECT 1 FROM incidents
 WHERE severity IN ({", ".join(f"'{s}'" for s in NEEDS_IC)})
   AND status IN ('triggered', 'acknowledged', 'mitigated') AND escalated_at IS NOT NULL AND NOT imported
+  AND id NOT IN (SELECT incident_id FROM timeline WHERE kind = 'ic_requested')
 LIMIT 1
 """
 
