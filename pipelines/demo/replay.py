@@ -31,6 +31,7 @@ from pipelines.config import Settings
 from pipelines.inbox import INBOX_FILE, Entry, Inbox
 from pipelines.incidents import engine_alerts
 from pipelines.incidents.contract import Alert, Command, map_severity
+from pipelines.incidents.impact import CumulativeSums
 from pipelines.incidents.isolation import ProcessReport, merge_fold
 from pipelines.incidents.rows import incidents_where
 from pipelines.incidents.runners import SyncRunner
@@ -338,6 +339,9 @@ def replay(
         clock.stop_at(at)
     order = len(inputs)
     responders = Responders(con)
+    # The buckets are evaluated before the replay and nothing in it writes any: every run can share
+    # what the earlier ones read of them (an open incident's budget, a watch: the same days each stop).
+    sums = CumulativeSums()
     total = ProcessReport()
     while (t := clock.next()) is not None:
         batch = []
@@ -345,11 +349,11 @@ def replay(
             batch.append(heapq.heappop(queue)[2])
         if batch:
             inbox.append(batch)
-        report = process(con, settings, t, inbox=inbox, runner=runner, emit_engine_alerts=False)
+        report = process(con, settings, t, inbox=inbox, runner=runner, emit_engine_alerts=False, sums=sums)
         _add(total, report)
-        for inc in incidents_where(con, "status <> 'closed' AND NOT imported", []):
-            if hands_off is not None and inc["detected_at"] >= hands_off:
-                continue
+        params = [sorted(responders.planned), hands_off, hands_off]
+        to_plan = con.execute(f"SELECT count(*) FROM incidents WHERE {_TO_PLAN}", params).fetchone()
+        for inc in incidents_where(con, _TO_PLAN, params) if to_plan and to_plan[0] else []:
             for at, cmd in responders.plan(inc):
                 if at <= end:
                     heapq.heappush(queue, (at, order, Entry(cmd.dedup_key, "command", "demo", cmd.to_json())))
@@ -359,11 +363,19 @@ def replay(
         for (at,) in con.execute(_NEXT_STOPS).fetchall():
             clock.stop_at(at)
     inbox.append([heapq.heappop(queue)[2] for _ in range(len(queue))])
-    _add(total, process(con, settings, end, inbox=inbox, runner=runner, emit_engine_alerts=False))
+    _add(total, process(con, settings, end, inbox=inbox, runner=runner, emit_engine_alerts=False, sums=sums))
     inbox.close()
     return total
 
 
+# The incidents `Responders.plan` has a course for: open, not planned yet, detected before the hands-off
+# time (if any: from then on the user is on call), and escalated to a person or recovered by a verified
+# remediation (the others would each be read at every stop, for nothing); counted first, as at most
+# stops there is none.
+_TO_PLAN = """status <> 'closed' AND NOT imported AND NOT list_contains(?::VARCHAR[], id)
+    AND (?::TIMESTAMP IS NULL OR detected_at < ?::TIMESTAMP)
+    AND ((route = 'escalate' AND escalated_at IS NOT NULL)
+         OR (status = 'mitigated' AND mitigated_at_source = 'verification'))"""
 # Responders' commands that change an incident's status word in its stakeholder updates
 # (`documents.status_word`): Identified, Monitoring, Resolved.
 _TELLING = ("root_cause", "mitigate", "resolve")

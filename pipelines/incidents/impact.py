@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from pipelines.timeutil import datetime_of, minute_of
 
@@ -186,11 +187,118 @@ def cumulative_sums(
             reach = int(r[2])
     for cluster in clusters:
         columns = [[int(r[i]) for r in cluster] for i in range(6)]  # qid, slo_key, x, h, cg, cv
+        if all(h >= x for x, h in zip(columns[2], columns[3], strict=True)):
+            for qid, cg, cv in zip(columns[0], columns[4], columns[5], strict=True):
+                out[qid] = (cg, cv)  # every point on its checkpoint: no bucket to add
+            continue
         lo, hi = min(columns[3]), max(columns[2])
         keys = sorted(set(columns[1]))
         for qid, g, v in con.execute(_CUMULATIVE_SQL, [*columns, lo, hi, keys]).fetchall():
             out[int(qid)] = (int(g), int(v))
     return out
+
+
+DAY_MINUTES = 1440
+
+
+class CumulativeSums:
+    """`cumulative_sums`, remembered a day of buckets at a time: the first point in a day reads that
+    day's buckets once (with the checkpoint before it), and every later point in it, or bucket range
+    read through `rows`, is answered from memory. A budget share, a span's counts and the recovery
+    watch each cycle mostly ask about the same few days again (an open incident's start, now, now − W).
+
+    Only valid while the buckets do not change: the incident stage writes none, so one lives for a
+    stage run (`stage.process`), or across every run of a replay of stored history, which writes none."""
+
+    def __init__(self) -> None:
+        # (slo_key, day) → the day's minutes with data, their good and valid counts, and C at each of
+        # them (index i: the sums of every bucket before minutes[i]; the last entry: before the next day)
+        self._days: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+
+    def __call__(
+        self, con: duckdb.DuckDBPyConnection, points: Sequence[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        """C(x) for each (slo_key, x), in order: what `cumulative_sums` returns."""
+        self._load(con, {(key, x // DAY_MINUTES) for key, x in points})
+        out = []
+        for key, x in points:
+            minutes, _, _, cum_good, cum_valid = self._days[(key, x // DAY_MINUTES)]
+            i = int(np.searchsorted(minutes, x))
+            out.append((int(cum_good[i]), int(cum_valid[i])))
+        return out
+
+    def rows(
+        self, con: duckdb.DuckDBPyConnection, key: int, start: int, stop: int
+    ) -> list[tuple[int, int, int]]:
+        """The buckets (minute, good, valid) of `key` in [start, stop), in minute order."""
+        if stop <= start:
+            return []
+        days = range(start // DAY_MINUTES, (stop - 1) // DAY_MINUTES + 1)
+        self._load(con, {(key, day) for day in days})
+        out: list[tuple[int, int, int]] = []
+        for day in days:
+            minutes, good, valid, _, _ = self._days[(key, day)]
+            lo, hi = np.searchsorted(minutes, [start, stop])
+            out += zip(minutes[lo:hi].tolist(), good[lo:hi].tolist(), valid[lo:hi].tolist(), strict=True)
+        return out
+
+    def _load(self, con: duckdb.DuckDBPyConnection, wanted: set[tuple[int, int]]) -> None:
+        """Read the days not remembered yet: C at each day's start from the latest checkpoint at or
+        before it (one query), then every bucket from that checkpoint to the day's end, one bounded
+        read per cluster of nearby days."""
+        missing = sorted(wanted - self._days.keys(), key=lambda kd: (kd[1], kd[0]))
+        if not missing:
+            return
+        starts = [day * DAY_MINUTES for _, day in missing]
+        at_checkpoint = con.execute(
+            _AT_CHECKPOINT_SQL,
+            [_MIN_MINUTE, list(range(len(missing))), [key for key, _ in missing], starts],
+        ).fetchall()
+        # qid → (checkpoint minute h, C(h) good, C(h) valid)
+        base = {int(r[0]): (int(r[3]), int(r[4]), int(r[5])) for r in at_checkpoint}
+        clusters: list[list[int]] = []
+        reach = _MIN_MINUTE
+        for qid in sorted(range(len(missing)), key=lambda q: base[q][0]):
+            h, end = base[qid][0], starts[qid] + DAY_MINUTES
+            if clusters and h <= reach + CLUSTER_GAP_MINUTES:
+                clusters[-1].append(qid)
+                reach = max(reach, end)
+            else:
+                clusters.append([qid])
+                reach = end
+        for cluster in clusters:
+            lo = min(base[q][0] for q in cluster)
+            hi = max(starts[q] + DAY_MINUTES for q in cluster)
+            keys = sorted({missing[q][0] for q in cluster})
+            read = con.execute(
+                "SELECT slo_key, minute, good, valid FROM buckets WHERE minute >= ? AND minute < ? "
+                "AND slo_key IN (SELECT unnest(?::INTEGER[])) ORDER BY slo_key, minute",
+                [lo, hi, keys],
+            ).fetchnumpy()
+            by_key = {
+                key: (
+                    read["minute"][mask].astype(np.int64),
+                    read["good"][mask].astype(np.int64),
+                    read["valid"][mask].astype(np.int64),
+                )
+                for key in keys
+                for mask in [read["slo_key"] == key]
+            }
+            for qid in cluster:
+                key, day = missing[qid]
+                h, good0, valid0 = base[qid]
+                minutes, good, valid = by_key[key]
+                a, b, c = np.searchsorted(minutes, [h, starts[qid], starts[qid] + DAY_MINUTES])
+                # C at the day's start: the checkpoint plus the buckets after it
+                good0 += int(good[a:b].sum())
+                valid0 += int(valid[a:b].sum())
+                self._days[(key, day)] = (
+                    minutes[b:c],
+                    good[b:c],
+                    valid[b:c],
+                    np.concatenate(([good0], good0 + np.cumsum(good[b:c]))),
+                    np.concatenate(([valid0], valid0 + np.cumsum(valid[b:c]))),
+                )
 
 
 def impact_starts(
@@ -279,11 +387,13 @@ def impact_starts(
 
 
 def budgets_consumed(
-    con: duckdb.DuckDBPyConnection, requests: Sequence[tuple[str, dt.datetime, dt.datetime]]
+    con: duckdb.DuckDBPyConnection,
+    requests: Sequence[tuple[str, dt.datetime, dt.datetime]],
+    sums: CumulativeSums | None = None,
 ) -> list[float | None]:
     """`budget_consumed_for(con, slo_id, start, end)` of each request, in order, from the cumulative
-    sums at three minutes per request (`cumulative_sums`): bad in [start, end) = C(end) − C(start),
-    the window's valid events = C(end) − C(end − W)."""
+    sums at three minutes per request (`cumulative_sums`, or the remembered `sums`): bad in
+    [start, end) = C(end) − C(start), the window's valid events = C(end) − C(end − W)."""
     ids = sorted({slo for slo, _, _ in requests})
     slos = (
         {
@@ -310,9 +420,9 @@ def budgets_consumed(
     points = [
         (key, x) for _, (key, _, window), m_start, m_end in todo for x in (m_start, m_end - window, m_end)
     ]
-    sums = cumulative_sums(con, points)
+    at = (sums or cumulative_sums)(con, points) if points else []
     for n, (i, (_, target, _), _, _) in enumerate(todo):
-        (g0, v0), (_, vw), (g1, v1) = sums[3 * n : 3 * n + 3]
+        (g0, v0), (_, vw), (g1, v1) = at[3 * n : 3 * n + 3]
         out[i] = budget_share((v1 - v0) - (g1 - g0), v1 - vw, target)
     return out
 
@@ -349,9 +459,12 @@ def budget_consumed_for(
 
 
 def spans_counts(
-    con: duckdb.DuckDBPyConnection, requests: Sequence[tuple[str, dt.datetime, dt.datetime]]
+    con: duckdb.DuckDBPyConnection,
+    requests: Sequence[tuple[str, dt.datetime, dt.datetime]],
+    sums: CumulativeSums | None = None,
 ) -> list[tuple[int, int] | None]:
-    """`span_counts` of each (slo_id, start, end), in order: C(end) − C(start) for all at once."""
+    """`span_counts` of each (slo_id, start, end), in order: C(end) − C(start) for all at once (from
+    the remembered `sums` when given)."""
     ids = sorted({slo for slo, _, _ in requests})
     keys = (
         {
@@ -373,9 +486,10 @@ def spans_counts(
             out[i] = (0, 0)
         else:
             todo.append((i, keys[slo], m_start, m_end))
-    sums = cumulative_sums(con, [(key, m) for _, key, m_start, m_end in todo for m in (m_start, m_end)])
+    points = [(key, m) for _, key, m_start, m_end in todo for m in (m_start, m_end)]
+    at = (sums or cumulative_sums)(con, points) if points else []
     for n, (i, _, _, _) in enumerate(todo):
-        (g0, v0), (g1, v1) = sums[2 * n], sums[2 * n + 1]
+        (g0, v0), (g1, v1) = at[2 * n], at[2 * n + 1]
         out[i] = ((v1 - v0) - (g1 - g0), v1 - v0)
     return out
 

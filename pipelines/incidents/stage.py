@@ -31,6 +31,7 @@ from pipelines.config import Settings
 from pipelines.inbox import Inbox
 from pipelines.incidents import engine_alerts
 from pipelines.incidents.fold import FoldReport, fold_inbox, stored_seq
+from pipelines.incidents.impact import CumulativeSums
 from pipelines.incidents.isolation import Isolation, ProcessReport, merge_fold
 from pipelines.incidents.runners import Runner, SyncRunner
 from pipelines.incidents.steps.budgets import update_budgets
@@ -95,14 +96,18 @@ def process(
     fold_budget_s: float | None = None,
     backlog_triage_budget_s: float | None = None,
     publish_opened: Callable[[], object] | None = None,
+    sums: CumulativeSums | None = None,
 ) -> ProcessReport:
     """Run the incident stage once at `now` (naive or aware UTC). With `fold_budget_s` (the service),
     the fold takes urgent rows first and stops after `fold_budget_s`, and triage takes SEV1/SEV2
     incidents first (`fold.fold_inbox`, `_triage_budgeted`). `publish_opened` is called once, right
-    after a fold that opened incidents, before the steps that follow it."""
+    after a fold that opened incidents, before the steps that follow it. `sums`: cumulative sums
+    remembered across runs by a caller whose buckets do not change between them (a replay of history);
+    by default each run remembers its own (the watch, budgets and documents steps share them)."""
     now = now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
     inbox = inbox or Inbox(settings.data_dir)
     runner = runner or SyncRunner(inbox, settings)
+    sums = sums or CumulativeSums()
     report = ProcessReport()
     iso = Isolation(con, report, now)
     if emit_engine_alerts:
@@ -116,6 +121,8 @@ def process(
             _guard(report, "early publish", publish_opened)
             publish_opened = None
         todo = _agenda(con)
+        if not (todo["triage"] or todo["queued"] or todo["escalate"]):
+            break  # nothing to respond to: nothing ran since the agenda, which holds for what follows
         if todo["triage"]:
             if fold_budget_s is None:
                 _guard(report, "triage", triage_pending, con, settings, now, iso)
@@ -140,8 +147,10 @@ def process(
         if todo["escalate"] or todo["triage"]:
             _guard(report, "escalation", send_escalations, con, settings, now, iso)
         if not (runner.synchronous and queued):
+            todo = _agenda(con)
             break
-    todo = _agenda(con)
+    else:
+        todo = _agenda(con)
     if todo["awaiting"] and _guard(
         report, "approvals", run_approvals, con, settings, now, iso, _unfolded_since(con, inbox)
     ):
@@ -155,7 +164,7 @@ def process(
         _guard(report, "escalation", send_escalations, con, settings, now, iso)
     _guard(report, "incident commander", ask_for_ic, con, settings, now, iso)  # SEV1/SEV2 need one
     _guard(report, "declaration", declare_ic, con, settings, now, iso)  # seed 002: "declared SEVn; IC: …"
-    if _guard(report, "recovery watch", watch_recoveries, con, settings, now, iso, inbox):
+    if _guard(report, "recovery watch", watch_recoveries, con, settings, now, iso, inbox, sums):
         _guard(report, "escalation", send_escalations, con, settings, now, iso)  # the recoveries not held
     report.timers = _guard(report, "timers", run_timers, con, settings, now, iso) or 0
     _guard(report, "page retry", retry_pages, con, settings, now, iso)
@@ -163,8 +172,8 @@ def process(
     _guard(report, "post-mortems", run_postmortems, con, settings, now, iso)  # due 48 h after (SEV1/SEV2)
     _guard(report, "PagerDuty resolve", resolve_pages, con, settings, now, iso)
     _guard(report, "status page", post_status_pages, con, settings, now, iso)
-    _guard(report, "budgets", update_budgets, con, now, iso)
-    report.documents = _guard(report, "documents", write_documents, con, now, iso, settings) or 0
+    _guard(report, "budgets", update_budgets, con, now, iso, sums)
+    report.documents = _guard(report, "documents", write_documents, con, now, iso, settings, sums) or 0
     _guard(report, "stakeholder updates", send_updates, con, settings, now, iso)
     for error in report.errors:
         log.warning("incident stage: %s", error)
@@ -215,14 +224,16 @@ def _guard(report: ProcessReport, step: str, fn: Callable[..., Any], *args: Any)
 
 
 def _agenda(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """What the respond steps have to do (one query, so an idle cycle costs little)."""
+    """What the respond steps have to do (one query, one pass over each table, so an idle cycle costs
+    little)."""
     row = con.execute(
-        """SELECT (SELECT count(*) FROM incidents WHERE triage_pending AND status <> 'closed'),
-                  (SELECT count(*) FROM incidents WHERE escalation_pending IS NOT NULL),
-                  (SELECT count(*) FROM remediations WHERE status = 'queued'),
-                  (SELECT count(*) FROM remediations WHERE status = 'succeeded' AND verified IS NULL),
-                  (SELECT count(*) FROM remediations WHERE status = 'running'),
-                  (SELECT count(*) FROM remediations WHERE status = 'awaiting_approval')"""
+        """SELECT * FROM
+           (SELECT count(*) FILTER (WHERE triage_pending AND status <> 'closed'),
+                   count(*) FILTER (WHERE escalation_pending IS NOT NULL) FROM incidents),
+           (SELECT count(*) FILTER (WHERE status = 'queued'),
+                   count(*) FILTER (WHERE status = 'succeeded' AND verified IS NULL),
+                   count(*) FILTER (WHERE status = 'running'),
+                   count(*) FILTER (WHERE status = 'awaiting_approval') FROM remediations)"""
     ).fetchone() or (0, 0, 0, 0, 0, 0)
     names = ("triage", "escalate", "queued", "verify", "running", "awaiting")
     return dict(zip(names, map(int, row), strict=True))

@@ -236,3 +236,32 @@ def test_span_counts_equal_the_direct_sums(seed: int, checkpoint_every: int | No
             [row[0], start, end],
         ).fetchone()
         assert got == (int(bad), int(valid))
+
+
+@pytest.mark.parametrize(("seed", "checkpoint_every"), [(10, 1), (11, 5), (12, None)])
+def test_remembered_sums_equal_the_direct_sums(seed: int, checkpoint_every: int | None) -> None:
+    """`CumulativeSums` (a day of buckets read at a time, then answered from memory) gives what
+    `cumulative_sums` gives, point by point and range by range, asked in any order and again."""
+    con = _store(seed, checkpoint_every)
+    rng = random.Random(seed)
+    sums = impact.CumulativeSums()
+    for _ in range(4):  # later rounds are answered (partly) from the days read before
+        points = [(rng.choice([1, 2, 3, 4]), rng.randrange(M0 - 2000, M0 + 16000)) for _ in range(40)]
+        points += [(1, M0), (2, M0 + 1440), (3, M0 + 14399), (1, M0 + 60)]  # day and checkpoint edges
+        assert sums(con, points) == impact.cumulative_sums(con, points)
+        for key, x in points[:10]:
+            good, valid = con.execute(
+                "SELECT coalesce(sum(good), 0), coalesce(sum(valid), 0) FROM buckets "
+                "WHERE slo_key = ? AND minute < ?",
+                [key, x],
+            ).fetchone()
+            assert sums(con, [(key, x)]) == [(int(good), int(valid))]
+        key, start = rng.choice([1, 2, 3]), rng.randrange(M0 - 100, M0 + 14000)
+        stop = start + rng.choice([0, 1, 30, 1500, 3000])
+        want = con.execute(
+            "SELECT minute, good, valid FROM buckets WHERE slo_key = ? AND minute >= ? AND minute < ? "
+            "ORDER BY minute",
+            [key, start, stop],
+        ).fetchall()
+        assert sums.rows(con, key, start, stop) == [tuple(map(int, r)) for r in want]
+    assert any(v for _, v in sums(con, [(1, M0 + 5000)])) and sums(con, [(4, M0 + 5000)]) == [(0, 0)]

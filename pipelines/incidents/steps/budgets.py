@@ -11,8 +11,14 @@ from pipelines.incidents import impact
 from pipelines.incidents.isolation import Isolation
 
 
-def update_budgets(con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isolation) -> None:
-    """Budget consumed per linked SLO: recomputed while open, computed once after resolution."""
+def update_budgets(
+    con: duckdb.DuckDBPyConnection,
+    now: dt.datetime,
+    iso: Isolation,
+    sums: impact.CumulativeSums | None = None,
+) -> None:
+    """Budget consumed per linked SLO: recomputed while open, computed once after resolution (from the
+    stage's remembered cumulative sums `sums` when given)."""
     rows = con.execute(
         """SELECT s.incident_id, s.slo_id, i.impact_start, i.resolved_at, i.slo_id FROM incident_slos s
            JOIN incidents i ON i.id = s.incident_id
@@ -21,7 +27,7 @@ def update_budgets(con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isolat
 
     # Every share in one batch (the buckets do not change in this step), then one isolated update each.
     shares = impact.budgets_consumed(
-        con, [(slo, start, min(resolved or now, now)) for _, slo, start, resolved, _ in rows]
+        con, [(slo, start, min(resolved or now, now)) for _, slo, start, resolved, _ in rows], sums
     )
 
     def update(iid: str, slo: str, share: float | None, main: str | None) -> None:

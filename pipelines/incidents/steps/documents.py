@@ -16,11 +16,12 @@ from pipelines.incidents import analysis, documents, impact, narrative
 from pipelines.incidents.context import similar_incidents
 from pipelines.incidents.fold import add_timeline
 from pipelines.incidents.isolation import Isolation
-from pipelines.incidents.rows import incidents_where, records
+from pipelines.incidents.rows import records
 from pipelines.timeutil import minute_of
 
-# Incidents that may need a document now: changed since their last documents, with a stakeholder
-# update due, triaged without their technical analysis, or closed without their runbook suggestion.
+# Incidents that may need a document now (their rows, in creation order): changed since their last
+# documents, with a stakeholder update due, triaged without their technical analysis, or closed without
+# their runbook suggestion.
 # Each incident's documents are summed up once (a correlated subquery per condition cost ~10 ms a
 # cycle, most of an idle cycle's documents step).
 _CANDIDATES_SQL = """
@@ -31,32 +32,42 @@ WITH d AS (
            bool_or(kind = 'runbook_suggestion') AS suggested
     FROM documents GROUP BY incident_id
 )
-SELECT i.id FROM incidents i LEFT JOIN d ON d.incident_id = i.id
+SELECT i.* FROM incidents i LEFT JOIN d ON d.incident_id = i.id
 WHERE NOT i.imported AND (
     i.documents_at IS NULL OR i.updated_at > i.documents_at
     OR (i.status NOT IN ('resolved', 'closed') AND coalesce(d.update_due, ?) <= ?)
     OR (i.status <> 'closed' AND NOT coalesce(d.analysed, false)
         AND i.id IN (SELECT incident_id FROM triage))
     OR (i.status = 'closed' AND NOT coalesce(d.suggested, false)))
+ORDER BY i.created_at, i.id
 """
 
 
 def write_documents(
-    con: duckdb.DuckDBPyConnection, now: dt.datetime, iso: Isolation, settings: Settings | None = None
+    con: duckdb.DuckDBPyConnection,
+    now: dt.datetime,
+    iso: Isolation,
+    settings: Settings | None = None,
+    sums: impact.CumulativeSums | None = None,
 ) -> int:
     """Draft the documents each incident needs now (`documents.documents_due`). With `settings` holding a
-    model key, the post-mortem's narrative and 5 Whys are asked of the model (`narrative.draft`)."""
-    ids = [str(iid) for (iid,) in con.execute(_CANDIDATES_SQL, [now, now]).fetchall()]
-    candidates = incidents_where(con, "id IN (SELECT unnest(?::VARCHAR[]))", [ids]) if ids else []
-    spans = _spans(con, candidates, now)
+    model key, the post-mortem's narrative and 5 Whys are asked of the model (`narrative.draft`).
+    `sums`: the stage's remembered cumulative sums, for the spans a post-mortem quotes."""
+    candidates = records(con, _CANDIDATES_SQL, [now, now])  # the incident rows, in creation order
+    if not candidates:
+        return 0
+    spans = _spans(con, candidates, now, sums)
     return sum(
-        iso.run("documents", inc["id"], inc["id"], _documents_of, con, now, inc, spans, settings) or 0
+        iso.run("documents", inc["id"], inc["id"], _documents_of, con, now, inc, spans, settings, sums) or 0
         for inc in candidates
     )
 
 
 def _spans(
-    con: duckdb.DuckDBPyConnection, candidates: list[dict[str, Any]], now: dt.datetime
+    con: duckdb.DuckDBPyConnection,
+    candidates: list[dict[str, Any]],
+    now: dt.datetime,
+    sums: impact.CumulativeSums | None = None,
 ) -> dict[tuple[str, str], tuple[int, int] | None]:
     """(incident, SLO) → what users met during the incident (`impact.span_counts`), for every
     candidate that may need a post-mortem (resolved or closed) at once: a post-mortem quotes them (the
@@ -64,17 +75,19 @@ def _spans(
     spans = {
         inc["id"]: (inc["impact_start"], inc["resolved_at"] or now)
         for inc in candidates
-        if inc["status"] in ("resolved", "closed")
+        if inc["status"] in ("resolved", "closed") and inc["impact_start"] is not None
     }
+    if not spans:
+        return {}
     pairs = [
         (str(iid), str(slo))
         for iid, slo in con.execute(
             "SELECT incident_id, slo_id FROM incident_slos WHERE incident_id IN "
             "(SELECT unnest(?::VARCHAR[])) ORDER BY 1, 2",
-            [[iid for iid, (start, _) in spans.items() if start is not None]],
+            [list(spans)],
         ).fetchall()
     ]
-    counts = impact.spans_counts(con, [(slo, *spans[iid]) for iid, slo in pairs])
+    counts = impact.spans_counts(con, [(slo, *spans[iid]) for iid, slo in pairs], sums)
     return dict(zip(pairs, counts, strict=True))
 
 
@@ -84,6 +97,7 @@ def _documents_of(
     inc: dict[str, Any],
     spans: dict[tuple[str, str], tuple[int, int] | None] | None = None,
     settings: Settings | None = None,
+    sums: impact.CumulativeSums | None = None,
 ) -> int:
     """Draft one incident's due documents; how many."""
     written = 0
@@ -118,7 +132,7 @@ def _documents_of(
         model_written = False
         if due.kind in ("technical_analysis", "remediation_plan"):
             if ranked is None:
-                facts = analysis_facts(con, inc, due.at)
+                facts = analysis_facts(con, inc, due.at, sums)
                 ranked = analysis.rank(inc, facts)
             render = (
                 analysis.render_technical_analysis
@@ -199,10 +213,17 @@ def _documents_of(
     return written
 
 
-def analysis_facts(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], at: dt.datetime) -> dict[str, Any]:
+def analysis_facts(
+    con: duckdb.DuckDBPyConnection,
+    inc: dict[str, Any],
+    at: dt.datetime,
+    sums: impact.CumulativeSums | None = None,
+) -> dict[str, Any]:
     """What the technical analysis reads (`analysis` module): the linked SLOs' events over the span up to
-    `at`, the service's deploys before the impact start, similar incidents and the latest triage."""
+    `at`, the service's deploys before the impact start, similar incidents and the latest triage (the
+    buckets from the stage's remembered `sums` when given)."""
     iid = inc["id"]
+    sums = sums or impact.CumulativeSums()
     start = inc.get("impact_start") or inc["detected_at"]
     end = max(inc.get("resolved_at") or at, start)
     slos = records(
@@ -212,16 +233,18 @@ def analysis_facts(con: duckdb.DuckDBPyConnection, inc: dict[str, Any], at: dt.d
         [iid],
     )
     for slo in slos:
-        counts = impact.span_counts(con, slo["slo_id"], start, end) if slo["slo_key"] is not None else None
+        counts = (
+            impact.spans_counts(con, [(slo["slo_id"], start, end)], sums)[0]
+            if slo["slo_key"] is not None
+            else None
+        )
         slo["bad"], slo["valid"] = counts if counts else (None, None)
         slo["bad_minutes"] = 0
-        if slo["slo_key"] is not None:
-            row = con.execute(
-                "SELECT count(*) FROM buckets WHERE slo_key = ? AND minute >= ? AND minute < ? "
-                "AND valid > good",
-                [slo["slo_key"], minute_of(start), minute_of(end)],
-            ).fetchone()
-            slo["bad_minutes"] = int(row[0]) if row else 0
+        if slo["slo_key"] is not None:  # minutes with any bad event
+            slo["bad_minutes"] = sum(
+                valid > good
+                for _, good, valid in sums.rows(con, int(slo["slo_key"]), minute_of(start), minute_of(end))
+            )
     deploys = records(
         con,
         """SELECT d.deployed_at, d.version, d.description,

@@ -223,6 +223,36 @@ def _escalate_one(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.da
     return True
 
 
+# Whether PagerDuty accepted any page of ours, and whether any incident came from there: a store without
+# PagerDuty skips both look-ups of `resolve_pages` with this one small query each cycle.
+ANY_PAGERDUTY = """
+SELECT EXISTS (SELECT 1 FROM notifications WHERE channel = 'pagerduty' AND status = 'sent'),
+       EXISTS (SELECT 1 FROM incidents WHERE source = 'pagerduty' AND external_id IS NOT NULL
+               AND NOT imported)
+"""
+# Resolved incidents we paged whose pages are not resolved since their last page.
+PAGED_RESOLVED = """
+SELECT i.id, i.resolved_at FROM incidents i
+WHERE i.status IN ('resolved', 'closed') AND coalesce(i.resolved_at_source, '') <> 'pagerduty'
+  AND i.source <> 'pagerduty'  -- never paged: resolved there through the REST API below
+  AND EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = i.id AND n.channel = 'pagerduty'
+              AND n.status = 'sent')
+  -- not resolved since its last page: a reopened incident paged again is resolved again
+  AND NOT EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id AND t.kind = 'page_resolved'
+                  AND t.seq > (SELECT max(p.seq) FROM timeline p WHERE p.incident_id = i.id
+                               AND p.kind = 'notification' AND p.source = 'pagerduty'
+                               AND json_extract_string(p.data, '$.status') = 'sent'))
+"""
+# Resolved incidents born in PagerDuty not resolved there yet.
+BORN_RESOLVED = """
+SELECT i.id, i.external_id, i.resolved_at, i.resolved_at_source FROM incidents i
+WHERE i.source = 'pagerduty' AND i.external_id IS NOT NULL AND NOT i.imported
+  AND i.status IN ('resolved', 'closed') AND coalesce(i.resolved_at_source, '') <> 'pagerduty'
+  AND NOT EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id
+                  AND t.kind = 'pagerduty_incident_resolved')
+"""
+
+
 def resolve_pages(
     con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation
 ) -> None:
@@ -231,28 +261,10 @@ def resolve_pages(
     born in PagerDuty is resolved there through the REST API. Each recorded once (timeline
     `page_resolved`, `pagerduty_incident_resolved`); an incident reopened and paged again after its
     `page_resolved` has its pages resolved again when it is resolved again."""
-    rows = con.execute(
-        """SELECT i.id, i.resolved_at FROM incidents i
-           WHERE i.status IN ('resolved', 'closed') AND coalesce(i.resolved_at_source, '') <> 'pagerduty'
-             AND i.source <> 'pagerduty'  -- never paged: resolved there through the REST API below
-             AND EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = i.id AND n.channel = 'pagerduty'
-                         AND n.status = 'sent')
-             -- not resolved since its last page: a reopened incident paged again is resolved again
-             AND NOT EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id AND t.kind = 'page_resolved'
-                             AND t.seq > (SELECT max(p.seq) FROM timeline p WHERE p.incident_id = i.id
-                                          AND p.kind = 'notification' AND p.source = 'pagerduty'
-                                          AND json_extract_string(p.data, '$.status') = 'sent'))"""
-    ).fetchall()
-    for iid, resolved_at in rows:
+    paged, born_there = con.execute(ANY_PAGERDUTY).fetchone() or (False, False)
+    for iid, resolved_at in con.execute(PAGED_RESOLVED).fetchall() if paged else []:
         iso.run("PagerDuty resolve", iid, iid, _resolve_alerts, con, settings, iid, max(now, resolved_at))
-    born = con.execute(
-        """SELECT i.id, i.external_id, i.resolved_at, i.resolved_at_source FROM incidents i
-           WHERE i.source = 'pagerduty' AND i.external_id IS NOT NULL AND NOT i.imported
-             AND i.status IN ('resolved', 'closed') AND coalesce(i.resolved_at_source, '') <> 'pagerduty'
-             AND NOT EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id
-                             AND t.kind = 'pagerduty_incident_resolved')"""
-    ).fetchall()
-    for iid, external_id, resolved_at, source in born:
+    for iid, external_id, resolved_at, source in con.execute(BORN_RESOLVED).fetchall() if born_there else []:
         at = max(now, resolved_at)
         iso.run("PagerDuty resolve", iid, iid, _resolve_born, con, settings, iid, external_id, source, at)
 
@@ -324,10 +336,19 @@ def _resolve_born(
     )
 
 
+# Whether any page failed at all (the look-up below needs one): one look at the timeline each cycle.
+ANY_FAILED_PAGE = """
+SELECT 1 FROM timeline WHERE kind = 'notification' AND source = 'pagerduty' AND data->>'status' = 'failed'
+LIMIT 1
+"""
+
+
 def retry_pages(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation) -> int:
     """Send again every page whose last attempt failed, while the incident is still unacknowledged:
     the same tier, target and dedup key, `PAGE_RETRY_BACKOFF` × 2ⁿ after the previous attempt, at most
     `PAGE_RETRIES` times. How many were retried."""
+    if con.execute(ANY_FAILED_PAGE).fetchone() is None:
+        return 0
     rows = con.execute(
         """SELECT t.incident_id, t.occurred_at, t.data
            FROM timeline t JOIN incidents i ON i.id = t.incident_id

@@ -39,8 +39,21 @@ ORDER BY i.created_at, i.id
 """
 
 
+# Whether any incident could need one (WITHOUT_IC's incidents not asked yet, before its look-up of the
+# assignments): a cycle with no such incident, most of them, asks nothing more.
+ANY_ESCALATED_NEEDING_IC = f"""
+SELECT 1 FROM incidents
+WHERE severity IN ({", ".join(f"'{s}'" for s in NEEDS_IC)})
+  AND status IN ('triggered', 'acknowledged', 'mitigated') AND escalated_at IS NOT NULL AND NOT imported
+  AND id NOT IN (SELECT incident_id FROM timeline WHERE kind = 'ic_requested')
+LIMIT 1
+"""
+
+
 def ask_for_ic(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation) -> int:
     """Ask for an incident commander on every incident that needs one and was not asked; how many."""
+    if con.execute(ANY_ESCALATED_NEEDING_IC).fetchone() is None:
+        return 0
     asked = 0
     for (iid,) in con.execute(WITHOUT_IC).fetchall():
         asked += bool(iso.run("incident commander", iid, iid, _ask, con, settings, now, iid))
@@ -93,6 +106,10 @@ ORDER BY c.created_at, c.id
 
 def declare_ic(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation) -> int:
     """Declare every SEV1/SEV2 incident whose (new) incident commander was not declared yet; how many."""
+    # UNDECLARED needs an incident commander's assignment: without any role assigned at all (a store where
+    # nobody assigns roles), one look at the timeline instead of its three-part query every cycle
+    if con.execute("SELECT 1 FROM timeline WHERE kind = 'role_assigned' LIMIT 1").fetchone() is None:
+        return 0
     declared = 0
     for iid, person, assigned_at in con.execute(UNDECLARED).fetchall():
         declared += bool(

@@ -28,6 +28,9 @@ from pipelines.incidents.outbound import announce, update_message
 
 def send_updates(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime, iso: Isolation) -> int:
     """Send each approved incident's latest drafted update if it was not sent yet; how many went out."""
+    # nothing is sent before a communications lead approves: no approval at all, no query of the drafts
+    if con.execute("SELECT 1 FROM timeline WHERE kind = 'updates_approved' LIMIT 1").fetchone() is None:
+        return 0
     rows = con.execute(
         """SELECT a.incident_id, a.occurred_at, u.created_at, u.body
            FROM timeline a

@@ -18,6 +18,7 @@ import duckdb
 from pipelines.config import Settings
 from pipelines.inbox import Inbox
 from pipelines.incidents.fold import OPEN_STATES, add_timeline, incident, stored_seq
+from pipelines.incidents.impact import CumulativeSums
 from pipelines.incidents.isolation import Isolation
 from pipelines.incidents.outbound import watch_notice
 from pipelines.incidents.recovery_watch import NewAlert, PageBurn, first_page_burn, watch_outcome
@@ -46,10 +47,12 @@ def watch_recoveries(
     now: dt.datetime,
     iso: Isolation,
     inbox: Inbox | None = None,
+    sums: CumulativeSums | None = None,
 ) -> int:
     """Record the watch's outcome for every mitigation whose watch has one now; how many recoveries did
     not hold while their incident was open (those are marked for escalation). With the `inbox`, a watch
-    is called clean only once every row received before its deadline is folded."""
+    is called clean only once every row received before its deadline is folded. `sums`: the stage's
+    remembered buckets (a watch reads the same minutes again each cycle until it ends)."""
     watch = dt.timedelta(minutes=settings.recovery_watch_minutes)
     rows = con.execute(
         MITIGATED_BY_A_PERSON, {"since": now - LOOK_BACK - watch, "watch": watch, "late": now - LATE_DATA}
@@ -71,7 +74,9 @@ def watch_recoveries(
         if (str(iid), mitigated_at.isoformat()) in done:
             continue
         escalated += bool(
-            iso.run("recovery watch", iid, iid, _watch_one, con, settings, now, iid, watch, unfolded_since)
+            iso.run(
+                "recovery watch", iid, iid, _watch_one, con, settings, now, iid, watch, unfolded_since, sums
+            )
         )
     return escalated
 
@@ -83,6 +88,7 @@ def _watch_one(
     iid: str,
     watch: dt.timedelta,
     unfolded_since: dt.datetime | None,
+    sums: CumulativeSums | None = None,
 ) -> bool:
     """The watch of one incident's mitigation; True when it did not hold and the incident escalates."""
     inc = incident(con, iid)
@@ -92,7 +98,7 @@ def _watch_one(
     deadline = mitigated + watch
     resolved: dt.datetime | None = inc["resolved_at"]
     end = min(now, deadline, resolved) if resolved is not None else min(now, deadline)
-    burn, data_until = _page_burn(con, inc.get("slo_id"), mitigated, deadline, end)
+    burn, data_until = _page_burn(con, inc.get("slo_id"), mitigated, deadline, end, sums)
     alerts = [
         NewAlert(starts_at, str(fingerprint), str(title))
         for fingerprint, title, starts_at in con.execute(
@@ -150,6 +156,7 @@ def _page_burn(
     mitigated: dt.datetime,
     deadline: dt.datetime,
     end: dt.datetime,
+    sums: CumulativeSums | None = None,
 ) -> tuple[PageBurn | None, dt.datetime | None]:
     """The first page-level burn of the incident's SLO in the watch up to `end`, and how far the SLO's
     data is evaluated (None, None: no SLO, or one without page alerts: the watch reads alerts only)."""
@@ -179,12 +186,8 @@ def _page_burn(
         return None, datetime_of(0).replace(tzinfo=None)  # nothing evaluated yet: not settled
     start = minute_of(mitigated) + 1  # the first whole minute after the mitigation
     last = min(minute_of(end), int(evaluated_to))
-    buckets = con.execute(
-        "SELECT minute, good, valid FROM buckets WHERE slo_key = ? AND minute >= ? AND minute < ?",
-        [key, start, last],
-    ).fetchall()
     found = first_page_burn(
-        [(int(m), int(g), int(v)) for m, g, v in buckets],
+        (sums or CumulativeSums()).rows(con, int(key), start, last),
         start,
         last,
         minute_of(deadline) - start,
