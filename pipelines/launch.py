@@ -16,11 +16,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipelines.auth import signin as signin_settings
 from pipelines.config import Settings, read_dotenv
 from pipelines.errors import SloError
-from pipelines.limits import Limits
+
+if TYPE_CHECKING:  # loaded by the commands that start servers: every other CLI command starts faster
+    from pipelines.auth import signin as signin_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
@@ -36,6 +38,8 @@ def dashboard_command(port: int, host: str = "127.0.0.1", secrets_file: Path | N
     address, SLO_ALLOWED_HOSTS): a page reached through any other name (DNS rebinding) gets no
     WebSocket, so no data. Streamlit checks it on the WebSocket only; the static page still loads.
     """
+    from pipelines.limits import Limits
+
     allowed = Limits.load(os.environ).bound_to(host).allowed_hosts
     return [
         sys.executable, "-m", "streamlit", "run", str(APP),
@@ -74,6 +78,8 @@ def _check_app() -> None:
 def _signin(host: str) -> signin_settings.Signin | None:
     """The sign-in settings, after the host rule (issue 15): raises HostRefused when `host` may not
     be bound (no identity provider and not loopback)."""
+    from pipelines.auth import signin as signin_settings
+
     signin = signin_settings.load_signin()
     refusal = signin_settings.host_refusal(host, signin)
     if refusal:
@@ -98,6 +104,8 @@ def _run_dashboard(commands: list[list[str]], args: argparse.Namespace, env: dic
     except HostRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from pipelines.auth import signin as signin_settings
+
     secrets_file = signin_settings.write_secrets(signin, args.host, args.port) if signin else None
     try:
         print(_who(signin), flush=True)

@@ -28,6 +28,7 @@ LAZY_IMPORTS = {
     "pipelines.service.worker": "the cycle (DuckDB, pandas) loads in the worker thread, after start-up",
     "pipelines.promql": "the spec loader (`slo validate`, `slo rules`) imports it and need not load pandas",
     "pipelines.cycle": "the Prometheus source (and requests) only for a Prometheus pull, not a file load",
+    "pipelines.launch": "sign-in and server limits (uvicorn) only for the commands that start servers",
 }
 
 
