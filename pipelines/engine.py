@@ -836,7 +836,9 @@ def _block_params(block: list[EngineSlo]) -> fold_kernels.BlockParams | None:
 
 def _column(values: list[np.ndarray], nulls: list[np.ndarray] | None = None) -> pa.Array:
     data = np.concatenate(values)
-    return pa.array(data, mask=np.concatenate(nulls) if nulls is not None else None)
+    mask = np.concatenate(nulls) if nulls is not None else None
+    # without a null the array is the numpy buffer itself (a mask costs a bitmap built from it)
+    return pa.array(data, mask=mask if mask is not None and mask.any() else None)
 
 
 def _states(codes: list[np.ndarray]) -> pa.Array:
