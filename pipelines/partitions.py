@@ -286,8 +286,9 @@ def store_view(con: duckdb.DuckDBPyConnection, data_dir: Path | None) -> None:
     files, or no data directory). Call it whenever `store_rows` or a reset changed the files.
 
     A file that is missing, not the size it was written with, or unreadable raises StoreError naming
-    it, and leaves in place a view that fails every read with that message: nothing can rebuild the
-    file but the source, and no read may see the table without it."""
+    it, and leaves in place a view that fails every read with that message: nothing can rebuild a
+    bucket file but the source, and no read may see the table without it. For the engine's series the
+    error is LostDerived: the series can be derived again from the buckets."""
     for table in SEALED:
         parts = stored_parts(con, table) if data_dir is not None else []
         con.execute(f'DROP VIEW IF EXISTS temp.main."{table}"')
@@ -308,20 +309,16 @@ def store_view(con: duckdb.DuckDBPyConnection, data_dir: Path | None) -> None:
             f"""CREATE TEMP VIEW "{table}" AS SELECT * FROM {open_rows(con, table)}
                 UNION ALL SELECT {columns} FROM (SELECT 1) WHERE error({sql_text(problem)}) IS NULL"""
         )
-        raise StoreError(problem)
+        raise StoreError(problem) if table in RENAMED else LostDerived(table, problem)
 
 
-def damaged_derived(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[str, str]:
-    """The sealed tables the engine derives (all but RENAMED: buckets come only from a source) that have
-    a missing or changed file, with the first such file's message: the caller can derive them again."""
-    lost = {}
-    for table in SEALED:
-        if table in RENAMED:
-            continue
-        damaged = [p for p in stored_parts(con, table) if not _intact(data_dir, p)]
-        if damaged:
-            lost[table] = damaged_message(data_dir / damaged[0].file)
-    return lost
+class LostDerived(StoreError):
+    """A file of a sealed table the engine derives (all but RENAMED: buckets come only from a source) is
+    missing, changed or unreadable: unlike a bucket file, the caller can derive the table again."""
+
+    def __init__(self, table: str, problem: str):
+        super().__init__(problem)
+        self.table = table
 
 
 def forget(con: duckdb.DuckDBPyConnection, table: str) -> None:

@@ -586,8 +586,11 @@ class Writer:
             self._release_lock()
             raise
         try:
-            self._derive_again(partitions.damaged_derived(self.con, self.data_dir))
-            partitions.store_view(self.con, self.data_dir)
+            try:
+                partitions.store_view(self.con, self.data_dir)
+            except partitions.LostDerived as lost:  # derived from the buckets again
+                self._derive_again(lost.table, str(lost))
+                partitions.store_view(self.con, self.data_dir)
         except StoreError as exc:  # a file of the store is lost: only `reset` may go on
             self._damaged = str(exc)
         except BaseException:
@@ -623,23 +626,21 @@ class Writer:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _derive_again(self, lost: dict[str, str]) -> None:
-        """A lost file of a table the engine derives (checkpoints, series) is not lost data: forget the
-        table and have the next evaluation derive every SLO's rows again from its buckets."""
-        if not lost or self.con is None:
+    def _derive_again(self, table: str, problem: str) -> None:
+        """A lost file of a table the engine derives (the series) is not lost data: forget the table and
+        have the next evaluation derive every SLO's rows again from its buckets."""
+        if self.con is None:
             return
         self.con.execute("BEGIN TRANSACTION")
         try:
-            for table in lost:
-                partitions.forget(self.con, table)
+            partitions.forget(self.con, table)
             # every SLO evaluated from its first bucket again (the dense fold replaces all it derives)
             self.con.execute("UPDATE engine_state SET evaluated_to = NULL")
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
             raise
-        for problem in lost.values():
-            log.warning("%s; the engine derives it again from the buckets at the next evaluation", problem)
+        log.warning("%s; the engine derives it again from the buckets at the next evaluation", problem)
 
     @property
     def db(self) -> duckdb.DuckDBPyConnection:
