@@ -26,24 +26,13 @@ EARLIEST_MINUTE = minute_of(EARLIEST)
 LATEST_MINUTE = minute_of(dt.datetime(2100, 1, 1))
 
 
-def _minute_of_seconds(s: str) -> str:
-    """SQL: epoch seconds `s` (a DOUBLE) → its minute; NULL when out of range. Times are read as ISO
-    8601 (a zone offset is honoured; none means UTC) or epoch seconds."""
-    return f"""CASE WHEN {s} >= {EARLIEST_MINUTE * 60} AND {s} < {LATEST_MINUTE * 60}
-                    THEN floor({s} / 60)::INTEGER END"""
-
-
-def _minute_of_native(ts: str, kind: str) -> str:
-    """SQL: a native time `ts` of type `kind` → its minute, in integer micro- or nanoseconds (a third of
-    the DOUBLE route's cost on a 43 M-row Parquet file; nanoseconds are not rounded to a microsecond
-    first, which could carry 59.9999996 s into the next minute); NULL when out of range (the bounds
-    make `//` a floor)."""
-    if kind.endswith("_NS"):
-        ticks, per_minute = f"epoch_ns({ts})", 60_000_000_000
-    else:
-        ticks, per_minute = f"epoch_us({ts}::TIMESTAMPTZ)", 60_000_000
-    return f"""CASE WHEN {ticks} >= {EARLIEST_MINUTE * per_minute} AND {ticks} < {LATEST_MINUTE * per_minute}
-                    THEN ({ticks} // {per_minute})::INTEGER END"""
+def _minute_of(t: str, per_minute: int, whole: bool) -> str:
+    """SQL: a row's time `t` in units of 1/`per_minute` of a minute since the epoch (seconds as a DOUBLE,
+    or integer micro- or nanoseconds when `whole`) → its minute; NULL when out of range (the bounds
+    make the integer `//` a floor)."""
+    minute = f"{t} // {per_minute}" if whole else f"floor({t} / {per_minute})"
+    return f"""CASE WHEN {t} >= {EARLIEST_MINUTE * per_minute} AND {t} < {LATEST_MINUTE * per_minute}
+                    THEN ({minute})::INTEGER END"""
 
 
 # Column types whose values are whole counts already: read as BIGINT, not through DOUBLE.
@@ -120,14 +109,20 @@ class EventsFile:
                 f"read_csv('{path}', header = true, types = {{{types}}}, store_rejects = true, "
                 f"rejects_table = '{rejects}', rejects_scan = '{rejects}_scan')"
             )
-        if native and typed:
-            minute = _minute_of_native('"timestamp"', stamp)
+        # The row's time `t`, computed once: a native time in integer micro- or nanoseconds (a third of the
+        # DOUBLE route's cost on a 43 M-row Parquet file; nanoseconds are not rounded to a microsecond
+        # first, which could carry 59.9999996 s into the next minute), anything else in epoch seconds.
+        whole_time = native and typed
+        if whole_time and stamp.endswith("_NS"):
+            t, per_minute = 'epoch_ns("timestamp")', 60_000_000_000
+        elif whole_time:
+            t, per_minute = 'epoch_us("timestamp"::TIMESTAMPTZ)', 60_000_000
         elif native:
-            minute = _minute_of_seconds('epoch("timestamp"::TIMESTAMPTZ)')
+            t, per_minute = 'epoch("timestamp"::TIMESTAMPTZ)', 60
         elif numeric and typed:
-            minute = _minute_of_seconds('"timestamp"::DOUBLE')
+            t, per_minute = '"timestamp"::DOUBLE', 60
         else:
-            minute = _minute_of_seconds(f"({_EPOCH_OF_TEXT})".replace("ts AS", '"timestamp"::VARCHAR AS'))
+            t, per_minute = _EPOCH_OF_TEXT.replace("ts AS", '"timestamp"::VARCHAR AS'), 60
         # Counts stay DOUBLE where a fraction could arrive (text, CSV), so it is refused, not rounded.
         whole = typed and parquet and kinds["good"] in _WHOLE and kinds["valid"] in _WHOLE
         count = "BIGINT" if whole else "DOUBLE"
@@ -138,8 +133,8 @@ class EventsFile:
         )
         shown = ", ts_text, good_text, valid_text" if texts else ""
         return Rows(
-            f"""SELECT slo, minute, good, valid{shown}
-                FROM (SELECT slo::VARCHAR AS slo, {minute} AS minute, try_cast(good AS {count}) AS good,
+            f"""SELECT slo, {_minute_of("t", per_minute, whole_time)} AS minute, good, valid{shown}
+                FROM (SELECT slo::VARCHAR AS slo, {t} AS t, try_cast(good AS {count}) AS good,
                              try_cast(valid AS {count}) AS valid{raw}
                       FROM {source})""",
             rejects,
