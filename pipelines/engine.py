@@ -569,8 +569,8 @@ def evaluate(
 # The series is a sealed table (`partitions.SEALED`): its closed hours are files, written once. What an
 # evaluation derives is collected — the kernels' rows as Arrow tables (a DuckDB table would cost an
 # insert of every row: a second of a 1,000-SLO month), the SQL formula's in SERIES_ROWS — with which
-# stored rows it replaces (SERIES_DROPS: an SLO's rows from a minute on, or all of them), then stored
-# in one step (`_store_series`): a history load writes each row once, straight into its file.
+# stored rows it replaces (SERIES_DROPS: an SLO's rows from a minute on), then stored in one step
+# (`_store_series`): a history load writes each row once, straight into its file.
 # Checkpoints stay in the work database (a fifth of the rows, and every impact estimate of the incident
 # stage reads them by an ASOF join, which a view over files makes twice as slow); a publish copies out
 # their closed hours.
@@ -583,7 +583,9 @@ def _collect_series(con: duckdb.DuckDBPyConnection) -> list[pa.Table]:
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {SERIES_ROWS} AS SELECT * FROM {open_rows(con, 'slo_series')} LIMIT 0"
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {SERIES_DROPS} (slo_key INTEGER NOT NULL, since INTEGER)")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {SERIES_DROPS} (slo_key INTEGER NOT NULL, since INTEGER NOT NULL)"
+    )
     return []
 
 
@@ -945,8 +947,8 @@ def _recompute(
     k: int,
     raw: dict[str, np.ndarray],
 ) -> int:
-    """Dense fold over the whole history of `chunk` (its buckets in `raw`), replacing everything
-    derived from it."""
+    """Dense fold over the whole history of `chunk` (its buckets in `raw`), writing everything derived
+    from it (`_dense_pass`, the caller, has cleared what was derived before)."""
     keys = [es.key for es in chunk]
     first = {es.key: int(state[es.key][0] or 0) for es in chunk}
     result = dense_window_sums(
@@ -959,9 +961,6 @@ def _recompute(
         raw["valid"],
         windows,
     )
-    for table in ("checkpoints", "alert_intervals", "policy_transitions"):
-        con.execute(f"DELETE FROM {table} WHERE slo_key IN (SELECT unnest(?::INTEGER[]))", [keys])
-    _drop_series(con, keys, [first[key] for key in keys])
     con.register("new_checkpoints", result.checkpoints)
     con.execute("INSERT INTO checkpoints SELECT * FROM new_checkpoints")
     con.unregister("new_checkpoints")

@@ -117,26 +117,17 @@ def store_rows(
     needs no scan to find its hours. A unit whose files already hold the batch's rows as they are (a
     source re-reading the minutes it sent last time) is left as it is.
 
-    `drops`: a relation of (slo_key, since) whose stored rows at minutes ≥ since (NULL: all of them) are
-    deleted first, wherever they are (the engine re-deriving an SLO from a minute on): the units holding
-    such minutes are written again without them."""
+    `drops`: a relation of (slo_key, since) whose stored rows at minutes ≥ since are deleted first,
+    wherever they are (the engine re-deriving an SLO from a minute on): the units holding such minutes
+    are written again without them."""
     rows = open_rows(con, table)
-    dropped = (
-        f"""EXISTS (SELECT 1 FROM {drops} d WHERE d.slo_key = o.slo_key
-                    AND o.minute >= coalesce(d.since, {-(2**31)}))"""
-        if drops is not None
-        else None
-    )
+    dropped = None
     drop_from: int | None = None
     if drops is not None:
-        ((count, since, every),) = con.execute(
-            f"SELECT count(*), min(since), count(*) FILTER (WHERE since IS NULL) FROM {drops}"
-        ).fetchall()
-        if count:
-            drop_from = -(2**31) if every else int(since)
+        ((drop_from,),) = con.execute(f"SELECT min(since) FROM {drops}").fetchall()
+        if drop_from is not None:
+            dropped = f"EXISTS (SELECT 1 FROM {drops} d WHERE d.slo_key = o.slo_key AND o.minute >= d.since)"
             con.execute(f"DELETE FROM {rows} o WHERE {dropped}")
-        else:
-            dropped = None
     marks = con.execute("SELECT last_minute FROM publish_marks WHERE table_name = ?", [table]).fetchall()
     last = marks[0][0] if marks else None
     lo: int | None = None

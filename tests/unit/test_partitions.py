@@ -339,7 +339,7 @@ def test_the_engine_s_rewrites_reach_the_snapshot(tmp_path: Path) -> None:
 
 
 def store_series(
-    writer: Writer, rows: list[tuple[int, int, float]], drops: list[tuple[int, int | None]]
+    writer: Writer, rows: list[tuple[int, int, float]], drops: list[tuple[int, int]]
 ) -> None:
     """Store series rows (slo_key, minute, sli) in place of the rows `drops` names, as the engine does."""
     con = writer.db
@@ -364,13 +364,13 @@ SERIES = "SELECT slo_key, minute - 29671200, sli FROM slo_series ORDER BY 1, 2"
 
 
 def test_dropped_series_rows_leave_their_files_and_the_rest_stays(tmp_path: Path) -> None:
-    """The engine replaces an SLO's series from a minute on (late data) or whole (evaluated again): the
+    """The engine replaces an SLO's series from a minute on (late data, or its first: evaluated again): the
     rows dropped go from the closed units' files and the open rows alike; other SLOs' rows stay."""
     day1 = [(key, DAY0 + m, 1.0) for key in (1, 2) for m in range(0, 2 * DAY + 61, 15 * 24)]
     with Writer(tmp_path) as writer:
         store_series(writer, day1, [])
         assert files(tmp_path, "slo_series") != []  # 06-01 and 06-02 are closed: files
-        # key 1 from 06-02 00:00 on: replaced by one row at 06-02 12:00; key 2 entirely, by nothing
-        store_series(writer, [(1, DAY0 + DAY + 720, 0.5)], [(1, DAY0 + DAY), (2, None)])
+        # key 1 from 06-02 00:00 on: replaced by one row at 06-02 12:00; key 2 from its first row, by nothing
+        store_series(writer, [(1, DAY0 + DAY + 720, 0.5)], [(1, DAY0 + DAY), (2, DAY0)])
         writer.publish()
     assert read(tmp_path, SERIES) == [(1, m, 1.0) for m in range(0, DAY, 15 * 24)] + [(1, DAY + 720, 0.5)]
