@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import duckdb
 import numpy as np
@@ -175,17 +174,8 @@ def cumulative_sums(
         [_MIN_MINUTE, list(range(len(points))), [k for k, _ in points], [x for _, x in points]],
     ).fetchall()
     out: list[tuple[int, int]] = [(0, 0)] * len(points)
-    rows.sort(key=lambda r: int(r[3]))
-    clusters: list[list[tuple[Any, ...]]] = []
-    reach = _MIN_MINUTE
-    for r in rows:
-        if clusters and int(r[3]) <= reach + CLUSTER_GAP_MINUTES:
-            clusters[-1].append(r)
-            reach = max(reach, int(r[2]))
-        else:
-            clusters.append([r])
-            reach = int(r[2])
-    for cluster in clusters:
+    for group in _clusters([(int(r[3]), int(r[2])) for r in rows]):  # each reads buckets [h, x)
+        cluster = [rows[i] for i in group]
         columns = [[int(r[i]) for r in cluster] for i in range(6)]  # qid, slo_key, x, h, cg, cv
         if all(h >= x for x, h in zip(columns[2], columns[3], strict=True)):
             for qid, cg, cv in zip(columns[0], columns[4], columns[5], strict=True):
@@ -196,6 +186,23 @@ def cumulative_sums(
         for qid, g, v in con.execute(_CUMULATIVE_SQL, [*columns, lo, hi, keys]).fetchall():
             out[int(qid)] = (int(g), int(v))
     return out
+
+
+def _clusters(spans: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """The indexes of `spans` (minute ranges [first, end)), in order of their first minute, grouped so
+    that each range starts within CLUSTER_GAP_MINUTES of the group's reach: one bounded read of the
+    buckets serves a group."""
+    groups: list[list[int]] = []
+    reach = _MIN_MINUTE
+    for i in sorted(range(len(spans)), key=lambda i: spans[i][0]):
+        first, end = spans[i]
+        if groups and first <= reach + CLUSTER_GAP_MINUTES:
+            groups[-1].append(i)
+            reach = max(reach, end)
+        else:
+            groups.append([i])
+            reach = end
+    return groups
 
 
 DAY_MINUTES = 1440
@@ -256,17 +263,8 @@ class CumulativeSums:
         ).fetchall()
         # qid → (checkpoint minute h, C(h) good, C(h) valid)
         base = {int(r[0]): (int(r[3]), int(r[4]), int(r[5])) for r in at_checkpoint}
-        clusters: list[list[int]] = []
-        reach = _MIN_MINUTE
-        for qid in sorted(range(len(missing)), key=lambda q: base[q][0]):
-            h, end = base[qid][0], starts[qid] + DAY_MINUTES
-            if clusters and h <= reach + CLUSTER_GAP_MINUTES:
-                clusters[-1].append(qid)
-                reach = max(reach, end)
-            else:
-                clusters.append([qid])
-                reach = end
-        for cluster in clusters:
+        spans = [(base[q][0], starts[q] + DAY_MINUTES) for q in range(len(missing))]  # buckets read
+        for cluster in _clusters(spans):
             lo = min(base[q][0] for q in cluster)
             hi = max(starts[q] + DAY_MINUTES for q in cluster)
             keys = sorted({missing[q][0] for q in cluster})
