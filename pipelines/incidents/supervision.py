@@ -77,9 +77,13 @@ def kill_run(marker: str, pgid: int | None = None) -> int:
     if pgid:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
+    empty = 0
     for _ in range(KILL_ROUNDS):
         pids = marked_pids(marker)
-        if not pids:
+        # a process caught in exec shows an empty environment for an instant (a script's last
+        # `setsid cmd &` as it exits): only two empty scans in a row mean none is left
+        empty = 0 if pids else empty + 1
+        if empty == 2:
             break
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
