@@ -6,11 +6,14 @@ Every case is a whole process, timed from the parent (wall clock, CPU seconds an
 - **slo run (CSV)**: `slo run --source csv --events events.csv` on N SLOs × D days (default
   1,000 × 30 = 43.2 M rows).
 - **slo run (Parquet)**: the same rows as a Parquet file with real timestamps.
-- **DuckDB scan**: a process that only scans the CSV with DuckDB (`count(*)`, sums): the floor for
-  reading it.
-- **pandas reference**: the same job the plain pandas way: `read_csv` (pyarrow engine), times parsed
-  and floored, rows summed per SLO and minute, then DESIGN §2 evaluated by `bench_engine.pandas_chunk`
-  (rolling sums, burn rates, policy states, alerts, the 15-minute series).
+- **pandas reference**: the same job the plain pandas way, on the same file as the `slo run` it is set
+  against (CSV: `read_csv`, pyarrow engine; Parquet: `read_parquet`, the SLO ids as a category either
+  way): times floored to the minute, rows summed per SLO and minute, then DESIGN §2 evaluated by
+  `bench_engine.pandas_chunk` (rolling sums, burn rates, policy states, alerts, the 15-minute series).
+  Its results must agree with what `slo run` stored (series rows, alert intervals per condition):
+  a reference that computes something else is no yardstick (pandas 3 parses times to microseconds,
+  and a `// 10**9` taken for nanoseconds once put every row in January 1970, a fast wrong answer).
+- **DuckDB scan**: `count(*)` and sums over each file: the floor for reading it.
 - **one more minute**: after a load, `slo run --source csv` with one new minute for every SLO
   (`BENCH_MINUTES`, 5 runs), after D days and after `BENCH_LONG_DAYS` (180) days of history.
 - **big fleet**: `slo run` on `BENCH_BIG_SLOS` (10,000) × `BENCH_BIG_DAYS` (7) days as Parquet
@@ -52,14 +55,16 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
-    """Run one whole process; its wall seconds, CPU seconds and peak RSS (MB)."""
+def timed(cmd: list[str], env: dict[str, str] | None = None, out: Path | None = None) -> dict[str, float]:
+    """Run one whole process; its wall seconds, CPU seconds and peak RSS (MB). `out`: where its standard
+    output goes (else nowhere)."""
     started = time.perf_counter()
     # as on a user's machine, where Python keeps its bytecode caches (some sandboxes turn them off:
     # then every run compiles the whole product again, 0.2-0.3 s of a one-minute run)
     full = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**full, **(env or {})}, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    with open(out or os.devnull, "w") as stdout:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**full, **(env or {})}, stdout=stdout)
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
@@ -111,13 +116,31 @@ def slo_run(specs: Path, data: Path, events: Path) -> dict[str, float]:
 
 def load_runs(base: Path, specs: Path, events: Path, runs: int) -> dict[str, Any]:
     results = []
+    stored: dict[str, Any] = {}
     for n in range(runs):
-        data = base / f"data-{events.stem}-{n}"
+        data = base / f"data-{events.suffix[1:]}-{n}"
         shutil.rmtree(data, ignore_errors=True)
         os.sync()
         results.append(slo_run(specs, data, events))
+        if not stored:
+            stored = store_results(data)
         shutil.rmtree(data, ignore_errors=True)
-    return median(results)
+    return {**median(results), "results": stored}
+
+
+def store_results(data: Path) -> dict[str, Any]:
+    """What a `slo run` stored, reduced as the pandas reference reports it: series rows, and alert
+    intervals per condition bit."""
+    from pipelines.store import Snapshot
+
+    snapshot = Snapshot(data)
+    try:
+        with snapshot.connection() as con:
+            ((series,),) = con.execute("SELECT count(*) FROM slo_series").fetchall()
+            by_bit = dict(con.execute("SELECT bit, count(*) FROM alert_intervals GROUP BY bit").fetchall())
+    finally:
+        snapshot.close()
+    return {"series_rows": int(series), "intervals": [int(by_bit.get(bit, 0)) for bit in range(4)]}
 
 
 def more_minutes(base: Path, specs: Path, events: Path, slos: int, minutes: int) -> dict[str, Any]:
@@ -136,9 +159,10 @@ def more_minutes(base: Path, specs: Path, events: Path, slos: int, minutes: int)
 
 
 def duckdb_scan(events: Path) -> dict[str, float]:
+    reader = "read_parquet" if events.suffix == ".parquet" else "read_csv"
     code = (
         'import duckdb; duckdb.sql("SELECT count(*), sum(good), sum(valid), max(timestamp) '
-        f"FROM read_csv('{events}', header = true)\").fetchall()"
+        f"FROM {reader}('{events}')\").fetchall()"
     )
     return timed([sys.executable, "-c", code])
 
@@ -149,13 +173,19 @@ def pandas_reference(specs_slos: int, events: Path, days: int) -> None:
     import numpy as np
     import pandas as pd
 
-    frame = pd.read_csv(events, engine="pyarrow", dtype={"slo": "category"})
-    seconds = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601").astype("int64") // 10**9
+    if events.suffix == ".parquet":
+        frame = pd.read_parquet(events, read_dictionary=["slo"])  # the ids as a category
+        stamps = frame["timestamp"]
+    else:
+        frame = pd.read_csv(events, engine="pyarrow", dtype={"slo": "category"})
+        stamps = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
+    # whatever unit the times came in (pandas 3 parses to microseconds)
+    minutes = (stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(minutes=1)
     ids = fleet.slo_ids(specs_slos)
     frame = pd.DataFrame(
         {
             "slo_key": pd.Categorical(frame["slo"], categories=ids).codes.astype("int64") + 1,
-            "minute": (seconds // 60).astype("int64"),
+            "minute": minutes.astype("int64"),
             "good": frame["good"],
             "valid": frame["valid"],
         }
@@ -170,6 +200,25 @@ def pandas_reference(specs_slos: int, events: Path, days: int) -> None:
         chunk = frame[(frame["slo_key"] >= keys[0]) & (frame["slo_key"] <= keys[-1])]
         bench_engine.pandas_chunk(chunk, keys, start, end, totals, set())
     print(json.dumps({"series_rows": totals.series_rows, "intervals": totals.intervals.tolist()}))
+
+
+def pandas_runs_on(
+    base: Path, events: Path, slos: int, days: int, runs: int, stored: dict[str, Any]
+) -> dict[str, Any]:
+    """The pandas reference on `events`, `runs` times; each run's answer is compared with what `slo run`
+    stored from the same file (`stored`)."""
+    cmd = [sys.executable, str(Path(__file__)), "--pandas", str(slos), str(events), str(days)]
+    answer = base / "pandas-answer.json"
+    results, answers = [], []
+    for _ in range(runs):
+        results.append(timed(cmd, out=answer))
+        answers.append(json.loads(answer.read_text()))
+    agrees = all(a == stored for a in answers)
+    if not agrees:
+        print(
+            f"pandas reference on {events.name} DISAGREES with slo run: {answers[0]} vs {stored}", flush=True
+        )
+    return {**median(results), "results": answers[0], "agrees_with_slo_run": agrees}
 
 
 def main() -> dict[str, Any]:
@@ -195,12 +244,14 @@ def main() -> dict[str, Any]:
         out.write_text(json.dumps(res, indent=2))  # kept as it goes: a later case may run out of memory
 
     print(HEADER, flush=True)
-    done("duckdb_scan", median([duckdb_scan(csv) for _ in range(runs)]))
-    done("slo_csv", load_runs(base, specs, csv, runs))
-    done("slo_parquet", load_runs(base, specs, parquet, runs))
-    if pandas_runs:
-        cmd = [sys.executable, str(Path(__file__)), "--pandas", str(slos), str(csv), str(days)]
-        done("pandas", median([timed(cmd) for _ in range(pandas_runs)]))
+    for fmt, events in (("csv", csv), ("parquet", parquet)):
+        done(f"duckdb_scan_{fmt}", median([duckdb_scan(events) for _ in range(runs)]))
+        done(f"slo_{fmt}", load_runs(base, specs, events, runs))
+    for fmt, events in (("csv", csv), ("parquet", parquet)) if pandas_runs else ():
+        done(
+            f"pandas_{fmt}",
+            pandas_runs_on(base, events, slos, days, pandas_runs, res[f"slo_{fmt}"]["results"]),
+        )
     done(f"minute_after_{days}d", more_minutes(base, specs, parquet, slos, minutes), None)
     if long_days:
         long_specs, long_events = dataset(base, slos, long_days, "parquet")
@@ -228,13 +279,14 @@ def line(name: str, r: dict[str, Any], rows: int | None) -> str:
 
 
 def ratios(res: dict[str, Any], days: int, long_days: int) -> None:
-    csv, scan = res["slo_csv"], res["duckdb_scan"]
     print()
-    if "pandas" in res:
-        print(f"slo run (CSV) vs pandas reference: {res['pandas']['wall_s'] / csv['wall_s']:.1f}× faster")
-        ratio = res["pandas"]["wall_s"] / res["slo_parquet"]["wall_s"]
-        print(f"slo run (Parquet) vs pandas reference: {ratio:.1f}× faster")
-    print(f"slo run (CSV) / DuckDB scan of the CSV: {csv['wall_s'] / scan['wall_s']:.1f}×")
+    for fmt in ("csv", "parquet"):
+        run, scan = res[f"slo_{fmt}"], res[f"duckdb_scan_{fmt}"]
+        if f"pandas_{fmt}" in res:
+            ratio = res[f"pandas_{fmt}"]["wall_s"] / run["wall_s"]
+            agreed = "results agree" if res[f"pandas_{fmt}"]["agrees_with_slo_run"] else "RESULTS DISAGREE"
+            print(f"slo run ({fmt}) vs pandas reference on the same file: {ratio:.1f}× faster ({agreed})")
+        print(f"slo run ({fmt}) / DuckDB scan of the file: {run['wall_s'] / scan['wall_s']:.1f}×")
     if long_days:
         short, long = res[f"minute_after_{days}d"]["wall_s"], res[f"minute_after_{long_days}d"]["wall_s"]
         print(f"one more minute, {long_days} d of history / {days} d: {long / short:.2f}")
@@ -242,7 +294,13 @@ def ratios(res: dict[str, Any], days: int, long_days: int) -> None:
 
 def test_history_benchmark() -> None:
     res = main()
-    assert res["slo_csv"]["wall_s"] > 0
+    for fmt in ("csv", "parquet"):
+        assert res[f"slo_{fmt}"]["results"]["series_rows"] == res["slos"] * res["days"] * 1440 // 15
+        if f"pandas_{fmt}" in res:
+            assert res[f"pandas_{fmt}"]["agrees_with_slo_run"], (
+                res[f"pandas_{fmt}"],
+                res[f"slo_{fmt}"]["results"],
+            )
 
 
 if __name__ == "__main__":
