@@ -779,13 +779,12 @@ def _dense_pass(
     by_sql: list[int] = []  # positions in `slos` left to the SQL formula
     finished: list[fold_kernels.BlockResult] = []
     rows_done = 0
-    tail_from = end - end % CHECKPOINT_STEP  # the last hour's checkpoints: written after every block
-    tails: list[pa.Table] = []
+    checkpoints: list[pa.Table] = []
 
     def write(results: list[fold_kernels.BlockResult]) -> None:
-        tail = _insert_results(con, results, kernel_series, tail_from)
-        if tail is not None:
-            tails.append(tail)
+        written = _insert_results(con, results, kernel_series)
+        if written is not None:
+            checkpoints.append(written)
 
     with ThreadPoolExecutor(max_workers=KERNEL_THREADS) as pool:
         for (i, j, _), result in zip(blocks, pool.map(run, blocks), strict=True):
@@ -799,8 +798,12 @@ def _dense_pass(
                 advanced(rows_done)
                 finished, rows_done = [], 0
     write(finished)
-    if tails:
-        _insert_table(con, "checkpoints", pa.concat_tables(tails))
+    if checkpoints:
+        # In minute order: the kernels' rows come SLO after SLO, each over its whole history, so row
+        # groups written as they come would each span every minute, and a lookup of one minute (the
+        # incremental fold's, at every cycle; the publish's of the open hour) would read them all — a
+        # cost growing with the history. Sorted, each row group's zone map covers a slice of it.
+        _insert_table(con, "checkpoints", pa.concat_tables(checkpoints), order="minute, slo_key")
     advanced(rows_done)
     if by_sql:
         rest = [slos[p] for p in by_sql]
@@ -852,14 +855,10 @@ def _insert_results(
     con: duckdb.DuckDBPyConnection,
     results: list[fold_kernels.BlockResult],
     kernel_series: list[pa.Table],
-    tail_from: int,
 ) -> pa.Table | None:
-    """Write the kernels' checkpoints, transitions and intervals into the store, and collect their series
-    in `kernel_series` (`_store_series` stores it). The checkpoints at or after `tail_from` are returned
-    instead, for the caller to write after every block: the kernels' rows come SLO after SLO, each over
-    its whole history, so a row group written here would span every minute; without the last hour in
-    it, its zone map lets a reader of the open hour (each publish, `partitions.snapshot_tables`; the next
-    cycle's checkpoint lookup) skip it (at 180 days, 0.12 s of a one-minute cycle otherwise)."""
+    """Write the kernels' transitions and intervals into the store, collect their series in
+    `kernel_series` (`_store_series` stores it), and return their checkpoints, which the caller writes
+    once for the whole pass, in minute order."""
     if not results:
         return None
     ck = [r.checkpoints for r in results]
@@ -902,24 +901,22 @@ def _insert_results(
             }
         ),
     }
-    tail = None
     for table, data in tables.items():
         if table == "slo_series":
             kernel_series.append(data)
-            continue
-        where = ""
-        if table == "checkpoints":
-            tail = data.filter(pc.greater_equal(data.column("minute"), tail_from))
-            where = f" WHERE minute < {int(tail_from)}"
-        _insert_table(con, table, data, where)
-    return tail
+        elif table != "checkpoints":
+            _insert_table(con, table, data)
+    return tables["checkpoints"]
 
 
-def _insert_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, where: str = "") -> None:
+def _insert_table(
+    con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, order: str | None = None
+) -> None:
     con.register("dense_rows", data)
     try:
         names = ", ".join(data.column_names)
-        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM dense_rows{where}")
+        by = f" ORDER BY {order}" if order else ""
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM dense_rows{by}")
     finally:
         con.unregister("dense_rows")
 

@@ -213,6 +213,21 @@ def test_the_engine_stores_closed_hours_of_its_series_as_files(fleet: list[str],
     }
 
 
+def test_a_history_load_stores_its_checkpoints_in_minute_order(fleet: list[str], tmp_path: Path) -> None:
+    """The dense fold computes SLO after SLO, each over its whole history; its checkpoints are written
+    in minute order all the same, so a lookup of one minute (every cycle's incremental fold) reads the
+    row groups of that stretch of time, not the whole history."""
+    rows = [(slo, stamp(START + dt.timedelta(minutes=m), 0), 10, 10) for m in range(200) for slo in fleet]
+    events = write_csv(tmp_path / "events.csv", rows)
+    assert main(["run", "--source", "csv", "--events", str(events)]) == 0
+    con = duckdb.connect(str(tmp_path / "data" / WORK_FILE), read_only=True)
+    stored = con.execute("SELECT minute, slo_key FROM checkpoints ORDER BY rowid").fetchall()
+    con.close()
+    hours = [minute(START) + 60 * h for h in (1, 2, 3)]
+    assert [m for m, _ in stored] == [h for h in hours for _ in fleet]  # three hours, every SLO in each
+    assert stored == sorted(stored)
+
+
 @pytest.mark.parametrize(
     ("table", "damage"),
     [
