@@ -50,6 +50,7 @@ sys.path.insert(0, str(HERE))
 import fleet  # noqa: E402  (this directory)
 
 SLO = [sys.executable, "-m", "pipelines.cli"]
+FORMATS = ("csv", "parquet")  # the same rows in both: each `slo run` set against pandas on its own file
 
 
 def env_int(name: str, default: int) -> int:
@@ -239,12 +240,11 @@ def main() -> dict[str, Any]:
     long_days, minutes = env_int("BENCH_LONG_DAYS", 180), env_int("BENCH_MINUTES", 5)
     big_slos, big_days = env_int("BENCH_BIG_SLOS", 10_000), env_int("BENCH_BIG_DAYS", 7)
     rows = slos * days * 1440
-    specs, csv = dataset(base, slos, days, "csv")
-    _, parquet = dataset(base, slos, days, "parquet")
+    specs, _ = dataset(base, slos, days, "csv")
+    files = {fmt: dataset(base, slos, days, fmt)[1] for fmt in FORMATS}
     res: dict[str, Any] = {"slos": slos, "days": days, "rows": rows, "cpus": os.cpu_count()}
-    print(
-        f"{slos:,} SLOs × {days} days = {rows:,} rows; {csv} ({csv.stat().st_size / 1e6:.0f} MB)", flush=True
-    )
+    csv_mb = files["csv"].stat().st_size / 1e6
+    print(f"{slos:,} SLOs × {days} days = {rows:,} rows; {files['csv']} ({csv_mb:.0f} MB)", flush=True)
     out = HERE / "results" / "history.json"
     out.parent.mkdir(exist_ok=True)
 
@@ -254,15 +254,15 @@ def main() -> dict[str, Any]:
         out.write_text(json.dumps(res, indent=2))  # kept as it goes: a later case may run out of memory
 
     print(HEADER, flush=True)
-    for fmt, events in (("csv", csv), ("parquet", parquet)):
+    for fmt, events in files.items():
         done(f"duckdb_scan_{fmt}", median([duckdb_scan(events) for _ in range(runs)]))
         done(f"slo_{fmt}", load_runs(base, specs, events, runs))
-    for fmt, events in (("csv", csv), ("parquet", parquet)) if pandas_runs else ():
+    for fmt, events in files.items() if pandas_runs else ():
         done(
             f"pandas_{fmt}",
             pandas_runs_on(base, events, slos, days, pandas_runs, res[f"slo_{fmt}"]["results"]),
         )
-    histories = {f"minute_after_{days}d": (specs, parquet)}
+    histories = {f"minute_after_{days}d": (specs, files["parquet"])}
     if long_days:
         histories[f"minute_after_{long_days}d"] = dataset(base, slos, long_days, "parquet")
     for name, result in more_minutes(base, histories, slos, minutes).items():
@@ -291,7 +291,7 @@ def line(name: str, r: dict[str, Any], rows: int | None) -> str:
 
 def ratios(res: dict[str, Any], days: int, long_days: int) -> None:
     print()
-    for fmt in ("csv", "parquet"):
+    for fmt in FORMATS:
         run, scan = res[f"slo_{fmt}"], res[f"duckdb_scan_{fmt}"]
         if f"pandas_{fmt}" in res:
             ratio = res[f"pandas_{fmt}"]["wall_s"] / run["wall_s"]
@@ -305,7 +305,7 @@ def ratios(res: dict[str, Any], days: int, long_days: int) -> None:
 
 def test_history_benchmark() -> None:
     res = main()
-    for fmt in ("csv", "parquet"):
+    for fmt in FORMATS:
         assert res[f"slo_{fmt}"]["results"]["series_rows"] == res["slos"] * res["days"] * 1440 // 15
         if f"pandas_{fmt}" in res:
             assert res[f"pandas_{fmt}"]["agrees_with_slo_run"], (
